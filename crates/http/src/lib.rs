@@ -1,0 +1,18 @@
+//! What every service's HTTP layer shares: the error type and its JSON shape, extractor
+//! configuration that turns bad input into 4xx, the observability middleware (request id,
+//! trace context, logs, metrics), health/readiness/metrics routes, input validation helpers
+//! and the server bootstrap.
+
+mod error;
+mod middleware;
+mod probes;
+mod server;
+pub mod validate;
+
+pub use error::{ApiError, ApiResult, FieldError, request_id};
+pub use middleware::Observability;
+pub use probes::{Check, Probes};
+pub use server::{bind, default_service, extractor_configs, probe_routes};
+
+/// Answers `{"detail", "code"}` shapes: handlers return `ApiResult<HttpResponse>`.
+pub type HttpResult = ApiResult<actix_web::HttpResponse>;
