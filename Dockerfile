@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# One image with all five Zimmer binaries; the command picks the service:
+#   docker run IMAGE zimmer-auth serve | zimmer-marketplace | zimmer-billing | ...
+#   docker run IMAGE zimmer-auth migrate
+# See docker-compose.yml for the whole stack.
+
+FROM rust:1-bookworm AS builder
+WORKDIR /src
+COPY . .
+# The cache mounts keep the crates.io downloads and the target directory between
+# builds, so only changed crates are rebuilt; the binaries are copied out of the
+# cached target directory because cache mounts are not part of the image.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bins \
+        -p zimmer-auth -p zimmer-marketplace -p zimmer-billing -p zimmer-support -p zimmer-admin \
+    && mkdir -p /out \
+    && for svc in auth marketplace billing support admin; do \
+        cp "target/release/zimmer-$svc" /out/; \
+    done
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 zimmer \
+    && useradd --system --uid 10001 --gid zimmer --home-dir /var/lib/zimmer --shell /usr/sbin/nologin zimmer \
+    && mkdir -p /var/lib/zimmer/keys \
+    && chown -R zimmer:zimmer /var/lib/zimmer
+COPY --from=builder /out/ /usr/local/bin/
+USER zimmer:zimmer
+WORKDIR /var/lib/zimmer
+ENV APP_ENV=production \
+    HTTP_HOST=0.0.0.0 \
+    LOG_FORMAT=json \
+    JWT_PRIVATE_KEY_FILE=/var/lib/zimmer/keys/jwt-ed25519.pem
+EXPOSE 8001 8002 8003 8004 8005
+CMD ["zimmer-auth", "serve"]

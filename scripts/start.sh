@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# Start Zimmer locally: the five services behind the nginx gateway.
+#
+#   scripts/start.sh [up]        check/start PostgreSQL, Redis, RabbitMQ; create the
+#                                database; build; generate the JWT key; migrate; seed
+#                                the demo data; start the services and the gateway;
+#                                wait until all are ready (running it again restarts)
+#   scripts/start.sh down        stop what "up" started
+#   scripts/start.sh status      show what runs and whether it is ready
+#   scripts/start.sh logs [SVC]  follow the logs (auth, marketplace, billing, support,
+#                                admin, nginx, nginx-access)
+#
+# Needs: Debian packages postgresql redis-server rabbitmq-server nginx curl, and a
+# Rust toolchain. Environment: see README.md. PROFILE=release builds optimised
+# binaries; SKIP_BUILD=1 uses the binaries already built; READY_TIMEOUT (seconds,
+# default 60) bounds the wait; GATEWAY_LISTEN (default 127.0.0.1:8080).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+
+DATA="$ROOT/.data"
+LOGS="$DATA/logs"
+PIDS="$DATA/pids"
+NGINX_PREFIX="$DATA/nginx"
+
+SERVICES=(auth marketplace billing support admin)
+declare -A PORT=([auth]=8001 [marketplace]=8002 [billing]=8003 [support]=8004 [admin]=8005)
+
+export DATABASE_URL="${DATABASE_URL:-$ZIMMER_DEFAULT_DATABASE_URL}"
+export REDIS_URL="${REDIS_URL:-$ZIMMER_DEFAULT_REDIS_URL}"
+export AMQP_URL="${AMQP_URL:-$ZIMMER_DEFAULT_AMQP_URL}"
+export CORS_ORIGINS="${CORS_ORIGINS-$ZIMMER_DEFAULT_CORS_ORIGINS}"
+export APP_ENV="${APP_ENV:-development}"
+export HTTP_HOST="${HTTP_HOST:-127.0.0.1}"
+export COOKIE_SECURE="${COOKIE_SECURE:-false}"
+export LOG_FORMAT="${LOG_FORMAT:-pretty}"
+export JWT_PRIVATE_KEY_FILE="${JWT_PRIVATE_KEY_FILE:-$DATA/jwt-ed25519.pem}"
+export FRONTEND_URL="${FRONTEND_URL:-http://localhost:3000}"
+GATEWAY_LISTEN="${GATEWAY_LISTEN:-127.0.0.1:8080}"
+PROFILE="${PROFILE:-debug}"
+READY_TIMEOUT="${READY_TIMEOUT:-60}"
+DEMO_EMAIL="${DEMO_MANAGER_EMAIL:-manager@zimmer.local}"
+DEMO_PASSWORD="${DEMO_MANAGER_PASSWORD:-Zimmer-demo-2026!}"
+
+# Where to reach a listener from this machine.
+local_addr() {
+    local host="$1"
+    case "$host" in "" | 0.0.0.0 | "*" | "::" | "[::]") host=127.0.0.1 ;; esac
+    printf '%s' "$host"
+}
+service_url() {
+    printf 'http://%s:%s' "$(local_addr "$HTTP_HOST")" "${PORT[$1]}"
+}
+gateway_host() {
+    if [[ "$GATEWAY_LISTEN" == *:* ]]; then local_addr "${GATEWAY_LISTEN%:*}"; else printf '127.0.0.1'; fi
+}
+gateway_port() {
+    printf '%s' "${GATEWAY_LISTEN##*:}"
+}
+gateway_url() {
+    printf 'http://%s:%s' "$(gateway_host)" "$(gateway_port)"
+}
+
+bin_dir() {
+    case "$PROFILE" in
+        debug | dev) printf '%s/debug' "$(zimmer_target_dir)" ;;
+        release) printf '%s/release' "$(zimmer_target_dir)" ;;
+        *) zimmer_die "PROFILE must be debug or release, not '$PROFILE'" ;;
+    esac
+}
+
+# pid from a pid file, only if that process still runs the expected program.
+live_pid() {
+    local file="$PIDS/$1.pid" expect="$2" pid
+    [[ -f "$file" ]] || return 1
+    pid="$(cat "$file")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [[ -r "/proc/$pid/cmdline" ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$expect" || return 1
+    printf '%s' "$pid"
+}
+
+stop_one() {
+    local name="$1" expect="$2" pid i
+    if pid="$(live_pid "$name" "$expect")"; then
+        zimmer_log "stopping $name (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 40; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.25
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            zimmer_warn "$name did not stop in 10 s; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$PIDS/$name.pid"
+}
+
+cmd_down() {
+    stop_one nginx "$NGINX_PREFIX/nginx.conf"
+    local svc
+    for svc in "${SERVICES[@]}"; do
+        stop_one "$svc" "zimmer-$svc"
+    done
+}
+
+http_code() {
+    curl -s -o /dev/null -m 3 -w '%{http_code}' "$1" 2>/dev/null || true
+}
+
+rotate_log() {
+    [[ -f "$1" ]] && mv -f "$1" "$1.1"
+    : >"$1"
+}
+
+ensure_database() {
+    local name admin exists
+    name="$(zimmer_db_name)"
+    [[ "$name" =~ ^[A-Za-z0-9_]+$ ]] || zimmer_die "unexpected database name '$name' in DATABASE_URL"
+    admin="$(zimmer_db_admin_url)"
+    exists="$(psql "$admin" -XtAc "SELECT 1 FROM pg_database WHERE datname = '$name'")" ||
+        zimmer_die "cannot connect to PostgreSQL with DATABASE_URL (check user and password)"
+    if [[ "$exists" != 1 ]]; then
+        zimmer_log "creating database $name"
+        psql "$admin" -Xq -c "CREATE DATABASE \"$name\"" >/dev/null
+    fi
+}
+
+build() {
+    if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
+        zimmer_log "SKIP_BUILD=1: using the binaries in $(bin_dir)"
+        return
+    fi
+    local -a args=(build --bins)
+    [[ "$PROFILE" == release ]] && args+=(--release)
+    local svc
+    for svc in "${SERVICES[@]}"; do args+=(-p "zimmer-$svc"); done
+    zimmer_log "cargo ${args[*]}"
+    cargo "${args[@]}"
+}
+
+start_services() {
+    local dir svc pid
+    dir="$(bin_dir)"
+    for svc in "${SERVICES[@]}"; do
+        [[ -x "$dir/zimmer-$svc" ]] || zimmer_die "$dir/zimmer-$svc not found (build failed or SKIP_BUILD without a build)"
+        if zimmer_port_open "$(local_addr "$HTTP_HOST")" "${PORT[$svc]}"; then
+            zimmer_die "port ${PORT[$svc]} ($svc) is already in use by a process this script did not start"
+        fi
+    done
+    for svc in "${SERVICES[@]}"; do
+        rotate_log "$LOGS/$svc.log"
+        HTTP_PORT="${PORT[$svc]}" setsid "$dir/zimmer-$svc" serve >>"$LOGS/$svc.log" 2>&1 </dev/null &
+        pid=$!
+        echo "$pid" >"$PIDS/$svc.pid"
+        zimmer_log "started $svc on $(service_url "$svc") (pid $pid, log .data/logs/$svc.log)"
+    done
+}
+
+start_gateway() {
+    local nginx
+    local -a flags
+    nginx="$(zimmer_nginx_bin)" || zimmer_die "nginx not found"
+    mapfile -t flags < <(zimmer_nginx_error_flag "$nginx")
+    mkdir -p "$NGINX_PREFIX"
+    addr_of() { printf '%s:%s' "$(local_addr "$HTTP_HOST")" "${PORT[$1]}"; }
+    AUTH_ADDRS="$(addr_of auth)" MARKETPLACE_ADDRS="$(addr_of marketplace)" \
+        BILLING_ADDRS="$(addr_of billing)" SUPPORT_ADDRS="$(addr_of support)" \
+        ADMIN_ADDRS="$(addr_of admin)" GATEWAY_LISTEN="$GATEWAY_LISTEN" CORS_ORIGINS="$CORS_ORIGINS" \
+        bash "$ROOT/deploy/nginx/render.sh" "$NGINX_PREFIX/zimmer.conf"
+    cp "$ROOT/deploy/nginx/nginx.conf" "$NGINX_PREFIX/nginx.conf"
+    if ! "$nginx" -t -q -p "$NGINX_PREFIX/" -c "$NGINX_PREFIX/nginx.conf" "${flags[@]}"; then
+        zimmer_die "the rendered gateway config in .data/nginx/ does not pass nginx -t"
+    fi
+    if zimmer_port_open "$(gateway_host)" "$(gateway_port)"; then
+        zimmer_die "gateway port $GATEWAY_LISTEN is already in use by a process this script did not start"
+    fi
+    rotate_log "$LOGS/nginx.log"
+    rotate_log "$LOGS/nginx-access.log"
+    setsid "$nginx" -p "$NGINX_PREFIX/" -c "$NGINX_PREFIX/nginx.conf" "${flags[@]}" \
+        >>"$LOGS/nginx-access.log" 2>>"$LOGS/nginx.log" </dev/null &
+    echo "$!" >"$PIDS/nginx.pid"
+    zimmer_log "started the gateway on $(gateway_url) (pid $!, logs .data/logs/nginx*.log)"
+}
+
+wait_ready() {
+    local deadline=$((SECONDS + READY_TIMEOUT)) svc pending code
+    zimmer_log "waiting up to ${READY_TIMEOUT}s for /readyz of every service and for the gateway"
+    while :; do
+        pending=()
+        for svc in "${SERVICES[@]}"; do
+            if ! live_pid "$svc" "zimmer-$svc" >/dev/null; then
+                tail -n 30 "$LOGS/$svc.log" >&2 || true
+                zimmer_die "$svc exited during start-up (log above, .data/logs/$svc.log)"
+            fi
+            code="$(http_code "$(service_url "$svc")/readyz")"
+            [[ "$code" == 200 ]] || pending+=("$svc($code)")
+        done
+        if ! live_pid nginx "$NGINX_PREFIX/nginx.conf" >/dev/null; then
+            tail -n 30 "$LOGS/nginx.log" >&2 || true
+            zimmer_die "nginx exited during start-up (log above)"
+        fi
+        code="$(http_code "$(gateway_url)/.well-known/jwks.json")"
+        [[ "$code" == 200 ]] || pending+=("gateway($code)")
+        ((${#pending[@]} == 0)) && return 0
+        if ((SECONDS >= deadline)); then
+            for svc in "${SERVICES[@]}"; do
+                printf -- '--- .data/logs/%s.log (last lines)\n' "$svc" >&2
+                tail -n 8 "$LOGS/$svc.log" >&2 || true
+            done
+            zimmer_die "not ready after ${READY_TIMEOUT}s: ${pending[*]} (processes left running; scripts/start.sh down stops them)"
+        fi
+        sleep 1
+    done
+}
+
+cmd_up() {
+    zimmer_require_packages nginx curl
+    zimmer_ensure_backing_services
+    mkdir -p "$LOGS" "$PIDS" "$(dirname "$JWT_PRIVATE_KEY_FILE")"
+    ensure_database
+    build
+    cmd_down
+
+    local dir
+    dir="$(bin_dir)"
+    zimmer_log "JWT signing key: $JWT_PRIVATE_KEY_FILE"
+    "$dir/zimmer-auth" gen-key "$JWT_PRIVATE_KEY_FILE"
+    zimmer_log "migrations"
+    "$dir/zimmer-auth" migrate
+    zimmer_log "demo data"
+    "$dir/zimmer-auth" seed-demo
+    "$dir/zimmer-marketplace" seed-demo
+
+    start_services
+    start_gateway
+    wait_ready
+
+    local svc
+    cat <<EOF
+
+Zimmer is up.
+  Gateway (the API):  $(gateway_url)   e.g. $(gateway_url)/api/automations/marketplace
+  Services (direct, /healthz /readyz /metrics):
+EOF
+    for svc in "${SERVICES[@]}"; do
+        printf '    %-12s %s\n' "$svc" "$(service_url "$svc")"
+    done
+    cat <<EOF
+  Demo manager:       $DEMO_EMAIL / $DEMO_PASSWORD
+  Logs:               .data/logs/   (scripts/start.sh logs [service])
+  Stop:               scripts/start.sh down
+EOF
+}
+
+cmd_status() {
+    local svc pid code
+    for svc in "${SERVICES[@]}"; do
+        if pid="$(live_pid "$svc" "zimmer-$svc")"; then
+            code="$(http_code "$(service_url "$svc")/readyz")"
+            printf '%-12s running (pid %s)  %s/readyz -> %s\n' "$svc" "$pid" "$(service_url "$svc")" "$code"
+        else
+            printf '%-12s stopped\n' "$svc"
+        fi
+    done
+    if pid="$(live_pid nginx "$NGINX_PREFIX/nginx.conf")"; then
+        code="$(http_code "$(gateway_url)/.well-known/jwks.json")"
+        printf '%-12s running (pid %s)  %s/.well-known/jwks.json -> %s\n' gateway "$pid" "$(gateway_url)" "$code"
+    else
+        printf '%-12s stopped\n' gateway
+    fi
+}
+
+cmd_logs() {
+    local -a files=()
+    if (($#)); then
+        local name
+        for name in "$@"; do files+=("$LOGS/$name.log"); done
+    else
+        files=("$LOGS"/*.log)
+    fi
+    local f
+    for f in "${files[@]}"; do [[ -f "$f" ]] || zimmer_die "no log $f (has scripts/start.sh up run?)"; done
+    exec tail -n 50 -F "${files[@]}"
+}
+
+case "${1:-up}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    logs) shift; cmd_logs "$@" ;;
+    -h | --help | help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *) zimmer_die "unknown command '$1' (up, down, status, logs)" ;;
+esac
