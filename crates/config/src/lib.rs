@@ -219,7 +219,11 @@ impl Settings {
         let app_env = match env.string("APP_ENV", "development").as_str() {
             "production" | "prod" => AppEnv::Production,
             "development" | "dev" | "test" | "local" => AppEnv::Development,
-            _ => return Err(ConfigError("APP_ENV must be development or production".into())),
+            _ => {
+                return Err(ConfigError(
+                    "APP_ENV must be development or production".into(),
+                ));
+            }
         };
         let read_file = |key: &str| -> Result<Option<String>, ConfigError> {
             match env.get(key) {

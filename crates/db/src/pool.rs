@@ -95,7 +95,7 @@ where
         .execute(&mut conn)
         .await?;
     let mut wrapped: SyncPg = AsyncConnectionWrapper::from(conn);
-    let result = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let out = work(&mut wrapped);
         // The session ends when `wrapped` drops, which releases the lock too.
         let _ = diesel::RunQueryDsl::execute(
@@ -104,6 +104,5 @@ where
         );
         out
     })
-    .await?;
-    result
+    .await?
 }

@@ -105,6 +105,11 @@ impl ApiError {
         e.cause = Some(cause.into());
         e
     }
+    /// The same error with a more specific machine code.
+    pub fn with_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
+        self.code = code.into();
+        self
+    }
     pub fn with_cause(mut self, cause: impl Into<anyhow::Error>) -> Self {
         self.cause = Some(cause.into());
         self
@@ -179,14 +184,12 @@ impl From<diesel::result::Error> for ApiError {
             Error::DatabaseError(Kind::UniqueViolation, _) => {
                 Self::conflict("conflict", "Already exists").with_cause(e)
             }
-            Error::DatabaseError(Kind::ForeignKeyViolation | Kind::CheckViolation, _) => {
-                Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_error",
-                    "The request refers to something invalid",
-                )
-                .with_cause(e)
-            }
+            Error::DatabaseError(Kind::ForeignKeyViolation | Kind::CheckViolation, _) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                "The request refers to something invalid",
+            )
+            .with_cause(e),
             Error::DatabaseError(Kind::SerializationFailure, _) => {
                 Self::unavailable("Busy; please retry").with_cause(e)
             }

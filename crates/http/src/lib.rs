@@ -4,12 +4,14 @@
 //! and the server bootstrap.
 
 mod error;
+mod internal;
 mod middleware;
 mod probes;
 mod server;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult, FieldError, request_id};
+pub use internal::InternalCaller;
 pub use middleware::Observability;
 pub use probes::{Check, Probes};
 pub use server::{bind, default_service, extractor_configs, probe_routes};

@@ -90,7 +90,9 @@ where
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         let method = req.method().as_str().to_owned();
         // The route pattern, not the path: ids in paths would explode metric cardinality.
-        let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+        let route = req
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
         let span = tracing::info_span!(
             "http_request",
             otel.name = %format!("{method} {route}"),
@@ -134,9 +136,17 @@ where
                     .with_label_values(&[method.as_str(), route.as_str()])
                     .observe(elapsed);
                 if status.is_server_error() {
-                    tracing::error!(status = status.as_u16(), elapsed_ms = elapsed * 1e3, "request failed");
+                    tracing::error!(
+                        status = status.as_u16(),
+                        elapsed_ms = elapsed * 1e3,
+                        "request failed"
+                    );
                 } else {
-                    tracing::info!(status = status.as_u16(), elapsed_ms = elapsed * 1e3, "request");
+                    tracing::info!(
+                        status = status.as_u16(),
+                        elapsed_ms = elapsed * 1e3,
+                        "request"
+                    );
                 }
                 Ok(res)
             }

@@ -1,8 +1,6 @@
 use std::net::TcpListener;
 
-use actix_web::{
-    HttpRequest, HttpResponse, error::JsonPayloadError, web,
-};
+use actix_web::{HttpRequest, HttpResponse, error::JsonPayloadError, web};
 use zimmer_config::Settings;
 use zimmer_telemetry::Metrics;
 
@@ -21,9 +19,10 @@ pub fn extractor_configs(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .limit(settings.json_limit)
             .error_handler(|err, _req| json_error(&err).into()),
     )
-    .app_data(web::PathConfig::default().error_handler(|_err, _req| {
-        ApiError::not_found("Not found").into()
-    }))
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|_err, _req| ApiError::not_found("Not found").into()),
+    )
     .app_data(web::QueryConfig::default().error_handler(|err, _req| {
         ApiError::bad_request(format!("Invalid query string: {err}")).into()
     }))
@@ -92,7 +91,8 @@ async fn healthz(probes: web::Data<Probes>) -> HttpResponse {
 
 async fn readyz(probes: web::Data<Probes>) -> HttpResponse {
     let (ok, checks) = Probes::run(&probes.readiness).await;
-    let body = serde_json::json!({ "status": if ok { "ready" } else { "not_ready" }, "checks": checks });
+    let body =
+        serde_json::json!({ "status": if ok { "ready" } else { "not_ready" }, "checks": checks });
     if ok {
         HttpResponse::Ok().json(body)
     } else {

@@ -58,9 +58,7 @@ impl CurrentUser {
         if roles.contains(&self.role) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(
-                "You do not have permission to do this",
-            ))
+            Err(ApiError::forbidden("You do not have permission to do this"))
         }
     }
 

@@ -35,20 +35,35 @@ fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 fn der_to_pem(der: &[u8]) -> String {
+    pem_block("PRIVATE KEY", der)
+}
+
+fn pem_block(label: &str, der: &[u8]) -> String {
     let b64 = STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
+    let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b64.as_bytes().chunks(64) {
         out.push_str(&String::from_utf8_lossy(chunk));
         out.push('\n');
     }
-    out.push_str("-----END PRIVATE KEY-----\n");
+    out.push_str(&format!("-----END {label}-----\n"));
     out
+}
+
+/// The public half of a private key PEM, as an SPKI `PUBLIC KEY` PEM (for `JWT_PUBLIC_KEY`).
+pub fn public_pem_from_private_pem(pem: &str) -> anyhow::Result<String> {
+    let (_, pair) = key_pair(pem)?;
+    // SubjectPublicKeyInfo for Ed25519 (RFC 8410): a fixed 12-byte prefix and the 32-byte key.
+    let mut der = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    der.extend_from_slice(pair.public_key().as_ref());
+    Ok(pem_block("PUBLIC KEY", &der))
 }
 
 /// A new Ed25519 private key as PKCS#8 PEM.
 pub fn generate_ed25519_pem() -> anyhow::Result<String> {
-    let pair = Ed25519KeyPair::generate()
-        .map_err(|e| anyhow::anyhow!("key generation failed: {e}"))?;
+    let pair =
+        Ed25519KeyPair::generate().map_err(|e| anyhow::anyhow!("key generation failed: {e}"))?;
     let der = pair
         .to_pkcs8()
         .map_err(|e| anyhow::anyhow!("key encoding failed: {e}"))?;
@@ -90,7 +105,9 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("kid", &self.jwk.kid).finish()
+        f.debug_struct("Signer")
+            .field("kid", &self.jwk.kid)
+            .finish()
     }
 }
 

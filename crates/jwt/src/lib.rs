@@ -11,6 +11,8 @@ mod verifier;
 
 pub use claims::{Claims, Role};
 pub use extractor::{AuthState, CurrentUser, MaybeUser, bearer_token};
-pub use keys::{Jwk, Jwks, Signer, generate_ed25519_pem, public_jwk_from_pem};
+pub use keys::{
+    Jwk, Jwks, Signer, generate_ed25519_pem, public_jwk_from_pem, public_pem_from_private_pem,
+};
 pub use revocation::Revocations;
-pub use verifier::{VerifyError, Verifier};
+pub use verifier::{Verifier, VerifyError};

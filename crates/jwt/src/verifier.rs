@@ -166,8 +166,13 @@ impl Verifier {
                 if let Err(e) = self.refresh().await {
                     tracing::warn!(error = %e, "JWKS refresh failed");
                 }
-                self.verify(token)
-                    .map_err(|e| if e == VerifyError::UnknownKey { VerifyError::Invalid } else { e })
+                self.verify(token).map_err(|e| {
+                    if e == VerifyError::UnknownKey {
+                        VerifyError::Invalid
+                    } else {
+                        e
+                    }
+                })
             }
             Err(VerifyError::UnknownKey) => Err(VerifyError::Invalid),
             other => other,

@@ -51,9 +51,10 @@ impl Redis {
     }
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, RedisError> {
-        self.pool.get().await.map_err(|e| {
-            RedisError::from((redis::ErrorKind::Io, "redis pool", e.to_string()))
-        })
+        self.pool
+            .get()
+            .await
+            .map_err(|e| RedisError::from((redis::ErrorKind::Io, "redis pool", e.to_string())))
     }
 
     pub async fn ping(&self) -> Result<(), String> {
@@ -164,7 +165,8 @@ mod tests {
     async fn cache_round_trip_and_invalidation() {
         let r = client();
         assert_eq!(r.get_json::<Vec<i32>>("k").await, None);
-        r.set_json("k", &vec![1, 2, 3], Duration::from_secs(10)).await;
+        r.set_json("k", &vec![1, 2, 3], Duration::from_secs(10))
+            .await;
         assert_eq!(r.get_json::<Vec<i32>>("k").await, Some(vec![1, 2, 3]));
         r.delete(&["k"]).await;
         assert_eq!(r.get_json::<Vec<i32>>("k").await, None);
@@ -174,10 +176,16 @@ mod tests {
     async fn rate_limit_counts_within_a_window() {
         let r = client();
         for i in 1..=3 {
-            let d = r.rate_limit("rl", 3, Duration::from_secs(60)).await.unwrap();
+            let d = r
+                .rate_limit("rl", 3, Duration::from_secs(60))
+                .await
+                .unwrap();
             assert!(d.allowed, "call {i}");
         }
-        let d = r.rate_limit("rl", 3, Duration::from_secs(60)).await.unwrap();
+        let d = r
+            .rate_limit("rl", 3, Duration::from_secs(60))
+            .await
+            .unwrap();
         assert!(!d.allowed);
         assert!(d.retry_after >= 1 && d.retry_after <= 60);
     }
@@ -190,6 +198,10 @@ mod tests {
         let down = Redis::connect(&Secret::new("redis://127.0.0.1:1"), "x:").unwrap();
         assert_eq!(down.get_json::<i32>("k").await, None);
         assert!(down.ping().await.is_err());
-        assert!(down.rate_limit("k", 1, Duration::from_secs(1)).await.is_err());
+        assert!(
+            down.rate_limit("k", 1, Duration::from_secs(1))
+                .await
+                .is_err()
+        );
     }
 }

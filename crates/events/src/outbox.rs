@@ -1,0 +1,642 @@
+//! Transactional outbox: `enqueue` writes the event in the caller's transaction, the relay
+//! publishes it with publisher confirms and marks it published only after the broker acked.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    prelude::*,
+    sql_types::{Array, BigInt, Double, Text},
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::StreamExt;
+use lapin::{Channel, Confirmation, Connection, options::BasicPublishOptions};
+use serde::Serialize;
+use tokio::sync::Notify;
+use uuid::Uuid;
+use zimmer_db::{DbPool, models::NewOutboxRow, schema::outbox};
+use zimmer_telemetry::Metrics;
+
+use crate::{
+    broker::{AMQP_OP_TIMEOUT, Broker, BrokerError, close_channel, open_channel_on},
+    envelope::{Envelope, message_properties},
+    topology,
+};
+
+/// The PostgreSQL notification channel `enqueue` signals (payload = producer).
+pub const OUTBOX_CHANNEL: &str = "zimmer_outbox";
+
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn serialization_error(e: serde_json::Error) -> diesel::result::Error {
+    diesel::result::Error::SerializationError(Box::new(e))
+}
+
+/// Writes an event to the outbox inside the caller's transaction (same commit as the state
+/// change), with the current trace context in `headers`, and notifies `zimmer_outbox` so the
+/// relays wake at commit. Returns the event id.
+pub async fn enqueue<T: Serialize>(
+    conn: &mut AsyncPgConnection,
+    producer: &str,
+    event_type: &str,
+    data: &T,
+) -> diesel::QueryResult<Uuid> {
+    let data = serde_json::to_value(data).map_err(serialization_error)?;
+    enqueue_envelope(conn, &Envelope::new(producer, event_type, data)).await
+}
+
+/// Like [`enqueue`] for a prepared envelope (its id, type and producer are used as given).
+/// When the envelope carries no `traceparent`, the current span's context is filled in.
+pub async fn enqueue_envelope(
+    conn: &mut AsyncPgConnection,
+    envelope: &Envelope,
+) -> diesel::QueryResult<Uuid> {
+    let mut headers: HashMap<String, String> = zimmer_telemetry::current_context_headers();
+    let mut envelope = envelope.clone();
+    match &envelope.traceparent {
+        // Keep what the caller set: headers and envelope must agree.
+        Some(tp) => {
+            headers.retain(|k, _| k != "tracestate");
+            headers.insert("traceparent".to_owned(), tp.clone());
+        }
+        None => envelope.traceparent = headers.get("traceparent").cloned(),
+    }
+    let payload = serde_json::to_value(&envelope).map_err(serialization_error)?;
+    let headers = serde_json::to_value(&headers).map_err(serialization_error)?;
+    diesel::insert_into(outbox::table)
+        .values(NewOutboxRow {
+            id: envelope.id,
+            producer: &envelope.producer,
+            event_type: &envelope.event_type,
+            payload: &payload,
+            headers: &headers,
+        })
+        .execute(conn)
+        .await?;
+    // Delivered at commit (and never on rollback), which is exactly when the relay should look.
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<Text, _>(OUTBOX_CHANNEL)
+        .bind::<Text, _>(&envelope.producer)
+        .execute(conn)
+        .await?;
+    Ok(envelope.id)
+}
+
+/// Tuning of the relay; `Default` suits the services.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// Rows claimed per statement.
+    pub batch_size: i64,
+    /// How long a claimed row stays invisible to other relays; longer than publishing a batch.
+    pub lease: Duration,
+    /// Fallback poll when no notification arrives.
+    pub poll_interval: Duration,
+    /// Published rows older than this are deleted (None keeps them forever).
+    pub retention: Option<Duration>,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+/// Publishes the outbox rows of one producer.
+pub struct OutboxRelay;
+
+impl OutboxRelay {
+    pub fn spawn(
+        pool: DbPool,
+        broker: Broker,
+        producer: &'static str,
+        metrics: Metrics,
+    ) -> RelayHandle {
+        Self::spawn_with(pool, broker, producer, metrics, RelayOptions::default())
+    }
+
+    pub fn spawn_with(
+        pool: DbPool,
+        broker: Broker,
+        producer: &'static str,
+        metrics: Metrics,
+        options: RelayOptions,
+    ) -> RelayHandle {
+        let shared = Arc::new(RelayShared {
+            producer,
+            notify: Notify::new(),
+            running: AtomicBool::new(true),
+            stop: AtomicBool::new(false),
+        });
+        let relay = Relay {
+            pool,
+            broker,
+            metrics,
+            options,
+            shared: shared.clone(),
+            publisher: Publisher::default(),
+        };
+        tokio::spawn(relay.run());
+        RelayHandle { shared }
+    }
+}
+
+/// `RunQueryDsl::load` (in scope for the queries) shadows `AtomicBool::load` in method syntax.
+fn flag(b: &AtomicBool) -> bool {
+    AtomicBool::load(b, Ordering::SeqCst)
+}
+
+/// Handle on a running relay.
+#[derive(Clone)]
+pub struct RelayHandle {
+    shared: Arc<RelayShared>,
+}
+
+struct RelayShared {
+    producer: &'static str,
+    notify: Notify,
+    running: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl RelayHandle {
+    /// Asks the relay to look at the outbox now (e.g. right after a commit).
+    pub fn wake(&self) {
+        self.shared.notify.notify_one();
+    }
+
+    /// False once the relay loop has ended (stopped, or died: a liveness failure).
+    pub fn is_running(&self) -> bool {
+        flag(&self.shared.running)
+    }
+
+    /// Stops the relay after its current batch.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.notify.notify_one();
+    }
+
+    /// A `/healthz` check: fails when the relay loop has ended.
+    pub fn liveness_check(&self) -> zimmer_http::Check {
+        let handle = self.clone();
+        zimmer_http::Check::new("outbox_relay", move || {
+            let running = handle.is_running();
+            async move {
+                if running {
+                    Ok(())
+                } else {
+                    Err("outbox relay stopped".to_owned())
+                }
+            }
+        })
+    }
+}
+
+/// Marks the relay as not running when its task ends, however it ends (panic included).
+struct RunningGuard(Arc<RelayShared>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::SeqCst);
+        // Cancellation (runtime shutdown, abort) is normal at exit; a panic is not.
+        if std::thread::panicking() {
+            tracing::error!(producer = self.0.producer, "outbox relay panicked");
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = outbox)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+struct ClaimedRow {
+    id: Uuid,
+    event_type: String,
+    payload: serde_json::Value,
+    headers: serde_json::Value,
+    created_at: DateTime<Utc>,
+    attempts: i32,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("database pool: {0}")]
+    Pool(#[from] zimmer_db::PoolError),
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("no event of the batch was confirmed")]
+    NothingConfirmed,
+}
+
+/// The relay's publishing channel (confirm mode), rebuilt when its connection changes.
+#[derive(Default)]
+struct Publisher {
+    conn: Option<Arc<Connection>>,
+    channel: Option<Channel>,
+}
+
+impl Publisher {
+    async fn channel(
+        &mut self,
+        broker: &Broker,
+        conn: &Arc<Connection>,
+    ) -> Result<Channel, BrokerError> {
+        if let (Some(c), Some(ch)) = (&self.conn, &self.channel)
+            && Arc::ptr_eq(c, conn)
+            && ch.status().connected()
+        {
+            return Ok(ch.clone());
+        }
+        self.reset().await;
+        let channel = open_channel_on(conn, true).await?;
+        // Declared here too, so publishing never hits a missing exchange.
+        topology::declare_exchanges(&channel, broker.settings()).await?;
+        self.conn = Some(conn.clone());
+        self.channel = Some(channel.clone());
+        Ok(channel)
+    }
+
+    async fn reset(&mut self) {
+        if let Some(channel) = self.channel.take() {
+            close_channel(&channel).await;
+        }
+        self.conn = None;
+    }
+}
+
+struct Relay {
+    pool: DbPool,
+    broker: Broker,
+    metrics: Metrics,
+    options: RelayOptions,
+    shared: Arc<RelayShared>,
+    publisher: Publisher,
+}
+
+impl Relay {
+    fn producer(&self) -> &'static str {
+        self.shared.producer
+    }
+
+    fn stopping(&self) -> bool {
+        flag(&self.shared.stop) || self.broker.is_shut_down()
+    }
+
+    async fn run(mut self) {
+        let _running = RunningGuard(self.shared.clone());
+        let _listener = AbortOnDrop(tokio::spawn(listen(
+            self.pool.clone(),
+            self.producer(),
+            self.shared.clone(),
+        )));
+        tracing::info!(producer = self.producer(), "outbox relay started");
+        let mut last_prune: Option<Instant> = None;
+        while !self.stopping() {
+            // Drain: full batches mean there may be more.
+            loop {
+                match self.relay_batch().await {
+                    Ok(n) if n as i64 >= self.options.batch_size && !self.stopping() => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(producer = self.producer(), error = %e, "outbox relay batch failed");
+                        break;
+                    }
+                }
+            }
+            self.refresh_pending().await;
+            if let Some(retention) = self.options.retention
+                && last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600))
+            {
+                last_prune = Some(Instant::now());
+                self.prune(retention).await;
+            }
+            tokio::select! {
+                _ = self.shared.notify.notified() => {}
+                _ = tokio::time::sleep(self.options.poll_interval) => {}
+                _ = self.broker.shutdown_signal() => {}
+            }
+        }
+        self.publisher.reset().await;
+        tracing::info!(producer = self.producer(), "outbox relay stopped");
+    }
+
+    /// Claims, publishes and settles one batch; returns how many rows were claimed.
+    async fn relay_batch(&mut self) -> Result<usize, RelayError> {
+        // Claiming while the broker is down would only burn attempts and leases.
+        let Some(conn) = self.broker.connected() else {
+            return Ok(0);
+        };
+        let channel = self.publisher.channel(&self.broker, &conn).await?;
+        let mut rows = self.claim().await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        rows.sort_by_key(|r| (r.created_at, r.id));
+        let claimed = rows.len();
+
+        let exchange = self.broker.settings().exchange.clone();
+        let mut pending = Vec::with_capacity(rows.len());
+        let mut failed: Vec<(Uuid, String)> = Vec::new();
+        let mut channel_broken = false;
+        for row in &rows {
+            if channel_broken {
+                failed.push((
+                    row.id,
+                    "not attempted: an earlier publish failed".to_owned(),
+                ));
+                continue;
+            }
+            let headers: HashMap<String, String> =
+                serde_json::from_value(row.headers.clone()).unwrap_or_default();
+            let producer = row
+                .payload
+                .get("producer")
+                .and_then(|p| p.as_str())
+                .unwrap_or(self.producer());
+            let occurred_at = row
+                .payload
+                .get("occurred_at")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or(row.created_at);
+            let properties =
+                message_properties(row.id, &row.event_type, producer, occurred_at, &headers);
+            let body = match serde_json::to_vec(&row.payload) {
+                Ok(b) => b,
+                Err(e) => {
+                    failed.push((row.id, format!("cannot serialise payload: {e}")));
+                    continue;
+                }
+            };
+            let publish = channel.basic_publish(
+                exchange.as_str().into(),
+                row.event_type.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                properties,
+            );
+            match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
+                Ok(Ok(confirm)) => pending.push((row, confirm)),
+                Ok(Err(e)) => {
+                    channel_broken = true;
+                    failed.push((row.id, format!("publish failed: {e}")));
+                }
+                Err(_) => {
+                    channel_broken = true;
+                    failed.push((row.id, "publish timed out".to_owned()));
+                }
+            }
+        }
+
+        let mut acked: Vec<(Uuid, &str)> = Vec::new();
+        let (rows_waiting, confirms): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
+        match tokio::time::timeout(AMQP_OP_TIMEOUT, futures_util::future::join_all(confirms)).await
+        {
+            Ok(results) => {
+                for (row, result) in rows_waiting.into_iter().zip(results) {
+                    match result {
+                        Ok(Confirmation::Ack(_)) => acked.push((row.id, &row.event_type)),
+                        Ok(Confirmation::Nack(_)) => {
+                            failed.push((row.id, "nacked by the broker".to_owned()))
+                        }
+                        Ok(Confirmation::NotRequested) => {
+                            // Cannot happen on a confirm channel; never mark unconfirmed rows.
+                            channel_broken = true;
+                            failed.push((row.id, "publisher confirms not enabled".to_owned()));
+                        }
+                        Err(e) => {
+                            channel_broken = true;
+                            failed.push((row.id, format!("confirm failed: {e}")));
+                        }
+                    }
+                }
+            }
+            Err(_) => {
+                channel_broken = true;
+                for row in rows_waiting {
+                    failed.push((row.id, "confirm timed out".to_owned()));
+                }
+            }
+        }
+        if channel_broken {
+            self.publisher.reset().await;
+        }
+
+        if !acked.is_empty() {
+            self.mark_published(&acked).await?;
+            for (id, event_type) in &acked {
+                self.metrics
+                    .events_published
+                    .with_label_values(&[*event_type])
+                    .inc();
+                tracing::debug!(producer = self.producer(), event_id = %id, event_type, "event published");
+            }
+        }
+        if !failed.is_empty() {
+            for (id, error) in &failed {
+                let attempts = rows.iter().find(|r| r.id == *id).map(|r| r.attempts);
+                tracing::warn!(producer = self.producer(), event_id = %id, attempts, error = %error, "event not published; will retry");
+            }
+            self.record_failures(&failed).await;
+            if acked.is_empty() {
+                return Err(RelayError::NothingConfirmed);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// One statement: claims up to `batch_size` due rows with a lease, skipping rows another
+    /// relay holds, oldest first.
+    async fn claim(&self) -> Result<Vec<ClaimedRow>, RelayError> {
+        let mut conn = self.pool.get().await?;
+        let rows = diesel::sql_query(
+            "UPDATE outbox \
+                SET locked_until = now() + make_interval(secs => $3), attempts = attempts + 1 \
+              WHERE id IN ( \
+                    SELECT id FROM outbox \
+                     WHERE producer = $1 AND published_at IS NULL \
+                       AND (locked_until IS NULL OR locked_until < now()) \
+                     ORDER BY created_at, id \
+                     LIMIT $2 \
+                       FOR UPDATE SKIP LOCKED) \
+          RETURNING id, event_type, payload, headers, created_at, attempts",
+        )
+        .bind::<Text, _>(self.producer())
+        .bind::<BigInt, _>(self.options.batch_size)
+        .bind::<Double, _>(self.options.lease.as_secs_f64())
+        .load::<ClaimedRow>(&mut conn)
+        .await?;
+        Ok(rows)
+    }
+
+    async fn mark_published(&self, acked: &[(Uuid, &str)]) -> Result<(), RelayError> {
+        let ids: Vec<Uuid> = acked.iter().map(|(id, _)| *id).collect();
+        // The broker has the events; failing to record that means duplicates after the lease,
+        // which consumers absorb, so try a few times before giving up.
+        let mut last_error = None;
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            let result: Result<usize, RelayError> = async {
+                let mut conn = self.pool.get().await?;
+                Ok(diesel::sql_query(
+                    "UPDATE outbox SET published_at = now(), locked_until = NULL, last_error = NULL \
+                      WHERE id = ANY($1) AND published_at IS NULL",
+                )
+                .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+                .execute(&mut conn)
+                .await?)
+            }
+            .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or(RelayError::NothingConfirmed))
+    }
+
+    /// Records why rows failed and lets them come back after a short, growing delay instead
+    /// of the full lease.
+    async fn record_failures(&self, failed: &[(Uuid, String)]) {
+        let Ok(mut conn) = self.pool.get().await else {
+            return; // the leases expire on their own
+        };
+        for (id, error) in failed {
+            let result = diesel::sql_query(
+                "UPDATE outbox SET last_error = $2, \
+                        locked_until = now() + make_interval(secs => LEAST(power(2, attempts), 30)) \
+                  WHERE id = $1 AND published_at IS NULL",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .bind::<Text, _>(error)
+            .execute(&mut conn)
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(producer = self.producer(), error = %e, "cannot record an outbox failure");
+                return;
+            }
+        }
+    }
+
+    async fn refresh_pending(&self) {
+        let count = async {
+            let mut conn = self.pool.get().await.ok()?;
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM outbox WHERE producer = $1 AND published_at IS NULL",
+            )
+            .bind::<Text, _>(self.producer())
+            .get_result::<Count>(&mut conn)
+            .await
+            .ok()
+        }
+        .await;
+        if let Some(Count { n }) = count {
+            self.metrics
+                .outbox_pending
+                .with_label_values(&[self.producer()])
+                .set(n);
+        }
+    }
+
+    async fn prune(&self, retention: Duration) {
+        let Ok(mut conn) = self.pool.get().await else {
+            return;
+        };
+        let result = diesel::sql_query(
+            "DELETE FROM outbox WHERE id IN ( \
+                SELECT id FROM outbox \
+                 WHERE producer = $1 AND published_at < now() - make_interval(secs => $2) \
+                 LIMIT 10000)",
+        )
+        .bind::<Text, _>(self.producer())
+        .bind::<Double, _>(retention.as_secs_f64())
+        .execute(&mut conn)
+        .await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                producer = self.producer(),
+                deleted = n,
+                "pruned published outbox rows"
+            ),
+            Err(e) => tracing::warn!(producer = self.producer(), error = %e, "outbox prune failed"),
+        }
+    }
+}
+
+/// LISTEN on a dedicated connection (taken out of the pool so it does not hold a pool slot),
+/// waking the relay when its producer commits an event; reconnects with backoff.
+async fn listen(pool: DbPool, producer: &'static str, shared: Arc<RelayShared>) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match pool.get().await {
+            Ok(pooled) => {
+                let mut conn = zimmer_db::DbConn::take(pooled);
+                match diesel::sql_query(format!("LISTEN {OUTBOX_CHANNEL}"))
+                    .execute(&mut conn)
+                    .await
+                {
+                    Ok(_) => {
+                        delay = Duration::from_secs(1);
+                        // Anything committed while we were not listening.
+                        shared.notify.notify_one();
+                        let mut notifications = std::pin::pin!(conn.notifications_stream());
+                        loop {
+                            match notifications.next().await {
+                                Some(Ok(n)) => {
+                                    if n.payload == producer {
+                                        shared.notify.notify_one();
+                                    }
+                                }
+                                Some(Err(e)) => {
+                                    tracing::warn!(producer, error = %e, "outbox LISTEN connection failed");
+                                    break;
+                                }
+                                None => {
+                                    tracing::warn!(producer, "outbox LISTEN connection closed");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(producer, error = %e, "cannot LISTEN for outbox events")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(producer, error = %e, "no database connection for outbox LISTEN")
+            }
+        }
+        // Polling covers the gap.
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,256 @@
+//! Real processes for end-to-end tests: the service binaries as built by cargo, and nginx
+//! running the repo's gateway configuration in front of them.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// A built binary of the workspace (`cargo build --workspace --bins` makes them all; the
+/// test command does that first). It sits next to the test binary's `deps/` folder.
+pub fn binary_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .to_path_buf();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on loopback (bound and released: good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A child process killed when dropped; its output goes to a log file that is printed if the
+/// test fails while waiting for it.
+pub struct Process {
+    pub name: String,
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `binary` with `env` and `HTTP_PORT`, and waits until `/readyz` answers 200.
+    pub async fn start_service(
+        binary: &str,
+        service: &str,
+        env: &[(String, String)],
+        log_dir: &Path,
+    ) -> Self {
+        let port = free_port();
+        let log = log_dir.join(format!("{service}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(binary_path(binary))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("HTTP_PORT", port.to_string())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn service");
+        let p = Self {
+            name: service.to_owned(),
+            port,
+            child,
+            log,
+        };
+        p.wait_ready(&format!("http://127.0.0.1:{port}/readyz"))
+            .await;
+        p
+    }
+
+    async fn wait_ready(&self, url: &str) {
+        let client = crate::client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(res) = client.get(url).send().await
+                && res.status().is_success()
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                panic!(
+                    "{} did not become ready at {url}; its log:\n{log}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("ZIMMER_NGINX_BIN") {
+        return PathBuf::from(p);
+    }
+    for candidate in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!("nginx not found: install it (apt-get install -y nginx) or set ZIMMER_NGINX_BIN");
+}
+
+/// nginx with the repo's `deploy/nginx` configuration, rendered for the given upstreams.
+pub struct Gateway {
+    pub port: u16,
+    pub address: String,
+    child: Child,
+    _dir: TempDir,
+}
+
+/// The upstream `host:port` lists of the five services.
+#[derive(Debug, Clone, Default)]
+pub struct Upstreams {
+    pub auth: Vec<String>,
+    pub marketplace: Vec<String>,
+    pub billing: Vec<String>,
+    pub support: Vec<String>,
+    pub admin: Vec<String>,
+}
+
+impl Gateway {
+    pub async fn start(upstreams: &Upstreams, cors_origins: &[&str]) -> Self {
+        let dir = TempDir::new("zimmer-gw");
+        let port = free_port();
+        let template =
+            std::fs::read_to_string(repo_root().join("deploy/nginx/zimmer.conf.template"))
+                .expect("gateway template");
+        let servers = |list: &[String]| -> String {
+            // A service a test does not run still needs a syntactically valid upstream.
+            let list: Vec<String> = if list.is_empty() {
+                vec!["127.0.0.1:9".to_owned()]
+            } else {
+                list.to_vec()
+            };
+            list.iter()
+                .map(|a| format!("server {a};"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let origins: String = cors_origins
+            .iter()
+            .map(|o| format!("\"{o}\" 1;"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let rendered = template
+            .replace("${ZIMMER_LISTEN}", &format!("127.0.0.1:{port}"))
+            .replace("${ZIMMER_AUTH_SERVERS}", &servers(&upstreams.auth))
+            .replace(
+                "${ZIMMER_MARKETPLACE_SERVERS}",
+                &servers(&upstreams.marketplace),
+            )
+            .replace("${ZIMMER_BILLING_SERVERS}", &servers(&upstreams.billing))
+            .replace("${ZIMMER_SUPPORT_SERVERS}", &servers(&upstreams.support))
+            .replace("${ZIMMER_ADMIN_SERVERS}", &servers(&upstreams.admin))
+            .replace("${ZIMMER_CORS_ORIGINS}", &origins);
+        assert!(!rendered.contains("${ZIMMER_"), "unrendered placeholder");
+        std::fs::write(dir.path.join("zimmer.conf"), rendered).expect("write conf");
+        std::fs::copy(
+            repo_root().join("deploy/nginx/nginx.conf"),
+            dir.path.join("nginx.conf"),
+        )
+        .expect("copy nginx.conf");
+        let log = std::fs::File::create(dir.path.join("nginx.log")).expect("log");
+        let prefix = format!("{}/", dir.path.display());
+        let child = Command::new(nginx_binary())
+            .args([
+                "-p",
+                &prefix,
+                "-c",
+                &format!("{prefix}nginx.conf"),
+                "-e",
+                "stderr",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn nginx");
+        let gw = Self {
+            port,
+            address: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(gw._dir.path.join("nginx.log")).unwrap_or_default();
+                panic!("nginx did not start; its log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        gw
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// The access log so far (JSON lines).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self._dir.path.join("nginx.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        Self { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

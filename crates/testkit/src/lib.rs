@@ -1,0 +1,250 @@
+//! The test kit: everything a service test needs so that a test is a few lines.
+//!
+//! - [`TestDb`]: a fresh database per test, cloned from a migrated template (built once per
+//!   set of migrations, across test processes), dropped when the test ends.
+//! - [`TestContext`]: a database, a signing key, and broker/Redis names of the test's own, so
+//!   tests run in parallel against the real PostgreSQL, Redis and RabbitMQ and never see each
+//!   other's rows, keys or messages.
+//! - [`TestApp`]: a service built by its own `build` function and run in-process on a random
+//!   port, with a reqwest client.
+//! - [`Process`] and [`Gateway`]: real service binaries and a real nginx with the repo's
+//!   gateway config, for end-to-end tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod db;
+mod e2e;
+mod proxy;
+
+use std::{future::Future, time::Duration};
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+use zimmer_config::{Env, Settings};
+use zimmer_jwt::{Claims, Role, Signer};
+use zimmer_service::Application;
+
+pub use db::TestDb;
+pub use e2e::{Gateway, Process, TempDir, Upstreams, binary_path, free_port, repo_root};
+pub use proxy::ToggleProxy;
+
+/// The password of every user made by [`TestContext::create_user`].
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestContext {
+    pub db: TestDb,
+    pub key_pem: String,
+    pub signer: Signer,
+    /// This test's event exchange (`t<id>.events`); the dead-letter exchange follows it.
+    pub exchange: String,
+    pub redis_prefix: String,
+    base: Vec<(String, String)>,
+}
+
+impl TestContext {
+    pub async fn new() -> Self {
+        let db = TestDb::new().await;
+        let key_pem = zimmer_jwt::generate_ed25519_pem().expect("key generation");
+        let signer = Signer::from_pem(&key_pem).expect("signer");
+        let id = Uuid::new_v4().simple().to_string();
+        let exchange = format!("t{}.events", &id[..12]);
+        let redis_prefix = format!("test:{}:", &id[..12]);
+        let public_pem = zimmer_jwt::public_pem_from_private_pem(&key_pem).expect("public key");
+        let base = vec![
+            ("DATABASE_URL", db.url.clone()),
+            ("DATABASE_POOL_SIZE", "5".to_owned()),
+            ("HTTP_HOST", "127.0.0.1".to_owned()),
+            ("HTTP_PORT", "0".to_owned()),
+            ("HTTP_WORKERS", "2".to_owned()),
+            ("AMQP_EXCHANGE", exchange.clone()),
+            ("AMQP_TRANSIENT", "true".to_owned()),
+            ("REDIS_PREFIX", redis_prefix.clone()),
+            ("COOKIE_SECURE", "false".to_owned()),
+            ("JWT_PRIVATE_KEY", key_pem.clone()),
+            ("JWT_PUBLIC_KEY", public_pem),
+            // Nothing listens there unless a test points it at its own auth.
+            ("AUTH_INTERNAL_URL", "http://127.0.0.1:9".to_owned()),
+            ("LOG_FORMAT", "pretty".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        Self {
+            db,
+            key_pem,
+            signer,
+            exchange,
+            redis_prefix,
+            base,
+        }
+    }
+
+    /// The environment a service of this test runs with (also handed to child processes).
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        self.base.clone()
+    }
+
+    /// Settings for `service`, with `overrides` on top of this test's environment.
+    pub fn settings(&self, service: &'static str, overrides: &[(&str, &str)]) -> Settings {
+        let mut env = Env::from_pairs(self.base.clone());
+        for (k, v) in overrides {
+            env.set(*k, *v);
+        }
+        Settings::load(service, env).expect("test settings")
+    }
+
+    /// Builds a service with its own `build` function and runs it in-process.
+    pub async fn spawn<F, Fut>(&self, settings: Settings, build: F) -> TestApp
+    where
+        F: FnOnce(Settings) -> Fut,
+        Fut: Future<Output = anyhow::Result<Application>>,
+    {
+        if std::env::var_os("RUST_LOG").is_some() {
+            std::mem::forget(zimmer_telemetry::init(&settings));
+        }
+        let app = build(settings).await.expect("service builds");
+        let port = app.port();
+        let server = app.into_server();
+        let handle = server.handle();
+        tokio::spawn(server);
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client: client(),
+            handle,
+        }
+    }
+
+    /// An access token signed with this test's key (what auth would issue).
+    pub fn mint_access_token(&self, user_id: i64, role: Role, session_id: Uuid) -> String {
+        let now = chrono::Utc::now().timestamp();
+        self.signer
+            .sign(&Claims {
+                sub: user_id.to_string(),
+                role,
+                sid: session_id,
+                jti: Uuid::new_v4(),
+                iat: now,
+                exp: now + 900,
+                iss: "zimmer-auth".to_owned(),
+                aud: "zimmer".to_owned(),
+            })
+            .expect("sign")
+    }
+
+    /// A user row with [`TEST_PASSWORD`], straight into the database.
+    pub async fn create_user(&self, email: &str, role: Role) -> i64 {
+        use zimmer_db::schema::users;
+        let mut conn = self.db.connect().await;
+        diesel::insert_into(users::table)
+            .values((
+                users::name.eq("Test User"),
+                users::email.eq(email.to_lowercase()),
+                users::password_hash.eq(test_password_hash()),
+                users::role.eq(role.as_str()),
+            ))
+            .returning(users::id)
+            .get_result(&mut conn)
+            .await
+            .expect("insert user")
+    }
+}
+
+/// An argon2id hash of [`TEST_PASSWORD`], computed once per test process.
+pub fn test_password_hash() -> String {
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let params = Params::new(19 * 1024, 2, 1, None).expect("params");
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(TEST_PASSWORD.as_bytes())
+            .expect("hash")
+            .to_string()
+    })
+    .clone()
+}
+
+/// A reqwest client that never follows redirects (tests look at them) and has a timeout.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// A service running in-process for one test; stopped when dropped.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.put(self.url(path))
+    }
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path))
+    }
+    /// POST of a JSON body.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.post(path).json(body).send().await.expect("request")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stop without waiting: the runtime may already be shutting down.
+        drop(tokio::spawn(async move { handle.stop(false).await }));
+    }
+}
+
+/// Waits until `check` holds, polling; panics with `what` after `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A connection to a test database (for assertions on rows).
+pub async fn connect(url: &str) -> AsyncPgConnection {
+    AsyncPgConnection::establish(url).await.expect("connect")
+}
+
+/// Counts rows of a SQL query returning one bigint column named `n`.
+pub async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<N>(conn)
+        .await
+        .expect("count query")
+        .n
+}

@@ -1,0 +1,270 @@
+//! Registration, login, the current user, profile and password.
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::AsyncConnection;
+use serde::Deserialize;
+use zimmer_db::models::NewUser;
+use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
+use zimmer_jwt::{CurrentUser, Role};
+
+use super::{
+    ClientMeta, PRODUCER, UserView, enqueue_revoked, open_session, revoke_locally, token_response,
+};
+use crate::{AppState, domain::password::check_new_password, queries};
+
+const NAME_MAX_CHARS: usize = 100;
+/// One message for unknown email and wrong password: no account enumeration.
+const BAD_CREDENTIALS: &str = "Invalid email or password";
+
+#[derive(Debug, Deserialize)]
+pub struct RegisterRequest {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub phone_number: Option<String>,
+    /// Sent by the user panel; must match when present.
+    #[serde(default)]
+    pub confirm_password: Option<String>,
+}
+
+pub async fn register(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> HttpResult {
+    let body = body.into_inner();
+    let mut v = Validator::new();
+    let name = v.check("name", validate::line(&body.name, NAME_MAX_CHARS));
+    let email = v.check("email", validate::email(&body.email));
+    let phone = v.check(
+        "phone_number",
+        validate::phone(body.phone_number.as_deref().unwrap_or("")),
+    );
+    v.check("password", check_new_password(&body.password));
+    if body
+        .confirm_password
+        .as_ref()
+        .is_some_and(|c| c != &body.password)
+    {
+        v.error("confirm_password", "does not match the password");
+    }
+    v.finish()?;
+    let (Some(name), Some(email), Some(phone)) = (name, email, phone) else {
+        return Err(ApiError::bad_request("Invalid request"));
+    };
+
+    let password_hash = state.hasher.hash(&body.password).await?;
+    let meta = ClientMeta::of(&req);
+    let mut conn = state.platform.pool.get().await?;
+    let st = state.get_ref();
+    let (user, session, refresh) = conn
+        .transaction(async |conn| {
+            let user = queries::insert_user(
+                conn,
+                &NewUser {
+                    name: &name,
+                    email: &email,
+                    phone_number: phone.as_deref(),
+                    password_hash: &password_hash,
+                    role: Role::Customer.as_str(),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    ApiError::conflict("email_taken", "An account with this email already exists")
+                }
+                other => other.into(),
+            })?;
+            let (session, refresh) = open_session(conn, st, user.id, &meta).await?;
+            zimmer_events::enqueue(
+                conn,
+                PRODUCER,
+                "user.registered",
+                &serde_json::json!({ "user_id": user.id, "email": user.email, "name": user.name }),
+            )
+            .await?;
+            Ok::<_, ApiError>((user, session, refresh))
+        })
+        .await?;
+    tracing::info!(user_id = user.id, "user registered");
+    token_response(st, StatusCode::CREATED, user, session.id, refresh, &meta)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> HttpResult {
+    let st = state.get_ref();
+    // An unparseable email cannot exist: treat it as unknown, same answer and same cost.
+    let email = validate::email(&body.email).unwrap_or_default();
+    let mut conn = st.platform.pool.get().await?;
+    let user = if email.is_empty() {
+        None
+    } else {
+        queries::user_by_email(&mut conn, &email).await?
+    };
+    // Never hold a pooled connection across the slow hash.
+    drop(conn);
+    let Some(user) = user else {
+        st.hasher.verify_dummy(&body.password).await?;
+        return Err(ApiError::unauthorized(BAD_CREDENTIALS).with_code("invalid_credentials"));
+    };
+    if !st
+        .hasher
+        .verify(&body.password, &user.password_hash)
+        .await?
+    {
+        return Err(ApiError::unauthorized(BAD_CREDENTIALS).with_code("invalid_credentials"));
+    }
+    if !user.is_active {
+        return Err(
+            ApiError::forbidden("This account has been deactivated").with_code("account_disabled")
+        );
+    }
+    let meta = ClientMeta::of(&req);
+    let mut conn = st.platform.pool.get().await?;
+    let user_id = user.id;
+    let (session, refresh) = conn
+        .transaction(async |conn| {
+            queries::touch_last_login(conn, user_id).await?;
+            open_session(conn, st, user_id, &meta).await
+        })
+        .await?;
+    token_response(st, StatusCode::OK, user, session.id, refresh, &meta)
+}
+
+pub async fn me(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
+    let mut conn = state.platform.pool.get().await?;
+    let found = queries::user_by_id(&mut conn, user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+    Ok(HttpResponse::Ok().json(UserView::from(found)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProfileRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub phone_number: Option<String>,
+}
+
+pub async fn update_profile(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    body: web::Json<ProfileRequest>,
+) -> HttpResult {
+    let mut v = Validator::new();
+    let name = match &body.name {
+        Some(n) => v.check("name", validate::line(n, NAME_MAX_CHARS)),
+        None => None,
+    };
+    let phone = match &body.phone_number {
+        Some(p) => v.check("phone_number", validate::phone(p)),
+        None => None,
+    };
+    v.finish()?;
+    let changes = queries::ProfileChanges {
+        name: name.as_deref(),
+        phone_number: phone.as_ref().map(|p| p.as_deref()),
+    };
+    let mut conn = state.platform.pool.get().await?;
+    let updated = if changes.name.is_none() && changes.phone_number.is_none() {
+        queries::user_by_id(&mut conn, user.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Account not found"))?
+    } else {
+        conn.transaction(async |conn| {
+            let updated = queries::update_profile(conn, user.id, &changes).await?;
+            if changes.name.is_some() {
+                zimmer_events::enqueue(
+                    conn,
+                    PRODUCER,
+                    "user.updated",
+                    &serde_json::json!({ "user_id": updated.id, "name": updated.name }),
+                )
+                .await?;
+            }
+            Ok::<_, ApiError>(updated)
+        })
+        .await?
+    };
+    Ok(HttpResponse::Ok().json(UserView::from(updated)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChangePasswordRequest {
+    #[serde(default)]
+    pub current_password: Option<String>,
+    pub new_password: String,
+    #[serde(default)]
+    pub confirm_password: Option<String>,
+}
+
+/// Changes the password and revokes every other session of the user (this one stays).
+pub async fn change_password(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    body: web::Json<ChangePasswordRequest>,
+) -> HttpResult {
+    let st = state.get_ref();
+    let Some(current) = body.current_password.as_deref().filter(|p| !p.is_empty()) else {
+        // The panel's code-based variant: refused, with words the panel can show.
+        return Err(ApiError::invalid(
+            "current_password",
+            "Your current password is required to set a new one",
+        ));
+    };
+    let mut v = Validator::new();
+    v.check("new_password", check_new_password(&body.new_password));
+    if body
+        .confirm_password
+        .as_ref()
+        .is_some_and(|c| c != &body.new_password)
+    {
+        v.error("confirm_password", "does not match the new password");
+    }
+    v.finish()?;
+    let mut conn = st.platform.pool.get().await?;
+    let found = queries::user_by_id(&mut conn, user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+    drop(conn);
+    if !st.hasher.verify(current, &found.password_hash).await? {
+        return Err(ApiError::invalid(
+            "current_password",
+            "Current password is incorrect",
+        ));
+    }
+    let new_hash = st.hasher.hash(&body.new_password).await?;
+    let mut conn = st.platform.pool.get().await?;
+    let revoked = conn
+        .transaction(async |conn| {
+            queries::set_password_hash(conn, user.id, &new_hash).await?;
+            let revoked = queries::revoke_user_sessions(
+                conn,
+                user.id,
+                Some(user.session_id),
+                "password_changed",
+            )
+            .await?;
+            enqueue_revoked(conn, st, &revoked).await?;
+            Ok::<_, ApiError>(revoked)
+        })
+        .await?;
+    revoke_locally(st, &revoked);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "detail": "Password changed",
+        "revoked_sessions": revoked.len(),
+    })))
+}

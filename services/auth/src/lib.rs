@@ -1,0 +1,51 @@
+//! The auth service: accounts, sessions, refresh-token rotation, and the signing key whose
+//! public half every other service verifies with.
+
+pub mod domain;
+pub mod handlers;
+pub mod queries;
+pub mod routes;
+pub mod seed;
+mod state;
+
+use zimmer_config::Settings;
+use zimmer_events::OutboxRelay;
+use zimmer_http::Check;
+use zimmer_jwt::{Signer, Verifier};
+use zimmer_service::{Application, Platform};
+
+pub use state::AppState;
+
+use crate::domain::password::PasswordHasher;
+
+/// Builds auth: the platform, the outbox relay, and the routes.
+pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let pem = settings.jwt.private_key_pem.clone().ok_or_else(|| {
+        anyhow::anyhow!("JWT_PRIVATE_KEY_FILE (or JWT_PRIVATE_KEY) must be set for auth")
+    })?;
+    let signer = Signer::from_pem(pem.expose())?;
+    let verifier = Verifier::from_signer(&signer, &settings.jwt)?;
+    let mut platform = Platform::start(settings, Some(verifier)).await?;
+    let relay = OutboxRelay::spawn(
+        platform.pool.clone(),
+        platform.broker.clone(),
+        handlers::PRODUCER,
+        platform.metrics.clone(),
+    );
+    platform.alive_while(Check::new("outbox_relay", move || {
+        let running = relay.is_running();
+        async move {
+            if running {
+                Ok(())
+            } else {
+                Err("stopped".to_owned())
+            }
+        }
+    }));
+    let state = AppState {
+        platform: platform.clone(),
+        signer,
+        hasher: PasswordHasher::new(),
+    };
+    platform.serve(move |cfg| routes::configure(cfg, state.clone()))
+}

@@ -1,0 +1,133 @@
+//! The transactional outbox through a broker outage: registration succeeds while RabbitMQ is
+//! unreachable, and `user.registered` is published exactly once when it comes back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use lapin::{
+    options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use zimmer_events::{Broker, topology};
+use zimmer_testkit::{TestContext, ToggleProxy, count};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_survives_a_broker_outage_and_the_event_goes_out_once() {
+    let ctx = TestContext::new().await;
+    // Auth reaches RabbitMQ only through a proxy the test cuts and restores.
+    let proxy = ToggleProxy::start("127.0.0.1:5672", false).await;
+    let amqp_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port);
+    let app = ctx
+        .spawn(
+            ctx.settings("auth", &[("AMQP_URL", amqp_url.as_str())]),
+            zimmer_auth::build,
+        )
+        .await;
+
+    // A test queue on the real broker, bound to the test's own exchange.
+    let settings = ctx.settings("auth", &[]);
+    let observer = Broker::start(&settings.amqp, "test-observer");
+    let (_conn, channel) = observer
+        .open_channel(Duration::from_secs(10), false)
+        .await
+        .unwrap();
+    topology::declare_exchanges(&channel, &settings.amqp)
+        .await
+        .unwrap();
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            ctx.exchange.clone().into(),
+            "user.registered".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut deliveries = channel
+        .basic_consume(
+            queue.name().clone(),
+            "observer".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    // Broker down: the request still succeeds, the event waits in the outbox.
+    let res = app
+        .post_json(
+            "/api/auth/register",
+            &json!({ "name": "Outage", "email": "outage@example.com", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let ready = app.get("/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut conn = ctx.db.connect().await;
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.registered' AND published_at IS NULL").await,
+        1
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), deliveries.next())
+            .await
+            .is_err(),
+        "nothing can have been published yet"
+    );
+
+    // The broker comes back: the same running instance reconnects and publishes.
+    proxy.enable();
+    let delivery = tokio::time::timeout(Duration::from_secs(60), deliveries.next())
+        .await
+        .expect("user.registered published after the broker came back")
+        .unwrap()
+        .unwrap();
+    let envelope: Value = serde_json::from_slice(&delivery.data).unwrap();
+    assert_eq!(envelope["type"], "user.registered");
+    assert_eq!(envelope["producer"], "auth");
+    assert_eq!(envelope["data"]["email"], "outage@example.com");
+    delivery.ack(BasicAckOptions::default()).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), deliveries.next())
+            .await
+            .is_err(),
+        "published exactly once"
+    );
+    zimmer_testkit::eventually(
+        "the outbox row is marked published",
+        Duration::from_secs(5),
+        || {
+            let url = ctx.db.url.clone();
+            async move {
+                let mut conn = zimmer_testkit::connect(&url).await;
+                count(
+                    &mut conn,
+                    "SELECT count(*) AS n FROM outbox WHERE published_at IS NOT NULL",
+                )
+                .await
+                    == 1
+            }
+        },
+    )
+    .await;
+}

@@ -1,0 +1,20 @@
+use zimmer_config::Settings;
+
+const USAGE: &str = "usage: zimmer-billing [serve | migrate]";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::from_process_env("billing")?;
+    let _telemetry = zimmer_telemetry::init(&settings);
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => {
+            zimmer_billing::build(settings)
+                .await?
+                .run_until_stopped()
+                .await?
+        }
+        Some("migrate") => zimmer_service::migrate(&settings).await?,
+        Some(other) => anyhow::bail!("unknown command `{other}`; {USAGE}"),
+    }
+    Ok(())
+}
