@@ -6,6 +6,7 @@
 mod error;
 mod internal;
 mod middleware;
+pub mod paging;
 mod probes;
 mod server;
 pub mod validate;
@@ -13,6 +14,7 @@ pub mod validate;
 pub use error::{ApiError, ApiResult, FieldError, request_id};
 pub use internal::InternalCaller;
 pub use middleware::Observability;
+pub use paging::{PageQuery, Paged};
 pub use probes::{Check, Probes};
 pub use server::{bind, default_service, extractor_configs, probe_routes};
 

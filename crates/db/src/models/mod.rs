@@ -1,4 +1,10 @@
-//! Rows as the services read and write them. Each table's owner adds what it needs.
+//! Rows as the services read and write them: identity and event tables here, each other
+//! service's in its own module.
+
+pub mod admin;
+pub mod billing;
+pub mod marketplace;
+pub mod support;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

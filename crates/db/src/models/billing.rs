@@ -1,0 +1,1 @@
+//! Rows of the billing service's tables (schema.rs). Owned by that service: only it writes them.

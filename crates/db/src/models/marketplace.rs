@@ -1,0 +1,1 @@
+//! Rows of the marketplace service's tables (schema.rs). Owned by that service: only it writes them.
