@@ -3,10 +3,14 @@
 //! Two layers of recovery, on purpose:
 //! - lapin's own auto-recovery (`enable_auto_recover()`) reconnects a dropped connection and
 //!   replays channels, declarations and consumers, with a short bounded backoff;
-//! - when lapin gives up (the backoff is exhausted, or the first connect fails), the connection
-//!   ends in `Error`/`Closed` and the supervisor here builds a new one, retrying forever with
-//!   its own capped backoff. Users of the broker (relay, consumers) notice the new connection
-//!   and rebuild their channels on it.
+//! - lapin 4.12 gives up silently when every TCP retry of a recovery fails (an outage longer
+//!   than its backoff): its I/O thread ends and the connection stays in a "connecting" state
+//!   for ever, even after the broker is back (checked by experiment). So the supervisor here
+//!   also abandons a connection that has been down longer than `abandon_after` (or that ended
+//!   in `Error`/`Closed`) and builds a new one, retrying for ever with a capped backoff. Users
+//!   of the broker (relay, consumers) notice the new connection and rebuild their channels.
+//!   An abandoned connection that lapin recovers late is closed at once, so it cannot keep
+//!   consumers nobody reads from.
 //!
 //! `Broker::start` never fails: a service starts while the broker is down and reports it
 //! through `is_connected()` / its readiness check.
@@ -47,6 +51,27 @@ pub enum BrokerError {
     Amqp(#[from] lapin::Error),
 }
 
+/// Recovery tuning; `Default` suits the services, tests shorten it.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// lapin's TCP retries per recovery attempt (exponential from 500 ms).
+    pub recovery_retries: usize,
+    /// Cap of lapin's retry delay.
+    pub recovery_max_delay: Duration,
+    /// A connection not `Connected` for this long is replaced by a new one.
+    pub abandon_after: Duration,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        Self {
+            recovery_retries: 4,
+            recovery_max_delay: Duration::from_secs(5),
+            abandon_after: Duration::from_secs(20),
+        }
+    }
+}
+
 /// A cheap, cloneable handle on the process's broker connection.
 #[derive(Clone)]
 pub struct Broker {
@@ -56,6 +81,7 @@ pub struct Broker {
 struct Inner {
     settings: AmqpSettings,
     service: String,
+    options: BrokerOptions,
     /// The current connection, once one was established; replaced by the supervisor when
     /// lapin gives up on it.
     current: watch::Sender<Option<Arc<Connection>>>,
@@ -77,12 +103,17 @@ impl Broker {
     /// Spawns the connect/reconnect supervisor on the current Tokio runtime (call it from the
     /// main multi-thread runtime, before starting the HTTP server) and returns at once.
     pub fn start(settings: &AmqpSettings, service: &str) -> Broker {
+        Self::start_with(settings, service, BrokerOptions::default())
+    }
+
+    pub fn start_with(settings: &AmqpSettings, service: &str, options: BrokerOptions) -> Broker {
         let (current, _) = watch::channel(None);
         let (shutdown_tx, _) = watch::channel(false);
         let broker = Broker {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
                 service: service.to_owned(),
+                options,
                 current,
                 shut_down: AtomicBool::new(false),
                 shutdown_tx,
@@ -245,16 +276,16 @@ pub(crate) async fn close_channel(channel: &Channel) {
     }
 }
 
-fn connection_properties(service: &str) -> ConnectionProperties {
+fn connection_properties(service: &str, options: &BrokerOptions) -> ConnectionProperties {
+    let (retries, max_delay) = (options.recovery_retries, options.recovery_max_delay);
     ConnectionProperties::default()
         .with_connection_name(format!("zimmer-{service}").into())
         .enable_auto_recover()
-        // Short and bounded: when lapin cannot get back within ~a minute the connection ends
-        // in `Error` and the supervisor takes over with a fresh one (retrying forever).
-        .configure_backoff(|b| {
+        // Short and bounded: beyond it the supervisor takes over with a fresh connection.
+        .configure_backoff(move |b| {
             b.with_min_delay(Duration::from_millis(500))
-                .with_max_delay(Duration::from_secs(5))
-                .with_max_times(4)
+                .with_max_delay(max_delay)
+                .with_max_times(retries)
         })
 }
 
@@ -268,7 +299,8 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
             return;
         }
         let url = strong.settings.url.clone();
-        let props = connection_properties(&strong.service);
+        let props = connection_properties(&strong.service, &strong.options);
+        let abandon_after = strong.options.abandon_after;
         let service = strong.service.clone();
         // Do not keep the broker alive while (possibly) waiting on a dead network.
         drop(strong);
@@ -291,16 +323,26 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
                 }
                 tracing::info!(service = %service, "connected to the message broker");
                 delay = RECONNECT_MIN;
-                let gone = watch_connection(&inner, &conn).await;
-                if gone {
-                    close_quietly(&conn).await;
-                    return;
+                match watch_connection(&inner, &conn, abandon_after).await {
+                    Watch::BrokerGone => {
+                        close_quietly(&conn).await;
+                        return;
+                    }
+                    Watch::Dead => tracing::warn!(
+                        service = %service,
+                        state = conn_state(&conn),
+                        "message broker connection lost for good; reconnecting"
+                    ),
+                    Watch::Stuck => {
+                        tracing::warn!(
+                            service = %service,
+                            state = conn_state(&conn),
+                            down_for_s = abandon_after.as_secs(),
+                            "message broker connection did not recover; replacing it"
+                        );
+                        reap(conn.clone(), service.clone());
+                    }
                 }
-                tracing::warn!(
-                    service = %service,
-                    state = ?conn_state(&conn),
-                    "message broker connection lost for good; reconnecting"
-                );
                 if let Some(strong) = inner.upgrade() {
                     strong.current.send_if_modified(|cur| {
                         if cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn)) {
@@ -324,20 +366,62 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
     }
 }
 
-/// Waits until `conn` is dead for good (false) or the broker was dropped/shut down (true).
-async fn watch_connection(inner: &std::sync::Weak<Inner>, conn: &Arc<Connection>) -> bool {
+enum Watch {
+    /// Every `Broker` handle was dropped, or it was shut down.
+    BrokerGone,
+    /// The connection ended (`Error`/`Closed`).
+    Dead,
+    /// Down longer than `abandon_after` without ending.
+    Stuck,
+}
+
+async fn watch_connection(
+    inner: &std::sync::Weak<Inner>,
+    conn: &Arc<Connection>,
+    abandon_after: Duration,
+) -> Watch {
+    let mut down_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::time::sleep(STATUS_POLL).await;
         match inner.upgrade() {
-            None => return true,
-            Some(strong) if strong.shut_down.load(Ordering::SeqCst) => return true,
+            None => return Watch::BrokerGone,
+            Some(strong) if strong.shut_down.load(Ordering::SeqCst) => return Watch::BrokerGone,
             Some(_) => {}
         }
         let status = conn.status();
         if status.errored() || status.closed() {
-            return false;
+            return Watch::Dead;
+        }
+        if status.connected() {
+            down_since = None;
+        } else if down_since
+            .get_or_insert_with(tokio::time::Instant::now)
+            .elapsed()
+            > abandon_after
+        {
+            return Watch::Stuck;
         }
     }
+}
+
+/// Keeps an eye on an abandoned connection for a while: if lapin recovers it after all, close
+/// it, so its replayed consumers cannot hold messages nobody will ack.
+fn reap(conn: Arc<Connection>, service: String) {
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let status = conn.status();
+            if status.errored() || status.closed() {
+                return;
+            }
+            if status.connected() {
+                tracing::warn!(service = %service, "an abandoned broker connection recovered late; closing it");
+                close_quietly(&conn).await;
+                return;
+            }
+        }
+    });
 }
 
 fn conn_state(conn: &Connection) -> &'static str {
@@ -350,6 +434,8 @@ fn conn_state(conn: &Connection) -> &'static str {
         "error"
     } else if s.closed() {
         "closed"
+    } else if s.connecting() {
+        "connecting"
     } else {
         "other"
     }

@@ -42,6 +42,7 @@ const RETRY_CAP: Duration = Duration::from_secs(60);
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(90);
 const REBUILD_MIN: Duration = Duration::from_millis(500);
 const REBUILD_MAX: Duration = Duration::from_secs(10);
+const STATUS_POLL: Duration = Duration::from_millis(250);
 
 /// Why a handler failed, which decides what happens to the message.
 #[derive(Debug)]
@@ -319,19 +320,33 @@ where
     }
 }
 
-/// After a delivery error: wait for lapin to recover the channel, unless the connection is
-/// gone for good (the supervisor makes a new one) or recovery takes too long.
-async fn wait_recovered(
-    broker: &Broker,
-    conn: &Arc<Connection>,
-    channel: &Channel,
-    err: lapin::Error,
-) -> bool {
-    if !err.can_be_recovered() {
-        return false;
+/// Resolves when the channel stops being usable. lapin does not always tell consumers: when
+/// the connection drops it marks channels `Reconnecting` and leaves the delivery stream
+/// pending (for ever, if its recovery gives up), so the session watches the status too.
+async fn channel_down(channel: &Channel) {
+    while channel.status().connected() {
+        tokio::time::sleep(STATUS_POLL).await;
     }
+}
+
+/// After the channel went down: true once lapin has recovered it (the subscription carries
+/// on), false when it will not come back on this connection: closed or failed, the
+/// connection replaced by the supervisor, or taking too long.
+async fn await_recovery(broker: &Broker, conn: &Arc<Connection>, channel: &Channel) -> bool {
+    let recovered = async {
+        loop {
+            let status = channel.status();
+            if status.connected() {
+                return true;
+            }
+            if !status.reconnecting() {
+                return false;
+            }
+            tokio::time::sleep(STATUS_POLL).await;
+        }
+    };
     tokio::select! {
-        r = channel.wait_for_recovery(err) => r.is_ok() && channel.status().connected(),
+        r = recovered => r,
         _ = broker.connection_lost(conn) => false,
         _ = tokio::time::sleep(RECOVERY_TIMEOUT) => false,
     }
@@ -344,6 +359,18 @@ async fn bounded<T>(
     Ok(tokio::time::timeout(AMQP_OP_TIMEOUT, fut)
         .await
         .map_err(|_| BrokerError::Timeout(what))??)
+}
+
+/// Why an ack/nack did not reach the broker, if it did not.
+fn settle_failure(
+    result: Result<lapin::Result<bool>, tokio::time::error::Elapsed>,
+) -> Option<String> {
+    match result {
+        Ok(Ok(true)) => None,
+        Ok(Ok(false)) => Some("channel closed since the delivery".to_owned()),
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("timed out".to_owned()),
+    }
 }
 
 /// A durable, idempotent consumer (see the crate docs for the delivery contract).
@@ -399,6 +426,10 @@ impl Worker {
         loop {
             let next = tokio::select! {
                 d = consumer.next() => d,
+                _ = channel_down(&channel) => Some(Err(lapin::ErrorKind::InvalidChannelState(
+                    lapin::ChannelState::Reconnecting,
+                    "channel went down",
+                ).into())),
                 _ = handle.stopped() => {
                     close_channel(&channel).await;
                     return SessionEnd::Stop;
@@ -414,8 +445,8 @@ impl Worker {
                 }
                 Some(Err(e)) => {
                     handle.set_consuming(false);
-                    tracing::warn!(consumer = self.name(), error = %e, "consumer channel error; waiting for recovery");
-                    if wait_recovered(&self.broker, &conn, &channel, e).await {
+                    tracing::warn!(consumer = self.name(), error = %e, "consumer channel down; waiting for recovery");
+                    if await_recovery(&self.broker, &conn, &channel).await {
                         tracing::info!(consumer = self.name(), "consumer channel recovered");
                         handle.set_consuming(true);
                         continue;
@@ -651,17 +682,14 @@ impl Worker {
     }
 
     async fn ack(&self, delivery: &Delivery) {
-        match tokio::time::timeout(
+        let result = tokio::time::timeout(
             AMQP_OP_TIMEOUT,
             delivery.acker.ack(BasicAckOptions::default()),
         )
-        .await
-        {
-            Ok(Ok(true)) => {}
+        .await;
+        if let Some(reason) = settle_failure(result) {
             // Redelivery follows; the inbox turns it into a no-op.
-            other => {
-                tracing::warn!(consumer = self.name(), outcome = ?other.map(|r| r.map_err(|e| e.to_string())), "ack failed; the event will be redelivered and skipped")
-            }
+            tracing::warn!(consumer = self.name(), reason = %reason, "ack failed; the event will be redelivered and skipped");
         }
     }
 
@@ -671,15 +699,15 @@ impl Worker {
             requeue: false,
             multiple: false,
         });
-        match tokio::time::timeout(AMQP_OP_TIMEOUT, nack).await {
-            Ok(Ok(true)) => {
+        match settle_failure(tokio::time::timeout(AMQP_OP_TIMEOUT, nack).await) {
+            None => {
                 self.metrics
                     .events_dead_lettered
                     .with_label_values(&[self.name(), event_type])
                     .inc();
             }
-            other => {
-                tracing::warn!(consumer = self.name(), outcome = ?other.map(|r| r.map_err(|e| e.to_string())), "dead-letter nack failed; the event will be redelivered")
+            Some(reason) => {
+                tracing::warn!(consumer = self.name(), reason = %reason, "dead-letter nack failed; the event will be redelivered")
             }
         }
     }
@@ -824,6 +852,10 @@ where
     loop {
         let next = tokio::select! {
             d = consumer.next() => d,
+            _ = channel_down(&channel) => Some(Err(lapin::ErrorKind::InvalidChannelState(
+                lapin::ChannelState::Reconnecting,
+                "channel went down",
+            ).into())),
             _ = handle.stopped() => {
                 close_channel(&channel).await;
                 return SessionEnd::Stop;
@@ -858,7 +890,8 @@ where
             },
             Some(Err(e)) => {
                 handle.set_consuming(false);
-                if wait_recovered(broker, &conn, &channel, e).await {
+                tracing::warn!(error = %e, "broadcast channel down; waiting for recovery");
+                if await_recovery(broker, &conn, &channel).await {
                     handle.set_consuming(true);
                     continue;
                 }

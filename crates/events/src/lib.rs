@@ -28,7 +28,7 @@ mod envelope;
 mod outbox;
 pub mod topology;
 
-pub use broker::{Broker, BrokerError};
+pub use broker::{Broker, BrokerError, BrokerOptions};
 pub use consumer::{
     ConsumerHandle, ConsumerSpec, EventHandler, HandlerError, Outcome, RETRY_HEADER, apply_once,
     retry_delay, spawn_broadcast_listener, spawn_consumer,

@@ -259,7 +259,12 @@ enum RelayError {
 struct Publisher {
     conn: Option<Arc<Connection>>,
     channel: Option<Channel>,
+    /// When the channel was first seen recovering (lapin replays it after a reconnect).
+    recovering_since: Option<Instant>,
 }
+
+/// How long to wait for lapin to recover the publishing channel before replacing it.
+const CHANNEL_RECOVERY_GRACE: Duration = Duration::from_secs(30);
 
 impl Publisher {
     async fn channel(
@@ -269,9 +274,22 @@ impl Publisher {
     ) -> Result<Channel, BrokerError> {
         if let (Some(c), Some(ch)) = (&self.conn, &self.channel)
             && Arc::ptr_eq(c, conn)
-            && ch.status().connected()
         {
-            return Ok(ch.clone());
+            if ch.status().connected() {
+                self.recovering_since = None;
+                return Ok(ch.clone());
+            }
+            // Dropping a channel lapin is recovering would only make it an orphan once
+            // recovered: give lapin a while first.
+            if ch.status().reconnecting()
+                && self
+                    .recovering_since
+                    .get_or_insert_with(Instant::now)
+                    .elapsed()
+                    < CHANNEL_RECOVERY_GRACE
+            {
+                return Err(BrokerError::NotConnected);
+            }
         }
         self.reset().await;
         let channel = open_channel_on(conn, true).await?;
@@ -282,11 +300,23 @@ impl Publisher {
         Ok(channel)
     }
 
+    /// After a failed publish: drop the channel unless lapin is recovering it.
+    async fn discard_if_broken(&mut self) {
+        let recovering = self
+            .channel
+            .as_ref()
+            .is_some_and(|ch| ch.status().reconnecting());
+        if !recovering {
+            self.reset().await;
+        }
+    }
+
     async fn reset(&mut self) {
         if let Some(channel) = self.channel.take() {
             close_channel(&channel).await;
         }
         self.conn = None;
+        self.recovering_since = None;
     }
 }
 
@@ -323,6 +353,8 @@ impl Relay {
                 match self.relay_batch().await {
                     Ok(n) if n as i64 >= self.options.batch_size && !self.stopping() => continue,
                     Ok(_) => break,
+                    // The channel is being recovered by lapin: wait quietly.
+                    Err(RelayError::Broker(BrokerError::NotConnected)) => break,
                     Err(e) => {
                         tracing::warn!(producer = self.producer(), error = %e, "outbox relay batch failed");
                         break;
@@ -444,7 +476,7 @@ impl Relay {
             }
         }
         if channel_broken {
-            self.publisher.reset().await;
+            self.publisher.discard_if_broken().await;
         }
 
         if !acked.is_empty() {

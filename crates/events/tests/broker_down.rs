@@ -18,7 +18,7 @@ use diesel_async::AsyncConnection;
 use serde_json::json;
 use uuid::Uuid;
 use zimmer_config::{AmqpSettings, Secret};
-use zimmer_events::{Broker, OutboxRelay, enqueue};
+use zimmer_events::{Broker, BrokerOptions, OutboxRelay, enqueue};
 use zimmer_telemetry::Metrics;
 
 const PRODUCER: &str = "tester";
@@ -157,5 +157,62 @@ async fn relay_resumes_by_itself_after_a_broker_outage() {
         "exactly once"
     );
     assert!(broker.is_connected());
+    assert!(relay.is_running());
+}
+
+/// An outage longer than lapin's own recovery retries: lapin 4.12 then leaves the connection
+/// stuck for ever (see `broker.rs`), so this proves the supervisor replaces it and the relay
+/// carries on by itself on the new connection. Recovery bounds are shortened to keep the test
+/// short; the mechanism is the same as with the defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_resumes_after_an_outage_longer_than_lapin_recovery() {
+    common::init_telemetry();
+    let db = TestDb::new().await;
+    let proxy = Proxy::start().await;
+    let settings = amqp_settings_with_url(proxy.url());
+    let direct = AmqpSettings {
+        url: Secret::new(amqp_url()),
+        ..settings.clone()
+    };
+    let metrics = Metrics::new("events-test");
+    let options = BrokerOptions {
+        recovery_retries: 1,
+        recovery_max_delay: Duration::from_millis(500),
+        abandon_after: Duration::from_secs(3),
+    };
+    let broker = Broker::start_with(&settings, "events-test", options);
+    let first = broker.wait_connected(WAIT).await.unwrap();
+    let mut probe = Probe::bind(&direct, "#").await;
+    let relay = OutboxRelay::spawn(db.pool.clone(), broker.clone(), PRODUCER, metrics.clone());
+    let before = enqueue_committed(&db, "test.before").await;
+    assert!(probe.next(WAIT).await.is_some());
+    assert!(db.wait_count(&published(before), 1).await);
+
+    proxy.down().await;
+    let during = enqueue_committed(&db, "test.during").await;
+    // Longer than lapin's retries and than `abandon_after`.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(!broker.is_connected());
+    assert_eq!(db.count(&unpublished(during)).await, 1);
+    proxy.up().await;
+
+    let d = probe
+        .next(Duration::from_secs(60))
+        .await
+        .expect("published after the outage");
+    assert_eq!(
+        d.properties.message_id().as_ref().unwrap().as_str(),
+        during.to_string()
+    );
+    assert!(db.wait_count(&published(during), 1).await);
+    assert!(
+        probe.next(Duration::from_secs(3)).await.is_none(),
+        "exactly once"
+    );
+    let second = broker.wait_connected(WAIT).await.unwrap();
+    assert!(
+        !std::sync::Arc::ptr_eq(&first, &second),
+        "a new connection replaced the stuck one"
+    );
     assert!(relay.is_running());
 }

@@ -25,7 +25,7 @@ use lapin::{
 };
 use tokio::{net::TcpSocket, task::JoinHandle};
 use uuid::Uuid;
-use zimmer_config::{AmqpSettings, DatabaseSettings, Env, Secret, Settings};
+use zimmer_config::{AmqpSettings, DatabaseSettings, Secret};
 use zimmer_db::DbPool;
 use zimmer_events::{BoxFuture, Envelope, EventHandler, HandlerError};
 
@@ -64,13 +64,28 @@ fn with_database(url: &str, db: &str) -> String {
     out
 }
 
-/// Installs tracing + OpenTelemetry once per test process, so spans carry trace context.
+/// Installs tracing + OpenTelemetry once per test process, so spans carry trace context as
+/// in the services. Logs only with `RUST_LOG` set, through the test writer (captured).
 pub fn init_telemetry() {
-    static GUARD: OnceLock<zimmer_telemetry::TelemetryGuard> = OnceLock::new();
-    GUARD.get_or_init(|| {
-        let settings = Settings::load("events-test", Env::from_pairs([("LOG_FORMAT", "pretty")]))
-            .expect("settings");
-        zimmer_telemetry::init(&settings)
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let tracer = provider.tracer("zimmer-events-test");
+        opentelemetry::global::set_tracer_provider(provider);
+        let logs = std::env::var_os("RUST_LOG").map(|_| {
+            tracing_subscriber::fmt::layer()
+                .with_test_writer()
+                .with_filter(EnvFilter::from_default_env())
+        });
+        let _ = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .with(logs)
+            .try_init();
     });
 }
 
