@@ -1,10 +1,82 @@
-//! The support service. Until its issue lands it serves only `/healthz`, `/readyz` and
-//! `/metrics` (and verifies tokens like every service, so the shared pieces are exercised).
+//! The support service: tickets with their conversations and attachments, and the
+//! notifications other services' events turn into, with their live SSE stream.
+
+pub mod consumer;
+pub mod domain;
+pub mod handlers;
+pub mod live;
+pub mod ops;
+pub mod queries;
+pub mod routes;
+mod state;
+pub mod views;
+
+use std::sync::Arc;
 
 use zimmer_config::Settings;
+use zimmer_events::{OutboxRelay, spawn_consumer};
+use zimmer_http::Check;
 use zimmer_service::{Application, Platform};
 
+pub use state::{AppState, SupportConfig};
+
+use crate::{domain::attachment::AttachmentStore, live::Hub};
+
+/// The producer name of support's events (outbox `producer`, envelope `producer`).
+pub const PRODUCER: &str = "support";
+
+fn check(name: &'static str, ok: impl Fn() -> bool + Send + Sync + 'static) -> Check {
+    let ok = Arc::new(ok);
+    Check::new(name, move || {
+        let up = ok();
+        async move {
+            if up {
+                Ok(())
+            } else {
+                Err("stopped".to_owned())
+            }
+        }
+    })
+}
+
+/// Builds support: the platform, the outbox relay, the notifications consumer, the live
+/// notification listener and the routes.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let platform = Platform::start(settings, None).await?;
-    platform.serve(|_cfg| {})
+    let config = SupportConfig::from_settings(&settings)?;
+    let store = AttachmentStore::new(&config.attachments_dir);
+    tokio::fs::create_dir_all(store.dir()).await.map_err(|e| {
+        anyhow::anyhow!(
+            "ATTACHMENTS_DIR {}: cannot create it: {e}",
+            store.dir().display()
+        )
+    })?;
+    let mut platform = Platform::start(settings, None).await?;
+    let relay = OutboxRelay::spawn(
+        platform.pool.clone(),
+        platform.broker.clone(),
+        PRODUCER,
+        platform.metrics.clone(),
+    );
+    let consumer = spawn_consumer(
+        platform.pool.clone(),
+        platform.broker.clone(),
+        consumer::spec(),
+        Arc::new(consumer::Notifier),
+        platform.metrics.clone(),
+    );
+    let hub = Hub::new();
+    hub.spawn_listener(platform.pool.clone());
+    platform.alive_while(relay.liveness_check());
+    platform.alive_while(consumer.liveness_check());
+    let listener = hub.clone();
+    platform.alive_while(check("notification_listener", move || {
+        listener.listener_running()
+    }));
+    let state = AppState {
+        platform: platform.clone(),
+        config,
+        store,
+        hub,
+    };
+    platform.serve(move |cfg| routes::configure(cfg, state.clone()))
 }

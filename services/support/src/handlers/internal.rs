@@ -1,0 +1,86 @@
+//! The internal API admin calls when a staff member acts on a ticket from the dashboard
+//! (admin never writes support's tables). `X-Internal-Token` required; the acting staff
+//! member is named in the body and must be an active support_staff or manager, and the same
+//! rules as on the public routes apply (transitions, assignee must be staff, notifications,
+//! events).
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use zimmer_http::{ApiError, HttpResult, InternalCaller, validate};
+
+use super::tickets::{MAX_MESSAGE_CHARS, UpdateBody};
+use crate::{
+    AppState,
+    ops::{self, Actor, is_ticket_staff_role},
+    queries::tickets as tq,
+};
+
+/// The staff member admin acts for.
+async fn staff_actor(state: &AppState, actor_id: i64) -> Result<Actor, ApiError> {
+    let mut conn = state.platform.pool.get().await?;
+    match tq::user_role(&mut conn, actor_id).await? {
+        Some((role, true)) if is_ticket_staff_role(&role) => Ok(Actor {
+            id: actor_id,
+            ticket_staff: true,
+        }),
+        _ => Err(ApiError::forbidden(
+            "The acting user is not an active support staff member or manager",
+        )),
+    }
+}
+
+/// `GET /internal/tickets/{id}`: any ticket with its messages.
+pub async fn get(
+    _caller: InternalCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> HttpResult {
+    let mut conn = state.platform.pool.get().await?;
+    let ticket = tq::ticket_by_id(&mut conn, path.into_inner())
+        .await?
+        .ok_or_else(ops::not_found)?;
+    Ok(HttpResponse::Ok().json(ops::detail(&mut conn, ticket).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ActingUpdate {
+    pub actor_id: i64,
+    #[serde(flatten)]
+    pub update: UpdateBody,
+}
+
+/// `PUT /internal/tickets/{id}`: `{actor_id, status?, priority?, importance?, assigned_to?,
+/// message?}` as that staff member.
+pub async fn update(
+    _caller: InternalCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+    body: web::Json<ActingUpdate>,
+) -> HttpResult {
+    let body = body.into_inner();
+    let update = body.update.validate()?;
+    let actor = staff_actor(&state, body.actor_id).await?;
+    let view = ops::update_ticket(&state, actor, path.into_inner(), update).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ActingMessage {
+    pub actor_id: i64,
+    pub message: String,
+}
+
+/// `POST /internal/tickets/{id}/messages`: `{actor_id, message}`, a staff reply.
+pub async fn add_message(
+    _caller: InternalCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+    body: web::Json<ActingMessage>,
+) -> HttpResult {
+    let body = body.into_inner();
+    let text = validate::text(&body.message, MAX_MESSAGE_CHARS)
+        .map_err(|m| ApiError::invalid("message", m))?;
+    let actor = staff_actor(&state, body.actor_id).await?;
+    let view = ops::add_message(&state, actor, path.into_inner(), text, None).await?;
+    Ok(HttpResponse::Created().json(view))
+}

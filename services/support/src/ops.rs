@@ -1,0 +1,437 @@
+//! Ticket operations shared by the public routes and the internal API admin calls: each is one
+//! transaction holding the change, its outbox event and the notifications it causes.
+//! Attachment bytes are written before the transaction (never while holding a connection's
+//! transaction open on file I/O) and removed again if the transaction does not commit.
+
+use chrono::Utc;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use serde_json::json;
+use zimmer_db::models::support::{
+    NewTicket, NewTicketAttachment, NewTicketMessage, Ticket, TicketAttachment, TicketMessage,
+};
+use zimmer_http::ApiError;
+use zimmer_jwt::Role;
+
+use crate::{
+    AppState, PRODUCER,
+    domain::{
+        status::{self, Side, TransitionError},
+        texts,
+    },
+    handlers::input::Upload,
+    queries::{notifications as nq, tickets as tq},
+    views::{MessageView, TicketView},
+};
+
+/// Roles that see and work on every ticket (rbac.md); technical_team has no ticket access.
+pub const TICKET_STAFF: [Role; 2] = [Role::SupportStaff, Role::Manager];
+
+pub fn is_ticket_staff_role(role: &str) -> bool {
+    TICKET_STAFF.iter().any(|r| r.as_str() == role)
+}
+
+/// Who acts on a ticket.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor {
+    pub id: i64,
+    pub ticket_staff: bool,
+}
+
+impl Actor {
+    pub fn new(id: i64, role: Role) -> Self {
+        Self {
+            id,
+            ticket_staff: TICKET_STAFF.contains(&role),
+        }
+    }
+
+    /// Owners see their tickets; ticket staff see all. Anyone else gets 404, never 403: the
+    /// ticket's existence is not revealed.
+    pub fn can_see(&self, t: &Ticket) -> bool {
+        t.user_id == self.id || self.ticket_staff
+    }
+
+    /// Staff on someone else's ticket act as staff; on their own ticket, as its customer.
+    pub fn side(&self, t: &Ticket) -> Side {
+        if self.ticket_staff && t.user_id != self.id {
+            Side::Staff
+        } else {
+            Side::Customer
+        }
+    }
+}
+
+pub fn not_found() -> ApiError {
+    ApiError::not_found("Ticket not found")
+}
+
+fn closed() -> ApiError {
+    ApiError::conflict(
+        "ticket_closed",
+        "This ticket is closed; please open a new ticket",
+    )
+}
+
+fn transition_error(e: TransitionError) -> ApiError {
+    match e {
+        TransitionError::Closed => closed(),
+        TransitionError::CustomerMayOnlyClose => {
+            ApiError::forbidden("You can only close your ticket or add a message to it")
+        }
+    }
+}
+
+/// A checked, stored attachment waiting for its row.
+struct Stored<'a> {
+    upload: &'a Upload,
+    key: String,
+}
+
+async fn store<'a>(
+    state: &AppState,
+    upload: Option<&'a Upload>,
+) -> Result<Option<Stored<'a>>, ApiError> {
+    match upload {
+        None => Ok(None),
+        Some(upload) => {
+            let key =
+                state.store.save(&upload.bytes).await.map_err(|e| {
+                    ApiError::internal(anyhow::anyhow!("storing an attachment: {e}"))
+                })?;
+            Ok(Some(Stored { upload, key }))
+        }
+    }
+}
+
+async fn unstore(state: &AppState, stored: Option<Stored<'_>>) {
+    if let Some(s) = stored {
+        state.store.remove(&s.key).await;
+    }
+}
+
+/// The full ticket view (messages with authors and attachments).
+pub async fn detail(conn: &mut AsyncPgConnection, ticket: Ticket) -> Result<TicketView, ApiError> {
+    let messages = tq::messages_of(conn, &[ticket.id]).await?;
+    let ids: Vec<i64> = messages.iter().map(|(m, _)| m.id).collect();
+    let attachments = tq::attachments_of(conn, &ids).await?;
+    Ok(TicketView::detail(ticket, messages, attachments))
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTicketInput {
+    pub subject: String,
+    pub message: String,
+    pub importance: String,
+    pub category: Option<String>,
+    pub user_automation_id: Option<i64>,
+}
+
+/// Opens a ticket with its first message (and attachment); emits `ticket.created`.
+pub async fn create_ticket(
+    state: &AppState,
+    actor: Actor,
+    input: NewTicketInput,
+    upload: Option<Upload>,
+) -> Result<TicketView, ApiError> {
+    let stored = store(state, upload.as_ref()).await?;
+    let result = async {
+        let mut conn = state.platform.pool.get().await?;
+        conn.transaction(async |conn| {
+            if let Some(ua) = input.user_automation_id
+                && !tq::owns_user_automation(conn, ua, actor.id).await?
+            {
+                return Err(ApiError::invalid(
+                    "user_automation_id",
+                    "is not one of your automations",
+                ));
+            }
+            let ticket = tq::insert_ticket(
+                conn,
+                &NewTicket {
+                    user_id: actor.id,
+                    title: &input.subject,
+                    description: &input.message,
+                    // Triage starts from what the customer chose.
+                    priority: &input.importance,
+                    importance: &input.importance,
+                    category: input.category.as_deref(),
+                    user_automation_id: input.user_automation_id,
+                },
+            )
+            .await?;
+            let message = tq::insert_message(
+                conn,
+                &NewTicketMessage {
+                    ticket_id: ticket.id,
+                    author_id: actor.id,
+                    is_staff: false,
+                    body: &input.message,
+                },
+            )
+            .await?;
+            if let Some(s) = &stored {
+                attach(conn, message.id, s).await?;
+            }
+            zimmer_events::enqueue(
+                conn,
+                PRODUCER,
+                "ticket.created",
+                &json!({
+                    "ticket_id": ticket.id,
+                    "user_id": ticket.user_id,
+                    "priority": ticket.priority,
+                }),
+            )
+            .await?;
+            detail(conn, ticket).await
+        })
+        .await
+    }
+    .await;
+    if result.is_err() {
+        unstore(state, stored).await;
+    }
+    result
+}
+
+async fn attach(
+    conn: &mut AsyncPgConnection,
+    message_id: i64,
+    s: &Stored<'_>,
+) -> Result<TicketAttachment, ApiError> {
+    let size = i64::try_from(s.upload.bytes.len()).map_err(ApiError::internal)?;
+    Ok(tq::insert_attachment(
+        conn,
+        &NewTicketAttachment {
+            message_id,
+            filename: &s.upload.filename,
+            content_type: s.upload.kind.content_type(),
+            size,
+            storage_key: &s.key,
+        },
+    )
+    .await?)
+}
+
+/// Inside the caller's transaction, on a locked ticket: the message, its attachment, the
+/// `ticket.replied` event and the notification of the other side. Returns the message and
+/// the status the ticket moves to.
+async fn write_message(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    ticket: &Ticket,
+    text: &str,
+    stored: Option<&Stored<'_>>,
+) -> Result<(TicketMessage, Option<TicketAttachment>, &'static str), ApiError> {
+    let side = actor.side(ticket);
+    let next = status::after_message(&ticket.status, side).map_err(transition_error)?;
+    let by_staff = side == Side::Staff;
+    let message = tq::insert_message(
+        conn,
+        &NewTicketMessage {
+            ticket_id: ticket.id,
+            author_id: actor.id,
+            is_staff: by_staff,
+            body: text,
+        },
+    )
+    .await?;
+    let attachment = match stored {
+        Some(s) => Some(attach(conn, message.id, s).await?),
+        None => None,
+    };
+    let event_id = zimmer_events::enqueue(
+        conn,
+        PRODUCER,
+        "ticket.replied",
+        &json!({
+            "ticket_id": ticket.id,
+            "user_id": ticket.user_id,
+            "by_staff": by_staff,
+            "message_id": message.id,
+            "author_id": actor.id,
+        }),
+    )
+    .await?;
+    // Notified here, with the event's id as the source: it shows at commit, whether or not
+    // the broker is up, and the consumer of this same event then finds it done.
+    if by_staff {
+        let draft = texts::staff_replied(ticket.id, &ticket.title);
+        nq::notify_user(conn, ticket.user_id, &draft, Some(event_id)).await?;
+    } else if let Some(assignee) = ticket.assigned_to.filter(|a| *a != actor.id) {
+        let draft = texts::customer_replied(ticket.id, &ticket.title);
+        nq::notify_user(conn, assignee, &draft, Some(event_id)).await?;
+    }
+    Ok((message, attachment, next))
+}
+
+/// Whether `actor` may see ticket `id` (before storing a file for it).
+async fn precheck(state: &AppState, actor: Actor, id: i64) -> Result<(), ApiError> {
+    let mut conn = state.platform.pool.get().await?;
+    match tq::ticket_by_id(&mut conn, id).await? {
+        Some(t) if actor.can_see(&t) => {
+            if t.status == status::CLOSED {
+                Err(closed())
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(not_found()),
+    }
+}
+
+/// Adds a message (and attachment) to a ticket.
+pub async fn add_message(
+    state: &AppState,
+    actor: Actor,
+    ticket_id: i64,
+    text: String,
+    upload: Option<Upload>,
+) -> Result<MessageView, ApiError> {
+    if upload.is_some() {
+        // Nothing is stored for a ticket the caller cannot write to.
+        precheck(state, actor, ticket_id).await?;
+    }
+    let stored = store(state, upload.as_ref()).await?;
+    let result = async {
+        let mut conn = state.platform.pool.get().await?;
+        conn.transaction(async |conn| {
+            let ticket = tq::ticket_for_update(conn, ticket_id)
+                .await?
+                .filter(|t| actor.can_see(t))
+                .ok_or_else(not_found)?;
+            let (message, attachment, next) =
+                write_message(conn, actor, &ticket, &text, stored.as_ref()).await?;
+            tq::update_ticket(
+                conn,
+                ticket.id,
+                &tq::TicketChanges {
+                    status: (next != ticket.status).then_some(next),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            let author = tq::user_name(conn, actor.id).await?.unwrap_or_default();
+            Ok::<_, ApiError>(MessageView::new(message, author, attachment))
+        })
+        .await
+    }
+    .await;
+    if result.is_err() {
+        unstore(state, stored).await;
+    }
+    result
+}
+
+/// A change to a ticket: fields for staff (the owner may only close), and/or a message.
+#[derive(Debug, Clone, Default)]
+pub struct TicketUpdate {
+    pub status: Option<String>,
+    pub priority: Option<String>,
+    pub importance: Option<String>,
+    /// `Some(None)` unassigns.
+    pub assigned_to: Option<Option<i64>>,
+    pub message: Option<String>,
+}
+
+impl TicketUpdate {
+    fn changes_fields(&self) -> bool {
+        self.status.is_some()
+            || self.priority.is_some()
+            || self.importance.is_some()
+            || self.assigned_to.is_some()
+    }
+}
+
+/// Applies a [`TicketUpdate`] in one transaction; answers the ticket as it is afterwards.
+pub async fn update_ticket(
+    state: &AppState,
+    actor: Actor,
+    ticket_id: i64,
+    update: TicketUpdate,
+) -> Result<TicketView, ApiError> {
+    let mut conn = state.platform.pool.get().await?;
+    conn.transaction(async |conn| {
+        let ticket = tq::ticket_for_update(conn, ticket_id)
+            .await?
+            .filter(|t| actor.can_see(t))
+            .ok_or_else(not_found)?;
+        let side = actor.side(&ticket);
+        if side == Side::Customer
+            && (update.priority.is_some()
+                || update.importance.is_some()
+                || update.assigned_to.is_some())
+        {
+            return Err(ApiError::forbidden(
+                "You can only close your ticket or add a message to it",
+            ));
+        }
+        if ticket.status == status::CLOSED && (update.changes_fields() || update.message.is_some())
+        {
+            // Closing a closed ticket again is a harmless repeat.
+            let only_reclose = update.message.is_none()
+                && update.status.as_deref() == Some(status::CLOSED)
+                && update.priority.is_none()
+                && update.importance.is_none()
+                && update.assigned_to.is_none();
+            if only_reclose {
+                return detail(conn, ticket).await;
+            }
+            return Err(closed());
+        }
+        let mut current_status = ticket.status.clone();
+        if let Some(text) = &update.message {
+            let (_, _, next) = write_message(conn, actor, &ticket, text, None).await?;
+            current_status = next.to_owned();
+        }
+        let mut changes = tq::TicketChanges::default();
+        // A message moves the status by itself (e.g. reopens a resolved ticket); an explicit
+        // status is checked against the rules.
+        let target = match update.status.as_deref() {
+            Some(explicit) => {
+                status::check_transition(&ticket.status, explicit, side)
+                    .map_err(transition_error)?;
+                explicit
+            }
+            None => current_status.as_str(),
+        };
+        if target != ticket.status {
+            changes.status = Some(target);
+            if target == status::CLOSED {
+                changes.closed_at = Some(Some(Utc::now()));
+            }
+        }
+        changes.priority = update.priority.as_deref();
+        changes.importance = update.importance.as_deref();
+        let mut newly_assigned = None;
+        if let Some(assignee) = update.assigned_to {
+            if let Some(id) = assignee {
+                let role = tq::user_role(conn, id).await?;
+                let ok = matches!(&role, Some((r, true)) if is_ticket_staff_role(r));
+                if !ok {
+                    return Err(ApiError::invalid(
+                        "assigned_to",
+                        "must be an active support staff member or manager",
+                    ));
+                }
+                if ticket.assigned_to != Some(id) && id != actor.id {
+                    newly_assigned = Some(id);
+                }
+            }
+            changes.assigned_to = Some(assignee);
+        }
+        let updated = tq::update_ticket(conn, ticket.id, &changes).await?;
+        if side == Side::Staff
+            && updated.status != ticket.status
+            && let Some(draft) = texts::ticket_status(updated.id, &updated.title, &updated.status)
+        {
+            nq::notify_user(conn, updated.user_id, &draft, None).await?;
+        }
+        if let Some(assignee) = newly_assigned {
+            let draft = texts::ticket_assigned(updated.id, &updated.title);
+            nq::notify_user(conn, assignee, &draft, None).await?;
+        }
+        detail(conn, updated).await
+    })
+    .await
+}
