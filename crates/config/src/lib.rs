@@ -233,11 +233,16 @@ impl Settings {
                     .map_err(|e| ConfigError(format!("{key}: cannot read {path}: {e}"))),
             }
         };
-        let private_key_pem = match env.get("JWT_PRIVATE_KEY") {
-            Some(pem) => Some(pem),
-            None => read_file("JWT_PRIVATE_KEY_FILE")?,
-        }
-        .map(Secret::new);
+        // Only auth signs; another service never reads (or needs) the private key.
+        let private_key_pem = if service == "auth" {
+            match env.get("JWT_PRIVATE_KEY") {
+                Some(pem) => Some(pem),
+                None => read_file("JWT_PRIVATE_KEY_FILE")?,
+            }
+            .map(Secret::new)
+        } else {
+            None
+        };
         let public_key_pem = match env.get("JWT_PUBLIC_KEY") {
             Some(pem) => Some(pem),
             None => read_file("JWT_PUBLIC_KEY_FILE")?,
