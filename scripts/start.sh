@@ -39,6 +39,17 @@ export COOKIE_SECURE="${COOKIE_SECURE:-false}"
 export LOG_FORMAT="${LOG_FORMAT:-pretty}"
 export JWT_PRIVATE_KEY_FILE="${JWT_PRIVATE_KEY_FILE:-$DATA/jwt-ed25519.pem}"
 export FRONTEND_URL="${FRONTEND_URL:-http://localhost:3000}"
+# The fake automation vendor (services/marketplace/src/fake_vendor.rs) runs the demo
+# automations: seed-demo points their provision/health URLs at FAKE_VENDOR_URL and derives
+# their service tokens from DEMO_SERVICE_TOKEN, as the fake vendor does.
+FAKE_VENDOR_PORT="${FAKE_VENDOR_PORT:-8090}"
+export FAKE_VENDOR_URL="${FAKE_VENDOR_URL:-http://127.0.0.1:$FAKE_VENDOR_PORT}"
+export DEMO_SERVICE_TOKEN="${DEMO_SERVICE_TOKEN:-zimmer-dev-demo-vendor-token}"
+# Billing pays through the local fake Zarinpal (started below) unless ZARINPAL_BASE_URL points
+# elsewhere; the gateway's callback address is set once the gateway address is known.
+FAKE_ZARINPAL_PORT="${FAKE_ZARINPAL_PORT:-8091}"
+FAKE_ZARINPAL_URL="http://127.0.0.1:$FAKE_ZARINPAL_PORT"
+export ZARINPAL_BASE_URL="${ZARINPAL_BASE_URL:-$FAKE_ZARINPAL_URL}"
 GATEWAY_LISTEN="${GATEWAY_LISTEN:-127.0.0.1:8080}"
 PROFILE="${PROFILE:-debug}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
@@ -102,6 +113,8 @@ stop_one() {
 
 cmd_down() {
     stop_one nginx "$NGINX_PREFIX/nginx.conf"
+    stop_one fake-vendor zimmer-fake-vendor
+    stop_one fake-zarinpal zimmer-fake-zarinpal
     local svc
     for svc in "${SERVICES[@]}"; do
         stop_one "$svc" "zimmer-$svc"
@@ -159,6 +172,38 @@ start_services() {
         echo "$pid" >"$PIDS/$svc.pid"
         zimmer_log "started $svc on $(service_url "$svc") (pid $pid, log .data/logs/$svc.log)"
     done
+}
+
+# The fake payment gateway (services/billing/src/fake.rs), when billing is pointed at it.
+start_fake_zarinpal() {
+    [[ "$ZARINPAL_BASE_URL" == "$FAKE_ZARINPAL_URL" ]] || return 0
+    local dir
+    dir="$(bin_dir)"
+    [[ -x "$dir/zimmer-fake-zarinpal" ]] || zimmer_die "$dir/zimmer-fake-zarinpal not found"
+    if zimmer_port_open 127.0.0.1 "$FAKE_ZARINPAL_PORT"; then
+        zimmer_die "port $FAKE_ZARINPAL_PORT (fake Zarinpal) is already in use by a process this script did not start"
+    fi
+    rotate_log "$LOGS/fake-zarinpal.log"
+    FAKE_ZARINPAL_ADDR="127.0.0.1:$FAKE_ZARINPAL_PORT" setsid "$dir/zimmer-fake-zarinpal" \
+        >>"$LOGS/fake-zarinpal.log" 2>&1 </dev/null &
+    echo "$!" >"$PIDS/fake-zarinpal.pid"
+    zimmer_log "started the fake Zarinpal on $FAKE_ZARINPAL_URL (pid $!, log .data/logs/fake-zarinpal.log)"
+}
+
+# The fake automation vendor, when the demo automations point at the local one.
+start_fake_vendor() {
+    [[ "$FAKE_VENDOR_URL" == "http://127.0.0.1:$FAKE_VENDOR_PORT" ]] || return 0
+    local dir
+    dir="$(bin_dir)"
+    [[ -x "$dir/zimmer-fake-vendor" ]] || zimmer_die "$dir/zimmer-fake-vendor not found"
+    if zimmer_port_open 127.0.0.1 "$FAKE_VENDOR_PORT"; then
+        zimmer_die "port $FAKE_VENDOR_PORT (fake vendor) is already in use by a process this script did not start"
+    fi
+    rotate_log "$LOGS/fake-vendor.log"
+    FAKE_VENDOR_LISTEN="127.0.0.1:$FAKE_VENDOR_PORT" MARKETPLACE_URL="$(service_url marketplace)" \
+        setsid "$dir/zimmer-fake-vendor" >>"$LOGS/fake-vendor.log" 2>&1 </dev/null &
+    echo "$!" >"$PIDS/fake-vendor.pid"
+    zimmer_log "started the fake automation vendor on $FAKE_VENDOR_URL (pid $!, log .data/logs/fake-vendor.log)"
 }
 
 start_gateway() {
@@ -236,6 +281,9 @@ cmd_up() {
     "$dir/zimmer-auth" seed-demo
     "$dir/zimmer-marketplace" seed-demo
 
+    export ZARINPAL_CALLBACK_URL="${ZARINPAL_CALLBACK_URL:-$(gateway_url)/api/payments/zarinpal/callback}"
+    start_fake_zarinpal
+    start_fake_vendor
     start_services
     start_gateway
     wait_ready
@@ -251,6 +299,8 @@ EOF
         printf '    %-12s %s\n' "$svc" "$(service_url "$svc")"
     done
     cat <<EOF
+  Payment gateway:    $ZARINPAL_BASE_URL
+  Automation vendor:  $FAKE_VENDOR_URL   (demo automations; GET /state, PUT /control)
   Demo manager:       $DEMO_EMAIL / $DEMO_PASSWORD
   Logs:               .data/logs/   (scripts/start.sh logs [service])
   Stop:               scripts/start.sh down

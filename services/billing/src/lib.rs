@@ -1,10 +1,55 @@
-//! The billing service. Until its issue lands it serves only `/healthz`, `/readyz` and
-//! `/metrics` (and verifies tokens like every service, so the shared pieces are exercised).
+//! The billing service: token purchases through Zarinpal (v4), verified exactly once, with
+//! discount codes, payment history, and a reconciliation job for payments whose callback never
+//! came. Also the faithful fake Zarinpal used locally and in tests ([`fake`]).
+
+pub mod config;
+pub mod domain;
+pub mod fake;
+pub mod handlers;
+pub mod queries;
+pub mod reconcile;
+pub mod routes;
+pub mod settle;
+mod state;
+pub mod zarinpal;
+
+use std::sync::Arc;
 
 use zimmer_config::Settings;
+use zimmer_events::OutboxRelay;
 use zimmer_service::{Application, Platform};
 
+pub use settle::Billing;
+pub use state::AppState;
+
+use crate::{config::BillingConfig, settle::BillingMetrics};
+
+/// Builds billing: the platform, the outbox relay, the reconciliation job and the routes.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let platform = Platform::start(settings, None).await?;
-    platform.serve(|_cfg| {})
+    let config = BillingConfig::from_settings(&settings)?;
+    let mut platform = Platform::start(settings, None).await?;
+    let zarinpal = config.client()?.with_metrics(&platform.metrics.registry);
+    tracing::info!(gateway = %config.zarinpal_base_url, client = ?zarinpal, "zarinpal configured");
+    let billing = Billing {
+        pool: platform.pool.clone(),
+        zarinpal,
+        config: Arc::new(config),
+        metrics: BillingMetrics::register(&platform.metrics.registry)?,
+    };
+    let relay = OutboxRelay::spawn(
+        platform.pool.clone(),
+        platform.broker.clone(),
+        settle::PRODUCER,
+        platform.metrics.clone(),
+    );
+    platform.alive_while(relay.liveness_check());
+    if billing.config.reconcile_enabled {
+        let job = reconcile::spawn(billing.clone());
+        platform.alive_while(job.liveness_check());
+    }
+    let state = AppState {
+        platform: platform.clone(),
+        billing,
+    };
+    platform.serve(move |cfg| routes::configure(cfg, state.clone()))
 }

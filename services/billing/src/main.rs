@@ -1,6 +1,8 @@
+use std::sync::Arc;
+
 use zimmer_config::Settings;
 
-const USAGE: &str = "usage: zimmer-billing [serve | migrate]";
+const USAGE: &str = "usage: zimmer-billing [serve | migrate | reconcile]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,6 +16,23 @@ async fn main() -> anyhow::Result<()> {
                 .await?
         }
         Some("migrate") => zimmer_service::migrate(&settings).await?,
+        // One reconciliation round now, e.g. from cron or by hand after a gateway outage.
+        Some("reconcile") => {
+            let config = zimmer_billing::config::BillingConfig::from_settings(&settings)?;
+            let billing = zimmer_billing::Billing {
+                pool: zimmer_db::connect_pool(&settings.database, "zimmer-billing-reconcile")?,
+                zarinpal: config.client()?,
+                config: Arc::new(config),
+                metrics: zimmer_billing::settle::BillingMetrics::register(
+                    &prometheus::Registry::new(),
+                )?,
+            };
+            let report = billing
+                .reconcile_round()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{report:?}");
+        }
         Some(other) => anyhow::bail!("unknown command `{other}`; {USAGE}"),
     }
     Ok(())

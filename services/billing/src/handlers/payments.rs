@@ -1,0 +1,474 @@
+//! Buying tokens (`POST /api/payments/zarinpal/init`) and the customer's payment history.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use diesel_async::AsyncConnection;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use zimmer_db::models::billing::{
+    NewDiscountRedemption, NewPayment, Payment, payment_status as ps, redemption_status as rs,
+};
+use zimmer_http::{
+    ApiError, HttpResult,
+    paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
+    validate::Validator,
+};
+use zimmer_jwt::CurrentUser;
+
+use super::{PaymentView, int_value};
+use crate::{
+    AppState,
+    domain::{self, DiscountRefusal},
+    queries::{self, PaymentFilter},
+    settle,
+    zarinpal::{Answer, MAX_AMOUNT, MIN_AMOUNT, RequestRefusal},
+};
+
+/// What the panel sends (clients.md). Anything else — an `amount`, a `user_id`, a price — is
+/// ignored: the price is computed here from the database.
+#[derive(Debug, Deserialize)]
+pub struct InitBody {
+    #[serde(default)]
+    pub automation_id: Option<Value>,
+    #[serde(default)]
+    pub tokens: Option<Value>,
+    #[serde(default)]
+    pub return_path: Option<String>,
+    #[serde(default)]
+    pub discount_code: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InitAnswer {
+    pub payment_id: i64,
+    pub status: String,
+    pub authority: Option<String>,
+    /// The StartPay URL (null when a 100 % discount settled the payment at once).
+    pub payment_url: Option<String>,
+    /// Where the panel sends the browser: `payment_url`, or the result page when nothing is
+    /// left to pay.
+    pub redirect_url: String,
+    pub amount: i64,
+    pub amount_before: i64,
+    pub amount_discount: i64,
+    pub discount_code: Option<String>,
+    pub discount_percent: Option<i32>,
+    pub tokens: i64,
+}
+
+struct Priced {
+    payment: Payment,
+    amount_before: i64,
+    amount_discount: i64,
+}
+
+pub async fn init(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    body: web::Json<InitBody>,
+) -> HttpResult {
+    let st = state.get_ref();
+    let config = &st.billing.config;
+
+    let mut v = Validator::new();
+    let automation_id = match int_value(body.automation_id.as_ref()) {
+        Ok(Some(id)) if id > 0 => Some(id),
+        Ok(_) => {
+            v.error("automation_id", "is required");
+            None
+        }
+        Err(m) => {
+            v.error("automation_id", m);
+            None
+        }
+    };
+    let tokens = match int_value(body.tokens.as_ref()) {
+        Ok(Some(t)) if (1..=config.max_tokens).contains(&t) => Some(t),
+        Ok(Some(_)) => {
+            v.error(
+                "tokens",
+                format!("must be between 1 and {}", config.max_tokens),
+            );
+            None
+        }
+        Ok(None) => {
+            v.error("tokens", "is required");
+            None
+        }
+        Err(m) => {
+            v.error("tokens", m);
+            None
+        }
+    };
+    let return_path = body
+        .return_path
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    if let Some(p) = return_path {
+        v.check("return_path", domain::valid_return_path(p));
+    }
+    let code = domain::normalize_code(body.discount_code.as_deref());
+    v.finish()?;
+    let (Some(automation_id), Some(tokens)) = (automation_id, tokens) else {
+        return Err(ApiError::bad_request("Invalid request"));
+    };
+
+    // Each init opens a gateway session: a runaway client should not open thousands. Redis
+    // down → allowed (the cost of a few extra sessions is lower than refusing payments).
+    let per_minute: u64 = st
+        .platform
+        .settings
+        .env
+        .parse("PAYMENT_INIT_RATE_PER_MIN", 20)
+        .unwrap_or(20);
+    if let Ok(decision) = st
+        .platform
+        .redis
+        .rate_limit(
+            &format!("billing:init:{}", user.id),
+            per_minute,
+            Duration::from_secs(60),
+        )
+        .await
+        && !decision.allowed
+    {
+        return Err(ApiError::too_many_requests(decision.retry_after));
+    }
+
+    let min_age = chrono::Duration::from_std(config.reconcile_min_age).unwrap_or_default();
+    let user_id = user.id;
+    let mut conn = st.billing.pool.get().await?;
+    let priced = conn
+        .transaction(async |conn| {
+            let automation = queries::automation_price(conn, automation_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Automation not found"))?;
+            // "Not yours" and "absent" answer the same (rbac.md).
+            let (user_automation_id, ua_status) =
+                queries::user_automation_of(conn, user_id, automation_id)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::not_found("You have not added this automation")
+                            .with_code("automation_not_added")
+                    })?;
+            if automation.status != "active" || ua_status == "canceled" {
+                return Err(ApiError::conflict(
+                    "automation_unavailable",
+                    "This automation cannot be purchased now",
+                ));
+            }
+            if automation.price_per_token <= 0 {
+                return Err(ApiError::conflict(
+                    "not_for_sale",
+                    "This automation has no token price",
+                ));
+            }
+            let amount_before = domain::price(tokens, automation.price_per_token)
+                .ok_or_else(|| ApiError::invalid("tokens", "is too many for one payment"))?;
+
+            // The code's row stays locked until commit: concurrent purchases with the same
+            // code count and reserve one after the other.
+            let mut discount = None;
+            if let Some(code) = &code {
+                let Some(d) = queries::lock_discount_by_code(conn, code).await? else {
+                    return Err(discount_error(DiscountRefusal::NotFound));
+                };
+                let usage = queries::discount_usage(conn, d.id, Some(user_id)).await?;
+                domain::check_discount(&d, Some(automation_id), usage, Utc::now())
+                    .map_err(discount_error)?;
+                discount = Some(d);
+            }
+            let (amount_discount, amount) = match &discount {
+                Some(d) => domain::apply_percent(amount_before, d.percent_off),
+                None => (0, amount_before),
+            };
+            let free = amount == 0;
+            if !free && !domain::amount_in_gateway_range(amount) {
+                return Err(ApiError::invalid(
+                    "tokens",
+                    format!(
+                        "the amount to pay must be between {MIN_AMOUNT} and {MAX_AMOUNT} Rial \
+                         (it is {amount})"
+                    ),
+                )
+                .with_code("amount_out_of_range"));
+            }
+            let description = domain::description(tokens, &automation.name);
+            let now = Utc::now();
+            let meta = serde_json::json!({ "amount_before": amount_before });
+            let payment = queries::insert_payment(
+                conn,
+                &NewPayment {
+                    user_id,
+                    automation_id,
+                    user_automation_id,
+                    amount,
+                    tokens_purchased: tokens,
+                    description: Some(&description),
+                    // A 100 % discount needs no gateway: it succeeds here, with the same event.
+                    status: if free { ps::SUCCEEDED } else { ps::PENDING },
+                    discount_code: discount.as_ref().map(|d| d.code.as_str()),
+                    discount_percent: discount.as_ref().map(|d| d.percent_off),
+                    return_path,
+                    next_check_at: (!free).then(|| now + min_age),
+                    verified_at: free.then_some(now),
+                    meta: &meta,
+                },
+            )
+            .await?;
+            if let Some(d) = &discount {
+                queries::insert_redemption(
+                    conn,
+                    &NewDiscountRedemption {
+                        discount_id: d.id,
+                        user_id,
+                        payment_id: payment.id,
+                        status: if free { rs::CONFIRMED } else { rs::RESERVED },
+                        amount_before,
+                        amount_discount,
+                        amount_after: amount,
+                    },
+                )
+                .await?;
+            }
+            if free {
+                settle::enqueue_verified(conn, &payment).await?;
+            }
+            Ok::<_, ApiError>(Priced {
+                payment,
+                amount_before,
+                amount_discount,
+            })
+        })
+        .await?;
+    // No connection is held across the gateway call.
+    drop(conn);
+
+    let Priced {
+        payment,
+        amount_before,
+        amount_discount,
+    } = priced;
+    let answer = |p: &Payment, payment_url: Option<String>, redirect_url: String| InitAnswer {
+        payment_id: p.id,
+        status: p.status.clone(),
+        authority: p.authority.clone(),
+        payment_url,
+        redirect_url,
+        amount: p.amount,
+        amount_before,
+        amount_discount,
+        discount_code: p.discount_code.clone(),
+        discount_percent: p.discount_percent,
+        tokens: p.tokens_purchased,
+    };
+    if payment.status == ps::SUCCEEDED {
+        let result = domain::result_page_url(
+            &st.platform.settings.frontend_url,
+            payment.return_path.as_deref(),
+            payment.id,
+            None,
+            "OK",
+        );
+        return Ok(HttpResponse::Ok().json(answer(&payment, None, result)));
+    }
+
+    let description = payment.description.clone().unwrap_or_default();
+    let requested = st
+        .billing
+        .zarinpal
+        .request(
+            payment.amount,
+            &description,
+            &config.callback_url,
+            &payment.id.to_string(),
+        )
+        .await;
+    let mut conn = st.billing.pool.get().await?;
+    match requested {
+        Answer::Ok(ok) => {
+            if !domain::plausible_authority(&ok.authority) {
+                queries::fail_unrequested(&mut conn, payment.id, "gateway_bad_authority").await?;
+                tracing::error!(
+                    payment_id = payment.id,
+                    "zarinpal returned an unusable authority"
+                );
+                return Err(gateway_unavailable());
+            }
+            let Some(p) = queries::set_authority(&mut conn, payment.id, &ok.authority).await?
+            else {
+                // Expired under us (the gateway took longer than the reconciler's patience).
+                return Err(gateway_unavailable());
+            };
+            let url = st.billing.zarinpal.start_pay_url(&ok.authority);
+            tracing::info!(payment_id = p.id, amount = p.amount, "payment requested");
+            Ok(HttpResponse::Ok().json(answer(&p, Some(url.clone()), url)))
+        }
+        Answer::Refused(e) => {
+            queries::fail_unrequested(
+                &mut conn,
+                payment.id,
+                &format!("gateway_refused_{}", -e.code),
+            )
+            .await?;
+            Err(match RequestRefusal::of(e.code) {
+                RequestRefusal::RetryLater => ApiError::unavailable(
+                    "The payment gateway is busy; please try again in a few minutes",
+                )
+                .with_code("gateway_busy"),
+                RequestRefusal::AmountOutOfRange => {
+                    ApiError::invalid("tokens", "the amount is above the gateway's maximum")
+                        .with_code("amount_out_of_range")
+                }
+                refusal => {
+                    // Ours to fix (merchant setup or a malformed request): alert, not the payer.
+                    tracing::error!(
+                        payment_id = payment.id,
+                        code = e.code,
+                        message = %e.message,
+                        validations = ?e.validations,
+                        ?refusal,
+                        "zarinpal refused a payment request"
+                    );
+                    gateway_unavailable()
+                }
+            })
+        }
+        Answer::Indeterminate(_) => {
+            // Nobody was sent to pay, so nobody can pay it: closing it loses nothing.
+            queries::fail_unrequested(&mut conn, payment.id, "gateway_unavailable").await?;
+            Err(gateway_unavailable())
+        }
+    }
+}
+
+fn gateway_unavailable() -> ApiError {
+    ApiError::unavailable("The payment gateway is not available; please try again later")
+        .with_code("gateway_unavailable")
+}
+
+/// 422 naming the code's problem; `code` is `discount_<reason>` for clients that branch on it.
+pub fn discount_error(r: DiscountRefusal) -> ApiError {
+    ApiError::invalid("discount_code", r.message()).with_code(format!("discount_{}", r.reason()))
+}
+
+/// `limit`/`offset`/`order` (the panel) or `page`/`page_size` (api.md).
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+    pub order: Option<String>,
+    pub status: Option<String>,
+}
+
+/// `(offset, limit, page, page_size)` from either style.
+pub fn window(q: &ListQuery) -> (i64, i64, i64, i64) {
+    let size = q
+        .limit
+        .or(q.page_size)
+        .unwrap_or(DEFAULT_PAGE_SIZE)
+        .clamp(1, MAX_PAGE_SIZE);
+    let offset = match q.offset {
+        Some(o) => o.max(0),
+        None => (q.page.unwrap_or(1).max(1) - 1).saturating_mul(size),
+    };
+    (offset, size, offset / size + 1, size)
+}
+
+pub fn parse_status(s: Option<&str>) -> Result<Option<String>, ApiError> {
+    match s.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) if ps::ALL.contains(&s) => Ok(Some(s.to_owned())),
+        Some(_) => Err(ApiError::invalid("status", "is not a payment status")),
+    }
+}
+
+pub fn parse_order(s: Option<&str>) -> Result<bool, ApiError> {
+    match s.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("" | "desc") => Ok(false),
+        Some("asc") => Ok(true),
+        Some(_) => Err(ApiError::invalid("order", "must be asc or desc")),
+    }
+}
+
+pub async fn list(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> HttpResult {
+    let filter = PaymentFilter {
+        user_id: Some(user.id),
+        status: parse_status(query.status.as_deref())?,
+        ascending: parse_order(query.order.as_deref())?,
+        ..PaymentFilter::default()
+    };
+    let (offset, limit, page, page_size) = window(&query);
+    let mut conn = state.billing.pool.get().await?;
+    let (rows, total) = queries::list_payments(&mut conn, &filter, offset, limit).await?;
+    let items: Vec<PaymentView> = rows
+        .into_iter()
+        .map(|(p, name)| PaymentView::new(p, name))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": items,
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+        "limit": limit,
+        "offset": offset,
+    })))
+}
+
+pub async fn get(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let mut conn = state.billing.pool.get().await?;
+    let (p, name) = queries::user_payment(&mut conn, user.id, path.into_inner())
+        .await?
+        .ok_or_else(|| ApiError::not_found("Payment not found"))?;
+    Ok(HttpResponse::Ok().json(PaymentView::new(p, name)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SummaryQuery {
+    pub months: Option<i32>,
+}
+
+/// Totals (api.md) and the monthly series the panel charts (clients.md `points`).
+pub async fn summary(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    query: web::Query<SummaryQuery>,
+) -> HttpResult {
+    let months = query.months.unwrap_or(6).clamp(1, 24);
+    let mut conn = state.billing.pool.get().await?;
+    let totals = queries::totals_by_status(&mut conn, user.id).await?;
+    let points = queries::monthly_spend(&mut conn, user.id, months).await?;
+    let succeeded = totals.iter().find(|t| t.status == ps::SUCCEEDED);
+    let by_status: serde_json::Map<String, Value> = ps::ALL
+        .iter()
+        .map(|s| {
+            let n = totals
+                .iter()
+                .find(|t| t.status == *s)
+                .map_or(0, |t| t.count);
+            ((*s).to_owned(), Value::from(n))
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "total_spent": succeeded.map_or(0, |t| t.amount),
+        "tokens_purchased": succeeded.map_or(0, |t| t.tokens),
+        "payments_count": totals.iter().map(|t| t.count).sum::<i64>(),
+        "succeeded_count": succeeded.map_or(0, |t| t.count),
+        "count_by_status": by_status,
+        "months": months,
+        "points": points,
+    })))
+}
