@@ -58,9 +58,15 @@ mod tests {
 
     #[test]
     fn clamps() {
-        let q = PageQuery { page: Some(0), page_size: Some(1000) };
+        let q = PageQuery {
+            page: Some(0),
+            page_size: Some(1000),
+        };
         assert_eq!((q.page(), q.page_size(), q.offset()), (1, 100, 0));
-        let q = PageQuery { page: Some(3), page_size: None };
+        let q = PageQuery {
+            page: Some(3),
+            page_size: None,
+        };
         assert_eq!((q.page(), q.page_size(), q.offset()), (3, 20, 40));
     }
 }

@@ -3,12 +3,14 @@
 //! `session.revoked` / `user.deactivated`, and the actix extractor for the current user with
 //! the one role check.
 
+mod check;
 mod claims;
 mod extractor;
 mod keys;
 mod revocation;
 mod verifier;
 
+pub use check::{TOKEN_CHECK_PATH, token_check};
 pub use claims::{Claims, Role};
 pub use extractor::{AuthState, CurrentUser, MaybeUser, bearer_token};
 pub use keys::{

@@ -105,6 +105,10 @@ impl Platform {
             .app_data(web::Data::new(self.redis.clone()))
             .app_data(web::Data::new(self.pool.clone()));
         zimmer_http::probe_routes(cfg);
+        cfg.route(
+            zimmer_jwt::TOKEN_CHECK_PATH,
+            web::get().to(zimmer_jwt::token_check),
+        );
     }
 
     /// The HTTP server: common middleware and configuration, then the service's routes.

@@ -1,7 +1,8 @@
 //! Keeps every instance's revocation set current: a broadcast subscription to
 //! `session.revoked` and `user.deactivated` (each instance gets its own copy), plus a load of
-//! the revocations still live from auth's internal API at start, so an instance that starts
-//! after a logout still rejects that session's tokens.
+//! the revocations still live from auth's internal API at start (so an instance that starts
+//! after a logout still rejects that session's tokens) and periodically after (so one that
+//! lost the broker for a while catches up).
 
 use std::time::Duration;
 
@@ -82,7 +83,11 @@ pub(crate) fn start(
         move |event| apply_revocation_event(&feed_revocations, &event),
     );
 
-    // Subscribed first, then loaded: nothing revoked in between can be missed.
+    // Subscribed first, then loaded: nothing revoked in between can be missed. Then loaded
+    // again every `REVOCATION_RESYNC_SECS` (60 s): the broadcast subscription misses what is
+    // published while this instance is cut off from the broker, and the resync closes that
+    // gap within a minute of the broker (or auth) coming back. Entries only ever get added
+    // (each keeps the later expiry), so a resync never undoes an event.
     if settings.service != "auth" {
         let url = format!(
             "{}/internal/revocations",
@@ -90,10 +95,18 @@ pub(crate) fn start(
         );
         let token = settings.internal_token.clone();
         let revocations = revocations.clone();
+        let resync = Duration::from_secs(
+            settings
+                .env
+                .parse("REVOCATION_RESYNC_SECS", 60u64)
+                .unwrap_or(60)
+                .max(1),
+        );
         tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut delay = Duration::from_millis(250);
-            for _ in 0..20 {
+            let mut loaded = false;
+            loop {
                 let result = async {
                     client
                         .get(&url)
@@ -109,17 +122,27 @@ pub(crate) fn start(
                 match result {
                     Ok(list) => {
                         list.apply(&revocations);
-                        tracing::info!(
-                            sessions = list.sessions.len(),
-                            users = list.users.len(),
-                            "loaded live revocations from auth"
-                        );
-                        return;
+                        if loaded {
+                            tracing::debug!(
+                                sessions = list.sessions.len(),
+                                users = list.users.len(),
+                                "resynchronised live revocations from auth"
+                            );
+                        } else {
+                            tracing::info!(
+                                sessions = list.sessions.len(),
+                                users = list.users.len(),
+                                "loaded live revocations from auth"
+                            );
+                        }
+                        loaded = true;
+                        delay = Duration::from_millis(250);
+                        tokio::time::sleep(resync).await;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "could not load revocations from auth yet");
+                        tracing::warn!(error = %e, loaded, "could not load revocations from auth; retrying");
                         tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(15));
+                        delay = (delay * 2).min(resync.max(Duration::from_secs(15)));
                     }
                 }
             }

@@ -1,5 +1,6 @@
-//! The auth service: accounts, sessions, refresh-token rotation, and the signing key whose
-//! public half every other service verifies with.
+//! The auth service: accounts, sessions, refresh-token rotation, email verification, password
+//! reset, TOTP two-factor, login throttling, the internal user API for admin, and the signing
+//! key whose public half every other service verifies with.
 
 pub mod domain;
 pub mod handlers;
@@ -14,9 +15,14 @@ use zimmer_http::Check;
 use zimmer_jwt::{Signer, Verifier};
 use zimmer_service::{Application, Platform};
 
-pub use state::AppState;
+pub use state::{AppState, FlowSettings};
 
-use crate::domain::password::PasswordHasher;
+use crate::domain::{
+    mail::Mailer,
+    password::PasswordHasher,
+    secrets::Secrets,
+    throttle::{Policy, Throttle},
+};
 
 /// Builds auth: the platform, the outbox relay, and the routes.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
@@ -24,6 +30,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         anyhow::anyhow!("JWT_PRIVATE_KEY_FILE (or JWT_PRIVATE_KEY) must be set for auth")
     })?;
     let signer = Signer::from_pem(pem.expose())?;
+    // Configuration errors stop the start here, before anything connects (in production a
+    // missing TWOFA_ENCRYPTION_KEY is one).
+    let secrets = Secrets::from_settings(&settings)?;
+    let mailer = Mailer::from_settings(&settings)?;
+    let policy = Policy::from_settings(&settings)?;
+    let flows = FlowSettings::from_settings(&settings)?;
     let verifier = Verifier::from_signer(&signer, &settings.jwt)?;
     let mut platform = Platform::start(settings, Some(verifier)).await?;
     let relay = OutboxRelay::spawn(
@@ -42,10 +54,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             }
         }
     }));
+    let throttle = Throttle::new(platform.redis.clone(), policy, &platform.metrics.registry);
     let state = AppState {
         platform: platform.clone(),
         signer,
         hasher: PasswordHasher::new(),
+        mailer,
+        secrets,
+        throttle,
+        flows,
     };
     platform.serve(move |cfg| routes::configure(cfg, state.clone()))
 }

@@ -2,12 +2,19 @@
 //! one transaction together with the outbox insert of the event they cause.
 
 use chrono::{DateTime, Utc};
-use diesel::{dsl::now, prelude::*};
+use diesel::{
+    dsl::now,
+    prelude::*,
+    sql_types::{BigInt, Binary, Bool, Double, Integer, Text},
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 use zimmer_db::{
     models::{NewRefreshToken, NewSession, NewUser, Session, User},
-    schema::{refresh_tokens, sessions, users},
+    schema::{
+        email_verification_tokens, password_reset_tokens, refresh_tokens, sessions,
+        twofa_recovery_codes, users,
+    },
 };
 use zimmer_service::{RevocationList, RevokedSession, RevokedUser};
 
@@ -278,4 +285,448 @@ pub async fn live_revocations(
             })
             .collect(),
     })
+}
+
+// ---- email verification ----
+
+/// A new verification link + code for the user; earlier unused ones expire now (only the
+/// latest mail works).
+pub async fn create_email_verification(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    token_hash: &[u8],
+    code_hash: &[u8],
+    ttl_secs: f64,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE email_verification_tokens SET expires_at = now() \
+         WHERE user_id = $1 AND used_at IS NULL AND expires_at > now()",
+    )
+    .bind::<BigInt, _>(user_id)
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "INSERT INTO email_verification_tokens (user_id, token_hash, code_hash, expires_at) \
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<Binary, _>(token_hash)
+    .bind::<Binary, _>(code_hash)
+    .bind::<Double, _>(ttl_secs)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Uses a verification link token, once: the user it belongs to, or None when it is
+/// unknown, used or expired.
+pub async fn consume_email_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<i64>> {
+    diesel::update(
+        email_verification_tokens::table
+            .filter(email_verification_tokens::token_hash.eq(token_hash))
+            .filter(email_verification_tokens::used_at.is_null())
+            .filter(email_verification_tokens::expires_at.gt(now)),
+    )
+    .set(email_verification_tokens::used_at.eq(now))
+    .returning(email_verification_tokens::user_id)
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Most wrong codes one verification mail accepts.
+pub const EMAIL_CODE_MAX_ATTEMPTS: i32 = 5;
+
+pub enum CodeOutcome {
+    Verified,
+    Wrong {
+        attempts_left: i32,
+    },
+    /// No live code: none sent, expired, used, or out of attempts.
+    NoCode,
+}
+
+/// Tries a 6-digit code against the user's latest live verification, in one statement:
+/// every try counts an attempt (concurrent guesses cannot exceed the limit), and a match
+/// marks it used.
+pub async fn try_email_code(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    code_hash: &[u8],
+) -> QueryResult<CodeOutcome> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Bool)]
+        verified: bool,
+        #[diesel(sql_type = Integer)]
+        attempts: i32,
+    }
+    let row: Option<Row> = diesel::sql_query(
+        "UPDATE email_verification_tokens t \
+         SET attempts = t.attempts + 1, \
+             used_at = CASE WHEN t.code_hash = $2 THEN now() ELSE NULL END \
+         WHERE t.id = (SELECT id FROM email_verification_tokens \
+                       WHERE user_id = $1 AND used_at IS NULL AND expires_at > now() \
+                         AND attempts < $3 \
+                       ORDER BY created_at DESC, id DESC LIMIT 1 FOR UPDATE) \
+           AND t.used_at IS NULL AND t.attempts < $3 \
+         RETURNING (t.used_at IS NOT NULL) AS verified, t.attempts",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<Binary, _>(code_hash)
+    .bind::<Integer, _>(EMAIL_CODE_MAX_ATTEMPTS)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(match row {
+        None => CodeOutcome::NoCode,
+        Some(r) if r.verified => CodeOutcome::Verified,
+        Some(r) => CodeOutcome::Wrong {
+            attempts_left: EMAIL_CODE_MAX_ATTEMPTS - r.attempts,
+        },
+    })
+}
+
+pub async fn mark_email_verified(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<User> {
+    diesel::sql_query(
+        "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), \
+         updated_at = now() WHERE id = $1",
+    )
+    .bind::<BigInt, _>(user_id)
+    .execute(conn)
+    .await?;
+    users::table
+        .find(user_id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+}
+
+// ---- password reset ----
+
+pub struct ResetTarget {
+    pub user_id: i64,
+    pub name: String,
+    pub email: String,
+}
+
+/// One statement whether or not the email has an account (so both take the same time):
+/// for an active account, expires its earlier reset links and stores the new one.
+pub async fn create_reset_token_for_email(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    token_hash: &[u8],
+    ttl_secs: f64,
+) -> QueryResult<Option<ResetTarget>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        email: String,
+    }
+    let row: Option<Row> = diesel::sql_query(
+        "WITH u AS (SELECT id, name, email FROM users WHERE email = $1 AND is_active), \
+         old AS (UPDATE password_reset_tokens SET expires_at = now() \
+                 WHERE user_id IN (SELECT id FROM u) AND used_at IS NULL AND expires_at > now()), \
+         ins AS (INSERT INTO password_reset_tokens (user_id, token_hash, expires_at) \
+                 SELECT id, $2, now() + make_interval(secs => $3) FROM u RETURNING user_id) \
+         SELECT u.id, u.name, u.email FROM u JOIN ins ON ins.user_id = u.id",
+    )
+    .bind::<Text, _>(email)
+    .bind::<Binary, _>(token_hash)
+    .bind::<Double, _>(ttl_secs)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(row.map(|r| ResetTarget {
+        user_id: r.id,
+        name: r.name,
+        email: r.email,
+    }))
+}
+
+/// A reset (or first-password) link for a known user, e.g. a staff invitation.
+pub async fn create_reset_token(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    token_hash: &[u8],
+    ttl_secs: f64,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO password_reset_tokens (user_id, token_hash, expires_at) \
+         VALUES ($1, $2, now() + make_interval(secs => $3))",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<Binary, _>(token_hash)
+    .bind::<Double, _>(ttl_secs)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Uses a reset token, once; the user it belongs to. Every other live reset link of that
+/// user expires with it.
+pub async fn consume_reset_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<i64>> {
+    let user_id: Option<i64> = diesel::update(
+        password_reset_tokens::table
+            .filter(password_reset_tokens::token_hash.eq(token_hash))
+            .filter(password_reset_tokens::used_at.is_null())
+            .filter(password_reset_tokens::expires_at.gt(now)),
+    )
+    .set(password_reset_tokens::used_at.eq(now))
+    .returning(password_reset_tokens::user_id)
+    .get_result(conn)
+    .await
+    .optional()?;
+    if let Some(user_id) = user_id {
+        diesel::update(
+            password_reset_tokens::table
+                .filter(password_reset_tokens::user_id.eq(user_id))
+                .filter(password_reset_tokens::used_at.is_null())
+                .filter(password_reset_tokens::expires_at.gt(now)),
+        )
+        .set(password_reset_tokens::expires_at.eq(now))
+        .execute(conn)
+        .await?;
+    }
+    Ok(user_id)
+}
+
+// ---- two-factor ----
+
+pub struct TwofaState {
+    pub enabled: bool,
+    pub sealed_secret: Option<Vec<u8>>,
+}
+
+pub async fn twofa_state(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> QueryResult<Option<TwofaState>> {
+    let row: Option<(bool, Option<Vec<u8>>)> = users::table
+        .find(user_id)
+        .select((users::twofa_enabled, users::twofa_secret))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|(enabled, sealed_secret)| TwofaState {
+        enabled,
+        sealed_secret,
+    }))
+}
+
+/// Stores a pending (not yet activated) secret; false when 2FA is already on.
+pub async fn set_pending_twofa_secret(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    sealed: &[u8],
+) -> QueryResult<bool> {
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::twofa_enabled.eq(false)),
+    )
+    .set((users::twofa_secret.eq(sealed), users::updated_at.eq(now)))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// Turns 2FA on, only if the stored secret is still the one the code was checked against
+/// (a concurrent re-initiate makes this false).
+pub async fn enable_twofa(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    sealed: &[u8],
+) -> QueryResult<bool> {
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::twofa_enabled.eq(false))
+            .filter(users::twofa_secret.eq(sealed)),
+    )
+    .set((users::twofa_enabled.eq(true), users::updated_at.eq(now)))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+pub async fn disable_twofa(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::twofa_enabled.eq(false),
+            users::twofa_secret.eq(None::<Vec<u8>>),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::delete(twofa_recovery_codes::table.filter(twofa_recovery_codes::user_id.eq(user_id)))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Replaces all recovery codes of a user by new ones (hashes).
+pub async fn replace_recovery_codes(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    hashes: &[Vec<u8>],
+) -> QueryResult<()> {
+    diesel::delete(twofa_recovery_codes::table.filter(twofa_recovery_codes::user_id.eq(user_id)))
+        .execute(conn)
+        .await?;
+    let rows: Vec<_> = hashes
+        .iter()
+        .map(|h| {
+            (
+                twofa_recovery_codes::user_id.eq(user_id),
+                twofa_recovery_codes::code_hash.eq(h.as_slice()),
+            )
+        })
+        .collect();
+    diesel::insert_into(twofa_recovery_codes::table)
+        .values(rows)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Uses a recovery code, once: true when it was unused until this call.
+pub async fn use_recovery_code(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    hash: &[u8],
+) -> QueryResult<bool> {
+    let used: Vec<i64> = diesel::update(
+        twofa_recovery_codes::table
+            .filter(twofa_recovery_codes::user_id.eq(user_id))
+            .filter(twofa_recovery_codes::code_hash.eq(hash))
+            .filter(twofa_recovery_codes::used_at.is_null()),
+    )
+    .set(twofa_recovery_codes::used_at.eq(now))
+    .returning(twofa_recovery_codes::id)
+    .get_results(conn)
+    .await?;
+    Ok(!used.is_empty())
+}
+
+pub async fn recovery_code_unused(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    hash: &[u8],
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        twofa_recovery_codes::table
+            .filter(twofa_recovery_codes::user_id.eq(user_id))
+            .filter(twofa_recovery_codes::code_hash.eq(hash))
+            .filter(twofa_recovery_codes::used_at.is_null()),
+    ))
+    .get_result(conn)
+    .await
+}
+
+pub async fn unused_recovery_codes(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<i64> {
+    twofa_recovery_codes::table
+        .filter(twofa_recovery_codes::user_id.eq(user_id))
+        .filter(twofa_recovery_codes::used_at.is_null())
+        .count()
+        .get_result(conn)
+        .await
+}
+
+// ---- account state (admin's internal API, account deletion) ----
+
+pub async fn set_role(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    role: &str,
+) -> QueryResult<Option<User>> {
+    diesel::update(users::table.find(user_id).filter(users::role.ne(role)))
+        .set((users::role.eq(role), users::updated_at.eq(now)))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Deactivates an active user: the deactivation time, or None when it already was inactive.
+pub async fn deactivate(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    diesel::update(users::table.find(user_id).filter(users::is_active.eq(true)))
+        .set((
+            users::is_active.eq(false),
+            users::deactivated_at.eq(now),
+            users::updated_at.eq(now),
+        ))
+        .returning(users::deactivated_at.assume_not_null())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Reactivates an inactive user; false when it already was active.
+pub async fn activate(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<bool> {
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::is_active.eq(false)),
+    )
+    .set((
+        users::is_active.eq(true),
+        users::deactivated_at.eq(None::<DateTime<Utc>>),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// What a deleted account keeps: the row (payments and tickets refer to it), with nothing
+/// that identifies the person and no way to sign in.
+pub async fn anonymise(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE users SET name = 'Deleted user', \
+             email = 'deleted-' || id || '@deleted.invalid', \
+             phone_number = NULL, password_hash = '!deleted', \
+             email_verified_at = NULL, twofa_enabled = FALSE, twofa_secret = NULL, \
+             updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind::<BigInt, _>(user_id)
+    .execute(conn)
+    .await?;
+    diesel::delete(twofa_recovery_codes::table.filter(twofa_recovery_codes::user_id.eq(user_id)))
+        .execute(conn)
+        .await?;
+    diesel::delete(
+        email_verification_tokens::table.filter(email_verification_tokens::user_id.eq(user_id)),
+    )
+    .execute(conn)
+    .await?;
+    diesel::delete(password_reset_tokens::table.filter(password_reset_tokens::user_id.eq(user_id)))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub async fn deactivated_at(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    users::table
+        .find(user_id)
+        .select(users::deactivated_at)
+        .first(conn)
+        .await
 }

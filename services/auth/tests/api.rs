@@ -688,3 +688,28 @@ async fn probes_and_metrics() {
     assert!(metrics.contains("route=\"/api/me\""), "{metrics}");
     assert!(metrics.contains("zimmer_db_pool_connections"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_public_route() {
+    let (_ctx, app) = auth().await;
+    let res = app.get("/api/auth/openapi.json").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let doc: Value = res.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/auth/register",
+        "/api/auth/login",
+        "/api/auth/2fa/verify",
+        "/api/auth/refresh",
+        "/api/auth/logout",
+        "/api/me",
+        "/api/auth/verify-email",
+        "/api/forgot-password",
+        "/api/reset-password",
+        "/api/auth/2fa/initiate",
+        "/api/auth/2fa/recovery-codes/regenerate",
+        "/api/auth/delete-account",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+}

@@ -1,2 +1,6 @@
+pub mod mail;
 pub mod password;
+pub mod secrets;
+pub mod throttle;
 pub mod tokens;
+pub mod twofa;

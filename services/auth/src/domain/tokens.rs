@@ -29,6 +29,22 @@ pub fn new_refresh_token() -> String {
     random_token(32)
 }
 
+/// A uniformly random code of six decimal digits (the email verification code).
+pub fn six_digit_code() -> String {
+    // 4_294_000_000 is the largest multiple of 10^6 below 2^32: rejecting above it keeps
+    // every code equally likely.
+    loop {
+        let mut buf = [0u8; 4];
+        if SystemRandom::new().fill(&mut buf).is_err() {
+            std::process::abort();
+        }
+        let n = u32::from_be_bytes(buf);
+        if n < 4_294_000_000 {
+            return format!("{:06}", n % 1_000_000);
+        }
+    }
+}
+
 pub fn access_claims(user_id: i64, role: Role, session_id: Uuid, jwt: &JwtSettings) -> Claims {
     let now = Utc::now().timestamp();
     Claims {
@@ -56,5 +72,8 @@ mod tests {
         assert_eq!(token_hash(&a), token_hash(&a));
         assert_ne!(token_hash(&a), token_hash(&b));
         assert_eq!(token_hash("x").len(), 32);
+        let c = six_digit_code();
+        assert_eq!(c.len(), 6);
+        assert!(c.bytes().all(|b| b.is_ascii_digit()));
     }
 }

@@ -9,9 +9,19 @@ use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
 use zimmer_jwt::{CurrentUser, Role};
 
 use super::{
-    ClientMeta, PRODUCER, UserView, enqueue_revoked, open_session, revoke_locally, token_response,
+    ClientMeta, PRODUCER, UserView, clear_refresh_cookie, deactivate_in_tx, deactivate_locally,
+    enqueue_revoked, enqueue_user_updated, finish_login, open_session, optional_json,
+    revoke_locally, token_response, twofa::recheck_password,
 };
-use crate::{AppState, domain::password::check_new_password, queries};
+use crate::{
+    AppState,
+    domain::{
+        password::check_new_password,
+        throttle::{account_key, ip_key},
+        twofa,
+    },
+    queries,
+};
 
 const NAME_MAX_CHARS: usize = 100;
 /// One message for unknown email and wrong password: no account enumeration.
@@ -99,12 +109,20 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// `POST /api/auth/login`. Throttled (see `domain::throttle`): the locks are checked before
+/// the password, the same way for unknown emails; an unknown email costs a dummy argon2
+/// verify, so it takes as long as a wrong password. With 2FA on, the answer is a short-lived
+/// challenge instead of tokens.
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
 ) -> HttpResult {
     let st = state.get_ref();
+    let meta = ClientMeta::of(&req);
+    let account = account_key(&body.email);
+    let ip = ip_key(meta.ip.as_deref());
+    st.throttle.login_precheck(&account, &ip).await?;
     // An unparseable email cannot exist: treat it as unknown, same answer and same cost.
     let email = validate::email(&body.email).unwrap_or_default();
     let mut conn = st.platform.pool.get().await?;
@@ -117,6 +135,7 @@ pub async fn login(
     drop(conn);
     let Some(user) = user else {
         st.hasher.verify_dummy(&body.password).await?;
+        st.throttle.login_failed(&account, &ip).await;
         return Err(ApiError::unauthorized(BAD_CREDENTIALS).with_code("invalid_credentials"));
     };
     if !st
@@ -124,23 +143,26 @@ pub async fn login(
         .verify(&body.password, &user.password_hash)
         .await?
     {
+        st.throttle.login_failed(&account, &ip).await;
         return Err(ApiError::unauthorized(BAD_CREDENTIALS).with_code("invalid_credentials"));
     }
+    st.throttle.login_succeeded(&account, &ip).await;
     if !user.is_active {
         return Err(
             ApiError::forbidden("This account has been deactivated").with_code("account_disabled")
         );
     }
-    let meta = ClientMeta::of(&req);
-    let mut conn = st.platform.pool.get().await?;
-    let user_id = user.id;
-    let (session, refresh) = conn
-        .transaction(async |conn| {
-            queries::touch_last_login(conn, user_id).await?;
-            open_session(conn, st, user_id, &meta).await
-        })
-        .await?;
-    token_response(st, StatusCode::OK, user, session.id, refresh, &meta)
+    if user.twofa_enabled {
+        let now = chrono::Utc::now().timestamp();
+        let challenge = twofa::new_challenge(&st.secrets, user.id, &user.password_hash, now);
+        let token = twofa::sign_challenge(&st.secrets, &challenge).map_err(ApiError::internal)?;
+        return Ok(HttpResponse::Ok().json(serde_json::json!({
+            "otp_required": true,
+            "challenge_token": token,
+            "expires_in": twofa::CHALLENGE_TTL_SECS,
+        })));
+    }
+    finish_login(st, user, &meta, None).await
 }
 
 pub async fn me(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
@@ -240,7 +262,9 @@ pub async fn change_password(
         .await?
         .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
     drop(conn);
+    st.throttle.password_recheck_allowed(user.id).await?;
     if !st.hasher.verify(current, &found.password_hash).await? {
+        st.throttle.password_recheck_failed(user.id).await;
         return Err(ApiError::invalid(
             "current_password",
             "Current password is incorrect",
@@ -267,4 +291,56 @@ pub async fn change_password(
         "detail": "Password changed",
         "revoked_sessions": revoked.len(),
     })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeleteAccountRequest {
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// `DELETE /api/auth/delete-account` `{password}`: deactivates the account, removes what
+/// identifies the person (name, email, phone, password, 2FA), and revokes every session.
+/// The row stays, anonymised, because payments and tickets refer to it.
+pub async fn delete_account(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> HttpResult {
+    let st = state.get_ref();
+    let body: DeleteAccountRequest = optional_json(&raw)?;
+    let Some(password) = body.password.as_deref().filter(|p| !p.is_empty()) else {
+        return Err(ApiError::invalid(
+            "password",
+            "Your password is required to delete your account",
+        )
+        .with_code("password_required"));
+    };
+    let mut conn = st.platform.pool.get().await?;
+    let found = queries::user_by_id(&mut conn, user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+    drop(conn);
+    recheck_password(st, &found, password).await?;
+    let mut conn = st.platform.pool.get().await?;
+    let done = conn
+        .transaction(async |conn| {
+            let done = deactivate_in_tx(conn, st, user.id, "account_deleted").await?;
+            queries::anonymise(conn, user.id).await?;
+            enqueue_user_updated(
+                conn,
+                user.id,
+                serde_json::json!({ "name": "Deleted user", "is_active": false, "deleted": true }),
+            )
+            .await?;
+            Ok::<_, ApiError>(done)
+        })
+        .await?;
+    if let Some(d) = &done {
+        deactivate_locally(st, d);
+    }
+    tracing::info!(user_id = user.id, "account deleted (anonymised)");
+    Ok(HttpResponse::Ok()
+        .cookie(clear_refresh_cookie(st))
+        .json(serde_json::json!({ "detail": "Your account has been deleted" })))
 }

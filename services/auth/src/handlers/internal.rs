@@ -1,8 +1,36 @@
-use actix_web::{HttpResponse, web};
-use chrono::Utc;
-use zimmer_http::{HttpResult, InternalCaller};
+//! Auth's internal API (`/internal/...`: never routed by the gateway, and every call needs
+//! the service credential `X-Internal-Token`). Admin changes users only through here: auth
+//! owns the users table.
+//!
+//! Each change carries `actor_id`, the staff member admin acts for. Admin checks roles first;
+//! auth checks them again here (rbac.md), so a bug in one place cannot make a customer a
+//! manager:
+//! - nobody changes their own role or deactivates themselves;
+//! - only a manager creates staff, changes a role, or (de)activates a staff account;
+//! - any active staff member may (de)activate a customer.
 
-use crate::{AppState, queries};
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use serde::{Deserialize, Serialize};
+use zimmer_db::models::{NewUser, User};
+use zimmer_http::{ApiError, HttpResult, InternalCaller, validate, validate::Validator};
+use zimmer_jwt::Role;
+
+use super::{
+    PRODUCER, UserView, deactivate_in_tx, deactivate_locally, enqueue_revoked,
+    enqueue_user_updated, revoke_locally,
+};
+use crate::{
+    AppState,
+    domain::{
+        mail,
+        password::check_new_password,
+        tokens::{random_token, token_hash},
+    },
+    queries,
+};
 
 /// Revocations still live, for a service that starts after they happened.
 pub async fn revocations(_caller: InternalCaller, state: web::Data<AppState>) -> HttpResult {
@@ -11,4 +39,346 @@ pub async fn revocations(_caller: InternalCaller, state: web::Data<AppState>) ->
     let mut conn = state.platform.pool.get().await?;
     let list = queries::live_revocations(&mut conn, since, ttl).await?;
     Ok(HttpResponse::Ok().json(list))
+}
+
+/// A user as admin sees it: the public view plus the deactivation time.
+#[derive(Debug, Serialize)]
+pub struct InternalUser {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub deactivated_at: Option<DateTime<Utc>>,
+}
+
+async fn internal_view(conn: &mut AsyncPgConnection, user: User) -> Result<InternalUser, ApiError> {
+    let deactivated_at = queries::deactivated_at(conn, user.id).await?;
+    Ok(InternalUser {
+        user: user.into(),
+        deactivated_at,
+    })
+}
+
+fn role_of(user: &User) -> Result<Role, ApiError> {
+    user.role
+        .parse::<Role>()
+        .map_err(|()| ApiError::internal(anyhow::anyhow!("unknown role {}", user.role)))
+}
+
+/// The acting staff member: exists, active, staff.
+async fn actor(conn: &mut AsyncPgConnection, actor_id: i64) -> Result<(User, Role), ApiError> {
+    let actor = queries::user_by_id(conn, actor_id)
+        .await?
+        .filter(|a| a.is_active)
+        .ok_or_else(|| {
+            ApiError::forbidden("The acting user does not exist or is deactivated")
+                .with_code("invalid_actor")
+        })?;
+    let role = role_of(&actor)?;
+    if !role.is_staff() {
+        return Err(ApiError::forbidden("Only staff can manage users"));
+    }
+    Ok((actor, role))
+}
+
+/// `GET /internal/users/{id}`
+pub async fn get_user(
+    _caller: InternalCaller,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let mut conn = state.platform.pool.get().await?;
+    let user = queries::user_by_id(&mut conn, path.into_inner())
+        .await?
+        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    Ok(HttpResponse::Ok().json(internal_view(&mut conn, user).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateUser {
+    pub actor_id: i64,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+}
+
+/// `PUT /internal/users/{id}` `{actor_id, role?, is_active?}`: a role change revokes every
+/// session (access tokens carry the role); deactivation revokes them too and emits
+/// `user.deactivated`. Repeating a change that is already in effect is a no-op (no events).
+pub async fn update_user(
+    _caller: InternalCaller,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Json<UpdateUser>,
+) -> HttpResult {
+    apply_update(state.get_ref(), path.into_inner(), body.into_inner()).await
+}
+
+async fn apply_update(st: &AppState, target_id: i64, body: UpdateUser) -> HttpResult {
+    let new_role = match body.role.as_deref() {
+        None => None,
+        Some(r) => Some(r.trim().parse::<Role>().map_err(|()| {
+            ApiError::invalid(
+                "role",
+                "must be one of customer, support_staff, technical_team, manager",
+            )
+        })?),
+    };
+    if new_role.is_none() && body.is_active.is_none() {
+        return Err(ApiError::invalid(
+            "role",
+            "Nothing to change: send role and/or is_active",
+        ));
+    }
+    let mut conn = st.platform.pool.get().await?;
+    let (user, revoked, deactivation) = conn
+        .transaction(async |conn| {
+            let (_, actor_role) = actor(conn, body.actor_id).await?;
+            let target = queries::user_by_id(conn, target_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("User not found"))?;
+            let target_role = role_of(&target)?;
+            if target.id == body.actor_id {
+                return Err(ApiError::forbidden(
+                    "You cannot change your own role or deactivate yourself",
+                )
+                .with_code("self_change"));
+            }
+            let role_changes = new_role.is_some_and(|r| r != target_role);
+            let activity_changes = body.is_active.is_some_and(|a| a != target.is_active);
+            if role_changes && actor_role != Role::Manager {
+                return Err(ApiError::forbidden("Only a manager can change roles"));
+            }
+            if activity_changes && target_role.is_staff() && actor_role != Role::Manager {
+                return Err(ApiError::forbidden(
+                    "Only a manager can activate or deactivate staff accounts",
+                ));
+            }
+
+            let mut changes = serde_json::Map::new();
+            let mut revoked = Vec::new();
+            let mut deactivation = None;
+            if let Some(role) = new_role.filter(|_| role_changes)
+                && queries::set_role(conn, target_id, role.as_str())
+                    .await?
+                    .is_some()
+            {
+                changes.insert("role".into(), role.as_str().into());
+                revoked =
+                    queries::revoke_user_sessions(conn, target_id, None, "role_changed").await?;
+                enqueue_revoked(conn, st, &revoked).await?;
+            }
+            if body.is_active == Some(false) {
+                deactivation = deactivate_in_tx(conn, st, target_id, "deactivated").await?;
+                if deactivation.is_some() {
+                    changes.insert("is_active".into(), false.into());
+                }
+            } else if body.is_active == Some(true) && queries::activate(conn, target_id).await? {
+                changes.insert("is_active".into(), true.into());
+            }
+            if !changes.is_empty() {
+                changes.insert("actor_id".into(), body.actor_id.into());
+                enqueue_user_updated(conn, target_id, serde_json::Value::Object(changes)).await?;
+            }
+            let user = queries::user_by_id(conn, target_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("User not found"))?;
+            let view = internal_view(conn, user).await?;
+            Ok::<_, ApiError>((view, revoked, deactivation))
+        })
+        .await?;
+    revoke_locally(st, &revoked);
+    if let Some(d) = &deactivation {
+        deactivate_locally(st, d);
+        tracing::info!(
+            user_id = target_id,
+            actor_id = body.actor_id,
+            "user deactivated"
+        );
+    }
+    Ok(HttpResponse::Ok().json(user))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ActorOnly {
+    pub actor_id: i64,
+}
+
+/// `POST /internal/users/{id}/deactivate` `{actor_id}`
+pub async fn deactivate(
+    _caller: InternalCaller,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Json<ActorOnly>,
+) -> HttpResult {
+    let update = UpdateUser {
+        actor_id: body.actor_id,
+        role: None,
+        is_active: Some(false),
+    };
+    apply_update(state.get_ref(), path.into_inner(), update).await
+}
+
+/// `POST /internal/users/{id}/activate` `{actor_id}`
+pub async fn activate(
+    _caller: InternalCaller,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Json<ActorOnly>,
+) -> HttpResult {
+    let update = UpdateUser {
+        actor_id: body.actor_id,
+        role: None,
+        is_active: Some(true),
+    };
+    apply_update(state.get_ref(), path.into_inner(), update).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RoleChange {
+    pub actor_id: i64,
+    pub role: String,
+}
+
+/// `PUT /internal/users/{id}/role` `{actor_id, role}`
+pub async fn change_role(
+    _caller: InternalCaller,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Json<RoleChange>,
+) -> HttpResult {
+    let body = body.into_inner();
+    let update = UpdateUser {
+        actor_id: body.actor_id,
+        role: Some(body.role),
+        is_active: None,
+    };
+    apply_update(state.get_ref(), path.into_inner(), update).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateStaff {
+    pub actor_id: i64,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    /// Without one, the new member gets a mailed link to choose their first password.
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub phone_number: Option<String>,
+}
+
+/// `POST /internal/users` `{actor_id, name, email, role, password?, phone_number?}` → 201:
+/// a staff account (manager only). `user.registered` goes out like for a sign-up.
+pub async fn create_staff(
+    _caller: InternalCaller,
+    state: web::Data<AppState>,
+    body: web::Json<CreateStaff>,
+) -> HttpResult {
+    let st = state.get_ref();
+    let body = body.into_inner();
+    let mut v = Validator::new();
+    let name = v.check("name", validate::line(&body.name, 100));
+    let email = v.check("email", validate::email(&body.email));
+    let phone = v.check(
+        "phone_number",
+        validate::phone(body.phone_number.as_deref().unwrap_or("")),
+    );
+    let role = match body.role.trim().parse::<Role>() {
+        Ok(r) if r.is_staff() => Some(r),
+        _ => {
+            v.error(
+                "role",
+                "must be one of support_staff, technical_team, manager",
+            );
+            None
+        }
+    };
+    let password = body.password.as_deref().filter(|p| !p.is_empty());
+    if let Some(p) = password {
+        v.check("password", check_new_password(p));
+    }
+    v.finish()?;
+    let (Some(name), Some(email), Some(phone), Some(role)) = (name, email, phone, role) else {
+        return Err(ApiError::bad_request("Invalid request"));
+    };
+    // No usable password yet: a long random one nobody knows, replaced through the link.
+    let invite = password.is_none();
+    let initial = match password {
+        Some(p) => p.to_owned(),
+        None => random_token(32),
+    };
+    let password_hash = st.hasher.hash(&initial).await?;
+    let invite_token = random_token(32);
+    let invite_ttl = st.flows.invite_ttl;
+    let mut conn = st.platform.pool.get().await?;
+    let user = conn
+        .transaction(async |conn| {
+            let (_, actor_role) = actor(conn, body.actor_id).await?;
+            if actor_role != Role::Manager {
+                return Err(ApiError::forbidden(
+                    "Only a manager can create staff accounts",
+                ));
+            }
+            let user = queries::insert_user(
+                conn,
+                &NewUser {
+                    name: &name,
+                    email: &email,
+                    phone_number: phone.as_deref(),
+                    password_hash: &password_hash,
+                    role: role.as_str(),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    ApiError::conflict("email_taken", "An account with this email already exists")
+                }
+                other => other.into(),
+            })?;
+            if invite {
+                queries::create_reset_token(
+                    conn,
+                    user.id,
+                    &token_hash(&invite_token),
+                    invite_ttl.as_secs_f64(),
+                )
+                .await?;
+            }
+            zimmer_events::enqueue(
+                conn,
+                PRODUCER,
+                "user.registered",
+                &serde_json::json!({
+                    "user_id": user.id,
+                    "email": user.email,
+                    "name": user.name,
+                    "role": user.role,
+                    "created_by": body.actor_id,
+                }),
+            )
+            .await?;
+            let view = internal_view(conn, user).await?;
+            Ok::<_, ApiError>(view)
+        })
+        .await?;
+    drop(conn);
+    if invite {
+        let link = format!(
+            "{}/reset-password?token={invite_token}",
+            st.platform.settings.frontend_url.trim_end_matches('/')
+        );
+        let hours = i64::try_from(invite_ttl.as_secs() / 3600)
+            .unwrap_or(72)
+            .max(1);
+        st.mailer.send_in_background(mail::staff_invitation(
+            &user.user.email,
+            &user.user.name,
+            &link,
+            hours,
+        ));
+    }
+    tracing::info!(user_id = user.user.id, actor_id = body.actor_id, role = %role, "staff account created");
+    Ok(HttpResponse::Created().json(user))
 }

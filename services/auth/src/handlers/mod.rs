@@ -2,9 +2,12 @@
 //! the refresh cookie, session creation and the revocation event.
 
 pub mod account;
+pub mod email;
 pub mod internal;
 pub mod keys;
+pub mod password;
 pub mod session;
+pub mod twofa;
 
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -12,8 +15,8 @@ use actix_web::{
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncPgConnection;
-use serde::Serialize;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 use zimmer_db::models::{NewSession, Session, User};
 use zimmer_http::ApiError;
@@ -227,4 +230,119 @@ pub fn revoke_locally(state: &AppState, sessions: &[Session]) {
     for s in sessions {
         state.platform.auth.revocations.revoke_session(s.id, until);
     }
+}
+
+/// A JSON body that may be absent: the panel calls several of these routes with no body at
+/// all, and a missing body must get the route's own clear 422, not a parse error.
+pub fn optional_json<T: DeserializeOwned + Default>(raw: &[u8]) -> Result<T, ApiError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(raw).map_err(|e| {
+        if e.is_data() {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                format!("Invalid request body: {e}"),
+            )
+        } else {
+            ApiError::bad_request("Malformed JSON body")
+        }
+    })
+}
+
+/// A non-empty, trimmed optional string field.
+pub fn present(field: Option<&str>) -> Option<&str> {
+    field.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// `user.updated` with the fields that changed (events.md).
+pub async fn enqueue_user_updated(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    changes: serde_json::Value,
+) -> Result<(), ApiError> {
+    let mut data = serde_json::json!({ "user_id": user_id });
+    if let (Some(map), serde_json::Value::Object(changes)) = (data.as_object_mut(), changes) {
+        map.extend(changes);
+    }
+    zimmer_events::enqueue(conn, PRODUCER, "user.updated", &data).await?;
+    Ok(())
+}
+
+/// What a deactivation did, for the after-commit local revocation.
+pub struct Deactivation {
+    pub user_id: i64,
+    pub at: DateTime<Utc>,
+    pub sessions: Vec<Session>,
+}
+
+/// Deactivates an active user inside the caller's transaction: every session revoked, and
+/// `session.revoked` per session plus `user.deactivated` in the outbox. None when the user
+/// was already inactive (nothing is emitted twice).
+pub async fn deactivate_in_tx(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    user_id: i64,
+    reason: &str,
+) -> Result<Option<Deactivation>, ApiError> {
+    let Some(at) = queries::deactivate(conn, user_id).await? else {
+        return Ok(None);
+    };
+    let sessions = queries::revoke_user_sessions(conn, user_id, None, reason).await?;
+    enqueue_revoked(conn, state, &sessions).await?;
+    zimmer_events::enqueue(
+        conn,
+        PRODUCER,
+        "user.deactivated",
+        &serde_json::json!({ "user_id": user_id, "deactivated_at": at }),
+    )
+    .await?;
+    Ok(Some(Deactivation {
+        user_id,
+        at,
+        sessions,
+    }))
+}
+
+/// After commit: this instance rejects the user's tokens at once.
+pub fn deactivate_locally(state: &AppState, d: &Deactivation) {
+    revoke_locally(state, &d.sessions);
+    state
+        .platform
+        .auth
+        .revocations
+        .deactivate_user(d.user_id, d.at.timestamp());
+}
+
+/// The end of a successful login (password, then 2FA when on): a new session and the tokens.
+pub async fn finish_login(
+    state: &AppState,
+    user: User,
+    meta: &ClientMeta,
+    recovery_code_hash: Option<&[u8]>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.platform.pool.get().await?;
+    let user_id = user.id;
+    let opened = conn
+        .transaction(async |conn| {
+            // A recovery code is used in the same transaction that opens the session: it
+            // either buys exactly one session or stays unused.
+            if let Some(hash) = recovery_code_hash
+                && !queries::use_recovery_code(conn, user_id, hash).await?
+            {
+                return Ok(None);
+            }
+            queries::touch_last_login(conn, user_id).await?;
+            open_session(conn, state, user_id, meta).await.map(Some)
+        })
+        .await?;
+    drop(conn);
+    let Some((session, refresh)) = opened else {
+        return Err(
+            ApiError::unauthorized("Invalid or already used recovery code")
+                .with_code("invalid_recovery_code"),
+        );
+    };
+    token_response(state, StatusCode::OK, user, session.id, refresh, meta)
 }

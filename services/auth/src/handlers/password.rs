@@ -1,0 +1,154 @@
+//! Forgotten passwords: a mailed single-use link (30 minutes), and the reset that uses it and
+//! ends every session of the account.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde::Deserialize;
+use zimmer_db::schema::password_reset_tokens;
+use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
+
+use super::{ClientMeta, enqueue_revoked, revoke_locally};
+use crate::{
+    AppState,
+    domain::{
+        mail,
+        password::check_new_password,
+        throttle::{account_key, ip_key},
+        tokens::{random_token, token_hash},
+    },
+    queries,
+};
+
+const FORGOT_ANSWER: &str =
+    "If an account exists for this email, we have sent it a link to reset the password";
+
+#[derive(Debug, Deserialize)]
+pub struct ForgotRequest {
+    pub email: String,
+}
+
+/// `POST /api/forgot-password`: always 200 with the same words, and the same work (one SQL
+/// statement that inserts a token only when the account exists; the mail goes out in the
+/// background), so neither the answer nor its timing tells whether the email is registered.
+pub async fn forgot(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<ForgotRequest>,
+) -> HttpResult {
+    let st = state.get_ref();
+    let email = validate::email(&body.email).map_err(|m| ApiError::invalid("email", m))?;
+    let meta = ClientMeta::of(&req);
+    st.throttle
+        .forgot_password(&account_key(&email), &ip_key(meta.ip.as_deref()))
+        .await?;
+    let token = random_token(32);
+    let ttl = st.flows.reset_ttl;
+    let mut conn = st.platform.pool.get().await?;
+    let target = queries::create_reset_token_for_email(
+        &mut conn,
+        &email,
+        &token_hash(&token),
+        ttl.as_secs_f64(),
+    )
+    .await?;
+    drop(conn);
+    if let Some(target) = target {
+        let link = format!(
+            "{}/reset-password?token={token}",
+            st.platform.settings.frontend_url.trim_end_matches('/')
+        );
+        let minutes = i64::try_from(ttl.as_secs() / 60).unwrap_or(30).max(1);
+        st.mailer.send_in_background(mail::password_reset(
+            &target.email,
+            &target.name,
+            &link,
+            minutes,
+        ));
+        tracing::info!(user_id = target.user_id, "password reset requested");
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "detail": FORGOT_ANSWER })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResetRequest {
+    #[serde(default)]
+    pub token: String,
+    #[serde(alias = "password")]
+    pub new_password: String,
+    #[serde(default)]
+    pub confirm_password: Option<String>,
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::invalid(
+        "token",
+        "This reset link is invalid, already used or expired; request a new one",
+    )
+    .with_code("invalid_token")
+}
+
+/// `POST /api/reset-password`: sets the new password, proves the email (the link reached
+/// its inbox), and revokes every session of the account.
+pub async fn reset(state: web::Data<AppState>, body: web::Json<ResetRequest>) -> HttpResult {
+    let st = state.get_ref();
+    let mut v = Validator::new();
+    if body.token.trim().is_empty() {
+        v.error("token", "must not be empty");
+    }
+    v.check("new_password", check_new_password(&body.new_password));
+    if body
+        .confirm_password
+        .as_ref()
+        .is_some_and(|c| c != &body.new_password)
+    {
+        v.error("confirm_password", "does not match the new password");
+    }
+    v.finish()?;
+    let hash = token_hash(body.token.trim());
+
+    // A cheap look first, so a made-up token costs no argon2 hash; the token is consumed
+    // atomically below.
+    let mut conn = st.platform.pool.get().await?;
+    let live: i64 = password_reset_tokens::table
+        .filter(password_reset_tokens::token_hash.eq(&hash))
+        .filter(password_reset_tokens::used_at.is_null())
+        .filter(password_reset_tokens::expires_at.gt(diesel::dsl::now))
+        .count()
+        .get_result(&mut conn)
+        .await?;
+    drop(conn);
+    if live == 0 {
+        return Err(invalid_token());
+    }
+    let new_hash = st.hasher.hash(&body.new_password).await?;
+
+    let mut conn = st.platform.pool.get().await?;
+    let revoked = conn
+        .transaction(async |conn| {
+            let Some(user_id) = queries::consume_reset_token(conn, &hash).await? else {
+                return Err(invalid_token());
+            };
+            match queries::user_by_id(conn, user_id).await? {
+                Some(u) if u.is_active => {}
+                _ => return Err(invalid_token()),
+            }
+            queries::set_password_hash(conn, user_id, &new_hash).await?;
+            queries::mark_email_verified(conn, user_id).await?;
+            let revoked =
+                queries::revoke_user_sessions(conn, user_id, None, "password_reset").await?;
+            enqueue_revoked(conn, st, &revoked).await?;
+            tracing::info!(
+                user_id,
+                sessions = revoked.len(),
+                "password reset; sessions revoked"
+            );
+            Ok::<_, ApiError>(revoked)
+        })
+        .await?;
+    revoke_locally(st, &revoked);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "detail": "Your password has been reset; sign in with the new one",
+        "revoked_sessions": revoked.len(),
+    })))
+}

@@ -1,0 +1,402 @@
+//! TOTP two-factor: status, initiate (secret + otpauth URI), activate (first code → 10
+//! recovery codes, shown once), disable and regenerate (each needs proof), and the second
+//! step of a login (`/api/auth/2fa/verify`).
+//!
+//! The secret is stored AES-256-GCM encrypted, bound to the user id. A TOTP code is accepted
+//! once: its time step is marked used in Redis. Recovery codes are stored as keyed hashes
+//! and used in the database with a conditional UPDATE.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use diesel_async::AsyncConnection;
+use serde::Deserialize;
+use zimmer_db::models::User;
+use zimmer_http::{ApiError, HttpResult};
+use zimmer_jwt::CurrentUser;
+
+use super::{ClientMeta, finish_login, optional_json, present};
+use crate::{
+    AppState,
+    domain::{
+        throttle::{OnOutage, ip_key},
+        twofa,
+    },
+    queries,
+};
+
+fn secret_context(user_id: i64) -> Vec<u8> {
+    format!("zimmer:users:{user_id}:twofa_secret").into_bytes()
+}
+
+fn open_secret(state: &AppState, user_id: i64, sealed: &[u8]) -> Result<Vec<u8>, ApiError> {
+    state
+        .secrets
+        .decrypt(sealed, &secret_context(user_id))
+        .map_err(ApiError::internal)
+}
+
+fn invalid_otp() -> ApiError {
+    ApiError::unauthorized("The authentication code is incorrect").with_code("invalid_otp")
+}
+
+/// Checks a TOTP code of `user_id` against its secret: counted against the per-account
+/// limit first, and its time step marked used so the same code never works twice.
+pub async fn check_otp(
+    state: &AppState,
+    user_id: i64,
+    secret: &[u8],
+    code: &str,
+) -> Result<(), ApiError> {
+    state.throttle.otp_attempt(user_id).await?;
+    let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
+    let Some(step) = twofa::matching_step(secret, code, now) else {
+        return Err(invalid_otp());
+    };
+    if !state.throttle.consume_otp_step(user_id, step).await? {
+        return Err(ApiError::unauthorized(
+            "This code has already been used; wait for the next one in your authenticator app",
+        )
+        .with_code("otp_replayed"));
+    }
+    Ok(())
+}
+
+/// A signed-in action's code check, answered as a 422 on the field (the caller is
+/// authenticated: a wrong code is bad input, not missing credentials).
+async fn check_otp_field(
+    state: &AppState,
+    user_id: i64,
+    secret: &[u8],
+    code: &str,
+) -> Result<(), ApiError> {
+    check_otp(state, user_id, secret, code).await.map_err(|e| {
+        if e.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+            ApiError::invalid("otp_code", e.detail().to_owned()).with_code(e.code().to_owned())
+        } else {
+            e
+        }
+    })
+}
+
+fn hashed_new_codes(state: &AppState, user_id: i64) -> (Vec<String>, Vec<Vec<u8>>) {
+    let codes = twofa::new_recovery_codes();
+    let hashes = codes
+        .iter()
+        .map(|c| {
+            let n = twofa::normalize_recovery_code(c).unwrap_or_default();
+            twofa::recovery_code_hash(&state.secrets, user_id, &n)
+        })
+        .collect();
+    (codes, hashes)
+}
+
+/// `GET /api/auth/2fa/status`
+pub async fn status(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
+    let mut conn = state.platform.pool.get().await?;
+    let s = queries::twofa_state(&mut conn, user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+    let remaining = if s.enabled {
+        queries::unused_recovery_codes(&mut conn, user.id).await?
+    } else {
+        0
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "enabled": s.enabled,
+        "pending": !s.enabled && s.sealed_secret.is_some(),
+        "recovery_codes_remaining": remaining,
+    })))
+}
+
+/// `POST /api/auth/2fa/initiate`: a new secret, pending until a code activates it. Calling
+/// it again replaces a pending secret (a lost QR code); with 2FA on it is refused.
+pub async fn initiate(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
+    let st = state.get_ref();
+    let mut conn = st.platform.pool.get().await?;
+    let found = queries::user_by_id(&mut conn, user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+    if found.twofa_enabled {
+        return Err(ApiError::conflict(
+            "twofa_already_enabled",
+            "Two-factor authentication is already on; disable it first to set up a new device",
+        ));
+    }
+    let secret = twofa::new_secret();
+    let sealed = st
+        .secrets
+        .encrypt(&secret, &secret_context(user.id))
+        .map_err(ApiError::internal)?;
+    if !queries::set_pending_twofa_secret(&mut conn, user.id, &sealed).await? {
+        return Err(ApiError::conflict(
+            "twofa_already_enabled",
+            "Two-factor authentication is already on",
+        ));
+    }
+    drop(conn);
+    let (base32, uri) = twofa::provisioning(&secret, &st.flows.totp_issuer, &found.email)
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "secret": base32,
+        "otpauth_uri": uri,
+        "otpauth_url": uri,
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CodeBody {
+    #[serde(default)]
+    pub otp_code: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// `POST /api/auth/2fa/activate` `{otp_code}` → `{recovery_codes}` (shown this once).
+pub async fn activate(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> HttpResult {
+    let st = state.get_ref();
+    let body: CodeBody = optional_json(&raw)?;
+    let Some(code) = present(body.otp_code.as_deref()) else {
+        return Err(ApiError::invalid(
+            "otp_code",
+            "Enter the 6-digit code from your authenticator app to turn on two-factor authentication",
+        ));
+    };
+    let mut conn = st.platform.pool.get().await?;
+    let s = queries::twofa_state(&mut conn, user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+    drop(conn);
+    if s.enabled {
+        return Err(ApiError::conflict(
+            "twofa_already_enabled",
+            "Two-factor authentication is already on",
+        ));
+    }
+    let Some(sealed) = s.sealed_secret else {
+        return Err(ApiError::conflict(
+            "twofa_not_initiated",
+            "Start two-factor setup first (initiate), then send a code",
+        ));
+    };
+    let secret = open_secret(st, user.id, &sealed)?;
+    check_otp_field(st, user.id, &secret, code).await?;
+    let (codes, hashes) = hashed_new_codes(st, user.id);
+    let mut conn = st.platform.pool.get().await?;
+    conn.transaction(async |conn| {
+        if !queries::enable_twofa(conn, user.id, &sealed).await? {
+            return Err(ApiError::conflict(
+                "twofa_changed",
+                "Two-factor setup changed meanwhile; start again",
+            ));
+        }
+        queries::replace_recovery_codes(conn, user.id, &hashes).await?;
+        Ok::<_, ApiError>(())
+    })
+    .await?;
+    tracing::info!(user_id = user.id, "two-factor authentication enabled");
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "enabled": true,
+        "recovery_codes": codes,
+    })))
+}
+
+/// `POST /api/auth/2fa/disable` `{otp_code}` or `{password}`.
+pub async fn disable(user: CurrentUser, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
+    let st = state.get_ref();
+    let body: CodeBody = optional_json(&raw)?;
+    let code = present(body.otp_code.as_deref());
+    let password = body.password.as_deref().filter(|p| !p.is_empty());
+    if code.is_none() && password.is_none() {
+        return Err(ApiError::invalid(
+            "otp_code",
+            "To turn off two-factor authentication, send a current code from your authenticator app (otp_code) or your password",
+        ));
+    }
+    let mut conn = st.platform.pool.get().await?;
+    let found = queries::user_by_id(&mut conn, user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+    let s = queries::twofa_state(&mut conn, user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+    drop(conn);
+    if s.enabled {
+        if let Some(code) = code {
+            let sealed = s.sealed_secret.clone().unwrap_or_default();
+            let secret = open_secret(st, user.id, &sealed)?;
+            check_otp_field(st, user.id, &secret, code).await?;
+        } else if let Some(password) = password {
+            recheck_password(st, &found, password).await?;
+        }
+    }
+    // Not on (or only pending): nothing to protect; a pending secret is dropped.
+    let mut conn = st.platform.pool.get().await?;
+    conn.transaction(async |conn| queries::disable_twofa(conn, user.id).await)
+        .await?;
+    if s.enabled {
+        tracing::info!(user_id = user.id, "two-factor authentication disabled");
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "enabled": false,
+        "detail": "Two-factor authentication is off",
+    })))
+}
+
+/// The signed-in user's password once more (sensitive actions), with its own failure lock.
+pub async fn recheck_password(
+    state: &AppState,
+    user: &User,
+    password: &str,
+) -> Result<(), ApiError> {
+    state.throttle.password_recheck_allowed(user.id).await?;
+    if state.hasher.verify(password, &user.password_hash).await? {
+        Ok(())
+    } else {
+        state.throttle.password_recheck_failed(user.id).await;
+        Err(ApiError::invalid("password", "The password is incorrect").with_code("wrong_password"))
+    }
+}
+
+/// `POST /api/auth/2fa/recovery-codes/regenerate` `{otp_code}` → `{codes, recovery_codes}`;
+/// the old codes stop working.
+pub async fn regenerate(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> HttpResult {
+    let st = state.get_ref();
+    let body: CodeBody = optional_json(&raw)?;
+    let Some(code) = present(body.otp_code.as_deref()) else {
+        return Err(ApiError::invalid(
+            "otp_code",
+            "Enter a current code from your authenticator app (otp_code) to get new recovery codes",
+        ));
+    };
+    let mut conn = st.platform.pool.get().await?;
+    let s = queries::twofa_state(&mut conn, user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+    drop(conn);
+    let (true, Some(sealed)) = (s.enabled, s.sealed_secret) else {
+        return Err(ApiError::conflict(
+            "twofa_not_enabled",
+            "Two-factor authentication is not on",
+        ));
+    };
+    let secret = open_secret(st, user.id, &sealed)?;
+    check_otp_field(st, user.id, &secret, code).await?;
+    let (codes, hashes) = hashed_new_codes(st, user.id);
+    let mut conn = st.platform.pool.get().await?;
+    conn.transaction(async |conn| queries::replace_recovery_codes(conn, user.id, &hashes).await)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "codes": codes,
+        "recovery_codes": codes,
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct VerifyBody {
+    #[serde(default)]
+    pub challenge_token: Option<String>,
+    #[serde(default)]
+    pub otp_code: Option<String>,
+    #[serde(default)]
+    pub recovery_code: Option<String>,
+}
+
+fn invalid_challenge() -> ApiError {
+    ApiError::unauthorized("This sign-in attempt has expired; please log in again")
+        .with_code("invalid_challenge")
+}
+
+/// `POST /api/auth/2fa/verify`: the login's second step; answers like login (tokens, user).
+pub async fn verify(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<VerifyBody>,
+) -> HttpResult {
+    let st = state.get_ref();
+    let body = body.into_inner();
+    let Some(token) = present(body.challenge_token.as_deref()) else {
+        return Err(ApiError::invalid(
+            "challenge_token",
+            "must be the challenge_token from the login answer",
+        ));
+    };
+    let otp = present(body.otp_code.as_deref());
+    let recovery = present(body.recovery_code.as_deref());
+    if otp.is_none() && recovery.is_none() {
+        return Err(ApiError::invalid(
+            "otp_code",
+            "Send the code from your authenticator app (otp_code) or a recovery_code",
+        ));
+    }
+    let meta = ClientMeta::of(&req);
+    let ip = ip_key(meta.ip.as_deref());
+    // TOTP guesses fail closed without Redis; recovery codes (50 bits) stay usable.
+    let on_outage = if otp.is_some() {
+        OnOutage::Closed
+    } else {
+        OnOutage::Open
+    };
+    st.throttle.twofa_ip(&ip, on_outage).await?;
+    let now = Utc::now().timestamp();
+    let challenge = twofa::open_challenge(&st.secrets, token, now).ok_or_else(invalid_challenge)?;
+    let mut conn = st.platform.pool.get().await?;
+    let user = queries::user_by_id(&mut conn, challenge.uid).await?;
+    let sealed = queries::twofa_state(&mut conn, challenge.uid)
+        .await?
+        .and_then(|s| s.sealed_secret);
+    drop(conn);
+    let user = match user {
+        // The password it proved is still the account's, and 2FA is still on.
+        Some(u)
+            if u.twofa_enabled
+                && twofa::password_fingerprint(&st.secrets, &u.password_hash) == challenge.pwf =>
+        {
+            u
+        }
+        _ => return Err(invalid_challenge()),
+    };
+    if !user.is_active {
+        return Err(
+            ApiError::forbidden("This account has been deactivated").with_code("account_disabled")
+        );
+    }
+
+    let mut recovery_hash = None;
+    if let Some(code) = otp {
+        let secret = open_secret(st, user.id, &sealed.unwrap_or_default())?;
+        check_otp(st, user.id, &secret, code).await?;
+    } else if let Some(code) = recovery {
+        let normalized = twofa::normalize_recovery_code(code).ok_or_else(|| {
+            ApiError::unauthorized("Invalid or already used recovery code")
+                .with_code("invalid_recovery_code")
+        })?;
+        let hash = twofa::recovery_code_hash(&st.secrets, user.id, &normalized);
+        // Looked at first so a typo does not burn the challenge; used for real (once,
+        // atomically) in the transaction that opens the session.
+        let mut conn = st.platform.pool.get().await?;
+        if !queries::recovery_code_unused(&mut conn, user.id, &hash).await? {
+            return Err(
+                ApiError::unauthorized("Invalid or already used recovery code")
+                    .with_code("invalid_recovery_code"),
+            );
+        }
+        recovery_hash = Some(hash);
+    }
+    let left = u64::try_from(challenge.exp - now).unwrap_or(1);
+    if !st
+        .throttle
+        .consume_challenge(&challenge.nonce, left)
+        .await?
+    {
+        return Err(invalid_challenge());
+    }
+    finish_login(st, user, &meta, recovery_hash.as_deref()).await
+}
