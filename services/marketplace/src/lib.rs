@@ -1,16 +1,116 @@
-//! The marketplace service. This first slice serves a customer's own automations (the panel's
-//! `GET /api/user/automations`, a bare array) and seeds the demo catalogue; the catalogue,
-//! token ledger and consumption come with the marketplace issue.
+//! The marketplace service: the automation catalogue, customers' automations, the token
+//! ledger (the only way balances change), token consumption by automation vendors, credits
+//! from verified payments, provisioning with vendors and their health.
 
+pub mod cache;
+pub mod config;
+pub mod domain;
+pub mod fake_vendor;
 pub mod handlers;
 pub mod queries;
 pub mod routes;
 pub mod seed;
+mod state;
+pub mod workers;
+
+use std::sync::Arc;
 
 use zimmer_config::Settings;
+use zimmer_events::{ConsumerSpec, OutboxRelay, spawn_consumer};
 use zimmer_service::{Application, Platform};
 
+pub use state::AppState;
+
+use crate::{
+    cache::CatalogueCache,
+    config::MarketConfig,
+    workers::{
+        health::HealthChecker,
+        payments::{PAYMENTS_CONSUMER, PaymentCredits},
+        provisioning::Provisioner,
+        vendor::VendorClient,
+    },
+};
+
+fn counter(
+    platform: &Platform,
+    name: &str,
+    help: &str,
+) -> anyhow::Result<prometheus::IntCounterVec> {
+    let c = prometheus::IntCounterVec::new(prometheus::Opts::new(name, help), &["outcome"])?;
+    platform.metrics.registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+/// The `producer` of every event the marketplace emits.
+pub const PRODUCER: &str = "marketplace";
+
+/// Builds the marketplace: platform, outbox relay, the `payment.verified` consumer, the
+/// provisioning worker, the health checker, and the routes. Each background loop is part of
+/// `/healthz`.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let platform = Platform::start(settings, None).await?;
-    platform.serve(routes::configure)
+    let config = MarketConfig::from_env(&settings.env)?;
+    let mut platform = Platform::start(settings, None).await?;
+
+    let relay = OutboxRelay::spawn(
+        platform.pool.clone(),
+        platform.broker.clone(),
+        PRODUCER,
+        platform.metrics.clone(),
+    );
+    platform.alive_while(relay.liveness_check());
+
+    let payments = spawn_consumer(
+        platform.pool.clone(),
+        platform.broker.clone(),
+        ConsumerSpec::new(PAYMENTS_CONSUMER, ["payment.verified"]),
+        Arc::new(PaymentCredits {
+            low_threshold: config.low_tokens_threshold,
+        }),
+        platform.metrics.clone(),
+    );
+    platform.alive_while(payments.liveness_check());
+
+    let consume_total = counter(
+        &platform,
+        "marketplace_consume_total",
+        "Consume calls by outcome (accepted, refused, replayed)",
+    )?;
+    let provisioning_total = counter(
+        &platform,
+        "marketplace_provisioning_total",
+        "Provisioning rounds by outcome (provisioned, failed)",
+    )?;
+
+    let vendor = VendorClient::new()?;
+    let provisioner = Provisioner::spawn(
+        platform.pool.clone(),
+        platform.redis.clone(),
+        vendor.clone(),
+        config.provision.clone(),
+        provisioning_total,
+    );
+    platform.alive_while(provisioner.liveness_check());
+
+    let cache = CatalogueCache::new(platform.redis.clone(), config.catalogue_ttl);
+    let health = HealthChecker {
+        pool: platform.pool.clone(),
+        vendor,
+        cache: cache.clone(),
+        config: config.health.clone(),
+    };
+    if config.health.enabled {
+        let checker = health.clone().spawn();
+        platform.alive_while(checker.liveness_check());
+    }
+
+    let state = AppState {
+        platform: platform.clone(),
+        config,
+        cache,
+        provisioner,
+        health,
+        consume_total,
+    };
+    platform.serve(move |cfg| routes::configure(cfg, state.clone()))
 }

@@ -15,6 +15,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("migrate") => zimmer_service::migrate(&settings).await?,
         Some("seed-demo") => zimmer_marketplace::seed::demo_automations(&settings).await?,
+        Some("-h" | "--help" | "help") => println!("{USAGE}"),
         Some(other) => anyhow::bail!("unknown command `{other}`; {USAGE}"),
     }
     Ok(())

@@ -1,31 +1,45 @@
-//! Demo automations for the local platform (idempotent: matched by name).
+//! Demo automations for the local platform (idempotent: matched by name). Each is wired to
+//! the fake vendor: provision and health URLs under `FAKE_VENDOR_URL` (default
+//! `http://127.0.0.1:8090`) and a service token derived from `DEMO_SERVICE_TOKEN` (default
+//! [`DEV_DEMO_SERVICE_TOKEN`]) and the demo's slug, which the fake vendor derives the same
+//! way. (Service tokens are unique per automation, so one shared token cannot do.)
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use zimmer_config::Settings;
+use zimmer_config::{Env, Settings};
 use zimmer_db::schema::automations;
 
-struct Demo {
-    name: &'static str,
-    description: &'static str,
-    pricing_type: &'static str,
-    price_per_token: i64,
+use crate::domain::tokens::token_hash;
+
+/// For local development only; `seed-demo` refuses it in production.
+pub const DEV_DEMO_SERVICE_TOKEN: &str = "zimmer-dev-demo-vendor-token";
+pub const DEFAULT_FAKE_VENDOR_URL: &str = "http://127.0.0.1:8090";
+
+pub struct Demo {
+    pub slug: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub pricing_type: &'static str,
+    pub price_per_token: i64,
 }
 
-const DEMOS: &[Demo] = &[
+pub const DEMOS: &[Demo] = &[
     Demo {
+        slug: "support-bot",
         name: "ربات پشتیبانی تلگرام",
         description: "پاسخ‌گویی خودکار به پرسش‌های مشتریان در تلگرام با هوش مصنوعی",
         pricing_type: "token_per_session",
         price_per_token: 15_000,
     },
     Demo {
+        slug: "sales-assistant",
         name: "دستیار فروش",
         description: "معرفی محصولات و ثبت سفارش در گفت‌وگو",
         pricing_type: "token_per_step",
         price_per_token: 8_000,
     },
     Demo {
+        slug: "content-writer",
         name: "Content Writer",
         description: "Drafts posts and captions for your channel",
         pricing_type: "token_per_session",
@@ -33,27 +47,67 @@ const DEMOS: &[Demo] = &[
     },
 ];
 
+/// The service token of one demo automation.
+pub fn demo_service_token(base: &str, slug: &str) -> String {
+    format!("{base}.{slug}")
+}
+
+pub fn demo_token_base(env: &Env) -> String {
+    env.string("DEMO_SERVICE_TOKEN", DEV_DEMO_SERVICE_TOKEN)
+}
+
+pub fn fake_vendor_url(env: &Env) -> String {
+    env.string("FAKE_VENDOR_URL", DEFAULT_FAKE_VENDOR_URL)
+        .trim_end_matches('/')
+        .to_owned()
+}
+
 pub async fn demo_automations(settings: &Settings) -> anyhow::Result<()> {
+    let base = demo_token_base(&settings.env);
+    if settings.is_production() && base == DEV_DEMO_SERVICE_TOKEN {
+        anyhow::bail!("set DEMO_SERVICE_TOKEN to seed demo automations in production");
+    }
+    let vendor = fake_vendor_url(&settings.env);
+    let provision_url = format!("{vendor}/provision");
+    let health_url = format!("{vendor}/health");
     let mut conn = AsyncPgConnection::establish(settings.database.url.expose()).await?;
     for demo in DEMOS {
-        let exists: bool = diesel::select(diesel::dsl::exists(
-            automations::table.filter(automations::name.eq(demo.name)),
-        ))
-        .get_result(&mut conn)
-        .await?;
-        if exists {
-            continue;
+        let hash = token_hash(&demo_service_token(&base, demo.slug));
+        let existing: Option<i64> = automations::table
+            .filter(automations::name.eq(demo.name))
+            .select(automations::id)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        match existing {
+            Some(id) => {
+                // Follow the current vendor address and token (restarts with other settings).
+                diesel::update(automations::table.find(id))
+                    .set((
+                        automations::provision_url.eq(&provision_url),
+                        automations::health_check_url.eq(&health_url),
+                        automations::service_token_hash.eq(&hash),
+                    ))
+                    .execute(&mut conn)
+                    .await?;
+            }
+            None => {
+                diesel::insert_into(automations::table)
+                    .values((
+                        automations::name.eq(demo.name),
+                        automations::description.eq(demo.description),
+                        automations::pricing_type.eq(demo.pricing_type),
+                        automations::price_per_token.eq(demo.price_per_token),
+                        automations::provision_url.eq(&provision_url),
+                        automations::health_check_url.eq(&health_url),
+                        automations::service_token_hash.eq(&hash),
+                    ))
+                    .execute(&mut conn)
+                    .await?;
+                println!("created demo automation {}", demo.name);
+            }
         }
-        diesel::insert_into(automations::table)
-            .values((
-                automations::name.eq(demo.name),
-                automations::description.eq(demo.description),
-                automations::pricing_type.eq(demo.pricing_type),
-                automations::price_per_token.eq(demo.price_per_token),
-            ))
-            .execute(&mut conn)
-            .await?;
-        println!("created demo automation {}", demo.name);
     }
+    println!("demo automations use the vendor at {vendor}");
     Ok(())
 }

@@ -1,0 +1,81 @@
+//! Settings of the marketplace alone (read from `Settings::env`, defaults for local work).
+
+use std::time::Duration;
+
+use zimmer_config::{ConfigError, Env};
+
+#[derive(Debug, Clone)]
+pub struct MarketConfig {
+    /// `tokens.low` fires when the spendable balance (demo + paid) falls to this or below.
+    pub low_tokens_threshold: i64,
+    /// Largest `units` one consume call may spend; more is refused as absurd (422).
+    pub consume_max_units: i64,
+    /// Largest single admin adjustment, either way.
+    pub adjust_max_delta: i64,
+    /// Bound on how stale a cached catalogue page can be if an invalidation is lost.
+    pub catalogue_ttl: Duration,
+    pub provision: ProvisionConfig,
+    pub health: HealthConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProvisionConfig {
+    /// One HTTP call to a vendor's provision_url.
+    pub timeout: Duration,
+    /// Calls per round before the row is marked `failed`.
+    pub attempts: u32,
+    /// Pause before the second call of a round; doubles for each later one.
+    pub backoff: Duration,
+    /// Fallback scan of the table for rows to provision (requests also wake the worker).
+    pub poll_interval: Duration,
+    /// First pause before a `failed` row gets a new round; doubles per failed round ...
+    pub retry_failed_after: Duration,
+    /// ... up to this.
+    pub retry_failed_max: Duration,
+    /// Vendor calls in flight at once.
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+fn millis(env: &Env, key: &str, default: u64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_millis(env.parse(key, default)?))
+}
+
+impl MarketConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let config = Self {
+            low_tokens_threshold: env.parse("LOW_TOKENS_THRESHOLD", 5)?,
+            consume_max_units: env.parse("CONSUME_MAX_UNITS", 10_000)?,
+            adjust_max_delta: env.parse("ADJUST_MAX_DELTA", 1_000_000)?,
+            catalogue_ttl: Duration::from_secs(env.parse("CATALOGUE_CACHE_TTL_SECS", 60)?),
+            provision: ProvisionConfig {
+                timeout: millis(env, "PROVISION_TIMEOUT_MS", 5_000)?,
+                attempts: env.parse("PROVISION_ATTEMPTS", 4u32)?.max(1),
+                backoff: millis(env, "PROVISION_BACKOFF_MS", 500)?,
+                poll_interval: millis(env, "PROVISION_POLL_MS", 2_000)?
+                    .max(Duration::from_millis(10)),
+                retry_failed_after: millis(env, "PROVISION_RETRY_FAILED_MS", 5 * 60 * 1000)?,
+                retry_failed_max: millis(env, "PROVISION_RETRY_FAILED_MAX_MS", 60 * 60 * 1000)?,
+                concurrency: env.parse("PROVISION_CONCURRENCY", 4usize)?.max(1),
+            },
+            health: HealthConfig {
+                enabled: env.bool("HEALTH_CHECK_ENABLED", true)?,
+                interval: millis(env, "HEALTH_CHECK_INTERVAL_MS", 60_000)?
+                    .max(Duration::from_millis(10)),
+                timeout: millis(env, "HEALTH_CHECK_TIMEOUT_MS", 3_000)?,
+            },
+        };
+        if config.consume_max_units < 1 || config.low_tokens_threshold < 0 {
+            return Err(ConfigError(
+                "CONSUME_MAX_UNITS must be >= 1 and LOW_TOKENS_THRESHOLD >= 0".into(),
+            ));
+        }
+        Ok(config)
+    }
+}

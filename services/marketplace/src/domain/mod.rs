@@ -1,0 +1,6 @@
+//! Pure rules of the marketplace (no I/O): service tokens and request signatures, Telegram
+//! bot tokens, and the arithmetic of the token ledger.
+
+pub mod bot_token;
+pub mod ledger;
+pub mod tokens;

@@ -1,0 +1,309 @@
+//! `POST /api/automation-usage/consume`: an automation vendor spends a customer's tokens.
+//!
+//! Exactness: the user automation's row is locked (`SELECT … FOR UPDATE`) for the whole
+//! transaction that checks the balance, inserts the ledger entry and updates the balances, so
+//! concurrent calls serialise and the balance can never be overdrawn or charged twice.
+//! Idempotency: the ledger entry's source key is `usage:<automation id>:<idempotency key>`
+//! and its meta stores the answer; a repeated key (checked under the same lock) gets that
+//! stored answer without a second charge. A refused call (not enough tokens) changes nothing
+//! and stores nothing, so retrying it with the same key after a top-up can succeed.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use diesel_async::AsyncConnection;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use zimmer_db::models::marketplace::LedgerEntry;
+use zimmer_http::{ApiError, HttpResult};
+
+use super::json_body;
+use crate::{
+    AppState,
+    domain::{
+        ledger::split_consumption,
+        tokens::{SERVICE_TOKEN_HEADER, token_hash},
+    },
+    queries::{
+        automations,
+        ledger::{self, Change, balances},
+        user_automations,
+    },
+};
+
+const KEY_MAX: usize = 200;
+const USAGE_TYPE_MAX: usize = 64;
+const META_MAX_BYTES: usize = 4096;
+
+#[derive(Debug, Deserialize)]
+pub struct ConsumeRequest {
+    pub user_automation_id: i64,
+    pub units: i64,
+    #[serde(default)]
+    pub usage_type: Option<String>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// The answer, stored with the ledger entry so that a replay answers byte for byte the same.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsumeAnswer {
+    pub accepted: bool,
+    pub remaining_demo_tokens: i64,
+    pub remaining_paid_tokens: i64,
+    pub message: String,
+    /// Why a call was refused: `insufficient_tokens`, `automation_inactive`,
+    /// `user_automation_inactive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+enum Outcome {
+    Answered(ConsumeAnswer),
+    Replayed(ConsumeAnswer),
+}
+
+fn unauthorized(detail: &'static str, code: &'static str) -> ApiError {
+    ApiError::unauthorized(detail).with_code(code)
+}
+
+fn valid_key(key: &str) -> bool {
+    (1..=KEY_MAX).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+struct Checked {
+    ua_id: i64,
+    units: i64,
+    usage_type: Option<String>,
+    key: Option<String>,
+    meta: Option<serde_json::Value>,
+}
+
+fn check(req: &HttpRequest, body: ConsumeRequest, max_units: i64) -> Result<Checked, ApiError> {
+    let mut v = zimmer_http::validate::Validator::new();
+    if body.units <= 0 {
+        v.error("units", "must be a positive whole number");
+    } else if body.units > max_units {
+        v.error("units", format!("must be at most {max_units} per call"));
+    }
+    if body.user_automation_id <= 0 {
+        v.error("user_automation_id", "must be a positive id");
+    }
+    let usage_type = match body.usage_type.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(t)
+            if t.len() <= USAGE_TYPE_MAX
+                && t.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')
+                }) =>
+        {
+            Some(t.to_owned())
+        }
+        Some(_) => {
+            v.error(
+                "usage_type",
+                "must be at most 64 of letters, digits, _ - . :",
+            );
+            None
+        }
+    };
+    let header_key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|h| h.to_str().ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let body_key = body
+        .idempotency_key
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let key = match (body_key, header_key) {
+        (Some(b), Some(h)) if b != h => {
+            v.error("idempotency_key", "differs from the Idempotency-Key header");
+            None
+        }
+        (b, h) => b.or(h),
+    };
+    if let Some(k) = &key
+        && !valid_key(k)
+    {
+        v.error(
+            "idempotency_key",
+            "must be 1 to 200 visible ASCII characters",
+        );
+    }
+    let meta = match body.meta {
+        None | Some(serde_json::Value::Null) => None,
+        Some(m @ serde_json::Value::Object(_)) => {
+            if serde_json::to_vec(&m).map_or(usize::MAX, |b| b.len()) > META_MAX_BYTES {
+                v.error("meta", "is larger than 4 KB");
+            }
+            Some(m)
+        }
+        Some(_) => {
+            v.error("meta", "must be an object");
+            None
+        }
+    };
+    v.finish()?;
+    Ok(Checked {
+        ua_id: body.user_automation_id,
+        units: body.units,
+        usage_type,
+        key,
+        meta,
+    })
+}
+
+fn replay(prev: &LedgerEntry, ua_id: i64, units: i64) -> Result<ConsumeAnswer, ApiError> {
+    let same = prev.user_automation_id == ua_id
+        && prev.meta.get("units").and_then(serde_json::Value::as_i64) == Some(units);
+    if !same {
+        return Err(ApiError::conflict(
+            "idempotency_conflict",
+            "This idempotency key was already used for a different request",
+        ));
+    }
+    prev.meta
+        .get("response")
+        .cloned()
+        .and_then(|r| serde_json::from_value(r).ok())
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "usage entry {} has no stored answer",
+                prev.id
+            ))
+        })
+}
+
+fn refused(
+    ua: &zimmer_db::models::marketplace::UserAutomation,
+    reason: &str,
+    message: &str,
+) -> ConsumeAnswer {
+    let b = balances(ua);
+    ConsumeAnswer {
+        accepted: false,
+        remaining_demo_tokens: b.spendable_demo(),
+        remaining_paid_tokens: b.paid,
+        message: message.to_owned(),
+        reason: Some(reason.to_owned()),
+    }
+}
+
+pub async fn consume(req: HttpRequest, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
+    // Authenticate before looking at the body: an unauthenticated caller learns nothing.
+    let token = req
+        .headers()
+        .get(SERVICE_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauthorized("Service token required", "service_token_required"))?;
+    let hash = token_hash(token);
+    let mut conn = state.platform.pool.get().await?;
+    let (automation_id, automation_status) = automations::by_token_hash(&mut conn, &hash)
+        .await?
+        .ok_or_else(|| unauthorized("Invalid service token", "invalid_service_token"))?;
+
+    let body: ConsumeRequest = json_body(&raw)?;
+    let c = check(&req, body, state.config.consume_max_units)?;
+    let key = c
+        .key
+        .clone()
+        .unwrap_or_else(|| format!("auto-{}", uuid::Uuid::now_v7()));
+    let source_key = format!("usage:{automation_id}:{key}");
+    let threshold = state.config.low_tokens_threshold;
+
+    let outcome = conn
+        .transaction(async |conn| {
+            // The same answer whether the user automation does not exist or belongs to another
+            // automation: a vendor cannot probe other vendors' customers.
+            let ua = user_automations::lock(conn, c.ua_id)
+                .await?
+                .filter(|ua| ua.automation_id == automation_id)
+                .ok_or_else(|| {
+                    unauthorized(
+                        "This service token is not valid for that user automation",
+                        "token_not_for_user_automation",
+                    )
+                })?;
+            if c.key.is_some()
+                && let Some(prev) = ledger::by_source_key(conn, &source_key).await?
+            {
+                return Ok(Outcome::Replayed(replay(&prev, ua.id, c.units)?));
+            }
+            if automation_status != "active" {
+                return Ok(Outcome::Answered(refused(
+                    &ua,
+                    "automation_inactive",
+                    "This automation is inactive",
+                )));
+            }
+            if ua.status != "active" {
+                return Ok(Outcome::Answered(refused(
+                    &ua,
+                    "user_automation_inactive",
+                    "The customer's automation is not active",
+                )));
+            }
+            let Some(split) = split_consumption(&balances(&ua), c.units) else {
+                return Ok(Outcome::Answered(refused(
+                    &ua,
+                    "insufficient_tokens",
+                    "Insufficient tokens",
+                )));
+            };
+            let answer = ConsumeAnswer {
+                accepted: true,
+                remaining_demo_tokens: balances(&ua).spendable_demo() - split.from_demo,
+                remaining_paid_tokens: ua.tokens_remaining - split.from_paid,
+                message: format!("{} tokens consumed", c.units),
+                reason: None,
+            };
+            let meta = json!({
+                "units": c.units,
+                "idempotency_key": c.key,
+                "request_meta": c.meta,
+                "response": answer,
+            });
+            let applied = ledger::apply(
+                conn,
+                &ua,
+                &Change {
+                    kind: "consumption",
+                    delta: -split.from_paid,
+                    demo_delta: -split.from_demo,
+                    source_key: &source_key,
+                    usage_type: c.usage_type.as_deref(),
+                    meta: &meta,
+                    actor_id: None,
+                    reason: None,
+                },
+                threshold,
+            )
+            .await?
+            .ok_or_else(|| {
+                // Same key, concurrently, for another user automation of this vendor.
+                ApiError::conflict(
+                    "idempotency_conflict",
+                    "This idempotency key was already used for a different request",
+                )
+            })?;
+            ledger::enqueue_alerts(conn, &applied).await?;
+            Ok::<_, ApiError>(Outcome::Answered(answer))
+        })
+        .await?;
+    let label = match &outcome {
+        Outcome::Answered(a) if a.accepted => "accepted",
+        Outcome::Answered(_) => "refused",
+        Outcome::Replayed(_) => "replayed",
+    };
+    state.consume_total.with_label_values(&[label]).inc();
+    match outcome {
+        Outcome::Answered(a) => Ok(HttpResponse::Ok().json(a)),
+        Outcome::Replayed(a) => Ok(HttpResponse::Ok()
+            .insert_header(("Idempotent-Replayed", "true"))
+            .json(a)),
+    }
+}

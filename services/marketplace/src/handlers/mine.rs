@@ -1,0 +1,169 @@
+//! A customer's own automations: list, add (with the demo grant), view, bot token.
+
+use actix_web::{HttpResponse, web};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::AsyncConnection;
+use serde::Deserialize;
+use serde_json::json;
+use zimmer_http::{ApiError, HttpResult};
+use zimmer_jwt::CurrentUser;
+
+use super::{UserAutomationView, double_option, optional_json};
+use crate::{
+    AppState, PRODUCER,
+    domain::bot_token,
+    queries::{
+        catalogue,
+        ledger::{self, Change},
+        user_automations,
+    },
+};
+
+/// The caller's automations with balances: a bare array (clients.md), few per customer.
+pub async fn list(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
+    let mut conn = state.platform.pool.get().await?;
+    let items = user_automations::list(&mut conn, user.id, false).await?;
+    Ok(HttpResponse::Ok().json(items))
+}
+
+/// The same, status `active` only.
+pub async fn list_active(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
+    let mut conn = state.platform.pool.get().await?;
+    let items = user_automations::list(&mut conn, user.id, true).await?;
+    Ok(HttpResponse::Ok().json(items))
+}
+
+fn not_added() -> ApiError {
+    ApiError::not_found("You have not added this automation")
+}
+
+/// `GET /api/user/automations/{automation_id}` (the automation's id: one per customer).
+pub async fn get(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let mut conn = state.platform.pool.get().await?;
+    let (ua, automation) = user_automations::owned(&mut conn, user.id, path.into_inner())
+        .await?
+        .ok_or_else(not_added)?;
+    Ok(HttpResponse::Ok()
+        .json(json!({ "user_automation": UserAutomationView::new(ua, automation) })))
+}
+
+/// `POST /api/user/automations/{automation_id}` (no body): adds a listed, active automation
+/// with its demo tokens, granted through the ledger (`demo:<user automation id>`), and emits
+/// `user_automation.created`, all in one transaction; provisioning follows in the background.
+pub async fn add(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let automation_id = path.into_inner();
+    let threshold = state.config.low_tokens_threshold;
+    let mut conn = state.platform.pool.get().await?;
+    let view = conn
+        .transaction(async |conn| {
+            let automation = catalogue::listed_by_id(conn, automation_id)
+                .await?
+                .filter(|a| a.status == "active")
+                .ok_or_else(|| ApiError::not_found("Automation not found"))?;
+            let ua = user_automations::insert(conn, user.id, automation_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::conflict("already_added", "You have already added this automation")
+                })?;
+            let source_key = format!("demo:{}", ua.id);
+            let meta = json!({ "automation_id": automation_id });
+            let applied = ledger::apply(
+                conn,
+                &ua,
+                &Change {
+                    kind: "demo_grant",
+                    delta: 0,
+                    demo_delta: automation.demo_tokens,
+                    source_key: &source_key,
+                    usage_type: None,
+                    meta: &meta,
+                    actor_id: None,
+                    reason: None,
+                },
+                threshold,
+            )
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("demo grant {source_key} exists")))?;
+            zimmer_events::enqueue(
+                conn,
+                PRODUCER,
+                "user_automation.created",
+                &json!({
+                    "user_automation_id": ua.id,
+                    "user_id": user.id,
+                    "automation_id": automation_id,
+                    "demo_tokens": automation.demo_tokens,
+                }),
+            )
+            .await?;
+            Ok::<_, ApiError>(UserAutomationView::new(applied.user_automation, automation))
+        })
+        .await?;
+    state.provisioner.wake();
+    Ok(HttpResponse::Created().json(json!({ "user_automation": view })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct UpdateBody {
+    /// Absent: unchanged; `null` or empty: disconnect the bot; a token: connect it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub telegram_bot_token: Option<Option<String>>,
+}
+
+/// `PUT /api/user/automations/{automation_id}` `{telegram_bot_token?}`: format-checked,
+/// unique across the platform, never answered in full; a change queues provisioning.
+pub async fn update(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    raw: web::Bytes,
+) -> HttpResult {
+    let body: UpdateBody = optional_json(&raw)?;
+    let new_token = match body.telegram_bot_token {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(t)) if t.trim().is_empty() => Some(None),
+        Some(Some(t)) => Some(Some(
+            bot_token::validate(&t).map_err(|m| ApiError::invalid("telegram_bot_token", m))?,
+        )),
+    };
+    let automation_id = path.into_inner();
+    let mut conn = state.platform.pool.get().await?;
+    let (view, changed) = conn
+        .transaction(async |conn| {
+            let (ua, automation) = user_automations::owned(conn, user.id, automation_id)
+                .await?
+                .ok_or_else(not_added)?;
+            let Some(token) = new_token else {
+                return Ok::<_, ApiError>((UserAutomationView::new(ua, automation), false));
+            };
+            if ua.telegram_bot_token == token {
+                return Ok((UserAutomationView::new(ua, automation), false));
+            }
+            let ua = user_automations::set_bot_token(conn, ua.id, token.as_deref())
+                .await
+                .map_err(|e| match e {
+                    DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                        ApiError::conflict(
+                            "bot_token_in_use",
+                            "This bot token is already connected to an automation",
+                        )
+                    }
+                    other => other.into(),
+                })?;
+            Ok((UserAutomationView::new(ua, automation), true))
+        })
+        .await?;
+    if changed {
+        state.provisioner.wake();
+    }
+    Ok(HttpResponse::Ok().json(json!({ "user_automation": view })))
+}

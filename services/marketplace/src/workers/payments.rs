@@ -1,0 +1,133 @@
+//! `payment.verified` → purchased tokens credited exactly once.
+//!
+//! Two guards, in the same transaction as the credit: the consumer inbox (this event id was
+//! handled, so a redelivery after a crash between commit and ack is a no-op) and the ledger's
+//! unique source key `payment:<payment_id>` (so even a second, different event about the same
+//! payment credits nothing).
+
+use diesel_async::AsyncPgConnection;
+use serde::Deserialize;
+use serde_json::json;
+use zimmer_events::{BoxFuture, Envelope, EventHandler, HandlerError};
+
+use crate::{
+    PRODUCER,
+    queries::{
+        ledger::{self, Change},
+        user_automations,
+    },
+};
+
+/// Queue `<exchange>.marketplace.payments`, and the inbox's consumer name.
+pub const PAYMENTS_CONSUMER: &str = "marketplace.payments";
+
+/// More tokens than anyone buys at once: such an event is a bug upstream, not a purchase.
+const MAX_TOKENS_PER_PAYMENT: i64 = 100_000_000;
+
+#[derive(Debug, Deserialize)]
+struct PaymentVerified {
+    payment_id: i64,
+    user_id: i64,
+    #[serde(default)]
+    automation_id: Option<i64>,
+    user_automation_id: i64,
+    tokens: i64,
+    #[serde(default)]
+    amount: Option<i64>,
+    #[serde(default)]
+    ref_id: Option<serde_json::Value>,
+}
+
+pub struct PaymentCredits {
+    pub low_threshold: i64,
+}
+
+impl EventHandler for PaymentCredits {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        event: &'a Envelope,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move { self.credit(conn, event).await })
+    }
+}
+
+impl PaymentCredits {
+    async fn credit(
+        &self,
+        conn: &mut AsyncPgConnection,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let p: PaymentVerified = event.data_as()?;
+        if p.tokens <= 0 || p.tokens > MAX_TOKENS_PER_PAYMENT {
+            return Err(HandlerError::permanent(anyhow::anyhow!(
+                "payment {} carries an impossible token count {}",
+                p.payment_id,
+                p.tokens
+            )));
+        }
+        let Some(ua) = user_automations::lock(conn, p.user_automation_id).await? else {
+            return Err(HandlerError::permanent(anyhow::anyhow!(
+                "payment {}: user automation {} does not exist",
+                p.payment_id,
+                p.user_automation_id
+            )));
+        };
+        // Never credit someone else's balance because of a malformed event.
+        if ua.user_id != p.user_id || p.automation_id.is_some_and(|a| a != ua.automation_id) {
+            return Err(HandlerError::permanent(anyhow::anyhow!(
+                "payment {}: user automation {} belongs to another user or automation",
+                p.payment_id,
+                p.user_automation_id
+            )));
+        }
+        let source_key = format!("payment:{}", p.payment_id);
+        let meta = json!({
+            "payment_id": p.payment_id,
+            "amount": p.amount,
+            "ref_id": p.ref_id,
+            "event_id": event.id,
+        });
+        let change = Change {
+            kind: "purchase",
+            delta: p.tokens,
+            demo_delta: 0,
+            source_key: &source_key,
+            usage_type: None,
+            meta: &meta,
+            actor_id: None,
+            reason: None,
+        };
+        let Some(applied) = ledger::apply(conn, &ua, &change, self.low_threshold).await? else {
+            tracing::info!(
+                payment_id = p.payment_id,
+                "payment already credited; nothing to do"
+            );
+            return Ok(());
+        };
+        let ua = &applied.user_automation;
+        zimmer_events::enqueue(
+            conn,
+            PRODUCER,
+            "tokens.credited",
+            &json!({
+                "user_automation_id": ua.id,
+                "user_id": ua.user_id,
+                "automation_id": ua.automation_id,
+                "tokens": p.tokens,
+                "source": "payment",
+                "payment_id": p.payment_id,
+                "balance": ua.tokens_remaining,
+                "demo_tokens": ua.demo_tokens,
+            }),
+        )
+        .await?;
+        tracing::info!(
+            payment_id = p.payment_id,
+            user_automation_id = ua.id,
+            tokens = p.tokens,
+            "payment credited"
+        );
+        Ok(())
+    }
+}

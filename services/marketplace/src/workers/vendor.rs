@@ -1,0 +1,167 @@
+//! The HTTP client for automation vendors: provisioning calls and health checks, each
+//! signed (see `domain::tokens`), each with its own timeout, never following redirects.
+
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode, redirect::Policy};
+
+use crate::domain::tokens::{AUTOMATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+
+#[derive(Clone)]
+pub struct VendorClient {
+    http: Client,
+}
+
+/// Why a vendor call failed, which decides whether to try again.
+#[derive(Debug)]
+pub enum CallError {
+    /// Timeout, connection refused, 5xx, 408, 429: may work later.
+    Retryable(String),
+    /// Any other 4xx: the vendor refuses this request as it is.
+    Permanent(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Retryable(e) => write!(f, "retryable: {e}"),
+            Self::Permanent(e) => write!(f, "permanent: {e}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    Degraded,
+    Down,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Down => "down",
+        }
+    }
+}
+
+impl VendorClient {
+    pub fn new() -> anyhow::Result<Self> {
+        let http = Client::builder()
+            .redirect(Policy::none())
+            .connect_timeout(Duration::from_secs(3))
+            .user_agent("zimmer-marketplace")
+            .build()?;
+        Ok(Self { http })
+    }
+
+    fn signed(
+        &self,
+        builder: reqwest::RequestBuilder,
+        automation_id: i64,
+        token_hash: Option<&[u8]>,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        let builder = builder.header(AUTOMATION_HEADER, automation_id.to_string());
+        match token_hash {
+            Some(key) => {
+                let ts = chrono::Utc::now().timestamp();
+                builder
+                    .header(TIMESTAMP_HEADER, ts.to_string())
+                    .header(SIGNATURE_HEADER, sign(key, ts, body))
+            }
+            None => builder,
+        }
+    }
+
+    /// `POST provision_url` with the JSON body; Ok on any 2xx.
+    pub async fn provision(
+        &self,
+        url: &str,
+        automation_id: i64,
+        token_hash: &[u8],
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<(), CallError> {
+        let raw = serde_json::to_vec(body).map_err(|e| CallError::Permanent(e.to_string()))?;
+        let request = self
+            .http
+            .post(url)
+            .timeout(timeout)
+            .header("content-type", "application/json");
+        let response = self
+            .signed(request, automation_id, Some(token_hash), &raw)
+            .body(raw)
+            .send()
+            .await
+            .map_err(|e| CallError::Retryable(without_url(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else if status.is_server_error()
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS
+        {
+            Err(CallError::Retryable(format!("vendor answered {status}")))
+        } else {
+            Err(CallError::Permanent(format!("vendor answered {status}")))
+        }
+    }
+
+    /// `GET health_check_url`: a 2xx is healthy unless its JSON `status` says `degraded`
+    /// (or down); anything else, including no answer in time, is down.
+    pub async fn health(
+        &self,
+        url: &str,
+        automation_id: i64,
+        token_hash: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Health {
+        let request = self.http.get(url).timeout(timeout);
+        let response = match self
+            .signed(request, automation_id, token_hash, b"")
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(automation_id, error = %without_url(&e), "health check failed");
+                return Health::Down;
+            }
+        };
+        if !response.status().is_success() {
+            return Health::Down;
+        }
+        let reported = response
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| {
+                v.get("status")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_ascii_lowercase)
+            });
+        match reported.as_deref() {
+            Some("degraded") => Health::Degraded,
+            Some("down" | "unhealthy" | "error") => Health::Down,
+            _ => Health::Healthy,
+        }
+    }
+}
+
+/// reqwest errors print the URL, which may carry a vendor's secret in its query: keep the
+/// kind of failure only.
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_request() {
+        "request failed"
+    } else {
+        "transport error"
+    };
+    kind.to_owned()
+}
