@@ -17,7 +17,7 @@ use lapin::{
     message::Delivery,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
-        BasicQosOptions,
+        BasicQosOptions, QueueDeclareOptions,
     },
     types::{AMQPValue, FieldTable, ShortString},
 };
@@ -43,6 +43,8 @@ const RECOVERY_TIMEOUT: Duration = Duration::from_secs(90);
 const REBUILD_MIN: Duration = Duration::from_millis(500);
 const REBUILD_MAX: Duration = Duration::from_secs(10);
 const STATUS_POLL: Duration = Duration::from_millis(250);
+/// How often a consumer samples its queue depth (consumer lag) for `/metrics`.
+const QUEUE_DEPTH_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Why a handler failed, which decides what happens to the message.
 #[derive(Debug)]
@@ -423,8 +425,15 @@ impl Worker {
         };
         handle.set_consuming(true);
         tracing::info!(consumer = self.name(), queue = %self.queue, "consuming");
+        // The first tick is immediate: the gauge exists as soon as the consumer subscribes.
+        let mut depth_tick = tokio::time::interval(QUEUE_DEPTH_INTERVAL);
+        depth_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let next = tokio::select! {
+                _ = depth_tick.tick() => {
+                    self.sample_queue_depth(&conn).await;
+                    continue;
+                }
                 d = consumer.next() => d,
                 _ = channel_down(&channel) => Some(Err(lapin::ErrorKind::InvalidChannelState(
                     lapin::ChannelState::Reconnecting,
@@ -460,6 +469,40 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Consumer lag: the messages waiting in this consumer's queue and its dead-letter queue,
+    /// read with passive declares on a short-lived channel (a failed passive declare closes
+    /// its channel, so it must never be the consuming one). Best effort: on error the gauge
+    /// keeps its last value until the next tick.
+    async fn sample_queue_depth(&self, conn: &Connection) {
+        let Ok(channel) = open_channel_on(conn, false).await else {
+            return;
+        };
+        let queues = [
+            ("main", self.queue.clone()),
+            ("dead_letter", topology::dead_letter_queue_name(&self.queue)),
+        ];
+        for (kind, queue) in queues {
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            match bounded(
+                "queue.declare",
+                channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()),
+            )
+            .await
+            {
+                Ok(q) => self
+                    .metrics
+                    .events_queue_depth
+                    .with_label_values(&[self.name(), kind])
+                    .set(i64::from(q.message_count())),
+                Err(_) => break,
+            }
+        }
+        close_channel(&channel).await;
     }
 
     async fn subscribe(

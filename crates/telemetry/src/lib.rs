@@ -148,6 +148,8 @@ pub struct Metrics {
     pub events_published: IntCounterVec,
     pub events_consumed: IntCounterVec,
     pub events_dead_lettered: IntCounterVec,
+    /// Consumer lag: messages waiting in each consumer's queue and its dead-letter queue.
+    pub events_queue_depth: IntGaugeVec,
 }
 
 impl Metrics {
@@ -212,6 +214,11 @@ impl Metrics {
                 "events_dead_lettered_total",
                 "Events sent to the dead-letter exchange",
                 &["consumer", "type"],
+            ),
+            events_queue_depth: gauge(
+                "events_queue_depth",
+                "Messages waiting in a consumer's queue (lag) or its dead-letter queue",
+                &["consumer", "queue"],
             ),
             registry,
         }

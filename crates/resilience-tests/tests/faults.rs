@@ -1,0 +1,300 @@
+//! Faults, scripted and bounded, loopback only: one real `zimmer-marketplace` process reaches
+//! PostgreSQL, Redis and RabbitMQ through `ToggleProxy`s the test cuts and restores (the
+//! machine's shared servers are never stopped). The service answers what it can, says 503 on
+//! `/readyz` while a dependency is gone, recovers by itself, and no credit, spend or event is
+//! lost or doubled.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use zimmer_jwt::Role;
+use zimmer_testkit::{Process, TempDir, TestContext, ToggleProxy, eventually};
+
+const INTERNAL_TOKEN: &str = zimmer_config::DEV_INTERNAL_TOKEN;
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Market {
+    ctx: TestContext,
+    process: Process,
+    http: reqwest::Client,
+    token: String,
+    ua: i64,
+    manager: i64,
+    _logs: TempDir,
+}
+
+impl Market {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.process.port)
+    }
+
+    async fn readyz(&self) -> StatusCode {
+        self.http
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    async fn consume(&self, units: i64, key: &str) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .post(self.url("/api/automation-usage/consume"))
+            .header("X-Zimmer-Service-Token", &self.token)
+            .json(&json!({ "user_automation_id": self.ua, "units": units, "idempotency_key": key }))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn adjust(&self, delta: i64, key: &str) -> StatusCode {
+        self.http
+            .post(self.url("/internal/tokens/adjust"))
+            .header("X-Internal-Token", INTERNAL_TOKEN)
+            .json(&json!({
+                "user_automation_id": self.ua, "delta": delta, "reason": "fault test",
+                "idempotency_key": key, "actor_id": self.manager,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    async fn n(&self, sql: &str) -> i64 {
+        zimmer_testkit::count(&mut self.ctx.db.connect().await, sql).await
+    }
+
+    async fn balance(&self) -> i64 {
+        self.n(&format!(
+            "SELECT tokens_remaining AS n FROM user_automations WHERE id = {}",
+            self.ua
+        ))
+        .await
+    }
+
+    async fn spends(&self) -> i64 {
+        self.n(&format!(
+            "SELECT count(*) AS n FROM token_ledger WHERE kind = 'consumption' AND user_automation_id = {}",
+            self.ua
+        ))
+        .await
+    }
+}
+
+/// A marketplace process whose database, Redis and broker connections go through the proxies,
+/// with a funded user automation (`paid` tokens).
+async fn market(pg: &ToggleProxy, redis: &ToggleProxy, amqp: &ToggleProxy, paid: i64) -> Market {
+    let ctx = TestContext::new().await;
+    let logs = TempDir::new("zimmer-faults");
+    let mut env: Vec<(String, String)> = ctx
+        .env_pairs()
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "DATABASE_URL" {
+                let v = v.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port));
+                (
+                    k,
+                    v.replace("localhost:5432", &format!("127.0.0.1:{}", pg.port)),
+                )
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    env.extend([
+        (
+            "REDIS_URL".to_owned(),
+            format!("redis://127.0.0.1:{}", redis.port),
+        ),
+        (
+            "AMQP_URL".to_owned(),
+            format!("amqp://guest:guest@127.0.0.1:{}/%2f", amqp.port),
+        ),
+        ("HEALTH_CHECK_ENABLED".to_owned(), "false".to_owned()),
+    ]);
+    let process =
+        Process::start_service("zimmer-marketplace", "marketplace", &env, &logs.path).await;
+    let http = zimmer_testkit::client();
+    let url = |p: &str| format!("http://127.0.0.1:{}{p}", process.port);
+    let res = http
+        .post(url("/internal/automations"))
+        .header("X-Internal-Token", INTERNAL_TOKEN)
+        .json(&json!({
+            "name": "Fault Bot", "description": "fault tests", "pricing_type": "token_per_session",
+            "price_per_token": 10_000, "demo_tokens": 0,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let automation_id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let res = http
+        .post(url(&format!(
+            "/internal/automations/{automation_id}/service-token"
+        )))
+        .header("X-Internal-Token", INTERNAL_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["service_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let customer = ctx.create_user("fault@example.com", Role::Customer).await;
+    let manager = ctx
+        .create_user("fault-mgr@example.com", Role::Manager)
+        .await;
+    let access = ctx.mint_access_token(customer, Role::Customer, uuid::Uuid::new_v4());
+    let res = http
+        .post(url(&format!("/api/user/automations/{automation_id}")))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let ua = res.json::<Value>().await.unwrap()["user_automation"]["id"]
+        .as_i64()
+        .unwrap();
+    let m = Market {
+        ctx,
+        process,
+        http,
+        token,
+        ua,
+        manager,
+        _logs: logs,
+    };
+    assert_eq!(m.adjust(paid, "fund").await, StatusCode::CREATED);
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cut_degrades_readiness_but_consumption_stays_exact() {
+    let pg = ToggleProxy::start("127.0.0.1:5432", true).await;
+    let redis = ToggleProxy::start("127.0.0.1:6379", true).await;
+    let amqp = ToggleProxy::start("127.0.0.1:5672", true).await;
+    let m = market(&pg, &redis, &amqp, 10).await;
+    assert_eq!(m.readyz().await, StatusCode::OK);
+
+    redis.disable();
+    eventually("readyz reports Redis down", WAIT, || async {
+        m.readyz().await == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    // The money path does not need Redis: spends are still exact and idempotent.
+    let (s, a) = m.consume(2, "r-1").await;
+    assert_eq!(s, StatusCode::OK, "{a} {}", m.process.log());
+    assert_eq!(a["accepted"], true);
+    let (s, again) = m.consume(2, "r-1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again, a, "the retry replays, it does not spend twice");
+
+    redis.enable();
+    eventually("readyz recovers with Redis", WAIT, || async {
+        m.readyz().await == StatusCode::OK
+    })
+    .await;
+    let (s, b) = m.consume(1, "r-2").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["remaining_paid_tokens"], 7);
+    assert_eq!(m.balance().await, 7);
+    assert_eq!(m.spends().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_cut_is_a_clear_503_and_the_pool_recovers_without_losing_a_spend() {
+    let pg = ToggleProxy::start("127.0.0.1:5432", true).await;
+    let redis = ToggleProxy::start("127.0.0.1:6379", true).await;
+    let amqp = ToggleProxy::start("127.0.0.1:5672", true).await;
+    let m = market(&pg, &redis, &amqp, 10).await;
+    let (s, _) = m.consume(1, "p-1").await;
+    assert_eq!(s, StatusCode::OK);
+
+    pg.disable();
+    eventually("readyz reports the database down", WAIT, || async {
+        m.readyz().await == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    // A spend while the database is gone is refused with a retryable 503, never a 500…
+    let (s, body) = m.consume(3, "p-2").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "unavailable");
+    // …and Prometheus still answers (it needs nothing but the process).
+    let res = m.http.get(m.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    pg.enable();
+    eventually("the pool reconnects by itself", WAIT, || async {
+        m.readyz().await == StatusCode::OK
+    })
+    .await;
+    // The vendor retries with the same key: charged exactly once.
+    let (s, a) = m.consume(3, "p-2").await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(a["accepted"], true);
+    assert_eq!(a["remaining_paid_tokens"], 6);
+    let (_, again) = m.consume(3, "p-2").await;
+    assert_eq!(again, a);
+    assert_eq!(m.balance().await, 6);
+    assert_eq!(m.spends().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rabbitmq_cut_mid_run_holds_events_in_the_outbox_and_publishes_each_once_after() {
+    let pg = ToggleProxy::start("127.0.0.1:5432", true).await;
+    let redis = ToggleProxy::start("127.0.0.1:6379", true).await;
+    let amqp = ToggleProxy::start("127.0.0.1:5672", true).await;
+    let m = market(&pg, &redis, &amqp, 4).await;
+    eventually("the funding event is published", WAIT, || async {
+        m.n("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
+            .await
+            == 0
+    })
+    .await;
+
+    amqp.disable();
+    eventually("readyz reports the broker down", WAIT, || async {
+        m.readyz().await == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    // Spending down to zero emits tokens.low / tokens.depleted while the broker is gone: the
+    // request succeeds, the events wait in the outbox.
+    let (s, a) = m.consume(4, "q-1").await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(a["accepted"], true);
+    assert_eq!(a["remaining_paid_tokens"], 0);
+    let pending = m
+        .n("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
+        .await;
+    assert!(pending >= 1, "events are held while the broker is down");
+
+    amqp.enable();
+    eventually(
+        "the relay reconnects and drains the outbox",
+        WAIT,
+        || async {
+            m.n("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
+                .await
+                == 0
+        },
+    )
+    .await;
+    eventually("readyz recovers with the broker", WAIT, || async {
+        m.readyz().await == StatusCode::OK
+    })
+    .await;
+    assert_eq!(
+        m.n("SELECT count(*) AS n FROM outbox WHERE event_type = 'tokens.depleted'")
+            .await,
+        1,
+        "one depletion event, not one per retry"
+    );
+    assert_eq!(m.balance().await, 0);
+    assert_eq!(m.spends().await, 1);
+}
