@@ -229,6 +229,39 @@ zimmer_ensure_nginx() {
     export ZIMMER_NGINX_BIN="$bin"
 }
 
+zimmer_chromium_bin() {
+    local candidate
+    for candidate in chromium chromium-browser google-chrome google-chrome-stable; do
+        if command -v "$candidate" >/dev/null 2>&1; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Install Chromium when missing (root only), export ZIMMER_CHROMIUM_BIN: the browser test of
+# crates/platform-tests drives it headless against the gateway.
+zimmer_ensure_chromium() {
+    local bin
+    if [[ -n "${ZIMMER_CHROMIUM_BIN:-}" && -x "$ZIMMER_CHROMIUM_BIN" ]]; then
+        return 0
+    fi
+    if ! bin="$(zimmer_chromium_bin)"; then
+        if [[ "$(id -u)" == 0 ]]; then
+            zimmer_log "installing chromium (for the browser test)"
+            if ! DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null ||
+                ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; then
+                zimmer_die "apt-get install chromium failed"
+            fi
+            bin="$(zimmer_chromium_bin)" || zimmer_die "chromium still not found after installing it"
+        else
+            zimmer_die "chromium is missing (the browser test needs it): run  sudo apt-get update && sudo apt-get install -y chromium"
+        fi
+    fi
+    export ZIMMER_CHROMIUM_BIN="$bin"
+}
+
 # Directory cargo builds into.
 zimmer_target_dir() {
     printf '%s' "${CARGO_TARGET_DIR:-$PWD/target}"

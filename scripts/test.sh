@@ -6,12 +6,14 @@
 #
 # Makes sure PostgreSQL, Redis and RabbitMQ answer (starting local ones that are
 # installed but stopped; the tests use real servers), installs nginx when it is
-# missing and we are root (the gateway tests start it), drops test databases
-# (zimmer_test_*) left over by earlier runs, builds every binary (some tests
-# start the services as processes), then runs the whole workspace's tests.
+# missing and we are root (the gateway tests start it), likewise Chromium (the
+# browser test drives it headless), drops test databases (zimmer_test_*) left
+# over by earlier runs, builds every binary (some tests start the services as
+# processes), then runs the whole workspace's tests.
 #
-# Exports ZIMMER_NGINX_BIN (path of nginx) and the DATABASE_URL, REDIS_URL and
-# AMQP_URL defaults of README.md when they are not set.
+# Exports ZIMMER_NGINX_BIN (path of nginx), ZIMMER_CHROMIUM_BIN (path of
+# Chromium) and the DATABASE_URL, REDIS_URL and AMQP_URL defaults of README.md
+# when they are not set.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +30,8 @@ zimmer_require_packages
 zimmer_ensure_backing_services
 zimmer_ensure_nginx
 zimmer_log "nginx for the gateway tests: $ZIMMER_NGINX_BIN"
+zimmer_ensure_chromium
+zimmer_log "chromium for the browser test: $ZIMMER_CHROMIUM_BIN"
 
 drop_stale_test_databases() {
     local admin db
