@@ -1,10 +1,50 @@
-//! The admin service. Until its issue lands it serves only `/healthz`, `/readyz` and
-//! `/metrics` (and verifies tokens like every service, so the shared pieces are exercised).
+//! The admin service: everything under `/api/admin` for managers, the technical team and
+//! support staff (rbac.md). It reads every table for dashboards and lists, writes only its own
+//! (OpenAI keys, encrypted; the audit log), changes other services' data only through their
+//! internal APIs (`clients.rs`) or an event (`notification.broadcast`), and audits every action.
+
+pub mod clients;
+pub mod config;
+pub mod crypto;
+pub mod handlers;
+pub mod queries;
+pub mod rbac;
+pub mod routes;
+mod state;
+
+use std::sync::Arc;
 
 use zimmer_config::Settings;
+use zimmer_events::OutboxRelay;
 use zimmer_service::{Application, Platform};
 
+pub use state::AppState;
+
+use crate::{clients::Upstreams, config::AdminConfig, crypto::KeyCipher};
+
+/// The producer name of admin's events (outbox rows and envelopes).
+pub const PRODUCER: &str = "admin";
+
+/// Builds admin: the platform, the outbox relay (broadcasts), and the routes.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let platform = Platform::start(settings, None).await?;
-    platform.serve(|_cfg| {})
+    // Configuration errors stop the start here, before anything connects (in production a
+    // missing OPENAI_KEYS_ENCRYPTION_KEY is one).
+    let config = AdminConfig::from_settings(&settings)?;
+    let cipher = KeyCipher::from_settings(&settings)?;
+    let upstreams = Upstreams::new(&settings, &config)?;
+    let mut platform = Platform::start(settings, None).await?;
+    let relay = OutboxRelay::spawn(
+        platform.pool.clone(),
+        platform.broker.clone(),
+        PRODUCER,
+        platform.metrics.clone(),
+    );
+    platform.alive_while(relay.liveness_check());
+    let state = AppState {
+        platform: platform.clone(),
+        config: Arc::new(config),
+        cipher,
+        upstreams,
+    };
+    platform.serve(move |cfg| routes::configure(cfg, state.clone()))
 }

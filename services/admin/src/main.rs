@@ -14,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?
         }
         Some("migrate") => zimmer_service::migrate(&settings).await?,
+        Some("-h" | "--help" | "help") => println!("{USAGE}"),
         Some(other) => anyhow::bail!("unknown command `{other}`; {USAGE}"),
     }
     Ok(())

@@ -1,1 +1,67 @@
 //! Rows of the admin service's tables (schema.rs). Owned by that service: only it writes them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+
+use crate::schema::{admin_audit_log, openai_keys};
+
+/// OpenAI key statuses (the `openai_keys_status_check` constraint).
+pub mod key_status {
+    pub const ACTIVE: &str = "active";
+    pub const DISABLED: &str = "disabled";
+    pub const EXHAUSTED: &str = "exhausted";
+    pub const ALL: [&str; 3] = [ACTIVE, DISABLED, EXHAUSTED];
+}
+
+/// An OpenAI API key. `key_ciphertext` is AES-256-GCM `nonce || ciphertext+tag`; the plaintext
+/// never reaches the database and `key_tail` (last 4 characters) is all the API shows.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = openai_keys)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct OpenAiKey {
+    pub id: i64,
+    pub alias: String,
+    pub key_ciphertext: Vec<u8>,
+    pub key_tail: String,
+    pub status: String,
+    pub daily_limit: Option<i64>,
+    pub used_today: i64,
+    pub usage_date: NaiveDate,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = openai_keys)]
+pub struct NewOpenAiKey<'a> {
+    pub alias: &'a str,
+    pub key_ciphertext: &'a [u8],
+    pub key_tail: &'a str,
+    pub status: &'a str,
+    pub daily_limit: Option<i64>,
+}
+
+/// One staff action. Append-only.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = admin_audit_log)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct AuditEntry {
+    pub id: i64,
+    pub actor_id: i64,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    pub details: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = admin_audit_log)]
+pub struct NewAuditEntry<'a> {
+    pub actor_id: i64,
+    pub action: &'a str,
+    pub target_type: &'a str,
+    pub target_id: Option<&'a str>,
+    pub details: &'a serde_json::Value,
+}

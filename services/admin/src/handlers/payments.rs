@@ -1,0 +1,217 @@
+//! Payments of every user (managers): read from billing's table; a reconciliation on demand
+//! goes through billing.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use zimmer_db::models::billing::payment_status;
+use zimmer_http::{ApiError, HttpResult, Paged};
+
+use super::{Audit, audit_after, invalidate_stats, one_of, page, parse_time};
+use crate::{
+    AppState,
+    clients::Service,
+    queries::{
+        payments::{self as q, PaymentFilter, PaymentRow},
+        user_automations::{automation_names, user_names},
+    },
+    rbac::Staff,
+};
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub user_id: Option<i64>,
+    pub automation_id: Option<i64>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct PaymentView {
+    id: i64,
+    user_id: i64,
+    user_email: Option<String>,
+    automation_id: i64,
+    automation_name: Option<String>,
+    user_automation_id: i64,
+    /// Rials.
+    amount: i64,
+    tokens_purchased: i64,
+    method: String,
+    gateway: String,
+    status: String,
+    ref_id: Option<i64>,
+    transaction_id: Option<String>,
+    authority: Option<String>,
+    card_pan: Option<String>,
+    discount_code: Option<String>,
+    discount_percent: Option<i32>,
+    description: Option<String>,
+    failure_reason: Option<String>,
+    verify_attempts: i32,
+    next_check_at: Option<DateTime<Utc>>,
+    last_checked_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    verified_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+fn view(p: PaymentRow, email: Option<String>, automation: Option<String>) -> PaymentView {
+    PaymentView {
+        id: p.id,
+        user_id: p.user_id,
+        user_email: email,
+        automation_id: p.automation_id,
+        automation_name: automation,
+        user_automation_id: p.user_automation_id,
+        amount: p.amount,
+        tokens_purchased: p.tokens_purchased,
+        method: p.method,
+        gateway: p.gateway,
+        status: p.status,
+        ref_id: p.ref_id,
+        transaction_id: p.transaction_id,
+        authority: p.authority,
+        card_pan: p.card_pan,
+        discount_code: p.discount_code,
+        discount_percent: p.discount_percent,
+        description: p.description,
+        failure_reason: p.failure_reason,
+        verify_attempts: p.verify_attempts,
+        next_check_at: p.next_check_at,
+        last_checked_at: p.last_checked_at,
+        created_at: p.created_at,
+        verified_at: p.verified_at,
+        updated_at: p.updated_at,
+    }
+}
+
+/// `GET /api/admin/payments?status=&user_id=&automation_id=&from=&to=`: newest first; `from`
+/// and `to` are dates (inclusive) or RFC 3339 times, on `created_at`.
+pub async fn list(
+    _staff: Staff,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> HttpResult {
+    let filter = PaymentFilter {
+        status: one_of("status", query.status.as_deref(), &payment_status::ALL)?,
+        user_id: query.user_id,
+        automation_id: query.automation_id,
+        from: parse_time("from", query.from.as_deref(), false)?,
+        to: parse_time("to", query.to.as_deref(), true)?,
+    };
+    if let (Some(f), Some(t)) = (filter.from, filter.to)
+        && f >= t
+    {
+        return Err(ApiError::invalid("to", "must be after from"));
+    }
+    let page = page(query.page, query.page_size);
+    let mut conn = state.platform.pool.get().await?;
+    let (rows, total) = q::list(&mut conn, &filter, page.offset(), page.limit()).await?;
+    let mut users: Vec<i64> = rows.iter().map(|p| p.user_id).collect();
+    users.sort_unstable();
+    users.dedup();
+    let mut autos: Vec<i64> = rows.iter().map(|p| p.automation_id).collect();
+    autos.sort_unstable();
+    autos.dedup();
+    let emails: HashMap<i64, String> = user_names(&mut conn, &users)
+        .await?
+        .into_iter()
+        .map(|(id, email, _)| (id, email))
+        .collect();
+    let names: HashMap<i64, String> = automation_names(&mut conn, &autos)
+        .await?
+        .into_iter()
+        .collect();
+    drop(conn);
+    let items: Vec<PaymentView> = rows
+        .into_iter()
+        .map(|p| {
+            let email = emails.get(&p.user_id).cloned();
+            let name = names.get(&p.automation_id).cloned();
+            view(p, email, name)
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+}
+
+/// `GET /api/admin/payments/{id}`: the payment with its discount redemption, if any.
+pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
+    let id = path.into_inner();
+    let mut conn = state.platform.pool.get().await?;
+    let p = q::get(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Payment not found"))?;
+    let redemption = q::redemption_of(&mut conn, id).await?;
+    let email = user_names(&mut conn, &[p.user_id])
+        .await?
+        .into_iter()
+        .next()
+        .map(|u| u.1);
+    let name = automation_names(&mut conn, &[p.automation_id])
+        .await?
+        .into_iter()
+        .next()
+        .map(|a| a.1);
+    drop(conn);
+    let mut body = serde_json::to_value(view(p, email, name)).map_err(ApiError::internal)?;
+    if let Some(map) = body.as_object_mut() {
+        map.insert(
+            "redemption".into(),
+            redemption.map_or(serde_json::Value::Null, |r| {
+                json!({
+                    "discount_id": r.discount_id,
+                    "status": r.status,
+                    "amount_before": r.amount_before,
+                    "amount_discount": r.amount_discount,
+                    "amount_after": r.amount_after,
+                })
+            }),
+        );
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `POST /api/admin/payments/{id}/reconcile`: billing asks Zarinpal about it now (a pending
+/// payment, or a closed one the customer says they paid); money moves only through billing's
+/// own verify-once path.
+pub async fn reconcile(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let id = path.into_inner();
+    let reply = state
+        .upstreams
+        .send(
+            Service::Billing,
+            Method::POST,
+            &format!("/internal/payments/{id}/reconcile"),
+            &json!({}),
+        )
+        .await?;
+    audit_after(
+        &state,
+        &staff,
+        Audit {
+            action: "payment.reconcile",
+            target_type: "payment",
+            target_id: Some(id.to_string()),
+            details: json!({
+                "checked": reply.body.get("checked"),
+                "status": reply.body.get("payment").and_then(|p| p.get("status")),
+            }),
+        },
+        None,
+    )
+    .await;
+    invalidate_stats(&state).await;
+    Ok(HttpResponse::Ok().json(reply.body))
+}

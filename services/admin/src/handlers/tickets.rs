@@ -1,0 +1,279 @@
+//! Tickets overview (support staff and managers): read from support's tables; status,
+//! assignment and staff replies go through support's internal API, which applies the same
+//! rules and notifications as its public routes.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use zimmer_http::{ApiError, HttpResult, Paged};
+
+use super::{Audit, audit_after, one_of, page, search_text};
+use crate::{
+    AppState,
+    clients::Service,
+    queries::{
+        tickets::{self as q, TicketFilter, TicketRow},
+        user_automations::user_names,
+    },
+    rbac::Staff,
+};
+
+const STATUSES: [&str; 5] = ["open", "pending", "in_progress", "resolved", "closed"];
+const PRIORITIES: [&str; 4] = ["low", "medium", "high", "urgent"];
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub priority: Option<String>,
+    /// A staff user id, or `none` for unassigned tickets.
+    pub assigned_to: Option<String>,
+    pub user_id: Option<i64>,
+    pub search: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct TicketView {
+    id: i64,
+    subject: String,
+    status: String,
+    priority: String,
+    importance: String,
+    category: Option<String>,
+    user_id: i64,
+    user_email: Option<String>,
+    user_name: Option<String>,
+    user_automation_id: Option<i64>,
+    assigned_to: Option<i64>,
+    assigned_to_name: Option<String>,
+    messages_count: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
+}
+
+fn view(t: TicketRow, n: i64, people: &HashMap<i64, (String, String)>) -> TicketView {
+    let user = people.get(&t.user_id);
+    TicketView {
+        id: t.id,
+        subject: t.title,
+        status: t.status,
+        priority: t.priority,
+        importance: t.importance,
+        category: t.category,
+        user_id: t.user_id,
+        user_email: user.map(|u| u.0.clone()),
+        user_name: user.map(|u| u.1.clone()),
+        user_automation_id: t.user_automation_id,
+        assigned_to: t.assigned_to,
+        assigned_to_name: t
+            .assigned_to
+            .and_then(|a| people.get(&a))
+            .map(|u| u.1.clone()),
+        messages_count: n,
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+        closed_at: t.closed_at,
+    }
+}
+
+/// `GET /api/admin/tickets?status=&priority=&assigned_to=&user_id=&search=`: most recently
+/// active first.
+pub async fn list(
+    _staff: Staff,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> HttpResult {
+    let (assigned_to, unassigned) = match query.assigned_to.as_deref().map(str::trim) {
+        None | Some("") => (None, false),
+        Some("none" | "null" | "unassigned") => (None, true),
+        Some(raw) => (
+            Some(
+                raw.parse::<i64>()
+                    .map_err(|_| ApiError::invalid("assigned_to", "must be a user id or `none`"))?,
+            ),
+            false,
+        ),
+    };
+    let filter = TicketFilter {
+        status: one_of("status", query.status.as_deref(), &STATUSES)?,
+        priority: one_of("priority", query.priority.as_deref(), &PRIORITIES)?,
+        assigned_to,
+        unassigned,
+        user_id: query.user_id,
+        search: search_text(query.search.as_deref())?,
+    };
+    let page = page(query.page, query.page_size);
+    let mut conn = state.platform.pool.get().await?;
+    let (rows, total) = q::list(&mut conn, &filter, page.offset(), page.limit()).await?;
+    let mut ids: Vec<i64> = rows
+        .iter()
+        .flat_map(|(t, _)| [Some(t.user_id), t.assigned_to])
+        .flatten()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let people: HashMap<i64, (String, String)> = user_names(&mut conn, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, email, name)| (id, (email, name)))
+        .collect();
+    drop(conn);
+    let items: Vec<TicketView> = rows.into_iter().map(|(t, n)| view(t, n, &people)).collect();
+    Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+}
+
+/// `GET /api/admin/tickets/{id}`: the ticket with its whole thread.
+pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
+    let id = path.into_inner();
+    let mut conn = state.platform.pool.get().await?;
+    let t = q::get(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Ticket not found"))?;
+    let (messages, attachments) = q::thread(&mut conn, id).await?;
+    let mut ids: Vec<i64> = messages.iter().map(|m| m.author_id).collect();
+    ids.push(t.user_id);
+    ids.extend(t.assigned_to);
+    ids.sort_unstable();
+    ids.dedup();
+    let people: HashMap<i64, (String, String)> = user_names(&mut conn, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, email, name)| (id, (email, name)))
+        .collect();
+    drop(conn);
+    let description = t.description.clone();
+    let thread: Vec<Value> = messages
+        .into_iter()
+        .map(|m| {
+            let files: Vec<Value> = attachments
+                .iter()
+                .filter(|a| a.message_id == m.id)
+                .map(|a| {
+                    json!({
+                        "id": a.id,
+                        "filename": a.filename,
+                        "content_type": a.content_type,
+                        "size": a.size,
+                    })
+                })
+                .collect();
+            json!({
+                "id": m.id,
+                "author_id": m.author_id,
+                "author_name": people.get(&m.author_id).map(|p| &p.1),
+                "is_staff": m.is_staff,
+                "body": m.body,
+                "attachments": files,
+                "created_at": m.created_at,
+            })
+        })
+        .collect();
+    let mut body =
+        serde_json::to_value(view(t, thread.len() as i64, &people)).map_err(ApiError::internal)?;
+    if let Some(map) = body.as_object_mut() {
+        map.insert("description".into(), json!(description));
+        map.insert("messages".into(), Value::Array(thread));
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `{…}` with the acting staff member added (any `actor_id` sent by the client is replaced).
+fn acting(body: Value, staff: &Staff) -> Result<Value, ApiError> {
+    match body {
+        Value::Object(mut map) => {
+            map.insert("actor_id".into(), json!(staff.id()));
+            Ok(Value::Object(map))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            "The request body must be a JSON object",
+        )),
+    }
+}
+
+/// `PUT /api/admin/tickets/{id}` `{status?, priority?, importance?, assigned_to?, message?}`
+pub async fn update(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Json<Value>,
+) -> HttpResult {
+    let id = path.into_inner();
+    let body = acting(body.into_inner(), &staff)?;
+    let reply = state
+        .upstreams
+        .send(
+            Service::Support,
+            Method::PUT,
+            &format!("/internal/tickets/{id}"),
+            &body,
+        )
+        .await?;
+    let mut changes = serde_json::Map::new();
+    for k in ["status", "priority", "importance", "assigned_to"] {
+        if let Some(v) = body.get(k) {
+            changes.insert(k.to_owned(), v.clone());
+        }
+    }
+    if body.get("message").is_some() {
+        changes.insert("replied".into(), json!(true));
+    }
+    audit_after(
+        &state,
+        &staff,
+        Audit {
+            action: "ticket.update",
+            target_type: "ticket",
+            target_id: Some(id.to_string()),
+            details: Value::Object(changes),
+        },
+        None,
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(reply.body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReplyBody {
+    pub message: String,
+}
+
+/// `POST /api/admin/tickets/{id}/messages` `{message}` → 201: a staff reply (support notifies
+/// the customer).
+pub async fn reply(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Json<ReplyBody>,
+) -> HttpResult {
+    let id = path.into_inner();
+    let reply = state
+        .upstreams
+        .send(
+            Service::Support,
+            Method::POST,
+            &format!("/internal/tickets/{id}/messages"),
+            &json!({ "actor_id": staff.id(), "message": body.message }),
+        )
+        .await?;
+    audit_after(
+        &state,
+        &staff,
+        Audit {
+            action: "ticket.reply",
+            target_type: "ticket",
+            target_id: Some(id.to_string()),
+            details: json!({ "chars": body.message.chars().count() }),
+        },
+        None,
+    )
+    .await;
+    Ok(HttpResponse::Created().json(reply.body))
+}

@@ -1,0 +1,216 @@
+//! Token adjustments: made through the marketplace's ledger (it owns balances), read back from
+//! the ledger for the history.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use zimmer_http::{ApiError, HttpResult, Paged, validate, validate::Validator};
+
+use super::{Audit, audit_after, invalidate_stats, page};
+use crate::{
+    AppState,
+    clients::Service,
+    queries::{
+        ledger::{self, AdjustmentFilter},
+        user_automations::{automation_names, owner, user_names},
+    },
+    rbac::Staff,
+};
+
+/// The largest single adjustment admin accepts (the marketplace has its own bound too).
+const MAX_DELTA: i64 = 1_000_000_000;
+
+#[derive(Debug, Deserialize)]
+pub struct AdjustBody {
+    pub user_automation_id: i64,
+    pub delta: i64,
+    pub reason: String,
+    /// Or the `Idempotency-Key` header (the body wins when both are sent).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// A key the dashboard generates per adjustment (e.g. a UUID): visible ASCII, 1–200.
+fn check_key(raw: &str) -> Result<String, &'static str> {
+    let k = raw.trim();
+    if (1..=200).contains(&k.len()) && k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        Ok(k.to_owned())
+    } else {
+        Err("must be 1 to 200 visible ASCII characters")
+    }
+}
+
+/// `POST /api/admin/tokens/adjust` `{user_automation_id, delta, reason, idempotency_key}`:
+/// the marketplace applies it once per key (`adjust:<key>` in the ledger); the audit entry is
+/// written once per key too, so a retried request neither moves the balance nor logs twice.
+/// 201 when applied, 200 when the key had been applied before.
+pub async fn adjust(
+    staff: Staff,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<AdjustBody>,
+) -> HttpResult {
+    let body = body.into_inner();
+    let header_key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut v = Validator::new();
+    if body.delta == 0 {
+        v.error("delta", "must not be zero");
+    } else if body.delta.unsigned_abs() > MAX_DELTA.unsigned_abs() {
+        v.error("delta", "is too large");
+    }
+    let reason = v.check("reason", validate::text(&body.reason, 500));
+    let key = match body.idempotency_key.as_deref().or(header_key.as_deref()) {
+        Some(k) => v.check("idempotency_key", check_key(k)),
+        None => {
+            v.error(
+                "idempotency_key",
+                "is required (or the Idempotency-Key header)",
+            );
+            None
+        }
+    };
+    v.finish()?;
+    let (Some(reason), Some(key)) = (reason, key) else {
+        return Err(ApiError::bad_request("Invalid request"));
+    };
+    let mut conn = state.platform.pool.get().await?;
+    let (user_id, automation_id) = owner(&mut conn, body.user_automation_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User automation not found"))?;
+    drop(conn);
+    let reply = state
+        .upstreams
+        .send(
+            Service::Marketplace,
+            Method::POST,
+            "/internal/tokens/adjust",
+            &json!({
+                "user_automation_id": body.user_automation_id,
+                "delta": body.delta,
+                "reason": reason,
+                "idempotency_key": key,
+                "actor_id": staff.id(),
+            }),
+        )
+        .await?;
+    audit_after(
+        &state,
+        &staff,
+        Audit {
+            action: "tokens.adjust",
+            target_type: "user_automation",
+            target_id: Some(body.user_automation_id.to_string()),
+            details: json!({
+                "user_id": user_id,
+                "automation_id": automation_id,
+                "delta": body.delta,
+                "reason": reason,
+                "ledger_id": reply.body.get("ledger_id"),
+                "tokens_remaining": reply.body.get("tokens_remaining"),
+            }),
+        },
+        Some(&key),
+    )
+    .await;
+    invalidate_stats(&state).await;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let mut res = HttpResponse::build(status);
+    if reply.status == 200 {
+        res.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(res.json(reply.body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    pub user_automation_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub actor_id: Option<i64>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct HistoryItem {
+    id: i64,
+    user_automation_id: i64,
+    user_id: i64,
+    user_email: Option<String>,
+    automation_id: i64,
+    automation_name: Option<String>,
+    delta: i64,
+    balance_after: i64,
+    demo_balance_after: i64,
+    reason: Option<String>,
+    /// The key the adjustment was made with (`adjust:<key>` in the ledger).
+    idempotency_key: Option<String>,
+    actor_id: Option<i64>,
+    actor_email: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// `GET /api/admin/tokens/history?user_automation_id=&user_id=&actor_id=`: adjustments,
+/// newest first.
+pub async fn history(
+    _staff: Staff,
+    state: web::Data<AppState>,
+    query: web::Query<HistoryQuery>,
+) -> HttpResult {
+    let filter = AdjustmentFilter {
+        user_automation_id: query.user_automation_id,
+        user_id: query.user_id,
+        actor_id: query.actor_id,
+    };
+    let page = page(query.page, query.page_size);
+    let mut conn = state.platform.pool.get().await?;
+    let (rows, total) =
+        ledger::adjustments(&mut conn, &filter, page.offset(), page.limit()).await?;
+    let mut people: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| [Some(r.user_id), r.actor_id])
+        .flatten()
+        .collect();
+    people.sort_unstable();
+    people.dedup();
+    let mut autos: Vec<i64> = rows.iter().map(|r| r.automation_id).collect();
+    autos.sort_unstable();
+    autos.dedup();
+    let emails: HashMap<i64, String> = user_names(&mut conn, &people)
+        .await?
+        .into_iter()
+        .map(|(id, email, _)| (id, email))
+        .collect();
+    let names: HashMap<i64, String> = automation_names(&mut conn, &autos)
+        .await?
+        .into_iter()
+        .collect();
+    drop(conn);
+    let items: Vec<HistoryItem> = rows
+        .into_iter()
+        .map(|r| HistoryItem {
+            id: r.id,
+            user_automation_id: r.user_automation_id,
+            user_id: r.user_id,
+            user_email: emails.get(&r.user_id).cloned(),
+            automation_id: r.automation_id,
+            automation_name: names.get(&r.automation_id).cloned(),
+            delta: r.delta + r.demo_delta,
+            balance_after: r.balance_after,
+            demo_balance_after: r.demo_balance_after,
+            reason: r.reason,
+            idempotency_key: r.source_key.strip_prefix("adjust:").map(str::to_owned),
+            actor_id: r.actor_id,
+            actor_email: r.actor_id.and_then(|a| emails.get(&a).cloned()),
+            created_at: r.created_at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+}

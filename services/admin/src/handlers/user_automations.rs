@@ -1,0 +1,113 @@
+//! Customers' automations across the platform (view only; balances change through token
+//! adjustments).
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use zimmer_http::{HttpResult, Paged};
+
+use super::{one_of, page};
+use crate::{
+    AppState,
+    queries::user_automations::{self as q, UaFilter},
+    rbac::Staff,
+};
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub user_id: Option<i64>,
+    pub automation_id: Option<i64>,
+    pub status: Option<String>,
+    pub integration_status: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Item {
+    id: i64,
+    user_id: i64,
+    user_email: Option<String>,
+    user_name: Option<String>,
+    automation_id: i64,
+    automation_name: Option<String>,
+    tokens_remaining: i64,
+    demo_tokens: i64,
+    is_demo_active: bool,
+    demo_expired: bool,
+    status: String,
+    integration_status: String,
+    /// Whether a Telegram bot token is connected; the token itself is never shown.
+    bot_connected: bool,
+    provisioned_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// `GET /api/admin/user-automations?user_id=&automation_id=&status=&integration_status=`
+pub async fn list(
+    _staff: Staff,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> HttpResult {
+    let filter = UaFilter {
+        user_id: query.user_id,
+        automation_id: query.automation_id,
+        status: one_of(
+            "status",
+            query.status.as_deref(),
+            &["active", "paused", "canceled"],
+        )?,
+        integration_status: one_of(
+            "integration_status",
+            query.integration_status.as_deref(),
+            &["pending", "provisioned", "failed"],
+        )?,
+    };
+    let page = page(query.page, query.page_size);
+    let mut conn = state.platform.pool.get().await?;
+    let (rows, total) = q::list(&mut conn, &filter, page.offset(), page.limit()).await?;
+    let mut user_ids: Vec<i64> = rows.iter().map(|(r, _)| r.user_id).collect();
+    user_ids.sort_unstable();
+    user_ids.dedup();
+    let mut automation_ids: Vec<i64> = rows.iter().map(|(r, _)| r.automation_id).collect();
+    automation_ids.sort_unstable();
+    automation_ids.dedup();
+    let users: HashMap<i64, (String, String)> = q::user_names(&mut conn, &user_ids)
+        .await?
+        .into_iter()
+        .map(|(id, email, name)| (id, (email, name)))
+        .collect();
+    let automations: HashMap<i64, String> = q::automation_names(&mut conn, &automation_ids)
+        .await?
+        .into_iter()
+        .collect();
+    drop(conn);
+    let items: Vec<Item> = rows
+        .into_iter()
+        .map(|(r, bot_connected)| {
+            let user = users.get(&r.user_id);
+            Item {
+                id: r.id,
+                user_id: r.user_id,
+                user_email: user.map(|u| u.0.clone()),
+                user_name: user.map(|u| u.1.clone()),
+                automation_id: r.automation_id,
+                automation_name: automations.get(&r.automation_id).cloned(),
+                tokens_remaining: r.tokens_remaining,
+                demo_tokens: r.demo_tokens,
+                is_demo_active: r.is_demo_active,
+                demo_expired: r.demo_expired,
+                status: r.status,
+                integration_status: r.integration_status,
+                bot_connected,
+                provisioned_at: r.provisioned_at,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+}

@@ -1,0 +1,119 @@
+//! Payments of every user (billing's table, read only).
+
+use chrono::{DateTime, Utc};
+use diesel::{QueryResult, pg::Pg, prelude::*};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use zimmer_db::schema::{discount_redemptions, payments};
+
+#[derive(Debug, Default, Clone)]
+pub struct PaymentFilter {
+    pub status: Option<String>,
+    pub user_id: Option<i64>,
+    pub automation_id: Option<i64>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = payments)]
+#[diesel(check_for_backend(Pg))]
+pub struct PaymentRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub automation_id: i64,
+    pub user_automation_id: i64,
+    pub amount: i64,
+    pub tokens_purchased: i64,
+    pub method: String,
+    pub gateway: String,
+    pub description: Option<String>,
+    pub transaction_id: Option<String>,
+    pub authority: Option<String>,
+    pub ref_id: Option<i64>,
+    pub card_pan: Option<String>,
+    pub status: String,
+    pub failure_reason: Option<String>,
+    pub discount_code: Option<String>,
+    pub discount_percent: Option<i32>,
+    pub verify_attempts: i32,
+    pub next_check_at: Option<DateTime<Utc>>,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn filtered(f: &PaymentFilter) -> payments::BoxedQuery<'static, Pg> {
+    let mut q = payments::table.into_boxed();
+    if let Some(s) = &f.status {
+        q = q.filter(payments::status.eq(s.clone()));
+    }
+    if let Some(u) = f.user_id {
+        q = q.filter(payments::user_id.eq(u));
+    }
+    if let Some(a) = f.automation_id {
+        q = q.filter(payments::automation_id.eq(a));
+    }
+    if let Some(from) = f.from {
+        q = q.filter(payments::created_at.ge(from));
+    }
+    if let Some(to) = f.to {
+        q = q.filter(payments::created_at.lt(to));
+    }
+    q
+}
+
+/// Newest first, with the page's count and the sum of its succeeded amounts.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    f: &PaymentFilter,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<PaymentRow>, i64)> {
+    let total = filtered(f).count().get_result(conn).await?;
+    let rows = filtered(f)
+        .select(PaymentRow::as_select())
+        .order((payments::created_at.desc(), payments::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .load(conn)
+        .await?;
+    Ok((rows, total))
+}
+
+pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<PaymentRow>> {
+    payments::table
+        .find(id)
+        .select(PaymentRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct RedemptionRow {
+    pub discount_id: i64,
+    pub status: String,
+    pub amount_before: i64,
+    pub amount_discount: i64,
+    pub amount_after: i64,
+}
+
+pub async fn redemption_of(
+    conn: &mut AsyncPgConnection,
+    payment_id: i64,
+) -> QueryResult<Option<RedemptionRow>> {
+    discount_redemptions::table
+        .filter(discount_redemptions::payment_id.eq(payment_id))
+        .select((
+            discount_redemptions::discount_id,
+            discount_redemptions::status,
+            discount_redemptions::amount_before,
+            discount_redemptions::amount_discount,
+            discount_redemptions::amount_after,
+        ))
+        .first(conn)
+        .await
+        .optional()
+}

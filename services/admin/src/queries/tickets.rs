@@ -1,0 +1,168 @@
+//! Tickets of every customer (support's tables, read only; changes go through support).
+
+use chrono::{DateTime, Utc};
+use diesel::{QueryResult, pg::Pg, prelude::*};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use zimmer_db::schema::{ticket_attachments, ticket_messages, tickets};
+
+use super::contains_pattern;
+
+#[derive(Debug, Default, Clone)]
+pub struct TicketFilter {
+    pub status: Option<String>,
+    pub priority: Option<String>,
+    pub assigned_to: Option<i64>,
+    /// Only tickets nobody is assigned to.
+    pub unassigned: bool,
+    pub user_id: Option<i64>,
+    pub search: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tickets)]
+#[diesel(check_for_backend(Pg))]
+pub struct TicketRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub title: String,
+    pub description: String,
+    pub status: String,
+    pub priority: String,
+    pub importance: String,
+    pub category: Option<String>,
+    pub user_automation_id: Option<i64>,
+    pub assigned_to: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+fn filtered(f: &TicketFilter) -> tickets::BoxedQuery<'static, Pg> {
+    let mut q = tickets::table.into_boxed();
+    if let Some(s) = &f.status {
+        q = q.filter(tickets::status.eq(s.clone()));
+    }
+    if let Some(p) = &f.priority {
+        q = q.filter(tickets::priority.eq(p.clone()));
+    }
+    if let Some(a) = f.assigned_to {
+        q = q.filter(tickets::assigned_to.eq(a));
+    }
+    if f.unassigned {
+        q = q.filter(tickets::assigned_to.is_null());
+    }
+    if let Some(u) = f.user_id {
+        q = q.filter(tickets::user_id.eq(u));
+    }
+    if let Some(s) = &f.search {
+        let p = contains_pattern(s);
+        q = q.filter(
+            tickets::title
+                .ilike(p.clone())
+                .or(tickets::description.ilike(p)),
+        );
+    }
+    q
+}
+
+/// Most recently active first, with each ticket's message count.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    f: &TicketFilter,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<(TicketRow, i64)>, i64)> {
+    let total = filtered(f).count().get_result(conn).await?;
+    let rows: Vec<TicketRow> = filtered(f)
+        .select(TicketRow::as_select())
+        .order((tickets::updated_at.desc(), tickets::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .load(conn)
+        .await?;
+    let ids: Vec<i64> = rows.iter().map(|t| t.id).collect();
+    let counts: Vec<(i64, i64)> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        ticket_messages::table
+            .filter(ticket_messages::ticket_id.eq_any(&ids))
+            .group_by(ticket_messages::ticket_id)
+            .select((ticket_messages::ticket_id, diesel::dsl::count_star()))
+            .load(conn)
+            .await?
+    };
+    let rows = rows
+        .into_iter()
+        .map(|t| {
+            let n = counts
+                .iter()
+                .find(|(id, _)| *id == t.id)
+                .map_or(0, |(_, n)| *n);
+            (t, n)
+        })
+        .collect();
+    Ok((rows, total))
+}
+
+pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<TicketRow>> {
+    tickets::table
+        .find(id)
+        .select(TicketRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct MessageRow {
+    pub id: i64,
+    pub author_id: i64,
+    pub is_staff: bool,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct AttachmentRow {
+    pub id: i64,
+    pub message_id: i64,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+pub async fn thread(
+    conn: &mut AsyncPgConnection,
+    ticket_id: i64,
+) -> QueryResult<(Vec<MessageRow>, Vec<AttachmentRow>)> {
+    let messages: Vec<MessageRow> = ticket_messages::table
+        .filter(ticket_messages::ticket_id.eq(ticket_id))
+        .select((
+            ticket_messages::id,
+            ticket_messages::author_id,
+            ticket_messages::is_staff,
+            ticket_messages::body,
+            ticket_messages::created_at,
+        ))
+        .order((ticket_messages::created_at, ticket_messages::id))
+        .load(conn)
+        .await?;
+    let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+    let attachments = if ids.is_empty() {
+        Vec::new()
+    } else {
+        ticket_attachments::table
+            .filter(ticket_attachments::message_id.eq_any(&ids))
+            .select((
+                ticket_attachments::id,
+                ticket_attachments::message_id,
+                ticket_attachments::filename,
+                ticket_attachments::content_type,
+                ticket_attachments::size,
+            ))
+            .order(ticket_attachments::id)
+            .load(conn)
+            .await?
+    };
+    Ok((messages, attachments))
+}

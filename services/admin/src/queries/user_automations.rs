@@ -1,0 +1,110 @@
+//! Customers' automations, platform-wide (marketplace's tables, read only).
+
+use chrono::{DateTime, Utc};
+use diesel::{QueryResult, pg::Pg, prelude::*};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use zimmer_db::schema::{automations, user_automations, users};
+
+#[derive(Debug, Default, Clone)]
+pub struct UaFilter {
+    pub user_id: Option<i64>,
+    pub automation_id: Option<i64>,
+    pub status: Option<String>,
+    pub integration_status: Option<String>,
+}
+
+fn filtered(f: &UaFilter) -> user_automations::BoxedQuery<'static, Pg> {
+    let mut q = user_automations::table.into_boxed();
+    if let Some(u) = f.user_id {
+        q = q.filter(user_automations::user_id.eq(u));
+    }
+    if let Some(a) = f.automation_id {
+        q = q.filter(user_automations::automation_id.eq(a));
+    }
+    if let Some(s) = &f.status {
+        q = q.filter(user_automations::status.eq(s.clone()));
+    }
+    if let Some(s) = &f.integration_status {
+        q = q.filter(user_automations::integration_status.eq(s.clone()));
+    }
+    q
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = user_automations)]
+#[diesel(check_for_backend(Pg))]
+pub struct UaRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub automation_id: i64,
+    pub tokens_remaining: i64,
+    pub demo_tokens: i64,
+    pub is_demo_active: bool,
+    pub demo_expired: bool,
+    pub status: String,
+    pub integration_status: String,
+    pub provisioned_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page, newest first, with whether a bot token is connected (never the token itself).
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    f: &UaFilter,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<(UaRow, bool)>, i64)> {
+    let total = filtered(f).count().get_result(conn).await?;
+    let rows = filtered(f)
+        .select((
+            UaRow::as_select(),
+            user_automations::telegram_bot_token.is_not_null(),
+        ))
+        .order(user_automations::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .load(conn)
+        .await?;
+    Ok((rows, total))
+}
+
+/// `(id, email, name)` of the given users, for lists that show who.
+pub async fn user_names(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> QueryResult<Vec<(i64, String, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::email, users::name))
+        .load(conn)
+        .await
+}
+
+/// `(id, name)` of the given automations.
+pub async fn automation_names(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> QueryResult<Vec<(i64, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    automations::table
+        .filter(automations::id.eq_any(ids))
+        .select((automations::id, automations::name))
+        .load(conn)
+        .await
+}
+
+/// The owner and automation of a user automation, if it exists.
+pub async fn owner(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<(i64, i64)>> {
+    user_automations::table
+        .find(id)
+        .select((user_automations::user_id, user_automations::automation_id))
+        .first(conn)
+        .await
+        .optional()
+}

@@ -1,0 +1,163 @@
+//! Users as staff see them (read straight from auth's table; auth alone writes it).
+
+use chrono::{DateTime, Utc};
+use diesel::{QueryResult, pg::Pg, prelude::*};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use zimmer_db::schema::{automations, user_automations, users};
+
+use super::contains_pattern;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+#[diesel(check_for_backend(Pg))]
+pub struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub phone_number: Option<String>,
+    pub role: String,
+    pub is_active: bool,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub twofa_enabled: bool,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub deactivated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    /// Matches email, name or phone number anywhere (case-insensitive).
+    pub search: Option<String>,
+    pub role: Option<String>,
+    pub is_active: Option<bool>,
+}
+
+fn filtered(f: &UserFilter) -> users::BoxedQuery<'static, Pg> {
+    let mut q = users::table.into_boxed();
+    if let Some(s) = &f.search {
+        let p = contains_pattern(s);
+        q = q.filter(
+            users::email
+                .ilike(p.clone())
+                .or(users::name.ilike(p.clone()))
+                .or(users::phone_number.ilike(p)),
+        );
+    }
+    if let Some(r) = &f.role {
+        q = q.filter(users::role.eq(r.clone()));
+    }
+    if let Some(a) = f.is_active {
+        q = q.filter(users::is_active.eq(a));
+    }
+    q
+}
+
+/// A page of users, newest first, and how many match.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    f: &UserFilter,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<UserRow>, i64)> {
+    let total = filtered(f).count().get_result(conn).await?;
+    let rows = filtered(f)
+        .select(UserRow::as_select())
+        .order(users::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .load(conn)
+        .await?;
+    Ok((rows, total))
+}
+
+pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<UserRow>> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Role of a user, for the handler's "staff targets need a manager" check.
+pub async fn role_of(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<String>> {
+    users::table
+        .find(id)
+        .select(users::role)
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// One of the user's automations, for the user view.
+#[derive(Debug, Clone, Queryable)]
+pub struct OwnedAutomation {
+    pub id: i64,
+    pub automation_id: i64,
+    pub automation_name: String,
+    pub tokens_remaining: i64,
+    pub demo_tokens: i64,
+    pub status: String,
+    pub integration_status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn automations_of(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> QueryResult<Vec<OwnedAutomation>> {
+    user_automations::table
+        .inner_join(automations::table)
+        .filter(user_automations::user_id.eq(user_id))
+        .select((
+            user_automations::id,
+            user_automations::automation_id,
+            automations::name,
+            user_automations::tokens_remaining,
+            user_automations::demo_tokens,
+            user_automations::status,
+            user_automations::integration_status,
+            user_automations::created_at,
+        ))
+        .order(user_automations::id)
+        .load(conn)
+        .await
+}
+
+/// Counters of the user view.
+#[derive(Debug, Clone, Copy, Default, QueryableByName)]
+pub struct UserCounters {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub payments: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub payments_succeeded: i64,
+    /// Rials of succeeded payments (managers only: it is revenue).
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub tickets: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub tickets_open: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub active_sessions: i64,
+}
+
+/// One statement; each part is an index range on `user_id`.
+pub async fn counters(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<UserCounters> {
+    diesel::sql_query(
+        "SELECT p.n AS payments, p.ok AS payments_succeeded, p.spent, \
+                t.n AS tickets, t.open AS tickets_open, s.n AS active_sessions \
+         FROM (SELECT count(*) AS n, count(*) FILTER (WHERE status = 'succeeded') AS ok, \
+                      coalesce(sum(amount) FILTER (WHERE status = 'succeeded'), 0)::bigint AS spent \
+               FROM payments WHERE user_id = $1) p, \
+              (SELECT count(*) AS n, \
+                      count(*) FILTER (WHERE status IN ('open', 'pending', 'in_progress')) AS open \
+               FROM tickets WHERE user_id = $1) t, \
+              (SELECT count(*) AS n FROM sessions \
+               WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()) s",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(user_id)
+    .get_result(conn)
+    .await
+}

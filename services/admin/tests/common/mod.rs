@@ -1,0 +1,234 @@
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use diesel::{QueryableByName, sql_types::BigInt};
+use diesel_async::RunQueryDsl;
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use uuid::Uuid;
+use zimmer_jwt::Role;
+use zimmer_testkit::{TempDir, TestApp, TestContext};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Which services run next to admin (in-process, on their own ports).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct With {
+    pub auth: bool,
+    pub marketplace: bool,
+    pub billing: bool,
+    pub support: bool,
+}
+
+impl With {
+    pub const NONE: With = With {
+        auth: false,
+        marketplace: false,
+        billing: false,
+        support: false,
+    };
+    pub const ALL: With = With {
+        auth: true,
+        marketplace: true,
+        billing: true,
+        support: true,
+    };
+}
+
+pub struct World {
+    pub ctx: TestContext,
+    pub admin: TestApp,
+    pub auth: Option<TestApp>,
+    pub market: Option<TestApp>,
+    pub billing: Option<TestApp>,
+    pub support: Option<TestApp>,
+    _files: Option<TempDir>,
+}
+
+/// Nothing listens on port 9 (discard): a service not started is "unreachable".
+const NOWHERE: &str = "http://127.0.0.1:9";
+
+impl World {
+    pub async fn start(with: With) -> Self {
+        Self::start_with(with, &[]).await
+    }
+
+    pub async fn start_with(with: With, admin_overrides: &[(&str, &str)]) -> Self {
+        let ctx = TestContext::new().await;
+        let auth = if with.auth {
+            Some(
+                ctx.spawn(ctx.settings("auth", &[]), zimmer_auth::build)
+                    .await,
+            )
+        } else {
+            None
+        };
+        let auth_url = auth
+            .as_ref()
+            .map_or(NOWHERE.to_owned(), |a| a.address.clone());
+        let market = if with.marketplace {
+            Some(
+                ctx.spawn(
+                    ctx.settings(
+                        "marketplace",
+                        &[
+                            ("AUTH_INTERNAL_URL", auth_url.as_str()),
+                            ("HEALTH_CHECK_ENABLED", "false"),
+                        ],
+                    ),
+                    zimmer_marketplace::build,
+                )
+                .await,
+            )
+        } else {
+            None
+        };
+        let billing = if with.billing {
+            Some(
+                ctx.spawn(
+                    ctx.settings(
+                        "billing",
+                        &[
+                            ("AUTH_INTERNAL_URL", auth_url.as_str()),
+                            ("RECONCILE_ENABLED", "false"),
+                        ],
+                    ),
+                    zimmer_billing::build,
+                )
+                .await,
+            )
+        } else {
+            None
+        };
+        let (support, files) = if with.support {
+            let files = TempDir::new("admin-support-attachments");
+            let dir = files.path.to_string_lossy().into_owned();
+            let app = ctx
+                .spawn(
+                    ctx.settings(
+                        "support",
+                        &[
+                            ("AUTH_INTERNAL_URL", auth_url.as_str()),
+                            ("ATTACHMENTS_DIR", dir.as_str()),
+                        ],
+                    ),
+                    zimmer_support::build,
+                )
+                .await;
+            (Some(app), Some(files))
+        } else {
+            (None, None)
+        };
+        let url =
+            |a: &Option<TestApp>| a.as_ref().map_or(NOWHERE.to_owned(), |a| a.address.clone());
+        let (m, b, s) = (url(&market), url(&billing), url(&support));
+        let mut overrides: Vec<(&str, &str)> = vec![
+            ("AUTH_INTERNAL_URL", auth_url.as_str()),
+            ("MARKETPLACE_INTERNAL_URL", m.as_str()),
+            ("BILLING_INTERNAL_URL", b.as_str()),
+            ("SUPPORT_INTERNAL_URL", s.as_str()),
+        ];
+        overrides.extend_from_slice(admin_overrides);
+        let admin = ctx
+            .spawn(ctx.settings("admin", &overrides), zimmer_admin::build)
+            .await;
+        Self {
+            ctx,
+            admin,
+            auth,
+            market,
+            billing,
+            support,
+            _files: files,
+        }
+    }
+
+    /// A user row and an access token for them (what auth would issue).
+    pub async fn user(&self, email: &str, role: Role) -> (i64, String) {
+        let id = self.ctx.create_user(email, role).await;
+        (id, self.ctx.mint_access_token(id, role, Uuid::new_v4()))
+    }
+
+    pub async fn sql(&self, sql: &str) {
+        let mut conn = self.ctx.db.connect().await;
+        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+    }
+
+    /// `INSERT … RETURNING id`.
+    pub async fn insert(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+        }
+        let mut conn = self.ctx.db.connect().await;
+        diesel::sql_query(sql)
+            .get_result::<Id>(&mut conn)
+            .await
+            .unwrap()
+            .id
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let mut conn = self.ctx.db.connect().await;
+        zimmer_testkit::count(&mut conn, sql).await
+    }
+
+    /// An automation, a customer's user automation of it (with `tokens` paid tokens), and
+    /// returns `(automation_id, user_automation_id)`.
+    pub async fn automation_for(&self, user_id: i64, name: &str, tokens: i64) -> (i64, i64) {
+        let automation = self
+            .insert(&format!(
+                "INSERT INTO automations (name, description, price_per_token) \
+                 VALUES ('{name}', 'test automation', 1000) RETURNING id"
+            ))
+            .await;
+        let ua = self
+            .insert(&format!(
+                "INSERT INTO user_automations (user_id, automation_id, tokens_remaining) \
+                 VALUES ({user_id}, {automation}, {tokens}) RETURNING id"
+            ))
+            .await;
+        (automation, ua)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.admin
+            .get(path)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn json(&self, path: &str, token: &str) -> Value {
+        let res = self.get(path, token).await;
+        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> Response {
+        self.admin
+            .client
+            .request(method, self.admin.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The body of a response, for assertion messages.
+pub async fn body(res: Response) -> (StatusCode, Value) {
+    let status = res.status();
+    let v = res.json::<Value>().await.unwrap_or(Value::Null);
+    (status, v)
+}
