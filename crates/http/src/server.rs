@@ -89,14 +89,22 @@ async fn healthz(probes: web::Data<Probes>) -> HttpResponse {
     }
 }
 
-async fn readyz(probes: web::Data<Probes>) -> HttpResponse {
-    let (ok, checks) = Probes::run(&probes.readiness).await;
-    let body =
-        serde_json::json!({ "status": if ok { "ready" } else { "not_ready" }, "checks": checks });
-    if ok {
+async fn readyz(probes: web::Data<Probes>, metrics: web::Data<Metrics>) -> HttpResponse {
+    let (ready, body, up) = probes.readiness().await;
+    record_dependencies(&metrics, &up);
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+fn record_dependencies(metrics: &Metrics, up: &[(&'static str, bool)]) {
+    for (name, ok) in up {
+        metrics
+            .dependency_up
+            .with_label_values(&[*name])
+            .set(i64::from(*ok));
     }
 }
 
@@ -105,6 +113,10 @@ async fn metrics(
     metrics: web::Data<Metrics>,
     probes: web::Data<Probes>,
 ) -> HttpResponse {
+    // The dependency gauges are current at every scrape, whether or not anything probes
+    // `/readyz` (each check is bounded to 2 s).
+    let (_, _, up) = probes.readiness().await;
+    record_dependencies(&metrics, &up);
     if let Some(pool) = &probes.pool {
         let status = pool.status();
         metrics

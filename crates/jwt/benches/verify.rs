@@ -28,6 +28,7 @@ fn main() {
         exp: now + 900,
         iss: settings.jwt.issuer.clone(),
         aud: settings.jwt.audience.clone(),
+        auth_time: None,
     };
     let token = signer.sign(&claims).unwrap();
 

@@ -61,6 +61,10 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+    /// When the person signed in to this session (unix seconds), kept across refreshes:
+    /// auth asks for a recent sign-in before security changes such as two-factor setup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl Claims {

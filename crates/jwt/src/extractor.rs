@@ -4,7 +4,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header::AUTHORIZAT
 use uuid::Uuid;
 use zimmer_http::ApiError;
 
-use crate::{Claims, Revocations, Role, Verifier};
+use crate::{Claims, Revocations, Role, Verifier, VerifyError};
 
 /// What the extractor needs, registered as app data by every service.
 #[derive(Clone)]
@@ -27,7 +27,22 @@ impl AuthState {
             .verifier
             .verify_fetching(token)
             .await
-            .map_err(|e| ApiError::unauthorized(format!("Invalid access token: {e}")))?;
+            .map_err(|e| match e {
+                // Not the client's fault and not a logout: panels treat 401 as "signed out".
+                VerifyError::KeysUnavailable => ApiError::unavailable(
+                    "The token signing keys are not available yet (auth unreachable); retry shortly",
+                )
+                .with_code("keys_unavailable"),
+                e => ApiError::unauthorized(format!("Invalid access token: {e}")),
+            })?;
+        // Before the first full load this instance cannot know whether the session was
+        // revoked (e.g. logged out before it started): neither accept nor call it invalid.
+        if !self.revocations.is_loaded() {
+            return Err(ApiError::unavailable(
+                "This instance has not loaded the session revocations yet; retry shortly",
+            )
+            .with_code("revocations_unavailable"));
+        }
         if self.revocations.is_revoked(&claims) {
             return Err(ApiError::unauthorized("Access token has been revoked"));
         }
@@ -43,7 +58,8 @@ impl AuthState {
     }
 }
 
-/// The authenticated caller (`Authorization: Bearer …`). Missing or bad → 401.
+/// The authenticated caller (`Authorization: Bearer …`). Missing or bad → 401; keys or
+/// revocations not loaded yet → 503 (`keys_unavailable` / `revocations_unavailable`).
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub id: i64,

@@ -1,6 +1,9 @@
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use chrono::Utc;
@@ -11,9 +14,14 @@ use crate::Claims;
 /// Sessions and users whose access tokens must be rejected before they expire. Kept in memory
 /// in every instance and fed by `session.revoked` / `user.deactivated`, so a check costs a
 /// hash lookup and no network call.
+///
+/// A fresh set is *not loaded*: it knows nothing of the revocations made before this instance
+/// started, so the extractor refuses tokens (503) until the first full load from auth (or, in
+/// auth, from its own database) has been applied and [`Revocations::mark_loaded`] called.
 #[derive(Clone, Default)]
 pub struct Revocations {
     inner: Arc<RwLock<Inner>>,
+    loaded: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -27,6 +35,15 @@ struct Inner {
 impl Revocations {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The first full load has been applied: tokens may be accepted from now on.
+    pub fn mark_loaded(&self) {
+        self.loaded.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::SeqCst)
     }
 
     pub fn revoke_session(&self, session_id: Uuid, until_unix: i64) {

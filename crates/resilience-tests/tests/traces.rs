@@ -203,6 +203,29 @@ async fn one_trace_id_links_the_callback_the_event_and_the_marketplace_consumer(
     )
     .await;
     let consumer = consumer_span().unwrap();
+    // Each service exports in its own batches, so billing's spans (the consumer's parent and
+    // the chain above it) may arrive after the consumer's: wait until the chain reaches the
+    // caller's span, or the deadline, and only then assert on a snapshot.
+    let chain_complete = || {
+        let all = spans.lock().unwrap();
+        let mut parent = consumer.parent.clone();
+        for _ in 0..16 {
+            if parent == caller_span {
+                return true;
+            }
+            match all.iter().find(|s| s.span_id == parent) {
+                Some(p) => parent = p.parent.clone(),
+                None => return false,
+            }
+        }
+        false
+    };
+    eventually(
+        "billing exports the spans from the callback up to the consumer's parent",
+        Duration::from_secs(30),
+        || async { chain_complete() },
+    )
+    .await;
     let all = spans.lock().unwrap().clone();
     let summary = || {
         all.iter()

@@ -3,11 +3,17 @@
 //! server with the common middleware and extractor configuration. A service adds its routes,
 //! consumers and workers on top.
 
+mod draining;
 mod revocation_feed;
 
 use std::{net::TcpListener, time::Duration};
 
-use actix_web::{App, HttpServer, dev::Server, web};
+use actix_web::{
+    App, HttpServer,
+    dev::{Server, Service as _},
+    http::ConnectionType,
+    web,
+};
 use zimmer_config::Settings;
 use zimmer_db::DbPool;
 use zimmer_events::Broker;
@@ -16,7 +22,10 @@ use zimmer_jwt::{AuthState, Revocations, Verifier};
 use zimmer_redis::Redis;
 use zimmer_telemetry::Metrics;
 
-pub use revocation_feed::{RevocationList, RevokedSession, RevokedUser, apply_revocation_event};
+pub use draining::Draining;
+pub use revocation_feed::{
+    RevocationList, RevocationLoader, RevokedSession, RevokedUser, apply_revocation_event,
+};
 
 /// The shared resources of one service instance. Cheap to clone (everything inside is a handle).
 #[derive(Clone)]
@@ -28,14 +37,42 @@ pub struct Platform {
     pub metrics: Metrics,
     pub auth: AuthState,
     pub probes: Probes,
+    /// Set on SIGTERM; see [`Draining`].
+    pub draining: Draining,
 }
 
 impl Platform {
     /// Connects everything. Only a broken configuration fails here: an unreachable database,
-    /// Redis or broker makes `/readyz` answer 503 until it comes back, it does not stop start-up.
-    /// `verifier`: auth passes one built from its signing key; other services verify with the
-    /// configured public key or auth's JWKS.
+    /// Redis, broker or auth does not stop start-up. `/readyz` answers 503 while the database
+    /// is unreachable, before the verification keys and the first revocation load are there,
+    /// and once draining; Redis, the broker and the outbox backlog are only reported (body
+    /// and `zimmer_dependency_up`). `verifier`: auth passes one built from its signing key;
+    /// other services verify with the configured public key or auth's JWKS.
     pub async fn start(settings: Settings, verifier: Option<Verifier>) -> anyhow::Result<Self> {
+        Self::start_with(settings, verifier, None).await
+    }
+
+    /// [`Platform::start`] for auth: the live revocations come from `own` (its database)
+    /// instead of auth's internal API.
+    pub async fn start_with_own_revocations(
+        settings: Settings,
+        verifier: Verifier,
+        own: RevocationLoader,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(settings, Some(verifier), Some(own)).await
+    }
+
+    async fn start_with(
+        settings: Settings,
+        verifier: Option<Verifier>,
+        own: Option<RevocationLoader>,
+    ) -> anyhow::Result<Self> {
+        // Only for running a service with no auth to ask (tests of one service, local
+        // experiments): the instance accepts tokens without the initial revocation load.
+        let require_load = settings.env.bool("REVOCATION_LOAD_REQUIRED", true)?;
+        if !require_load && settings.is_production() {
+            anyhow::bail!("REVOCATION_LOAD_REQUIRED=false is not allowed in production");
+        }
         let pool =
             zimmer_db::connect_pool(&settings.database, &format!("zimmer-{}", settings.service))?;
         let redis_prefix = settings.env.string("REDIS_PREFIX", "zimmer:");
@@ -48,18 +85,56 @@ impl Platform {
             None => Verifier::from_settings(&settings.jwt).await?,
         };
         let revocations = Revocations::new();
-        let feed = revocation_feed::start(&settings, &broker, &revocations);
-        let auth = AuthState::new(verifier, revocations);
+        if !require_load && own.is_none() {
+            revocations.mark_loaded();
+        }
+        let feed = revocation_feed::start(&settings, &pool, &broker, &revocations, own).await;
+        let auth = AuthState::new(verifier, revocations.clone());
+        let draining = Draining::new();
+        let outbox_max_age =
+            Duration::from_secs(settings.env.parse("OUTBOX_DEGRADED_AFTER_SECS", 60u64)?);
 
         let redis_check = redis.clone();
         let broker_check = broker.clone();
+        let keys = auth.verifier.clone();
+        let draining_check = draining.clone();
         let probes = Probes::new()
             .with_pool(pool.clone())
-            .ready_when(Check::new("redis", move || {
+            .ready_when(Check::new("keys", move || {
+                let ok = keys.has_keys();
+                async move {
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err("no token verification key yet (auth's JWKS unreachable)".to_owned())
+                    }
+                }
+            }))
+            .ready_when(Check::new("revocations", move || {
+                let ok = revocations.is_loaded();
+                async move {
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err("live revocations not loaded yet".to_owned())
+                    }
+                }
+            }))
+            .ready_when(Check::new("draining", move || {
+                let draining = draining_check.is_draining();
+                async move {
+                    if draining {
+                        Err("shutting down".to_owned())
+                    } else {
+                        Ok(())
+                    }
+                }
+            }))
+            .degraded_unless(Check::new("redis", move || {
                 let r = redis_check.clone();
                 async move { r.ping().await }
             }))
-            .ready_when(Check::new("broker", move || {
+            .degraded_unless(Check::new("broker", move || {
                 let b = broker_check.clone();
                 async move {
                     if b.is_connected() {
@@ -69,6 +144,11 @@ impl Platform {
                     }
                 }
             }))
+            .degraded_unless(Check::outbox_backlog(
+                pool.clone(),
+                settings.service.to_owned(),
+                outbox_max_age,
+            ))
             .alive_while(Check::new("revocation_feed", move || {
                 let running = feed.is_running();
                 async move {
@@ -87,6 +167,7 @@ impl Platform {
             metrics,
             auth,
             probes,
+            draining,
         })
     }
 
@@ -103,7 +184,8 @@ impl Platform {
             .app_data(web::Data::new(self.probes.clone()))
             .app_data(web::Data::new(self.auth.clone()))
             .app_data(web::Data::new(self.redis.clone()))
-            .app_data(web::Data::new(self.pool.clone()));
+            .app_data(web::Data::new(self.pool.clone()))
+            .app_data(web::Data::new(self.draining.clone()));
         zimmer_http::probe_routes(cfg);
         cfg.route(
             zimmer_jwt::TOKEN_CHECK_PATH,
@@ -125,18 +207,47 @@ impl Platform {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )
             .unwrap_or(2);
+        let shutdown_timeout = self
+            .settings
+            .env
+            .parse("SHUTDOWN_TIMEOUT_SECS", 30u64)
+            .unwrap_or(30);
         Ok(HttpServer::new(move || {
             let platform = platform.clone();
             let routes = routes.clone();
+            let draining = platform.draining.clone();
             App::new()
                 .wrap(Observability::new(platform.metrics.clone()))
+                // While draining, every response closes its connection: keep-alive clients
+                // (the gateway's upstream pool) reconnect, to another instance, for their
+                // next request instead of finding the socket closed under them later.
+                .wrap_fn(move |req, srv| {
+                    let response = srv.call(req);
+                    let draining = draining.clone();
+                    async move {
+                        let mut res = response.await?;
+                        if draining.is_draining() {
+                            res.response_mut()
+                                .head_mut()
+                                .set_connection_type(ConnectionType::Close);
+                        }
+                        Ok(res)
+                    }
+                })
                 .configure(|cfg| platform.configure_common(cfg))
                 .configure(routes)
                 .default_service(web::to(zimmer_http::default_service))
         })
         .listen(listener)?
         .workers(workers)
-        .shutdown_timeout(30)
+        // A client's FIN ends its connection at once, even mid-response: otherwise a
+        // streaming response (the notification stream) whose client left is only noticed
+        // when a later write fails. Browsers and the gateway never half-close a request.
+        .h1_allow_half_closed(false)
+        // Signals are ours (see `Application::run_until_stopped`): actix would stop accepting
+        // at once, before the orchestrator and the gateway have seen the instance go unready.
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout)
         .run())
     }
 }
@@ -153,9 +264,46 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/SIGINT, then drains in-flight requests.
+    /// Serves until SIGTERM/SIGINT, then shuts down without losing a request:
+    /// 1. sets [`Draining`]: `/readyz` answers 503 at once, responses close their keep-alive
+    ///    connections, notification streams end so their clients reconnect elsewhere;
+    /// 2. keeps serving for `SHUTDOWN_DRAIN_SECS` (default 5 in production, 1 elsewhere)
+    ///    while the orchestrator and the gateway stop sending new work;
+    /// 3. stops accepting and lets in-flight requests finish (up to `SHUTDOWN_TIMEOUT_SECS`,
+    ///    default 30), closes the broker connection, and returns `Ok` (exit code 0).
+    ///
+    /// A second signal during the drain period skips the rest of it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let settings = &self.platform.settings;
+        let default_drain = if settings.is_production() { 5 } else { 1 };
+        let drain = Duration::from_secs(
+            settings
+                .env
+                .parse("SHUTDOWN_DRAIN_SECS", default_drain)
+                .unwrap_or(default_drain),
+        );
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            result = &mut server => return flatten(result),
+            () = shutdown_signal() => {}
+        }
+        self.platform.draining.start();
+        tracing::info!(
+            drain_secs = drain.as_secs(),
+            "shutdown signal: not ready any more; draining"
+        );
+        tokio::select! {
+            result = &mut server => return flatten(result),
+            () = tokio::time::sleep(drain) => {}
+            () = shutdown_signal() => tracing::info!("second signal: ending the drain early"),
+        }
+        tracing::info!("no longer accepting; finishing in-flight requests");
+        handle.stop(true).await;
+        let result = flatten(server.await);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.platform.broker.shutdown()).await;
+        tracing::info!("stopped");
+        result
     }
 
     /// The server future, for tests that spawn it.
@@ -180,6 +328,10 @@ impl Platform {
             server,
         })
     }
+}
+
+fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
+    result.map_err(std::io::Error::other)?
 }
 
 /// Waits for SIGTERM or Ctrl-C.

@@ -1,15 +1,17 @@
 //! Keeps every instance's revocation set current: a broadcast subscription to
 //! `session.revoked` and `user.deactivated` (each instance gets its own copy), plus a load of
-//! the revocations still live from auth's internal API at start (so an instance that starts
-//! after a logout still rejects that session's tokens) and periodically after (so one that
-//! lost the broker for a while catches up).
+//! the revocations still live (from auth's internal API; auth itself reads its own database)
+//! at start, so an instance that starts after a logout still rejects that session's tokens,
+//! and periodically after, so one that lost the broker for a while catches up. Until the
+//! first load the instance is not ready and refuses tokens with 503.
 
-use std::time::Duration;
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zimmer_config::Settings;
+use zimmer_db::DbPool;
 use zimmer_events::{Broker, ConsumerHandle, Envelope};
 use zimmer_jwt::Revocations;
 
@@ -71,10 +73,52 @@ pub fn apply_revocation_event(revocations: &Revocations, event: &Envelope) {
     }
 }
 
-pub(crate) fn start(
+/// Where an instance loads the live revocations from: auth's internal API (every service but
+/// auth), or, in auth, its own database.
+/// It gets the instance's pool.
+pub type RevocationLoader = Arc<
+    dyn Fn(DbPool) -> Pin<Box<dyn Future<Output = anyhow::Result<RevocationList>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The loader of every service but auth: `GET {AUTH_INTERNAL_URL}/internal/revocations`.
+fn from_auth_api(settings: &Settings) -> RevocationLoader {
+    let url = format!(
+        "{}/internal/revocations",
+        settings.auth_internal_url.trim_end_matches('/')
+    );
+    let token = settings.internal_token.clone();
+    let client = reqwest::Client::new();
+    Arc::new(move |_pool| {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        Box::pin(async move {
+            Ok(client
+                .get(&url)
+                .header("X-Internal-Token", token.expose())
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<RevocationList>()
+                .await?)
+        })
+    })
+}
+
+/// How long the first load may hold up start-up before it continues in the background.
+const FIRST_LOAD_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Subscribes to the revocation events, then loads the live revocations (once now, bounded in
+/// time, then in the background until it succeeds, then every `REVOCATION_RESYNC_SECS`).
+/// The set is marked loaded after the first successful load; until then the extractor answers
+/// 503 and `/readyz` fails. `own` is auth's loader (its database); `None` means auth's API.
+pub(crate) async fn start(
     settings: &Settings,
+    pool: &DbPool,
     broker: &Broker,
     revocations: &Revocations,
+    own: Option<RevocationLoader>,
 ) -> ConsumerHandle {
     let feed_revocations = revocations.clone();
     let handle = zimmer_events::spawn_broadcast_listener(
@@ -87,67 +131,88 @@ pub(crate) fn start(
     // again every `REVOCATION_RESYNC_SECS` (60 s): the broadcast subscription misses what is
     // published while this instance is cut off from the broker, and the resync closes that
     // gap within a minute of the broker (or auth) coming back. Entries only ever get added
-    // (each keeps the later expiry), so a resync never undoes an event.
-    if settings.service != "auth" {
-        let url = format!(
-            "{}/internal/revocations",
-            settings.auth_internal_url.trim_end_matches('/')
-        );
-        let token = settings.internal_token.clone();
-        let revocations = revocations.clone();
-        let resync = Duration::from_secs(
-            settings
-                .env
-                .parse("REVOCATION_RESYNC_SECS", 60u64)
-                .unwrap_or(60)
-                .max(1),
-        );
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut delay = Duration::from_millis(250);
-            let mut loaded = false;
-            loop {
-                let result = async {
-                    client
-                        .get(&url)
-                        .header("X-Internal-Token", token.expose())
-                        .timeout(Duration::from_secs(5))
-                        .send()
-                        .await?
-                        .error_for_status()?
-                        .json::<RevocationList>()
-                        .await
+    // (each keeps the later expiry), so a resync never undoes an event. Auth does the same
+    // from its own database: its in-memory set is empty after a restart, and a logged-out
+    // token must stay rejected.
+    let loader = own.unwrap_or_else(|| from_auth_api(settings));
+    let source = if settings.service == "auth" {
+        "database"
+    } else {
+        "auth"
+    };
+    let resync = Duration::from_secs(
+        settings
+            .env
+            .parse("REVOCATION_RESYNC_SECS", 60u64)
+            .unwrap_or(60)
+            .max(1),
+    );
+    let first = match tokio::time::timeout(FIRST_LOAD_TIMEOUT, loader(pool.clone())).await {
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!("timed out")),
+    };
+    let loaded = match first {
+        Ok(list) => {
+            list.apply(revocations);
+            revocations.mark_loaded();
+            tracing::info!(
+                source,
+                sessions = list.sessions.len(),
+                users = list.users.len(),
+                "loaded live revocations"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(source, error = %e, "could not load revocations yet; retrying in the background");
+            false
+        }
+    };
+    let feed = revocations.clone();
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        let mut loaded = loaded;
+        let mut delay = Duration::from_millis(250);
+        let mut wait = if loaded { resync } else { delay };
+        loop {
+            tokio::time::sleep(wait).await;
+            match loader(pool.clone()).await {
+                Ok(list) => {
+                    list.apply(&feed);
+                    if loaded {
+                        tracing::debug!(
+                            source,
+                            sessions = list.sessions.len(),
+                            users = list.users.len(),
+                            "resynchronised live revocations"
+                        );
+                    } else {
+                        feed.mark_loaded();
+                        tracing::info!(
+                            source,
+                            sessions = list.sessions.len(),
+                            users = list.users.len(),
+                            "loaded live revocations"
+                        );
+                    }
+                    loaded = true;
+                    delay = Duration::from_millis(250);
+                    wait = resync;
                 }
-                .await;
-                match result {
-                    Ok(list) => {
-                        list.apply(&revocations);
-                        if loaded {
-                            tracing::debug!(
-                                sessions = list.sessions.len(),
-                                users = list.users.len(),
-                                "resynchronised live revocations from auth"
-                            );
-                        } else {
-                            tracing::info!(
-                                sessions = list.sessions.len(),
-                                users = list.users.len(),
-                                "loaded live revocations from auth"
-                            );
-                        }
-                        loaded = true;
-                        delay = Duration::from_millis(250);
-                        tokio::time::sleep(resync).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, loaded, "could not load revocations from auth; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(resync.max(Duration::from_secs(15)));
-                    }
+                Err(e) => {
+                    tracing::warn!(source, error = %e, loaded, "could not load revocations; retrying");
+                    wait = delay;
+                    // Short while this instance cannot accept tokens; longer once it can.
+                    let cap = if loaded {
+                        resync.max(Duration::from_secs(15))
+                    } else {
+                        Duration::from_secs(2)
+                    };
+                    delay = (delay * 2).min(cap);
                 }
             }
-        });
-    }
+        }
+    });
 
     let purge = revocations.clone();
     let max_age = i64::try_from(settings.jwt.access_ttl.as_secs()).unwrap_or(3600);

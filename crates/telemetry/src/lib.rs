@@ -150,6 +150,9 @@ pub struct Metrics {
     pub events_dead_lettered: IntCounterVec,
     /// Consumer lag: messages waiting in each consumer's queue and its dead-letter queue.
     pub events_queue_depth: IntGaugeVec,
+    /// 1 when a dependency answers, 0 when it does not (set by `/readyz` and at each scrape);
+    /// the degraded ones (broker, Redis, outbox backlog) never fail readiness, so alert on this.
+    pub dependency_up: IntGaugeVec,
 }
 
 impl Metrics {
@@ -219,6 +222,11 @@ impl Metrics {
                 "events_queue_depth",
                 "Messages waiting in a consumer's queue (lag) or its dead-letter queue",
                 &["consumer", "queue"],
+            ),
+            dependency_up: gauge(
+                "dependency_up",
+                "Whether a dependency of this instance is usable (1) or not (0)",
+                &["dependency"],
             ),
             registry,
         }

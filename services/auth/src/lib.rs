@@ -9,11 +9,13 @@ pub mod routes;
 pub mod seed;
 mod state;
 
+use std::sync::Arc;
+
 use zimmer_config::Settings;
 use zimmer_events::OutboxRelay;
 use zimmer_http::Check;
 use zimmer_jwt::{Signer, Verifier};
-use zimmer_service::{Application, Platform};
+use zimmer_service::{Application, Platform, RevocationLoader};
 
 pub use state::{AppState, FlowSettings};
 
@@ -23,6 +25,20 @@ use crate::domain::{
     secrets::Secrets,
     throttle::{Policy, Throttle},
 };
+
+/// Auth's live revocations, read from its own database: after a restart its in-memory set
+/// is empty, and a token logged out before the restart must stay rejected. Loaded before
+/// `/readyz` passes and before any token is accepted, then resynced like everywhere else.
+fn own_revocations(settings: &Settings) -> RevocationLoader {
+    let ttl = i64::try_from(settings.jwt.access_ttl.as_secs()).unwrap_or(3600);
+    Arc::new(move |pool| {
+        Box::pin(async move {
+            let mut conn = pool.get().await?;
+            let since = chrono::Utc::now() - chrono::Duration::seconds(ttl);
+            Ok(queries::live_revocations(&mut conn, since, ttl).await?)
+        })
+    })
+}
 
 /// Builds auth: the platform, the outbox relay, and the routes.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
@@ -37,7 +53,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let policy = Policy::from_settings(&settings)?;
     let flows = FlowSettings::from_settings(&settings)?;
     let verifier = Verifier::from_signer(&signer, &settings.jwt)?;
-    let mut platform = Platform::start(settings, Some(verifier)).await?;
+    let own_revocations = own_revocations(&settings);
+    let mut platform =
+        Platform::start_with_own_revocations(settings, verifier, own_revocations).await?;
     let relay = OutboxRelay::spawn(
         platform.pool.clone(),
         platform.broker.clone(),

@@ -1,0 +1,223 @@
+//! A service that starts while auth is unreachable (both restarted together) must not tell
+//! the panels "logged out": with no key for a token's `kid` and auth's JWKS unreachable it
+//! answers 503 `keys_unavailable`, keeps fetching the JWKS in the background, and accepts the
+//! token within seconds of auth coming back. Real `zimmer-auth` and `zimmer-marketplace`
+//! processes; auth is made unreachable with a `ToggleProxy` in front of it. Likewise, before
+//! its first load of the live revocations from auth an instance is not ready and answers 503
+//! `revocations_unavailable` instead of accepting a token that may have been logged out.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use zimmer_jwt::{Role, Signer};
+use zimmer_testkit::{
+    Process, TempDir, TestContext, ToggleProxy, binary_path, eventually, free_port,
+};
+
+/// Kills the child if the test fails before the end.
+struct Reaper(std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn get(http: &reqwest::Client, url: &str, token: &str) -> (StatusCode, Value) {
+    let res = http.get(url).bearer_auth(token).send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_started_while_auth_is_down_says_503_keys_unavailable_then_recovers() {
+    let ctx = TestContext::new().await;
+    let logs = TempDir::new("zimmer-auth-outage");
+    let auth_env: Vec<(String, String)> = ctx
+        .env_pairs()
+        .into_iter()
+        .filter(|(k, _)| k != "JWT_PUBLIC_KEY" && k != "HTTP_PORT")
+        .collect();
+    let auth = Process::start_service("zimmer-auth", "auth", &auth_env, &logs.path).await;
+    // Auth as the marketplace sees it: through a proxy that starts cut.
+    let proxy = ToggleProxy::start(&format!("127.0.0.1:{}", auth.port), false).await;
+    let auth_url = format!("http://127.0.0.1:{}", proxy.port);
+
+    let port = free_port();
+    let log = std::fs::File::create(logs.path.join("marketplace.log")).unwrap();
+    let child = Command::new(binary_path("zimmer-marketplace"))
+        .envs(
+            ctx.env_pairs()
+                .into_iter()
+                .filter(|(k, _)| k != "JWT_PUBLIC_KEY" && k != "JWT_PRIVATE_KEY"),
+        )
+        .env("HTTP_PORT", port.to_string())
+        .env("JWKS_URL", format!("{auth_url}/.well-known/jwks.json"))
+        .env("AUTH_INTERNAL_URL", &auth_url)
+        .env("REVOCATION_LOAD_REQUIRED", "true")
+        .env("HEALTH_CHECK_ENABLED", "false")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _child = Reaper(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = zimmer_testkit::client();
+    let market_log =
+        || std::fs::read_to_string(logs.path.join("marketplace.log")).unwrap_or_default();
+
+    // Start-up does not fail because auth is down: the process serves (alive), not ready.
+    eventually("marketplace is up", Duration::from_secs(30), || async {
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    let res = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready: Value = res.json().await.unwrap();
+    assert_ne!(ready["checks"]["keys"], "ok", "{ready}");
+
+    // A valid token (auth signs with this test's key) is "try again", never "logged out".
+    let customer = ctx.create_user("outage@example.com", Role::Customer).await;
+    let token = ctx.mint_access_token(customer, Role::Customer, uuid::Uuid::new_v4());
+    let mine = format!("{base}/api/user/automations");
+    for _ in 0..5 {
+        let (status, body) = get(&http, &mine, &token).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{body}\n{}",
+            market_log()
+        );
+        assert_eq!(body["code"], "keys_unavailable", "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Auth comes back: the background retry picks the keys (and the revocations) up.
+    proxy.enable();
+    let back = Instant::now();
+    eventually(
+        "the token is accepted once auth is reachable",
+        Duration::from_secs(5),
+        || async { get(&http, &mine, &token).await.0 == StatusCode::OK },
+    )
+    .await;
+    eprintln!("accepted {:?} after auth came back", back.elapsed());
+    let res = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // With the JWKS reachable, a key id it does not have is a bad token: 401.
+    let other = Signer::from_pem(&zimmer_jwt::generate_ed25519_pem().unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims: zimmer_jwt::Claims = serde_json::from_value(serde_json::json!({
+        "sub": customer.to_string(), "role": "customer", "sid": uuid::Uuid::new_v4(),
+        "jti": uuid::Uuid::new_v4(), "iat": now, "exp": now + 900,
+        "iss": "zimmer-auth", "aud": "zimmer",
+    }))
+    .unwrap();
+    let forged = other.sign(&claims).unwrap();
+    let (status, body) = get(&http, &mine, &forged).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_its_first_revocation_load_a_service_is_unready_and_accepts_no_token() {
+    let ctx = TestContext::new().await;
+    let logs = TempDir::new("zimmer-revocation-gate");
+    let auth_env: Vec<(String, String)> = ctx
+        .env_pairs()
+        .into_iter()
+        .filter(|(k, _)| k != "JWT_PUBLIC_KEY" && k != "HTTP_PORT")
+        .collect();
+    let auth = Process::start_service("zimmer-auth", "auth", &auth_env, &logs.path).await;
+    let auth_base = format!("http://127.0.0.1:{}", auth.port);
+    let http = zimmer_testkit::client();
+
+    // A session logged out at auth before the marketplace instance starts.
+    ctx.create_user("gate@example.com", Role::Customer).await;
+    let res = http
+        .post(format!("{auth_base}/api/auth/login"))
+        .json(&serde_json::json!({ "email": "gate@example.com", "password": zimmer_testkit::TEST_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let out = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = http
+        .post(format!("{auth_base}/api/auth/logout"))
+        .bearer_auth(&out)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+
+    // The instance has its verification key (configured) but cannot reach auth's API yet.
+    let proxy = ToggleProxy::start(&format!("127.0.0.1:{}", auth.port), false).await;
+    let port = free_port();
+    let log = std::fs::File::create(logs.path.join("marketplace.log")).unwrap();
+    let child = Command::new(binary_path("zimmer-marketplace"))
+        .envs(ctx.env_pairs())
+        .env("HTTP_PORT", port.to_string())
+        .env(
+            "AUTH_INTERNAL_URL",
+            format!("http://127.0.0.1:{}", proxy.port),
+        )
+        .env("REVOCATION_LOAD_REQUIRED", "true")
+        .env("HEALTH_CHECK_ENABLED", "false")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _child = Reaper(child);
+    let base = format!("http://127.0.0.1:{port}");
+    eventually("marketplace is up", Duration::from_secs(30), || async {
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    let res = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready: Value = res.json().await.unwrap();
+    assert_eq!(ready["checks"]["keys"], "ok", "{ready}");
+    assert_ne!(ready["checks"]["revocations"], "ok", "{ready}");
+
+    let customer = ctx.create_user("gate-2@example.com", Role::Customer).await;
+    let valid = ctx.mint_access_token(customer, Role::Customer, uuid::Uuid::new_v4());
+    let mine = format!("{base}/api/user/automations");
+    for token in [&valid, &out] {
+        let (status, body) = get(&http, &mine, token).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["code"], "revocations_unavailable", "{body}");
+    }
+
+    // Auth reachable: the load happens within seconds; the logged-out token stays out.
+    proxy.enable();
+    eventually(
+        "the valid token is accepted",
+        Duration::from_secs(5),
+        || async { get(&http, &mine, &valid).await.0 == StatusCode::OK },
+    )
+    .await;
+    assert_eq!(get(&http, &mine, &out).await.0, StatusCode::UNAUTHORIZED);
+    let res = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
