@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image with all five Zimmer binaries; the command picks the service:
-#   docker run IMAGE zimmer-auth serve | zimmer-marketplace | zimmer-billing | ...
-#   docker run IMAGE zimmer-auth migrate
+#   docker run -e APP_ENV=production ... IMAGE zimmer-auth serve | zimmer-marketplace | ...
+#   docker run -e APP_ENV=production ... IMAGE zimmer-auth migrate
 # See docker-compose.yml for the whole stack.
 
 FROM rust:1-bookworm AS builder
@@ -31,9 +31,11 @@ RUN apt-get update \
 COPY --from=builder /out/ /usr/local/bin/
 USER zimmer:zimmer
 WORKDIR /var/lib/zimmer
-ENV APP_ENV=production \
-    HTTP_HOST=0.0.0.0 \
-    LOG_FORMAT=json \
-    JWT_PRIVATE_KEY_FILE=/var/lib/zimmer/keys/jwt-ed25519.pem
+# No APP_ENV here: whoever runs the image says which environment it is (the services refuse
+# to start without it; docker-compose.yml and deploy/k8s set it). No JWT_PRIVATE_KEY_FILE
+# either: only auth's container is given the key (and the migration would fail on a path
+# to a key it does not have).
+ENV HTTP_HOST=0.0.0.0 \
+    LOG_FORMAT=json
 EXPOSE 8001 8002 8003 8004 8005
 CMD ["zimmer-auth", "serve"]

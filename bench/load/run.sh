@@ -147,7 +147,7 @@ UA="$(psql "$BENCH_URL" -XtAc "SELECT id FROM user_automations WHERE user_id = $
 # The credit's actor must be staff: a manager row that never logs in.
 MANAGER="$(psql "$BENCH_URL" -XtAc "INSERT INTO users (name, email, password_hash, role) VALUES ('Load manager', 'load-manager@example.com', 'x', 'manager') RETURNING id" | head -1)"
 CREDITED="$(curl -s -w ' %{http_code}' -X POST "http://127.0.0.1:${PORT[marketplace]}/internal/tokens/adjust" \
-    -H "X-Internal-Token: ${INTERNAL_API_TOKEN:-dev-internal-token-change-me}" -H 'Content-Type: application/json' \
+    -H "X-Internal-Token: ${INTERNAL_API_TOKEN:-dev-internal-token-admin}" -H 'Content-Type: application/json' \
     -d "{\"user_automation_id\":$UA,\"delta\":1000000,\"reason\":\"load benchmark\",\"idempotency_key\":\"load-fund\",\"actor_id\":$MANAGER}")"
 [[ "$CREDITED" == *" 201" ]] || zimmer_die "could not credit the benchmark user automation: $CREDITED"
 

@@ -87,7 +87,7 @@ psql "$ADMIN_URL" -Xq -c "CREATE DATABASE $BENCH_DB" >/dev/null
 export DATABASE_URL="$BENCH_URL"
 export HTTP_HOST=127.0.0.1 HTTP_PORT="$MARKET_PORT" HTTP_WORKERS=2 DATABASE_POOL_SIZE=16
 export REDIS_PREFIX="bench:$$:" AMQP_EXCHANGE="bench$$.events" AMQP_TRANSIENT=true
-export HEALTH_CHECK_ENABLED=false LOG_FORMAT=json RUST_LOG=warn
+export HEALTH_CHECK_ENABLED=false LOG_FORMAT=json RUST_LOG=warn APP_ENV=development
 export DEMO_SERVICE_TOKEN="$SERVICE_TOKEN_BASE" FAKE_VENDOR_URL="http://127.0.0.1:9"
 "$BIN/zimmer-marketplace" migrate >/dev/null
 "$BIN/zimmer-marketplace" seed-demo >/dev/null
@@ -123,7 +123,7 @@ MANAGER="$(psql "$BENCH_URL" -XtAc "SELECT id FROM users WHERE role = 'manager'"
 mapfile -t UAS < <(psql "$BENCH_URL" -XtAc "SELECT id FROM user_automations ORDER BY id")
 for ua in "${UAS[@]}"; do
     curl -sf -o /dev/null -X POST "http://127.0.0.1:$MARKET_PORT/internal/tokens/adjust" \
-        -H "X-Internal-Token: ${INTERNAL_API_TOKEN:-dev-internal-token-change-me}" \
+        -H "X-Internal-Token: ${INTERNAL_API_TOKEN:-dev-internal-token-admin}" \
         -H 'Content-Type: application/json' \
         -d "{\"user_automation_id\":$ua,\"delta\":1000000,\"reason\":\"benchmark\",\"idempotency_key\":\"bench-$ua\",\"actor_id\":$MANAGER}" ||
         zimmer_die "could not credit user automation $ua"

@@ -8,7 +8,9 @@ Secret; that the gateway template copy equals deploy/nginx/zimmer.conf.template;
 Deployment has resources, startup/liveness/readiness probes, a hardened securityContext, a
 ClusterIP Service, an autoscaling/v2 HorizontalPodAutoscaler and a PodDisruptionBudget that
 match it; the service-specific settings (ports, probes paths, env, Secret keys, scrape
-annotations, grace period); the migration Job; the gateway's upstreams; the Ingress backend;
+annotations, grace period, each service's own internal credential and INTERNAL_CALLERS); the
+migration Job; the gateway's upstreams; the Ingress backend; the NetworkPolicies (default
+deny; each service's port reachable only from the gateway and its named internal callers);
 and that deploy/grafana/zimmer-dashboard.json is valid JSON using the Zimmer metrics. When
 kubectl is on PATH it also renders the kustomization ("kubectl kustomize").
 Exits 1 with one line per problem.
@@ -32,11 +34,15 @@ HERE = Path(__file__).resolve().parent
 DEPLOY = HERE.parent
 NAMESPACE = "zimmer"
 SECRET = "zimmer-secrets"
-SECRET_KEYS = {
-    "INTERNAL_API_TOKEN",
+INTERNAL_TOKEN_KEYS = {f"INTERNAL_TOKEN_{s}" for s in ("AUTH", "MARKETPLACE", "BILLING", "SUPPORT", "ADMIN")}
+SECRET_KEYS = INTERNAL_TOKEN_KEYS | {
+    "INTERNAL_CALLERS_AUTH",
+    "INTERNAL_CALLERS_ADMIN_ONLY",
     "jwt-ed25519.pem",
     "TWOFA_ENCRYPTION_KEY",
     "OPENAI_KEYS_ENCRYPTION_KEY",
+    "BOT_TOKENS_ENCRYPTION_KEY",
+    "SMTP_URL",
     "ZARINPAL_MERCHANT_ID",
     "DATABASE_URL",
     "AMQP_URL",
@@ -44,13 +50,35 @@ SECRET_KEYS = {
 }
 # service -> (port, binary, extra Secret keys it must get)
 SERVICES = {
-    "auth": (8001, "zimmer-auth", {"TWOFA_ENCRYPTION_KEY", "jwt-ed25519.pem"}),
-    "marketplace": (8002, "zimmer-marketplace", set()),
-    "billing": (8003, "zimmer-billing", {"ZARINPAL_MERCHANT_ID"}),
-    "support": (8004, "zimmer-support", set()),
-    "admin": (8005, "zimmer-admin", {"OPENAI_KEYS_ENCRYPTION_KEY"}),
+    "auth": (8001, "zimmer-auth", {"TWOFA_ENCRYPTION_KEY", "jwt-ed25519.pem", "SMTP_URL",
+                                   "INTERNAL_TOKEN_AUTH", "INTERNAL_CALLERS_AUTH"}),
+    "marketplace": (8002, "zimmer-marketplace", {"INTERNAL_TOKEN_MARKETPLACE", "BOT_TOKENS_ENCRYPTION_KEY",
+                                                 "INTERNAL_CALLERS_ADMIN_ONLY"}),
+    "billing": (8003, "zimmer-billing", {"ZARINPAL_MERCHANT_ID", "INTERNAL_TOKEN_BILLING",
+                                         "INTERNAL_CALLERS_ADMIN_ONLY"}),
+    "support": (8004, "zimmer-support", {"INTERNAL_TOKEN_SUPPORT", "INTERNAL_CALLERS_ADMIN_ONLY"}),
+    "admin": (8005, "zimmer-admin", {"OPENAI_KEYS_ENCRYPTION_KEY", "INTERNAL_TOKEN_ADMIN"}),
 }
-COMMON_SECRET_ENV = {"DATABASE_URL", "REDIS_URL", "AMQP_URL", "INTERNAL_API_TOKEN"}
+# Who calls whose /internal API (and, for auth, the JWKS): the only pods besides the gateway
+# that may reach a service's port.
+INTERNAL_CALLERS = {
+    "auth": {"admin", "marketplace", "billing", "support"},
+    "marketplace": {"admin"},
+    "billing": {"admin"},
+    "support": {"admin"},
+    "admin": set(),
+}
+# Where each service's INTERNAL_CALLERS comes from: a Secret key, or the literal "none".
+CALLERS_SOURCE = {
+    "auth": "INTERNAL_CALLERS_AUTH",
+    "marketplace": "INTERNAL_CALLERS_ADMIN_ONLY",
+    "billing": "INTERNAL_CALLERS_ADMIN_ONLY",
+    "support": "INTERNAL_CALLERS_ADMIN_ONLY",
+    "admin": None,
+}
+# Prometheus may scrape every service port from this namespace (network-policies.yaml).
+MONITORING_NAMESPACE = "monitoring"
+COMMON_SECRET_ENV = {"DATABASE_URL", "REDIS_URL", "AMQP_URL"}
 NOT_LISTED = {"secret.example.yaml", "backing-services.example.yaml"}
 DRAIN_SECONDS = 30
 
@@ -327,6 +355,17 @@ def check_zimmer_service(name: str, d: dict, c: dict, pod: dict, config: dict[st
     unexpected = keys - COMMON_SECRET_ENV - extra_keys
     if unexpected:
         err(f"{w}: gets Secret keys it does not need: {sorted(unexpected)}")
+    # Its own internal credential, and the callers it accepts.
+    token_ref = (env.get("INTERNAL_API_TOKEN", {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+    if token_ref.get("key") != f"INTERNAL_TOKEN_{name.upper()}":
+        err(f"{w}: INTERNAL_API_TOKEN must come from Secret key INTERNAL_TOKEN_{name.upper()}")
+    callers = env.get("INTERNAL_CALLERS", {})
+    want = CALLERS_SOURCE[name]
+    if want is None:
+        if callers.get("value") != "none":
+            err(f"{w}: INTERNAL_CALLERS must be 'none' (nobody calls its internal API)")
+    elif ((callers.get("valueFrom") or {}).get("secretKeyRef") or {}).get("key") != want:
+        err(f"{w}: INTERNAL_CALLERS must come from Secret key {want}")
     key_file = env.get("JWT_PRIVATE_KEY_FILE", {}).get("value")
     if name == "auth":
         mounts = {m["mountPath"]: m for m in c.get("volumeMounts") or []}
@@ -388,8 +427,10 @@ def check_job(objects: list[dict]) -> None:
         err("Job zimmer-migrate: restartPolicy must be Never or OnFailure")
     check_pod_hardening("Job zimmer-migrate", pod)
     keys = check_secret_refs("Job zimmer-migrate", pod)
-    if not {"DATABASE_URL", "INTERNAL_API_TOKEN"} <= keys:
-        err("Job zimmer-migrate: needs DATABASE_URL and INTERNAL_API_TOKEN from the Secret")
+    if not {"DATABASE_URL", "INTERNAL_TOKEN_AUTH"} <= keys:
+        err("Job zimmer-migrate: needs DATABASE_URL and INTERNAL_TOKEN_AUTH from the Secret")
+    if env_map(c).get("APP_ENV", {}).get("value") != "production":
+        err("Job zimmer-migrate: APP_ENV must be production (the image has no default)")
     if env_map(c).get("JWT_PRIVATE_KEY_FILE", {}).get("value"):
         err("Job zimmer-migrate: must not be given JWT_PRIVATE_KEY_FILE")
 
@@ -425,6 +466,74 @@ def check_misc(objects: list[dict], config: dict[str, str], files: dict[str, lis
         data = set((s.get("stringData") or {}) | (s.get("data") or {}))
         if s.get("kind") != "Secret" or s["metadata"].get("name") != SECRET or data != SECRET_KEYS:
             err(f"secret.example.yaml: must be Secret {SECRET} with keys {sorted(SECRET_KEYS)}")
+
+
+def port_numbers(rule: dict) -> set:
+    return {p.get("port") for p in rule.get("ports") or []}
+
+
+def check_network_policies(objects: list[dict]) -> None:
+    """Default deny, then each service's port only from the gateway and its named callers
+    (plus Prometheus from the monitoring namespace); the gateway's from anywhere."""
+    policies = list(by_kind(objects, "NetworkPolicy").values())
+    if not policies:
+        err("NetworkPolicies missing (network-policies.yaml)")
+        return
+    deny = [p for p in policies if p["spec"].get("podSelector") == {}
+            and "Ingress" in (p["spec"].get("policyTypes") or []) and not p["spec"].get("ingress")]
+    if not deny:
+        err("NetworkPolicy: a default deny of ingress (podSelector: {}) is missing")
+    for p in policies:
+        if "Ingress" not in (p["spec"].get("policyTypes") or []):
+            err(f"NetworkPolicy {p['metadata']['name']}: policyTypes must include Ingress")
+    deployments = by_kind(objects, "Deployment")
+    for name in list(SERVICES) + ["gateway"]:
+        d = deployments.get(name)
+        if not d:
+            continue
+        labels = d["spec"]["template"]["metadata"].get("labels") or {}
+        # podSelector {} selects every pod of the namespace.
+        mine = [p for p in policies if p["spec"].get("podSelector") == {}
+                or selects((p["spec"].get("podSelector") or {}).get("matchLabels") or {}, labels)]
+        rules = [r for p in mine for r in p["spec"].get("ingress") or []]
+        w = f"NetworkPolicy for {name}"
+        if not rules:
+            err(f"{w}: none allows any ingress")
+            continue
+        if name == "gateway":
+            c = d["spec"]["template"]["spec"]["containers"][0]
+            if not any(container_port(c, "http") in port_numbers(r) for r in rules):
+                err(f"{w}: the http port must be open to the Ingress controller")
+            continue
+        port = SERVICES[name][0]
+        allowed = set()
+        for r in rules:
+            ports = port_numbers(r)
+            if not ports or ports != {port}:
+                err(f"{w}: every rule must name port {port} only, got {sorted(ports, key=str)}")
+            peers = r.get("from")
+            if not peers:
+                err(f"{w}: a rule without 'from' opens port {port} to everybody")
+                continue
+            for peer in peers:
+                if "ipBlock" in peer:
+                    err(f"{w}: ipBlock peers are not expected")
+                ns = (peer.get("namespaceSelector") or {}).get("matchLabels")
+                pod = (peer.get("podSelector") or {}).get("matchLabels")
+                if ns is not None:
+                    if ns != {"kubernetes.io/metadata.name": MONITORING_NAMESPACE} or pod:
+                        err(f"{w}: only the {MONITORING_NAMESPACE} namespace may come from "
+                            f"outside, got {peer}")
+                elif pod is not None:
+                    if set(pod) != {"app.kubernetes.io/name"}:
+                        err(f"{w}: peers must select pods by app.kubernetes.io/name, got {pod}")
+                    allowed.add(pod.get("app.kubernetes.io/name"))
+                else:
+                    err(f"{w}: peer {peer} selects everything")
+        want = {"gateway"} | INTERNAL_CALLERS[name]
+        if allowed != want:
+            err(f"{w}: port {port} must be reachable from exactly {sorted(want)}, "
+                f"got {sorted(allowed, key=str)}")
 
 
 def check_dashboard() -> None:
@@ -488,6 +597,7 @@ def main() -> int:
     check_workloads(objects, config)
     check_job(objects)
     check_misc(objects, config, files)
+    check_network_policies(objects)
     check_dashboard()
     rendered = check_render(len(objects))
     if errors:

@@ -4,6 +4,13 @@
 
 use std::{collections::HashMap, fmt, str::FromStr, time::Duration};
 
+mod internal;
+
+pub use internal::{
+    DEV_INTERNAL_TOKEN, InternalCallers, SERVICES, constant_time_eq, dev_internal_token,
+    internal_caller_entry, internal_token_digest, is_default_credential,
+};
+
 /// A secret value: `Debug` and `Display` never show it, so it cannot leak into logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -38,6 +45,10 @@ pub struct ConfigError(pub String);
 pub struct Env {
     overrides: HashMap<String, String>,
     use_process_env: bool,
+    /// `APP_ENV` must be given (no development default): true for the process environment,
+    /// so a container or a unit started without it refuses to start instead of running
+    /// with development credentials. A map (tests, tools) defaults to development.
+    require_app_env: bool,
 }
 
 /// Only the names: values may be secrets.
@@ -48,6 +59,7 @@ impl fmt::Debug for Env {
         f.debug_struct("Env")
             .field("overridden", &keys)
             .field("use_process_env", &self.use_process_env)
+            .field("require_app_env", &self.require_app_env)
             .finish()
     }
 }
@@ -58,6 +70,7 @@ impl Env {
         Self {
             overrides: HashMap::new(),
             use_process_env: true,
+            require_app_env: true,
         }
     }
 
@@ -74,7 +87,14 @@ impl Env {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             use_process_env: false,
+            require_app_env: false,
         }
+    }
+
+    /// Makes `APP_ENV` mandatory, as it is for the process environment.
+    pub fn requiring_app_env(mut self) -> Self {
+        self.require_app_env = true;
+        self
     }
 
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
@@ -184,7 +204,11 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub cors_origins: Vec<String>,
     pub cookie_secure: bool,
+    /// This service's own credential, presented as `X-Internal-Token` when it calls another
+    /// service's `/internal/...` API (`INTERNAL_API_TOKEN`).
     pub internal_token: Secret,
+    /// The services that may call this one's `/internal/...` API (`INTERNAL_CALLERS`).
+    pub internal_callers: InternalCallers,
     pub auth_internal_url: String,
     pub marketplace_internal_url: String,
     pub billing_internal_url: String,
@@ -196,7 +220,55 @@ pub struct Settings {
     pub env: Env,
 }
 
-pub const DEV_INTERNAL_TOKEN: &str = "dev-internal-token-change-me";
+/// Secrets that may also be given as a file, `NAME_FILE=/path` (Docker and Kubernetes
+/// secrets): read at start, a trailing newline dropped. Every `*_ENCRYPTION_KEY` may too.
+pub const SECRET_FILE_VARS: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "AMQP_URL",
+    "INTERNAL_API_TOKEN",
+    "INTERNAL_CALLERS",
+    "SMTP_URL",
+    "ZARINPAL_MERCHANT_ID",
+    "DEMO_MANAGER_PASSWORD",
+    "DEMO_SERVICE_TOKEN",
+];
+
+/// Replaces each `NAME_FILE` of a secret by the file's content as `NAME` (unless `NAME` is
+/// set itself). An unreadable or empty file is an error: starting with a development
+/// default instead would hide the mistake.
+fn resolve_secret_files(env: &mut Env) -> Result<(), ConfigError> {
+    let mut names: Vec<String> = SECRET_FILE_VARS.iter().map(|s| s.to_string()).collect();
+    let mut keys: Vec<String> = env.overrides.keys().cloned().collect();
+    if env.use_process_env {
+        keys.extend(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()));
+    }
+    for k in keys {
+        if let Some(name) = k.strip_suffix("_FILE")
+            && name.ends_with("_ENCRYPTION_KEY")
+            && !names.iter().any(|n| n == name)
+        {
+            names.push(name.to_owned());
+        }
+    }
+    for name in names {
+        if env.get(&name).is_some() {
+            continue;
+        }
+        let file_var = format!("{name}_FILE");
+        let Some(path) = env.get(&file_var) else {
+            continue;
+        };
+        let value = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("{file_var}: cannot read {path}: {e}")))?;
+        let value = value.trim_end_matches(['\n', '\r']);
+        if value.trim().is_empty() {
+            return Err(ConfigError(format!("{file_var}: {path} is empty")));
+        }
+        env.set(name, value);
+    }
+    Ok(())
+}
 
 /// The local port each service listens on by default.
 pub fn default_port(service: &str) -> u16 {
@@ -215,16 +287,30 @@ impl Settings {
         Self::load(service, Env::process())
     }
 
-    pub fn load(service: &'static str, env: Env) -> Result<Self, ConfigError> {
-        let app_env = match env.string("APP_ENV", "development").as_str() {
-            "production" | "prod" => AppEnv::Production,
-            "development" | "dev" | "test" | "local" => AppEnv::Development,
-            _ => {
+    pub fn load(service: &'static str, mut env: Env) -> Result<Self, ConfigError> {
+        let app_env = match env
+            .get("APP_ENV")
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            None if env.require_app_env => {
+                return Err(ConfigError(
+                    "APP_ENV is not set: set APP_ENV=production (or APP_ENV=development for \
+                     local work; scripts/start.sh and the test kit set it)"
+                        .into(),
+                ));
+            }
+            None => AppEnv::Development,
+            Some("production" | "prod") => AppEnv::Production,
+            Some("development" | "dev" | "test" | "local") => AppEnv::Development,
+            Some(_) => {
                 return Err(ConfigError(
                     "APP_ENV must be development or production".into(),
                 ));
             }
         };
+        resolve_secret_files(&mut env)?;
         let read_file = |key: &str| -> Result<Option<String>, ConfigError> {
             match env.get(key) {
                 None => Ok(None),
@@ -247,11 +333,35 @@ impl Settings {
             Some(pem) => Some(pem),
             None => read_file("JWT_PUBLIC_KEY_FILE")?,
         };
-        let internal_token = Secret::new(env.string("INTERNAL_API_TOKEN", DEV_INTERNAL_TOKEN));
-        if app_env == AppEnv::Production && internal_token.expose() == DEV_INTERNAL_TOKEN {
-            return Err(ConfigError(
-                "INTERNAL_API_TOKEN must be set in production".into(),
-            ));
+        let production = app_env == AppEnv::Production;
+        let internal_token = match env.get("INTERNAL_API_TOKEN") {
+            Some(t) if production && is_default_credential(&t) => {
+                return Err(ConfigError(
+                    "INTERNAL_API_TOKEN is a development or placeholder value; production \
+                     needs this service's own random credential"
+                        .into(),
+                ));
+            }
+            Some(t) => Secret::new(t.trim()),
+            None if production => {
+                return Err(ConfigError(
+                    "INTERNAL_API_TOKEN must be set in production (this service's own \
+                     credential for other services' /internal APIs)"
+                        .into(),
+                ));
+            }
+            None => Secret::new(dev_internal_token(service)),
+        };
+        // Production without INTERNAL_CALLERS accepts no internal call at all.
+        let internal_callers = match env.get("INTERNAL_CALLERS") {
+            Some(raw) => InternalCallers::parse(&raw)?,
+            None if production => InternalCallers::default(),
+            None => InternalCallers::development(),
+        };
+        if production && let Some(name) = internal_callers.dev_credential() {
+            return Err(ConfigError(format!(
+                "INTERNAL_CALLERS accepts the development credential of {name} in production"
+            )));
         }
         let pool_size: usize = env.parse("DATABASE_POOL_SIZE", 10)?;
         let settings = Self {
@@ -301,6 +411,7 @@ impl Settings {
             ),
             cookie_secure: env.bool("COOKIE_SECURE", true)?,
             internal_token,
+            internal_callers,
             auth_internal_url: env.string("AUTH_INTERNAL_URL", "http://127.0.0.1:8001"),
             marketplace_internal_url: env
                 .string("MARKETPLACE_INTERNAL_URL", "http://127.0.0.1:8002"),

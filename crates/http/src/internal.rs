@@ -5,18 +5,35 @@ use zimmer_config::Settings;
 
 use crate::ApiError;
 
-/// A caller of `/internal/...` routes: another service presenting the shared
-/// `X-Internal-Token`. The gateway never routes `/internal/`, and this check means a
-/// request that reaches a service directly still needs the credential.
-#[derive(Debug, Clone, Copy)]
-pub struct InternalCaller;
+/// A caller of `/internal/...` routes: another service presenting its own credential as
+/// `X-Internal-Token`, known to this service through `INTERNAL_CALLERS` (by the SHA-256 of
+/// the credential, compared in constant time). The gateway never routes `/internal/`, and
+/// this check means a request that reaches a service directly still needs a credential;
+/// the name tells the handler *which* service calls, so a route can admit only some
+/// ([`InternalCaller::require`]).
+#[derive(Debug, Clone)]
+pub struct InternalCaller {
+    name: String,
+}
 
-/// Compares in time independent of where the inputs differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+impl InternalCaller {
+    /// The calling service (`admin`, `marketplace`, ...).
+    pub fn name(&self) -> &str {
+        &self.name
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+
+    /// 403 `caller_not_allowed` unless the caller is one of `allowed`.
+    pub fn require(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        if allowed.contains(&self.name.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "The {} service may not call this internal route",
+                self.name
+            ))
+            .with_code("caller_not_allowed"))
+        }
+    }
 }
 
 impl FromRequest for InternalCaller {
@@ -34,20 +51,14 @@ impl FromRequest for InternalCaller {
             .get("x-internal-token")
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        if constant_time_eq(presented, settings.internal_token.expose().as_bytes()) {
-            ready(Ok(InternalCaller))
-        } else {
-            ready(Err(ApiError::unauthorized("Service credential required")))
+        match settings.internal_callers.identify(presented) {
+            Some(name) => {
+                tracing::debug!(caller = name, path = req.path(), "internal call");
+                ready(Ok(InternalCaller {
+                    name: name.to_owned(),
+                }))
+            }
+            None => ready(Err(ApiError::unauthorized("Service credential required"))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn constant_time_eq_works() {
-        assert!(super::constant_time_eq(b"abc", b"abc"));
-        assert!(!super::constant_time_eq(b"abc", b"abd"));
-        assert!(!super::constant_time_eq(b"abc", b"ab"));
     }
 }

@@ -33,8 +33,24 @@ use zimmer_testkit::{Gateway, Process, TempDir, TestContext, Upstreams};
 
 /// The panel's origin in local development (and in the allow-list by default).
 pub const PANEL: &str = "http://localhost:3000";
-/// The shared secret of the internal APIs in these tests.
-pub const INTERNAL_TOKEN: &str = "platform-tests-internal-token";
+/// The admin service's internal credential in these tests (what a test presents when it calls
+/// an internal API as admin would). Each service has its own (`internal_token`).
+pub const INTERNAL_TOKEN: &str = "platform-tests-internal-token-admin";
+
+/// The internal credential of `service` in these tests: explicit (not the development
+/// defaults), so the stack runs with `INTERNAL_API_TOKEN` and `INTERNAL_CALLERS` as deployed.
+pub fn internal_token(service: &str) -> String {
+    format!("platform-tests-internal-token-{service}")
+}
+
+/// `INTERNAL_CALLERS` of every service in these tests: the other services and admin.
+fn internal_callers() -> String {
+    ["marketplace", "billing", "support", "admin"]
+        .iter()
+        .map(|s| zimmer_config::internal_caller_entry(s, &internal_token(s)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 /// How long a test waits for something asynchronous (an event, a mail) before failing.
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -85,22 +101,24 @@ impl Stack {
             dir: TempDir::new("zimmer-platform-mail"),
         };
         let origin = options.panel_origin.clone();
-        let env = |drop: &[&str], add: Vec<(String, String)>| -> Vec<(String, String)> {
-            let mut env: Vec<(String, String)> = ctx
-                .env_pairs()
-                .into_iter()
-                .filter(|(k, _)| !drop.contains(&k.as_str()) && k != "HTTP_PORT")
-                .collect();
-            env.push(("INTERNAL_API_TOKEN".into(), INTERNAL_TOKEN.into()));
-            env.push(("CORS_ORIGINS".into(), origin.clone()));
-            env.extend(add);
-            env
-        };
+        let env =
+            |service: &str, drop: &[&str], add: Vec<(String, String)>| -> Vec<(String, String)> {
+                let mut env: Vec<(String, String)> = ctx
+                    .env_pairs()
+                    .into_iter()
+                    .filter(|(k, _)| !drop.contains(&k.as_str()) && k != "HTTP_PORT")
+                    .collect();
+                env.push(("INTERNAL_API_TOKEN".into(), internal_token(service)));
+                env.push(("INTERNAL_CALLERS".into(), internal_callers()));
+                env.push(("CORS_ORIGINS".into(), origin.clone()));
+                env.extend(add);
+                env
+            };
         let door = Forward::bind().await;
         let fake_zarinpal = Process::start_service(
             "zimmer-fake-zarinpal",
             "fake-zarinpal",
-            &env(&[], vec![]),
+            &env("fake-zarinpal", &[], vec![]),
             &logs.path,
         )
         .await;
@@ -109,6 +127,7 @@ impl Stack {
             "zimmer-auth",
             "auth",
             &env(
+                "auth",
                 &["JWT_PUBLIC_KEY"],
                 vec![(
                     "MAIL_SINK_DIR".into(),
@@ -127,7 +146,7 @@ impl Stack {
             ("AUTH_INTERNAL_URL".to_owned(), auth_url.clone()),
         ];
         let keyless = ["JWT_PUBLIC_KEY", "JWT_PRIVATE_KEY"];
-        let market_env = env(&keyless, verifier.clone());
+        let market_env = env("marketplace", &keyless, verifier.clone());
         let mut billing_extra = verifier.clone();
         billing_extra.extend([
             (
@@ -143,14 +162,14 @@ impl Stack {
             ),
             ("FRONTEND_URL".to_owned(), origin.clone()),
         ]);
-        let billing_env = env(&keyless, billing_extra);
+        let billing_env = env("billing", &keyless, billing_extra);
         let mut support_extra = verifier;
         support_extra.push((
             "ATTACHMENTS_DIR".to_owned(),
             files.path.to_string_lossy().into_owned(),
         ));
         support_extra.extend(options.support_env.iter().cloned());
-        let support_env = env(&keyless, support_extra);
+        let support_env = env("support", &keyless, support_extra);
         let (market, billing, support) = tokio::join!(
             Process::start_service("zimmer-marketplace", "marketplace", &market_env, &logs.path),
             Process::start_service("zimmer-billing", "billing", &billing_env, &logs.path),

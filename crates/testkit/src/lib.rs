@@ -26,7 +26,10 @@ use zimmer_jwt::{Claims, Role, Signer};
 use zimmer_service::Application;
 
 pub use db::TestDb;
-pub use e2e::{Gateway, Process, TempDir, Upstreams, binary_path, free_port, repo_root};
+pub use e2e::{
+    GATEWAY_FAIL_TIMEOUT, GATEWAY_MAX_FAILS, Gateway, Process, TempDir, Upstreams, binary_path,
+    free_port, repo_root,
+};
 pub use proxy::ToggleProxy;
 
 /// The password of every user made by [`TestContext::create_user`].
@@ -52,6 +55,9 @@ impl TestContext {
         let redis_prefix = format!("test:{}:", &id[..12]);
         let public_pem = zimmer_jwt::public_pem_from_private_pem(&key_pem).expect("public key");
         let base = vec![
+            // Explicit, as every start outside the local scripts must be (the services refuse
+            // to start without it); child processes get it too.
+            ("APP_ENV", "development".to_owned()),
             ("DATABASE_URL", db.url.clone()),
             ("DATABASE_POOL_SIZE", "5".to_owned()),
             ("HTTP_HOST", "127.0.0.1".to_owned()),
@@ -65,6 +71,9 @@ impl TestContext {
             ("JWT_PUBLIC_KEY", public_pem),
             // Nothing listens there unless a test points it at its own auth.
             ("AUTH_INTERNAL_URL", "http://127.0.0.1:9".to_owned()),
+            // ...so a service other than auth accepts tokens without the initial revocation
+            // load from auth (tests that run auth set it back to "true").
+            ("REVOCATION_LOAD_REQUIRED", "false".to_owned()),
             ("LOG_FORMAT", "pretty".to_owned()),
         ]
         .into_iter()
@@ -129,6 +138,7 @@ impl TestContext {
                 exp: now + 900,
                 iss: "zimmer-auth".to_owned(),
                 aud: "zimmer".to_owned(),
+                auth_time: None,
             })
             .expect("sign")
     }

@@ -1,5 +1,7 @@
-//! Calls to the owners' internal APIs (`/internal/...`, `X-Internal-Token`): admin writes
-//! nothing of theirs itself. Each call carries the trace context and the request id, has a
+//! Calls to the owners' internal APIs (`/internal/...`, `X-Internal-Token` = admin's own
+//! credential, `INTERNAL_API_TOKEN`): admin writes nothing of theirs itself. Changes to users
+//! also carry the acting staff member's own access token (`X-Acting-User-Token`, see
+//! [`Upstreams::send_acting`]), from which auth takes the actor and checks the role. Each call carries the trace context and the request id, has a
 //! connect and a total timeout, and maps the answer for the admin caller:
 //! - 2xx → the JSON body;
 //! - 4xx (except 401) → the same status, `detail` and `code` (a 422 keeps its field errors):
@@ -98,11 +100,20 @@ impl Upstreams {
         &self.bases[i]
     }
 
-    fn request(&self, service: Service, method: Method, path: &str) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        service: Service,
+        method: Method,
+        path: &str,
+        acting_token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base(service)))
             .header("x-internal-token", self.token.expose());
+        if let Some(token) = acting_token {
+            req = req.header("x-acting-user-token", format!("Bearer {token}"));
+        }
         for (k, v) in zimmer_telemetry::current_context_headers() {
             req = req.header(k, v);
         }
@@ -121,6 +132,18 @@ impl Upstreams {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<Reply, ApiError> {
+        self.call_as(service, method, path, query, body, None).await
+    }
+
+    async fn call_as<B: Serialize + ?Sized>(
+        &self,
+        service: Service,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+        acting_token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
         let path = if query.is_empty() {
             path.to_owned()
         } else {
@@ -131,7 +154,7 @@ impl Upstreams {
                 .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
             format!("{path}?{}", url.query().unwrap_or_default())
         };
-        let mut req = self.request(service, method.clone(), &path);
+        let mut req = self.request(service, method.clone(), &path, acting_token);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -165,6 +188,21 @@ impl Upstreams {
         body: &B,
     ) -> Result<Reply, ApiError> {
         self.call(service, method, path, &[], Some(body)).await
+    }
+
+    /// [`Upstreams::send`] on behalf of a staff member: `acting_token` is their own access
+    /// token (the Bearer of the admin request), which the owner verifies and takes the actor
+    /// from, so admin's credential alone cannot act for anybody.
+    pub async fn send_acting<B: Serialize + ?Sized>(
+        &self,
+        service: Service,
+        method: Method,
+        path: &str,
+        body: &B,
+        acting_token: &str,
+    ) -> Result<Reply, ApiError> {
+        self.call_as(service, method, path, &[], Some(body), Some(acting_token))
+            .await
     }
 
     /// `GET {base}/readyz` of a service: its own view of its dependencies (system status).

@@ -415,3 +415,107 @@ async fn users_are_searched_filtered_paged_and_viewed() {
         StatusCode::UNPROCESSABLE_ENTITY
     );
 }
+
+/// Issue 7: auth takes the actor from the staff member's own token that admin forwards, and
+/// accepts user changes only from the admin service's credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_checks_the_acting_staff_members_own_token() {
+    let w = World::start(With {
+        auth: true,
+        ..With::NONE
+    })
+    .await;
+    let auth = w.auth.as_ref().unwrap();
+    let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
+    let (_, support) = w.user("helper@example.com", Role::SupportStaff).await;
+    let admin_credential = w.ctx.settings("admin", &[]).internal_token;
+    let marketplace_credential = w.ctx.settings("marketplace", &[]).internal_token;
+    let new_manager = |email: &str| {
+        json!({ "name": "New", "email": email, "role": "manager",
+                "password": "a-long-enough-password", "actor_id": manager_id })
+    };
+    let direct = async |credential: &str, acting: Option<&str>, payload: &Value| {
+        let mut req = auth
+            .client
+            .post(auth.url("/internal/users"))
+            .header("X-Internal-Token", credential)
+            .json(payload);
+        if let Some(t) = acting {
+            req = req.header("X-Acting-User-Token", format!("Bearer {t}"));
+        }
+        body(req.send().await.unwrap()).await
+    };
+    // Straight to auth with admin's credential: a support staff member's token is not
+    // enough, whatever the body says; neither is no token; nor marketplace's credential.
+    let (st, v) = direct(
+        admin_credential.expose(),
+        Some(&support),
+        &new_manager("a@example.com"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, v) = direct(
+        admin_credential.expose(),
+        None,
+        &new_manager("b@example.com"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, v) = direct(
+        marketplace_credential.expose(),
+        Some(&manager),
+        &new_manager("c@example.com"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["code"], "caller_not_allowed");
+    // With a manager's token it works.
+    let (st, v) = direct(
+        admin_credential.expose(),
+        Some(&manager),
+        &new_manager("d@example.com"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
+    // Through admin: the manager's own token travels with the call.
+    let res = w
+        .send(
+            Method::POST,
+            "/api/admin/users",
+            &manager,
+            &new_manager("e@example.com"),
+        )
+        .await;
+    let (st, v) = body(res).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.registered' \
+             AND (payload->'data'->>'created_by')::bigint = {manager_id}"
+        ))
+        .await,
+        2
+    );
+    // A token that still says manager for somebody who no longer is one (demoted in the
+    // database behind auth's back): admin's guard trusts the claim, auth does not.
+    w.sql(&format!(
+        "UPDATE users SET role = 'support_staff' WHERE id = {manager_id}"
+    ))
+    .await;
+    let res = w
+        .send(
+            Method::POST,
+            "/api/admin/users",
+            &manager,
+            &new_manager("f@example.com"),
+        )
+        .await;
+    let (st, v) = body(res).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(
+        w.count("SELECT count(*) AS n FROM users WHERE email = 'f@example.com'")
+            .await,
+        0
+    );
+}

@@ -8,22 +8,28 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// Every route of auth, as the gateway forwards them (api.md "auth"; aliases from clients.md),
 /// and the internal API other services call directly.
 ///
-/// Internal (`X-Internal-Token` required; the gateway never routes `/internal/`):
+/// Internal (`X-Internal-Token` = a caller's own credential listed in `INTERNAL_CALLERS`;
+/// the gateway never routes `/internal/`):
 /// - `GET  /internal/revocations`: sessions revoked and users deactivated within the access
 ///   token lifetime (`{sessions: [{session_id, user_id, expires_at}], users: [{user_id,
 ///   deactivated_at}]}`), loaded by every service at start and resynchronised periodically.
 /// - `GET  /internal/users/{id}`: the user (the `/api/me` shape plus `deactivated_at`).
-/// - `PUT  /internal/users/{id}` `{actor_id, role?, is_active?}`: role and activation changes
+///
+/// The changes below accept only the admin service's credential plus the acting staff
+/// member's own access token in `X-Acting-User-Token` (the actor is taken from it; a body
+/// `actor_id` is ignored). 403 `caller_not_allowed` from another service,
+/// `acting_token_required` / `invalid_actor_token` without a valid, unrevoked token,
+/// `invalid_actor` when the actor is deactivated or not staff:
+/// - `PUT  /internal/users/{id}` `{role?, is_active?}`: role and activation changes
 ///   for admin; 200 with the user. Role change → all sessions revoked, `session.revoked` +
 ///   `user.updated {user_id, role, actor_id}`. Deactivation → `deactivated_at` set, all
 ///   sessions revoked, `session.revoked`, `user.deactivated {user_id, deactivated_at}`,
 ///   `user.updated {user_id, is_active: false, actor_id}`. Activation → `user.updated`.
-///   403 `self_change` when `actor_id` is the target; 403 when the actor's role may not do
-///   it (rbac.md); 404 unknown user; 422 bad role.
-/// - `POST /internal/users/{id}/deactivate`, `POST /internal/users/{id}/activate`
-///   `{actor_id}` and `PUT /internal/users/{id}/role` `{actor_id, role}`: the same, one
-///   change each.
-/// - `POST /internal/users` `{actor_id, name, email, role, password?, phone_number?}`: creates
+///   403 `self_change` when the actor is the target; 403 when the actor's role may not do
+///   it (README.md, roles); 404 unknown user; 422 bad role.
+/// - `POST /internal/users/{id}/deactivate`, `POST /internal/users/{id}/activate` and
+///   `PUT /internal/users/{id}/role` `{role}`: the same, one change each.
+/// - `POST /internal/users` `{name, email, role, password?, phone_number?}`: creates
 ///   a staff account (manager only), 201 with the user; 409 `email_taken`. Without a password
 ///   the new member is mailed a link to choose one (valid `STAFF_INVITE_TTL_SECS`, 72 h).
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {

@@ -357,6 +357,11 @@ async fn sql_injection_in_every_text_field_is_just_text() {
     ])
     .await;
     let manager = ctx.create_user("boss@example.com", Role::Manager).await;
+    // Admin acts for the manager with the manager's own token.
+    let acting = format!(
+        "Bearer {}",
+        ctx.mint_access_token(manager, Role::Manager, Uuid::new_v4())
+    );
     let r = register(&app, "victim@example.com", PASSWORD).await;
     let mut conn = ctx.db.connect().await;
     let users_before = count(&mut conn, "SELECT count(*) AS n FROM users").await;
@@ -506,15 +511,15 @@ async fn sql_injection_in_every_text_field_is_just_text() {
                 "internal create",
                 app.post("/internal/users")
                     .header("X-Internal-Token", DEV_INTERNAL_TOKEN)
-                    .json(
-                        &json!({ "actor_id": manager, "name": evil, "email": evil, "role": evil }),
-                    ),
+                    .header("X-Acting-User-Token", &acting)
+                    .json(&json!({ "name": evil, "email": evil, "role": evil })),
             ),
             (
                 "internal role",
                 app.put(&format!("/internal/users/{}", r.user_id))
                     .header("X-Internal-Token", DEV_INTERNAL_TOKEN)
-                    .json(&json!({ "actor_id": manager, "role": evil })),
+                    .header("X-Acting-User-Token", &acting)
+                    .json(&json!({ "role": evil })),
             ),
             (
                 "internal user id",

@@ -2,7 +2,7 @@
 //! every change goes through auth's internal API, which also revokes the user's sessions and
 //! emits the events that make every service reject their tokens at once.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -177,6 +177,7 @@ pub struct UpdateBody {
 /// stored target and again by auth.
 pub async fn update(
     staff: Staff,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<i64>,
     body: web::Json<UpdateBody>,
@@ -210,11 +211,12 @@ pub async fn update(
     }
     let reply = state
         .upstreams
-        .send(
+        .send_acting(
             Service::Auth,
             Method::PUT,
             &format!("/internal/users/{id}"),
-            &json!({ "actor_id": staff.id(), "role": role, "is_active": body.is_active }),
+            &json!({ "role": role, "is_active": body.is_active }),
+            acting_token(&req)?,
         )
         .await?;
     let mut changes = serde_json::Map::new();
@@ -269,6 +271,7 @@ pub struct CreateStaffBody {
 /// account (managers only). Without a password auth mails the new member a link to set one.
 pub async fn create_staff(
     staff: Staff,
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<CreateStaffBody>,
 ) -> HttpResult {
@@ -282,18 +285,18 @@ pub async fn create_staff(
     )?;
     let reply = state
         .upstreams
-        .send(
+        .send_acting(
             Service::Auth,
             Method::POST,
             "/internal/users",
             &json!({
-                "actor_id": staff.id(),
                 "name": body.name,
                 "email": body.email,
                 "role": body.role.trim(),
                 "password": body.password,
                 "phone_number": body.phone_number,
             }),
+            acting_token(&req)?,
         )
         .await?;
     let new_id = reply.body.get("id").and_then(serde_json::Value::as_i64);
@@ -316,4 +319,10 @@ pub async fn create_staff(
     .await;
     invalidate_stats(&state).await;
     Ok(HttpResponse::Created().json(reply.body))
+}
+
+/// The staff member's own access token (already verified by the staff guard), passed to auth
+/// so that it checks the actor itself.
+fn acting_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    zimmer_jwt::bearer_token(req).ok_or_else(|| ApiError::unauthorized("Authentication required"))
 }

@@ -1,15 +1,18 @@
 //! Auth's internal API (`/internal/...`: never routed by the gateway, and every call needs
-//! the service credential `X-Internal-Token`). Admin changes users only through here: auth
+//! a service credential `X-Internal-Token`). Admin changes users only through here: auth
 //! owns the users table.
 //!
-//! Each change carries `actor_id`, the staff member admin acts for. Admin checks roles first;
-//! auth checks them again here (rbac.md), so a bug in one place cannot make a customer a
-//! manager:
+//! Changes (roles, activation, staff creation) are accepted only from the admin service's
+//! own credential, and only with the acting staff member's own access token in
+//! `X-Acting-User-Token`: auth verifies it (signature, expiry, revocation) and takes the
+//! actor from it, never from the request body, so neither another service's credential nor
+//! admin's credential alone can make anybody a manager. Admin checks roles first; auth
+//! checks them again here against the actor's stored role (README.md, roles):
 //! - nobody changes their own role or deactivates themselves;
 //! - only a manager creates staff, changes a role, or (de)activates a staff account;
 //! - any active staff member may (de)activate a customer.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -63,6 +66,52 @@ fn role_of(user: &User) -> Result<Role, ApiError> {
         .map_err(|()| ApiError::internal(anyhow::anyhow!("unknown role {}", user.role)))
 }
 
+/// The header with the acting staff member's access token (`Bearer ` prefix optional).
+pub const ACTING_TOKEN_HEADER: &str = "x-acting-user-token";
+
+/// The only service that may change users.
+const ADMIN: &str = "admin";
+
+/// The user admin acts for: the caller must be the admin service, and the acting token must
+/// be a valid, unrevoked access token. A bad acting token is 403 (not 401: admin maps a 401
+/// from auth to "our service credential was refused"); keys or revocations not loaded yet
+/// stay 503.
+async fn acting_user(
+    caller: &InternalCaller,
+    req: &HttpRequest,
+    st: &AppState,
+) -> Result<i64, ApiError> {
+    caller.require(&[ADMIN])?;
+    let raw = req
+        .headers()
+        .get(ACTING_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    let token = match raw.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+        _ => raw,
+    };
+    if token.is_empty() {
+        return Err(ApiError::forbidden(
+            "The acting staff member's access token is required (X-Acting-User-Token)",
+        )
+        .with_code("acting_token_required"));
+    }
+    let user = st.platform.auth.authenticate(token).await.map_err(|e| {
+        if e.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+            ApiError::forbidden(format!(
+                "The acting staff member's token is not valid: {}",
+                e.detail()
+            ))
+            .with_code("invalid_actor_token")
+        } else {
+            e
+        }
+    })?;
+    Ok(user.id)
+}
+
 /// The acting staff member: exists, active, staff.
 async fn actor(conn: &mut AsyncPgConnection, actor_id: i64) -> Result<(User, Role), ApiError> {
     let actor = queries::user_by_id(conn, actor_id)
@@ -92,28 +141,41 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(internal_view(&mut conn, user).await?))
 }
 
+/// Unknown fields (an old client's `actor_id`) are ignored: the actor comes from the token.
 #[derive(Debug, Deserialize)]
 pub struct UpdateUser {
-    pub actor_id: i64,
     #[serde(default)]
     pub role: Option<String>,
     #[serde(default)]
     pub is_active: Option<bool>,
 }
 
-/// `PUT /internal/users/{id}` `{actor_id, role?, is_active?}`: a role change revokes every
+/// `PUT /internal/users/{id}` `{role?, is_active?}`: a role change revokes every
 /// session (access tokens carry the role); deactivation revokes them too and emits
 /// `user.deactivated`. Repeating a change that is already in effect is a no-op (no events).
 pub async fn update_user(
-    _caller: InternalCaller,
+    caller: InternalCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<i64>,
     body: web::Json<UpdateUser>,
 ) -> HttpResult {
-    apply_update(state.get_ref(), path.into_inner(), body.into_inner()).await
+    let actor_id = acting_user(&caller, &req, state.get_ref()).await?;
+    apply_update(
+        state.get_ref(),
+        actor_id,
+        path.into_inner(),
+        body.into_inner(),
+    )
+    .await
 }
 
-async fn apply_update(st: &AppState, target_id: i64, body: UpdateUser) -> HttpResult {
+async fn apply_update(
+    st: &AppState,
+    actor_id: i64,
+    target_id: i64,
+    body: UpdateUser,
+) -> HttpResult {
     let new_role = match body.role.as_deref() {
         None => None,
         Some(r) => Some(r.trim().parse::<Role>().map_err(|()| {
@@ -132,12 +194,12 @@ async fn apply_update(st: &AppState, target_id: i64, body: UpdateUser) -> HttpRe
     let mut conn = st.platform.pool.get().await?;
     let (user, revoked, deactivation) = conn
         .transaction(async |conn| {
-            let (_, actor_role) = actor(conn, body.actor_id).await?;
+            let (_, actor_role) = actor(conn, actor_id).await?;
             let target = queries::user_by_id(conn, target_id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("User not found"))?;
             let target_role = role_of(&target)?;
-            if target.id == body.actor_id {
+            if target.id == actor_id {
                 return Err(ApiError::forbidden(
                     "You cannot change your own role or deactivate yourself",
                 )
@@ -176,7 +238,7 @@ async fn apply_update(st: &AppState, target_id: i64, body: UpdateUser) -> HttpRe
                 changes.insert("is_active".into(), true.into());
             }
             if !changes.is_empty() {
-                changes.insert("actor_id".into(), body.actor_id.into());
+                changes.insert("actor_id".into(), actor_id.into());
                 enqueue_user_updated(conn, target_id, serde_json::Value::Object(changes)).await?;
             }
             let user = queries::user_by_id(conn, target_id)
@@ -189,75 +251,64 @@ async fn apply_update(st: &AppState, target_id: i64, body: UpdateUser) -> HttpRe
     revoke_locally(st, &revoked);
     if let Some(d) = &deactivation {
         deactivate_locally(st, d);
-        tracing::info!(
-            user_id = target_id,
-            actor_id = body.actor_id,
-            "user deactivated"
-        );
+        tracing::info!(user_id = target_id, actor_id, "user deactivated");
     }
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ActorOnly {
-    pub actor_id: i64,
-}
-
-/// `POST /internal/users/{id}/deactivate` `{actor_id}`
+/// `POST /internal/users/{id}/deactivate` (any body is ignored)
 pub async fn deactivate(
-    _caller: InternalCaller,
+    caller: InternalCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<i64>,
-    body: web::Json<ActorOnly>,
 ) -> HttpResult {
+    let actor_id = acting_user(&caller, &req, state.get_ref()).await?;
     let update = UpdateUser {
-        actor_id: body.actor_id,
         role: None,
         is_active: Some(false),
     };
-    apply_update(state.get_ref(), path.into_inner(), update).await
+    apply_update(state.get_ref(), actor_id, path.into_inner(), update).await
 }
 
-/// `POST /internal/users/{id}/activate` `{actor_id}`
+/// `POST /internal/users/{id}/activate` (any body is ignored)
 pub async fn activate(
-    _caller: InternalCaller,
+    caller: InternalCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<i64>,
-    body: web::Json<ActorOnly>,
 ) -> HttpResult {
+    let actor_id = acting_user(&caller, &req, state.get_ref()).await?;
     let update = UpdateUser {
-        actor_id: body.actor_id,
         role: None,
         is_active: Some(true),
     };
-    apply_update(state.get_ref(), path.into_inner(), update).await
+    apply_update(state.get_ref(), actor_id, path.into_inner(), update).await
 }
 
 #[derive(Debug, Deserialize)]
 pub struct RoleChange {
-    pub actor_id: i64,
     pub role: String,
 }
 
-/// `PUT /internal/users/{id}/role` `{actor_id, role}`
+/// `PUT /internal/users/{id}/role` `{role}`
 pub async fn change_role(
-    _caller: InternalCaller,
+    caller: InternalCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<i64>,
     body: web::Json<RoleChange>,
 ) -> HttpResult {
-    let body = body.into_inner();
+    let actor_id = acting_user(&caller, &req, state.get_ref()).await?;
     let update = UpdateUser {
-        actor_id: body.actor_id,
-        role: Some(body.role),
+        role: Some(body.into_inner().role),
         is_active: None,
     };
-    apply_update(state.get_ref(), path.into_inner(), update).await
+    apply_update(state.get_ref(), actor_id, path.into_inner(), update).await
 }
 
 #[derive(Debug, Deserialize)]
 pub struct CreateStaff {
-    pub actor_id: i64,
     pub name: String,
     pub email: String,
     pub role: String,
@@ -268,14 +319,17 @@ pub struct CreateStaff {
     pub phone_number: Option<String>,
 }
 
-/// `POST /internal/users` `{actor_id, name, email, role, password?, phone_number?}` → 201:
+/// `POST /internal/users` `{name, email, role, password?, phone_number?}` → 201:
 /// a staff account (manager only). `user.registered` goes out like for a sign-up.
 pub async fn create_staff(
-    _caller: InternalCaller,
+    caller: InternalCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<CreateStaff>,
 ) -> HttpResult {
     let st = state.get_ref();
+    // Before validating the body: an unauthorised caller learns nothing about it.
+    let actor_id = acting_user(&caller, &req, st).await?;
     let body = body.into_inner();
     let mut v = Validator::new();
     let name = v.check("name", validate::line(&body.name, 100));
@@ -314,7 +368,7 @@ pub async fn create_staff(
     let mut conn = st.platform.pool.get().await?;
     let user = conn
         .transaction(async |conn| {
-            let (_, actor_role) = actor(conn, body.actor_id).await?;
+            let (_, actor_role) = actor(conn, actor_id).await?;
             if actor_role != Role::Manager {
                 return Err(ApiError::forbidden(
                     "Only a manager can create staff accounts",
@@ -355,7 +409,7 @@ pub async fn create_staff(
                     "email": user.email,
                     "name": user.name,
                     "role": user.role,
-                    "created_by": body.actor_id,
+                    "created_by": actor_id,
                 }),
             )
             .await?;
@@ -379,6 +433,6 @@ pub async fn create_staff(
             hours,
         ));
     }
-    tracing::info!(user_id = user.user.id, actor_id = body.actor_id, role = %role, "staff account created");
+    tracing::info!(user_id = user.user.id, actor_id, role = %role, "staff account created");
     Ok(HttpResponse::Created().json(user))
 }

@@ -35,12 +35,14 @@ pub async fn spawn_billing(
     fake: &FakeZarinpal,
     extra: &[(&str, &str)],
 ) -> TestApp {
+    // Tests call the internal API as the admin service, with an explicit credential.
+    let callers = zimmer_config::internal_caller_entry("admin", INTERNAL_TOKEN);
     let mut overrides: Vec<(&str, &str)> = vec![
         ("ZARINPAL_BASE_URL", fake.base_url.as_str()),
         ("FRONTEND_URL", FRONTEND),
         ("RECONCILE_ENABLED", "false"),
         ("ZARINPAL_TIMEOUT_MS", "5000"),
-        ("INTERNAL_API_TOKEN", INTERNAL_TOKEN),
+        ("INTERNAL_CALLERS", callers.as_str()),
     ];
     overrides.extend_from_slice(extra);
     ctx.spawn(ctx.settings("billing", &overrides), zimmer_billing::build)
