@@ -150,6 +150,22 @@ impl Redis {
             .await?;
         Ok(set.is_some())
     }
+
+    /// Takes one back from a [`Self::rate_limit`] counter (an attempt that did not count after
+    /// all), never below zero and keeping its window: a script, so it is atomic.
+    pub async fn refund(&self, key: &str) -> Result<(), RedisError> {
+        let mut conn = self.conn().await?;
+        redis::cmd("EVAL")
+            .arg(
+                "local n = tonumber(redis.call('GET', KEYS[1]) or '0') \
+                 if n > 0 then return redis.call('DECR', KEYS[1]) end return 0",
+            )
+            .arg(1)
+            .arg(self.key(key))
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+    }
 }
 
 #[cfg(test)]

@@ -111,6 +111,7 @@ async fn main() {
             exp: now + 3600,
             iss: "zimmer-auth".to_owned(),
             aud: "zimmer".to_owned(),
+            auth_time: None,
         })
         .unwrap();
     let client = reqwest::Client::new();

@@ -232,6 +232,22 @@ pub async fn revoke_user_sessions(
         .await
 }
 
+/// When the person signed in to this session (its creation: refreshes keep the session), if
+/// it is one of theirs.
+pub async fn session_signed_in_at(
+    conn: &mut AsyncPgConnection,
+    session_id: Uuid,
+    user_id: i64,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    sessions::table
+        .find(session_id)
+        .filter(sessions::user_id.eq(user_id))
+        .select(sessions::created_at)
+        .first(conn)
+        .await
+        .optional()
+}
+
 pub async fn active_sessions(
     conn: &mut AsyncPgConnection,
     user_id: i64,

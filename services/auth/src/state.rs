@@ -28,6 +28,8 @@ pub struct FlowSettings {
     pub invite_ttl: Duration,
     /// The issuer shown in authenticator apps.
     pub totp_issuer: String,
+    /// How old a session's sign-in may be for two-factor changes without the password.
+    pub reauth_window: Duration,
 }
 
 impl FlowSettings {
@@ -38,6 +40,7 @@ impl FlowSettings {
             reset_ttl: Duration::from_secs(env.parse("PASSWORD_RESET_TTL_SECS", 30 * 60)?),
             invite_ttl: Duration::from_secs(env.parse("STAFF_INVITE_TTL_SECS", 72 * 3600)?),
             totp_issuer: env.string("TOTP_ISSUER", "Zimmer"),
+            reauth_window: Duration::from_secs(env.parse("REAUTH_WINDOW_SECS", 10 * 60)?),
         })
     }
 }

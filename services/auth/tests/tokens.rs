@@ -24,6 +24,7 @@ fn claims(user_id: i64, sid: Uuid) -> Claims {
         exp: now + 600,
         iss: "zimmer-auth".into(),
         aud: "zimmer".into(),
+        auth_time: None,
     }
 }
 

@@ -1,7 +1,8 @@
-//! Outgoing mail (verification, password reset, staff invitations), in Persian. Through SMTP
-//! when `SMTP_URL` is set (`smtps://user:pass@host:465` or `smtp://host:587?tls=required`),
-//! otherwise into a local directory (`MAIL_SINK_DIR`, default `.data/mail`) as one JSON file
-//! per mail, which developers and tests read.
+//! Outgoing mail (verification, password reset, staff invitations, security notices), in
+//! Persian. Through SMTP when `SMTP_URL` is set (`smtps://user:pass@host:465` or
+//! `smtp://host:587?tls=required`), otherwise, in development only, into a local directory
+//! (`MAIL_SINK_DIR`, default `.data/mail`) as one JSON file per mail, which developers and
+//! tests read. In production `SMTP_URL` is required: auth does not start without it.
 //!
 //! Mail is sent after the transaction that created its token has committed, in a background
 //! task: the HTTP answer never waits for (or reveals anything through the timing of) SMTP.
@@ -52,13 +53,15 @@ impl Mailer {
                     .map_err(|e| anyhow::anyhow!("SMTP_URL is invalid: {e}"))?
                     .build(),
             ),
-            None => {
-                let dir = PathBuf::from(settings.env.string("MAIL_SINK_DIR", ".data/mail"));
-                if settings.is_production() {
-                    tracing::warn!(dir = %dir.display(), "SMTP_URL is not set: mail goes to a local directory");
-                }
-                Transport::Sink(dir)
-            }
+            // The sink holds live reset and verification links in plain files: in production
+            // that would hand accounts to whoever reads the disk, and people would get no mail.
+            None if settings.is_production() => anyhow::bail!(
+                "SMTP_URL must be set in production (e.g. smtps://user:pass@host:465): auth \
+                 refuses to write password-reset and verification links to a local directory"
+            ),
+            None => Transport::Sink(PathBuf::from(
+                settings.env.string("MAIL_SINK_DIR", ".data/mail"),
+            )),
         };
         Ok(Self { transport, from })
     }
@@ -218,6 +221,33 @@ pub fn staff_invitation(to: &str, name: &str, link: &str, hours: i64) -> Mail {
     Mail {
         to: to.to_owned(),
         subject: "حساب کاربری شما در زیمر".to_owned(),
+        text,
+        html,
+    }
+}
+
+/// Two-factor sign-in was turned on or off: the owner hears of it (a thief holding a session
+/// cannot do it silently), and learns that every other device was signed out.
+pub fn twofa_changed(to: &str, name: &str, enabled: bool) -> Mail {
+    let (state, subject) = if enabled {
+        ("فعال", "ورود دومرحله‌ای حساب زیمر فعال شد")
+    } else {
+        ("غیرفعال", "ورود دومرحله‌ای حساب زیمر غیرفعال شد")
+    };
+    let what = format!(
+        "ورود دومرحله‌ای (کد برنامهٔ احراز هویت) برای حساب شما در زیمر {state} شد و برای امنیت حساب، از همهٔ دستگاه‌های دیگر خارج شدید."
+    );
+    let warn = "اگر این کار را شما انجام نداده‌اید، همین حالا رمز عبور خود را تغییر دهید و با پشتیبانی زیمر تماس بگیرید.";
+    let text = format!("سلام {name}،\n\n{what}\n{warn}\n\nزیمر");
+    let html = html(&[
+        format!("سلام {}،", escape(name)),
+        what,
+        warn.to_owned(),
+        "زیمر".to_owned(),
+    ]);
+    Mail {
+        to: to.to_owned(),
+        subject: subject.to_owned(),
         text,
         html,
     }

@@ -1,3 +1,4 @@
+pub mod address;
 pub mod mail;
 pub mod password;
 pub mod secrets;

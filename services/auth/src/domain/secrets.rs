@@ -3,20 +3,16 @@
 //! challenge and for peppering low-entropy codes (6-digit email codes, recovery codes) before
 //! they are stored, so a copy of the database alone does not let anyone brute-force them.
 
-use aws_lc_rs::{
-    aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey},
-    hmac,
-    rand::{SecureRandom, SystemRandom},
-};
-use base64::{Engine, engine::general_purpose::STANDARD};
+use aws_lc_rs::hmac;
 use zimmer_config::Settings;
+use zimmer_sealing::Sealer;
 
 /// Only for development and tests: a production start without the variable is refused.
 const DEV_MASTER_KEY: [u8; 32] = *b"zimmer-dev-2fa-key-not-for-prod!";
 
 #[derive(Clone)]
 pub struct Secrets {
-    aead: std::sync::Arc<LessSafeKey>,
+    aead: Sealer,
     mac: hmac::Key,
 }
 
@@ -28,70 +24,29 @@ impl std::fmt::Debug for Secrets {
 
 impl Secrets {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let master = match settings.env.get("TWOFA_ENCRYPTION_KEY") {
-            Some(b64) => {
-                let raw = STANDARD.decode(b64.trim()).map_err(|_| {
-                    anyhow::anyhow!("TWOFA_ENCRYPTION_KEY must be base64 of 32 bytes")
-                })?;
-                <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| {
-                    anyhow::anyhow!("TWOFA_ENCRYPTION_KEY must be base64 of exactly 32 bytes")
-                })?
-            }
-            None if settings.is_production() => {
-                anyhow::bail!("TWOFA_ENCRYPTION_KEY must be set in production")
-            }
-            None => DEV_MASTER_KEY,
-        };
+        let master = zimmer_sealing::load_key(settings, "TWOFA_ENCRYPTION_KEY", &DEV_MASTER_KEY)?;
         Self::from_master(&master)
     }
 
     pub fn from_master(master: &[u8; 32]) -> anyhow::Result<Self> {
         // Separate keys per purpose, derived with HMAC(master, label): one key never serves
         // two algorithms.
-        let root = hmac::Key::new(hmac::HMAC_SHA256, master);
-        let aead_key = hmac::sign(&root, b"zimmer/auth/totp-secret-aead/v1");
-        let mac_key = hmac::sign(&root, b"zimmer/auth/mac/v1");
-        let unbound = UnboundKey::new(&AES_256_GCM, aead_key.as_ref())
-            .map_err(|_| anyhow::anyhow!("bad AES key"))?;
+        let aead_key = zimmer_sealing::derive_key(master, b"zimmer/auth/totp-secret-aead/v1");
+        let mac_key = zimmer_sealing::derive_key(master, b"zimmer/auth/mac/v1");
         Ok(Self {
-            aead: std::sync::Arc::new(LessSafeKey::new(unbound)),
-            mac: hmac::Key::new(hmac::HMAC_SHA256, mac_key.as_ref()),
+            aead: Sealer::new(&aead_key)?,
+            mac: hmac::Key::new(hmac::HMAC_SHA256, &mac_key),
         })
     }
 
-    /// `nonce || ciphertext || tag`; `context` (e.g. the user id) is authenticated, so a
-    /// ciphertext copied to another user's row does not decrypt.
+    /// `nonce || ciphertext || tag` (the shared sealing helper); `context` (e.g. the user
+    /// id) is authenticated, so a ciphertext copied to another user's row does not decrypt.
     pub fn encrypt(&self, plaintext: &[u8], context: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| anyhow::anyhow!("no randomness"))?;
-        let mut buf = plaintext.to_vec();
-        self.aead
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context),
-                &mut buf,
-            )
-            .map_err(|_| anyhow::anyhow!("encryption failed"))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&buf);
-        Ok(out)
+        Ok(self.aead.seal(plaintext, context)?)
     }
 
     pub fn decrypt(&self, sealed: &[u8], context: &[u8]) -> anyhow::Result<Vec<u8>> {
-        if sealed.len() < NONCE_LEN {
-            anyhow::bail!("ciphertext too short");
-        }
-        let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let nonce =
-            Nonce::try_assume_unique_for_key(nonce).map_err(|_| anyhow::anyhow!("bad nonce"))?;
-        let mut buf = rest.to_vec();
-        let plain = self
-            .aead
-            .open_in_place(nonce, Aad::from(context), &mut buf)
-            .map_err(|_| anyhow::anyhow!("decryption failed (wrong key or tampered data)"))?;
-        Ok(plain.to_vec())
+        Ok(self.aead.open(sealed, context)?)
     }
 
     /// HMAC-SHA256 of `data` under the purpose label `purpose`.
@@ -117,6 +72,8 @@ impl Secrets {
 
 #[cfg(test)]
 mod tests {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+
     use super::*;
 
     #[test]
@@ -163,6 +120,19 @@ mod tests {
         let b = load(&[]).unwrap();
         let sealed = a.encrypt(b"x", b"c").unwrap();
         assert_eq!(b.decrypt(&sealed, b"c").unwrap(), b"x");
+    }
+
+    /// A TOTP secret sealed before the shared helper existed (same key derivation, same
+    /// `nonce || ciphertext || tag`; made with Python's `cryptography`) still opens.
+    #[test]
+    fn secrets_sealed_by_the_previous_code_still_open() {
+        let s = Secrets::from_master(&[7u8; 32]).unwrap();
+        let hex = "000102030405060708090a0b07c76f355f0756b5fd0518a229bd5aa39aa8f0c3c7282e96ac182b8c60fcb58f";
+        let sealed: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(s.decrypt(&sealed, b"user:1").unwrap(), b"JBSWY3DPEHPK3PXP");
     }
 
     #[test]

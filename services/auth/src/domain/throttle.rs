@@ -17,6 +17,10 @@
 //!   Locks are checked before the password, answer 429 with `Retry-After` even for the right
 //!   password, and are keyed by the normalized email whether or not an account exists, so
 //!   they reveal nothing about which emails are registered.
+//!   Each attempt is **counted before its password is verified** (one atomic `INCR` per rule)
+//!   and given back when the password was right: of N parallel guesses only the first
+//!   `max` are verified, the rest answer 429 without reaching argon2. Counting after the
+//!   check let every parallel guess pass the lock check before any failure was recorded.
 //! - **2FA codes, per account**: 5 TOTP attempts per 5 minutes and 30 per 24 hours (6 digits
 //!   are few: this bounds a password holder's chance of guessing). Recovery codes (50 random
 //!   bits) are not counted there, so the owner can still get in with one.
@@ -40,7 +44,7 @@ use chrono::Utc;
 use prometheus::IntCounterVec;
 use zimmer_config::Settings;
 use zimmer_http::ApiError;
-use zimmer_redis::Redis;
+use zimmer_redis::{RateDecision, Redis};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limit {
@@ -134,6 +138,16 @@ impl Policy {
     }
 }
 
+/// A login attempt counted before its password is checked (see [`Throttle::login_begin`]).
+#[derive(Debug)]
+pub struct LoginAttempt {
+    account: String,
+    pair: String,
+    /// None when Redis could not count (fail open).
+    pair_count: Option<RateDecision>,
+    account_count: Option<RateDecision>,
+}
+
 /// What to do when Redis cannot answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnOutage {
@@ -162,7 +176,8 @@ fn digest_key(value: &str) -> String {
 /// The account key of a login: the normalized email (or the raw text when it is not a valid
 /// email), the same whether or not an account exists.
 pub fn account_key(email_input: &str) -> String {
-    let normalized = zimmer_http::validate::email(email_input)
+    // NFKC first: a full-width spelling of an address shares its lock.
+    let normalized = super::address::normalize(email_input)
         .unwrap_or_else(|_| email_input.trim().to_lowercase());
     digest_key(&normalized)
 }
@@ -259,13 +274,23 @@ impl Throttle {
                 limit.window,
             )
             .await;
-        let d = match counted {
-            Ok(d) => d,
+        match counted {
+            Ok(d) => self.lock_when_full(rule, key, limit, d, escalate).await,
             Err(e) => {
                 let _ = self.outage(rule, OnOutage::Open, &e);
-                return;
             }
-        };
+        }
+    }
+
+    /// The lock part of [`Self::failure`], for a failure already counted as `d`.
+    async fn lock_when_full(
+        &self,
+        rule: &str,
+        key: &str,
+        limit: Limit,
+        d: RateDecision,
+        escalate: Option<Duration>,
+    ) {
         if d.count < limit.max {
             return;
         }
@@ -313,35 +338,105 @@ impl Throttle {
 
     // ---- the rules, named once ----
 
-    /// Before checking a login's password.
-    pub async fn login_precheck(&self, account: &str, ip: &str) -> Result<(), ApiError> {
+    /// Counts one attempt of `rule` before it is verified: `Ok(None)` when Redis cannot
+    /// count (fail open), 429 when the attempt is beyond the limit (and then it is given back
+    /// at once: it was never verified).
+    async fn reserve(
+        &self,
+        rule: &str,
+        key: &str,
+        limit: Limit,
+    ) -> Result<Option<RateDecision>, ApiError> {
+        let counter = format!("throttle:fail:{rule}:{key}");
+        match self
+            .redis
+            .rate_limit(&counter, limit.max, limit.window)
+            .await
+        {
+            Ok(d) if d.allowed => Ok(Some(d)),
+            Ok(d) => {
+                self.refund(rule, key).await;
+                Err(self.refuse(rule, d.retry_after))
+            }
+            Err(e) => self.outage(rule, OnOutage::Open, &e).map(|()| None),
+        }
+    }
+
+    /// Gives back an attempt counted by [`Self::reserve`].
+    async fn refund(&self, rule: &str, key: &str) {
+        if let Err(e) = self
+            .redis
+            .refund(&format!("throttle:fail:{rule}:{key}"))
+            .await
+        {
+            let _ = self.outage(rule, OnOutage::Open, &e);
+        }
+    }
+
+    /// Before checking a login's password: the locks, then the attempt counted against the
+    /// (account, IP) and the account limits. The answer is handed back to
+    /// [`Self::login_failed`] or [`Self::login_succeeded`].
+    pub async fn login_begin(&self, account: &str, ip: &str) -> Result<LoginAttempt, ApiError> {
         self.hit("login_ip", ip, self.policy.login_ip, OnOutage::Open)
             .await?;
-        self.check_lock("login_pair", &format!("{account}:{ip}"))
+        let pair = format!("{account}:{ip}");
+        self.check_lock("login_pair", &pair).await?;
+        self.check_lock("login_account", account).await?;
+        let pair_count = self
+            .reserve("login_pair", &pair, self.policy.login_pair_failures)
             .await?;
-        self.check_lock("login_account", account).await
+        let account_count = match self
+            .reserve("login_account", account, self.policy.login_account_failures)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                if pair_count.is_some() {
+                    self.refund("login_pair", &pair).await;
+                }
+                return Err(e);
+            }
+        };
+        Ok(LoginAttempt {
+            account: account.to_owned(),
+            pair,
+            pair_count,
+            account_count,
+        })
     }
 
-    pub async fn login_failed(&self, account: &str, ip: &str) {
-        self.failure(
-            "login_pair",
-            &format!("{account}:{ip}"),
-            self.policy.login_pair_failures,
-            Some(self.policy.login_pair_max_lock),
-        )
-        .await;
-        self.failure(
-            "login_account",
-            account,
-            self.policy.login_account_failures,
-            None,
-        )
-        .await;
-    }
-
-    pub async fn login_succeeded(&self, account: &str, ip: &str) {
-        self.clear_failures("login_pair", &format!("{account}:{ip}"))
+    /// A wrong password (or unknown email): the attempt stays counted; the one that fills a
+    /// limit sets its lock.
+    pub async fn login_failed(&self, attempt: &LoginAttempt) {
+        if let Some(d) = attempt.pair_count {
+            self.lock_when_full(
+                "login_pair",
+                &attempt.pair,
+                self.policy.login_pair_failures,
+                d,
+                Some(self.policy.login_pair_max_lock),
+            )
             .await;
+        }
+        if let Some(d) = attempt.account_count {
+            self.lock_when_full(
+                "login_account",
+                &attempt.account,
+                self.policy.login_account_failures,
+                d,
+                None,
+            )
+            .await;
+        }
+    }
+
+    /// The right password: the (account, IP) failures start over and the account-wide
+    /// count gets this attempt back.
+    pub async fn login_succeeded(&self, attempt: &LoginAttempt) {
+        self.clear_failures("login_pair", &attempt.pair).await;
+        if attempt.account_count.is_some() {
+            self.refund("login_account", &attempt.account).await;
+        }
     }
 
     /// Before a TOTP code of `user_id` is checked (login or a signed-in action).

@@ -45,7 +45,15 @@ pub fn six_digit_code() -> String {
     }
 }
 
-pub fn access_claims(user_id: i64, role: Role, session_id: Uuid, jwt: &JwtSettings) -> Claims {
+/// Claims of an access token of `session_id`; `auth_time` is when that session's sign-in
+/// happened (the session's creation), the same for every token a refresh gives it.
+pub fn access_claims(
+    user_id: i64,
+    role: Role,
+    session_id: Uuid,
+    auth_time: i64,
+    jwt: &JwtSettings,
+) -> Claims {
     let now = Utc::now().timestamp();
     Claims {
         sub: user_id.to_string(),
@@ -56,6 +64,7 @@ pub fn access_claims(user_id: i64, role: Role, session_id: Uuid, jwt: &JwtSettin
         exp: now + i64::try_from(jwt.access_ttl.as_secs()).unwrap_or(900),
         iss: jwt.issuer.clone(),
         aud: jwt.audience.clone(),
+        auth_time: Some(auth_time),
     }
 }
 

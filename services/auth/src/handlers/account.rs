@@ -16,6 +16,7 @@ use super::{
 use crate::{
     AppState,
     domain::{
+        address,
         password::check_new_password,
         throttle::{account_key, ip_key},
         twofa,
@@ -47,7 +48,7 @@ pub async fn register(
     let body = body.into_inner();
     let mut v = Validator::new();
     let name = v.check("name", validate::line(&body.name, NAME_MAX_CHARS));
-    let email = v.check("email", validate::email(&body.email));
+    let email = v.check("email", address::normalize(&body.email));
     let phone = v.check(
         "phone_number",
         validate::phone(body.phone_number.as_deref().unwrap_or("")),
@@ -100,7 +101,7 @@ pub async fn register(
         })
         .await?;
     tracing::info!(user_id = user.id, "user registered");
-    token_response(st, StatusCode::CREATED, user, session.id, refresh, &meta)
+    token_response(st, StatusCode::CREATED, user, &session, refresh, &meta)
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,9 +123,12 @@ pub async fn login(
     let meta = ClientMeta::of(&req);
     let account = account_key(&body.email);
     let ip = ip_key(meta.ip.as_deref());
-    st.throttle.login_precheck(&account, &ip).await?;
-    // An unparseable email cannot exist: treat it as unknown, same answer and same cost.
-    let email = validate::email(&body.email).unwrap_or_default();
+    // Counted before the password is checked (and given back below when it is right), so
+    // parallel guesses cannot outrun the lock.
+    let attempt = st.throttle.login_begin(&account, &ip).await?;
+    // An unparseable (or non-ASCII) email cannot exist: treat it as unknown, same answer and
+    // same cost. NFKC first, as at registration: a full-width spelling finds the account.
+    let email = address::normalize(&body.email).unwrap_or_default();
     let mut conn = st.platform.pool.get().await?;
     let user = if email.is_empty() {
         None
@@ -135,7 +139,7 @@ pub async fn login(
     drop(conn);
     let Some(user) = user else {
         st.hasher.verify_dummy(&body.password).await?;
-        st.throttle.login_failed(&account, &ip).await;
+        st.throttle.login_failed(&attempt).await;
         return Err(ApiError::unauthorized(BAD_CREDENTIALS).with_code("invalid_credentials"));
     };
     if !st
@@ -143,10 +147,10 @@ pub async fn login(
         .verify(&body.password, &user.password_hash)
         .await?
     {
-        st.throttle.login_failed(&account, &ip).await;
+        st.throttle.login_failed(&attempt).await;
         return Err(ApiError::unauthorized(BAD_CREDENTIALS).with_code("invalid_credentials"));
     }
-    st.throttle.login_succeeded(&account, &ip).await;
+    st.throttle.login_succeeded(&attempt).await;
     if !user.is_active {
         return Err(
             ApiError::forbidden("This account has been deactivated").with_code("account_disabled")

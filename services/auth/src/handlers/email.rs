@@ -4,14 +4,14 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use diesel_async::AsyncConnection;
 use serde::Deserialize;
-use zimmer_http::{ApiError, HttpResult, validate};
+use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::{CurrentUser, bearer_token};
 
 use super::{UserView, optional_json, present};
 use crate::{
     AppState,
     domain::{
-        mail,
+        address, mail,
         tokens::{random_token, six_digit_code, token_hash},
     },
     queries::{self, CodeOutcome},
@@ -26,7 +26,7 @@ pub struct RequestBody {
 
 fn must_be_own_email(given: Option<&str>, own: &str) -> Result<(), ApiError> {
     match present(given) {
-        Some(e) if validate::email(e).ok().as_deref() != Some(own) => Err(ApiError::invalid(
+        Some(e) if address::normalize(e).ok().as_deref() != Some(own) => Err(ApiError::invalid(
             "email",
             "must be the email address of your account",
         )),

@@ -139,7 +139,7 @@ pub fn token_response(
     state: &AppState,
     status: StatusCode,
     user: User,
-    session_id: Uuid,
+    session: &Session,
     refresh: String,
     meta: &ClientMeta,
 ) -> Result<HttpResponse, ApiError> {
@@ -148,9 +148,15 @@ pub fn token_response(
         .parse::<Role>()
         .map_err(|()| ApiError::internal(anyhow::anyhow!("unknown role {}", user.role)))?;
     let jwt = &state.platform.settings.jwt;
-    let access_token = state
-        .signer
-        .sign(&access_claims(user.id, role, session_id, jwt))?;
+    // The session row's creation is its sign-in: a refresh keeps the session, so it keeps
+    // the sign-in time too (the recent sign-in rule of the 2FA routes reads it).
+    let access_token = state.signer.sign(&access_claims(
+        user.id,
+        role,
+        session.id,
+        session.created_at.timestamp(),
+        jwt,
+    ))?;
     let cookie = refresh_cookie(state, &refresh);
     Ok(HttpResponse::build(status)
         .cookie(cookie)
@@ -344,5 +350,5 @@ pub async fn finish_login(
                 .with_code("invalid_recovery_code"),
         );
     };
-    token_response(state, StatusCode::OK, user, session.id, refresh, meta)
+    token_response(state, StatusCode::OK, user, &session, refresh, meta)
 }

@@ -6,13 +6,13 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::Deserialize;
 use zimmer_db::schema::password_reset_tokens;
-use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
+use zimmer_http::{ApiError, HttpResult, validate::Validator};
 
 use super::{ClientMeta, enqueue_revoked, revoke_locally};
 use crate::{
     AppState,
     domain::{
-        mail,
+        address, mail,
         password::check_new_password,
         throttle::{account_key, ip_key},
         tokens::{random_token, token_hash},
@@ -37,7 +37,7 @@ pub async fn forgot(
     body: web::Json<ForgotRequest>,
 ) -> HttpResult {
     let st = state.get_ref();
-    let email = validate::email(&body.email).map_err(|m| ApiError::invalid("email", m))?;
+    let email = address::normalize(&body.email).map_err(|m| ApiError::invalid("email", m))?;
     let meta = ClientMeta::of(&req);
     st.throttle
         .forgot_password(&account_key(&email), &ip_key(meta.ip.as_deref()))

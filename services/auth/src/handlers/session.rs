@@ -70,7 +70,7 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, raw: web::Byt
     let new_hash = token_hash(&new_refresh);
     let mut conn = st.platform.pool.get().await?;
     enum Outcome {
-        Rotated(zimmer_db::models::User, Uuid),
+        Rotated(Box<(zimmer_db::models::User, zimmer_db::models::Session)>),
         ReuseDetected(Vec<zimmer_db::models::Session>),
         Refused,
     }
@@ -79,7 +79,9 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, raw: web::Byt
             match queries::rotate_refresh_token(conn, &old_hash, &new_hash).await? {
                 Rotation::Rotated(session) => {
                     match queries::user_by_id(conn, session.user_id).await? {
-                        Some(user) if user.is_active => Ok(Outcome::Rotated(user, session.id)),
+                        Some(user) if user.is_active => {
+                            Ok(Outcome::Rotated(Box::new((user, session))))
+                        }
                         _ => Ok(Outcome::Refused),
                     }
                 }
@@ -99,9 +101,10 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, raw: web::Byt
         })
         .await?;
     match outcome {
-        Outcome::Rotated(user, session_id) => {
+        Outcome::Rotated(rotated) => {
+            let (user, session) = *rotated;
             let meta = ClientMeta::of(&req);
-            token_response(st, StatusCode::OK, user, session_id, new_refresh, &meta)
+            token_response(st, StatusCode::OK, user, &session, new_refresh, &meta)
         }
         Outcome::ReuseDetected(revoked) => {
             revoke_locally(st, &revoked);

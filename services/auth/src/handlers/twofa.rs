@@ -5,6 +5,15 @@
 //! The secret is stored AES-256-GCM encrypted, bound to the user id. A TOTP code is accepted
 //! once: its time step is marked used in Redis. Recovery codes are stored as keyed hashes
 //! and used in the database with a conditional UPDATE.
+//!
+//! Recent sign-in rule: a stolen access token alone must not be enough to bind the thief's
+//! authenticator (and lock the owner out) or to read new recovery codes. Initiate and
+//! activate go ahead only when this session's sign-in is at most `REAUTH_WINDOW_SECS` (10
+//! minutes) old, kept across refreshes, or when the request carries the password; otherwise
+//! 403 `reauth_required`. Disable and regenerate always demand proof in the request (a
+//! current code, or for disable the password), which satisfies the rule whatever the age.
+//! Turning 2FA on or off signs every other session out (`session.revoked`, as logout) and
+//! mails the owner.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
@@ -14,10 +23,11 @@ use zimmer_db::models::User;
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::CurrentUser;
 
-use super::{ClientMeta, finish_login, optional_json, present};
+use super::{ClientMeta, enqueue_revoked, finish_login, optional_json, present, revoke_locally};
 use crate::{
     AppState,
     domain::{
+        mail,
         throttle::{OnOutage, ip_key},
         twofa,
     },
@@ -108,14 +118,23 @@ pub async fn status(user: CurrentUser, state: web::Data<AppState>) -> HttpResult
     })))
 }
 
-/// `POST /api/auth/2fa/initiate`: a new secret, pending until a code activates it. Calling
-/// it again replaces a pending secret (a lost QR code); with 2FA on it is refused.
-pub async fn initiate(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
+/// `POST /api/auth/2fa/initiate` (no body, or `{password}` when the sign-in is not recent):
+/// a new secret, pending until a code activates it. Calling it again replaces a pending
+/// secret (a lost QR code); with 2FA on it is refused.
+pub async fn initiate(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> HttpResult {
     let st = state.get_ref();
+    let body: CodeBody = optional_json(&raw)?;
     let mut conn = st.platform.pool.get().await?;
     let found = queries::user_by_id(&mut conn, user.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+    drop(conn);
+    recent_sign_in_or_password(st, &user, &found, &body).await?;
+    let mut conn = st.platform.pool.get().await?;
     if found.twofa_enabled {
         return Err(ApiError::conflict(
             "twofa_already_enabled",
@@ -151,6 +170,51 @@ pub struct CodeBody {
     pub password: Option<String>,
 }
 
+fn reauth_required(state: &AppState) -> ApiError {
+    let minutes = (state.flows.reauth_window.as_secs() / 60).max(1);
+    ApiError::forbidden(format!(
+        "For your security, please sign in again before changing two-factor authentication: \
+         your last sign-in was more than {minutes} minutes ago (or send your current password)"
+    ))
+    .with_code("reauth_required")
+}
+
+/// The recent sign-in rule (module doc): the password in the body, when sent, is checked
+/// (with the re-check lock); without it this session's sign-in must be recent.
+async fn recent_sign_in_or_password(
+    state: &AppState,
+    user: &CurrentUser,
+    found: &User,
+    body: &CodeBody,
+) -> Result<(), ApiError> {
+    if let Some(password) = body.password.as_deref().filter(|p| !p.is_empty()) {
+        return recheck_password(state, found, password).await;
+    }
+    let mut conn = state.platform.pool.get().await?;
+    let signed_in = queries::session_signed_in_at(&mut conn, user.session_id, user.id).await?;
+    drop(conn);
+    let window =
+        chrono::Duration::from_std(state.flows.reauth_window).map_err(ApiError::internal)?;
+    match signed_in {
+        Some(at) if Utc::now() - at <= window => Ok(()),
+        _ => Err(reauth_required(state)),
+    }
+}
+
+/// Inside the transaction that turns 2FA on or off: every other session of the user ends,
+/// with `session.revoked` in the outbox (as logout).
+async fn revoke_other_sessions(
+    conn: &mut diesel_async::AsyncPgConnection,
+    state: &AppState,
+    user: &CurrentUser,
+    reason: &str,
+) -> Result<Vec<zimmer_db::models::Session>, ApiError> {
+    let revoked =
+        queries::revoke_user_sessions(conn, user.id, Some(user.session_id), reason).await?;
+    enqueue_revoked(conn, state, &revoked).await?;
+    Ok(revoked)
+}
+
 /// `POST /api/auth/2fa/activate` `{otp_code}` → `{recovery_codes}` (shown this once).
 pub async fn activate(
     user: CurrentUser,
@@ -166,10 +230,15 @@ pub async fn activate(
         ));
     };
     let mut conn = st.platform.pool.get().await?;
+    let found = queries::user_by_id(&mut conn, user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
     let s = queries::twofa_state(&mut conn, user.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
     drop(conn);
+    // Before the code is looked at: a stale session learns nothing and burns no code.
+    recent_sign_in_or_password(st, &user, &found, &body).await?;
     if s.enabled {
         return Err(ApiError::conflict(
             "twofa_already_enabled",
@@ -186,18 +255,27 @@ pub async fn activate(
     check_otp_field(st, user.id, &secret, code).await?;
     let (codes, hashes) = hashed_new_codes(st, user.id);
     let mut conn = st.platform.pool.get().await?;
-    conn.transaction(async |conn| {
-        if !queries::enable_twofa(conn, user.id, &sealed).await? {
-            return Err(ApiError::conflict(
-                "twofa_changed",
-                "Two-factor setup changed meanwhile; start again",
-            ));
-        }
-        queries::replace_recovery_codes(conn, user.id, &hashes).await?;
-        Ok::<_, ApiError>(())
-    })
-    .await?;
-    tracing::info!(user_id = user.id, "two-factor authentication enabled");
+    let revoked = conn
+        .transaction(async |conn| {
+            if !queries::enable_twofa(conn, user.id, &sealed).await? {
+                return Err(ApiError::conflict(
+                    "twofa_changed",
+                    "Two-factor setup changed meanwhile; start again",
+                ));
+            }
+            queries::replace_recovery_codes(conn, user.id, &hashes).await?;
+            revoke_other_sessions(conn, st, &user, "twofa_enabled").await
+        })
+        .await?;
+    drop(conn);
+    revoke_locally(st, &revoked);
+    st.mailer
+        .send_in_background(mail::twofa_changed(&found.email, &found.name, true));
+    tracing::info!(
+        user_id = user.id,
+        revoked_sessions = revoked.len(),
+        "two-factor authentication enabled"
+    );
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "enabled": true,
         "recovery_codes": codes,
@@ -235,10 +313,26 @@ pub async fn disable(user: CurrentUser, state: web::Data<AppState>, raw: web::By
     }
     // Not on (or only pending): nothing to protect; a pending secret is dropped.
     let mut conn = st.platform.pool.get().await?;
-    conn.transaction(async |conn| queries::disable_twofa(conn, user.id).await)
+    let revoked = conn
+        .transaction(async |conn| {
+            queries::disable_twofa(conn, user.id).await?;
+            if s.enabled {
+                revoke_other_sessions(conn, st, &user, "twofa_disabled").await
+            } else {
+                Ok(Vec::new())
+            }
+        })
         .await?;
+    drop(conn);
     if s.enabled {
-        tracing::info!(user_id = user.id, "two-factor authentication disabled");
+        revoke_locally(st, &revoked);
+        st.mailer
+            .send_in_background(mail::twofa_changed(&found.email, &found.name, false));
+        tracing::info!(
+            user_id = user.id,
+            revoked_sessions = revoked.len(),
+            "two-factor authentication disabled"
+        );
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "enabled": false,
