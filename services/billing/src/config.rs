@@ -14,6 +14,8 @@
 //! | `RECONCILE_RETRY_BASE_SECS` | 60 | first back-off after an inconclusive verify (doubles, capped at 1 h) |
 //! | `RECONCILE_BATCH` | 50 | payments claimed per round |
 //! | `PAYMENT_EXPIRE_AFTER_SECS` | 7200 | an unpaid session older than this is expired |
+//! | `DISCOUNT_VALIDATE_LIMIT` | 20 | discount code checks allowed per user and, separately, per client IP in one window (0: no limit) |
+//! | `DISCOUNT_VALIDATE_WINDOW_SECS` | 600 | that window |
 
 use std::time::Duration;
 
@@ -39,6 +41,10 @@ pub struct BillingConfig {
     pub retry_base: Duration,
     pub reconcile_batch: i64,
     pub expire_after: Duration,
+    /// `POST /api/discounts/validate` per user and per IP, per window (codes must not be
+    /// enumerable by guessing); 0 turns the limit off.
+    pub validate_limit: u64,
+    pub validate_window: Duration,
 }
 
 impl BillingConfig {
@@ -70,6 +76,8 @@ impl BillingConfig {
             retry_base: secs("RECONCILE_RETRY_BASE_SECS", 60)?,
             reconcile_batch: env.parse("RECONCILE_BATCH", 50)?,
             expire_after: secs("PAYMENT_EXPIRE_AFTER_SECS", 7_200)?,
+            validate_limit: env.parse("DISCOUNT_VALIDATE_LIMIT", 20)?,
+            validate_window: secs("DISCOUNT_VALIDATE_WINDOW_SECS", 600)?,
         };
         config.check(settings.is_production())?;
         Ok(config)
@@ -94,6 +102,9 @@ impl BillingConfig {
         }
         if self.reconcile_batch < 1 || self.reconcile_interval.is_zero() {
             return err("RECONCILE_BATCH and RECONCILE_INTERVAL_SECS must be positive");
+        }
+        if self.validate_window.is_zero() {
+            return err("DISCOUNT_VALIDATE_WINDOW_SECS must be positive");
         }
         if self.total_timeout.is_zero() || self.connect_timeout.is_zero() {
             return err("ZARINPAL timeouts must be positive");

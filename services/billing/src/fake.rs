@@ -9,7 +9,8 @@
 //! - `POST /pg/v4/payment/verify.json` → 100 the first time, 101 after (or at once when
 //!   auto-verify is on), -50 for a wrong amount, -51 for an unpaid session, -53 for another
 //!   merchant's session, -54 for an unknown authority, -9 for a bad request.
-//! - `inquiry.json`, `unVerified.json` and `reverse.json` as documented.
+//! - `inquiry.json` reports the session as the bank has it (`IN_BANK` until the payer pays, or
+//!   cancels or is declined at StartPay); `unVerified.json` and `reverse.json` as documented.
 //! - Test controls: hang the next verifies (processed, then answered late: the nastiest kind of
 //!   timeout), auto-verify, fail the next request with a code. In-process through
 //!   [`FakeZarinpal`], or over HTTP at `POST /__fake/controls` and `GET /__fake/sessions/{a}`.
@@ -69,6 +70,8 @@ pub struct Session {
     pub verify_calls: u32,
     /// Verify answers with code 100 (a correct client sees at most one).
     pub verified_100: u32,
+    /// Every inquiry call for this authority.
+    pub inquiry_calls: u32,
 }
 
 /// Behaviour switches for tests.
@@ -397,6 +400,7 @@ async fn request(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
             verified_at: None,
             verify_calls: 0,
             verified_100: 0,
+            inquiry_calls: 0,
         },
     );
     let _ = amount;
@@ -505,8 +509,8 @@ async fn inquiry(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
     let (Some(merchant_id), Some(authority)) = (merchant_id, authority) else {
         return validation_error(v);
     };
-    let inner = state.lock();
-    match inner.sessions.get(&authority) {
+    let mut inner = state.lock();
+    match inner.sessions.get_mut(&authority) {
         None => error(StatusCode::NOT_FOUND, -54, "Invalid authority.", vec![]),
         Some(s) if s.merchant_id != merchant_id => error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -514,11 +518,16 @@ async fn inquiry(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
             "Session is not this merchant_id session.",
             vec![],
         ),
-        Some(s) => ok(json!({
+        // The state as the bank has it: a payer's browser saying NOK does not change it (a
+        // session is FAILED only when the payer canceled or the bank declined at StartPay).
+        Some(s) => {
+            s.inquiry_calls += 1;
+            ok(json!({
             "code": 100,
             "message": "Success",
             "status": serde_json::to_value(s.state).unwrap_or(Value::Null),
-        })),
+            }))
+        }
     }
 }
 

@@ -105,10 +105,9 @@ pub async fn discount_usage(
     discount_id: i64,
     user_id: Option<i64>,
 ) -> QueryResult<Usage> {
-    let counted = [rs::RESERVED, rs::CONFIRMED];
     let total: i64 = discount_redemptions::table
         .filter(discount_redemptions::discount_id.eq(discount_id))
-        .filter(discount_redemptions::status.eq_any(counted))
+        .filter(discount_redemptions::status.eq_any(rs::COUNTED))
         .select(count_star())
         .first(conn)
         .await?;
@@ -118,13 +117,36 @@ pub async fn discount_usage(
             discount_redemptions::table
                 .filter(discount_redemptions::discount_id.eq(discount_id))
                 .filter(discount_redemptions::user_id.eq(uid))
-                .filter(discount_redemptions::status.eq_any(counted))
+                .filter(discount_redemptions::status.eq_any(rs::COUNTED))
                 .select(count_star())
                 .first(conn)
                 .await?
         }
     };
     Ok(Usage { total, by_user })
+}
+
+/// Releases the user's open reservation of a code, if any (a new purchase with the same code
+/// replaces it: one open reservation per user and code). Call with the code's row locked.
+/// Returns the payment ids whose reservation was released.
+pub async fn release_open_reservation(
+    conn: &mut AsyncPgConnection,
+    discount_id: i64,
+    user_id: i64,
+) -> QueryResult<Vec<i64>> {
+    diesel::update(
+        discount_redemptions::table
+            .filter(discount_redemptions::discount_id.eq(discount_id))
+            .filter(discount_redemptions::user_id.eq(user_id))
+            .filter(discount_redemptions::status.eq(rs::RESERVED)),
+    )
+    .set((
+        discount_redemptions::status.eq(rs::RELEASED),
+        discount_redemptions::updated_at.eq(now),
+    ))
+    .returning(discount_redemptions::payment_id)
+    .get_results(conn)
+    .await
 }
 
 pub async fn insert_redemption(
@@ -138,18 +160,115 @@ pub async fn insert_redemption(
         .map(drop)
 }
 
-/// Confirmed with a success (whatever it was before: money taken is honoured).
-pub async fn confirm_redemption(conn: &mut AsyncPgConnection, payment_id: i64) -> QueryResult<()> {
+/// What became of a paid payment's discount redemption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedemptionOutcome {
+    /// The payment had no discount.
+    None,
+    Confirmed,
+    /// Beyond the code's limits: recorded, the payment goes to review.
+    OverLimit,
+}
+
+/// The redemption of a payment that was just verified as paid, in the success transaction.
+///
+/// A redemption still reserved held its slot since the purchase: confirmed. One that was
+/// released (the payment had been canceled, expired or replaced by a newer purchase with the
+/// same code) is confirmed only if the code's limits still allow it, counted under the code's
+/// row lock like a purchase; if the payer's own newer reservation of the code is what stands in
+/// the way, that reservation moves to this paid payment. Otherwise it is `over_limit`: the payer
+/// is still credited, but never silently at a discount the code no longer had.
+pub async fn settle_redemption(
+    conn: &mut AsyncPgConnection,
+    payment_id: i64,
+) -> QueryResult<RedemptionOutcome> {
+    let Some(r) = discount_redemptions::table
+        .filter(discount_redemptions::payment_id.eq(payment_id))
+        .select(DiscountRedemption::as_select())
+        .first(conn)
+        .await
+        .optional()?
+    else {
+        return Ok(RedemptionOutcome::None);
+    };
+    match r.status.as_str() {
+        rs::CONFIRMED => return Ok(RedemptionOutcome::Confirmed),
+        rs::OVER_LIMIT => return Ok(RedemptionOutcome::OverLimit),
+        rs::RESERVED => {
+            set_redemption_status(conn, r.id, rs::CONFIRMED).await?;
+            return Ok(RedemptionOutcome::Confirmed);
+        }
+        _ => {}
+    }
+    // Released: count again, serialised with purchases by the code's row lock.
+    let Some(code) = discount_codes::table
+        .find(r.discount_id)
+        .select(DiscountCode::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+    else {
+        set_redemption_status(conn, r.id, rs::OVER_LIMIT).await?;
+        return Ok(RedemptionOutcome::OverLimit);
+    };
+    let fits = |u: Usage| {
+        code.max_redemptions.is_none_or(|m| u.total < i64::from(m))
+            && code.per_user_limit.is_none_or(|l| u.by_user < i64::from(l))
+    };
+    let mut usage = discount_usage(conn, code.id, Some(r.user_id)).await?;
+    if !fits(usage) {
+        // The payer's own open reservation of this code (a newer, unpaid purchase) gives way to
+        // the purchase actually paid; that one is re-checked in turn if it is paid later.
+        let moved = release_open_reservation(conn, code.id, r.user_id).await?;
+        if !moved.is_empty() {
+            usage = discount_usage(conn, code.id, Some(r.user_id)).await?;
+        }
+    }
+    if fits(usage) {
+        set_redemption_status(conn, r.id, rs::CONFIRMED).await?;
+        Ok(RedemptionOutcome::Confirmed)
+    } else {
+        set_redemption_status(conn, r.id, rs::OVER_LIMIT).await?;
+        Ok(RedemptionOutcome::OverLimit)
+    }
+}
+
+async fn set_redemption_status(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    status: &str,
+) -> QueryResult<()> {
+    diesel::update(discount_redemptions::table.find(id))
+        .set((
+            discount_redemptions::status.eq(status),
+            discount_redemptions::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// A payment verified as paid whose discount was over the code's limits: credited (the payer
+/// paid), but a person looks at it. Part of the success transaction.
+pub async fn mark_over_limit(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+) -> QueryResult<Option<Payment>> {
     diesel::update(
-        discount_redemptions::table.filter(discount_redemptions::payment_id.eq(payment_id)),
+        payments::table
+            .find(id)
+            .filter(payments::status.eq(ps::SUCCEEDED)),
     )
     .set((
-        discount_redemptions::status.eq(rs::CONFIRMED),
-        discount_redemptions::updated_at.eq(now),
+        payments::status.eq(ps::NEEDS_REVIEW),
+        payments::failure_reason.eq("discount_over_limit"),
+        payments::updated_at.eq(now),
     ))
-    .execute(conn)
+    .returning(Payment::as_returning())
+    .get_result(conn)
     .await
-    .map(drop)
+    .optional()
 }
 
 /// Released on cancel, failure or expiry: it stops counting toward the limits.
@@ -173,6 +292,7 @@ pub struct DiscountStats {
     pub reserved: i64,
     pub confirmed: i64,
     pub released: i64,
+    pub over_limit: i64,
 }
 
 pub async fn discount_stats(
@@ -195,6 +315,7 @@ pub async fn discount_stats(
         reserved: get(rs::RESERVED),
         confirmed: get(rs::CONFIRMED),
         released: get(rs::RELEASED),
+        over_limit: get(rs::OVER_LIMIT),
     })
 }
 
@@ -730,32 +851,6 @@ pub async fn finish_claim(
     .get_result(conn)
     .await
     .optional()
-}
-
-/// `Status=NOK`: a pending payment is canceled (no verify) and its redemption released.
-pub async fn cancel_pending(
-    conn: &mut AsyncPgConnection,
-    authority: &str,
-) -> QueryResult<Option<Payment>> {
-    let p = diesel::update(
-        payments::table
-            .filter(payments::authority.eq(authority))
-            .filter(payments::status.eq(ps::PENDING)),
-    )
-    .set((
-        payments::status.eq(ps::CANCELED),
-        payments::failure_reason.eq("canceled_by_payer"),
-        payments::next_check_at.eq(None::<DateTime<Utc>>),
-        payments::updated_at.eq(now),
-    ))
-    .returning(Payment::as_returning())
-    .get_result(conn)
-    .await
-    .optional()?;
-    if let Some(p) = &p {
-        release_redemption(conn, p.id).await?;
-    }
-    Ok(p)
 }
 
 /// Counts for `/metrics`: unfinished payments by status.

@@ -10,7 +10,7 @@ use crate::{AppState, handlers};
 /// | --- | --- | --- |
 /// | GET | /internal/discounts?search=&active=&page=&page_size= | codes, paged, each with its redemption counts |
 /// | POST | /internal/discounts | create `{code, percent_off, active?, starts_at?, ends_at?, max_redemptions?, per_user_limit?, automation_id?}` → 201; 409 on a taken code |
-/// | GET | /internal/discounts/{id} | one code with `redemptions: {reserved, confirmed, released}` |
+/// | GET | /internal/discounts/{id} | one code with `redemptions: {reserved, confirmed, released, over_limit}` |
 /// | PUT, PATCH | /internal/discounts/{id} | partial update; `null` clears a nullable field |
 /// | DELETE | /internal/discounts/{id} | deletes an unused code, deactivates a used one |
 /// | GET | /internal/discounts/{id}/redemptions?page=&page_size= | its redemptions, paged |

@@ -26,7 +26,7 @@ use zimmer_http::ApiError;
 
 use crate::{
     config::BillingConfig,
-    queries,
+    queries::{self, RedemptionOutcome},
     zarinpal::{Answer, InquiryStatus, VerifyOutcome, ZarinpalClient, masked_card},
 };
 
@@ -192,6 +192,74 @@ impl Billing {
         }
     }
 
+    /// `Status=NOK` for `authority`. The redirect is only the payer's browser talking (anyone
+    /// can forge it), so the payment is canceled, and its discount reservation released, only
+    /// when the gateway's inquiry says the session can no longer be paid. While it is still at
+    /// the bank (or the gateway cannot be asked) it stays pending and the reconciler looks
+    /// again; if the gateway says it was paid after all, it is verified now.
+    /// None: no payment has this authority.
+    pub async fn cancel_by_authority(&self, authority: &str) -> Result<Option<Payment>, ApiError> {
+        let claimed = {
+            let mut conn = self.pool.get().await?;
+            queries::claim_by_authority(
+                &mut conn,
+                authority,
+                &[ps::PENDING],
+                self.config.claim_lease(),
+                CALLBACK_RECHECK_INTERVAL,
+            )
+            .await?
+        };
+        let Some(claimed) = claimed else {
+            // Settled, closed, being checked, or checked a moment ago: NOK changes nothing.
+            return self.await_settled(authority).await;
+        };
+        let inquiry = self.zarinpal.inquiry(authority).await;
+        let decision = match inquiry {
+            Answer::Ok(InquiryStatus::Paid | InquiryStatus::Verified) => {
+                tracing::info!(
+                    payment_id = claimed.id,
+                    "NOK callback for a session the gateway reports paid; verifying"
+                );
+                return self.verify_claimed(claimed).await.map(Some);
+            }
+            Answer::Ok(InquiryStatus::Failed | InquiryStatus::Reversed) => Decision::Close {
+                status: ps::CANCELED,
+                reason: "canceled_by_payer".into(),
+                notify: false,
+            },
+            // Not ours, invalid or unknown at the gateway: nobody can pay it.
+            Answer::Refused(e) if matches!(e.code, -55..=-53) => Decision::Close {
+                status: ps::CANCELED,
+                reason: format!("gateway_rejected_{}", -e.code),
+                notify: false,
+            },
+            other => {
+                let age = (Utc::now() - claimed.created_at)
+                    .to_std()
+                    .unwrap_or_default();
+                if age >= self.config.expire_after {
+                    Decision::Close {
+                        status: ps::EXPIRED,
+                        reason: "not_paid_in_time".into(),
+                        notify: false,
+                    }
+                } else {
+                    Decision::Retry {
+                        reason: match other {
+                            Answer::Ok(s) => format!("NOK callback, session {s:?}"),
+                            Answer::Refused(e) => {
+                                format!("NOK callback, inquiry code {}", e.code)
+                            }
+                            Answer::Indeterminate(why) => format!("NOK callback, inquiry {why}"),
+                        },
+                    }
+                }
+            }
+        };
+        self.record(claimed, decision).await.map(Some)
+    }
+
     /// The payment of `authority` once no claim is in progress on it, waiting at most about one
     /// gateway timeout (the winner of a concurrent callback is usually a moment away).
     pub async fn await_settled(&self, authority: &str) -> Result<Option<Payment>, ApiError> {
@@ -335,15 +403,37 @@ impl Billing {
                         else {
                             return Ok::<_, ApiError>(None);
                         };
-                        queries::confirm_redemption(conn, id).await?;
+                        // The payer paid: credited in every case. A discount beyond the
+                        // code's limits (a payment paid after its reservation was released)
+                        // is recorded and sent to review instead of silently confirmed.
+                        let p = match queries::settle_redemption(conn, id).await? {
+                            RedemptionOutcome::OverLimit => {
+                                queries::mark_over_limit(conn, id).await?.unwrap_or(p)
+                            }
+                            RedemptionOutcome::None | RedemptionOutcome::Confirmed => p,
+                        };
                         enqueue_verified(conn, &p).await?;
                         Ok(Some(p))
                     })
                     .await?;
-                if applied.is_some() {
-                    tracing::info!(payment_id = id, code, ?ref_id, "payment verified");
-                }
-                ("succeeded", applied)
+                let label = match &applied {
+                    Some(p) if p.status == ps::NEEDS_REVIEW => {
+                        tracing::warn!(
+                            payment_id = id,
+                            code,
+                            ?ref_id,
+                            "payment verified and credited; its discount was over the code's \
+                             limits: needs review"
+                        );
+                        "succeeded_over_limit"
+                    }
+                    Some(_) => {
+                        tracing::info!(payment_id = id, code, ?ref_id, "payment verified");
+                        "succeeded"
+                    }
+                    None => "succeeded",
+                };
+                (label, applied)
             }
             Decision::Close {
                 status,

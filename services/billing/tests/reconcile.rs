@@ -114,9 +114,10 @@ async fn a_canceled_payment_that_was_paid_is_credited_from_the_unverified_list()
     .await;
     let init: Value = res.json().await.unwrap();
     let authority = authority_of(&init);
-    // A forged NOK cancels it; the payer pays anyway.
+    // A forged NOK: the gateway says the session is still at the bank, so it stays pending
+    // (it no longer cancels; see trust.rs). The payer pays anyway.
     callback_json(&h.app, &authority, "NOK").await;
-    assert_eq!(payment(&h.ctx, id_of(&init)).await.status, "canceled");
+    assert_eq!(payment(&h.ctx, id_of(&init)).await.status, "pending");
     assert!(h.fake.pay(&authority));
 
     eventually("the unVerified walk credits it", WAIT, || {

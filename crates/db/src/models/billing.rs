@@ -25,11 +25,19 @@ pub mod payment_status {
     ];
 }
 
-/// Redemption statuses: only reserved and confirmed count toward a code's limits.
+/// Redemption statuses. Reserved and confirmed count toward a code's limits; released and
+/// over-limit do not (an over-limit one is an exception for staff, not a use of the quota, so
+/// confirmed never exceeds the limits). A user holds at most one reserved redemption per code
+/// (a partial unique index).
 pub mod redemption_status {
     pub const RESERVED: &str = "reserved";
     pub const CONFIRMED: &str = "confirmed";
     pub const RELEASED: &str = "released";
+    /// Paid after its reservation was released, when the code's limits were already used up:
+    /// the payer is credited, the payment goes to `needs_review`.
+    pub const OVER_LIMIT: &str = "over_limit";
+    /// The statuses that use up a code's limits.
+    pub const COUNTED: [&str; 2] = [RESERVED, CONFIRMED];
 }
 
 /// Also `QueryableByName`, so the conditional `UPDATE … RETURNING *` statements written in SQL

@@ -1,6 +1,7 @@
 //! `GET /api/payments/zarinpal/callback`: where Zarinpal sends the payer's browser, and what the
 //! panel's result page calls again. The redirect is unsigned and proves nothing: the payment is
-//! found by its `Authority` only, and only a verify with the stored amount counts.
+//! found by its `Authority` only, and only a verify with the stored amount counts. `Status=NOK`
+//! cancels only once the gateway confirms the session cannot be paid any more.
 
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -10,6 +11,7 @@ use actix_web::{
 use serde::Deserialize;
 use zimmer_db::models::billing::{Payment, payment_status as ps};
 use zimmer_http::{ApiError, HttpResult};
+use zimmer_jwt::{AuthState, bearer_token};
 
 use crate::{AppState, domain, queries};
 
@@ -90,15 +92,7 @@ pub async fn callback(
     let payment = if ok {
         st.billing.settle_by_authority(authority).await?
     } else {
-        let mut conn = st.billing.pool.get().await?;
-        match queries::cancel_pending(&mut conn, authority).await? {
-            Some(p) => {
-                tracing::info!(payment_id = p.id, "payment canceled by the payer");
-                Some(p)
-            }
-            // Not pending any more (settled, or being verified): NOK changes nothing.
-            None => queries::payment_by_authority(&mut conn, authority).await?,
-        }
+        st.billing.cancel_by_authority(authority).await?
     }
     .ok_or_else(not_found)?;
 
@@ -109,18 +103,37 @@ pub async fn callback(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("application/json"));
     if wants_json {
-        return Ok(HttpResponse::Ok()
-            .insert_header((CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({
+        // Knowing an authority is not ownership (it travels in URLs): the reference number and
+        // the amount go only to the payment's owner, signed in; anyone else learns the status
+        // (in the panel's words and as billing has it) and a message without amounts.
+        // The masked card is never here (the owner reads it from the payment itself).
+        let owner = match (bearer_token(&req), req.app_data::<web::Data<AuthState>>()) {
+            (Some(token), Some(auth)) => auth
+                .authenticate(token)
+                .await
+                .is_ok_and(|u| u.id == payment.user_id),
+            _ => false,
+        };
+        let body = if owner {
+            serde_json::json!({
                 "payment_id": payment.id,
                 "status": panel_status(&payment.status),
                 "payment_status": payment.status,
                 "ref_id": payment.ref_id,
-                "card_pan": payment.card_pan,
                 "amount": payment.amount,
                 "tokens_purchased": payment.tokens_purchased,
                 "message": message(&payment),
-            })));
+            })
+        } else {
+            serde_json::json!({
+                "status": panel_status(&payment.status),
+                "payment_status": payment.status,
+                "message": public_message(&payment),
+            })
+        };
+        return Ok(HttpResponse::Ok()
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .json(body));
     }
     // The browser goes on to the panel's result page, which calls this again for the JSON.
     // The gateway's own Status is passed on, so that second call does what this one did.
@@ -135,6 +148,14 @@ pub async fn callback(
         .insert_header((LOCATION, location))
         .insert_header((CACHE_CONTROL, "no-store"))
         .finish())
+}
+
+/// The message for a caller who is not the owner: the status in words, nothing about amounts.
+fn public_message(p: &Payment) -> String {
+    match p.status.as_str() {
+        ps::SUCCEEDED => "Payment verified".to_owned(),
+        _ => message(p),
+    }
 }
 
 fn not_found() -> ApiError {

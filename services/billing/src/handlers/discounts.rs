@@ -1,7 +1,13 @@
 //! `POST /api/discounts/validate`: what a code would take off, before buying. It reserves
 //! nothing; the purchase checks the code again under a lock.
+//!
+//! Rate-limited per user and per client IP (`DISCOUNT_VALIDATE_LIMIT` per
+//! `DISCOUNT_VALIDATE_WINDOW_SECS`, each counted on its own), so codes cannot be found by
+//! guessing: 429 with `Retry-After`. When Redis is down the check fails open (logged): guessing
+//! is slowed, not made possible, by the limit, and the purchase enforces a code's limits in
+//! PostgreSQL whatever happens here.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
@@ -28,11 +34,58 @@ pub struct ValidateBody {
     pub amount: Option<Value>,
 }
 
+/// The client's address as the gateway saw it (it sets `X-Real-IP`; services are reachable
+/// only through it), else the peer.
+fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().chars().take(64).collect::<String>())
+        .filter(|s| !s.is_empty())
+        .or_else(|| req.peer_addr().map(|a| a.ip().to_string()))
+}
+
+/// Counts this check against the caller's and the IP's budgets; 429 when either is spent.
+async fn rate_limit(st: &AppState, user_id: i64, ip: Option<&str>) -> Result<(), ApiError> {
+    let config = &st.billing.config;
+    if config.validate_limit == 0 {
+        return Ok(());
+    }
+    let mut keys = vec![format!("billing:validate:user:{user_id}")];
+    if let Some(ip) = ip {
+        keys.push(format!("billing:validate:ip:{ip}"));
+    }
+    let mut retry_after: Option<u64> = None;
+    for key in &keys {
+        match st
+            .platform
+            .redis
+            .rate_limit(key, config.validate_limit, config.validate_window)
+            .await
+        {
+            Ok(d) if !d.allowed => {
+                retry_after = Some(retry_after.unwrap_or(0).max(d.retry_after));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, key, "discount validation rate limit unavailable; allowing");
+            }
+        }
+    }
+    // `{"detail", "code": "rate_limited"}` with `Retry-After`, like every rate limit here.
+    match retry_after {
+        None => Ok(()),
+        Some(secs) => Err(ApiError::too_many_requests(secs)),
+    }
+}
+
 pub async fn validate(
+    req: HttpRequest,
     user: CurrentUser,
     state: web::Data<AppState>,
     body: web::Json<ValidateBody>,
 ) -> HttpResult {
+    rate_limit(&state, user.id, client_ip(&req).as_deref()).await?;
     let max_tokens = state.billing.config.max_tokens;
     let mut v = Validator::new();
     let code = domain::normalize_code(body.code.as_deref());

@@ -176,9 +176,25 @@ pub async fn init(
                 let Some(d) = queries::lock_discount_by_code(conn, code).await? else {
                     return Err(discount_error(DiscountRefusal::NotFound));
                 };
-                let usage = queries::discount_usage(conn, d.id, Some(user_id)).await?;
+                // One open reservation per user and code (so nobody can hold several slots of
+                // a limited code): this purchase replaces the user's earlier unpaid one, whose
+                // slot moves here. That earlier payment stays payable, so it still counts
+                // toward the user's own limit: with `per_user_limit = 1` a second purchase is
+                // refused while the first can be paid. If a replaced payment is paid anyway, its
+                // discount is checked against the limits again then. A refusal below rolls the
+                // replacement back with the rest.
+                let replaced = queries::release_open_reservation(conn, d.id, user_id).await?;
+                let mut usage = queries::discount_usage(conn, d.id, Some(user_id)).await?;
+                usage.by_user += i64::try_from(replaced.len()).unwrap_or(i64::MAX);
                 domain::check_discount(&d, Some(automation_id), usage, Utc::now())
                     .map_err(discount_error)?;
+                if !replaced.is_empty() {
+                    tracing::info!(
+                        discount_id = d.id,
+                        ?replaced,
+                        "a new purchase replaces the user's open reservation of the code"
+                    );
+                }
                 discount = Some(d);
             }
             let (amount_discount, amount) = match &discount {
