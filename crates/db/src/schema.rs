@@ -139,6 +139,8 @@ diesel::table! {
         low_alert_sent -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        telegram_bot_token_sealed -> Nullable<Bytea>,
+        telegram_bot_token_hash -> Nullable<Bytea>,
     }
 }
 

@@ -1,14 +1,9 @@
-//! OpenAI keys at rest: AES-256-GCM with the key from `OPENAI_KEYS_ENCRYPTION_KEY` (base64 of
-//! 32 bytes) and a fresh random 96-bit nonce per value. Stored as `nonce || ciphertext || tag`.
+//! OpenAI keys at rest: AES-256-GCM (the shared sealing helper, `zimmer-sealing`) with the
+//! key from `OPENAI_KEYS_ENCRYPTION_KEY` (base64 of 32 bytes) and a fresh random 96-bit nonce
+//! per value. Stored as `nonce || ciphertext || tag`.
 
-use std::sync::Arc;
-
-use aws_lc_rs::{
-    aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey},
-    rand::{SecureRandom, SystemRandom},
-};
-use base64::{Engine, engine::general_purpose::STANDARD};
 use zimmer_config::Settings;
+use zimmer_sealing::Sealer;
 
 /// Only for development and tests: a production start without the variable is refused.
 const DEV_KEY: [u8; 32] = *b"zimmer-dev-openai-key-not-prod!!";
@@ -20,7 +15,7 @@ const AAD: &[u8] = b"zimmer/admin/openai-key/v1";
 
 #[derive(Clone)]
 pub struct KeyCipher {
-    key: Arc<LessSafeKey>,
+    sealer: Sealer,
 }
 
 impl std::fmt::Debug for KeyCipher {
@@ -31,63 +26,23 @@ impl std::fmt::Debug for KeyCipher {
 
 impl KeyCipher {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let key = match settings.env.get("OPENAI_KEYS_ENCRYPTION_KEY") {
-            Some(b64) => {
-                let raw = STANDARD.decode(b64.trim()).map_err(|_| {
-                    anyhow::anyhow!("OPENAI_KEYS_ENCRYPTION_KEY must be base64 of 32 bytes")
-                })?;
-                <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| {
-                    anyhow::anyhow!("OPENAI_KEYS_ENCRYPTION_KEY must be base64 of exactly 32 bytes")
-                })?
-            }
-            None if settings.is_production() => {
-                anyhow::bail!("OPENAI_KEYS_ENCRYPTION_KEY must be set in production")
-            }
-            None => DEV_KEY,
-        };
+        let key = zimmer_sealing::load_key(settings, "OPENAI_KEYS_ENCRYPTION_KEY", &DEV_KEY)?;
         Self::new(&key)
     }
 
     pub fn new(key: &[u8; 32]) -> anyhow::Result<Self> {
-        let unbound =
-            UnboundKey::new(&AES_256_GCM, key).map_err(|_| anyhow::anyhow!("bad AES key"))?;
         Ok(Self {
-            key: Arc::new(LessSafeKey::new(unbound)),
+            sealer: Sealer::new(key)?,
         })
     }
 
     pub fn encrypt(&self, plaintext: &str) -> anyhow::Result<Vec<u8>> {
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| anyhow::anyhow!("no randomness"))?;
-        let mut buf = plaintext.as_bytes().to_vec();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(AAD),
-                &mut buf,
-            )
-            .map_err(|_| anyhow::anyhow!("encryption failed"))?;
-        let mut out = Vec::with_capacity(NONCE_LEN + buf.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&buf);
-        Ok(out)
+        Ok(self.sealer.seal(plaintext.as_bytes(), AAD)?)
     }
 
     pub fn decrypt(&self, sealed: &[u8]) -> anyhow::Result<String> {
-        if sealed.len() < NONCE_LEN {
-            anyhow::bail!("ciphertext too short");
-        }
-        let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let nonce =
-            Nonce::try_assume_unique_for_key(nonce).map_err(|_| anyhow::anyhow!("bad nonce"))?;
-        let mut buf = rest.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(AAD), &mut buf)
-            .map_err(|_| anyhow::anyhow!("decryption failed (wrong key or tampered data)"))?;
-        String::from_utf8(plain.to_vec()).map_err(|_| anyhow::anyhow!("not UTF-8"))
+        let plain = self.sealer.open(sealed, AAD)?;
+        String::from_utf8(plain).map_err(|_| anyhow::anyhow!("not UTF-8"))
     }
 }
 
@@ -121,6 +76,22 @@ mod tests {
         let other = KeyCipher::new(&[8u8; 32]).unwrap_or_else(|e| panic!("{e}"));
         assert!(other.decrypt(&a).is_err());
         assert!(c.decrypt(&a[..5]).is_err());
+    }
+
+    /// A key stored before the shared sealing helper existed (same format; made with
+    /// Python's `cryptography`) still decrypts.
+    #[test]
+    fn keys_stored_by_the_previous_code_still_decrypt() {
+        let c = KeyCipher::new(&[7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
+        let hex = "000102030405060708090a0b6beac4006f66b36416d086f8873e0b928856dde2750c184127fc508eb55679d3784517efd3954adf171d6589";
+        let sealed: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            c.decrypt(&sealed).ok().as_deref(),
+            Some("sk-proj-abcdefghijklmnop1234")
+        );
     }
 
     #[test]

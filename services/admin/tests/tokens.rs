@@ -190,3 +190,102 @@ async fn a_marketplace_that_is_down_changes_nothing_and_says_so() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_cannot_adjust_the_balance_of_their_own_automation() {
+    let w = World::start(With {
+        marketplace: true,
+        ..With::NONE
+    })
+    .await;
+    let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
+    let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
+    let (_, tech_ua) = w.automation_for(tech_id, "Tech bot", 10).await;
+    let (_, manager_ua) = w.automation_for(manager_id, "Boss bot", 10).await;
+
+    // Whatever the role, one's own balance is off limits: 403 with a reason, nothing moves,
+    // nothing is logged as done.
+    for (token, ua, key) in [(&tech, tech_ua, "self-1"), (&manager, manager_ua, "self-2")] {
+        let res = w
+            .send(
+                Method::POST,
+                "/api/admin/tokens/adjust",
+                token,
+                &json!({ "user_automation_id": ua, "delta": 1000, "reason": "mine", "idempotency_key": key }),
+            )
+            .await;
+        let (status, v) = body(res).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+        assert_eq!(v["code"], "self_adjustment");
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("your own automation"),
+            "{v}"
+        );
+        assert_eq!(balance(&w, ua).await, 10);
+    }
+    assert_eq!(
+        w.count("SELECT count(*) AS n FROM token_ledger WHERE kind = 'adjustment'")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.count("SELECT count(*) AS n FROM admin_audit_log WHERE action = 'tokens.adjust'")
+            .await,
+        0
+    );
+
+    // Another staff member may (the four-eyes way round).
+    let res = w
+        .send(
+            Method::POST,
+            "/api/admin/tokens/adjust",
+            &manager,
+            &json!({ "user_automation_id": tech_ua, "delta": 5, "reason": "outage", "idempotency_key": "other-1" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(balance(&w, tech_ua).await, 15);
+}
+
+/// Bot tokens are stored sealed (the plaintext column stays empty): the overview still
+/// says whether a bot is connected, for sealed rows and for rows not yet re-sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_sees_sealed_bot_tokens() {
+    let w = World::start(With::NONE).await;
+    let (customer, _) = w.user("c@example.com", Role::Customer).await;
+    let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
+    let (_, sealed) = w.automation_for(customer, "Sealed bot", 0).await;
+    let (_, legacy) = w.automation_for(customer, "Legacy bot", 0).await;
+    let (_, none) = w.automation_for(customer, "No bot", 0).await;
+    w.sql(&format!(
+        "UPDATE user_automations SET telegram_bot_token_sealed = decode(repeat('01', 60), 'hex'), \
+         telegram_bot_token_hash = decode(repeat('02', 32), 'hex') WHERE id = {sealed}"
+    ))
+    .await;
+    w.sql(&format!(
+        "UPDATE user_automations SET telegram_bot_token = '123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ' \
+         WHERE id = {legacy}"
+    ))
+    .await;
+    let v = w
+        .json(
+            &format!("/api/admin/user-automations?user_id={customer}"),
+            &support,
+        )
+        .await;
+    let connected = |id: i64| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap()["bot_connected"]
+            .clone()
+    };
+    assert_eq!(connected(sealed), true);
+    assert_eq!(connected(legacy), true);
+    assert_eq!(connected(none), false);
+}

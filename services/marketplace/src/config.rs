@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use zimmer_config::{ConfigError, Env};
+use zimmer_config::{ConfigError, Env, Settings};
+
+use crate::outbound::OutboundPolicy;
 
 #[derive(Debug, Clone)]
 pub struct MarketConfig {
@@ -16,6 +18,9 @@ pub struct MarketConfig {
     pub catalogue_ttl: Duration,
     pub provision: ProvisionConfig,
     pub health: HealthConfig,
+    /// Which addresses vendor URLs may lead to (`VENDOR_URL_ALLOW_PRIVATE`,
+    /// `VENDOR_URL_ALLOWLIST`; see `outbound`).
+    pub outbound: OutboundPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +53,8 @@ fn millis(env: &Env, key: &str, default: u64) -> Result<Duration, ConfigError> {
 }
 
 impl MarketConfig {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let env = &settings.env;
         let config = Self {
             low_tokens_threshold: env.parse("LOW_TOKENS_THRESHOLD", 5)?,
             consume_max_units: env.parse("CONSUME_MAX_UNITS", 10_000)?,
@@ -70,6 +76,7 @@ impl MarketConfig {
                     .max(Duration::from_millis(10)),
                 timeout: millis(env, "HEALTH_CHECK_TIMEOUT_MS", 3_000)?,
             },
+            outbound: OutboundPolicy::from_env(env, settings.is_production())?,
         };
         if config.consume_max_units < 1 || config.low_tokens_threshold < 0 {
             return Err(ConfigError(

@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod fake_vendor;
 pub mod handlers;
+pub mod outbound;
 pub mod queries;
 pub mod routes;
 pub mod seed;
@@ -24,6 +25,7 @@ pub use state::AppState;
 use crate::{
     cache::CatalogueCache,
     config::MarketConfig,
+    domain::bot_token::BotTokenVault,
     workers::{
         health::HealthChecker,
         payments::{PAYMENTS_CONSUMER, PaymentCredits},
@@ -49,7 +51,8 @@ pub const PRODUCER: &str = "marketplace";
 /// provisioning worker, the health checker, and the routes. Each background loop is part of
 /// `/healthz`.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let config = MarketConfig::from_env(&settings.env)?;
+    let config = MarketConfig::from_settings(&settings)?;
+    let bot_tokens = BotTokenVault::from_settings(&settings)?;
     let mut platform = Platform::start(settings, None).await?;
 
     let relay = OutboxRelay::spawn(
@@ -82,11 +85,19 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         "Provisioning rounds by outcome (provisioned, failed)",
     )?;
 
-    let vendor = VendorClient::new()?;
+    // Rows from before bot tokens were sealed: re-sealed in the background (the readers
+    // handle them meanwhile), so a slow or absent database does not hold up the start.
+    tokio::spawn(workers::reseal::reseal_legacy_bot_tokens(
+        platform.pool.clone(),
+        bot_tokens.clone(),
+    ));
+
+    let vendor = VendorClient::new(config.outbound.clone())?;
     let provisioner = Provisioner::spawn(
         platform.pool.clone(),
         platform.redis.clone(),
         vendor.clone(),
+        bot_tokens.clone(),
         config.provision.clone(),
         provisioning_total,
     );
@@ -107,6 +118,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let state = AppState {
         platform: platform.clone(),
         config,
+        bot_tokens,
         cache,
         provisioner,
         health,

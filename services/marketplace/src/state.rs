@@ -4,6 +4,7 @@ use zimmer_service::Platform;
 use crate::{
     cache::CatalogueCache,
     config::MarketConfig,
+    domain::bot_token::BotTokenVault,
     workers::{TaskHandle, health::HealthChecker},
 };
 
@@ -12,6 +13,8 @@ use crate::{
 pub struct AppState {
     pub platform: Platform,
     pub config: MarketConfig,
+    /// Seals, opens and fingerprints customers' Telegram bot tokens.
+    pub bot_tokens: BotTokenVault,
     pub cache: CatalogueCache,
     /// Woken after a commit that leaves a row to provision.
     pub provisioner: TaskHandle,

@@ -303,19 +303,25 @@ async fn bot_tokens_are_checked_unique_and_never_shown_in_full() {
             .unwrap();
         assert!(!text.contains("AAHdqTcv"), "{path}: {text}");
     }
-    let stored: Option<String> = {
+    // Stored sealed, never in plaintext (see trust.rs for the details).
+    let stored: (Option<String>, Option<Vec<u8>>) = {
         use diesel::prelude::*;
         use diesel_async::RunQueryDsl;
         use zimmer_db::schema::user_automations as t;
         let mut conn = ctx.db.connect().await;
         t::table
             .find(alice_ua)
-            .select(t::telegram_bot_token)
+            .select((t::telegram_bot_token, t::telegram_bot_token_sealed))
             .first(&mut conn)
             .await
             .unwrap()
     };
-    assert_eq!(stored.as_deref(), Some(BOT_TOKEN));
+    assert_eq!(stored.0, None);
+    assert!(
+        stored
+            .1
+            .is_some_and(|s| !s.windows(8).any(|w| w == b"AAHdqTcv"))
+    );
 
     // The same bot cannot be connected twice on the platform.
     let res = put(bob.clone(), json!({ "telegram_bot_token": BOT_TOKEN })).await;

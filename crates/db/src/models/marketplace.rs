@@ -65,7 +65,13 @@ pub struct UserAutomation {
     pub id: i64,
     pub user_id: i64,
     pub automation_id: i64,
+    /// Legacy plaintext from before bot tokens were sealed; the marketplace re-seals such
+    /// rows and clears this column. Never written with a value any more.
     pub telegram_bot_token: Option<String>,
+    /// The bot token sealed with AES-256-GCM (`zimmer-sealing`), bound to this row's id.
+    pub telegram_bot_token_sealed: Option<Vec<u8>>,
+    /// HMAC-SHA256 of the token: what "one bot, one automation" is checked on (unique).
+    pub telegram_bot_token_hash: Option<Vec<u8>>,
     pub tokens_remaining: i64,
     pub demo_tokens: i64,
     pub is_demo_active: bool,

@@ -44,6 +44,14 @@ fn check_key(raw: &str) -> Result<String, &'static str> {
     }
 }
 
+/// 403 `self_adjustment`: the staff member owns the user automation they tried to adjust.
+fn own_balance_refused() -> ApiError {
+    ApiError::forbidden(
+        "You cannot adjust the token balance of your own automation; ask another staff member",
+    )
+    .with_code("self_adjustment")
+}
+
 /// `POST /api/admin/tokens/adjust` `{user_automation_id, delta, reason, idempotency_key}`:
 /// the marketplace applies it once per key (`adjust:<key>` in the ledger); the audit entry is
 /// written once per key too, so a retried request neither moves the balance nor logs twice.
@@ -86,6 +94,11 @@ pub async fn adjust(
         .await?
         .ok_or_else(|| ApiError::not_found("User automation not found"))?;
     drop(conn);
+    // Separation of duties: nobody credits their own balance, whatever their role. The
+    // marketplace refuses it too (actor = owner), so a direct internal call cannot either.
+    if user_id == staff.id() {
+        return Err(own_balance_refused());
+    }
     let reply = state
         .upstreams
         .send(

@@ -59,7 +59,10 @@ pub async fn list(
     let rows = filtered(f)
         .select((
             UaRow::as_select(),
-            user_automations::telegram_bot_token.is_not_null(),
+            // Sealed tokens have a hash; rows not yet re-sealed still hold the plaintext.
+            user_automations::telegram_bot_token_hash
+                .is_not_null()
+                .or(user_automations::telegram_bot_token.is_not_null()),
         ))
         .order(user_automations::id.desc())
         .offset(offset)

@@ -156,9 +156,28 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(AdminAutomation::from(a)))
 }
 
+/// Vendor URLs must lead to public addresses (see `outbound`): a URL that is, or whose host
+/// name resolves to, a loopback, private, link-local or otherwise internal address is refused
+/// with 422 before anything is stored. The workers check again on every call.
+async fn check_destinations(state: &AppState, c: &AutomationChanges) -> Result<(), ApiError> {
+    let mut v = validate::Validator::new();
+    for (field, url) in [
+        ("provision_url", &c.provision_url),
+        ("health_check_url", &c.health_check_url),
+    ] {
+        if let Some(Some(url)) = url
+            && let Err(refused) = state.config.outbound.check_url(url).await
+        {
+            v.error(field, refused.0);
+        }
+    }
+    v.finish()
+}
+
 pub async fn create(_: InternalCaller, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
     let input: AutomationInput = json_body(&raw)?;
     let c = changes(input, true)?;
+    check_destinations(&state, &c).await?;
     let (Some(name), Some(price)) = (c.name.as_deref(), c.price_per_token) else {
         return Err(ApiError::invalid("name", "is required"));
     };
@@ -189,6 +208,7 @@ pub async fn update(
 ) -> HttpResult {
     let input: AutomationInput = json_body(&raw)?;
     let c = changes(input, false)?;
+    check_destinations(&state, &c).await?;
     let updated = {
         let mut conn = state.platform.pool.get().await?;
         automations::update(&mut conn, path.into_inner(), &c)
@@ -310,7 +330,8 @@ impl From<&LedgerEntry> for AdjustAnswer {
 /// `POST /internal/tokens/adjust`: a staff adjustment of the paid balance through the ledger
 /// (`adjust:<idempotency key>`): 201 when applied, 200 with the same answer when the key was
 /// applied before, 409 when the key was used for something else or the balance would go
-/// below zero. Emits `tokens.adjusted`.
+/// below zero, 403 `self_adjustment` when the actor owns the user automation. Emits
+/// `tokens.adjusted`.
 pub async fn adjust(_: InternalCaller, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
     let body: AdjustBody = json_body(&raw)?;
     let mut v = validate::Validator::new();
@@ -340,6 +361,15 @@ pub async fn adjust(_: InternalCaller, state: web::Data<AppState>, raw: web::Byt
             let ua = user_automations::lock(conn, body.user_automation_id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("User automation not found"))?;
+            // Separation of duties, enforced where the balance lives: no staff member moves
+            // the balance of their own automation (admin checks first, with the same answer).
+            if ua.user_id == body.actor_id {
+                return Err(ApiError::forbidden(
+                    "You cannot adjust the token balance of your own automation; ask another \
+                     staff member",
+                )
+                .with_code("self_adjustment"));
+            }
             if let Some(prev) = ledger::by_source_key(conn, &source_key).await? {
                 if prev.user_automation_id != ua.id || prev.delta != body.delta {
                     return Err(ApiError::conflict(

@@ -47,8 +47,9 @@ pub async fn get(
     let (ua, automation) = user_automations::owned(&mut conn, user.id, path.into_inner())
         .await?
         .ok_or_else(not_added)?;
-    Ok(HttpResponse::Ok()
-        .json(json!({ "user_automation": UserAutomationView::new(ua, automation) })))
+    Ok(HttpResponse::Ok().json(
+        json!({ "user_automation": UserAutomationView::new(ua, automation, &state.bot_tokens) }),
+    ))
 }
 
 /// `POST /api/user/automations/{automation_id}` (no body): adds a listed, active automation
@@ -104,7 +105,11 @@ pub async fn add(
                 }),
             )
             .await?;
-            Ok::<_, ApiError>(UserAutomationView::new(applied.user_automation, automation))
+            Ok::<_, ApiError>(UserAutomationView::new(
+                applied.user_automation,
+                automation,
+                &state.bot_tokens,
+            ))
         })
         .await?;
     state.provisioner.wake();
@@ -136,6 +141,7 @@ pub async fn update(
         )),
     };
     let automation_id = path.into_inner();
+    let vault = &state.bot_tokens;
     let mut conn = state.platform.pool.get().await?;
     let (view, changed) = conn
         .transaction(async |conn| {
@@ -143,12 +149,20 @@ pub async fn update(
                 .await?
                 .ok_or_else(not_added)?;
             let Some(token) = new_token else {
-                return Ok::<_, ApiError>((UserAutomationView::new(ua, automation), false));
+                return Ok::<_, ApiError>((UserAutomationView::new(ua, automation, vault), false));
             };
-            if ua.telegram_bot_token == token {
-                return Ok((UserAutomationView::new(ua, automation), false));
+            let new_hash = token.as_deref().map(|t| vault.fingerprint(t));
+            if ua.telegram_bot_token_hash == new_hash && ua.telegram_bot_token.is_none() {
+                return Ok((UserAutomationView::new(ua, automation, vault), false));
             }
-            let ua = user_automations::set_bot_token(conn, ua.id, token.as_deref())
+            // Stored sealed (bound to this row) with its keyed hash; the hash's unique index
+            // keeps one bot on one automation.
+            let sealed = token
+                .as_deref()
+                .map(|t| vault.seal(ua.id, t))
+                .transpose()
+                .map_err(ApiError::internal)?;
+            let ua = user_automations::set_bot_token(conn, ua.id, sealed.as_ref())
                 .await
                 .map_err(|e| match e {
                     DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
@@ -159,7 +173,7 @@ pub async fn update(
                     }
                     other => other.into(),
                 })?;
-            Ok((UserAutomationView::new(ua, automation), true))
+            Ok((UserAutomationView::new(ua, automation, vault), true))
         })
         .await?;
     if changed {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use zimmer_db::models::marketplace::UserAutomation;
 use zimmer_http::ApiError;
 
-use crate::{domain::bot_token, queries::catalogue::CatalogueItem};
+use crate::{domain::bot_token::BotTokenVault, queries::catalogue::CatalogueItem};
 
 /// A customer's automation in full (`{user_automation: …}` of clients.md).
 #[derive(Debug, Serialize)]
@@ -38,8 +38,9 @@ pub struct UserAutomationView {
 }
 
 impl UserAutomationView {
-    pub fn new(ua: UserAutomation, automation: CatalogueItem) -> Self {
+    pub fn new(ua: UserAutomation, automation: CatalogueItem, vault: &BotTokenVault) -> Self {
         let total = crate::queries::ledger::balances(&ua).total();
+        let telegram_bot_token = vault.masked(&ua);
         Self {
             id: ua.id,
             automation_id: ua.automation_id,
@@ -54,7 +55,7 @@ impl UserAutomationView {
             status: ua.status,
             integration_status: ua.integration_status,
             provisioned_at: ua.provisioned_at,
-            telegram_bot_token: ua.telegram_bot_token.as_deref().map(bot_token::mask),
+            telegram_bot_token,
             created_at: ua.created_at,
         }
     }

@@ -33,7 +33,10 @@ pub struct Job {
     pub user_automation_id: i64,
     pub user_id: i64,
     pub automation_id: i64,
-    pub bot_token: Option<String>,
+    /// Legacy plaintext (rows from before sealing), else `None`.
+    pub legacy_bot_token: Option<String>,
+    pub bot_token_sealed: Option<Vec<u8>>,
+    pub bot_token_hash: Option<Vec<u8>>,
     pub demo_tokens: i64,
     pub integration_status: String,
     pub provision_url: Option<String>,
@@ -49,6 +52,8 @@ pub async fn job(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Jo
             user_automations::user_id,
             user_automations::automation_id,
             user_automations::telegram_bot_token,
+            user_automations::telegram_bot_token_sealed,
+            user_automations::telegram_bot_token_hash,
             user_automations::demo_tokens,
             user_automations::integration_status,
             automations::provision_url,
@@ -59,19 +64,22 @@ pub async fn job(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Jo
         .optional()
 }
 
-/// Records the outcome of a call made with `sent_bot_token`. If the customer changed the bot
-/// token meanwhile, nothing is recorded: the row is `pending` again and gets its own call.
+/// Records the outcome of a call made with the token `job` read (compared by its hash, and
+/// its legacy plaintext for rows from before sealing). If the customer changed the bot token
+/// meanwhile, nothing is recorded: the row is `pending` again and gets its own call.
 pub async fn record(
     conn: &mut AsyncPgConnection,
-    id: i64,
-    sent_bot_token: Option<&str>,
+    job: &Job,
     provisioned: bool,
 ) -> QueryResult<usize> {
     let target = user_automations::table
-        .filter(user_automations::id.eq(id))
+        .filter(user_automations::id.eq(job.user_automation_id))
         .filter(
-            user_automations::telegram_bot_token
-                .is_not_distinct_from(sent_bot_token.map(str::to_owned)),
+            user_automations::telegram_bot_token_hash
+                .is_not_distinct_from(job.bot_token_hash.clone()),
+        )
+        .filter(
+            user_automations::telegram_bot_token.is_not_distinct_from(job.legacy_bot_token.clone()),
         )
         .filter(user_automations::integration_status.ne("provisioned"));
     if provisioned {

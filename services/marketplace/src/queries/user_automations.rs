@@ -10,6 +10,7 @@ use zimmer_db::{
 };
 
 use super::catalogue::CatalogueItem;
+use crate::domain::bot_token::SealedToken;
 
 /// One of a customer's automations as the panel lists it (clients.md).
 #[derive(Debug, Serialize, Queryable)]
@@ -115,19 +116,64 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<U
         .optional()
 }
 
-/// Sets (or clears) the bot token and queues provisioning again.
+/// Sets (or clears) the bot token, sealed with its hash, and queues provisioning again.
+/// Any legacy plaintext goes at the same time.
 pub async fn set_bot_token(
     conn: &mut AsyncPgConnection,
     id: i64,
-    token: Option<&str>,
+    token: Option<&SealedToken>,
 ) -> QueryResult<UserAutomation> {
     diesel::update(user_automations::table.find(id))
         .set((
-            user_automations::telegram_bot_token.eq(token),
+            user_automations::telegram_bot_token.eq(None::<String>),
+            user_automations::telegram_bot_token_sealed.eq(token.map(|t| t.sealed.clone())),
+            user_automations::telegram_bot_token_hash.eq(token.map(|t| t.hash.clone())),
             user_automations::integration_status.eq("pending"),
             user_automations::updated_at.eq(diesel::dsl::now),
         ))
         .returning(UserAutomation::as_returning())
         .get_result(conn)
         .await
+}
+
+/// Rows still holding a plaintext bot token (from before sealing), by id after `after`.
+pub async fn legacy_bot_tokens(
+    conn: &mut AsyncPgConnection,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<(i64, String)>> {
+    user_automations::table
+        .filter(user_automations::telegram_bot_token.is_not_null())
+        .filter(user_automations::id.gt(after))
+        .order(user_automations::id.asc())
+        .limit(limit)
+        .select((
+            user_automations::id,
+            user_automations::telegram_bot_token.assume_not_null(),
+        ))
+        .load(conn)
+        .await
+}
+
+/// Replaces one legacy plaintext token by its sealed form, if the row still holds exactly
+/// that plaintext (a concurrent change or another replica's sweep wins). Provisioning state
+/// is left alone: the token is the same.
+pub async fn reseal_legacy(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    plaintext: &str,
+    token: &SealedToken,
+) -> QueryResult<usize> {
+    diesel::update(
+        user_automations::table
+            .filter(user_automations::id.eq(id))
+            .filter(user_automations::telegram_bot_token.eq(plaintext)),
+    )
+    .set((
+        user_automations::telegram_bot_token.eq(None::<String>),
+        user_automations::telegram_bot_token_sealed.eq(Some(&token.sealed)),
+        user_automations::telegram_bot_token_hash.eq(Some(&token.hash)),
+    ))
+    .execute(conn)
+    .await
 }

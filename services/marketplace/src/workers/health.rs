@@ -12,7 +12,10 @@ use serde_json::json;
 use zimmer_db::DbPool;
 use zimmer_http::ApiError;
 
-use super::{TaskHandle, vendor::VendorClient};
+use super::{
+    TaskHandle,
+    vendor::{Health, VendorClient},
+};
 use crate::{PRODUCER, cache::CatalogueCache, config::HealthConfig, queries::automations};
 
 /// Checks running at once.
@@ -33,6 +36,9 @@ pub struct HealthReport {
     pub previous: String,
     pub changed: bool,
     pub checked_at: DateTime<Utc>,
+    /// Why the URL was not called (it leads to an internal address); recorded as `down`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 impl HealthChecker {
@@ -94,7 +100,17 @@ impl HealthChecker {
         hash: Option<&[u8]>,
     ) -> Result<Option<HealthReport>, ApiError> {
         let timeout = self.config.timeout.max(Duration::from_millis(1));
-        let status = self.vendor.health(url, id, hash, timeout).await.as_str();
+        let (status, refused) = match self.vendor.health(url, id, hash, timeout).await {
+            Ok(health) => (health.as_str(), None),
+            Err(refused) => {
+                tracing::warn!(
+                    automation_id = id,
+                    reason = %refused,
+                    "health check refused: health_check_url leads to an internal address"
+                );
+                (Health::Down.as_str(), Some(refused.0))
+            }
+        };
         let mut conn = self.pool.get().await?;
         let previous = conn
             .transaction(async |conn| {
@@ -128,6 +144,7 @@ impl HealthChecker {
             previous,
             changed,
             checked_at: Utc::now(),
+            refused,
         }))
     }
 }

@@ -1,11 +1,13 @@
 //! Background work of the marketplace, run as tokio tasks inside the service process: the
-//! `payment.verified` consumer, the provisioning worker and the health checker. Each reports
+//! `payment.verified` consumer, the provisioning worker, the health checker, and the one-off
+//! re-sealing of bot tokens stored before sealing. Each reports
 //! to `/healthz` through a [`TaskHandle`], so a loop that dies makes the instance unhealthy
 //! instead of silently doing nothing.
 
 pub mod health;
 pub mod payments;
 pub mod provisioning;
+pub mod reseal;
 pub mod vendor;
 
 use std::sync::{

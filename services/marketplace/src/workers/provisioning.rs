@@ -33,6 +33,7 @@ use super::{
 };
 use crate::{
     config::ProvisionConfig,
+    domain::bot_token::BotTokenVault,
     queries::provisioning::{self, Job},
 };
 
@@ -42,6 +43,7 @@ pub struct Provisioner {
     pool: DbPool,
     redis: Redis,
     vendor: VendorClient,
+    vault: BotTokenVault,
     config: ProvisionConfig,
     handle: TaskHandle,
     state: Mutex<State>,
@@ -66,6 +68,7 @@ impl Provisioner {
         pool: DbPool,
         redis: Redis,
         vendor: VendorClient,
+        vault: BotTokenVault,
         config: ProvisionConfig,
         outcomes: prometheus::IntCounterVec,
     ) -> TaskHandle {
@@ -74,6 +77,7 @@ impl Provisioner {
             pool,
             redis,
             vendor,
+            vault,
             permits: Arc::new(Semaphore::new(config.concurrency)),
             config,
             handle: handle.clone(),
@@ -167,20 +171,43 @@ impl Provisioner {
         let outcome = match (&job.provision_url, &job.token_hash) {
             // A vendor that needs no provisioning: nothing to wait for.
             (None, _) => Ok(()),
-            (Some(_), None) => Err("the automation has no service token to sign with".to_owned()),
-            (Some(url), Some(hash)) => self.call_with_retries(url, hash, &job).await,
+            (Some(_), None) => Err(CallError::Permanent(
+                "the automation has no service token to sign with".to_owned(),
+            )),
+            (Some(url), Some(hash)) => match self.vault.reveal(
+                id,
+                job.bot_token_sealed.as_deref(),
+                job.legacy_bot_token.as_deref(),
+            ) {
+                Ok(bot_token) => self.call_with_retries(url, hash, &job, bot_token).await,
+                Err(e) => Err(CallError::Permanent(format!(
+                    "the bot token cannot be opened (is BOT_TOKENS_ENCRYPTION_KEY the one it \
+                     was sealed with?): {e}"
+                ))),
+            },
         };
         let recorded = {
             let mut conn = self.pool.get().await?;
-            provisioning::record(&mut conn, id, job.bot_token.as_deref(), outcome.is_ok()).await?
+            provisioning::record(&mut conn, &job, outcome.is_ok()).await?
         };
         self.outcomes
-            .with_label_values(&[if outcome.is_ok() {
-                "provisioned"
-            } else {
-                "failed"
+            .with_label_values(&[match &outcome {
+                Ok(()) => "provisioned",
+                Err(CallError::Refused(_)) => "refused",
+                Err(_) => "failed",
             }])
             .inc();
+        if let Err(CallError::Refused(reason)) = &outcome {
+            // Staff pointed the automation at an address the platform may not call: the row
+            // is `failed` and the vendor was not contacted; later rounds check again (the URL
+            // may be fixed meanwhile).
+            tracing::warn!(
+                user_automation_id = id,
+                automation_id = job.automation_id,
+                reason = %reason,
+                "provisioning refused: provision_url leads to an internal address"
+            );
+        }
         let mut st = self.lock();
         match &outcome {
             Ok(()) => {
@@ -213,12 +240,18 @@ impl Provisioner {
         Ok(())
     }
 
-    async fn call_with_retries(&self, url: &str, hash: &[u8], job: &Job) -> Result<(), String> {
+    async fn call_with_retries(
+        &self,
+        url: &str,
+        hash: &[u8],
+        job: &Job,
+        bot_token: Option<String>,
+    ) -> Result<(), CallError> {
         let body = json!({
             "user_automation_id": job.user_automation_id,
             "user_id": job.user_id,
             "automation_id": job.automation_id,
-            "bot_token": job.bot_token,
+            "bot_token": bot_token,
             "demo_tokens": job.demo_tokens,
         });
         let mut last = String::new();
@@ -229,7 +262,7 @@ impl Provisioner {
                 .await
             {
                 Ok(()) => return Ok(()),
-                Err(CallError::Permanent(e)) => return Err(e),
+                Err(e @ (CallError::Permanent(_) | CallError::Refused(_))) => return Err(e),
                 Err(CallError::Retryable(e)) => {
                     tracing::info!(user_automation_id = job.user_automation_id, attempt = attempt + 1, error = %e, "provisioning call failed");
                     last = e;
@@ -243,7 +276,7 @@ impl Provisioner {
                 }
             }
         }
-        Err(last)
+        Err(CallError::Retryable(last))
     }
 }
 

@@ -1,15 +1,22 @@
 //! The HTTP client for automation vendors: provisioning calls and health checks, each
-//! signed (see `domain::tokens`), each with its own timeout, never following redirects.
+//! signed (see `domain::tokens`), each with its own timeout, never following redirects, never
+//! through a proxy, and only to addresses the outbound policy allows (`crate::outbound`):
+//! IP literals are checked here, names by the client's resolver, whose checked answer is
+//! what the connection uses.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use reqwest::{Client, StatusCode, redirect::Policy};
+use reqwest::{Client, StatusCode, Url, redirect::Policy};
 
-use crate::domain::tokens::{AUTOMATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use crate::{
+    domain::tokens::{AUTOMATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign},
+    outbound::{GuardedResolver, OutboundPolicy, Refused, refusal_in},
+};
 
 #[derive(Clone)]
 pub struct VendorClient {
     http: Client,
+    policy: Arc<OutboundPolicy>,
 }
 
 /// Why a vendor call failed, which decides whether to try again.
@@ -19,6 +26,8 @@ pub enum CallError {
     Retryable(String),
     /// Any other 4xx: the vendor refuses this request as it is.
     Permanent(String),
+    /// The URL leads to an address the outbound policy forbids: not called at all.
+    Refused(String),
 }
 
 impl std::fmt::Display for CallError {
@@ -26,6 +35,7 @@ impl std::fmt::Display for CallError {
         match self {
             Self::Retryable(e) => write!(f, "retryable: {e}"),
             Self::Permanent(e) => write!(f, "permanent: {e}"),
+            Self::Refused(e) => write!(f, "refused: {e}"),
         }
     }
 }
@@ -48,13 +58,29 @@ impl Health {
 }
 
 impl VendorClient {
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new(policy: OutboundPolicy) -> anyhow::Result<Self> {
+        let policy = Arc::new(policy);
         let http = Client::builder()
             .redirect(Policy::none())
+            // A proxy would resolve the vendor's name itself, past the guard.
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver(Arc::clone(&policy))))
             .connect_timeout(Duration::from_secs(3))
             .user_agent("zimmer-marketplace")
             .build()?;
-        Ok(Self { http })
+        Ok(Self { http, policy })
+    }
+
+    pub fn policy(&self) -> &OutboundPolicy {
+        &self.policy
+    }
+
+    /// The URL, if the policy lets it be called (an IP literal is judged here; a name is
+    /// judged by the resolver when the connection is made).
+    fn target(&self, url: &str) -> Result<Url, Refused> {
+        let url = Url::parse(url).map_err(|_| Refused("is not a valid URL".to_owned()))?;
+        self.policy.check_literal(&url)?;
+        Ok(url)
     }
 
     fn signed(
@@ -85,6 +111,7 @@ impl VendorClient {
         body: &serde_json::Value,
         timeout: Duration,
     ) -> Result<(), CallError> {
+        let url = self.target(url).map_err(|r| CallError::Refused(r.0))?;
         let raw = serde_json::to_vec(body).map_err(|e| CallError::Permanent(e.to_string()))?;
         let request = self
             .http
@@ -96,7 +123,10 @@ impl VendorClient {
             .body(raw)
             .send()
             .await
-            .map_err(|e| CallError::Retryable(without_url(&e)))?;
+            .map_err(|e| match refusal_in(&e) {
+                Some(r) => CallError::Refused(r.0),
+                None => CallError::Retryable(without_url(&e)),
+            })?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -111,14 +141,16 @@ impl VendorClient {
     }
 
     /// `GET health_check_url`: a 2xx is healthy unless its JSON `status` says `degraded`
-    /// (or down); anything else, including no answer in time, is down.
+    /// (or down); anything else, including no answer in time, is down. `Err`: the URL is
+    /// refused by the outbound policy and was not called.
     pub async fn health(
         &self,
         url: &str,
         automation_id: i64,
         token_hash: Option<&[u8]>,
         timeout: Duration,
-    ) -> Health {
+    ) -> Result<Health, Refused> {
+        let url = self.target(url)?;
         let request = self.http.get(url).timeout(timeout);
         let response = match self
             .signed(request, automation_id, token_hash, b"")
@@ -127,12 +159,15 @@ impl VendorClient {
         {
             Ok(r) => r,
             Err(e) => {
+                if let Some(refused) = refusal_in(&e) {
+                    return Err(refused);
+                }
                 tracing::info!(automation_id, error = %without_url(&e), "health check failed");
-                return Health::Down;
+                return Ok(Health::Down);
             }
         };
         if !response.status().is_success() {
-            return Health::Down;
+            return Ok(Health::Down);
         }
         let reported = response
             .json::<serde_json::Value>()
@@ -143,11 +178,11 @@ impl VendorClient {
                     .and_then(|s| s.as_str())
                     .map(str::to_ascii_lowercase)
             });
-        match reported.as_deref() {
+        Ok(match reported.as_deref() {
             Some("degraded") => Health::Degraded,
             Some("down" | "unhealthy" | "error") => Health::Down,
             _ => Health::Healthy,
-        }
+        })
     }
 }
 
