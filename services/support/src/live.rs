@@ -17,10 +17,10 @@
 //! re-reads what it missed (`id > last sent`), so a reconnect never loses a notification.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -29,7 +29,7 @@ use diesel::sql_types::Text;
 use diesel_async::AsyncPgConnection;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 use uuid::Uuid;
 use zimmer_db::DbPool;
 
@@ -118,10 +118,40 @@ pub struct Hub {
     inner: Arc<HubInner>,
 }
 
+/// One user's open streams on this instance, oldest first, each with the switch that ends it.
+struct UserStreams {
+    sender: broadcast::Sender<Push>,
+    open: VecDeque<(u64, oneshot::Sender<()>)>,
+}
+
+#[derive(Default)]
+struct Registry {
+    users: HashMap<i64, UserStreams>,
+    /// Open streams of all users (evicted ones no longer count).
+    total: usize,
+}
+
 struct HubInner {
-    users: Mutex<HashMap<i64, broadcast::Sender<Push>>>,
+    registry: Mutex<Registry>,
+    next_stream: AtomicU64,
     listening: AtomicBool,
     listener_running: AtomicBool,
+}
+
+/// Bounds on the streams of one instance.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// Beyond this, a user's oldest stream is closed to make room for the new one.
+    pub per_user: usize,
+    /// Beyond this, a new stream is refused (another instance, or later).
+    pub total: usize,
+}
+
+/// Why a stream could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The instance has its configured number of streams open.
+    InstanceFull,
 }
 
 impl Default for Hub {
@@ -134,27 +164,59 @@ impl Hub {
     pub fn new() -> Self {
         Self {
             inner: Arc::new(HubInner {
-                users: Mutex::new(HashMap::new()),
+                registry: Mutex::new(Registry::default()),
+                next_stream: AtomicU64::new(1),
                 listening: AtomicBool::new(false),
                 listener_running: AtomicBool::new(false),
             }),
         }
     }
 
-    /// A subscription for one stream of `user_id`, or `None` when the user already has
-    /// `max_per_user` streams open on this instance.
-    pub fn subscribe(&self, user_id: i64, max_per_user: usize) -> Option<Subscription> {
-        let mut users = self.inner.users.lock().ok()?;
-        let sender = users
-            .entry(user_id)
-            .or_insert_with(|| broadcast::channel(USER_BUFFER).0);
-        if sender.receiver_count() >= max_per_user {
-            return None;
+    /// The registry even after a panic elsewhere held the lock: its data stays consistent
+    /// (every change is one short critical section), and streams must keep working.
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A subscription for one new stream of `user_id`. A user at `per_user` streams gets the
+    /// new one and loses the oldest (whose client is most likely gone or a forgotten tab: it
+    /// ends at once, and an `EventSource` still behind it reconnects later with
+    /// `Last-Event-ID`). Refused only when the instance has `total` streams open.
+    pub fn subscribe(&self, user_id: i64, limits: StreamLimits) -> Result<Subscription, Refused> {
+        let per_user = limits.per_user.max(1);
+        let mut reg = self.registry();
+        let at_user_cap = reg
+            .users
+            .get(&user_id)
+            .is_some_and(|u| u.open.len() >= per_user);
+        // Replacing one of the user's own streams does not add to the total.
+        if !at_user_cap && reg.total >= limits.total {
+            return Err(Refused::InstanceFull);
         }
-        let rx = sender.subscribe();
-        Some(Subscription {
+        let stream_id = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
+        let (end_tx, end_rx) = oneshot::channel();
+        let entry = reg.users.entry(user_id).or_insert_with(|| UserStreams {
+            sender: broadcast::channel(USER_BUFFER).0,
+            open: VecDeque::new(),
+        });
+        let mut evicted = 0;
+        while entry.open.len() >= per_user {
+            if let Some((_, end)) = entry.open.pop_front() {
+                let _ = end.send(());
+                evicted += 1;
+            }
+        }
+        entry.open.push_back((stream_id, end_tx));
+        let rx = entry.sender.subscribe();
+        reg.total = reg.total + 1 - evicted;
+        Ok(Subscription {
             user_id,
+            stream_id,
             rx,
+            evicted: end_rx,
             hub: self.clone(),
         })
     }
@@ -169,43 +231,28 @@ impl Hub {
         self.inner.listener_running.load(Ordering::SeqCst)
     }
 
+    /// Streams open on this instance (evicted ones excluded).
     pub fn streams(&self) -> usize {
-        self.inner
-            .users
-            .lock()
-            .map(|u| u.values().map(broadcast::Sender::receiver_count).sum())
-            .unwrap_or(0)
+        self.registry().total
     }
 
     fn send(&self, user_id: i64, push: Push) {
-        if let Ok(users) = self.inner.users.lock()
-            && let Some(sender) = users.get(&user_id)
-        {
-            let _ = sender.send(push);
+        if let Some(u) = self.registry().users.get(&user_id) {
+            let _ = u.sender.send(push);
         }
     }
 
     fn has(&self, user_id: i64) -> bool {
-        self.inner
-            .users
-            .lock()
-            .map(|u| u.contains_key(&user_id))
-            .unwrap_or(false)
+        self.registry().users.contains_key(&user_id)
     }
 
     fn connected_users(&self) -> Vec<i64> {
-        self.inner
-            .users
-            .lock()
-            .map(|u| u.keys().copied().collect())
-            .unwrap_or_default()
+        self.registry().users.keys().copied().collect()
     }
 
     fn resync_all(&self) {
-        if let Ok(users) = self.inner.users.lock() {
-            for sender in users.values() {
-                let _ = sender.send(Push::Resync);
-            }
+        for u in self.registry().users.values() {
+            let _ = u.sender.send(Push::Resync);
         }
     }
 
@@ -328,21 +375,32 @@ impl Hub {
     }
 }
 
-/// One stream's subscription; the user's channel is dropped with its last subscription.
+/// One stream's subscription; it leaves the registry when dropped (the response body, and with
+/// it this, is dropped as soon as the connection ends), and the user's channel goes with
+/// their last stream.
 pub struct Subscription {
     pub user_id: i64,
+    stream_id: u64,
     pub rx: broadcast::Receiver<Push>,
+    /// Resolves when a newer stream of the same user took this one's place.
+    pub evicted: oneshot::Receiver<()>,
     hub: Hub,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        if let Ok(mut users) = self.hub.inner.users.lock()
-            && let Some(sender) = users.get(&self.user_id)
-            // This subscription's receiver is still alive here.
-            && sender.receiver_count() <= 1
-        {
-            users.remove(&self.user_id);
+        let mut reg = self.hub.registry();
+        let Some(u) = reg.users.get_mut(&self.user_id) else {
+            return;
+        };
+        let before = u.open.len();
+        u.open.retain(|(id, _)| *id != self.stream_id);
+        // An evicted stream was already taken off the count.
+        let removed = before - u.open.len();
+        let empty = u.open.is_empty();
+        reg.total = reg.total.saturating_sub(removed);
+        if empty {
+            reg.users.remove(&self.user_id);
         }
     }
 }
@@ -368,8 +426,8 @@ mod tests {
     #[tokio::test]
     async fn delivers_only_to_that_users_streams_and_cleans_up() {
         let hub = Hub::new();
-        let mut a = hub.subscribe(1, 5).unwrap();
-        let mut b = hub.subscribe(2, 5).unwrap();
+        let mut a = hub.subscribe(1, LIMITS).unwrap();
+        let mut b = hub.subscribe(2, LIMITS).unwrap();
         hub.deliver(view(1, 10));
         match a.rx.recv().await.unwrap() {
             Push::One(v) => assert_eq!(v.id, 10),
@@ -382,12 +440,37 @@ mod tests {
         assert!(hub.has(2));
     }
 
+    const LIMITS: StreamLimits = StreamLimits {
+        per_user: 5,
+        total: 100,
+    };
+
     #[test]
-    fn streams_per_user_are_capped() {
+    fn a_users_newest_stream_replaces_the_oldest_and_the_instance_is_bounded() {
         let hub = Hub::new();
-        let _s1 = hub.subscribe(7, 2).unwrap();
-        let _s2 = hub.subscribe(7, 2).unwrap();
-        assert!(hub.subscribe(7, 2).is_none());
+        let limits = StreamLimits {
+            per_user: 2,
+            total: 3,
+        };
+        let mut s1 = hub.subscribe(7, limits).unwrap();
+        let mut s2 = hub.subscribe(7, limits).unwrap();
+        let mut s3 = hub.subscribe(7, limits).unwrap();
+        assert!(s1.evicted.try_recv().is_ok(), "the oldest is told to end");
+        assert!(s2.evicted.try_recv().is_err());
+        assert!(s3.evicted.try_recv().is_err());
+        assert_eq!(hub.streams(), 2);
+        drop(s1);
+        assert_eq!(hub.streams(), 2, "an evicted stream no longer counts");
+        let _other = hub.subscribe(8, limits).unwrap();
+        assert_eq!(hub.subscribe(9, limits).err(), Some(Refused::InstanceFull));
+        // A user at their own cap still gets a stream: it takes their oldest one's place.
+        let _s4 = hub.subscribe(7, limits).unwrap();
+        assert_eq!(hub.streams(), 3);
+        drop(s2);
+        drop(s3);
+        drop(_s4);
+        assert_eq!(hub.streams(), 1);
+        assert!(!hub.has(7));
     }
 
     #[test]

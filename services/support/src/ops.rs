@@ -20,7 +20,21 @@ use crate::{
     },
     handlers::input::Upload,
     queries::{notifications as nq, tickets as tq},
-    views::{MessageView, TicketView},
+    views::{MessagePage, MessageView, TicketView},
+};
+
+/// At most this many messages in one ticket (the first included); then a new ticket is needed.
+pub const MAX_MESSAGES_PER_TICKET: i64 = 200;
+/// At most this many characters in all messages of one ticket together (ten full-length
+/// messages): what one ticket's thread can cost to store, list and read is bounded.
+pub const MAX_THREAD_CHARS: i64 = 100_000;
+/// Messages shown where one ticket is shown, unless the caller asks for another page.
+pub const DEFAULT_MESSAGES_PAGE: i64 = 50;
+
+/// The default page of a ticket view: its last [`DEFAULT_MESSAGES_PAGE`] messages.
+pub const DEFAULT_PAGE: MessagePage = MessagePage {
+    limit: DEFAULT_MESSAGES_PAGE,
+    offset: None,
 };
 
 /// Roles that see and work on every ticket (rbac.md); technical_team has no ticket access.
@@ -109,12 +123,61 @@ async fn unstore(state: &AppState, stored: Option<Stored<'_>>) {
     }
 }
 
-/// The full ticket view (messages with authors and attachments).
+/// The ticket view with its default page of messages (authors and attachments).
 pub async fn detail(conn: &mut AsyncPgConnection, ticket: Ticket) -> Result<TicketView, ApiError> {
-    let messages = tq::messages_of(conn, &[ticket.id]).await?;
+    detail_page(conn, ticket, DEFAULT_PAGE).await
+}
+
+/// The ticket view with one page of its messages.
+pub async fn detail_page(
+    conn: &mut AsyncPgConnection,
+    ticket: Ticket,
+    page: MessagePage,
+) -> Result<TicketView, ApiError> {
+    let (count, _) = tq::thread_size(conn, ticket.id).await?;
+    let offset = page.start(count);
+    let messages = tq::messages_page(conn, ticket.id, page.limit, offset).await?;
     let ids: Vec<i64> = messages.iter().map(|(m, _)| m.id).collect();
     let attachments = tq::attachments_of(conn, &ids).await?;
-    Ok(TicketView::detail(ticket, messages, attachments))
+    Ok(TicketView::detail(
+        ticket,
+        messages,
+        attachments,
+        count,
+        offset,
+        page.limit,
+    ))
+}
+
+/// Refuses a message that would take the thread past [`MAX_MESSAGES_PER_TICKET`] or
+/// [`MAX_THREAD_CHARS`]. Called with the ticket row locked, so parallel messages cannot
+/// both fit into the last slot.
+async fn check_thread_room(
+    conn: &mut AsyncPgConnection,
+    ticket_id: i64,
+    text: &str,
+) -> Result<(), ApiError> {
+    let (count, chars) = tq::thread_size(conn, ticket_id).await?;
+    if count >= MAX_MESSAGES_PER_TICKET {
+        return Err(ApiError::conflict(
+            "ticket_thread_full",
+            format!(
+                "This ticket has reached {MAX_MESSAGES_PER_TICKET} messages; please open a new ticket"
+            ),
+        ));
+    }
+    let adding = i64::try_from(text.chars().count()).unwrap_or(i64::MAX);
+    if chars.saturating_add(adding) > MAX_THREAD_CHARS {
+        let left = (MAX_THREAD_CHARS - chars).max(0);
+        return Err(ApiError::conflict(
+            "ticket_thread_too_long",
+            format!(
+                "This ticket's conversation is limited to {MAX_THREAD_CHARS} characters and \
+                 {left} are left; send a shorter message or open a new ticket"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +288,7 @@ async fn write_message(
 ) -> Result<(TicketMessage, Option<TicketAttachment>, &'static str), ApiError> {
     let side = actor.side(ticket);
     let next = status::after_message(&ticket.status, side).map_err(transition_error)?;
+    check_thread_room(conn, ticket.id, text).await?;
     let by_staff = side == Side::Staff;
     let message = tq::insert_message(
         conn,

@@ -7,7 +7,7 @@ use crate::{AppState, handlers};
 ///
 /// | method | path | what |
 /// | --- | --- | --- |
-/// | GET | /internal/tickets/{id} | any ticket with its messages (admin's ticket view) |
+/// | GET | /internal/tickets/{id} | any ticket with its messages (admin's ticket view; all of them up to the 200-message cap, or `messages_limit`/`messages_offset`) |
 /// | PUT | /internal/tickets/{id} | `{actor_id, status?, priority?, importance?, assigned_to?, message?}`: a change made by that staff member in the dashboard |
 /// | POST | /internal/tickets/{id}/messages | `{actor_id, message}`: a staff reply from the dashboard |
 ///

@@ -90,8 +90,32 @@ impl MessageView {
     }
 }
 
+/// The last message of a ticket, as lists show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastMessageView {
+    pub id: i64,
+    pub author_id: i64,
+    pub author_name: String,
+    pub is_staff: bool,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl LastMessageView {
+    fn new(m: &TicketMessage, author_name: &str) -> Self {
+        Self {
+            id: m.id,
+            author_id: m.author_id,
+            author_name: author_name.to_owned(),
+            is_staff: m.is_staff,
+            message: m.body.clone(),
+            created_at: m.created_at,
+        }
+    }
+}
+
 /// A ticket as the panel lists it (`message` = the whole conversation as one string), with
-/// api.md's fields; `messages` only where one ticket is shown.
+/// the API's fields; `messages` only where one ticket is shown (one page of them).
 #[derive(Debug, Clone, Serialize)]
 pub struct TicketView {
     pub id: i64,
@@ -107,8 +131,35 @@ pub struct TicketView {
     pub updated_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub message: String,
+    /// All messages of the ticket (also where only some are shown).
+    pub message_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<LastMessageView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<MessageView>>,
+    /// Where one ticket is shown: the position of `messages[0]` in the conversation and the
+    /// page size (earlier messages exist when the offset is above 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_offset: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_limit: Option<i64>,
+}
+
+/// Which messages of one ticket to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessagePage {
+    pub limit: i64,
+    /// `None`: the last page (a conversation opens at its end).
+    pub offset: Option<i64>,
+}
+
+impl MessagePage {
+    /// The offset this page starts at in a thread of `count` messages.
+    pub fn start(&self, count: i64) -> i64 {
+        self.offset
+            .unwrap_or_else(|| (count - self.limit).max(0))
+            .max(0)
+    }
 }
 
 /// The panel's thread string (clients.md): the first message, then each later one as
@@ -129,7 +180,12 @@ pub fn flatten_thread(ticket: &Ticket, messages: &[(TicketMessage, String)]) -> 
 }
 
 impl TicketView {
-    pub fn new(t: Ticket, message: String, messages: Option<Vec<MessageView>>) -> Self {
+    pub fn new(
+        t: Ticket,
+        message: String,
+        message_count: i64,
+        messages: Option<Vec<MessageView>>,
+    ) -> Self {
         Self {
             id: t.id,
             subject: t.title,
@@ -144,12 +200,16 @@ impl TicketView {
             updated_at: t.updated_at,
             closed_at: t.closed_at,
             message,
+            message_count,
+            last_message: None,
             messages,
+            messages_offset: None,
+            messages_limit: None,
         }
     }
 
     /// List items: each ticket with its flattened thread (`messages` in conversation order,
-    /// any tickets mixed).
+    /// any tickets mixed), its count and last message.
     pub fn list(tickets: Vec<Ticket>, messages: Vec<(TicketMessage, String)>) -> Vec<Self> {
         let mut by_ticket: HashMap<i64, Vec<(TicketMessage, String)>> = HashMap::new();
         for (m, name) in messages {
@@ -158,17 +218,53 @@ impl TicketView {
         tickets
             .into_iter()
             .map(|t| {
-                let thread = flatten_thread(&t, by_ticket.get(&t.id).map_or(&[], Vec::as_slice));
-                Self::new(t, thread, None)
+                let thread = by_ticket.get(&t.id).map_or(&[][..], Vec::as_slice);
+                let flat = flatten_thread(&t, thread);
+                let count = i64::try_from(thread.len()).unwrap_or(i64::MAX);
+                let last = thread.last().map(|(m, n)| LastMessageView::new(m, n));
+                let mut view = Self::new(t, flat, count, None);
+                view.last_message = last;
+                view
             })
             .collect()
     }
 
-    /// One ticket with its messages and their attachments.
+    /// Staff list items: each ticket with its last message (also as `message`, so the field
+    /// keeps its type) and message count, never the whole thread.
+    pub fn summaries(
+        tickets: Vec<Ticket>,
+        last: Vec<(TicketMessage, String)>,
+        counts: Vec<(i64, i64)>,
+    ) -> Vec<Self> {
+        let mut last: HashMap<i64, (TicketMessage, String)> = last
+            .into_iter()
+            .map(|(m, n)| (m.ticket_id, (m, n)))
+            .collect();
+        let counts: HashMap<i64, i64> = counts.into_iter().collect();
+        tickets
+            .into_iter()
+            .map(|t| {
+                let count = counts.get(&t.id).copied().unwrap_or(0);
+                let last = last.remove(&t.id);
+                let text = last
+                    .as_ref()
+                    .map_or_else(|| t.description.clone(), |(m, _)| m.body.clone());
+                let mut view = Self::new(t, text, count, None);
+                view.last_message = last.map(|(m, n)| LastMessageView::new(&m, &n));
+                view
+            })
+            .collect()
+    }
+
+    /// One ticket with one page of its messages and their attachments; `message` is that
+    /// page's conversation as one string (the whole thread when it fits in one page).
     pub fn detail(
         ticket: Ticket,
         messages: Vec<(TicketMessage, String)>,
         attachments: Vec<TicketAttachment>,
+        message_count: i64,
+        offset: i64,
+        limit: i64,
     ) -> Self {
         let thread = flatten_thread(&ticket, &messages);
         let mut by_message: HashMap<i64, TicketAttachment> = HashMap::new();
@@ -182,6 +278,9 @@ impl TicketView {
                 MessageView::new(m, name, a)
             })
             .collect();
-        Self::new(ticket, thread, Some(views))
+        let mut view = Self::new(ticket, thread, message_count, Some(views));
+        view.messages_offset = Some(offset);
+        view.messages_limit = Some(limit);
+        view
     }
 }

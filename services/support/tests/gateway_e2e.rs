@@ -136,3 +136,62 @@ async fn tickets_attachments_and_the_stream_through_the_gateway() {
         "the access token must not reach the access log"
     );
 }
+
+/// The gateway holds at most 20 open streams per client address (`limit_conn`), whatever
+/// the accounts: one more gets the API's JSON 429, and a closed one makes room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_bounds_open_streams_per_client_address() {
+    let ctx = TestContext::new().await;
+    let logs = TempDir::new("zimmer-e2e-logs");
+    let files = TempDir::new("zimmer-e2e-files");
+    let mut env: Vec<(String, String)> = ctx
+        .env_pairs()
+        .into_iter()
+        .filter(|(k, _)| k != "HTTP_PORT")
+        .collect();
+    env.push((
+        "ATTACHMENTS_DIR".into(),
+        files.path.to_string_lossy().into_owned(),
+    ));
+    let support = Process::start_service("zimmer-support", "support", &env, &logs.path).await;
+    let gw = Gateway::start(
+        &Upstreams {
+            support: vec![format!("127.0.0.1:{}", support.port)],
+            ..Default::default()
+        },
+        &["http://localhost:3000"],
+    )
+    .await;
+    let http = client();
+    let mut streams = Vec::new();
+    for i in 0..20 {
+        // A different account each time: the service's per-user cap plays no part.
+        let id = ctx
+            .create_user(&format!("s{i}@example.com"), Role::Customer)
+            .await;
+        let token = ctx.mint_access_token(id, Role::Customer, Uuid::new_v4());
+        let res = http
+            .get(gw.url(&format!("/api/notifications/stream?token={token}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "stream {i}");
+        let mut sse = Sse::new(res);
+        sse.next(WAIT).await.expect("the opening block");
+        streams.push(sse);
+    }
+    let id = ctx
+        .create_user("one-more@example.com", Role::Customer)
+        .await;
+    let token = ctx.mint_access_token(id, Role::Customer, Uuid::new_v4());
+    let url = gw.url(&format!("/api/notifications/stream?token={token}"));
+    let (status, body) = json(http.get(&url).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "rate_limited");
+
+    streams.pop();
+    zimmer_testkit::eventually("a closed stream makes room", WAIT, || async {
+        http.get(&url).send().await.unwrap().status() == StatusCode::OK
+    })
+    .await;
+}

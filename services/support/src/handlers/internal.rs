@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use zimmer_http::{ApiError, HttpResult, InternalCaller, validate};
 
-use super::tickets::{MAX_MESSAGE_CHARS, UpdateBody};
+use super::tickets::{MAX_MESSAGE_CHARS, ThreadQuery, UpdateBody};
 use crate::{
     AppState,
     ops::{self, Actor, is_ticket_staff_role},
@@ -29,17 +29,20 @@ async fn staff_actor(state: &AppState, actor_id: i64) -> Result<Actor, ApiError>
     }
 }
 
-/// `GET /internal/tickets/{id}`: any ticket with its messages.
+/// `GET /internal/tickets/{id}`: any ticket with its messages (all of a thread within the
+/// per-ticket cap by default; `messages_limit`/`messages_offset` as on the public route).
 pub async fn get(
     _caller: InternalCaller,
     path: web::Path<i64>,
     state: web::Data<AppState>,
+    query: web::Query<ThreadQuery>,
 ) -> HttpResult {
+    let page = query.page(ops::MAX_MESSAGES_PER_TICKET)?;
     let mut conn = state.platform.pool.get().await?;
     let ticket = tq::ticket_by_id(&mut conn, path.into_inner())
         .await?
         .ok_or_else(ops::not_found)?;
-    Ok(HttpResponse::Ok().json(ops::detail(&mut conn, ticket).await?))
+    Ok(HttpResponse::Ok().json(ops::detail_page(&mut conn, ticket, page).await?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,13 +9,24 @@
 //!   account ends it at the next event or keep-alive.
 //! - `Last-Event-ID` (sent by `EventSource` when it reconnects; or `?last_event_id=`) replays
 //!   what was missed since that id, up to [`REPLAY_MAX`].
-//! - At most `SSE_MAX_STREAMS_PER_USER` streams per user and instance (429 beyond).
+//! - At most `SSE_MAX_STREAMS_PER_USER` streams per user and instance: a new stream beyond it
+//!   ends that user's oldest one (a panel moving between pages or opening a tab must never be
+//!   locked out by streams it left behind). At most `SSE_MAX_STREAMS` streams per instance:
+//!   beyond it, 503 `too_many_streams` with `Retry-After`.
+//! - A stream leaves the registry when actix drops its body: at once when the client closes
+//!   the connection (the server does not keep half-closed connections, see zimmer-service),
+//!   at the next failing keep-alive write (`SSE_KEEPALIVE_SECS`, default 5) otherwise; a
+//!   client that vanished without a trace is replaced by the user's next stream anyway.
+//! - A stream that ends on purpose (the instance drains, or the user's newer stream took its
+//!   place) says `id: <last id>` in its last block, which sets the browser's `Last-Event-ID`
+//!   without dispatching an event, so the reconnect (to another instance when draining)
+//!   replays exactly what came after, even if this stream never carried an event.
 
 use std::{collections::VecDeque, convert::Infallible};
 
 use actix_web::{
-    HttpRequest, HttpResponse,
-    http::header::{CACHE_CONTROL, CONTENT_TYPE},
+    HttpRequest, HttpResponse, ResponseError,
+    http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER},
     web::{self, Bytes},
 };
 use serde::Deserialize;
@@ -23,10 +34,11 @@ use tokio::{sync::broadcast::error::RecvError, time::MissedTickBehavior};
 use zimmer_db::DbPool;
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::{Claims, Revocations, bearer_token};
+use zimmer_service::Draining;
 
 use crate::{
     AppState,
-    live::{Push, Subscription},
+    live::{Push, Refused, StreamLimits, Subscription},
     queries::notifications as nq,
     views::NotificationView,
 };
@@ -36,6 +48,12 @@ pub const REPLAY_MAX: i64 = 100;
 /// Ids remembered per stream, so a notification that arrives both live and from a re-read is
 /// sent once.
 const REMEMBERED: usize = 256;
+/// Reconnect delay (ms) after a newer stream of the same user took this one's place: long, so
+/// a user with more tabs than the cap does not make them take turns every few seconds.
+const RETRY_AFTER_EVICTION_MS: u64 = 30_000;
+/// Reconnect delay (ms) after a drain, spread over this range so an instance's clients do not
+/// all arrive at the other instances at the same moment.
+const RETRY_AFTER_DRAIN_MS: (u64, u64) = (500, 3_000);
 
 #[derive(Debug, Default, Deserialize)]
 pub struct StreamQuery {
@@ -54,6 +72,7 @@ struct Live {
     pool: DbPool,
     claims: Claims,
     revocations: Revocations,
+    draining: Draining,
     done: bool,
 }
 
@@ -103,6 +122,16 @@ impl Live {
         }
     }
 
+    /// Ends the stream on purpose: the last block sets the client's `Last-Event-ID` and its
+    /// reconnect delay; no event is dispatched.
+    fn finish(&mut self, retry_ms: u64, why: &str) {
+        self.pending.push_back(Bytes::from(format!(
+            "retry: {retry_ms}\nid: {}\n: {why}\n\n",
+            self.last_id
+        )));
+        self.done = true;
+    }
+
     /// The next chunk to send, or `None` when the stream ends.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
@@ -112,7 +141,16 @@ impl Live {
             if self.done {
                 return None;
             }
+            let draining = self.draining.clone();
             tokio::select! {
+                // Ending comes first: a busy stream must not hold a draining instance up.
+                biased;
+                () = draining.wait() => {
+                    let (lo, hi) = RETRY_AFTER_DRAIN_MS;
+                    let spread = (uuid::Uuid::new_v4().as_u128() % u128::from(hi - lo)) as u64;
+                    self.finish(lo + spread, "reconnect");
+                }
+                _ = &mut self.sub.evicted => self.finish(RETRY_AFTER_EVICTION_MS, "replaced"),
                 msg = self.sub.rx.recv() => match msg {
                     Ok(Push::One(v)) => self.push(&v),
                     Ok(Push::Resync) | Err(RecvError::Lagged(_)) => self.resync().await,
@@ -126,6 +164,18 @@ impl Live {
             }
         }
     }
+}
+
+/// 503 with `Retry-After`: this instance has `SSE_MAX_STREAMS` streams open.
+fn instance_full() -> HttpResponse {
+    let mut res = ApiError::unavailable(
+        "Too many live notification streams on this server; try again shortly",
+    )
+    .with_code("too_many_streams")
+    .error_response();
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    res
 }
 
 fn last_event_id(req: &HttpRequest, query: &StreamQuery) -> Option<i64> {
@@ -150,10 +200,14 @@ pub async fn stream(
         .ok_or_else(|| ApiError::unauthorized("Authentication required"))?;
     let user = st.platform.auth.authenticate(token.trim()).await?;
     // Subscribed before reading the database: nothing committed from here on can be missed.
-    let sub = st
-        .hub
-        .subscribe(user.id, st.config.max_streams_per_user)
-        .ok_or_else(|| ApiError::too_many_requests(5).with_code("too_many_streams"))?;
+    let limits = StreamLimits {
+        per_user: st.config.max_streams_per_user,
+        total: st.config.max_streams,
+    };
+    let sub = match st.hub.subscribe(user.id, limits) {
+        Ok(sub) => sub,
+        Err(Refused::InstanceFull) => return Ok(instance_full()),
+    };
     let after = last_event_id(&req, &query);
     let (last_id, replay) = {
         let mut conn = st.platform.pool.get().await?;
@@ -178,6 +232,7 @@ pub async fn stream(
         pool: st.platform.pool.clone(),
         claims: user.claims,
         revocations: st.platform.auth.revocations.clone(),
+        draining: st.platform.draining.clone(),
         done: false,
     };
     for n in replay {

@@ -24,7 +24,7 @@ use crate::{
     domain::{attachment::content_disposition, status},
     ops::{self, Actor, NewTicketInput, TicketUpdate},
     queries::tickets::{self as tq, Assigned, TicketFilter},
-    views::TicketView,
+    views::{MessagePage, TicketView},
 };
 
 pub const MAX_SUBJECT_CHARS: usize = 200;
@@ -268,9 +268,19 @@ pub async fn list(
     let mut conn = state.platform.pool.get().await?;
     let (tickets, total) = tq::list_tickets(&mut conn, &filter, limit, offset).await?;
     let ids: Vec<i64> = tickets.iter().map(|t| t.id).collect();
-    let messages = tq::messages_of(&mut conn, &ids).await?;
+    let items = if actor.ticket_staff {
+        // Staff lists span every customer's tickets: the last message and the count only
+        // (the thread is one request away), so a page costs the same whatever was written.
+        let last = tq::last_messages(&mut conn, &ids).await?;
+        let counts = tq::message_counts(&mut conn, &ids).await?;
+        TicketView::summaries(tickets, last, counts)
+    } else {
+        // A customer's own list carries each conversation as one string (the panel reads the
+        // thread from it); the thread limits bound its size.
+        let messages = tq::messages_of(&mut conn, &ids).await?;
+        TicketView::list(tickets, messages)
+    };
     drop(conn);
-    let items = TicketView::list(tickets, messages);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "tickets": items,
         "total": total,
@@ -279,18 +289,55 @@ pub async fn list(
     })))
 }
 
+/// Which messages a ticket view shows: `messages_limit` (1 to 200) and `messages_offset`
+/// (from the start of the conversation; absent = the last page).
+#[derive(Debug, Default, Deserialize)]
+pub struct ThreadQuery {
+    #[serde(default)]
+    pub messages_limit: Option<i64>,
+    #[serde(default)]
+    pub messages_offset: Option<i64>,
+}
+
+impl ThreadQuery {
+    pub fn page(&self, default_limit: i64) -> Result<MessagePage, ApiError> {
+        let mut v = Validator::new();
+        let limit = match self.messages_limit {
+            None => default_limit,
+            Some(l) if (1..=ops::MAX_MESSAGES_PER_TICKET).contains(&l) => l,
+            Some(_) => {
+                v.error(
+                    "messages_limit",
+                    "must be between 1 and 200 (messages per ticket are capped at 200)",
+                );
+                default_limit
+            }
+        };
+        if self.messages_offset.is_some_and(|o| o < 0) {
+            v.error("messages_offset", "must not be negative");
+        }
+        v.finish()?;
+        Ok(MessagePage {
+            limit,
+            offset: self.messages_offset,
+        })
+    }
+}
+
 pub async fn get(
     path: web::Path<i64>,
     user: CurrentUser,
     state: web::Data<AppState>,
+    query: web::Query<ThreadQuery>,
 ) -> HttpResult {
+    let page = query.page(ops::DEFAULT_MESSAGES_PAGE)?;
     let actor = actor(&user);
     let mut conn = state.platform.pool.get().await?;
     let ticket = tq::ticket_by_id(&mut conn, path.into_inner())
         .await?
         .filter(|t| actor.can_see(t))
         .ok_or_else(ops::not_found)?;
-    let view = ops::detail(&mut conn, ticket).await?;
+    let view = ops::detail_page(&mut conn, ticket, page).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 

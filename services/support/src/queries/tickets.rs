@@ -183,6 +183,76 @@ pub async fn messages_of(
         .await
 }
 
+/// How many messages a ticket has and how many characters they hold together: what the
+/// thread limits are checked against (under the ticket's row lock).
+pub async fn thread_size(conn: &mut AsyncPgConnection, ticket_id: i64) -> QueryResult<(i64, i64)> {
+    use diesel::{dsl::sql, sql_types::BigInt};
+    ticket_messages::table
+        .filter(ticket_messages::ticket_id.eq(ticket_id))
+        .select(sql::<(BigInt, BigInt)>(
+            "count(*), COALESCE(SUM(char_length(body)), 0)::int8",
+        ))
+        .get_result(conn)
+        .await
+}
+
+/// The message count of each of some tickets (tickets without messages are absent).
+pub async fn message_counts(
+    conn: &mut AsyncPgConnection,
+    ticket_ids: &[i64],
+) -> QueryResult<Vec<(i64, i64)>> {
+    if ticket_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    ticket_messages::table
+        .filter(ticket_messages::ticket_id.eq_any(ticket_ids))
+        .group_by(ticket_messages::ticket_id)
+        .select((ticket_messages::ticket_id, diesel::dsl::count_star()))
+        .load(conn)
+        .await
+}
+
+/// The last message of each of some tickets, with its author's name (one row per ticket,
+/// found through the `(ticket_id, created_at)` index).
+pub async fn last_messages(
+    conn: &mut AsyncPgConnection,
+    ticket_ids: &[i64],
+) -> QueryResult<Vec<(TicketMessage, String)>> {
+    if ticket_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    ticket_messages::table
+        .inner_join(users::table)
+        .filter(ticket_messages::ticket_id.eq_any(ticket_ids))
+        .distinct_on(ticket_messages::ticket_id)
+        .order((
+            ticket_messages::ticket_id,
+            ticket_messages::created_at.desc(),
+            ticket_messages::id.desc(),
+        ))
+        .select((TicketMessage::as_select(), users::name))
+        .load(conn)
+        .await
+}
+
+/// One page of a ticket's messages in conversation order, with their authors' names.
+pub async fn messages_page(
+    conn: &mut AsyncPgConnection,
+    ticket_id: i64,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<Vec<(TicketMessage, String)>> {
+    ticket_messages::table
+        .inner_join(users::table)
+        .filter(ticket_messages::ticket_id.eq(ticket_id))
+        .order((ticket_messages::created_at, ticket_messages::id))
+        .limit(limit)
+        .offset(offset)
+        .select((TicketMessage::as_select(), users::name))
+        .load(conn)
+        .await
+}
+
 pub async fn attachments_of(
     conn: &mut AsyncPgConnection,
     message_ids: &[i64],

@@ -1,13 +1,18 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use lapin::{Channel, Connection, options::BasicPublishOptions};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use uuid::Uuid;
+use zimmer_config::Settings;
 use zimmer_events::{Broker, Envelope, topology};
 use zimmer_jwt::Role;
+use zimmer_service::Draining;
 use zimmer_testkit::{TempDir, TestApp, TestContext, count};
 
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -16,6 +21,23 @@ pub struct Support {
     pub ctx: TestContext,
     pub app: TestApp,
     pub files: TempDir,
+    /// The instance's drain flag (what SIGTERM sets).
+    pub draining: Draining,
+}
+
+/// Builds support in-process and hands back its drain flag too.
+pub async fn spawn_support(ctx: &TestContext, settings: Settings) -> (TestApp, Draining) {
+    let slot: Arc<Mutex<Option<Draining>>> = Arc::default();
+    let put = slot.clone();
+    let app = ctx
+        .spawn(settings, |s| async move {
+            let app = zimmer_support::build(s).await?;
+            *put.lock().unwrap() = Some(app.platform.draining.clone());
+            Ok(app)
+        })
+        .await;
+    let draining = slot.lock().unwrap().take().unwrap();
+    (app, draining)
 }
 
 impl Support {
@@ -29,10 +51,13 @@ impl Support {
         let dir = files.path.to_string_lossy().into_owned();
         let mut all: Vec<(&str, &str)> = vec![("ATTACHMENTS_DIR", dir.as_str())];
         all.extend_from_slice(overrides);
-        let app = ctx
-            .spawn(ctx.settings("support", &all), zimmer_support::build)
-            .await;
-        Self { ctx, app, files }
+        let (app, draining) = spawn_support(&ctx, ctx.settings("support", &all)).await;
+        Self {
+            ctx,
+            app,
+            files,
+            draining,
+        }
     }
 
     /// A user in the database and an access token for them.
@@ -246,6 +271,9 @@ pub struct Sse {
     buf: String,
     /// The server ended the stream.
     pub closed: bool,
+    /// What a browser would send as `Last-Event-ID` on reconnect: the last `id:` field seen,
+    /// with or without data in its block.
+    pub last_event_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -266,6 +294,7 @@ impl Sse {
             res,
             buf: String::new(),
             closed: false,
+            last_event_id: None,
         }
     }
 
@@ -276,6 +305,11 @@ impl Sse {
             if let Some(i) = self.buf.find("\n\n") {
                 let block: String = self.buf[..i].to_owned();
                 self.buf.drain(..i + 2);
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        self.last_event_id = Some(v.trim().to_owned());
+                    }
+                }
                 return Some(parse_block(&block));
             }
             let chunk = tokio::time::timeout_at(deadline, self.res.chunk())
@@ -289,6 +323,19 @@ impl Sse {
                 }
             }
         }
+    }
+
+    /// Reads until the server ends the stream (true) or `within` passes (false).
+    pub async fn ends_within(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.closed {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let _ = self.next(left).await;
+        }
+        true
     }
 
     /// The next dispatched event's data as JSON, skipping comments; `None` on timeout/end.
