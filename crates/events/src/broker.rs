@@ -159,9 +159,9 @@ impl Broker {
     }
 
     /// A `/readyz` check named `broker`.
-    pub fn readiness_check(&self) -> zimmer_http::Check {
+    pub fn readiness_check(&self) -> zimmer_health::Check {
         let broker = self.clone();
-        zimmer_http::Check::new("broker", move || {
+        zimmer_health::Check::new("broker", move || {
             let broker = broker.clone();
             async move { broker.ping().await }
         })

@@ -29,7 +29,7 @@ use zimmer_telemetry::Metrics;
 
 use crate::{
     broker::{AMQP_OP_TIMEOUT, Broker, BrokerError, close_channel, open_channel_on},
-    envelope::{Envelope, int_header, string_headers},
+    envelope::{DecodeError, Envelope, int_header, string_headers},
     topology,
 };
 
@@ -89,6 +89,14 @@ impl From<diesel::result::Error> for HandlerError {
 /// `event.data_as::<T>()?` failing means the payload does not match: retrying cannot help.
 impl From<serde_json::Error> for HandlerError {
     fn from(e: serde_json::Error) -> Self {
+        Self::Permanent(e.into())
+    }
+}
+
+/// A payload this consumer cannot read (wrong type, unknown version, malformed): retrying
+/// cannot help, so it is dead-lettered at once.
+impl From<DecodeError> for HandlerError {
+    fn from(e: DecodeError) -> Self {
         Self::Permanent(e.into())
     }
 }
@@ -231,9 +239,9 @@ impl ConsumerHandle {
     }
 
     /// A `/healthz` check named after the consumer: fails when its loop has ended.
-    pub fn liveness_check(&self) -> zimmer_http::Check {
+    pub fn liveness_check(&self) -> zimmer_health::Check {
         let handle = self.clone();
-        zimmer_http::Check::new(self.state.name, move || {
+        zimmer_health::Check::new(self.state.name, move || {
             let running = handle.is_running();
             async move {
                 if running {
@@ -696,11 +704,28 @@ impl Worker {
                 Ok(())
             }
             Err(HandlerError::Permanent(e)) => {
-                tracing::error!(
-                    consumer = self.name(),
-                    error = format!("{e:#}"),
-                    "event handler failed permanently; dead-lettering"
-                );
+                if let Some(DecodeError::UnknownVersion {
+                    event_type,
+                    version,
+                    known,
+                }) = e.downcast_ref::<DecodeError>()
+                {
+                    // A newer producer than this consumer: it waits in the DLQ until the
+                    // consumer is upgraded, then can be shovelled back.
+                    tracing::error!(
+                        consumer = self.name(),
+                        event_type = %event_type,
+                        version,
+                        known_version = known,
+                        "unknown event version {version} of {event_type}; dead-lettering"
+                    );
+                } else {
+                    tracing::error!(
+                        consumer = self.name(),
+                        error = format!("{e:#}"),
+                        "event handler failed permanently; dead-lettering"
+                    );
+                }
                 self.dead_letter(delivery, event_type).await;
                 self.consumed(event_type, "dead_lettered");
                 Ok(())

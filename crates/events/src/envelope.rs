@@ -9,9 +9,39 @@ use lapin::{
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
+use zimmer_contracts::Event;
 
-/// Envelope schema version written by this crate.
+/// The `version` written by [`Envelope::new`] (untyped events). Typed events write their
+/// payload version, [`Event::VERSION`] (1 for every event today, so the wire is unchanged).
 pub const ENVELOPE_VERSION: u32 = 1;
+
+/// Why an envelope could not be read as a given contract type.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The envelope carries another event type than the one asked for (a routing mistake).
+    #[error("event type {found:?} is not {expected:?}")]
+    WrongType {
+        expected: &'static str,
+        found: String,
+    },
+    /// A version of the payload this build does not know (a newer producer): never guessed
+    /// at, so the consumer dead-letters it until it is upgraded.
+    #[error(
+        "unknown version {version} of event {event_type:?} (this consumer knows version {known})"
+    )]
+    UnknownVersion {
+        event_type: String,
+        version: u32,
+        known: u32,
+    },
+    /// The right type and version, but `data` does not match the contract.
+    #[error("malformed {event_type:?} payload: {source}")]
+    Payload {
+        event_type: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
 
 /// The event envelope (events.md): JSON on the wire, routing key = `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,7 +73,38 @@ impl Envelope {
         }
     }
 
-    /// The `data` object as a typed payload.
+    /// A new envelope for a contract event: `type` and `version` come from `E`.
+    pub fn of<E: Event>(producer: &str, data: &E) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            version: E::VERSION,
+            ..Self::new(producer, E::NAME, serde_json::to_value(data)?)
+        })
+    }
+
+    /// The payload as the contract type `E`, after checking that this envelope is an `E` of a
+    /// version `E` knows. Consumers turn the error into a permanent failure (dead letter).
+    pub fn decode<E: Event>(&self) -> Result<E, DecodeError> {
+        if self.event_type != E::NAME {
+            return Err(DecodeError::WrongType {
+                expected: E::NAME,
+                found: self.event_type.clone(),
+            });
+        }
+        if self.version != E::VERSION {
+            return Err(DecodeError::UnknownVersion {
+                event_type: self.event_type.clone(),
+                version: self.version,
+                known: E::VERSION,
+            });
+        }
+        E::deserialize(&self.data).map_err(|source| DecodeError::Payload {
+            event_type: self.event_type.clone(),
+            source,
+        })
+    }
+
+    /// The `data` object as any deserializable type, without the type and version checks of
+    /// [`Envelope::decode`] (tests and tools; services use `decode`).
     pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         T::deserialize(&self.data)
     }
@@ -153,5 +214,42 @@ mod tests {
         assert_eq!(props.kind().as_ref().unwrap().as_str(), "session.revoked");
         assert_eq!(*props.delivery_mode(), Some(2));
         assert_eq!(int_header(&props, "x-retry-count"), None);
+    }
+
+    #[test]
+    fn decode_checks_type_and_version() {
+        use zimmer_contracts::{PaymentFailed, TicketCreated};
+        let failed = PaymentFailed {
+            payment_id: 1,
+            user_id: 2,
+            reason: Some("canceled".into()),
+        };
+        let mut env = Envelope::of("billing", &failed).unwrap();
+        assert_eq!(
+            (env.event_type.as_str(), env.version),
+            ("payment.failed", 1)
+        );
+        assert_eq!(env.decode::<PaymentFailed>().unwrap(), failed);
+        assert!(matches!(
+            env.decode::<TicketCreated>(),
+            Err(DecodeError::WrongType { .. })
+        ));
+        env.version = 2;
+        let err = env.decode::<PaymentFailed>().unwrap_err();
+        assert!(matches!(
+            err,
+            DecodeError::UnknownVersion {
+                version: 2,
+                known: 1,
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("payment.failed"));
+        env.version = 1;
+        env.data = serde_json::json!({"payment_id": "x"});
+        assert!(matches!(
+            env.decode::<PaymentFailed>(),
+            Err(DecodeError::Payload { .. })
+        ));
     }
 }

@@ -21,6 +21,7 @@ use lapin::{Channel, Confirmation, Connection, options::BasicPublishOptions};
 use serde::Serialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
+use zimmer_contracts::Event;
 use zimmer_db::{DbPool, models::NewOutboxRow, schema::outbox};
 use zimmer_telemetry::Metrics;
 
@@ -50,6 +51,17 @@ pub async fn enqueue<T: Serialize>(
 ) -> diesel::QueryResult<Uuid> {
     let data = serde_json::to_value(data).map_err(serialization_error)?;
     enqueue_envelope(conn, &Envelope::new(producer, event_type, data)).await
+}
+
+/// Writes a contract event (see `zimmer_contracts`) to the outbox, like [`enqueue`]: its
+/// `type` and `version` come from the payload's type. Returns the event id.
+pub async fn enqueue_event<E: Event>(
+    conn: &mut AsyncPgConnection,
+    producer: &str,
+    data: &E,
+) -> diesel::QueryResult<Uuid> {
+    let envelope = Envelope::of(producer, data).map_err(serialization_error)?;
+    enqueue_envelope(conn, &envelope).await
 }
 
 /// Like [`enqueue`] for a prepared envelope (its id, type and producer are used as given).
@@ -188,9 +200,9 @@ impl RelayHandle {
     }
 
     /// A `/healthz` check: fails when the relay loop has ended.
-    pub fn liveness_check(&self) -> zimmer_http::Check {
+    pub fn liveness_check(&self) -> zimmer_health::Check {
         let handle = self.clone();
-        zimmer_http::Check::new("outbox_relay", move || {
+        zimmer_health::Check::new("outbox_relay", move || {
             let running = handle.is_running();
             async move {
                 if running {

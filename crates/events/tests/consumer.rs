@@ -353,3 +353,79 @@ async fn broker_shutdown_stops_every_loop() {
     assert!(!c.broker.is_connected());
     assert!(c.broker.ping().await.is_err());
 }
+
+/// A consumer of a contract event that records each payload it could read.
+struct TypedHandler;
+
+impl zimmer_events::EventHandler for TypedHandler {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut diesel_async::AsyncPgConnection,
+        event: &'a Envelope,
+    ) -> zimmer_events::BoxFuture<'a, Result<(), zimmer_events::HandlerError>> {
+        Box::pin(async move {
+            use diesel_async::RunQueryDsl;
+            let _p: zimmer_events::contracts::PaymentFailed = event.decode()?;
+            diesel::sql_query("INSERT INTO test_effects (event_id) VALUES ($1::uuid)")
+                .bind::<diesel::sql_types::Text, _>(event.id.to_string())
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_event_version_is_dead_lettered_not_guessed_at() {
+    use zimmer_events::contracts::PaymentFailed;
+    let c = ctx().await;
+    let consumer = spawn_consumer(
+        c.db.pool.clone(),
+        c.broker.clone(),
+        ConsumerSpec::new("versioned", ["payment.failed"]),
+        Arc::new(TypedHandler),
+        c.metrics.clone(),
+    );
+    assert!(consumer.wait_consuming(WAIT).await);
+
+    let payload = PaymentFailed {
+        payment_id: 7,
+        user_id: 8,
+        reason: Some("canceled".into()),
+    };
+    let known = Envelope::of("billing", &payload).unwrap();
+    assert_eq!(known.version, 1);
+    // A newer producer: same type, a payload version this consumer was not built with.
+    let newer = Envelope {
+        version: 2,
+        ..Envelope::of("billing", &payload).unwrap()
+    };
+    c.publish(&newer).await;
+    c.publish(&known).await;
+
+    let dead = get_one(&c.channel, &c.dlq("versioned"), WAIT)
+        .await
+        .expect("the unknown version is in the DLQ");
+    let back: Envelope = serde_json::from_slice(&dead.data).unwrap();
+    assert_eq!(back.id, newer.id);
+    assert_eq!(back.version, 2);
+    assert!(
+        eventually(WAIT, || async {
+            c.consumed_type("versioned", "payment.failed", "applied") == 1
+        })
+        .await,
+        "the known version is applied"
+    );
+    assert_eq!(c.dead_lettered("versioned", "payment.failed"), 1);
+    assert_eq!(c.db.effects(newer.id).await, 0, "no effect from version 2");
+    assert_eq!(c.db.effects(known.id).await, 1);
+    // Not retried: nothing waits in the retry queue and nothing else reaches the DLQ.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        get_one(&c.channel, &c.dlq("versioned"), Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    assert_eq!(c.consumed_type("versioned", "payment.failed", "retried"), 0);
+    assert!(consumer.is_running());
+}

@@ -1,83 +1,10 @@
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::time::Duration;
+
+// Moved to zimmer-health (no actix) and re-exported from this crate, so callers keep
+// writing `zimmer_http::Check`.
+pub use zimmer_health::Check;
 
 use serde_json::{Map, Value, json};
-
-type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-
-/// One named health check.
-#[derive(Clone)]
-pub struct Check {
-    name: &'static str,
-    run: Arc<dyn Fn() -> CheckFuture + Send + Sync>,
-}
-
-impl Check {
-    pub fn new<F, Fut>(name: &'static str, f: F) -> Self
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), String>> + Send + 'static,
-    {
-        Self {
-            name,
-            run: Arc::new(move || Box::pin(f())),
-        }
-    }
-
-    pub fn database(pool: zimmer_db::DbPool) -> Self {
-        Self::new("database", move || {
-            let pool = pool.clone();
-            async move {
-                use diesel_async::RunQueryDsl;
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                diesel::sql_query("SELECT 1")
-                    .execute(&mut conn)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            }
-        })
-    }
-}
-
-#[derive(diesel::QueryableByName)]
-struct Backlog {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pending: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    oldest_secs: i64,
-}
-
-impl Check {
-    /// `outbox`: fails (as a degraded dependency) when an event of `producer` has waited for
-    /// the broker longer than `max_age`: writes still succeed, their events are late.
-    pub fn outbox_backlog(pool: zimmer_db::DbPool, producer: String, max_age: Duration) -> Self {
-        Self::new("outbox", move || {
-            let pool = pool.clone();
-            let producer = producer.clone();
-            async move {
-                use diesel_async::RunQueryDsl;
-                let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                let b: Backlog = diesel::sql_query(
-                    "SELECT count(*)::bigint AS pending, \
-                            COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::bigint AS oldest_secs \
-                       FROM outbox WHERE producer = $1 AND published_at IS NULL",
-                )
-                .bind::<diesel::sql_types::Text, _>(producer)
-                .get_result(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-                if u64::try_from(b.oldest_secs).unwrap_or(0) > max_age.as_secs() {
-                    Err(format!(
-                        "{} events waiting for the broker, the oldest for {} s",
-                        b.pending, b.oldest_secs
-                    ))
-                } else {
-                    Ok(())
-                }
-            }
-        })
-    }
-}
 
 /// What `/healthz` and `/readyz` check.
 ///
@@ -162,10 +89,10 @@ impl Probes {
 
     async fn results(checks: &[Check]) -> Vec<(&'static str, Result<(), String>)> {
         futures_util::future::join_all(checks.iter().map(|c| async move {
-            let outcome = tokio::time::timeout(Duration::from_secs(2), (c.run)())
+            let outcome = tokio::time::timeout(Duration::from_secs(2), c.run())
                 .await
                 .unwrap_or_else(|_| Err("timed out".to_owned()));
-            (c.name, outcome)
+            (c.name(), outcome)
         }))
         .await
     }

@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zimmer_config::Settings;
 use zimmer_db::DbPool;
-use zimmer_events::{Broker, ConsumerHandle, Envelope};
+use zimmer_events::{
+    Broker, ConsumerHandle, Envelope, Event,
+    contracts::{SessionRevoked, UserDeactivated},
+};
 use zimmer_jwt::Revocations;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,28 +50,22 @@ impl RevocationList {
     }
 }
 
-/// Applies one `session.revoked` / `user.deactivated` / `user.updated` event.
+/// Applies one `session.revoked` / `user.deactivated` event. A broadcast listener has no
+/// dead-letter queue: what it cannot read (malformed, or a version this build does not know)
+/// is logged, and the periodic resync from auth covers it.
 pub fn apply_revocation_event(revocations: &Revocations, event: &Envelope) {
     match event.event_type.as_str() {
-        "session.revoked" => match event.data_as::<RevokedSession>() {
+        SessionRevoked::NAME => match event.decode::<SessionRevoked>() {
             Ok(s) => revocations.revoke_session(s.session_id, s.expires_at.timestamp()),
-            Err(e) => tracing::warn!(error = %e, "malformed session.revoked"),
+            Err(e) => tracing::warn!(error = %e, "unreadable session.revoked ignored"),
         },
-        "user.deactivated" => {
-            #[derive(Deserialize)]
-            struct Data {
-                user_id: i64,
-                #[serde(default)]
-                deactivated_at: Option<DateTime<Utc>>,
-            }
-            match event.data_as::<Data>() {
-                Ok(d) => revocations.deactivate_user(
-                    d.user_id,
-                    d.deactivated_at.unwrap_or(event.occurred_at).timestamp(),
-                ),
-                Err(e) => tracing::warn!(error = %e, "malformed user.deactivated"),
-            }
-        }
+        UserDeactivated::NAME => match event.decode::<UserDeactivated>() {
+            Ok(d) => revocations.deactivate_user(
+                d.user_id,
+                d.deactivated_at.unwrap_or(event.occurred_at).timestamp(),
+            ),
+            Err(e) => tracing::warn!(error = %e, "unreadable user.deactivated ignored"),
+        },
         _ => {}
     }
 }
@@ -123,7 +120,10 @@ pub(crate) async fn start(
     let feed_revocations = revocations.clone();
     let handle = zimmer_events::spawn_broadcast_listener(
         broker.clone(),
-        vec!["session.revoked".to_owned(), "user.deactivated".to_owned()],
+        vec![
+            SessionRevoked::NAME.to_owned(),
+            UserDeactivated::NAME.to_owned(),
+        ],
         move |event| apply_revocation_event(&feed_revocations, &event),
     );
 

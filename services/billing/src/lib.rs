@@ -1,10 +1,9 @@
 //! The billing service: token purchases through Zarinpal (v4), verified exactly once, with
 //! discount codes, payment history, and a reconciliation job for payments whose callback never
-//! came. Also the faithful fake Zarinpal used locally and in tests ([`fake`]).
+//! came. The fake Zarinpal used locally and in tests is its own crate, `crates/fake-zarinpal`.
 
 pub mod config;
 pub mod domain;
-pub mod fake;
 pub mod handlers;
 pub mod queries;
 pub mod reconcile;

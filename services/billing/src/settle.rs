@@ -17,11 +17,11 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
-use serde::Serialize;
 use zimmer_db::{
     DbPool,
     models::billing::{Payment, payment_status as ps},
 };
+use zimmer_events::contracts::{PaymentFailed, PaymentVerified, RefId};
 use zimmer_http::ApiError;
 
 use crate::{
@@ -37,41 +37,23 @@ pub const CALLBACK_RECHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// The producer name on billing's outbox rows.
 pub const PRODUCER: &str = "billing";
 
-/// `payment.verified` (events.md): the marketplace credits `tokens` once per `payment_id`.
-#[derive(Debug, Serialize)]
-pub struct PaymentVerified {
-    pub payment_id: i64,
-    pub user_id: i64,
-    pub automation_id: i64,
-    pub user_automation_id: i64,
-    pub tokens: i64,
-    pub amount: i64,
-    pub ref_id: Option<i64>,
-}
-
-impl From<&Payment> for PaymentVerified {
-    fn from(p: &Payment) -> Self {
-        Self {
-            payment_id: p.id,
-            user_id: p.user_id,
-            automation_id: p.automation_id,
-            user_automation_id: p.user_automation_id,
-            tokens: p.tokens_purchased,
-            amount: p.amount,
-            ref_id: p.ref_id,
-        }
+/// `payment.verified` of a succeeded payment: the marketplace credits `tokens` once per
+/// `payment_id`.
+pub fn verified_event(p: &Payment) -> PaymentVerified {
+    PaymentVerified {
+        payment_id: p.id,
+        user_id: p.user_id,
+        automation_id: p.automation_id,
+        user_automation_id: p.user_automation_id,
+        tokens: p.tokens_purchased,
+        amount: p.amount,
+        ref_id: p.ref_id.map(RefId::Number),
     }
 }
 
 /// Writes `payment.verified` in the caller's transaction.
 pub async fn enqueue_verified(conn: &mut AsyncPgConnection, p: &Payment) -> Result<(), ApiError> {
-    zimmer_events::enqueue(
-        conn,
-        PRODUCER,
-        "payment.verified",
-        &PaymentVerified::from(p),
-    )
-    .await?;
+    zimmer_events::enqueue_event(conn, PRODUCER, &verified_event(p)).await?;
     Ok(())
 }
 
@@ -458,15 +440,14 @@ impl Billing {
                         };
                         queries::release_redemption(conn, id).await?;
                         if notify {
-                            zimmer_events::enqueue(
+                            zimmer_events::enqueue_event(
                                 conn,
                                 PRODUCER,
-                                "payment.failed",
-                                &serde_json::json!({
-                                    "payment_id": p.id,
-                                    "user_id": p.user_id,
-                                    "reason": reason,
-                                }),
+                                &PaymentFailed {
+                                    payment_id: p.id,
+                                    user_id: p.user_id,
+                                    reason: Some(reason.clone()),
+                                },
                             )
                             .await?;
                         }

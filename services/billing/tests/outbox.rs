@@ -17,9 +17,9 @@ use lapin::{
 };
 use reqwest::StatusCode;
 use serde_json::Value;
-use zimmer_billing::fake::FakeZarinpal;
 use zimmer_db::schema::user_automations;
 use zimmer_events::{Broker, topology};
+use zimmer_fake_zarinpal::FakeZarinpal;
 use zimmer_testkit::{TestContext, ToggleProxy, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

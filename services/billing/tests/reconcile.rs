@@ -12,8 +12,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_billing::fake::FakeZarinpal;
 use zimmer_db::schema::payments;
+use zimmer_fake_zarinpal::FakeZarinpal;
 use zimmer_testkit::{TestContext, eventually};
 
 const WAIT: Duration = Duration::from_secs(30);

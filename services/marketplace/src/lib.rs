@@ -5,7 +5,6 @@
 pub mod cache;
 pub mod config;
 pub mod domain;
-pub mod fake_vendor;
 pub mod handlers;
 pub mod outbound;
 pub mod queries;
@@ -66,7 +65,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let payments = spawn_consumer(
         platform.pool.clone(),
         platform.broker.clone(),
-        ConsumerSpec::new(PAYMENTS_CONSUMER, ["payment.verified"]),
+        ConsumerSpec::new(
+            PAYMENTS_CONSUMER,
+            [<zimmer_events::contracts::PaymentVerified as zimmer_events::Event>::NAME],
+        ),
         Arc::new(PaymentCredits {
             low_threshold: config.low_tokens_threshold,
         }),

@@ -203,3 +203,45 @@ async fn a_payment_for_someone_elses_balance_is_dead_lettered_not_credited() {
         0
     );
 }
+
+/// A `payment.verified` of a payload version this build does not know (a newer billing) is
+/// dead-lettered and credits nothing; it is not guessed at. The known version still credits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_event_of_an_unknown_version_is_dead_lettered_not_credited() {
+    let (ctx, app) = market().await;
+    let (automation_id, user_id, ua, channel, _broker) = setup(&ctx, &app).await;
+    let newer = Envelope {
+        version: 2,
+        ..verified(91, user_id, automation_id, ua, 40)
+    };
+    publish(&channel, &ctx.exchange, &newer).await;
+    eventually("dead-lettered", WAIT, || async {
+        let text = app
+            .get("/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines().any(|l| {
+            l.starts_with("zimmer_events_dead_lettered_total{")
+                && l.contains("payment.verified")
+                && l.ends_with(" 1")
+        })
+    })
+    .await;
+    assert_eq!(balances(&ctx, ua).await.0, 0, "nothing credited");
+    assert_eq!(consumed(&app, "applied").await, 0);
+
+    publish(
+        &channel,
+        &ctx.exchange,
+        &verified(91, user_id, automation_id, ua, 40),
+    )
+    .await;
+    eventually("version 1 credited", WAIT, || async {
+        balances(&ctx, ua).await.0 == 40
+    })
+    .await;
+}

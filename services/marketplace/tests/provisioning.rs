@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_marketplace::fake_vendor::{FakeVendor, FakeVendorConfig, HealthMode, ProvisionMode};
+use zimmer_fake_vendor::{FakeVendor, FakeVendorConfig, HealthMode, ProvisionMode};
 use zimmer_testkit::{TestApp, eventually};
 
 /// An automation wired to a fake vendor that holds its service token.
@@ -52,7 +52,7 @@ async fn a_new_automation_and_a_new_bot_token_are_provisioned_with_signed_calls(
     wait_status(&ctx, ua, "provisioned").await;
     assert_eq!(
         vendor.provisions(),
-        vec![zimmer_marketplace::fake_vendor::Provision {
+        vec![zimmer_fake_vendor::Provision {
             user_automation_id: ua,
             user_id,
             automation_id: Some(id),
@@ -285,4 +285,44 @@ async fn staff_can_run_a_health_check_now() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+/// The fake vendor is a separate crate that does not read the marketplace's code: its demo
+/// automations and their tokens must still be the ones `seed-demo` creates, and it must accept
+/// the marketplace's signature, or the local platform's demos stop provisioning.
+#[test]
+fn the_fake_vendor_agrees_with_seed_demo_and_the_signature() {
+    use zimmer_fake_vendor::demo;
+    use zimmer_marketplace::seed;
+    assert_eq!(demo::DEV_DEMO_SERVICE_TOKEN, seed::DEV_DEMO_SERVICE_TOKEN);
+    let slugs: Vec<&str> = seed::DEMOS.iter().map(|d| d.slug).collect();
+    assert_eq!(demo::DEMO_SLUGS, slugs.as_slice());
+    for slug in &slugs {
+        assert_eq!(
+            demo::demo_service_token("base", slug),
+            seed::demo_service_token("base", slug)
+        );
+    }
+    use zimmer_marketplace::domain::tokens;
+    let token = tokens::new_service_token();
+    let body = br#"{"user_automation_id":1}"#;
+    let sig = tokens::sign(&tokens::token_hash(&token), 1_000, body);
+    assert!(zimmer_fake_vendor::signature::verify(
+        &token, 1_000, body, &sig, 1_000
+    ));
+    assert!(!zimmer_fake_vendor::signature::verify(
+        "zst_other",
+        1_000,
+        body,
+        &sig,
+        1_000
+    ));
+    use zimmer_fake_vendor::signature as vendor;
+    assert_eq!(tokens::SERVICE_TOKEN_HEADER, vendor::SERVICE_TOKEN_HEADER);
+    assert_eq!(tokens::SIGNATURE_HEADER, vendor::SIGNATURE_HEADER);
+    assert_eq!(tokens::TIMESTAMP_HEADER, vendor::TIMESTAMP_HEADER);
+    assert_eq!(
+        tokens::SIGNATURE_TOLERANCE_SECS,
+        vendor::SIGNATURE_TOLERANCE_SECS
+    );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_marketplace::fake_vendor::{FakeVendor, FakeVendorConfig};
+use zimmer_fake_vendor::{FakeVendor, FakeVendorConfig};
 use zimmer_testkit::{TestApp, TestContext, eventually};
 
 /// Internal addresses are refused (the default outside development).

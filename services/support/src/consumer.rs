@@ -7,8 +7,13 @@
 //! dashboard lists; notifying every staff member of every ticket would drown the useful ones).
 
 use diesel_async::AsyncPgConnection;
-use serde::Deserialize;
-use zimmer_events::{BoxFuture, ConsumerSpec, Envelope, EventHandler, HandlerError};
+use zimmer_events::{
+    BoxFuture, ConsumerSpec, Envelope, Event, EventHandler, HandlerError,
+    contracts::{
+        AutomationHealthChanged, NotificationBroadcast, PaymentFailed, PaymentVerified,
+        TicketReplied, TokensAdjusted, TokensCredited, TokensDepleted, TokensLow, UserRegistered,
+    },
+};
 
 use crate::{
     domain::texts,
@@ -19,16 +24,16 @@ use crate::{
 pub const CONSUMER: &str = "support.notifications";
 
 pub const BINDINGS: [&str; 10] = [
-    "user.registered",
-    "payment.verified",
-    "payment.failed",
-    "tokens.credited",
-    "tokens.low",
-    "tokens.depleted",
-    "tokens.adjusted",
-    "ticket.replied",
-    "notification.broadcast",
-    "automation.health_changed",
+    UserRegistered::NAME,
+    PaymentVerified::NAME,
+    PaymentFailed::NAME,
+    TokensCredited::NAME,
+    TokensLow::NAME,
+    TokensDepleted::NAME,
+    TokensAdjusted::NAME,
+    TicketReplied::NAME,
+    NotificationBroadcast::NAME,
+    AutomationHealthChanged::NAME,
 ];
 
 pub fn spec() -> ConsumerSpec {
@@ -51,132 +56,82 @@ impl EventHandler for Notifier {
     }
 }
 
-#[derive(Deserialize)]
-struct UserRegistered {
-    user_id: i64,
-    #[serde(default)]
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct PaymentVerified {
-    payment_id: i64,
-    user_id: i64,
-    #[serde(default)]
-    automation_id: Option<i64>,
-    #[serde(default)]
-    user_automation_id: Option<i64>,
-    #[serde(default)]
-    tokens: i64,
-    #[serde(default)]
-    amount: i64,
-    #[serde(default)]
-    ref_id: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct PaymentFailed {
-    payment_id: i64,
-    user_id: i64,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct TokensEvent {
+/// The automation (id and name) of a user automation, for the texts of token events.
+async fn automation_of(
+    conn: &mut AsyncPgConnection,
     user_automation_id: i64,
-    user_id: i64,
-    #[serde(default)]
-    tokens: i64,
-    #[serde(default)]
-    balance: Option<i64>,
-    #[serde(default)]
-    remaining: i64,
-    #[serde(default)]
-    delta: i64,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct TicketReplied {
-    ticket_id: i64,
-    #[serde(default)]
-    by_staff: bool,
-}
-
-#[derive(Deserialize)]
-struct Broadcast {
-    title: String,
-    body: String,
-    #[serde(default)]
-    role: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct HealthChanged {
-    automation_id: i64,
-    #[serde(default)]
-    from: String,
-    #[serde(default)]
-    to: String,
-}
-
-/// A reference id may come as a number or a string.
-fn text_of(v: Option<serde_json::Value>) -> Option<String> {
-    match v? {
-        serde_json::Value::String(s) => Some(s),
-        serde_json::Value::Null => None,
-        other => Some(other.to_string()),
-    }
+) -> Result<(Option<i64>, Option<String>), HandlerError> {
+    Ok(
+        match lookups::automation_of(conn, user_automation_id).await? {
+            Some((id, name)) => (Some(id), Some(name)),
+            None => (None, None),
+        },
+    )
 }
 
 async fn handle(conn: &mut AsyncPgConnection, event: &Envelope) -> Result<(), HandlerError> {
     let source = Some(event.id);
     match event.event_type.as_str() {
-        "user.registered" => {
-            let d: UserRegistered = event.data_as()?;
-            let draft = texts::welcome(d.name.as_deref().unwrap_or_default());
+        UserRegistered::NAME => {
+            let d: UserRegistered = event.decode()?;
+            let draft = texts::welcome(&d.name);
             nq::notify_user(conn, d.user_id, &draft, source).await?;
         }
-        "payment.verified" => {
-            let d: PaymentVerified = event.data_as()?;
-            let ref_id = text_of(d.ref_id);
+        PaymentVerified::NAME => {
+            let d: PaymentVerified = event.decode()?;
+            let ref_id = d.ref_id.as_ref().map(ToString::to_string);
             let draft = texts::payment_verified(
                 d.payment_id,
-                d.automation_id,
-                d.user_automation_id,
+                Some(d.automation_id),
+                Some(d.user_automation_id),
                 d.amount,
                 d.tokens,
                 ref_id.as_deref(),
             );
             nq::notify_user(conn, d.user_id, &draft, source).await?;
         }
-        "payment.failed" => {
-            let d: PaymentFailed = event.data_as()?;
+        PaymentFailed::NAME => {
+            let d: PaymentFailed = event.decode()?;
             let draft = texts::payment_failed(d.payment_id, d.reason.as_deref());
             nq::notify_user(conn, d.user_id, &draft, source).await?;
         }
-        kind @ ("tokens.credited" | "tokens.low" | "tokens.depleted" | "tokens.adjusted") => {
-            let d: TokensEvent = event.data_as()?;
-            let automation = lookups::automation_of(conn, d.user_automation_id).await?;
-            let (automation_id, name) = match &automation {
-                Some((id, name)) => (Some(*id), Some(name.as_str())),
-                None => (None, None),
-            };
+        TokensCredited::NAME => {
+            let d: TokensCredited = event.decode()?;
             let ua = d.user_automation_id;
-            let draft = match kind {
-                "tokens.credited" => {
-                    texts::tokens_credited(ua, automation_id, name, d.tokens, d.balance)
-                }
-                "tokens.low" => texts::tokens_low(ua, automation_id, name, d.remaining),
-                "tokens.depleted" => texts::tokens_depleted(ua, automation_id, name),
-                _ => texts::tokens_adjusted(ua, automation_id, name, d.delta, d.reason.as_deref()),
-            };
+            let (automation_id, name) = automation_of(conn, ua).await?;
+            let draft =
+                texts::tokens_credited(ua, automation_id, name.as_deref(), d.tokens, d.balance);
             nq::notify_user(conn, d.user_id, &draft, source).await?;
         }
-        "ticket.replied" => {
-            let d: TicketReplied = event.data_as()?;
+        TokensLow::NAME => {
+            let d: TokensLow = event.decode()?;
+            let ua = d.user_automation_id;
+            let (automation_id, name) = automation_of(conn, ua).await?;
+            let draft = texts::tokens_low(ua, automation_id, name.as_deref(), d.remaining);
+            nq::notify_user(conn, d.user_id, &draft, source).await?;
+        }
+        TokensDepleted::NAME => {
+            let d: TokensDepleted = event.decode()?;
+            let ua = d.user_automation_id;
+            let (automation_id, name) = automation_of(conn, ua).await?;
+            let draft = texts::tokens_depleted(ua, automation_id, name.as_deref());
+            nq::notify_user(conn, d.user_id, &draft, source).await?;
+        }
+        TokensAdjusted::NAME => {
+            let d: TokensAdjusted = event.decode()?;
+            let ua = d.user_automation_id;
+            let (automation_id, name) = automation_of(conn, ua).await?;
+            let draft = texts::tokens_adjusted(
+                ua,
+                automation_id,
+                name.as_deref(),
+                d.delta,
+                d.reason.as_deref(),
+            );
+            nq::notify_user(conn, d.user_id, &draft, source).await?;
+        }
+        TicketReplied::NAME => {
+            let d: TicketReplied = event.decode()?;
             // Support's own replies notify in the reply's transaction (with this event's id):
             // nothing left to do then.
             if nq::event_already_notified(conn, event.id).await? {
@@ -197,8 +152,8 @@ async fn handle(conn: &mut AsyncPgConnection, event: &Envelope) -> Result<(), Ha
                 nq::notify_user(conn, assignee, &draft, source).await?;
             }
         }
-        "notification.broadcast" => {
-            let d: Broadcast = event.data_as()?;
+        NotificationBroadcast::NAME => {
+            let d: NotificationBroadcast = event.decode()?;
             let (title, body) = (d.title.trim(), d.body.trim());
             if title.is_empty() || body.is_empty() {
                 return Err(HandlerError::permanent(anyhow::anyhow!(
@@ -223,8 +178,8 @@ async fn handle(conn: &mut AsyncPgConnection, event: &Envelope) -> Result<(), Ha
             let created = nq::notify_roles(conn, &roles, &draft, event.id).await?;
             tracing::info!(created, "broadcast notifications created");
         }
-        "automation.health_changed" => {
-            let d: HealthChanged = event.data_as()?;
+        AutomationHealthChanged::NAME => {
+            let d: AutomationHealthChanged = event.decode()?;
             let name = lookups::automation_name(conn, d.automation_id).await?;
             let draft = texts::automation_health(d.automation_id, name.as_deref(), &d.from, &d.to);
             nq::notify_roles(conn, &AUTOMATION_STAFF, &draft, event.id).await?;

@@ -5,10 +5,10 @@
 
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use serde_json::json;
 use zimmer_db::models::support::{
     NewTicket, NewTicketAttachment, NewTicketMessage, Ticket, TicketAttachment, TicketMessage,
 };
+use zimmer_events::contracts::{TicketCreated, TicketReplied};
 use zimmer_http::ApiError;
 use zimmer_jwt::Role;
 
@@ -235,15 +235,14 @@ pub async fn create_ticket(
             if let Some(s) = &stored {
                 attach(conn, message.id, s).await?;
             }
-            zimmer_events::enqueue(
+            zimmer_events::enqueue_event(
                 conn,
                 PRODUCER,
-                "ticket.created",
-                &json!({
-                    "ticket_id": ticket.id,
-                    "user_id": ticket.user_id,
-                    "priority": ticket.priority,
-                }),
+                &TicketCreated {
+                    ticket_id: ticket.id,
+                    user_id: ticket.user_id,
+                    priority: ticket.priority.clone(),
+                },
             )
             .await?;
             detail(conn, ticket).await
@@ -304,17 +303,16 @@ async fn write_message(
         Some(s) => Some(attach(conn, message.id, s).await?),
         None => None,
     };
-    let event_id = zimmer_events::enqueue(
+    let event_id = zimmer_events::enqueue_event(
         conn,
         PRODUCER,
-        "ticket.replied",
-        &json!({
-            "ticket_id": ticket.id,
-            "user_id": ticket.user_id,
-            "by_staff": by_staff,
-            "message_id": message.id,
-            "author_id": actor.id,
-        }),
+        &TicketReplied {
+            ticket_id: ticket.id,
+            user_id: ticket.user_id,
+            by_staff,
+            message_id: message.id,
+            author_id: actor.id,
+        },
     )
     .await?;
     // Notified here, with the event's id as the source: it shows at commit, whether or not

@@ -7,6 +7,7 @@ use diesel_async::AsyncConnection;
 use serde::Deserialize;
 use serde_json::json;
 use zimmer_db::models::admin::NewAuditEntry;
+use zimmer_events::contracts::NotificationBroadcast;
 use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
 
 use crate::{AppState, PRODUCER, queries, rbac::Staff};
@@ -48,13 +49,19 @@ pub async fn send(
         return Err(ApiError::bad_request("Invalid request"));
     };
     let mut conn = state.platform.pool.get().await?;
+    // The admin dashboard shows `created`: the active accounts the event reaches now.
+    let created = queries::users::count_active(&mut conn, role.as_deref()).await?;
     let event_id = conn
         .transaction(async |conn| {
-            let event_id = zimmer_events::enqueue(
+            let event_id = zimmer_events::enqueue_event(
                 conn,
                 PRODUCER,
-                "notification.broadcast",
-                &json!({ "title": title, "body": text, "role": role, "actor_id": staff.id() }),
+                &NotificationBroadcast {
+                    title: title.clone(),
+                    body: text.clone(),
+                    role: role.clone(),
+                    actor_id: Some(staff.id()),
+                },
             )
             .await?;
             queries::audit::record(
@@ -76,6 +83,7 @@ pub async fn send(
         })
         .await?;
     Ok(HttpResponse::Accepted().json(json!({
+        "created": created,
         "event_id": event_id,
         "status": "queued",
         "role": role.as_deref().unwrap_or("all"),

@@ -5,6 +5,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::AsyncConnection;
 use serde::Deserialize;
 use zimmer_db::models::NewUser;
+use zimmer_events::contracts::{UserRegistered, UserUpdated};
 use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
 use zimmer_jwt::{CurrentUser, Role};
 
@@ -90,11 +91,16 @@ pub async fn register(
                 other => other.into(),
             })?;
             let (session, refresh) = open_session(conn, st, user.id, &meta).await?;
-            zimmer_events::enqueue(
+            zimmer_events::enqueue_event(
                 conn,
                 PRODUCER,
-                "user.registered",
-                &serde_json::json!({ "user_id": user.id, "email": user.email, "name": user.name }),
+                &UserRegistered {
+                    user_id: user.id,
+                    email: user.email.clone(),
+                    name: user.name.clone(),
+                    role: None,
+                    created_by: None,
+                },
             )
             .await?;
             Ok::<_, ApiError>((user, session, refresh))
@@ -213,11 +219,14 @@ pub async fn update_profile(
         conn.transaction(async |conn| {
             let updated = queries::update_profile(conn, user.id, &changes).await?;
             if changes.name.is_some() {
-                zimmer_events::enqueue(
+                zimmer_events::enqueue_event(
                     conn,
                     PRODUCER,
-                    "user.updated",
-                    &serde_json::json!({ "user_id": updated.id, "name": updated.name }),
+                    &UserUpdated {
+                        user_id: updated.id,
+                        name: Some(updated.name.clone()),
+                        ..UserUpdated::default()
+                    },
                 )
                 .await?;
             }
@@ -333,8 +342,13 @@ pub async fn delete_account(
             queries::anonymise(conn, user.id).await?;
             enqueue_user_updated(
                 conn,
-                user.id,
-                serde_json::json!({ "name": "Deleted user", "is_active": false, "deleted": true }),
+                UserUpdated {
+                    user_id: user.id,
+                    name: Some("Deleted user".to_owned()),
+                    is_active: Some(false),
+                    deleted: Some(true),
+                    ..UserUpdated::default()
+                },
             )
             .await?;
             Ok::<_, ApiError>(done)

@@ -18,6 +18,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::{Deserialize, Serialize};
 use zimmer_db::models::{NewUser, User};
+use zimmer_events::contracts::{UserRegistered, UserUpdated};
 use zimmer_http::{ApiError, HttpResult, InternalCaller, validate, validate::Validator};
 use zimmer_jwt::Role;
 
@@ -216,7 +217,10 @@ async fn apply_update(
                 ));
             }
 
-            let mut changes = serde_json::Map::new();
+            let mut changes = UserUpdated {
+                user_id: target_id,
+                ..UserUpdated::default()
+            };
             let mut revoked = Vec::new();
             let mut deactivation = None;
             if let Some(role) = new_role.filter(|_| role_changes)
@@ -224,7 +228,7 @@ async fn apply_update(
                     .await?
                     .is_some()
             {
-                changes.insert("role".into(), role.as_str().into());
+                changes.role = Some(role.as_str().to_owned());
                 revoked =
                     queries::revoke_user_sessions(conn, target_id, None, "role_changed").await?;
                 enqueue_revoked(conn, st, &revoked).await?;
@@ -232,14 +236,14 @@ async fn apply_update(
             if body.is_active == Some(false) {
                 deactivation = deactivate_in_tx(conn, st, target_id, "deactivated").await?;
                 if deactivation.is_some() {
-                    changes.insert("is_active".into(), false.into());
+                    changes.is_active = Some(false);
                 }
             } else if body.is_active == Some(true) && queries::activate(conn, target_id).await? {
-                changes.insert("is_active".into(), true.into());
+                changes.is_active = Some(true);
             }
-            if !changes.is_empty() {
-                changes.insert("actor_id".into(), actor_id.into());
-                enqueue_user_updated(conn, target_id, serde_json::Value::Object(changes)).await?;
+            if changes.role.is_some() || changes.is_active.is_some() {
+                changes.actor_id = Some(actor_id);
+                enqueue_user_updated(conn, changes).await?;
             }
             let user = queries::user_by_id(conn, target_id)
                 .await?
@@ -400,17 +404,16 @@ pub async fn create_staff(
                 )
                 .await?;
             }
-            zimmer_events::enqueue(
+            zimmer_events::enqueue_event(
                 conn,
                 PRODUCER,
-                "user.registered",
-                &serde_json::json!({
-                    "user_id": user.id,
-                    "email": user.email,
-                    "name": user.name,
-                    "role": user.role,
-                    "created_by": actor_id,
-                }),
+                &UserRegistered {
+                    user_id: user.id,
+                    email: user.email.clone(),
+                    name: user.name.clone(),
+                    role: Some(user.role.clone()),
+                    created_by: Some(actor_id),
+                },
             )
             .await?;
             let view = internal_view(conn, user).await?;

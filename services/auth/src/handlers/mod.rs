@@ -19,6 +19,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 use zimmer_db::models::{NewSession, Session, User};
+use zimmer_events::contracts::{SessionRevoked, UserDeactivated, UserUpdated};
 use zimmer_http::ApiError;
 use zimmer_jwt::Role;
 
@@ -212,16 +213,15 @@ pub async fn enqueue_revoked(
     let ttl = chrono::Duration::from_std(state.platform.settings.jwt.access_ttl)
         .map_err(ApiError::internal)?;
     for s in sessions {
-        zimmer_events::enqueue(
+        zimmer_events::enqueue_event(
             conn,
             PRODUCER,
-            "session.revoked",
-            &serde_json::json!({
-                "session_id": s.id,
-                "user_id": s.user_id,
+            &SessionRevoked {
+                session_id: s.id,
+                user_id: Some(s.user_id),
                 // No access token of this session outlives this instant.
-                "expires_at": Utc::now() + ttl,
-            }),
+                expires_at: Utc::now() + ttl,
+            },
         )
         .await?;
     }
@@ -262,17 +262,12 @@ pub fn present(field: Option<&str>) -> Option<&str> {
     field.map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// `user.updated` with the fields that changed (events.md).
+/// `user.updated` with the fields that changed (unchanged ones left `None`).
 pub async fn enqueue_user_updated(
     conn: &mut AsyncPgConnection,
-    user_id: i64,
-    changes: serde_json::Value,
+    changes: UserUpdated,
 ) -> Result<(), ApiError> {
-    let mut data = serde_json::json!({ "user_id": user_id });
-    if let (Some(map), serde_json::Value::Object(changes)) = (data.as_object_mut(), changes) {
-        map.extend(changes);
-    }
-    zimmer_events::enqueue(conn, PRODUCER, "user.updated", &data).await?;
+    zimmer_events::enqueue_event(conn, PRODUCER, &changes).await?;
     Ok(())
 }
 
@@ -297,11 +292,13 @@ pub async fn deactivate_in_tx(
     };
     let sessions = queries::revoke_user_sessions(conn, user_id, None, reason).await?;
     enqueue_revoked(conn, state, &sessions).await?;
-    zimmer_events::enqueue(
+    zimmer_events::enqueue_event(
         conn,
         PRODUCER,
-        "user.deactivated",
-        &serde_json::json!({ "user_id": user_id, "deactivated_at": at }),
+        &UserDeactivated {
+            user_id,
+            deactivated_at: Some(at),
+        },
     )
     .await?;
     Ok(Some(Deactivation {

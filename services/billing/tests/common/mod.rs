@@ -4,11 +4,11 @@ use diesel::{prelude::*, sql_types::Jsonb};
 use diesel_async::RunQueryDsl;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use zimmer_billing::fake::FakeZarinpal;
 use zimmer_db::{
     models::billing::Payment,
     schema::{automations, payments, user_automations},
 };
+use zimmer_fake_zarinpal::FakeZarinpal;
 use zimmer_jwt::Role;
 use zimmer_testkit::{TestApp, TestContext};
 

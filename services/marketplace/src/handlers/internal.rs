@@ -9,6 +9,7 @@ use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zimmer_db::models::marketplace::{AutomationChanges, LedgerEntry, NewAutomation};
+use zimmer_events::contracts::TokensAdjusted;
 use zimmer_http::{ApiError, HttpResult, InternalCaller, validate};
 
 use super::{double_option, json_body};
@@ -408,19 +409,18 @@ pub async fn adjust(_: InternalCaller, state: web::Data<AppState>, raw: web::Byt
                     "This idempotency key was already used for a different adjustment",
                 )
             })?;
-            zimmer_events::enqueue(
+            zimmer_events::enqueue_event(
                 conn,
                 PRODUCER,
-                "tokens.adjusted",
-                &json!({
-                    "user_automation_id": ua.id,
-                    "user_id": ua.user_id,
-                    "automation_id": ua.automation_id,
-                    "delta": body.delta,
-                    "reason": reason,
-                    "actor_id": body.actor_id,
-                    "balance": applied.user_automation.tokens_remaining,
-                }),
+                &TokensAdjusted {
+                    user_automation_id: ua.id,
+                    user_id: ua.user_id,
+                    automation_id: ua.automation_id,
+                    delta: body.delta,
+                    reason: Some(reason.clone()),
+                    actor_id: Some(body.actor_id),
+                    balance: Some(applied.user_automation.tokens_remaining),
+                },
             )
             .await?;
             ledger::enqueue_alerts(conn, &applied).await?;

@@ -5,6 +5,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::AsyncConnection;
 use serde::Deserialize;
 use serde_json::json;
+use zimmer_events::contracts::UserAutomationCreated;
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::CurrentUser;
 
@@ -93,16 +94,15 @@ pub async fn add(
             )
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("demo grant {source_key} exists")))?;
-            zimmer_events::enqueue(
+            zimmer_events::enqueue_event(
                 conn,
                 PRODUCER,
-                "user_automation.created",
-                &json!({
-                    "user_automation_id": ua.id,
-                    "user_id": user.id,
-                    "automation_id": automation_id,
-                    "demo_tokens": automation.demo_tokens,
-                }),
+                &UserAutomationCreated {
+                    user_automation_id: ua.id,
+                    user_id: user.id,
+                    automation_id,
+                    demo_tokens: automation.demo_tokens,
+                },
             )
             .await?;
             Ok::<_, ApiError>(UserAutomationView::new(

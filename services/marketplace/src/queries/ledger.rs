@@ -5,11 +5,11 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde_json::json;
 use zimmer_db::{
     models::marketplace::{LedgerEntry, NewLedgerEntry, UserAutomation},
     schema::{token_ledger, user_automations},
 };
+use zimmer_events::contracts::{TokensDepleted, TokensLow};
 
 use crate::{
     PRODUCER,
@@ -143,30 +143,28 @@ pub async fn enqueue_alerts(conn: &mut AsyncPgConnection, applied: &Applied) -> 
     let ua = &applied.user_automation;
     let remaining = balances(ua).total();
     if applied.alerts.low {
-        zimmer_events::enqueue(
+        zimmer_events::enqueue_event(
             conn,
             PRODUCER,
-            "tokens.low",
-            &json!({
-                "user_automation_id": ua.id,
-                "user_id": ua.user_id,
-                "automation_id": ua.automation_id,
-                "remaining": remaining,
-            }),
+            &TokensLow {
+                user_automation_id: ua.id,
+                user_id: ua.user_id,
+                automation_id: ua.automation_id,
+                remaining,
+            },
         )
         .await?;
     }
     if applied.alerts.depleted {
-        zimmer_events::enqueue(
+        zimmer_events::enqueue_event(
             conn,
             PRODUCER,
-            "tokens.depleted",
-            &json!({
-                "user_automation_id": ua.id,
-                "user_id": ua.user_id,
-                "automation_id": ua.automation_id,
-                "demo_expired": ua.demo_expired,
-            }),
+            &TokensDepleted {
+                user_automation_id: ua.id,
+                user_id: ua.user_id,
+                automation_id: ua.automation_id,
+                demo_expired: ua.demo_expired,
+            },
         )
         .await?;
     }

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use futures_util::StreamExt;
 use serde::Serialize;
-use serde_json::json;
 use zimmer_db::DbPool;
+use zimmer_events::contracts::AutomationHealthChanged;
 use zimmer_http::ApiError;
 
 use super::{
@@ -118,11 +118,14 @@ impl HealthChecker {
                 if let Some(prev) = previous.as_deref()
                     && prev != status
                 {
-                    zimmer_events::enqueue(
+                    zimmer_events::enqueue_event(
                         conn,
                         PRODUCER,
-                        "automation.health_changed",
-                        &json!({ "automation_id": id, "from": prev, "to": status }),
+                        &AutomationHealthChanged {
+                            automation_id: id,
+                            from: prev.to_owned(),
+                            to: status.to_owned(),
+                        },
                     )
                     .await?;
                 }

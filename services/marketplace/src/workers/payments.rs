@@ -6,9 +6,11 @@
 //! payment credits nothing).
 
 use diesel_async::AsyncPgConnection;
-use serde::Deserialize;
 use serde_json::json;
-use zimmer_events::{BoxFuture, Envelope, EventHandler, HandlerError};
+use zimmer_events::{
+    BoxFuture, Envelope, EventHandler, HandlerError,
+    contracts::{PaymentVerified, TokensCredited},
+};
 
 use crate::{
     PRODUCER,
@@ -23,20 +25,6 @@ pub const PAYMENTS_CONSUMER: &str = "marketplace.payments";
 
 /// More tokens than anyone buys at once: such an event is a bug upstream, not a purchase.
 const MAX_TOKENS_PER_PAYMENT: i64 = 100_000_000;
-
-#[derive(Debug, Deserialize)]
-struct PaymentVerified {
-    payment_id: i64,
-    user_id: i64,
-    #[serde(default)]
-    automation_id: Option<i64>,
-    user_automation_id: i64,
-    tokens: i64,
-    #[serde(default)]
-    amount: Option<i64>,
-    #[serde(default)]
-    ref_id: Option<serde_json::Value>,
-}
 
 pub struct PaymentCredits {
     pub low_threshold: i64,
@@ -58,7 +46,7 @@ impl PaymentCredits {
         conn: &mut AsyncPgConnection,
         event: &Envelope,
     ) -> Result<(), HandlerError> {
-        let p: PaymentVerified = event.data_as()?;
+        let p: PaymentVerified = event.decode()?;
         if p.tokens <= 0 || p.tokens > MAX_TOKENS_PER_PAYMENT {
             return Err(HandlerError::permanent(anyhow::anyhow!(
                 "payment {} carries an impossible token count {}",
@@ -74,7 +62,7 @@ impl PaymentCredits {
             )));
         };
         // Never credit someone else's balance because of a malformed event.
-        if ua.user_id != p.user_id || p.automation_id.is_some_and(|a| a != ua.automation_id) {
+        if ua.user_id != p.user_id || p.automation_id != ua.automation_id {
             return Err(HandlerError::permanent(anyhow::anyhow!(
                 "payment {}: user automation {} belongs to another user or automation",
                 p.payment_id,
@@ -106,20 +94,19 @@ impl PaymentCredits {
             return Ok(());
         };
         let ua = &applied.user_automation;
-        zimmer_events::enqueue(
+        zimmer_events::enqueue_event(
             conn,
             PRODUCER,
-            "tokens.credited",
-            &json!({
-                "user_automation_id": ua.id,
-                "user_id": ua.user_id,
-                "automation_id": ua.automation_id,
-                "tokens": p.tokens,
-                "source": "payment",
-                "payment_id": p.payment_id,
-                "balance": ua.tokens_remaining,
-                "demo_tokens": ua.demo_tokens,
-            }),
+            &TokensCredited {
+                user_automation_id: ua.id,
+                user_id: ua.user_id,
+                automation_id: ua.automation_id,
+                tokens: p.tokens,
+                source: "payment".to_owned(),
+                payment_id: Some(p.payment_id),
+                balance: Some(ua.tokens_remaining),
+                demo_tokens: ua.demo_tokens,
+            },
         )
         .await?;
         tracing::info!(

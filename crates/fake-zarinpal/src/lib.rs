@@ -1,5 +1,7 @@
-//! A faithful fake of Zarinpal's v4 API for local development and tests (zarinpal.md "The
-//! fake"): the same paths, JSON envelopes and codes as the real gateway, sessions in memory.
+//! A faithful fake of Zarinpal's v4 API for local development and tests (README.md, the
+//! payment flow): the same paths, JSON envelopes and codes as the real gateway, sessions in
+//! memory. Billing links it only in its tests, so this crate reads the wire format itself
+//! rather than through billing's client.
 //!
 //! - `POST /pg/v4/payment/request.json` → 100 + `authority`; -9 with `validations` for a bad
 //!   request; -41 above 1,000,000,000 Rial.
@@ -35,10 +37,29 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{
-    config::is_uuid,
-    zarinpal::{MAX_AMOUNT, MIN_AMOUNT, int_field},
-};
+/// Amount bounds of `request.json`, in Rial, as the gateway documents them.
+pub const MIN_AMOUNT: i64 = 10_000;
+pub const MAX_AMOUNT: i64 = 1_000_000_000;
+
+/// The gateway's merchant ids are UUIDs; it refuses anything else with -9.
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// An integer the way the gateway accepts one: a JSON number (integral) or a numeric string.
+fn int_field(v: &Value, key: &str) -> Option<i64> {
+    match v.get(key)? {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
 
 /// The session states of the gateway (what `inquiry.json` reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -3,7 +3,7 @@
 //! `FAKE_ZARINPAL_AUTO_VERIFY=1` acts as an auto-verifying terminal. Test controls at
 //! `POST /__fake/controls`, sessions at `GET /__fake/sessions/{authority}`.
 
-use zimmer_billing::fake::{Controls, FakeZarinpal};
+use zimmer_fake_zarinpal::{Controls, FakeZarinpal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -11,6 +11,10 @@
 //!   the service token of that customer's automation (learned at provisioning), and relays
 //!   the answer.
 //! - `GET /state`, `PUT /control` `{provision_mode?, health_mode?}`: inspect and steer it.
+//!
+//! The marketplace links this crate only in its tests, so the vendor's side of the contract
+//! (headers, signature check, the demo automations' tokens) is written here, as a vendor would
+//! write it from the documentation (README.md), not borrowed from the marketplace.
 
 use std::{
     collections::HashMap,
@@ -27,7 +31,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::domain::tokens::{SERVICE_TOKEN_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify};
+pub mod demo;
+pub mod signature;
+
+use crate::signature::{SERVICE_TOKEN_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,15 +1,12 @@
-//! `zimmer-fake-vendor`: the fake automation vendor of the local platform (see
-//! `zimmer_marketplace::fake_vendor`). It runs the demo automations of `seed-demo`.
+//! `zimmer-fake-vendor`: the fake automation vendor of the local platform (see the library
+//! of this crate). It runs the demo automations of the marketplace's `seed-demo`.
 //!
 //! Environment: `FAKE_VENDOR_LISTEN` (default `127.0.0.1:<HTTP_PORT or 8090>`),
 //! `DEMO_SERVICE_TOKEN` (the same as for `seed-demo`), `MARKETPLACE_URL` (default
 //! `http://127.0.0.1:8002`), `RUST_LOG`.
 
 use zimmer_config::Env;
-use zimmer_marketplace::{
-    fake_vendor::{FakeVendor, FakeVendorConfig},
-    seed,
-};
+use zimmer_fake_vendor::{FakeVendor, FakeVendorConfig, demo};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -20,14 +17,11 @@ async fn main() -> anyhow::Result<()> {
     let (host, port) = listen
         .rsplit_once(':')
         .ok_or_else(|| anyhow::anyhow!("FAKE_VENDOR_LISTEN must be host:port"))?;
-    let base = seed::demo_token_base(&env);
+    let base = env.string("DEMO_SERVICE_TOKEN", demo::DEV_DEMO_SERVICE_TOKEN);
     let config = FakeVendorConfig {
         host: host.to_owned(),
         port: port.parse()?,
-        service_tokens: seed::DEMOS
-            .iter()
-            .map(|d| seed::demo_service_token(&base, d.slug))
-            .collect(),
+        service_tokens: demo::demo_service_tokens(&base),
         marketplace_url: env.string("MARKETPLACE_URL", "http://127.0.0.1:8002"),
     };
     let (server, vendor) = FakeVendor::server(config)?;
