@@ -135,7 +135,9 @@ impl Upstreams {
         self.call_as(service, method, path, query, body, None).await
     }
 
-    async fn call_as<B: Serialize + ?Sized>(
+    /// [`Upstreams::call`], on behalf of a staff member when `acting_token` is given (see
+    /// [`Upstreams::send_acting`]).
+    pub(crate) async fn call_as<B: Serialize + ?Sized>(
         &self,
         service: Service,
         method: Method,

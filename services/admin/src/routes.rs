@@ -46,6 +46,10 @@ admin_routes! {
         "This document (OpenAPI 3.1), generated from this table";
     GET "/dashboard/stats"                 => DashboardStats, dashboard::stats,
         "Dashboard stats: users, revenue (managers only), payments by status, automations, tokens consumed, open tickets; cached briefly";
+    GET "/dashboard"                       => DashboardStats, dashboard::summary,
+        "The admin dashboard's cards: `{status, data: {total_users, total_automations, total_tickets (active), all_tickets, system_status}}`";
+    GET "/usage/stats"                     => ActivityAnalytics, dashboard::usage_stats,
+        "Tokens consumed (ever, today, 30 days), users, active automations";
     GET "/analytics/revenue"               => RevenueAnalytics, dashboard::revenue,
         "Rials received per UTC day (`days`, 1-366, default 30)";
     GET "/analytics/usage"                 => ActivityAnalytics, dashboard::usage,
@@ -56,6 +60,16 @@ admin_routes! {
         "Users: `search` (email, name, phone), `role`, `is_active`, paging";
     POST "/users"                          => ManageStaff, users::create_staff,
         "Create a staff account `{name, email, role, password?, phone_number?}` (through auth)";
+    GET "/users/managers"                  => ViewUsers, users::managers,
+        "Every account (the admin dashboard's list), `{users, items, total, total_count}`: `search`, `role`, `is_active`, `limit` (default 5,000), `offset`";
+    POST "/users/managers"                 => ManageStaff, users::create_manager,
+        "Create a staff account `{email, name, password, role, is_active}` (through auth)";
+    PUT "/users/managers/{id}/role"        => UpdateUsers, users::update_manager,
+        "Change `role` and/or `is_active` (the dashboard's edit form; same rules as PUT /users/{id})";
+    PUT "/users/managers/{id}"             => UpdateUsers, users::update_manager,
+        "Same as PUT /users/managers/{id}/role";
+    DELETE "/users/managers/{id}"          => UpdateUsers, users::deactivate_manager,
+        "Deactivate an account (same rules as `is_active: false`)";
     GET "/users/{id}"                      => ViewUsers, users::get,
         "A user with their automations, payment and ticket counters";
     PUT "/users/{id}"                      => UpdateUsers, users::update,
@@ -65,9 +79,11 @@ admin_routes! {
     GET "/user-automations"                => ViewUserAutomations, user_automations::list,
         "Customers' automations: `user_id`, `automation_id`, `status`, `integration_status`, paging";
     POST "/tokens/adjust"                  => TokenAdjustments, tokens::adjust,
-        "Adjust a balance `{user_automation_id, delta, reason, idempotency_key}` through the marketplace ledger; once per key";
+        "Adjust a balance `{user_automation_id, delta (or delta_tokens), reason, idempotency_key?}` through the marketplace ledger; once per key (without one, each call is one adjustment)";
     GET "/tokens/history"                  => TokenAdjustments, tokens::history,
         "Token adjustments, newest first: `user_automation_id`, `user_id`, `actor_id`, paging";
+    GET "/tokens/adjustments"              => TokenAdjustments, tokens::adjustments,
+        "Token adjustments as the admin dashboard reads them (`items` and `adjustments`): `user_id`, `automation_id`, `admin_id`, `start_date`, `end_date`, paging";
     GET "/automations"                     => Automations, automations::list,
         "Every automation, listed or not: `search`, `status`, `is_listed`, `health_status`, paging";
     POST "/automations"                    => Automations, automations::create,
@@ -80,6 +96,10 @@ admin_routes! {
         "Delete when no customer has it, else unlist";
     POST "/automations/{id}/service-token" => Automations, automations::issue_token,
         "Issue a new service token, shown once";
+    POST "/automations/{id}/generate-service-token" => Automations, automations::generate_service_token,
+        "Issue a new service token, shown once: `{service_token, automation_id, message}`";
+    POST "/automations/{id}/rotate-token"  => Automations, automations::rotate_token,
+        "Issue a new service token, shown once: `{new_token, masked_token, automation_id, rotated_at, message}`";
     POST "/automations/{id}/health-check"  => Automations, automations::health_check,
         "Check the automation's health now";
     GET "/payments"                        => Payments, payments::list,

@@ -277,7 +277,9 @@ async fn discounts_and_payments_for_managers() {
     .await;
     let v = w.json("/api/admin/payments", &manager).await;
     assert_eq!(v["total"], 3);
-    assert_eq!(v["items"][0]["status"], "succeeded", "newest first");
+    assert_eq!(v["items"][0]["payment_status"], "succeeded", "newest first");
+    // The dashboard's vocabulary in `status` (README.md, "admin dashboard").
+    assert_eq!(v["items"][0]["status"], "completed");
     assert_eq!(v["items"][0]["user_email"], "c1@example.com");
     assert_eq!(v["items"][0]["automation_name"], "Pay bot");
     let v = w.json("/api/admin/payments?status=failed", &manager).await;

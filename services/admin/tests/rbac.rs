@@ -23,6 +23,8 @@ const MTS: &[Role] = &[Role::Manager, Role::TechnicalTeam, Role::SupportStaff];
 const MATRIX: &[(&str, &str, &[Role])] = &[
     // admin dashboard stats: all staff (revenue only for managers, checked in stats.rs)
     ("GET", "/api/admin/dashboard/stats", MTS),
+    ("GET", "/api/admin/dashboard", MTS),
+    ("GET", "/api/admin/usage/stats", MTS),
     // analytics: revenue — manager; usage, signups — all staff
     ("GET", "/api/admin/analytics/revenue", M),
     ("GET", "/api/admin/analytics/usage", MTS),
@@ -32,13 +34,19 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
     ("GET", "/api/admin/users/{id}", MTS),
     ("PUT", "/api/admin/users/{id}", MTS),
     ("PATCH", "/api/admin/users/{id}", MTS),
+    ("GET", "/api/admin/users/managers", MTS),
+    ("PUT", "/api/admin/users/managers/{id}/role", MTS),
+    ("PUT", "/api/admin/users/managers/{id}", MTS),
+    ("DELETE", "/api/admin/users/managers/{id}", MTS),
     // create staff: manager
     ("POST", "/api/admin/users", M),
+    ("POST", "/api/admin/users/managers", M),
     // user automations (view): all staff
     ("GET", "/api/admin/user-automations", MTS),
     // token adjustments: manager, technical team
     ("POST", "/api/admin/tokens/adjust", MT),
     ("GET", "/api/admin/tokens/history", MT),
+    ("GET", "/api/admin/tokens/adjustments", MT),
     // automations: manager, technical team
     ("GET", "/api/admin/automations", MT),
     ("POST", "/api/admin/automations", MT),
@@ -46,6 +54,12 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
     ("PUT", "/api/admin/automations/{id}", MT),
     ("DELETE", "/api/admin/automations/{id}", MT),
     ("POST", "/api/admin/automations/{id}/service-token", MT),
+    (
+        "POST",
+        "/api/admin/automations/{id}/generate-service-token",
+        MT,
+    ),
+    ("POST", "/api/admin/automations/{id}/rotate-token", MT),
     ("POST", "/api/admin/automations/{id}/health-check", MT),
     // payments (all users): manager
     ("GET", "/api/admin/payments", M),
@@ -111,6 +125,8 @@ fn the_matrix_covers_exactly_the_served_routes_with_the_same_roles() {
 /// validation or the owner (4xx) and nothing changes between callers.
 fn request(method: &str, pattern: &str, ids: &Ids) -> (String, Option<Value>) {
     let id = match pattern {
+        // Deactivation would change the customer for the callers after it.
+        p if p.starts_with("/api/admin/users/") && method == "DELETE" => 999_999,
         p if p.starts_with("/api/admin/users/") => ids.customer,
         p if p.starts_with("/api/admin/automations/") => {
             if method == "GET" {

@@ -112,14 +112,11 @@ async fn an_adjustment_sent_twice_with_one_key_changes_the_balance_once_and_logs
         2
     );
 
-    // Validation: reason and key are required, zero is not a change; unknown → 404.
+    // Validation: a reason is required, zero is not a change, a key must be well formed;
+    // unknown → 404. (Without a key the server makes a fresh one: dashboard_contract.rs.)
     for (bad, expected) in [
         (
             json!({ "user_automation_id": ua, "delta": 5, "reason": " ", "idempotency_key": "k" }),
-            422,
-        ),
-        (
-            json!({ "user_automation_id": ua, "delta": 5, "reason": "why" }),
             422,
         ),
         (

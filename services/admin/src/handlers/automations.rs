@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use zimmer_http::{ApiError, HttpResult, Paged};
+use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, audit_after, invalidate_stats, one_of, page, search_text};
+use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, list_page, listed, one_of, search_text};
 use crate::{
     AppState,
     clients::Service,
@@ -21,16 +21,29 @@ struct AutomationView {
     id: i64,
     name: String,
     description: String,
+    /// `token_per_session`, `token_per_message` (our `token_per_step`, in the admin
+    /// dashboard's word) or `flat_fee`.
     pricing_type: String,
     price_per_token: i64,
     demo_tokens: i64,
-    status: String,
+    /// A boolean on the admin paths (true = active), as the admin dashboard reads it.
+    status: bool,
     is_listed: bool,
     health_status: String,
     last_health_at: Option<DateTime<Utc>>,
     provision_url: Option<String>,
+    /// = `provision_url` (the dashboard's name).
+    api_provision_url: Option<String>,
     health_check_url: Option<String>,
+    /// Vendor URLs the dashboard shows; not stored yet (always null).
+    api_base_url: Option<String>,
+    api_usage_url: Option<String>,
+    api_kb_status_url: Option<String>,
+    api_kb_reset_url: Option<String>,
+    dashboard_url: Option<String>,
     has_service_token: bool,
+    /// `****` when a token is set (its tail is not stored), else null.
+    service_token_masked: Option<&'static str>,
     /// Customers who have added it (it can be deleted only at zero).
     users_count: i64,
     created_at: DateTime<Utc>,
@@ -42,16 +55,27 @@ fn view((a, has_service_token, users_count): (AutomationRow, bool, i64)) -> Auto
         id: a.id,
         name: a.name,
         description: a.description,
-        pricing_type: a.pricing_type,
+        pricing_type: if a.pricing_type == "token_per_step" {
+            "token_per_message".to_owned()
+        } else {
+            a.pricing_type
+        },
         price_per_token: a.price_per_token,
         demo_tokens: a.demo_tokens,
-        status: a.status,
+        status: a.status == "active",
         is_listed: a.is_listed,
         health_status: a.health_status,
         last_health_at: a.last_health_at,
+        api_provision_url: a.provision_url.clone(),
         provision_url: a.provision_url,
         health_check_url: a.health_check_url,
+        api_base_url: None,
+        api_usage_url: None,
+        api_kb_status_url: None,
+        api_kb_reset_url: None,
+        dashboard_url: None,
         has_service_token,
+        service_token_masked: has_service_token.then_some("****"),
         users_count,
         created_at: a.created_at,
         updated_at: a.updated_at,
@@ -66,6 +90,8 @@ pub struct ListQuery {
     pub health_status: Option<String>,
     pub page: Option<i64>,
     pub page_size: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
 }
 
 /// `GET /api/admin/automations?search=&status=&is_listed=&health_status=`: listed or not.
@@ -76,7 +102,11 @@ pub async fn list(
 ) -> HttpResult {
     let filter = AutomationFilter {
         search: search_text(query.search.as_deref())?,
-        status: one_of("status", query.status.as_deref(), &["active", "inactive"])?,
+        status: match query.status.as_deref().map(str::trim) {
+            Some("true") => Some("active".to_owned()),
+            Some("false") => Some("inactive".to_owned()),
+            other => one_of("status", other, &["active", "inactive"])?,
+        },
         is_listed: query.is_listed,
         health_status: one_of(
             "health_status",
@@ -84,11 +114,17 @@ pub async fn list(
             &["healthy", "degraded", "down", "unknown"],
         )?,
     };
-    let page = page(query.page, query.page_size);
+    let page = list_page(
+        query.page,
+        query.page_size,
+        query.limit,
+        query.offset,
+        WHOLE_LIST,
+    );
     let mut conn = state.platform.pool.get().await?;
-    let (rows, total) = q::list(&mut conn, &filter, page.offset(), page.limit()).await?;
+    let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let items: Vec<AutomationView> = rows.into_iter().map(view).collect();
-    Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+    listed("automations", items, total, &page)
 }
 
 /// `GET /api/admin/automations/{id}`
@@ -100,18 +136,60 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
     Ok(HttpResponse::Ok().json(view(row)))
 }
 
-/// The body as sent: the marketplace validates the fields (and distinguishes an absent URL
-/// from `null`, which clears it), so admin passes the object through untouched.
+/// The body for the marketplace, which validates the fields (and distinguishes an absent URL
+/// from `null`, which clears it). The admin dashboard's vocabulary is translated first
+/// (README.md, "admin dashboard"): `status` as a boolean, `token_per_message` (our
+/// `token_per_step`), `api_provision_url` (our `provision_url`), a whole-number price sent as
+/// `1500.0`. Fields the marketplace does not know are ignored by it.
 fn object(body: Value) -> Result<Value, ApiError> {
-    if body.is_object() {
-        Ok(body)
-    } else {
-        Err(ApiError::new(
+    let Value::Object(mut map) = body else {
+        return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_error",
             "The request body must be a JSON object",
-        ))
+        ));
+    };
+    if let Some(Value::Bool(active)) = map.get("status") {
+        let word = if *active { "active" } else { "inactive" };
+        map.insert("status".into(), json!(word));
     }
+    if map.get("pricing_type").and_then(Value::as_str) == Some("token_per_message") {
+        map.insert("pricing_type".into(), json!("token_per_step"));
+    }
+    if !map.contains_key("provision_url")
+        && let Some(url) = map.remove("api_provision_url")
+    {
+        map.insert("provision_url".into(), url);
+    }
+    if let Some(Value::Number(n)) = map.get("price_per_token")
+        && n.as_i64().is_none()
+    {
+        match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && (0.0..=1e12).contains(&f) => {
+                map.insert("price_per_token".into(), json!(f as i64));
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "price_per_token",
+                    "must be a whole number of Rials",
+                ));
+            }
+        }
+    }
+    // A token chosen by the client (the automation wizard) cannot be stored yet: refusing
+    // is better than creating the automation without the token the vendor was given.
+    if map
+        .get("service_token")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.trim().is_empty())
+    {
+        return Err(ApiError::invalid(
+            "service_token",
+            "cannot be chosen yet: create the automation, then generate its service token",
+        ));
+    }
+    map.remove("service_token");
+    Ok(Value::Object(map))
 }
 
 /// Fields worth keeping in the audit log (the URLs and prices; never secrets, there are none).
@@ -144,29 +222,12 @@ pub async fn create(
     body: web::Json<Value>,
 ) -> HttpResult {
     let body = object(body.into_inner())?;
-    let reply = state
-        .upstreams
-        .send(
-            Service::Marketplace,
-            Method::POST,
-            "/internal/automations",
-            &body,
-        )
-        .await?;
-    let id = reply.body.get("id").and_then(Value::as_i64);
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: "automation.create",
-            target_type: "automation",
-            target_id: id.map(|i| i.to_string()),
-            details: audited_fields(&body),
-        },
-        None,
-    )
-    .await;
-    invalidate_stats(&state).await;
+    let call = OwnerCall::new(Service::Marketplace, Method::POST, "/internal/automations");
+    let reply = call_owner(&state, &staff, call.body(&body).changes_stats(), |reply| {
+        let id = reply.body.get("id").and_then(Value::as_i64);
+        Audit::new("automation.create", "automation", id, audited_fields(&body))
+    })
+    .await?;
     Ok(HttpResponse::Created().json(reply.body))
 }
 
@@ -179,28 +240,17 @@ pub async fn update(
 ) -> HttpResult {
     let id = path.into_inner();
     let body = object(body.into_inner())?;
-    let reply = state
-        .upstreams
-        .send(
-            Service::Marketplace,
-            Method::PUT,
-            &format!("/internal/automations/{id}"),
-            &body,
+    let path = format!("/internal/automations/{id}");
+    let call = OwnerCall::new(Service::Marketplace, Method::PUT, &path);
+    let reply = call_owner(&state, &staff, call.body(&body).changes_stats(), |_| {
+        Audit::new(
+            "automation.update",
+            "automation",
+            Some(id),
+            audited_fields(&body),
         )
-        .await?;
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: "automation.update",
-            target_type: "automation",
-            target_id: Some(id.to_string()),
-            details: audited_fields(&body),
-        },
-        None,
-    )
-    .await;
-    invalidate_stats(&state).await;
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(reply.body))
 }
 
@@ -208,35 +258,41 @@ pub async fn update(
 /// (customers keep what they bought); the answer says which.
 pub async fn delete(staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
     let id = path.into_inner();
-    let reply = state
-        .upstreams
-        .call::<Value>(
-            Service::Marketplace,
-            Method::DELETE,
-            &format!("/internal/automations/{id}"),
-            &[],
-            None,
+    let path = format!("/internal/automations/{id}");
+    let call = OwnerCall::new(Service::Marketplace, Method::DELETE, &path);
+    let reply = call_owner(&state, &staff, call.changes_stats(), |reply| {
+        let deleted = reply.body.get("deleted").and_then(Value::as_bool) == Some(true);
+        let action = if deleted {
+            "automation.delete"
+        } else {
+            "automation.unlist"
+        };
+        Audit::new(
+            action,
+            "automation",
+            Some(id),
+            json!({ "deleted": deleted }),
         )
-        .await?;
-    let deleted = reply.body.get("deleted").and_then(Value::as_bool) == Some(true);
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: if deleted {
-                "automation.delete"
-            } else {
-                "automation.unlist"
-            },
-            target_type: "automation",
-            target_id: Some(id.to_string()),
-            details: json!({ "deleted": deleted }),
-        },
-        None,
-    )
-    .await;
-    invalidate_stats(&state).await;
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(reply.body))
+}
+
+/// A new service token through the marketplace (the previous one stops working), audited.
+/// The token is never stored by admin, never logged.
+async fn new_token(
+    state: &AppState,
+    staff: &Staff,
+    id: i64,
+    action: &str,
+) -> Result<Value, ApiError> {
+    let path = format!("/internal/automations/{id}/service-token");
+    let call = OwnerCall::new(Service::Marketplace, Method::POST, &path).json(json!({}));
+    let reply = call_owner(state, staff, call, |_| {
+        Audit::new(action, "automation", Some(id), json!({}))
+    })
+    .await?;
+    Ok(reply.body)
 }
 
 /// `POST /api/admin/automations/{id}/service-token` → 201 `{automation_id, service_token}`:
@@ -247,31 +303,63 @@ pub async fn issue_token(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> HttpResult {
-    let id = path.into_inner();
-    let reply = state
-        .upstreams
-        .send(
-            Service::Marketplace,
-            Method::POST,
-            &format!("/internal/automations/{id}/service-token"),
-            &json!({}),
-        )
-        .await?;
-    audit_after(
+    let body = new_token(
         &state,
         &staff,
-        Audit {
-            action: "automation.issue_service_token",
-            target_type: "automation",
-            target_id: Some(id.to_string()),
-            details: json!({}),
-        },
-        None,
+        path.into_inner(),
+        "automation.issue_service_token",
     )
-    .await;
+    .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
-        .json(reply.body))
+        .json(body))
+}
+
+/// `POST /api/admin/automations/{id}/generate-service-token` (the admin dashboard's "generate
+/// token" and "connect" buttons; no body) → `{service_token, automation_id, message}`: the
+/// same mechanism as `/service-token`.
+pub async fn generate_service_token(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let id = path.into_inner();
+    let body = new_token(&state, &staff, id, "automation.issue_service_token").await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "service_token": body.get("service_token"),
+            "automation_id": id,
+            "message": "A new service token was issued; the previous one no longer works. It is shown only once.",
+        })))
+}
+
+/// `POST /api/admin/automations/{id}/rotate-token` (no body) → `{new_token, masked_token,
+/// automation_id, rotated_at, message}`: the same mechanism again.
+pub async fn rotate_token(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let id = path.into_inner();
+    let body = new_token(&state, &staff, id, "automation.rotate_service_token").await?;
+    let token = body
+        .get("service_token")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let tail: String = {
+        let chars: Vec<char> = token.chars().collect();
+        chars[chars.len().saturating_sub(4)..].iter().collect()
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "new_token": token,
+            "masked_token": format!("****{tail}"),
+            "automation_id": id,
+            "rotated_at": Utc::now(),
+            "message": "The service token was rotated; the previous one no longer works. It is shown only once.",
+        })))
 }
 
 /// `POST /api/admin/automations/{id}/health-check`: checks now and records the result.
@@ -281,29 +369,15 @@ pub async fn health_check(
     path: web::Path<i64>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let reply = state
-        .upstreams
-        .send(
-            Service::Marketplace,
-            Method::POST,
-            &format!("/internal/automations/{id}/health-check"),
-            &json!({}),
-        )
-        .await?;
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: "automation.health_check",
-            target_type: "automation",
-            target_id: Some(id.to_string()),
-            details: json!({
-                "health_status": reply.body.get("health_status"),
-                "previous": reply.body.get("previous"),
-            }),
-        },
-        None,
-    )
-    .await;
+    let path = format!("/internal/automations/{id}/health-check");
+    let call = OwnerCall::new(Service::Marketplace, Method::POST, &path).json(json!({}));
+    let reply = call_owner(&state, &staff, call, |reply| {
+        let details = json!({
+            "health_status": reply.body.get("health_status"),
+            "previous": reply.body.get("previous"),
+        });
+        Audit::new("automation.health_check", "automation", Some(id), details)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(reply.body))
 }

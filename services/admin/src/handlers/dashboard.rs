@@ -129,24 +129,83 @@ impl DashboardView {
 /// `GET /api/admin/dashboard/stats`. One cached computation serves every role; revenue is
 /// removed from the answer, not from the cache, for non-managers.
 pub async fn stats(staff: Staff, state: web::Data<AppState>) -> HttpResult {
+    let cached = cached(&state).await?;
+    Ok(HttpResponse::Ok().json(DashboardView::new(cached, staff.is_manager())))
+}
+
+/// The dashboard numbers, from the cache when fresh.
+async fn cached(state: &AppState) -> Result<CachedStats, ApiError> {
     let redis = &state.platform.redis;
-    let cached = match redis.get_json::<CachedStats>(STATS_CACHE_KEY).await {
-        Some(c) => c,
+    if let Some(c) = redis.get_json::<CachedStats>(STATS_CACHE_KEY).await {
+        return Ok(c);
+    }
+    let mut conn = state.platform.pool.get().await?;
+    let row = stats::dashboard(&mut conn).await?;
+    drop(conn);
+    let c = CachedStats {
+        row,
+        generated_at: Utc::now(),
+    };
+    redis
+        .set_json(STATS_CACHE_KEY, &c, state.config.stats_ttl)
+        .await;
+    Ok(c)
+}
+
+/// `GET /api/admin/dashboard`: the admin dashboard's cards, `{status: "success", data:
+/// {total_users, total_automations, total_tickets, all_tickets, system_status}}`.
+/// `total_tickets` counts the active ones (open, pending, in progress: the card says
+/// "active tickets"); `system_status` is `healthy` when every service is ready.
+pub async fn summary(_staff: Staff, state: web::Data<AppState>) -> HttpResult {
+    let c = cached(&state).await?;
+    let r = &c.row;
+    let all_tickets: i64 = r.tickets_by_status.as_object().map_or(0, |m| {
+        m.values().filter_map(serde_json::Value::as_i64).sum()
+    });
+    let probes = crate::clients::Service::ALL
+        .map(|s| state.upstreams.readyz(s, std::time::Duration::from_secs(2)));
+    let ready = futures_util::future::join_all(probes)
+        .await
+        .iter()
+        .all(|(status, _)| *status == Some(200));
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "status": "success",
+        "data": {
+            "total_users": r.users_total,
+            "total_automations": r.automations_total,
+            "total_tickets": r.tickets_open,
+            "all_tickets": all_tickets,
+            "system_status": if ready { "healthy" } else { "degraded" },
+            "generated_at": c.generated_at,
+        },
+    })))
+}
+
+/// `GET /api/admin/usage/stats`: `{type: "general_overview", total_tokens_used,
+/// tokens_used_today, tokens_used_30d, total_users, active_automations}`; tokens are the
+/// ledger's consumption entries, demo and paid.
+pub async fn usage_stats(_staff: Staff, state: web::Data<AppState>) -> HttpResult {
+    const KEY: &str = "admin:stats:tokens-ever:v1";
+    let c = cached(&state).await?;
+    let redis = &state.platform.redis;
+    let ever = match redis.get_json::<i64>(KEY).await {
+        Some(n) => n,
         None => {
             let mut conn = state.platform.pool.get().await?;
-            let row = stats::dashboard(&mut conn).await?;
-            drop(conn);
-            let c = CachedStats {
-                row,
-                generated_at: Utc::now(),
-            };
-            redis
-                .set_json(STATS_CACHE_KEY, &c, state.config.stats_ttl)
-                .await;
-            c
+            let n = stats::tokens_consumed_ever(&mut conn).await?;
+            redis.set_json(KEY, &n, state.config.stats_ttl).await;
+            n
         }
     };
-    Ok(HttpResponse::Ok().json(DashboardView::new(cached, staff.is_manager())))
+    let r = &c.row;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "type": "general_overview",
+        "total_tokens_used": ever,
+        "tokens_used_today": r.tokens_consumed_today,
+        "tokens_used_30d": r.tokens_consumed_30d,
+        "total_users": r.users_total,
+        "active_automations": r.automations_active,
+    })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, audit_after};
+use super::{Audit, OwnerCall, call_owner};
 use crate::{AppState, clients::Service, rbac::Staff};
 
 #[derive(Debug, Deserialize)]
@@ -42,11 +42,121 @@ pub async fn list(
     if let Some(p) = query.page_size {
         q.push(("page_size", p.to_string()));
     }
+    if query.page.is_none() && query.page_size.is_none() {
+        // The admin dashboard has no paging: the largest page billing serves.
+        q.push(("page_size", "100".to_owned()));
+    }
     let reply = state
         .upstreams
         .get(Service::Billing, "/internal/discounts", &q)
         .await?;
-    Ok(HttpResponse::Ok().json(reply.body))
+    let mut body = reply.body;
+    if let Some(map) = body.as_object_mut() {
+        let mut items = map
+            .get("items")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new()));
+        if let Some(list) = items.as_array_mut() {
+            list.iter_mut().for_each(dashboard_names);
+        }
+        let total = map.get("total").cloned().unwrap_or(json!(0));
+        map.insert("items".into(), items.clone());
+        map.insert("discounts".into(), items);
+        map.insert("total_count".into(), total);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Adds the admin dashboard's names to a code (its edit page reads another vocabulary):
+/// `discount_type` (always a percentage), `discount_value`, `is_active`, `valid_from`,
+/// `valid_until`, `max_uses`, `automation_ids`.
+fn dashboard_names(code: &mut Value) {
+    let Some(m) = code.as_object_mut() else {
+        return;
+    };
+    let get = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+    let automation_ids = match m.get("automation_id") {
+        Some(Value::Number(n)) => json!([n]),
+        _ => json!([]),
+    };
+    let extra = [
+        ("discount_type", json!("percentage")),
+        ("discount_value", get("percent_off")),
+        ("is_active", get("active")),
+        ("valid_from", get("starts_at")),
+        ("valid_until", get("ends_at")),
+        ("max_uses", get("max_redemptions")),
+        ("automation_ids", automation_ids),
+    ];
+    for (k, v) in extra {
+        m.entry(k).or_insert(v);
+    }
+}
+
+/// The admin dashboard's create and edit forms → billing's fields (README.md): a set of
+/// automations of at most one (`[]` = every automation), `discount_value` with
+/// `discount_type` "percentage", `is_active`, `valid_from`/`valid_until` (a zone-less time is
+/// UTC), `max_uses`. Ours win when both are sent.
+fn from_dashboard(body: Value) -> Result<Value, ApiError> {
+    let Value::Object(mut m) = object(body)? else {
+        return Err(ApiError::bad_request("Invalid request"));
+    };
+    if let Some(ids) = m.remove("automation_ids") {
+        let ids = match ids {
+            Value::Null => Vec::new(),
+            Value::Array(a) => a,
+            _ => return Err(ApiError::invalid("automation_ids", "must be a list of ids")),
+        };
+        match ids.as_slice() {
+            [] => {}
+            [one] if one.is_i64() => {
+                m.entry("automation_id").or_insert(one.clone());
+            }
+            [_] => return Err(ApiError::invalid("automation_ids", "must be a list of ids")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "automation_ids",
+                    "a code can name one automation (or none, for every automation) for now",
+                ));
+            }
+        }
+    }
+    if let Some(t) = m.remove("discount_type")
+        && !(t.is_null() || t == json!("percentage"))
+    {
+        return Err(ApiError::invalid(
+            "discount_type",
+            "only percentage codes exist",
+        ));
+    }
+    for (theirs, ours) in [
+        ("discount_value", "percent_off"),
+        ("is_active", "active"),
+        ("valid_from", "starts_at"),
+        ("valid_until", "ends_at"),
+        ("max_uses", "max_redemptions"),
+    ] {
+        if let Some(v) = m.remove(theirs) {
+            m.entry(ours).or_insert(v);
+        }
+    }
+    for k in ["starts_at", "ends_at"] {
+        if let Some(Value::String(t)) = m.get(k) {
+            let t = t.trim();
+            let fixed = if t.is_empty() {
+                Value::Null
+            } else if chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M").is_ok() {
+                json!(format!("{t}:00Z"))
+            } else if chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").is_ok() {
+                json!(format!("{t}Z"))
+            } else {
+                json!(t)
+            };
+            m.insert(k.to_owned(), fixed);
+        }
+    }
+    // `description` is not stored yet; billing ignores fields it does not know.
+    Ok(Value::Object(m))
 }
 
 /// `GET /api/admin/discounts/{id}`
@@ -104,27 +214,13 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> HttpResult {
-    let body = object(body.into_inner())?;
-    let reply = state
-        .upstreams
-        .send(Service::Billing, Method::POST, "/internal/discounts", &body)
-        .await?;
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: "discount.create",
-            target_type: "discount",
-            target_id: reply
-                .body
-                .get("id")
-                .and_then(Value::as_i64)
-                .map(|i| i.to_string()),
-            details: audited(&reply.body),
-        },
-        None,
-    )
-    .await;
+    let body = from_dashboard(body.into_inner())?;
+    let call = OwnerCall::new(Service::Billing, Method::POST, "/internal/discounts");
+    let reply = call_owner(&state, &staff, call.body(&body), |reply| {
+        let id = reply.body.get("id").and_then(Value::as_i64);
+        Audit::new("discount.create", "discount", id, audited(&reply.body))
+    })
+    .await?;
     Ok(HttpResponse::Created().json(reply.body))
 }
 
@@ -136,28 +232,14 @@ pub async fn update(
     body: web::Json<Value>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let body = object(body.into_inner())?;
-    let reply = state
-        .upstreams
-        .send(
-            Service::Billing,
-            Method::PUT,
-            &format!("/internal/discounts/{id}"),
-            &body,
-        )
-        .await?;
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: "discount.update",
-            target_type: "discount",
-            target_id: Some(id.to_string()),
-            details: json!({ "changes": audited(&body) }),
-        },
-        None,
-    )
-    .await;
+    let body = from_dashboard(body.into_inner())?;
+    let path = format!("/internal/discounts/{id}");
+    let call = OwnerCall::new(Service::Billing, Method::PUT, &path);
+    let reply = call_owner(&state, &staff, call.body(&body), |_| {
+        let details = json!({ "changes": audited(&body) });
+        Audit::new("discount.update", "discount", Some(id), details)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(reply.body))
 }
 
@@ -165,28 +247,12 @@ pub async fn update(
 /// one (its redemptions are payment history).
 pub async fn delete(staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
     let id = path.into_inner();
-    let reply = state
-        .upstreams
-        .call::<Value>(
-            Service::Billing,
-            Method::DELETE,
-            &format!("/internal/discounts/{id}"),
-            &[],
-            None,
-        )
-        .await?;
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: "discount.delete",
-            target_type: "discount",
-            target_id: Some(id.to_string()),
-            details: reply.body.clone(),
-        },
-        None,
-    )
-    .await;
+    let path = format!("/internal/discounts/{id}");
+    let call = OwnerCall::new(Service::Billing, Method::DELETE, &path);
+    let reply = call_owner(&state, &staff, call, |reply| {
+        Audit::new("discount.delete", "discount", Some(id), reply.body.clone())
+    })
+    .await?;
     if reply.status == 204 || reply.body.is_null() {
         return Ok(HttpResponse::NoContent().finish());
     }

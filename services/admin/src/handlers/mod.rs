@@ -15,11 +15,21 @@ pub mod tokens;
 pub mod user_automations;
 pub mod users;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use zimmer_db::models::admin::NewAuditEntry;
-use zimmer_http::{ApiError, PageQuery};
+use std::borrow::Cow;
 
-use crate::{AppState, queries, rbac::Staff};
+use actix_web::HttpResponse;
+use chrono::{DateTime, NaiveDate, Utc};
+use reqwest::Method;
+use serde::Serialize;
+use zimmer_db::models::admin::NewAuditEntry;
+use zimmer_http::{ApiError, HttpResult, PageQuery};
+
+use crate::{
+    AppState,
+    clients::{Reply, Service},
+    queries,
+    rbac::Staff,
+};
 
 /// The Redis key of the cached dashboard stats.
 pub const STATS_CACHE_KEY: &str = "admin:stats:dashboard:v1";
@@ -27,6 +37,73 @@ pub const STATS_CACHE_KEY: &str = "admin:stats:dashboard:v1";
 pub fn page(page: Option<i64>, page_size: Option<i64>) -> PageQuery {
     PageQuery { page, page_size }
 }
+
+/// The rows one list call answers. The admin dashboard (README.md, "admin dashboard") has no
+/// paging: a list call without any paging parameter answers the newest `whole` rows at once;
+/// with `page`/`page_size` or `limit`/`offset` it pages as every other list (at most 100).
+#[derive(Debug, Clone, Copy)]
+pub struct ListPage {
+    pub offset: i64,
+    pub limit: i64,
+    pub page: i64,
+    pub page_size: i64,
+}
+
+pub fn list_page(
+    page: Option<i64>,
+    page_size: Option<i64>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    whole: i64,
+) -> ListPage {
+    if let Some(limit) = limit {
+        let q = PageQuery {
+            page: None,
+            page_size: Some(limit),
+        };
+        let offset = offset.unwrap_or(0).max(0);
+        let size = q.page_size();
+        return ListPage {
+            offset,
+            limit: size,
+            page: offset / size + 1,
+            page_size: size,
+        };
+    }
+    if page.is_none() && page_size.is_none() && offset.is_none() {
+        return ListPage {
+            offset: 0,
+            limit: whole,
+            page: 1,
+            page_size: whole,
+        };
+    }
+    let q = PageQuery { page, page_size };
+    ListPage {
+        offset: offset.map_or_else(|| q.offset(), |o| o.max(0)),
+        limit: q.limit(),
+        page: q.page(),
+        page_size: q.page_size(),
+    }
+}
+
+/// A list answer both our clients and the admin dashboard read: `items` (ours) and the same
+/// array under the dashboard's `key` (`payments`, `tickets`, ...), with `total` and
+/// `total_count` (the whole count), `page` and `page_size`.
+pub fn listed<T: Serialize>(key: &str, items: Vec<T>, total: i64, p: &ListPage) -> HttpResult {
+    let items = serde_json::to_value(items).map_err(ApiError::internal)?;
+    let mut body = serde_json::Map::new();
+    body.insert(key.to_owned(), items.clone());
+    body.insert("items".to_owned(), items);
+    body.insert("total".to_owned(), total.into());
+    body.insert("total_count".to_owned(), total.into());
+    body.insert("page".to_owned(), p.page.into());
+    body.insert("page_size".to_owned(), p.page_size.into());
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// The newest rows a dashboard list answers without paging (README.md).
+pub const WHOLE_LIST: i64 = 500;
 
 /// A date filter: `2026-11-25` (the start of that UTC day, or with `end` the start of the next
 /// day, so `to` includes the whole day) or an RFC 3339 instant.
@@ -82,6 +159,108 @@ pub struct Audit<'a> {
     pub target_type: &'a str,
     pub target_id: Option<String>,
     pub details: serde_json::Value,
+}
+
+impl<'a> Audit<'a> {
+    pub fn new(
+        action: &'a str,
+        target_type: &'a str,
+        target_id: Option<impl ToString>,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            action,
+            target_type,
+            target_id: target_id.map(|id| id.to_string()),
+            details,
+        }
+    }
+}
+
+/// A call to the owner's internal API that changes its data, made for a staff member by
+/// [`call_owner`].
+pub struct OwnerCall<'a> {
+    service: Service,
+    method: Method,
+    path: &'a str,
+    body: Option<Cow<'a, serde_json::Value>>,
+    acting_token: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+    changes_stats: bool,
+}
+
+impl<'a> OwnerCall<'a> {
+    pub fn new(service: Service, method: Method, path: &'a str) -> Self {
+        Self {
+            service,
+            method,
+            path,
+            body: None,
+            acting_token: None,
+            idempotency_key: None,
+            changes_stats: false,
+        }
+    }
+
+    /// The JSON body (none: no body, as a `DELETE`).
+    pub fn body(mut self, body: &'a serde_json::Value) -> Self {
+        self.body = Some(Cow::Borrowed(body));
+        self
+    }
+
+    /// [`OwnerCall::body`], made for this call.
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(Cow::Owned(body));
+        self
+    }
+
+    /// Sent with the staff member's own access token (see [`Upstreams::send_acting`]).
+    ///
+    /// [`Upstreams::send_acting`]: crate::clients::Upstreams::send_acting
+    pub fn acting(mut self, token: &'a str) -> Self {
+        self.acting_token = Some(token);
+        self
+    }
+
+    /// A retried request (same key) is audited once.
+    pub fn idempotent(mut self, key: &'a str) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+
+    /// The change moves the dashboard's numbers: the cached stats are dropped after it.
+    pub fn changes_stats(mut self) -> Self {
+        self.changes_stats = true;
+        self
+    }
+}
+
+/// The shape every admin change has: call the owner (its refusal mapped for the admin caller
+/// by [`crate::clients`] and returned as is), then write the audit entry `audit` makes from
+/// its answer (see [`audit_after`]), then drop the cached stats if asked. The owner's answer
+/// is returned for the handler to shape.
+pub async fn call_owner<'a>(
+    state: &AppState,
+    staff: &Staff,
+    call: OwnerCall<'_>,
+    audit: impl FnOnce(&Reply) -> Audit<'a>,
+) -> Result<Reply, ApiError> {
+    let reply = state
+        .upstreams
+        .call_as(
+            call.service,
+            call.method,
+            call.path,
+            &[],
+            call.body.as_deref(),
+            call.acting_token,
+        )
+        .await?;
+    audit_after(state, staff, audit(&reply), call.idempotency_key).await;
+    if call.changes_stats {
+        invalidate_stats(state).await;
+    }
+    Ok(reply)
 }
 
 /// Records an action another service carried out for `staff` (after its call succeeded).
@@ -155,6 +334,16 @@ mod tests {
             t.map(|t| t.to_rfc3339()).as_deref(),
             Some("2026-11-25T06:30:00+00:00")
         );
+    }
+
+    #[test]
+    fn lists_without_paging_answer_the_whole_list() {
+        let p = list_page(None, None, None, None, 500);
+        assert_eq!((p.offset, p.limit), (0, 500));
+        let p = list_page(Some(2), Some(10), None, None, 500);
+        assert_eq!((p.offset, p.limit, p.page), (10, 10, 2));
+        let p = list_page(None, None, Some(1000), Some(30), 500);
+        assert_eq!((p.offset, p.limit), (30, 100));
     }
 
     #[test]

@@ -9,9 +9,9 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zimmer_db::models::billing::payment_status;
-use zimmer_http::{ApiError, HttpResult, Paged};
+use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, audit_after, invalidate_stats, one_of, page, parse_time};
+use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, list_page, listed, parse_time};
 use crate::{
     AppState,
     clients::Service,
@@ -31,6 +31,41 @@ pub struct ListQuery {
     pub to: Option<String>,
     pub page: Option<i64>,
     pub page_size: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// The admin dashboard's word for each of our statuses (README.md, "admin dashboard").
+fn dashboard_status(ours: &str) -> &'static str {
+    match ours {
+        payment_status::SUCCEEDED => "completed",
+        payment_status::PENDING | payment_status::VERIFYING => "pending",
+        payment_status::FAILED => "failed",
+        payment_status::CANCELED | payment_status::EXPIRED => "cancelled",
+        _ => "needs_review",
+    }
+}
+
+/// A `status` filter in either vocabulary → our statuses.
+fn status_filter(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let ours: Vec<&str> = match raw {
+        "completed" => vec![payment_status::SUCCEEDED],
+        "cancelled" => vec![payment_status::CANCELED, payment_status::EXPIRED],
+        s if payment_status::ALL.contains(&s) => vec![s],
+        _ => {
+            return Err(ApiError::invalid(
+                "status",
+                format!(
+                    "must be one of {}, completed, cancelled",
+                    payment_status::ALL.join(", ")
+                ),
+            ));
+        }
+    };
+    Ok(ours.into_iter().map(str::to_owned).collect())
 }
 
 #[derive(Debug, Serialize)]
@@ -38,6 +73,7 @@ struct PaymentView {
     id: i64,
     user_id: i64,
     user_email: Option<String>,
+    user_name: Option<String>,
     automation_id: i64,
     automation_name: Option<String>,
     user_automation_id: i64,
@@ -46,7 +82,10 @@ struct PaymentView {
     tokens_purchased: i64,
     method: String,
     gateway: String,
-    status: String,
+    /// The dashboard's vocabulary (completed, pending, failed, cancelled, needs_review).
+    status: &'static str,
+    /// Ours (pending, verifying, succeeded, ...).
+    payment_status: String,
     ref_id: Option<i64>,
     transaction_id: Option<String>,
     authority: Option<String>,
@@ -58,16 +97,20 @@ struct PaymentView {
     verify_attempts: i32,
     next_check_at: Option<DateTime<Utc>>,
     last_checked_at: Option<DateTime<Utc>>,
+    /// = `created_at` (the dashboard's name).
+    date: DateTime<Utc>,
     created_at: DateTime<Utc>,
     verified_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
 }
 
-fn view(p: PaymentRow, email: Option<String>, automation: Option<String>) -> PaymentView {
+fn view(p: PaymentRow, user: Option<(String, String)>, automation: Option<String>) -> PaymentView {
+    let (email, name) = user.unzip();
     PaymentView {
         id: p.id,
         user_id: p.user_id,
         user_email: email,
+        user_name: name,
         automation_id: p.automation_id,
         automation_name: automation,
         user_automation_id: p.user_automation_id,
@@ -75,7 +118,8 @@ fn view(p: PaymentRow, email: Option<String>, automation: Option<String>) -> Pay
         tokens_purchased: p.tokens_purchased,
         method: p.method,
         gateway: p.gateway,
-        status: p.status,
+        status: dashboard_status(&p.status),
+        payment_status: p.status,
         ref_id: p.ref_id,
         transaction_id: p.transaction_id,
         authority: p.authority,
@@ -87,6 +131,7 @@ fn view(p: PaymentRow, email: Option<String>, automation: Option<String>) -> Pay
         verify_attempts: p.verify_attempts,
         next_check_at: p.next_check_at,
         last_checked_at: p.last_checked_at,
+        date: p.created_at,
         created_at: p.created_at,
         verified_at: p.verified_at,
         updated_at: p.updated_at,
@@ -101,7 +146,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> HttpResult {
     let filter = PaymentFilter {
-        status: one_of("status", query.status.as_deref(), &payment_status::ALL)?,
+        status: status_filter(query.status.as_deref())?,
         user_id: query.user_id,
         automation_id: query.automation_id,
         from: parse_time("from", query.from.as_deref(), false)?,
@@ -112,19 +157,25 @@ pub async fn list(
     {
         return Err(ApiError::invalid("to", "must be after from"));
     }
-    let page = page(query.page, query.page_size);
+    let page = list_page(
+        query.page,
+        query.page_size,
+        query.limit,
+        query.offset,
+        WHOLE_LIST,
+    );
     let mut conn = state.platform.pool.get().await?;
-    let (rows, total) = q::list(&mut conn, &filter, page.offset(), page.limit()).await?;
+    let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let mut users: Vec<i64> = rows.iter().map(|p| p.user_id).collect();
     users.sort_unstable();
     users.dedup();
     let mut autos: Vec<i64> = rows.iter().map(|p| p.automation_id).collect();
     autos.sort_unstable();
     autos.dedup();
-    let emails: HashMap<i64, String> = user_names(&mut conn, &users)
+    let people: HashMap<i64, (String, String)> = user_names(&mut conn, &users)
         .await?
         .into_iter()
-        .map(|(id, email, _)| (id, email))
+        .map(|(id, email, name)| (id, (email, name)))
         .collect();
     let names: HashMap<i64, String> = automation_names(&mut conn, &autos)
         .await?
@@ -134,12 +185,12 @@ pub async fn list(
     let items: Vec<PaymentView> = rows
         .into_iter()
         .map(|p| {
-            let email = emails.get(&p.user_id).cloned();
+            let user = people.get(&p.user_id).cloned();
             let name = names.get(&p.automation_id).cloned();
-            view(p, email, name)
+            view(p, user, name)
         })
         .collect();
-    Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+    listed("payments", items, total, &page)
 }
 
 /// `GET /api/admin/payments/{id}`: the payment with its discount redemption, if any.
@@ -150,18 +201,18 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
         .await?
         .ok_or_else(|| ApiError::not_found("Payment not found"))?;
     let redemption = q::redemption_of(&mut conn, id).await?;
-    let email = user_names(&mut conn, &[p.user_id])
+    let user = user_names(&mut conn, &[p.user_id])
         .await?
         .into_iter()
         .next()
-        .map(|u| u.1);
+        .map(|u| (u.1, u.2));
     let name = automation_names(&mut conn, &[p.automation_id])
         .await?
         .into_iter()
         .next()
         .map(|a| a.1);
     drop(conn);
-    let mut body = serde_json::to_value(view(p, email, name)).map_err(ApiError::internal)?;
+    let mut body = serde_json::to_value(view(p, user, name)).map_err(ApiError::internal)?;
     if let Some(map) = body.as_object_mut() {
         map.insert(
             "redemption".into(),
@@ -188,30 +239,19 @@ pub async fn reconcile(
     path: web::Path<i64>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let reply = state
-        .upstreams
-        .send(
-            Service::Billing,
-            Method::POST,
-            &format!("/internal/payments/{id}/reconcile"),
-            &json!({}),
-        )
-        .await?;
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: "payment.reconcile",
-            target_type: "payment",
-            target_id: Some(id.to_string()),
-            details: json!({
+    let path = format!("/internal/payments/{id}/reconcile");
+    let call = OwnerCall::new(Service::Billing, Method::POST, &path).json(json!({}));
+    let reply = call_owner(&state, &staff, call.changes_stats(), |reply| {
+        Audit::new(
+            "payment.reconcile",
+            "payment",
+            Some(id),
+            json!({
                 "checked": reply.body.get("checked"),
                 "status": reply.body.get("payment").and_then(|p| p.get("status")),
             }),
-        },
-        None,
-    )
-    .await;
-    invalidate_stats(&state).await;
+        )
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(reply.body))
 }

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use zimmer_http::{ApiError, HttpResult, Paged};
+use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, audit_after, one_of, page, search_text};
+use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, list_page, listed, one_of, search_text};
 use crate::{
     AppState,
     clients::Service,
@@ -35,6 +35,8 @@ pub struct ListQuery {
     pub search: Option<String>,
     pub page: Option<i64>,
     pub page_size: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,14 +54,47 @@ struct TicketView {
     assigned_to: Option<i64>,
     assigned_to_name: Option<String>,
     messages_count: i64,
+    /// The whole conversation as one string (the user panel's `message`, README.md); the
+    /// admin dashboard reads the same text as `description`.
+    message: String,
+    description: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     closed_at: Option<DateTime<Utc>>,
 }
 
-fn view(t: TicketRow, n: i64, people: &HashMap<i64, (String, String)>) -> TicketView {
+/// The panel's thread string: the first message, then each later one as
+/// `"\n\n--- Reply from <author name> ---\n" + text` (built as support builds it).
+fn flatten(
+    first: &str,
+    thread: &[(i64, String)],
+    people: &HashMap<i64, (String, String)>,
+) -> String {
+    let mut iter = thread.iter();
+    let mut out = match iter.next() {
+        Some((_, body)) => body.clone(),
+        None => first.to_owned(),
+    };
+    for (author, body) in iter {
+        out.push_str("\n\n--- Reply from ");
+        out.push_str(people.get(author).map_or("", |p| p.1.as_str()));
+        out.push_str(" ---\n");
+        out.push_str(body);
+    }
+    out
+}
+
+fn view(
+    t: TicketRow,
+    n: i64,
+    thread: &[(i64, String)],
+    people: &HashMap<i64, (String, String)>,
+) -> TicketView {
     let user = people.get(&t.user_id);
+    let text = flatten(&t.description, thread, people);
     TicketView {
+        message: text.clone(),
+        description: text,
         id: t.id,
         subject: t.title,
         status: t.status,
@@ -108,13 +143,25 @@ pub async fn list(
         user_id: query.user_id,
         search: search_text(query.search.as_deref())?,
     };
-    let page = page(query.page, query.page_size);
+    let page = list_page(
+        query.page,
+        query.page_size,
+        query.limit,
+        query.offset,
+        WHOLE_LIST,
+    );
     let mut conn = state.platform.pool.get().await?;
-    let (rows, total) = q::list(&mut conn, &filter, page.offset(), page.limit()).await?;
+    let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
+    let ticket_ids: Vec<i64> = rows.iter().map(|(t, _)| t.id).collect();
+    let mut threads: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
+    for (ticket, author, body) in q::threads(&mut conn, &ticket_ids).await? {
+        threads.entry(ticket).or_default().push((author, body));
+    }
     let mut ids: Vec<i64> = rows
         .iter()
         .flat_map(|(t, _)| [Some(t.user_id), t.assigned_to])
         .flatten()
+        .chain(threads.values().flatten().map(|(a, _)| *a))
         .collect();
     ids.sort_unstable();
     ids.dedup();
@@ -124,8 +171,14 @@ pub async fn list(
         .map(|(id, email, name)| (id, (email, name)))
         .collect();
     drop(conn);
-    let items: Vec<TicketView> = rows.into_iter().map(|(t, n)| view(t, n, &people)).collect();
-    Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+    let items: Vec<TicketView> = rows
+        .into_iter()
+        .map(|(t, n)| {
+            let thread = threads.get(&t.id).map_or(&[][..], Vec::as_slice);
+            view(t, n, thread, &people)
+        })
+        .collect();
+    listed("tickets", items, total, &page)
 }
 
 /// `GET /api/admin/tickets/{id}`: the ticket with its whole thread.
@@ -148,6 +201,10 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
         .collect();
     drop(conn);
     let description = t.description.clone();
+    let flat: Vec<(i64, String)> = messages
+        .iter()
+        .map(|m| (m.author_id, m.body.clone()))
+        .collect();
     let thread: Vec<Value> = messages
         .into_iter()
         .map(|m| {
@@ -174,8 +231,8 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
             })
         })
         .collect();
-    let mut body =
-        serde_json::to_value(view(t, thread.len() as i64, &people)).map_err(ApiError::internal)?;
+    let mut body = serde_json::to_value(view(t, thread.len() as i64, &flat, &people))
+        .map_err(ApiError::internal)?;
     if let Some(map) = body.as_object_mut() {
         map.insert("description".into(), json!(description));
         map.insert("messages".into(), Value::Array(thread));
@@ -207,36 +264,21 @@ pub async fn update(
 ) -> HttpResult {
     let id = path.into_inner();
     let body = acting(body.into_inner(), &staff)?;
-    let reply = state
-        .upstreams
-        .send(
-            Service::Support,
-            Method::PUT,
-            &format!("/internal/tickets/{id}"),
-            &body,
-        )
-        .await?;
-    let mut changes = serde_json::Map::new();
-    for k in ["status", "priority", "importance", "assigned_to"] {
-        if let Some(v) = body.get(k) {
-            changes.insert(k.to_owned(), v.clone());
+    let path = format!("/internal/tickets/{id}");
+    let call = OwnerCall::new(Service::Support, Method::PUT, &path);
+    let reply = call_owner(&state, &staff, call.body(&body), |_| {
+        let mut changes = serde_json::Map::new();
+        for k in ["status", "priority", "importance", "assigned_to"] {
+            if let Some(v) = body.get(k) {
+                changes.insert(k.to_owned(), v.clone());
+            }
         }
-    }
-    if body.get("message").is_some() {
-        changes.insert("replied".into(), json!(true));
-    }
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: "ticket.update",
-            target_type: "ticket",
-            target_id: Some(id.to_string()),
-            details: Value::Object(changes),
-        },
-        None,
-    )
-    .await;
+        if body.get("message").is_some() {
+            changes.insert("replied".into(), json!(true));
+        }
+        Audit::new("ticket.update", "ticket", Some(id), Value::Object(changes))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(reply.body))
 }
 
@@ -254,26 +296,13 @@ pub async fn reply(
     body: web::Json<ReplyBody>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let reply = state
-        .upstreams
-        .send(
-            Service::Support,
-            Method::POST,
-            &format!("/internal/tickets/{id}/messages"),
-            &json!({ "actor_id": staff.id(), "message": body.message }),
-        )
-        .await?;
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: "ticket.reply",
-            target_type: "ticket",
-            target_id: Some(id.to_string()),
-            details: json!({ "chars": body.message.chars().count() }),
-        },
-        None,
-    )
-    .await;
+    let path = format!("/internal/tickets/{id}/messages");
+    let call = OwnerCall::new(Service::Support, Method::POST, &path)
+        .json(json!({ "actor_id": staff.id(), "message": body.message }));
+    let reply = call_owner(&state, &staff, call, |_| {
+        let details = json!({ "chars": body.message.chars().count() });
+        Audit::new("ticket.reply", "ticket", Some(id), details)
+    })
+    .await?;
     Ok(HttpResponse::Created().json(reply.body))
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zimmer_http::{ApiError, HttpResult, Paged, validate, validate::Validator};
 
-use super::{Audit, audit_after, invalidate_stats, page};
+use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, list_page, listed, page, parse_time};
 use crate::{
     AppState,
     clients::Service,
@@ -27,6 +27,8 @@ const MAX_DELTA: i64 = 1_000_000_000;
 #[derive(Debug, Deserialize)]
 pub struct AdjustBody {
     pub user_automation_id: i64,
+    /// `delta_tokens` is the admin dashboard's name (README.md).
+    #[serde(alias = "delta_tokens")]
     pub delta: i64,
     pub reason: String,
     /// Or the `Idempotency-Key` header (the body wins when both are sent).
@@ -75,15 +77,11 @@ pub async fn adjust(
         v.error("delta", "is too large");
     }
     let reason = v.check("reason", validate::text(&body.reason, 500));
+    // Without a key (the admin dashboard never sends one) the server makes a fresh one: each
+    // call is one adjustment, and the dashboard disables its button while a call runs.
     let key = match body.idempotency_key.as_deref().or(header_key.as_deref()) {
         Some(k) => v.check("idempotency_key", check_key(k)),
-        None => {
-            v.error(
-                "idempotency_key",
-                "is required (or the Idempotency-Key header)",
-            );
-            None
-        }
+        None => Some(format!("srv-{}", uuid::Uuid::new_v4())),
     };
     v.finish()?;
     let (Some(reason), Some(key)) = (reason, key) else {
@@ -99,47 +97,51 @@ pub async fn adjust(
     if user_id == staff.id() {
         return Err(own_balance_refused());
     }
-    let reply = state
-        .upstreams
-        .send(
-            Service::Marketplace,
-            Method::POST,
-            "/internal/tokens/adjust",
-            &json!({
-                "user_automation_id": body.user_automation_id,
-                "delta": body.delta,
-                "reason": reason,
-                "idempotency_key": key,
-                "actor_id": staff.id(),
-            }),
-        )
-        .await?;
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: "tokens.adjust",
-            target_type: "user_automation",
-            target_id: Some(body.user_automation_id.to_string()),
-            details: json!({
-                "user_id": user_id,
-                "automation_id": automation_id,
-                "delta": body.delta,
-                "reason": reason,
-                "ledger_id": reply.body.get("ledger_id"),
-                "tokens_remaining": reply.body.get("tokens_remaining"),
-            }),
-        },
-        Some(&key),
+    let call = OwnerCall::new(
+        Service::Marketplace,
+        Method::POST,
+        "/internal/tokens/adjust",
     )
-    .await;
-    invalidate_stats(&state).await;
+    .json(json!({
+        "user_automation_id": body.user_automation_id,
+        "delta": body.delta,
+        "reason": reason,
+        "idempotency_key": key,
+        "actor_id": staff.id(),
+    }))
+    .idempotent(&key)
+    .changes_stats();
+    let reply = call_owner(&state, &staff, call, |reply| {
+        let details = json!({
+            "user_id": user_id,
+            "automation_id": automation_id,
+            "delta": body.delta,
+            "reason": reason,
+            "ledger_id": reply.body.get("ledger_id"),
+            "tokens_remaining": reply.body.get("tokens_remaining"),
+        });
+        Audit::new(
+            "tokens.adjust",
+            "user_automation",
+            Some(body.user_automation_id),
+            details,
+        )
+    })
+    .await?;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut res = HttpResponse::build(status);
     if reply.status == 200 {
         res.insert_header(("Idempotent-Replayed", "true"));
     }
-    Ok(res.json(reply.body))
+    // The dashboard's names beside ours: `id` (the ledger entry), `delta_tokens`.
+    let mut body = reply.body;
+    if let Some(map) = body.as_object_mut() {
+        let id = map.get("ledger_id").cloned().unwrap_or_default();
+        let delta = map.get("delta").cloned().unwrap_or_default();
+        map.insert("id".into(), id);
+        map.insert("delta_tokens".into(), delta);
+    }
+    Ok(res.json(body))
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +183,7 @@ pub async fn history(
         user_automation_id: query.user_automation_id,
         user_id: query.user_id,
         actor_id: query.actor_id,
+        ..AdjustmentFilter::default()
     };
     let page = page(query.page, query.page_size);
     let mut conn = state.platform.pool.get().await?;
@@ -226,4 +229,111 @@ pub async fn history(
         })
         .collect();
     Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AdjustmentsQuery {
+    pub user_id: Option<i64>,
+    pub automation_id: Option<i64>,
+    pub admin_id: Option<i64>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Adjustment {
+    id: i64,
+    user_id: i64,
+    user_name: Option<String>,
+    user_automation_id: i64,
+    automation_id: i64,
+    automation_name: Option<String>,
+    admin_id: Option<i64>,
+    admin_name: Option<String>,
+    delta_tokens: i64,
+    /// = `delta_tokens`, and `created_by_name` = `admin_name`: the two pages of the admin
+    /// dashboard read different names for the same row.
+    amount: i64,
+    reason: Option<String>,
+    note: Option<serde_json::Value>,
+    related_payment_id: Option<serde_json::Value>,
+    created_at: DateTime<Utc>,
+    created_by_name: Option<String>,
+}
+
+/// `GET /api/admin/tokens/adjustments?user_id=&automation_id=&admin_id=&start_date=&end_date=`
+/// (the admin dashboard's history; dates are inclusive UTC days): `{items, adjustments,
+/// total, total_count, page, page_size}` with the same array under both keys, newest first.
+pub async fn adjustments(
+    _staff: Staff,
+    state: web::Data<AppState>,
+    query: web::Query<AdjustmentsQuery>,
+) -> HttpResult {
+    let filter = AdjustmentFilter {
+        user_automation_id: None,
+        user_id: query.user_id,
+        actor_id: query.admin_id,
+        automation_id: query.automation_id,
+        from: parse_time("start_date", query.start_date.as_deref(), false)?,
+        to: parse_time("end_date", query.end_date.as_deref(), true)?,
+    };
+    let page = list_page(
+        query.page,
+        query.page_size,
+        query.limit,
+        query.offset,
+        WHOLE_LIST,
+    );
+    let mut conn = state.platform.pool.get().await?;
+    let (rows, total) = ledger::adjustments(&mut conn, &filter, page.offset, page.limit).await?;
+    let mut people: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| [Some(r.user_id), r.actor_id])
+        .flatten()
+        .collect();
+    people.sort_unstable();
+    people.dedup();
+    let mut autos: Vec<i64> = rows.iter().map(|r| r.automation_id).collect();
+    autos.sort_unstable();
+    autos.dedup();
+    let names_of: HashMap<i64, String> = user_names(&mut conn, &people)
+        .await?
+        .into_iter()
+        .map(|(id, _, name)| (id, name))
+        .collect();
+    let automations: HashMap<i64, String> = automation_names(&mut conn, &autos)
+        .await?
+        .into_iter()
+        .collect();
+    drop(conn);
+    let meta = |m: &serde_json::Value, k: &str| m.get(k).filter(|v| !v.is_null()).cloned();
+    let items: Vec<Adjustment> = rows
+        .into_iter()
+        .map(|r| {
+            let admin_name = r.actor_id.and_then(|a| names_of.get(&a).cloned());
+            let delta = r.delta + r.demo_delta;
+            Adjustment {
+                id: r.id,
+                user_id: r.user_id,
+                user_name: names_of.get(&r.user_id).cloned(),
+                user_automation_id: r.user_automation_id,
+                automation_id: r.automation_id,
+                automation_name: automations.get(&r.automation_id).cloned(),
+                admin_id: r.actor_id,
+                created_by_name: admin_name.clone(),
+                admin_name,
+                delta_tokens: delta,
+                amount: delta,
+                reason: r.reason,
+                note: meta(&r.meta, "note"),
+                related_payment_id: meta(&r.meta, "related_payment_id"),
+                created_at: r.created_at,
+            }
+        })
+        .collect();
+    listed("adjustments", items, total, &page)
 }

@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use zimmer_http::{HttpResult, Paged};
+use zimmer_http::HttpResult;
 
-use super::{one_of, page};
+use super::{WHOLE_LIST, list_page, listed, one_of};
 use crate::{
     AppState,
     queries::user_automations::{self as q, UaFilter},
@@ -23,6 +23,8 @@ pub struct ListQuery {
     pub integration_status: Option<String>,
     pub page: Option<i64>,
     pub page_size: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,9 +68,15 @@ pub async fn list(
             &["pending", "provisioned", "failed"],
         )?,
     };
-    let page = page(query.page, query.page_size);
+    let page = list_page(
+        query.page,
+        query.page_size,
+        query.limit,
+        query.offset,
+        WHOLE_LIST,
+    );
     let mut conn = state.platform.pool.get().await?;
-    let (rows, total) = q::list(&mut conn, &filter, page.offset(), page.limit()).await?;
+    let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let mut user_ids: Vec<i64> = rows.iter().map(|(r, _)| r.user_id).collect();
     user_ids.sort_unstable();
     user_ids.dedup();
@@ -109,5 +117,5 @@ pub async fn list(
             }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+    listed("user_automations", items, total, &page)
 }

@@ -7,13 +7,13 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use zimmer_http::{ApiError, HttpResult, Paged};
+use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::Role;
 
-use super::{Audit, audit_after, invalidate_stats, one_of, page, search_text};
+use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, list_page, listed, one_of, search_text};
 use crate::{
     AppState,
-    clients::Service,
+    clients::{Reply, Service},
     queries::users::{self as q, UserFilter, UserRow},
     rbac::Staff,
 };
@@ -66,9 +66,13 @@ pub struct ListQuery {
     pub is_active: Option<bool>,
     pub page: Option<i64>,
     pub page_size: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
 }
 
-/// `GET /api/admin/users?search=&role=&is_active=&page=&page_size=`
+/// `GET /api/admin/users?search=&role=&is_active=&page=&page_size=`: `{items, users, total,
+/// total_count, page, page_size}` (the admin dashboard reads `users`; without paging, the
+/// newest 500).
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
@@ -79,11 +83,17 @@ pub async fn list(
         role: one_of("role", query.role.as_deref(), &ROLES)?,
         is_active: query.is_active,
     };
-    let page = page(query.page, query.page_size);
+    let page = list_page(
+        query.page,
+        query.page_size,
+        query.limit,
+        query.offset,
+        WHOLE_LIST,
+    );
     let mut conn = state.platform.pool.get().await?;
-    let (rows, total) = q::list(&mut conn, &filter, page.offset(), page.limit()).await?;
+    let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let items: Vec<UserView> = rows.into_iter().map(Into::into).collect();
-    Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+    listed("users", items, total, &page)
 }
 
 #[derive(Debug, Serialize)]
@@ -182,7 +192,6 @@ pub async fn update(
     path: web::Path<i64>,
     body: web::Json<UpdateBody>,
 ) -> HttpResult {
-    let id = path.into_inner();
     let body = body.into_inner();
     let role = one_of("role", body.role.as_deref(), &ROLES)?;
     if role.is_none() && body.is_active.is_none() {
@@ -191,69 +200,79 @@ pub async fn update(
             "Nothing to change: send role and/or is_active",
         ));
     }
+    let user = apply_update(
+        &staff,
+        &req,
+        &state,
+        path.into_inner(),
+        role,
+        body.is_active,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// A role and/or activation change through auth, checked and audited; a value equal to the
+/// stored one is no change, and a call that changes nothing answers the user as it is
+/// (also for oneself).
+async fn apply_update(
+    staff: &Staff,
+    req: &HttpRequest,
+    state: &AppState,
+    id: i64,
+    role: Option<String>,
+    is_active: Option<bool>,
+) -> Result<serde_json::Value, ApiError> {
     let mut conn = state.platform.pool.get().await?;
     let before = q::get(&mut conn, id)
         .await?
         .ok_or_else(|| ApiError::not_found("User not found"))?;
     drop(conn);
+    let role_changes = role.as_deref().is_some_and(|r| r != before.role);
+    let active_changes = is_active.is_some_and(|a| a != before.is_active);
+    if !role_changes && !active_changes {
+        return serde_json::to_value(UserView::from(before)).map_err(ApiError::internal);
+    }
     if id == staff.id() {
         return Err(
             ApiError::forbidden("You cannot change your own role or deactivate yourself")
                 .with_code("self_change"),
         );
     }
-    let role_changes = role.as_deref().is_some_and(|r| r != before.role);
     let target_is_staff = before.role != "customer";
     if (role_changes || target_is_staff) && !staff.is_manager() {
         return Err(ApiError::forbidden(
             "Only a manager can change roles or activate and deactivate staff accounts",
         ));
     }
-    let reply = state
-        .upstreams
-        .send_acting(
-            Service::Auth,
-            Method::PUT,
-            &format!("/internal/users/{id}"),
-            &json!({ "role": role, "is_active": body.is_active }),
-            acting_token(&req)?,
-        )
-        .await?;
-    let mut changes = serde_json::Map::new();
-    if let Some(r) = &role
-        && role_changes
-    {
-        changes.insert("role".into(), json!({ "from": before.role, "to": r }));
-    }
-    if let Some(a) = body.is_active
-        && a != before.is_active
-    {
-        changes.insert(
-            "is_active".into(),
-            json!({ "from": before.is_active, "to": a }),
-        );
-    }
-    if !changes.is_empty() {
-        let action = match body.is_active {
-            Some(false) if before.is_active => "user.deactivate",
-            Some(true) if !before.is_active => "user.activate",
-            _ => "user.change_role",
+    let role = role.filter(|_| role_changes);
+    let is_active = is_active.filter(|_| active_changes);
+    let path = format!("/internal/users/{id}");
+    let call = OwnerCall::new(Service::Auth, Method::PUT, &path)
+        .json(json!({ "role": role, "is_active": is_active }))
+        .acting(acting_token(req)?)
+        .changes_stats();
+    let reply = call_owner(state, staff, call, |_| {
+        let mut changes = serde_json::Map::new();
+        if let Some(r) = &role {
+            changes.insert("role".into(), json!({ "from": before.role, "to": r }));
+        }
+        if let Some(a) = is_active {
+            changes.insert(
+                "is_active".into(),
+                json!({ "from": before.is_active, "to": a }),
+            );
+        }
+        let action = match is_active {
+            Some(false) => "user.deactivate",
+            Some(true) => "user.activate",
+            None => "user.change_role",
         };
-        audit_after(
-            &state,
-            &staff,
-            Audit {
-                action,
-                target_type: "user",
-                target_id: Some(id.to_string()),
-                details: json!({ "email": before.email, "changes": changes }),
-            },
-            None,
-        )
-        .await;
-        invalidate_stats(&state).await;
-    }
-    Ok(HttpResponse::Ok().json(reply.body))
+        let details = json!({ "email": before.email, "changes": changes });
+        Audit::new(action, "user", Some(id), details)
+    })
+    .await?;
+    Ok(reply.body)
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,46 +302,165 @@ pub async fn create_staff(
         Some(&body.role),
         &["support_staff", "technical_team", "manager"],
     )?;
-    let reply = state
-        .upstreams
-        .send_acting(
-            Service::Auth,
-            Method::POST,
-            "/internal/users",
-            &json!({
-                "name": body.name,
-                "email": body.email,
-                "role": body.role.trim(),
-                "password": body.password,
-                "phone_number": body.phone_number,
-            }),
-            acting_token(&req)?,
-        )
-        .await?;
-    let new_id = reply.body.get("id").and_then(serde_json::Value::as_i64);
-    audit_after(
-        &state,
-        &staff,
-        Audit {
-            action: "user.create_staff",
-            target_type: "user",
-            target_id: new_id.map(|i| i.to_string()),
-            // Never the password.
-            details: json!({
-                "email": reply.body.get("email"),
-                "role": reply.body.get("role"),
-                "invited": body.password.as_deref().is_none_or(str::is_empty),
-            }),
-        },
-        None,
-    )
-    .await;
-    invalidate_stats(&state).await;
+    let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/users").json(json!({
+        "name": body.name,
+        "email": body.email,
+        "role": body.role.trim(),
+        "password": body.password,
+        "phone_number": body.phone_number,
+    }));
+    let invited = body.password.as_deref().is_none_or(str::is_empty);
+    let call = call.acting(acting_token(&req)?).changes_stats();
+    let reply = call_owner(&state, &staff, call, |reply| staff_created(reply, invited)).await?;
     Ok(HttpResponse::Created().json(reply.body))
+}
+
+/// The audit entry of a new staff account: never the password.
+fn staff_created(reply: &Reply, invited: bool) -> Audit<'static> {
+    let new_id = reply.body.get("id").and_then(serde_json::Value::as_i64);
+    let details = json!({
+        "email": reply.body.get("email"),
+        "role": reply.body.get("role"),
+        "invited": invited,
+    });
+    Audit::new("user.create_staff", "user", new_id, details)
 }
 
 /// The staff member's own access token (already verified by the staff guard), passed to auth
 /// so that it checks the actor itself.
 fn acting_token(req: &HttpRequest) -> Result<&str, ApiError> {
     zimmer_jwt::bearer_token(req).ok_or_else(|| ApiError::unauthorized("Authentication required"))
+}
+
+/// The managers list of the admin dashboard returns every account at once (README.md).
+const WHOLE_USERS: i64 = 5_000;
+
+/// `GET /api/admin/users/managers?search=&role=&is_active=&limit=&offset=`: despite the path,
+/// every account (customers and staff), newest first, as `{users, items, total,
+/// total_count, ...}`; without paging, up to 5,000 at once.
+pub async fn managers(
+    _staff: Staff,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> HttpResult {
+    let filter = UserFilter {
+        search: search_text(query.search.as_deref())?,
+        role: one_of("role", query.role.as_deref(), &ROLES)?,
+        is_active: query.is_active,
+    };
+    let page = list_page(
+        query.page,
+        query.page_size,
+        query.limit,
+        query.offset,
+        WHOLE_USERS,
+    );
+    let mut conn = state.platform.pool.get().await?;
+    let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
+    let items: Vec<UserView> = rows.into_iter().map(Into::into).collect();
+    listed("users", items, total, &page)
+}
+
+/// The admin dashboard's user form. Unknown fields (`is_admin`: the role decides) are ignored.
+#[derive(Debug, Deserialize)]
+pub struct ManagerCreateBody {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+    pub role: String,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+}
+
+/// `POST /api/admin/users/managers` `{email, name, password, role, is_admin, is_active}` →
+/// 201 with the user: a staff account through auth (managers only, checked by the guard and
+/// again by auth from the acting token). `is_active: false` then deactivates it.
+pub async fn create_manager(
+    staff: Staff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<ManagerCreateBody>,
+) -> HttpResult {
+    let body = body.into_inner();
+    let role = body.role.trim();
+    if role == "customer" {
+        // Auth's internal API creates staff accounts only; customers sign up themselves.
+        return Err(ApiError::invalid(
+            "role",
+            "Customer accounts cannot be created from the dashboard yet; choose a staff role",
+        ));
+    }
+    one_of(
+        "role",
+        Some(role),
+        &["support_staff", "technical_team", "manager"],
+    )?;
+    if body.password.trim().is_empty() {
+        return Err(ApiError::invalid("password", "is required"));
+    }
+    let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/users").json(json!({
+        "name": body.name,
+        "email": body.email,
+        "role": role,
+        "password": body.password,
+    }));
+    let call = call.acting(acting_token(&req)?).changes_stats();
+    let reply = call_owner(&state, &staff, call, |reply| staff_created(reply, false)).await?;
+    let new_id = reply.body.get("id").and_then(serde_json::Value::as_i64);
+    let mut user = reply.body;
+    if body.is_active == Some(false)
+        && let Some(id) = new_id
+    {
+        user = apply_update(&staff, &req, &state, id, None, Some(false)).await?;
+    }
+    Ok(HttpResponse::Created().json(user))
+}
+
+/// The dashboard's edit form: `{role, is_active}` (and `name`, `is_admin`, ignored: the role
+/// decides `is_admin`, and names are changed by their owner).
+#[derive(Debug, Deserialize)]
+pub struct ManagerUpdateBody {
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub is_active: Option<bool>,
+}
+
+/// `PUT /api/admin/users/managers/{id}/role` and `PUT /api/admin/users/managers/{id}`: the
+/// same rules as `PUT /api/admin/users/{id}`; a form that changes nothing answers 200.
+pub async fn update_manager(
+    staff: Staff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    body: web::Json<ManagerUpdateBody>,
+) -> HttpResult {
+    let body = body.into_inner();
+    let role = one_of("role", body.role.as_deref(), &ROLES)?;
+    let user = apply_update(
+        &staff,
+        &req,
+        &state,
+        path.into_inner(),
+        role,
+        body.is_active,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// `DELETE /api/admin/users/managers/{id}` (no body): deactivates the account, as
+/// `is_active: false` (its sessions are revoked); the account and its history stay.
+pub async fn deactivate_manager(
+    staff: Staff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let id = path.into_inner();
+    apply_update(&staff, &req, &state, id, None, Some(false)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "message": "The account was deactivated",
+        "user_id": id,
+    })))
 }

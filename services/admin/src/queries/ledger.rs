@@ -10,6 +10,11 @@ pub struct AdjustmentFilter {
     pub user_automation_id: Option<i64>,
     pub user_id: Option<i64>,
     pub actor_id: Option<i64>,
+    /// The user automation's automation.
+    pub automation_id: Option<i64>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -25,6 +30,7 @@ pub struct AdjustmentRow {
     pub source_key: String,
     pub actor_id: Option<i64>,
     pub reason: Option<String>,
+    pub meta: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 
@@ -43,6 +49,15 @@ fn filtered(f: &AdjustmentFilter) -> diesel::dsl::IntoBoxed<'static, Source, Pg>
     }
     if let Some(id) = f.actor_id {
         q = q.filter(token_ledger::actor_id.eq(id));
+    }
+    if let Some(id) = f.automation_id {
+        q = q.filter(user_automations::automation_id.eq(id));
+    }
+    if let Some(t) = f.from {
+        q = q.filter(token_ledger::created_at.ge(t));
+    }
+    if let Some(t) = f.to {
+        q = q.filter(token_ledger::created_at.lt(t));
     }
     q
 }
@@ -68,6 +83,7 @@ pub async fn adjustments(
             token_ledger::source_key,
             token_ledger::actor_id,
             token_ledger::reason,
+            token_ledger::meta,
             token_ledger::created_at,
         ))
         .order((token_ledger::created_at.desc(), token_ledger::id.desc()))

@@ -7,7 +7,8 @@ use zimmer_db::schema::{discount_redemptions, payments};
 
 #[derive(Debug, Default, Clone)]
 pub struct PaymentFilter {
-    pub status: Option<String>,
+    /// Any of these (empty: every status).
+    pub status: Vec<String>,
     pub user_id: Option<i64>,
     pub automation_id: Option<i64>,
     pub from: Option<DateTime<Utc>>,
@@ -46,8 +47,8 @@ pub struct PaymentRow {
 
 fn filtered(f: &PaymentFilter) -> payments::BoxedQuery<'static, Pg> {
     let mut q = payments::table.into_boxed();
-    if let Some(s) = &f.status {
-        q = q.filter(payments::status.eq(s.clone()));
+    if !f.status.is_empty() {
+        q = q.filter(payments::status.eq_any(f.status.clone()));
     }
     if let Some(u) = f.user_id {
         q = q.filter(payments::user_id.eq(u));

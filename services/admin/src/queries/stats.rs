@@ -206,3 +206,20 @@ pub async fn series(
         .load(conn)
         .await
 }
+
+#[derive(Debug, QueryableByName)]
+struct Total {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Every token ever consumed (demo and paid), never negative.
+pub async fn tokens_consumed_ever(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    let t: Total = diesel::sql_query(
+        "SELECT greatest(coalesce(-sum(delta + demo_delta), 0), 0)::bigint AS n \
+         FROM token_ledger WHERE kind = 'consumption'",
+    )
+    .get_result(conn)
+    .await?;
+    Ok(t.n)
+}

@@ -166,3 +166,28 @@ pub async fn thread(
     };
     Ok((messages, attachments))
 }
+
+/// `(ticket_id, author_id, body)` of every message of these tickets, each thread in
+/// conversation order: for the dashboard's one-string thread.
+pub async fn threads(
+    conn: &mut AsyncPgConnection,
+    ticket_ids: &[i64],
+) -> QueryResult<Vec<(i64, i64, String)>> {
+    if ticket_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    ticket_messages::table
+        .filter(ticket_messages::ticket_id.eq_any(ticket_ids))
+        .select((
+            ticket_messages::ticket_id,
+            ticket_messages::author_id,
+            ticket_messages::body,
+        ))
+        .order((
+            ticket_messages::ticket_id,
+            ticket_messages::created_at,
+            ticket_messages::id,
+        ))
+        .load(conn)
+        .await
+}

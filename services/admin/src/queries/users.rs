@@ -161,3 +161,12 @@ pub async fn counters(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult
     .get_result(conn)
     .await
 }
+
+/// Active accounts, all or of one role: how many a broadcast reaches.
+pub async fn count_active(conn: &mut AsyncPgConnection, role: Option<&str>) -> QueryResult<i64> {
+    let mut q = users::table.filter(users::is_active.eq(true)).into_boxed();
+    if let Some(r) = role {
+        q = q.filter(users::role.eq(r.to_owned()));
+    }
+    q.count().get_result(conn).await
+}
