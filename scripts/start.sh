@@ -8,12 +8,14 @@
 #   scripts/start.sh down        stop what "up" started
 #   scripts/start.sh status      show what runs and whether it is ready
 #   scripts/start.sh logs [SVC]  follow the logs (auth, marketplace, billing, support,
-#                                admin, nginx, nginx-access)
+#                                admin, nginx, nginx-access; auth-2 ... for instance 2)
 #
 # Needs: Debian packages postgresql redis-server rabbitmq-server nginx curl, and a
 # Rust toolchain. Environment: see README.md. PROFILE=release builds optimised
 # binaries; SKIP_BUILD=1 uses the binaries already built; READY_TIMEOUT (seconds,
-# default 60) bounds the wait; GATEWAY_LISTEN (default 127.0.0.1:8080).
+# default 60) bounds the wait; GATEWAY_LISTEN (default 127.0.0.1:8080); INSTANCES
+# (1 to 9, default 1) runs that many instances of every service behind the gateway:
+# instance N of a service listens on its port + 100*(N-1) (8001, 8101, 8201, ...).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +30,8 @@ NGINX_PREFIX="$DATA/nginx"
 
 SERVICES=(auth marketplace billing support admin)
 declare -A PORT=([auth]=8001 [marketplace]=8002 [billing]=8003 [support]=8004 [admin]=8005)
+INSTANCES="${INSTANCES:-1}"
+[[ "$INSTANCES" =~ ^[1-9]$ ]] || zimmer_die "INSTANCES must be 1 to 9, not '$INSTANCES'"
 
 export DATABASE_URL="${DATABASE_URL:-$ZIMMER_DEFAULT_DATABASE_URL}"
 export REDIS_URL="${REDIS_URL:-$ZIMMER_DEFAULT_REDIS_URL}"
@@ -39,7 +43,7 @@ export COOKIE_SECURE="${COOKIE_SECURE:-false}"
 export LOG_FORMAT="${LOG_FORMAT:-pretty}"
 export JWT_PRIVATE_KEY_FILE="${JWT_PRIVATE_KEY_FILE:-$DATA/jwt-ed25519.pem}"
 export FRONTEND_URL="${FRONTEND_URL:-http://localhost:3000}"
-# The fake automation vendor (services/marketplace/src/fake_vendor.rs) runs the demo
+# The fake automation vendor (crates/fake-vendor) runs the demo
 # automations: seed-demo points their provision/health URLs at FAKE_VENDOR_URL and derives
 # their service tokens from DEMO_SERVICE_TOKEN, as the fake vendor does.
 FAKE_VENDOR_PORT="${FAKE_VENDOR_PORT:-8090}"
@@ -62,8 +66,16 @@ local_addr() {
     case "$host" in "" | 0.0.0.0 | "*" | "::" | "[::]") host=127.0.0.1 ;; esac
     printf '%s' "$host"
 }
+# Instance N (1-based, default 1) of a service: its port, its name for pid and log files
+# ("auth" for the first, "auth-2" for the second, ...) and its URL.
+instance_port() {
+    printf '%s' "$((PORT[$1] + 100 * (${2:-1} - 1)))"
+}
+instance_name() {
+    if [[ "${2:-1}" == 1 ]]; then printf '%s' "$1"; else printf '%s-%s' "$1" "$2"; fi
+}
 service_url() {
-    printf 'http://%s:%s' "$(local_addr "$HTTP_HOST")" "${PORT[$1]}"
+    printf 'http://%s:%s' "$(local_addr "$HTTP_HOST")" "$(instance_port "$1" "${2:-1}")"
 }
 gateway_host() {
     if [[ "$GATEWAY_LISTEN" == *:* ]]; then local_addr "${GATEWAY_LISTEN%:*}"; else printf '127.0.0.1'; fi
@@ -115,10 +127,17 @@ cmd_down() {
     stop_one nginx "$NGINX_PREFIX/nginx.conf"
     stop_one fake-vendor zimmer-fake-vendor
     stop_one fake-zarinpal zimmer-fake-zarinpal
-    local svc
+    # Every instance a previous "up" started (whatever INSTANCES was then), all at once:
+    # each drains for a moment before it exits.
+    local svc file name
     for svc in "${SERVICES[@]}"; do
-        stop_one "$svc" "zimmer-$svc"
+        for file in "$PIDS/$svc.pid" "$PIDS/$svc"-[0-9].pid; do
+            [[ -f "$file" ]] || continue
+            name="$(basename "$file" .pid)"
+            stop_one "$name" "zimmer-$svc" &
+        done
     done
+    wait
 }
 
 http_code() {
@@ -152,29 +171,38 @@ build() {
     [[ "$PROFILE" == release ]] && args+=(--release)
     local svc
     for svc in "${SERVICES[@]}"; do args+=(-p "zimmer-$svc"); done
+    # The fakes are crates of their own (crates/fake-*), not binaries of the services.
+    args+=(-p zimmer-fake-zarinpal -p zimmer-fake-vendor)
     zimmer_log "cargo ${args[*]}"
     cargo "${args[@]}"
 }
 
 start_services() {
-    local dir svc pid
+    local dir svc pid i port name
     dir="$(bin_dir)"
     for svc in "${SERVICES[@]}"; do
         [[ -x "$dir/zimmer-$svc" ]] || zimmer_die "$dir/zimmer-$svc not found (build failed or SKIP_BUILD without a build)"
-        if zimmer_port_open "$(local_addr "$HTTP_HOST")" "${PORT[$svc]}"; then
-            zimmer_die "port ${PORT[$svc]} ($svc) is already in use by a process this script did not start"
-        fi
+        for ((i = 1; i <= INSTANCES; i++)); do
+            port="$(instance_port "$svc" "$i")"
+            if zimmer_port_open "$(local_addr "$HTTP_HOST")" "$port"; then
+                zimmer_die "port $port ($(instance_name "$svc" "$i")) is already in use by a process this script did not start"
+            fi
+        done
     done
     for svc in "${SERVICES[@]}"; do
-        rotate_log "$LOGS/$svc.log"
-        HTTP_PORT="${PORT[$svc]}" setsid "$dir/zimmer-$svc" serve >>"$LOGS/$svc.log" 2>&1 </dev/null &
-        pid=$!
-        echo "$pid" >"$PIDS/$svc.pid"
-        zimmer_log "started $svc on $(service_url "$svc") (pid $pid, log .data/logs/$svc.log)"
+        for ((i = 1; i <= INSTANCES; i++)); do
+            name="$(instance_name "$svc" "$i")"
+            rotate_log "$LOGS/$name.log"
+            HTTP_PORT="$(instance_port "$svc" "$i")" setsid "$dir/zimmer-$svc" serve \
+                >>"$LOGS/$name.log" 2>&1 </dev/null &
+            pid=$!
+            echo "$pid" >"$PIDS/$name.pid"
+            zimmer_log "started $name on $(service_url "$svc" "$i") (pid $pid, log .data/logs/$name.log)"
+        done
     done
 }
 
-# The fake payment gateway (services/billing/src/fake.rs), when billing is pointed at it.
+# The fake payment gateway (crates/fake-zarinpal), when billing is pointed at it.
 start_fake_zarinpal() {
     [[ "$ZARINPAL_BASE_URL" == "$FAKE_ZARINPAL_URL" ]] || return 0
     local dir
@@ -212,7 +240,14 @@ start_gateway() {
     nginx="$(zimmer_nginx_bin)" || zimmer_die "nginx not found"
     mapfile -t flags < <(zimmer_nginx_error_flag "$nginx")
     mkdir -p "$NGINX_PREFIX"
-    addr_of() { printf '%s:%s' "$(local_addr "$HTTP_HOST")" "${PORT[$1]}"; }
+    # Every instance of the service, comma-separated: one upstream server line each.
+    addr_of() {
+        local i out=""
+        for ((i = 1; i <= INSTANCES; i++)); do
+            out+="${out:+,}$(local_addr "$HTTP_HOST"):$(instance_port "$1" "$i")"
+        done
+        printf '%s' "$out"
+    }
     AUTH_ADDRS="$(addr_of auth)" MARKETPLACE_ADDRS="$(addr_of marketplace)" \
         BILLING_ADDRS="$(addr_of billing)" SUPPORT_ADDRS="$(addr_of support)" \
         ADMIN_ADDRS="$(addr_of admin)" GATEWAY_LISTEN="$GATEWAY_LISTEN" CORS_ORIGINS="$CORS_ORIGINS" \
@@ -233,17 +268,20 @@ start_gateway() {
 }
 
 wait_ready() {
-    local deadline=$((SECONDS + READY_TIMEOUT)) svc pending code
+    local deadline=$((SECONDS + READY_TIMEOUT)) svc pending code i name
     zimmer_log "waiting up to ${READY_TIMEOUT}s for /readyz of every service and for the gateway"
     while :; do
         pending=()
         for svc in "${SERVICES[@]}"; do
-            if ! live_pid "$svc" "zimmer-$svc" >/dev/null; then
-                tail -n 30 "$LOGS/$svc.log" >&2 || true
-                zimmer_die "$svc exited during start-up (log above, .data/logs/$svc.log)"
-            fi
-            code="$(http_code "$(service_url "$svc")/readyz")"
-            [[ "$code" == 200 ]] || pending+=("$svc($code)")
+            for ((i = 1; i <= INSTANCES; i++)); do
+                name="$(instance_name "$svc" "$i")"
+                if ! live_pid "$name" "zimmer-$svc" >/dev/null; then
+                    tail -n 30 "$LOGS/$name.log" >&2 || true
+                    zimmer_die "$name exited during start-up (log above, .data/logs/$name.log)"
+                fi
+                code="$(http_code "$(service_url "$svc" "$i")/readyz")"
+                [[ "$code" == 200 ]] || pending+=("$name($code)")
+            done
         done
         if ! live_pid nginx "$NGINX_PREFIX/nginx.conf" >/dev/null; then
             tail -n 30 "$LOGS/nginx.log" >&2 || true
@@ -254,8 +292,11 @@ wait_ready() {
         ((${#pending[@]} == 0)) && return 0
         if ((SECONDS >= deadline)); then
             for svc in "${SERVICES[@]}"; do
-                printf -- '--- .data/logs/%s.log (last lines)\n' "$svc" >&2
-                tail -n 8 "$LOGS/$svc.log" >&2 || true
+                for ((i = 1; i <= INSTANCES; i++)); do
+                    name="$(instance_name "$svc" "$i")"
+                    printf -- '--- .data/logs/%s.log (last lines)\n' "$name" >&2
+                    tail -n 8 "$LOGS/$name.log" >&2 || true
+                done
             done
             zimmer_die "not ready after ${READY_TIMEOUT}s: ${pending[*]} (processes left running; scripts/start.sh down stops them)"
         fi
@@ -288,7 +329,7 @@ cmd_up() {
     start_gateway
     wait_ready
 
-    local svc
+    local svc i
     cat <<EOF
 
 Zimmer is up.
@@ -296,7 +337,9 @@ Zimmer is up.
   Services (direct, /healthz /readyz /metrics):
 EOF
     for svc in "${SERVICES[@]}"; do
-        printf '    %-12s %s\n' "$svc" "$(service_url "$svc")"
+        for ((i = 1; i <= INSTANCES; i++)); do
+            printf '    %-14s %s\n' "$(instance_name "$svc" "$i")" "$(service_url "$svc" "$i")"
+        done
     done
     cat <<EOF
   Payment gateway:    $ZARINPAL_BASE_URL
@@ -308,20 +351,26 @@ EOF
 }
 
 cmd_status() {
-    local svc pid code
+    local svc pid code file name i
     for svc in "${SERVICES[@]}"; do
-        if pid="$(live_pid "$svc" "zimmer-$svc")"; then
-            code="$(http_code "$(service_url "$svc")/readyz")"
-            printf '%-12s running (pid %s)  %s/readyz -> %s\n' "$svc" "$pid" "$(service_url "$svc")" "$code"
-        else
-            printf '%-12s stopped\n' "$svc"
-        fi
+        # Instance 1 always; the others as far as a previous "up" started them.
+        for file in "$PIDS/$svc.pid" "$PIDS/$svc"-[0-9].pid; do
+            name="$(basename "$file" .pid)"
+            i="${name#"$svc"}"
+            i="${i#-}"
+            if pid="$(live_pid "$name" "zimmer-$svc")"; then
+                code="$(http_code "$(service_url "$svc" "${i:-1}")/readyz")"
+                printf '%-14s running (pid %s)  %s/readyz -> %s\n' "$name" "$pid" "$(service_url "$svc" "${i:-1}")" "$code"
+            elif [[ "$name" == "$svc" ]]; then
+                printf '%-14s stopped\n' "$name"
+            fi
+        done
     done
     if pid="$(live_pid nginx "$NGINX_PREFIX/nginx.conf")"; then
         code="$(http_code "$(gateway_url)/.well-known/jwks.json")"
-        printf '%-12s running (pid %s)  %s/.well-known/jwks.json -> %s\n' gateway "$pid" "$(gateway_url)" "$code"
+        printf '%-14s running (pid %s)  %s/.well-known/jwks.json -> %s\n' gateway "$pid" "$(gateway_url)" "$code"
     else
-        printf '%-12s stopped\n' gateway
+        printf '%-14s stopped\n' gateway
     fi
 }
 

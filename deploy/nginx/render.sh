@@ -16,8 +16,13 @@
 #                         (set but empty: no origin is allowed)
 #   ZIMMER_NGINX_TEMPLATE template path                        default: next to this script
 #
+#   GATEWAY_MAX_FAILS     max_fails of every server line      default 2
+#   GATEWAY_FAIL_TIMEOUT  fail_timeout of every server line   default 3s
+#                         (passive health: see the upstreams in the template)
+#
 # An address may carry nginx server parameters after a space, e.g.
-# AUTH_ADDRS="10.0.0.5:8001 max_fails=3,10.0.0.6:8001".
+# AUTH_ADDRS="10.0.0.5:8001 max_fails=3,10.0.0.6:8001"; its own max_fails /
+# fail_timeout win over the defaults above.
 #
 # Plain bash + sed. The same template also works with the official nginx image
 # (/etc/nginx/templates/*.template, envsubst): set ZIMMER_LISTEN,
@@ -55,6 +60,8 @@ servers() {
         [[ "$item" =~ ^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}(\ +[a-z_]+(=[A-Za-z0-9._]+)?)*$ ||
             "$item" =~ ^unix:/[A-Za-z0-9._/-]+$ ]] ||
             die "$name: not a host:port address: '$item'"
+        [[ "$item" == *" max_fails="* ]] || item+=" max_fails=$max_fails"
+        [[ "$item" == *" fail_timeout="* ]] || item+=" fail_timeout=$fail_timeout"
         out+="server $item; "
     done
     [[ -n "$out" ]] || die "$name: at least one address is needed"
@@ -80,6 +87,12 @@ origins() {
 listen="$(trim "${GATEWAY_LISTEN:-8080}")"
 [[ "$listen" =~ ^((\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?[0-9]{1,5}$ ]] ||
     die "GATEWAY_LISTEN: expected PORT or HOST:PORT, got '$listen'"
+
+max_fails="$(trim "${GATEWAY_MAX_FAILS:-2}")"
+[[ "$max_fails" =~ ^[0-9]{1,3}$ ]] || die "GATEWAY_MAX_FAILS: expected a number, got '$max_fails'"
+fail_timeout="$(trim "${GATEWAY_FAIL_TIMEOUT:-3s}")"
+[[ "$fail_timeout" =~ ^[0-9]{1,5}(ms|s|m)?$ ]] ||
+    die "GATEWAY_FAIL_TIMEOUT: expected an nginx time (3s, 500ms), got '$fail_timeout'"
 
 default_origins="http://localhost:3000,http://localhost:3001,http://127.0.0.1:3000,http://127.0.0.1:3001"
 

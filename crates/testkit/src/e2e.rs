@@ -58,7 +58,19 @@ impl Process {
         env: &[(String, String)],
         log_dir: &Path,
     ) -> Self {
-        let port = free_port();
+        Self::start_service_on(binary, service, env, log_dir, free_port()).await
+    }
+
+    /// As [`Process::start_service`], on a given port (a replacement instance taking over the
+    /// port its predecessor left, as the gateway's upstream list names it). The log goes to
+    /// `log_dir/<service>.log`.
+    pub async fn start_service_on(
+        binary: &str,
+        service: &str,
+        env: &[(String, String)],
+        log_dir: &Path,
+        port: u16,
+    ) -> Self {
         let log = log_dir.join(format!("{service}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(binary_path(binary))
@@ -104,6 +116,32 @@ impl Process {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM (what an orchestrator sends first), then waits up to `within` for the process
+    /// to exit by itself. `None` if it did not (it is then killed).
+    pub async fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + within;
+        while sent && Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
 }
 
 impl Drop for Process {
@@ -124,6 +162,12 @@ fn nginx_binary() -> PathBuf {
     }
     panic!("nginx not found: install it (apt-get install -y nginx) or set ZIMMER_NGINX_BIN");
 }
+
+/// `max_fails` of every upstream server line, as `deploy/nginx/render.sh` renders it.
+pub const GATEWAY_MAX_FAILS: u32 = 2;
+/// `fail_timeout` of every upstream server line, as `deploy/nginx/render.sh` renders it: how
+/// long nginx leaves an instance alone after `GATEWAY_MAX_FAILS` failed attempts.
+pub const GATEWAY_FAIL_TIMEOUT: &str = "3s";
 
 /// nginx with the repo's `deploy/nginx` configuration, rendered for the given upstreams.
 pub struct Gateway {
@@ -157,8 +201,10 @@ impl Gateway {
             } else {
                 list.to_vec()
             };
+            // The same passive health parameters as deploy/nginx/render.sh gives every
+            // server line (GATEWAY_MAX_FAILS, GATEWAY_FAIL_TIMEOUT defaults).
             list.iter()
-                .map(|a| format!("server {a};"))
+                .map(|a| format!("server {a} max_fails={GATEWAY_MAX_FAILS} fail_timeout={GATEWAY_FAIL_TIMEOUT};"))
                 .collect::<Vec<_>>()
                 .join(" ")
         };
@@ -230,7 +276,31 @@ impl Gateway {
 }
 
 impl Drop for Gateway {
+    /// nginx's workers outlive a SIGKILLed master (they keep listening), so stop the master
+    /// the way nginx expects: SIGQUIT (graceful: it stops its workers and exits), then
+    /// SIGTERM (fast) if that takes too long, and SIGKILL only as the last resort. Each step
+    /// waits for the master, which exits only after its workers have.
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        for (signal, grace) in [("-QUIT", 10_000u64), ("-TERM", 5_000)] {
+            let sent = Command::new("kill")
+                .args([signal, &pid])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !sent {
+                break;
+            }
+            let deadline = Instant::now() + Duration::from_millis(grace);
+            while Instant::now() < deadline {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
