@@ -21,12 +21,22 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     done
 
 FROM debian:bookworm-slim AS runtime
+# pg_dump/pg_restore for admin's backups must be at least the server's major version (16 in
+# docker-compose.yml): the PostgreSQL project's own apt repository has postgresql-client-16.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && install -d /usr/share/postgresql-common/pgdg \
+    && curl -fsSLo /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc \
+        https://www.postgresql.org/media/keys/ACCC4CF8.asc \
+    && echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" \
+        > /etc/apt/sources.list.d/pgdg.list \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client-16 \
+    && apt-get purge -y curl && apt-get autoremove -y \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 zimmer \
     && useradd --system --uid 10001 --gid zimmer --home-dir /var/lib/zimmer --shell /usr/sbin/nologin zimmer \
-    && mkdir -p /var/lib/zimmer/keys \
+    && mkdir -p /var/lib/zimmer/keys /var/lib/zimmer/backups \
     && chown -R zimmer:zimmer /var/lib/zimmer
 COPY --from=builder /out/ /usr/local/bin/
 USER zimmer:zimmer

@@ -43,6 +43,8 @@ export COOKIE_SECURE="${COOKIE_SECURE:-false}"
 export LOG_FORMAT="${LOG_FORMAT:-pretty}"
 export JWT_PRIVATE_KEY_FILE="${JWT_PRIVATE_KEY_FILE:-$DATA/jwt-ed25519.pem}"
 export FRONTEND_URL="${FRONTEND_URL:-http://localhost:3000}"
+# Admin's PostgreSQL backups (the backups page; pg_dump/pg_restore from postgresql-client).
+export BACKUP_DIR="${BACKUP_DIR:-$DATA/backups}"
 # The fake automation vendor (crates/fake-vendor) runs the demo
 # automations: seed-demo points their provision/health URLs at FAKE_VENDOR_URL and derives
 # their service tokens from DEMO_SERVICE_TOKEN, as the fake vendor does.
