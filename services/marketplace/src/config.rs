@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use zimmer_config::{ConfigError, Env, Settings};
 
-use crate::outbound::OutboundPolicy;
+use crate::clients::outbound::OutboundPolicy;
 
 #[derive(Debug, Clone)]
 pub struct MarketConfig {

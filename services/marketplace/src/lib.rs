@@ -2,16 +2,18 @@
 //! ledger (the only way balances change), token consumption by automation vendors, credits
 //! from verified payments, provisioning with vendors and their health.
 
-pub mod cache;
+pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod handlers;
-pub mod outbound;
+pub mod ops;
 pub mod queries;
 pub mod routes;
-pub mod seed;
 mod state;
 pub mod workers;
+
+/// `zimmer_marketplace::seed` (the `seed-demo` command), where it was before `ops/`.
+pub use ops::seed;
 
 use std::sync::Arc;
 
@@ -22,14 +24,14 @@ use zimmer_service::{Application, Platform};
 pub use state::AppState;
 
 use crate::{
-    cache::CatalogueCache,
+    clients::vendor::VendorClient,
     config::MarketConfig,
     domain::bot_token::BotTokenVault,
+    queries::cache::CatalogueCache,
     workers::{
         health::HealthChecker,
         payments::{PAYMENTS_CONSUMER, PaymentCredits},
         provisioning::Provisioner,
-        vendor::VendorClient,
     },
 };
 

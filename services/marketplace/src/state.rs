@@ -2,9 +2,9 @@ use prometheus::IntCounterVec;
 use zimmer_service::Platform;
 
 use crate::{
-    cache::CatalogueCache,
     config::MarketConfig,
     domain::bot_token::BotTokenVault,
+    queries::cache::CatalogueCache,
     workers::{TaskHandle, health::HealthChecker},
 };
 

@@ -1,15 +1,17 @@
 //! The support service: tickets with their conversations and attachments, and the
 //! notifications other services' events turn into, with their live SSE stream.
 
-pub mod consumer;
+pub mod config;
 pub mod domain;
 pub mod handlers;
-pub mod live;
 pub mod ops;
 pub mod queries;
 pub mod routes;
 mod state;
-pub mod views;
+pub mod workers;
+
+/// `zimmer_support::consumer`, where the notifications consumer was before `workers/`.
+pub use workers::consumer;
 
 use std::sync::Arc;
 
@@ -18,9 +20,10 @@ use zimmer_events::{OutboxRelay, spawn_consumer};
 use zimmer_http::Check;
 use zimmer_service::{Application, Platform};
 
-pub use state::{AppState, SupportConfig};
+pub use config::SupportConfig;
+pub use state::AppState;
 
-use crate::{domain::attachment::AttachmentStore, live::Hub};
+use crate::{domain::attachment::AttachmentStore, workers::live::Hub};
 
 /// The producer name of support's events (outbox `producer`, envelope `producer`).
 pub const PRODUCER: &str = "support";

@@ -1,12 +1,23 @@
 //! The arithmetic of balances: how a consumption splits between demo and paid tokens, and
 //! when the low / depleted alerts fire.
 
+use zimmer_db::models::marketplace::UserAutomation;
+
 /// The balances of one user automation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Balances {
     pub paid: i64,
     pub demo: i64,
     pub demo_active: bool,
+}
+
+/// The balances of `ua` as its row stores them.
+pub fn balances(ua: &UserAutomation) -> Balances {
+    Balances {
+        paid: ua.tokens_remaining,
+        demo: ua.demo_tokens,
+        demo_active: ua.is_demo_active && !ua.demo_expired,
+    }
 }
 
 impl Balances {

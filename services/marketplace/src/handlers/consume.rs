@@ -6,27 +6,22 @@
 //! Idempotency: the ledger entry's source key is `usage:<automation id>:<idempotency key>`
 //! and its meta stores the answer; a repeated key (checked under the same lock) gets that
 //! stored answer without a second charge. A refused call (not enough tokens) changes nothing
-//! and stores nothing, so retrying it with the same key after a top-up can succeed.
+//! and stores nothing, so retrying it with the same key after a top-up can succeed. The
+//! transaction is `ops::consume`; this handler authenticates and validates.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use diesel_async::AsyncConnection;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use zimmer_db::models::marketplace::LedgerEntry;
+use serde::Deserialize;
 use zimmer_http::{ApiError, HttpResult};
 
 use super::json_body;
 use crate::{
     AppState,
-    domain::{
-        ledger::split_consumption,
-        tokens::{SERVICE_TOKEN_HEADER, token_hash},
+    domain::tokens::{SERVICE_TOKEN_HEADER, token_hash},
+    ops::{
+        self,
+        consume::{Checked, Outcome, unauthorized},
     },
-    queries::{
-        automations,
-        ledger::{self, Change, balances},
-        user_automations,
-    },
+    queries::automations,
 };
 
 const KEY_MAX: usize = 200;
@@ -45,38 +40,8 @@ pub struct ConsumeRequest {
     pub meta: Option<serde_json::Value>,
 }
 
-/// The answer, stored with the ledger entry so that a replay answers byte for byte the same.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ConsumeAnswer {
-    pub accepted: bool,
-    pub remaining_demo_tokens: i64,
-    pub remaining_paid_tokens: i64,
-    pub message: String,
-    /// Why a call was refused: `insufficient_tokens`, `automation_inactive`,
-    /// `user_automation_inactive`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-enum Outcome {
-    Answered(ConsumeAnswer),
-    Replayed(ConsumeAnswer),
-}
-
-fn unauthorized(detail: &'static str, code: &'static str) -> ApiError {
-    ApiError::unauthorized(detail).with_code(code)
-}
-
 fn valid_key(key: &str) -> bool {
     (1..=KEY_MAX).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
-}
-
-struct Checked {
-    ua_id: i64,
-    units: i64,
-    usage_type: Option<String>,
-    key: Option<String>,
-    meta: Option<serde_json::Value>,
 }
 
 fn check(req: &HttpRequest, body: ConsumeRequest, max_units: i64) -> Result<Checked, ApiError> {
@@ -155,42 +120,6 @@ fn check(req: &HttpRequest, body: ConsumeRequest, max_units: i64) -> Result<Chec
     })
 }
 
-fn replay(prev: &LedgerEntry, ua_id: i64, units: i64) -> Result<ConsumeAnswer, ApiError> {
-    let same = prev.user_automation_id == ua_id
-        && prev.meta.get("units").and_then(serde_json::Value::as_i64) == Some(units);
-    if !same {
-        return Err(ApiError::conflict(
-            "idempotency_conflict",
-            "This idempotency key was already used for a different request",
-        ));
-    }
-    prev.meta
-        .get("response")
-        .cloned()
-        .and_then(|r| serde_json::from_value(r).ok())
-        .ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!(
-                "usage entry {} has no stored answer",
-                prev.id
-            ))
-        })
-}
-
-fn refused(
-    ua: &zimmer_db::models::marketplace::UserAutomation,
-    reason: &str,
-    message: &str,
-) -> ConsumeAnswer {
-    let b = balances(ua);
-    ConsumeAnswer {
-        accepted: false,
-        remaining_demo_tokens: b.spendable_demo(),
-        remaining_paid_tokens: b.paid,
-        message: message.to_owned(),
-        reason: Some(reason.to_owned()),
-    }
-}
-
 pub async fn consume(req: HttpRequest, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
     // Authenticate before looking at the body: an unauthenticated caller learns nothing.
     let token = req
@@ -215,85 +144,15 @@ pub async fn consume(req: HttpRequest, state: web::Data<AppState>, raw: web::Byt
     let source_key = format!("usage:{automation_id}:{key}");
     let threshold = state.config.low_tokens_threshold;
 
-    let outcome = conn
-        .transaction(async |conn| {
-            // The same answer whether the user automation does not exist or belongs to another
-            // automation: a vendor cannot probe other vendors' customers.
-            let ua = user_automations::lock(conn, c.ua_id)
-                .await?
-                .filter(|ua| ua.automation_id == automation_id)
-                .ok_or_else(|| {
-                    unauthorized(
-                        "This service token is not valid for that user automation",
-                        "token_not_for_user_automation",
-                    )
-                })?;
-            if c.key.is_some()
-                && let Some(prev) = ledger::by_source_key(conn, &source_key).await?
-            {
-                return Ok(Outcome::Replayed(replay(&prev, ua.id, c.units)?));
-            }
-            if automation_status != "active" {
-                return Ok(Outcome::Answered(refused(
-                    &ua,
-                    "automation_inactive",
-                    "This automation is inactive",
-                )));
-            }
-            if ua.status != "active" {
-                return Ok(Outcome::Answered(refused(
-                    &ua,
-                    "user_automation_inactive",
-                    "The customer's automation is not active",
-                )));
-            }
-            let Some(split) = split_consumption(&balances(&ua), c.units) else {
-                return Ok(Outcome::Answered(refused(
-                    &ua,
-                    "insufficient_tokens",
-                    "Insufficient tokens",
-                )));
-            };
-            let answer = ConsumeAnswer {
-                accepted: true,
-                remaining_demo_tokens: balances(&ua).spendable_demo() - split.from_demo,
-                remaining_paid_tokens: ua.tokens_remaining - split.from_paid,
-                message: format!("{} tokens consumed", c.units),
-                reason: None,
-            };
-            let meta = json!({
-                "units": c.units,
-                "idempotency_key": c.key,
-                "request_meta": c.meta,
-                "response": answer,
-            });
-            let applied = ledger::apply(
-                conn,
-                &ua,
-                &Change {
-                    kind: "consumption",
-                    delta: -split.from_paid,
-                    demo_delta: -split.from_demo,
-                    source_key: &source_key,
-                    usage_type: c.usage_type.as_deref(),
-                    meta: &meta,
-                    actor_id: None,
-                    reason: None,
-                },
-                threshold,
-            )
-            .await?
-            .ok_or_else(|| {
-                // Same key, concurrently, for another user automation of this vendor.
-                ApiError::conflict(
-                    "idempotency_conflict",
-                    "This idempotency key was already used for a different request",
-                )
-            })?;
-            ledger::enqueue_alerts(conn, &applied).await?;
-            Ok::<_, ApiError>(Outcome::Answered(answer))
-        })
-        .await?;
+    let outcome = ops::consume::consume(
+        &mut conn,
+        &c,
+        automation_id,
+        &automation_status,
+        &source_key,
+        threshold,
+    )
+    .await?;
     let label = match &outcome {
         Outcome::Answered(a) if a.accepted => "accepted",
         Outcome::Answered(_) => "refused",

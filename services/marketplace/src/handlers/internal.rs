@@ -3,24 +3,19 @@
 //! own audit log; these handlers are the only writers of the marketplace's tables.
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::AsyncConnection;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
-use zimmer_db::models::marketplace::{AutomationChanges, LedgerEntry, NewAutomation};
-use zimmer_events::contracts::TokensAdjusted;
+use zimmer_db::models::marketplace::{AutomationChanges, NewAutomation};
 use zimmer_http::{ApiError, HttpResult, InternalCaller, validate};
 
 use super::{double_option, json_body};
 use crate::{
-    AppState, PRODUCER,
+    AppState,
     domain::tokens::{new_service_token, token_hash},
-    queries::{
-        automations::{self, AdminAutomation},
-        ledger::{self, Change},
-        user_automations,
-    },
+    ops::{self, adjust::AdjustBody},
+    queries::automations::{self, AdminAutomation},
 };
 
 const PRICING_TYPES: [&str; 3] = ["token_per_session", "token_per_step", "flat_fee"];
@@ -291,43 +286,6 @@ pub async fn health_check(
     Ok(HttpResponse::Ok().json(report))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct AdjustBody {
-    pub user_automation_id: i64,
-    pub delta: i64,
-    pub reason: String,
-    pub idempotency_key: String,
-    pub actor_id: i64,
-}
-
-/// The answer of an adjustment, derived from its ledger entry (so a replay answers the same).
-#[derive(Debug, Serialize)]
-pub struct AdjustAnswer {
-    pub ledger_id: i64,
-    pub user_automation_id: i64,
-    pub delta: i64,
-    pub tokens_remaining: i64,
-    pub demo_tokens: i64,
-    pub reason: Option<String>,
-    pub actor_id: Option<i64>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<&LedgerEntry> for AdjustAnswer {
-    fn from(e: &LedgerEntry) -> Self {
-        Self {
-            ledger_id: e.id,
-            user_automation_id: e.user_automation_id,
-            delta: e.delta,
-            tokens_remaining: e.balance_after,
-            demo_tokens: e.demo_balance_after,
-            reason: e.reason.clone(),
-            actor_id: e.actor_id,
-            created_at: e.created_at,
-        }
-    }
-}
-
 /// `POST /internal/tokens/adjust`: a staff adjustment of the paid balance through the ledger
 /// (`adjust:<idempotency key>`): 201 when applied, 200 with the same answer when the key was
 /// applied before, 409 when the key was used for something else or the balance would go
@@ -357,76 +315,8 @@ pub async fn adjust(_: InternalCaller, state: web::Data<AppState>, raw: web::Byt
     let source_key = format!("adjust:{key}");
     let threshold = state.config.low_tokens_threshold;
     let mut conn = state.platform.pool.get().await?;
-    let (answer, replayed) = conn
-        .transaction(async |conn| {
-            let ua = user_automations::lock(conn, body.user_automation_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("User automation not found"))?;
-            // Separation of duties, enforced where the balance lives: no staff member moves
-            // the balance of their own automation (admin checks first, with the same answer).
-            if ua.user_id == body.actor_id {
-                return Err(ApiError::forbidden(
-                    "You cannot adjust the token balance of your own automation; ask another \
-                     staff member",
-                )
-                .with_code("self_adjustment"));
-            }
-            if let Some(prev) = ledger::by_source_key(conn, &source_key).await? {
-                if prev.user_automation_id != ua.id || prev.delta != body.delta {
-                    return Err(ApiError::conflict(
-                        "idempotency_conflict",
-                        "This idempotency key was already used for a different adjustment",
-                    ));
-                }
-                return Ok((AdjustAnswer::from(&prev), true));
-            }
-            if ua.tokens_remaining + body.delta < 0 {
-                return Err(ApiError::conflict(
-                    "insufficient_tokens",
-                    "The adjustment would take the balance below zero",
-                ));
-            }
-            let meta = json!({ "idempotency_key": key });
-            let applied = ledger::apply(
-                conn,
-                &ua,
-                &Change {
-                    kind: "adjustment",
-                    delta: body.delta,
-                    demo_delta: 0,
-                    source_key: &source_key,
-                    usage_type: None,
-                    meta: &meta,
-                    actor_id: Some(body.actor_id),
-                    reason: Some(&reason),
-                },
-                threshold,
-            )
-            .await?
-            .ok_or_else(|| {
-                ApiError::conflict(
-                    "idempotency_conflict",
-                    "This idempotency key was already used for a different adjustment",
-                )
-            })?;
-            zimmer_events::enqueue_event(
-                conn,
-                PRODUCER,
-                &TokensAdjusted {
-                    user_automation_id: ua.id,
-                    user_id: ua.user_id,
-                    automation_id: ua.automation_id,
-                    delta: body.delta,
-                    reason: Some(reason.clone()),
-                    actor_id: Some(body.actor_id),
-                    balance: Some(applied.user_automation.tokens_remaining),
-                },
-            )
-            .await?;
-            ledger::enqueue_alerts(conn, &applied).await?;
-            Ok::<_, ApiError>((AdjustAnswer::from(&applied.entry), false))
-        })
-        .await?;
+    let (answer, replayed) =
+        ops::adjust::adjust(&mut conn, &body, &key, &reason, &source_key, threshold).await?;
     if replayed {
         Ok(HttpResponse::Ok()
             .insert_header(("Idempotent-Replayed", "true"))

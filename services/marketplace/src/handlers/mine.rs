@@ -5,20 +5,11 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::AsyncConnection;
 use serde::Deserialize;
 use serde_json::json;
-use zimmer_events::contracts::UserAutomationCreated;
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::CurrentUser;
 
 use super::{UserAutomationView, double_option, optional_json};
-use crate::{
-    AppState, PRODUCER,
-    domain::bot_token,
-    queries::{
-        catalogue,
-        ledger::{self, Change},
-        user_automations,
-    },
-};
+use crate::{AppState, domain::bot_token, ops, queries::user_automations};
 
 /// The caller's automations with balances: a bare array (clients.md), few per customer.
 pub async fn list(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
@@ -64,54 +55,9 @@ pub async fn add(
     let automation_id = path.into_inner();
     let threshold = state.config.low_tokens_threshold;
     let mut conn = state.platform.pool.get().await?;
-    let view = conn
-        .transaction(async |conn| {
-            let automation = catalogue::listed_by_id(conn, automation_id)
-                .await?
-                .filter(|a| a.status == "active")
-                .ok_or_else(|| ApiError::not_found("Automation not found"))?;
-            let ua = user_automations::insert(conn, user.id, automation_id)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::conflict("already_added", "You have already added this automation")
-                })?;
-            let source_key = format!("demo:{}", ua.id);
-            let meta = json!({ "automation_id": automation_id });
-            let applied = ledger::apply(
-                conn,
-                &ua,
-                &Change {
-                    kind: "demo_grant",
-                    delta: 0,
-                    demo_delta: automation.demo_tokens,
-                    source_key: &source_key,
-                    usage_type: None,
-                    meta: &meta,
-                    actor_id: None,
-                    reason: None,
-                },
-                threshold,
-            )
-            .await?
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("demo grant {source_key} exists")))?;
-            zimmer_events::enqueue_event(
-                conn,
-                PRODUCER,
-                &UserAutomationCreated {
-                    user_automation_id: ua.id,
-                    user_id: user.id,
-                    automation_id,
-                    demo_tokens: automation.demo_tokens,
-                },
-            )
-            .await?;
-            Ok::<_, ApiError>(UserAutomationView::new(
-                applied.user_automation,
-                automation,
-                &state.bot_tokens,
-            ))
-        })
-        .await?;
+    let (ua, automation) =
+        ops::user_automations::add(&mut conn, user.id, automation_id, threshold).await?;
+    let view = UserAutomationView::new(ua, automation, &state.bot_tokens);
     state.provisioner.wake();
     Ok(HttpResponse::Created().json(json!({ "user_automation": view })))
 }

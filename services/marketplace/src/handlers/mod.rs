@@ -39,7 +39,7 @@ pub struct UserAutomationView {
 
 impl UserAutomationView {
     pub fn new(ua: UserAutomation, automation: CatalogueItem, vault: &BotTokenVault) -> Self {
-        let total = crate::queries::ledger::balances(&ua).total();
+        let total = crate::domain::ledger::balances(&ua).total();
         let telegram_bot_token = vault.masked(&ua);
         Self {
             id: ua.id,

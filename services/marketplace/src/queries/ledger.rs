@@ -1,7 +1,6 @@
-//! The token ledger: the only way balances change. Each entry is inserted and the balance
-//! columns updated in the same transaction, under the row lock of the user automation
-//! (`user_automations::lock`); the unique `source_key` makes a payment, a usage report or an
-//! adjustment apply at most once.
+//! The token ledger's SQL: entries (unique `source_key`, so a payment, a usage report or an
+//! adjustment applies at most once) and the balance columns of a user automation. The rules
+//! of a change, and its events, are in `ops::ledger`.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -9,43 +8,6 @@ use zimmer_db::{
     models::marketplace::{LedgerEntry, NewLedgerEntry, UserAutomation},
     schema::{token_ledger, user_automations},
 };
-use zimmer_events::contracts::{TokensDepleted, TokensLow};
-
-use crate::{
-    PRODUCER,
-    domain::ledger::{Alerts, Balances, alerts, low_flag_after},
-};
-
-/// One balance change to record.
-#[derive(Debug)]
-pub struct Change<'a> {
-    pub kind: &'a str,
-    /// Paid tokens (+ credit, − spend).
-    pub delta: i64,
-    /// Demo tokens.
-    pub demo_delta: i64,
-    pub source_key: &'a str,
-    pub usage_type: Option<&'a str>,
-    pub meta: &'a serde_json::Value,
-    pub actor_id: Option<i64>,
-    pub reason: Option<&'a str>,
-}
-
-/// What [`apply`] did.
-#[derive(Debug)]
-pub struct Applied {
-    pub entry: LedgerEntry,
-    pub user_automation: UserAutomation,
-    pub alerts: Alerts,
-}
-
-pub fn balances(ua: &UserAutomation) -> Balances {
-    Balances {
-        paid: ua.tokens_remaining,
-        demo: ua.demo_tokens,
-        demo_active: ua.is_demo_active && !ua.demo_expired,
-    }
-}
 
 pub async fn by_source_key(
     conn: &mut AsyncPgConnection,
@@ -59,114 +21,46 @@ pub async fn by_source_key(
         .optional()
 }
 
-/// Applies `change` to `ua`, which the caller has locked in this transaction. `None` when an
-/// entry with the same source key exists already (nothing changed). The caller makes sure the
-/// balances stay >= 0 (the table's CHECKs refuse it otherwise).
-pub async fn apply(
+/// Inserts `entry`; `None` when an entry with the same source key exists already.
+pub async fn insert_entry(
     conn: &mut AsyncPgConnection,
-    ua: &UserAutomation,
-    change: &Change<'_>,
-    low_threshold: i64,
-) -> QueryResult<Option<Applied>> {
-    let before = balances(ua);
-    let paid = ua.tokens_remaining + change.delta;
-    let demo = ua.demo_tokens + change.demo_delta;
-    let (demo_active, demo_expired) = if change.kind == "demo_grant" {
-        (demo > 0, false)
-    } else if change.demo_delta < 0 && demo == 0 {
-        // The demo ends when its tokens run out.
-        (false, true)
-    } else {
-        (ua.is_demo_active, ua.demo_expired)
-    };
-    let after = Balances {
-        paid,
-        demo,
-        demo_active: demo_active && !demo_expired,
-    };
-    let fired = if change.delta + change.demo_delta < 0 {
-        alerts(
-            before.total(),
-            after.total(),
-            low_threshold,
-            ua.low_alert_sent,
-        )
-    } else {
-        Alerts::default()
-    };
-    let low_flag = low_flag_after(ua.low_alert_sent, after.total(), low_threshold, fired);
-
-    let entry: Option<LedgerEntry> = diesel::insert_into(token_ledger::table)
-        .values(NewLedgerEntry {
-            user_automation_id: ua.id,
-            kind: change.kind,
-            delta: change.delta,
-            demo_delta: change.demo_delta,
-            balance_after: paid,
-            demo_balance_after: demo,
-            source_key: change.source_key,
-            usage_type: change.usage_type,
-            meta: change.meta,
-            actor_id: change.actor_id,
-            reason: change.reason,
-        })
+    entry: NewLedgerEntry<'_>,
+) -> QueryResult<Option<LedgerEntry>> {
+    diesel::insert_into(token_ledger::table)
+        .values(entry)
         .on_conflict(token_ledger::source_key)
         .do_nothing()
         .returning(LedgerEntry::as_returning())
         .get_result(conn)
         .await
-        .optional()?;
-    let Some(entry) = entry else {
-        return Ok(None);
-    };
-    let user_automation = diesel::update(user_automations::table.find(ua.id))
+        .optional()
+}
+
+/// The balance columns of one user automation after a ledger entry.
+#[derive(Debug, Clone, Copy)]
+pub struct BalanceColumns {
+    pub paid: i64,
+    pub demo: i64,
+    pub demo_active: bool,
+    pub demo_expired: bool,
+    pub low_alert_sent: bool,
+}
+
+pub async fn set_balances(
+    conn: &mut AsyncPgConnection,
+    ua_id: i64,
+    b: BalanceColumns,
+) -> QueryResult<UserAutomation> {
+    diesel::update(user_automations::table.find(ua_id))
         .set((
-            user_automations::tokens_remaining.eq(paid),
-            user_automations::demo_tokens.eq(demo),
-            user_automations::is_demo_active.eq(demo_active),
-            user_automations::demo_expired.eq(demo_expired),
-            user_automations::low_alert_sent.eq(low_flag),
+            user_automations::tokens_remaining.eq(b.paid),
+            user_automations::demo_tokens.eq(b.demo),
+            user_automations::is_demo_active.eq(b.demo_active),
+            user_automations::demo_expired.eq(b.demo_expired),
+            user_automations::low_alert_sent.eq(b.low_alert_sent),
             user_automations::updated_at.eq(diesel::dsl::now),
         ))
         .returning(UserAutomation::as_returning())
         .get_result(conn)
-        .await?;
-    Ok(Some(Applied {
-        entry,
-        user_automation,
-        alerts: fired,
-    }))
-}
-
-/// `tokens.low` / `tokens.depleted` for what [`apply`] reported, in the same transaction.
-pub async fn enqueue_alerts(conn: &mut AsyncPgConnection, applied: &Applied) -> QueryResult<()> {
-    let ua = &applied.user_automation;
-    let remaining = balances(ua).total();
-    if applied.alerts.low {
-        zimmer_events::enqueue_event(
-            conn,
-            PRODUCER,
-            &TokensLow {
-                user_automation_id: ua.id,
-                user_id: ua.user_id,
-                automation_id: ua.automation_id,
-                remaining,
-            },
-        )
-        .await?;
-    }
-    if applied.alerts.depleted {
-        zimmer_events::enqueue_event(
-            conn,
-            PRODUCER,
-            &TokensDepleted {
-                user_automation_id: ua.id,
-                user_id: ua.user_id,
-                automation_id: ua.automation_id,
-                demo_expired: ua.demo_expired,
-            },
-        )
-        .await?;
-    }
-    Ok(())
+        .await
 }

@@ -2,6 +2,7 @@
 //! handler composes several of them (and the outbox insert) into one transaction.
 
 pub mod automations;
+pub mod cache;
 pub mod catalogue;
 pub mod ledger;
 pub mod provisioning;

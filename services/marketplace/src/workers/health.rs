@@ -12,11 +12,14 @@ use zimmer_db::DbPool;
 use zimmer_events::contracts::AutomationHealthChanged;
 use zimmer_http::ApiError;
 
-use super::{
-    TaskHandle,
-    vendor::{Health, VendorClient},
+use super::TaskHandle;
+use crate::{
+    PRODUCER,
+    clients::vendor::{Health, VendorClient},
+    config::HealthConfig,
+    queries::automations,
+    queries::cache::CatalogueCache,
 };
-use crate::{PRODUCER, cache::CatalogueCache, config::HealthConfig, queries::automations};
 
 /// Checks running at once.
 const PARALLEL_CHECKS: usize = 8;

@@ -8,7 +8,6 @@ pub mod health;
 pub mod payments;
 pub mod provisioning;
 pub mod reseal;
-pub mod vendor;
 
 use std::sync::{
     Arc,

@@ -27,11 +27,9 @@ use tokio::{sync::Semaphore, time::Instant};
 use zimmer_db::DbPool;
 use zimmer_redis::Redis;
 
-use super::{
-    TaskHandle,
-    vendor::{CallError, VendorClient},
-};
+use super::TaskHandle;
 use crate::{
+    clients::vendor::{CallError, VendorClient},
     config::ProvisionConfig,
     domain::bot_token::BotTokenVault,
     queries::provisioning::{self, Job},

@@ -21,6 +21,14 @@ pub const DEFAULT_MAX_BYTES: usize = 5 * 1024 * 1024;
 /// File names are for people: longer ones are refused rather than cut.
 pub const MAX_FILENAME_CHARS: usize = 200;
 
+/// An uploaded file that passed every check (`handlers::input`).
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub filename: String,
+    pub kind: FileKind,
+    pub bytes: Vec<u8>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     Png,

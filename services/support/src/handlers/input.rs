@@ -14,7 +14,8 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use zimmer_http::ApiError;
 
-use crate::domain::attachment::{self, FileKind, Rejection};
+pub use crate::domain::attachment::Upload;
+use crate::domain::attachment::{self, Rejection};
 
 /// Text fields of a form: generous for a message, small enough to never matter.
 const MAX_FIELD_BYTES: usize = 64 * 1024;
@@ -25,14 +26,6 @@ const MAX_PARTS: usize = 16;
 pub struct RawFile {
     pub filename: String,
     pub declared: Option<String>,
-    pub bytes: Vec<u8>,
-}
-
-/// A file that passed every check.
-#[derive(Debug, Clone)]
-pub struct Upload {
-    pub filename: String,
-    pub kind: FileKind,
     pub bytes: Vec<u8>,
 }
 

@@ -8,8 +8,8 @@ use zimmer_jwt::CurrentUser;
 use super::tickets::paging;
 use crate::{
     AppState,
+    domain::views::NotificationView,
     queries::notifications::{self as nq, NotificationFilter},
-    views::NotificationView,
 };
 
 /// At most this many ids in one mark-read call.

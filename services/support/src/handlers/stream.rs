@@ -38,9 +38,9 @@ use zimmer_service::Draining;
 
 use crate::{
     AppState,
-    live::{Push, Refused, StreamLimits, Subscription},
+    domain::views::NotificationView,
     queries::notifications as nq,
-    views::NotificationView,
+    workers::live::{Push, Refused, StreamLimits, Subscription},
 };
 
 /// How many missed notifications a reconnect replays.

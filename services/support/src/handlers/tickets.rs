@@ -21,10 +21,10 @@ use super::{
 };
 use crate::{
     AppState,
+    domain::views::{MessagePage, TicketView},
     domain::{attachment::content_disposition, status},
     ops::{self, Actor, NewTicketInput, TicketUpdate},
     queries::tickets::{self as tq, Assigned, TicketFilter},
-    views::{MessagePage, TicketView},
 };
 
 pub const MAX_SUBJECT_CHARS: usize = 200;
@@ -140,7 +140,7 @@ fn actor(user: &CurrentUser) -> Actor {
 }
 
 fn json_limit(state: &AppState) -> usize {
-    state.platform.settings.json_limit
+    state.config.json_limit
 }
 
 pub async fn create(

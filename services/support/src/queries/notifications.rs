@@ -1,5 +1,5 @@
-//! Notifications. Every insert also signals the live stream (`pg_notify`, delivered at commit
-//! and never on rollback), so a notification reaches the SSE stream exactly when it is visible.
+//! Notifications' SQL, and the live signal (`pg_notify`, delivered at commit and never on
+//! rollback) that `ops::notifications` sends beside every insert.
 
 use diesel::{
     prelude::*,
@@ -12,31 +12,51 @@ use zimmer_db::{
     schema::{notifications, users},
 };
 
-use crate::{domain::texts::Draft, live, views::NotificationView};
+use crate::domain::{signal, texts::Draft, views::NotificationView};
 
-/// A notification for one user, unless that event already notified them (the unique
-/// `(user_id, source_event_id)` makes a redelivered event a no-op) or the user does not exist.
-pub async fn notify_user(
-    conn: &mut AsyncPgConnection,
-    user_id: i64,
-    draft: &Draft,
-    source_event_id: Option<Uuid>,
-) -> QueryResult<Option<Notification>> {
+async fn notify(conn: &mut AsyncPgConnection, payload: &str) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<Text, _>(signal::CHANNEL)
+        .bind::<Text, _>(payload)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+fn encoded(payload: serde_json::Result<String>) -> QueryResult<String> {
+    payload.map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+}
+
+/// Inside the inserting transaction: this notification goes live at commit.
+pub async fn signal_one(conn: &mut AsyncPgConnection, view: &NotificationView) -> QueryResult<()> {
+    notify(conn, &encoded(signal::one(view))?).await
+}
+
+/// Inside the inserting transaction: the notifications of this event go live at commit.
+pub async fn signal_event(conn: &mut AsyncPgConnection, event_id: Uuid) -> QueryResult<()> {
+    notify(conn, &encoded(signal::event(event_id))?).await
+}
+
+/// Whether user `user_id` exists (a notification for an unknown user is skipped).
+pub async fn user_exists(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<bool> {
     let exists: Option<i64> = users::table
         .find(user_id)
         .select(users::id)
         .first(conn)
         .await
         .optional()?;
-    if exists.is_none() {
-        tracing::warn!(
-            user_id,
-            kind = draft.kind,
-            "notification for an unknown user skipped"
-        );
-        return Ok(None);
-    }
-    let inserted = diesel::insert_into(notifications::table)
+    Ok(exists.is_some())
+}
+
+/// Inserts one notification; `None` when that event already notified that user (the unique
+/// `(user_id, source_event_id)`).
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    draft: &Draft,
+    source_event_id: Option<Uuid>,
+) -> QueryResult<Option<Notification>> {
+    diesel::insert_into(notifications::table)
         .values(NewNotification {
             user_id,
             kind: draft.kind,
@@ -50,23 +70,19 @@ pub async fn notify_user(
         .returning(Notification::as_returning())
         .get_result(conn)
         .await
-        .optional()?;
-    if let Some(n) = &inserted {
-        live::signal_one(conn, &NotificationView::from(n.clone())).await?;
-    }
-    Ok(inserted)
+        .optional()
 }
 
 /// One notification per active user whose role is in `roles`, in one statement; a re-run of
 /// the same event adds nothing. Returns how many were created.
-pub async fn notify_roles(
+pub async fn insert_for_roles(
     conn: &mut AsyncPgConnection,
     roles: &[&str],
     draft: &Draft,
     source_event_id: Uuid,
 ) -> QueryResult<usize> {
     let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
-    let created = diesel::sql_query(
+    diesel::sql_query(
         "INSERT INTO notifications (user_id, kind, title, body, data, source_event_id) \
          SELECT id, $1, $2, $3, $4, $5 FROM users WHERE is_active AND role = ANY($6) \
          ON CONFLICT (user_id, source_event_id) DO NOTHING",
@@ -78,11 +94,7 @@ pub async fn notify_roles(
     .bind::<SqlUuid, _>(source_event_id)
     .bind::<Array<Text>, _>(&roles)
     .execute(conn)
-    .await?;
-    if created > 0 {
-        live::signal_event(conn, source_event_id).await?;
-    }
-    Ok(created)
+    .await
 }
 
 pub async fn event_already_notified(

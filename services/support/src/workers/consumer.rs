@@ -17,6 +17,7 @@ use zimmer_events::{
 
 use crate::{
     domain::texts,
+    ops::notifications,
     queries::{lookups, notifications as nq, tickets as tq},
 };
 
@@ -75,7 +76,7 @@ async fn handle(conn: &mut AsyncPgConnection, event: &Envelope) -> Result<(), Ha
         UserRegistered::NAME => {
             let d: UserRegistered = event.decode()?;
             let draft = texts::welcome(&d.name);
-            nq::notify_user(conn, d.user_id, &draft, source).await?;
+            notifications::notify_user(conn, d.user_id, &draft, source).await?;
         }
         PaymentVerified::NAME => {
             let d: PaymentVerified = event.decode()?;
@@ -88,12 +89,12 @@ async fn handle(conn: &mut AsyncPgConnection, event: &Envelope) -> Result<(), Ha
                 d.tokens,
                 ref_id.as_deref(),
             );
-            nq::notify_user(conn, d.user_id, &draft, source).await?;
+            notifications::notify_user(conn, d.user_id, &draft, source).await?;
         }
         PaymentFailed::NAME => {
             let d: PaymentFailed = event.decode()?;
             let draft = texts::payment_failed(d.payment_id, d.reason.as_deref());
-            nq::notify_user(conn, d.user_id, &draft, source).await?;
+            notifications::notify_user(conn, d.user_id, &draft, source).await?;
         }
         TokensCredited::NAME => {
             let d: TokensCredited = event.decode()?;
@@ -101,21 +102,21 @@ async fn handle(conn: &mut AsyncPgConnection, event: &Envelope) -> Result<(), Ha
             let (automation_id, name) = automation_of(conn, ua).await?;
             let draft =
                 texts::tokens_credited(ua, automation_id, name.as_deref(), d.tokens, d.balance);
-            nq::notify_user(conn, d.user_id, &draft, source).await?;
+            notifications::notify_user(conn, d.user_id, &draft, source).await?;
         }
         TokensLow::NAME => {
             let d: TokensLow = event.decode()?;
             let ua = d.user_automation_id;
             let (automation_id, name) = automation_of(conn, ua).await?;
             let draft = texts::tokens_low(ua, automation_id, name.as_deref(), d.remaining);
-            nq::notify_user(conn, d.user_id, &draft, source).await?;
+            notifications::notify_user(conn, d.user_id, &draft, source).await?;
         }
         TokensDepleted::NAME => {
             let d: TokensDepleted = event.decode()?;
             let ua = d.user_automation_id;
             let (automation_id, name) = automation_of(conn, ua).await?;
             let draft = texts::tokens_depleted(ua, automation_id, name.as_deref());
-            nq::notify_user(conn, d.user_id, &draft, source).await?;
+            notifications::notify_user(conn, d.user_id, &draft, source).await?;
         }
         TokensAdjusted::NAME => {
             let d: TokensAdjusted = event.decode()?;
@@ -128,7 +129,7 @@ async fn handle(conn: &mut AsyncPgConnection, event: &Envelope) -> Result<(), Ha
                 d.delta,
                 d.reason.as_deref(),
             );
-            nq::notify_user(conn, d.user_id, &draft, source).await?;
+            notifications::notify_user(conn, d.user_id, &draft, source).await?;
         }
         TicketReplied::NAME => {
             let d: TicketReplied = event.decode()?;
@@ -146,10 +147,10 @@ async fn handle(conn: &mut AsyncPgConnection, event: &Envelope) -> Result<(), Ha
             };
             if d.by_staff {
                 let draft = texts::staff_replied(ticket.id, &ticket.title);
-                nq::notify_user(conn, ticket.user_id, &draft, source).await?;
+                notifications::notify_user(conn, ticket.user_id, &draft, source).await?;
             } else if let Some(assignee) = ticket.assigned_to {
                 let draft = texts::customer_replied(ticket.id, &ticket.title);
-                nq::notify_user(conn, assignee, &draft, source).await?;
+                notifications::notify_user(conn, assignee, &draft, source).await?;
             }
         }
         NotificationBroadcast::NAME => {
@@ -175,14 +176,14 @@ async fn handle(conn: &mut AsyncPgConnection, event: &Envelope) -> Result<(), Ha
                 body: body.to_owned(),
                 data: serde_json::json!({}),
             };
-            let created = nq::notify_roles(conn, &roles, &draft, event.id).await?;
+            let created = notifications::notify_roles(conn, &roles, &draft, event.id).await?;
             tracing::info!(created, "broadcast notifications created");
         }
         AutomationHealthChanged::NAME => {
             let d: AutomationHealthChanged = event.decode()?;
             let name = lookups::automation_name(conn, d.automation_id).await?;
             let draft = texts::automation_health(d.automation_id, name.as_deref(), &d.from, &d.to);
-            nq::notify_roles(conn, &AUTOMATION_STAFF, &draft, event.id).await?;
+            notifications::notify_roles(conn, &AUTOMATION_STAFF, &draft, event.id).await?;
         }
         other => {
             // Bound only to the keys above; anything else is someone's misrouting.

@@ -1,6 +1,6 @@
 //! The HTTP client for automation vendors: provisioning calls and health checks, each
 //! signed (see `domain::tokens`), each with its own timeout, never following redirects, never
-//! through a proxy, and only to addresses the outbound policy allows (`crate::outbound`):
+//! through a proxy, and only to addresses the outbound policy allows (`crate::clients::outbound`):
 //! IP literals are checked here, names by the client's resolver, whose checked answer is
 //! what the connection uses.
 
@@ -9,8 +9,8 @@ use std::{sync::Arc, time::Duration};
 use reqwest::{Client, StatusCode, Url, redirect::Policy};
 
 use crate::{
+    clients::outbound::{GuardedResolver, OutboundPolicy, Refused, refusal_in},
     domain::tokens::{AUTOMATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign},
-    outbound::{GuardedResolver, OutboundPolicy, Refused, refusal_in},
 };
 
 #[derive(Clone)]

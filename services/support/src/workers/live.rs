@@ -7,11 +7,8 @@
 //! one dedicated listening connection and routes each signal to its local streams through an
 //! in-process hub (a `tokio::sync::broadcast` channel per connected user).
 //!
-//! Signal payloads (NOTIFY payloads are limited to 8000 bytes):
-//! - `{"n": <notification JSON>}` — the common case, no database read needed;
-//! - `{"u": user_id, "id": id}` — a notification too large to inline: fetched by id;
-//! - `{"e": event_id}` — a bulk insert (broadcast): each instance fetches that event's
-//!   notifications for the users it has streams for.
+//! The signal payloads are in `domain::signal`; the queries that insert notifications send
+//! them (`queries::notifications`).
 //!
 //! While the listening connection is down, signals are lost; when it is back, every stream
 //! re-reads what it missed (`id > last sent`), so a reconnect never loses a notification.
@@ -25,84 +22,20 @@ use std::{
     time::Duration,
 };
 
-use diesel::sql_types::Text;
-use diesel_async::AsyncPgConnection;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
-use uuid::Uuid;
 use zimmer_db::DbPool;
 
-use crate::{queries::notifications as nq, views::NotificationView};
+use crate::{
+    domain::{
+        signal::{CHANNEL, Inline, Signal},
+        views::NotificationView,
+    },
+    queries::notifications as nq,
+};
 
-pub const CHANNEL: &str = "zimmer_notifications";
-/// Below PostgreSQL's 8000-byte payload limit, with room to spare.
-const MAX_INLINE_PAYLOAD: usize = 7000;
 /// Per connected user; a stream that falls this far behind re-reads from the database.
 const USER_BUFFER: usize = 64;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Signal {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    u: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    e: Option<Uuid>,
-}
-
-/// The serialized view carries no `user_id` (clients never see it), so it travels beside.
-#[derive(Debug, Serialize, Deserialize)]
-struct Inline {
-    u: i64,
-    n: NotificationView,
-}
-
-async fn notify(conn: &mut AsyncPgConnection, payload: &str) -> diesel::QueryResult<()> {
-    // Scoped: `RunQueryDsl::load` would shadow `AtomicBool::load` in this module.
-    use diesel_async::RunQueryDsl;
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(CHANNEL)
-        .bind::<Text, _>(payload)
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
-fn encode<T: Serialize>(v: &T) -> diesel::QueryResult<String> {
-    serde_json::to_string(v).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
-}
-
-/// Inside the inserting transaction: this notification goes live at commit.
-pub async fn signal_one(
-    conn: &mut AsyncPgConnection,
-    view: &NotificationView,
-) -> diesel::QueryResult<()> {
-    let inline = encode(&Inline {
-        u: view.user_id,
-        n: view.clone(),
-    })?;
-    let payload = if inline.len() <= MAX_INLINE_PAYLOAD {
-        inline
-    } else {
-        encode(&Signal {
-            u: Some(view.user_id),
-            id: Some(view.id),
-            e: None,
-        })?
-    };
-    notify(conn, &payload).await
-}
-
-/// Inside the inserting transaction: the notifications of this event go live at commit.
-pub async fn signal_event(conn: &mut AsyncPgConnection, event_id: Uuid) -> diesel::QueryResult<()> {
-    let payload = encode(&Signal {
-        u: None,
-        id: None,
-        e: Some(event_id),
-    })?;
-    notify(conn, &payload).await
-}
 
 /// What a stream receives.
 #[derive(Debug, Clone)]
@@ -471,22 +404,5 @@ mod tests {
         drop(_s4);
         assert_eq!(hub.streams(), 1);
         assert!(!hub.has(7));
-    }
-
-    #[test]
-    fn inline_signal_round_trips_with_its_user() {
-        let v = view(5, 99);
-        let s = serde_json::to_string(&Inline { u: 5, n: v.clone() }).unwrap();
-        let back: Inline = serde_json::from_str(&s).unwrap();
-        assert_eq!(back.u, 5);
-        assert_eq!(back.n.id, 99);
-        // A bulk signal is not mistaken for an inline one.
-        let e = serde_json::to_string(&Signal {
-            u: None,
-            id: None,
-            e: Some(Uuid::nil()),
-        })
-        .unwrap();
-        assert!(serde_json::from_str::<Inline>(&e).is_err());
     }
 }

@@ -15,12 +15,13 @@ use zimmer_jwt::Role;
 use crate::{
     AppState, PRODUCER,
     domain::{
+        attachment::Upload,
         status::{self, Side, TransitionError},
         texts,
+        views::{MessagePage, MessageView, TicketView},
     },
-    handlers::input::Upload,
-    queries::{notifications as nq, tickets as tq},
-    views::{MessagePage, MessageView, TicketView},
+    ops::notifications,
+    queries::tickets as tq,
 };
 
 /// At most this many messages in one ticket (the first included); then a new ticket is needed.
@@ -319,10 +320,10 @@ async fn write_message(
     // the broker is up, and the consumer of this same event then finds it done.
     if by_staff {
         let draft = texts::staff_replied(ticket.id, &ticket.title);
-        nq::notify_user(conn, ticket.user_id, &draft, Some(event_id)).await?;
+        notifications::notify_user(conn, ticket.user_id, &draft, Some(event_id)).await?;
     } else if let Some(assignee) = ticket.assigned_to.filter(|a| *a != actor.id) {
         let draft = texts::customer_replied(ticket.id, &ticket.title);
-        nq::notify_user(conn, assignee, &draft, Some(event_id)).await?;
+        notifications::notify_user(conn, assignee, &draft, Some(event_id)).await?;
     }
     Ok((message, attachment, next))
 }
@@ -487,11 +488,11 @@ pub async fn update_ticket(
             && updated.status != ticket.status
             && let Some(draft) = texts::ticket_status(updated.id, &updated.title, &updated.status)
         {
-            nq::notify_user(conn, updated.user_id, &draft, None).await?;
+            notifications::notify_user(conn, updated.user_id, &draft, None).await?;
         }
         if let Some(assignee) = newly_assigned {
             let draft = texts::ticket_assigned(updated.id, &updated.title);
-            nq::notify_user(conn, assignee, &draft, None).await?;
+            notifications::notify_user(conn, assignee, &draft, None).await?;
         }
         detail(conn, updated).await
     })

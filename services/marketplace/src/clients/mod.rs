@@ -1,0 +1,6 @@
+//! Calls the marketplace makes to parties outside itself: automation vendors (provisioning and
+//! health checks), through the guarded outbound policy that keeps staff-typed URLs away from
+//! the platform's own network.
+
+pub mod outbound;
+pub mod vendor;

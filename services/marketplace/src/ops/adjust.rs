@@ -1,0 +1,135 @@
+//! A staff adjustment of a paid balance (`POST /internal/tokens/adjust`), in one transaction
+//! under the user automation's row lock: the ledger entry (`adjust:<idempotency key>`), the
+//! balances, `tokens.adjusted` and any `tokens.low` / `tokens.depleted`.
+
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use zimmer_db::models::marketplace::LedgerEntry;
+use zimmer_events::contracts::TokensAdjusted;
+use zimmer_http::ApiError;
+
+use crate::{
+    PRODUCER,
+    ops::ledger::{self, Change},
+    queries::{self, user_automations},
+};
+
+#[derive(Debug, Deserialize)]
+pub struct AdjustBody {
+    pub user_automation_id: i64,
+    pub delta: i64,
+    pub reason: String,
+    pub idempotency_key: String,
+    pub actor_id: i64,
+}
+
+/// The answer of an adjustment, derived from its ledger entry (so a replay answers the same).
+#[derive(Debug, Serialize)]
+pub struct AdjustAnswer {
+    pub ledger_id: i64,
+    pub user_automation_id: i64,
+    pub delta: i64,
+    pub tokens_remaining: i64,
+    pub demo_tokens: i64,
+    pub reason: Option<String>,
+    pub actor_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&LedgerEntry> for AdjustAnswer {
+    fn from(e: &LedgerEntry) -> Self {
+        Self {
+            ledger_id: e.id,
+            user_automation_id: e.user_automation_id,
+            delta: e.delta,
+            tokens_remaining: e.balance_after,
+            demo_tokens: e.demo_balance_after,
+            reason: e.reason.clone(),
+            actor_id: e.actor_id,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// Applies `body` (validated by the handler; `key` is its trimmed idempotency key and
+/// `source_key` the ledger key). The answer, and whether it is a replay of an earlier call.
+pub async fn adjust(
+    conn: &mut AsyncPgConnection,
+    body: &AdjustBody,
+    key: &str,
+    reason: &str,
+    source_key: &str,
+    threshold: i64,
+) -> Result<(AdjustAnswer, bool), ApiError> {
+    conn.transaction(async |conn| {
+        let ua = user_automations::lock(conn, body.user_automation_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("User automation not found"))?;
+        // Separation of duties, enforced where the balance lives: no staff member moves
+        // the balance of their own automation (admin checks first, with the same answer).
+        if ua.user_id == body.actor_id {
+            return Err(ApiError::forbidden(
+                "You cannot adjust the token balance of your own automation; ask another \
+                     staff member",
+            )
+            .with_code("self_adjustment"));
+        }
+        if let Some(prev) = queries::ledger::by_source_key(conn, source_key).await? {
+            if prev.user_automation_id != ua.id || prev.delta != body.delta {
+                return Err(ApiError::conflict(
+                    "idempotency_conflict",
+                    "This idempotency key was already used for a different adjustment",
+                ));
+            }
+            return Ok((AdjustAnswer::from(&prev), true));
+        }
+        if ua.tokens_remaining + body.delta < 0 {
+            return Err(ApiError::conflict(
+                "insufficient_tokens",
+                "The adjustment would take the balance below zero",
+            ));
+        }
+        let meta = json!({ "idempotency_key": key });
+        let applied = ledger::apply(
+            conn,
+            &ua,
+            &Change {
+                kind: "adjustment",
+                delta: body.delta,
+                demo_delta: 0,
+                source_key,
+                usage_type: None,
+                meta: &meta,
+                actor_id: Some(body.actor_id),
+                reason: Some(reason),
+            },
+            threshold,
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "idempotency_conflict",
+                "This idempotency key was already used for a different adjustment",
+            )
+        })?;
+        zimmer_events::enqueue_event(
+            conn,
+            PRODUCER,
+            &TokensAdjusted {
+                user_automation_id: ua.id,
+                user_id: ua.user_id,
+                automation_id: ua.automation_id,
+                delta: body.delta,
+                reason: Some(reason.to_owned()),
+                actor_id: Some(body.actor_id),
+                balance: Some(applied.user_automation.tokens_remaining),
+            },
+        )
+        .await?;
+        ledger::enqueue_alerts(conn, &applied).await?;
+        Ok::<_, ApiError>((AdjustAnswer::from(&applied.entry), false))
+    })
+    .await
+}
