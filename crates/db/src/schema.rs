@@ -306,6 +306,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    backup_logs (id) {
+        id -> Int8,
+        backup_date -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        database_name -> Text,
+        file_name -> Text,
+        file_path -> Text,
+        file_size -> Int8,
+        checksum_sha256 -> Nullable<Text>,
+        status -> Text,
+        error -> Nullable<Text>,
+        storage_location -> Text,
+        verified -> Bool,
+        verified_at -> Nullable<Timestamptz>,
+        verify_method -> Nullable<Text>,
+        trigger -> Text,
+        actor_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(email_verification_tokens -> users (user_id));
@@ -333,6 +355,7 @@ diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(ticket_attachments -> ticket_messages (message_id));
 diesel::joinable!(notifications -> users (user_id));
 diesel::joinable!(admin_audit_log -> users (actor_id));
+diesel::joinable!(backup_logs -> users (actor_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -355,4 +378,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     openai_keys,
     admin_audit_log,
+    backup_logs,
 );

@@ -14,6 +14,7 @@
 
 mod db;
 mod e2e;
+mod observer;
 mod proxy;
 
 use std::{future::Future, time::Duration};
@@ -30,6 +31,7 @@ pub use e2e::{
     GATEWAY_FAIL_TIMEOUT, GATEWAY_MAX_FAILS, Gateway, Process, TempDir, Upstreams, binary_path,
     free_port, repo_root,
 };
+pub use observer::EventObserver;
 pub use proxy::ToggleProxy;
 
 /// The password of every user made by [`TestContext::create_user`].
@@ -243,6 +245,19 @@ where
 /// A connection to a test database (for assertions on rows).
 pub async fn connect(url: &str) -> AsyncPgConnection {
     AsyncPgConnection::establish(url).await.expect("connect")
+}
+
+/// [`count`] on the test's own database.
+pub async fn db_count(ctx: &TestContext, sql: &str) -> i64 {
+    let mut conn = ctx.db.connect().await;
+    count(&mut conn, sql).await
+}
+
+/// The status and JSON body of an answer (`null` when the body is not JSON).
+pub async fn json_of(res: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+    let status = res.status();
+    let body = res.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
 }
 
 /// Counts rows of a SQL query returning one bigint column named `n`.

@@ -8,6 +8,7 @@
 //! | `ADMIN_UPSTREAM_CONNECT_TIMEOUT_MS` | 2000 | connect timeout of calls to other services |
 //! | `ADMIN_UPSTREAM_TIMEOUT_MS` | 15000 | total timeout of calls to other services (a health check now waits for the vendor) |
 //! | `ADMIN_WATCHED_QUEUES` | `support.notifications,marketplace.payments` | consumer queues whose depth system status reports (with their `.retry` and `.dlq`) |
+//! | `BACKUP_*`, `PG_DUMP_BIN`, `PG_RESTORE_BIN` | see [`crate::backups::BackupConfig`] | PostgreSQL backups |
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ pub struct AdminConfig {
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub watched_queues: Vec<String>,
+    pub backups: crate::backups::BackupConfig,
 }
 
 impl AdminConfig {
@@ -38,6 +40,7 @@ impl AdminConfig {
                 "ADMIN_WATCHED_QUEUES",
                 "support.notifications,marketplace.payments",
             ),
+            backups: crate::backups::BackupConfig::from_settings(settings)?,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! (OpenAI keys, encrypted; the audit log), changes other services' data only through their
 //! internal APIs (`clients.rs`) or an event (`notification.broadcast`), and audits every action.
 
+pub mod backups;
 pub mod clients;
 pub mod config;
 pub mod crypto;
@@ -40,6 +41,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         platform.metrics.clone(),
     );
     platform.alive_while(relay.liveness_check());
+    backups::spawn_schedule(platform.pool.clone(), config.backups.clone());
     let state = AppState {
         platform: platform.clone(),
         config: Arc::new(config),

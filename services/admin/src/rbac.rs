@@ -54,6 +54,8 @@ pub enum Capability {
     SystemStatus,
     /// "audit log".
     AuditLog,
+    /// Backups (list, trigger, verify, cleanup): operations, like system status.
+    Backups,
     /// The admin API's own OpenAPI document: any staff member (it names no data, but the
     /// admin surface is nobody else's business).
     ApiDocs,
@@ -71,9 +73,11 @@ impl Capability {
             | Self::ViewUsers
             | Self::UpdateUsers
             | Self::ViewUserAutomations => &[M, T, S],
-            Self::TokenAdjustments | Self::Automations | Self::OpenAiKeys | Self::SystemStatus => {
-                &[M, T]
-            }
+            Self::TokenAdjustments
+            | Self::Automations
+            | Self::OpenAiKeys
+            | Self::SystemStatus
+            | Self::Backups => &[M, T],
             Self::Tickets | Self::Broadcast => &[M, S],
             Self::RevenueAnalytics
             | Self::ManageStaff

@@ -8,8 +8,8 @@ use actix_web::{http::Method, middleware::from_fn, web};
 use crate::{
     AppState,
     handlers::{
-        audit, automations, broadcast, dashboard, discounts, keys, openapi, payments, system,
-        tickets, tokens, user_automations, users,
+        audit, automations, backups, broadcast, dashboard, discounts, keys, openapi, payments,
+        system, tickets, tokens, user_automations, users,
     },
     rbac::{Capability, guard},
 };
@@ -144,6 +144,16 @@ admin_routes! {
         "Notify every user (or one `role`) `{title, body, role?}`";
     GET "/system/status"                   => SystemStatus, system::status,
         "Readiness of each service, database, Redis, broker queue depths, outbox backlog";
+    GET "/backups"                         => Backups, backups::list,
+        "Finished backup runs, newest first, a bare array: `status_filter` (success, failed), `from_date`, `to_date`, `limit`, `page`";
+    GET "/backups/stats"                   => Backups, backups::stats,
+        "Backup counts (total, successful, failed, verified), the last successful one, total size";
+    POST "/backups/trigger"                => Backups, backups::trigger,
+        "Make a PostgreSQL backup now and verify it; 409 while another backup job runs, 202 if still running after 50 s";
+    POST "/backups/verify/{id}"            => Backups, backups::verify,
+        "Verify a backup: checksum, `pg_restore --list`, and a restore into the scratch database when configured";
+    DELETE "/backups/cleanup"              => Backups, backups::cleanup,
+        "Remove backups older than `retention_days` (1-365), never the newest successful one";
     GET "/audit-log"                       => AuditLog, audit::list,
         "Who did what to whom: `actor_id`, `action`, `target_type`, `target_id`, `from`, `to`, paging";
 }

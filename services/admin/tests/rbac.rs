@@ -88,6 +88,12 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
     ("POST", "/api/admin/notifications/broadcast", MS),
     // system status: manager, technical team
     ("GET", "/api/admin/system/status", MT),
+    // backups (operations, like system status): manager, technical team
+    ("GET", "/api/admin/backups", MT),
+    ("GET", "/api/admin/backups/stats", MT),
+    ("POST", "/api/admin/backups/trigger", MT),
+    ("POST", "/api/admin/backups/verify/{id}", MT),
+    ("DELETE", "/api/admin/backups/cleanup", MT),
     // audit log: manager
     ("GET", "/api/admin/audit-log", M),
     // not in rbac.md: the admin API's own OpenAPI document, for any staff member
@@ -185,7 +191,17 @@ struct Ids {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_admin_route_answers_each_role_as_rbac_md_says() {
-    let w = World::start(With::ALL).await;
+    // Backups on (a directory of this test's own, no schedule), so a trigger really runs.
+    let backups = zimmer_testkit::TempDir::new("admin-rbac-backups");
+    let backup_dir = backups.path.to_string_lossy().into_owned();
+    let w = World::start_with(
+        With::ALL,
+        &[
+            ("BACKUP_DIR", backup_dir.as_str()),
+            ("BACKUP_INTERVAL_HOURS", "0"),
+        ],
+    )
+    .await;
     let (customer, customer_token) = w.user("customer@example.com", Role::Customer).await;
     let mut callers: Vec<(Option<Role>, Option<String>)> =
         vec![(None, None), (Some(Role::Customer), Some(customer_token))];

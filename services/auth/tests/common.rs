@@ -171,11 +171,8 @@ pub fn now_unix() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp()).unwrap()
 }
 
-pub async fn json_of(res: Response) -> (StatusCode, Value) {
-    let status = res.status();
-    let body = res.json().await.unwrap_or(Value::Null);
-    (status, body)
-}
+#[allow(unused_imports)] // not every test binary uses it
+pub use zimmer_testkit::json_of;
 
 /// Turns 2FA on for a signed-in user; returns the base32 secret and the recovery codes.
 pub async fn enable_2fa(app: &TestApp, access: &str) -> (String, Vec<String>) {

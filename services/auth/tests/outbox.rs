@@ -7,15 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_util::StreamExt;
-use lapin::{
-    options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_events::{Broker, topology};
-use zimmer_testkit::{TestContext, ToggleProxy, count};
+use zimmer_testkit::{EventObserver, TestContext, ToggleProxy, count};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_survives_a_broker_outage_and_the_event_goes_out_once() {
@@ -31,46 +25,7 @@ async fn registration_survives_a_broker_outage_and_the_event_goes_out_once() {
         .await;
 
     // A test queue on the real broker, bound to the test's own exchange.
-    let settings = ctx.settings("auth", &[]);
-    let observer = Broker::start(&settings.amqp, "test-observer");
-    let (_conn, channel) = observer
-        .open_channel(Duration::from_secs(10), false)
-        .await
-        .unwrap();
-    topology::declare_exchanges(&channel, &settings.amqp)
-        .await
-        .unwrap();
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            ctx.exchange.clone().into(),
-            "user.registered".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut deliveries = channel
-        .basic_consume(
-            queue.name().clone(),
-            "observer".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut observer = EventObserver::start(&ctx, "user.registered").await;
 
     // Broker down: the request still succeeds, the event waits in the outbox.
     let res = app
@@ -94,28 +49,21 @@ async fn registration_survives_a_broker_outage_and_the_event_goes_out_once() {
         1
     );
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), deliveries.next())
-            .await
-            .is_err(),
+        observer.next(Duration::from_millis(300)).await.is_none(),
         "nothing can have been published yet"
     );
 
     // The broker comes back: the same running instance reconnects and publishes.
     proxy.enable();
-    let delivery = tokio::time::timeout(Duration::from_secs(60), deliveries.next())
+    let envelope = observer
+        .next(Duration::from_secs(60))
         .await
-        .expect("user.registered published after the broker came back")
-        .unwrap()
-        .unwrap();
-    let envelope: Value = serde_json::from_slice(&delivery.data).unwrap();
+        .expect("user.registered published after the broker came back");
     assert_eq!(envelope["type"], "user.registered");
     assert_eq!(envelope["producer"], "auth");
     assert_eq!(envelope["data"]["email"], "outage@example.com");
-    delivery.ack(BasicAckOptions::default()).await.unwrap();
     assert!(
-        tokio::time::timeout(Duration::from_secs(2), deliveries.next())
-            .await
-            .is_err(),
+        observer.next(Duration::from_secs(2)).await.is_none(),
         "published exactly once"
     );
     zimmer_testkit::eventually(

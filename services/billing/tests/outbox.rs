@@ -10,17 +10,11 @@ use std::time::Duration;
 use common::*;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use futures_util::StreamExt;
-use lapin::{
-    options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
 use reqwest::StatusCode;
 use serde_json::Value;
 use zimmer_db::schema::user_automations;
-use zimmer_events::{Broker, topology};
 use zimmer_fake_zarinpal::FakeZarinpal;
-use zimmer_testkit::{TestContext, ToggleProxy, eventually};
+use zimmer_testkit::{EventObserver, TestContext, ToggleProxy, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_delays_the_credit_but_loses_nothing() {
@@ -36,46 +30,7 @@ async fn a_broker_outage_delays_the_credit_but_loses_nothing() {
         .await;
 
     // An observer queue bound to this test's exchange.
-    let settings = ctx.settings("billing", &[]);
-    let observer = Broker::start(&settings.amqp, "test-observer");
-    let (_conn, channel) = observer
-        .open_channel(Duration::from_secs(10), false)
-        .await
-        .unwrap();
-    topology::declare_exchanges(&channel, &settings.amqp)
-        .await
-        .unwrap();
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            ctx.exchange.clone().into(),
-            "payment.verified".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut deliveries = channel
-        .basic_consume(
-            queue.name().clone(),
-            "observer".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut observer = EventObserver::start(&ctx, "payment.verified").await;
 
     let a = automation(&ctx, "A", 15_000).await;
     let c = customer(&ctx, "outage@example.com", a).await;
@@ -111,25 +66,20 @@ async fn a_broker_outage_delays_the_credit_but_loses_nothing() {
         1
     );
     assert!(
-        tokio::time::timeout(Duration::from_millis(500), deliveries.next())
-            .await
-            .is_err(),
+        observer.next(Duration::from_millis(500)).await.is_none(),
         "nothing can have been published yet"
     );
     assert_eq!(balance().await, before, "no credit without the event");
 
     // The broker returns: published once, credited once.
     proxy.enable();
-    let delivery = tokio::time::timeout(Duration::from_secs(60), deliveries.next())
+    let envelope = observer
+        .next(Duration::from_secs(60))
         .await
-        .expect("payment.verified published after the broker came back")
-        .unwrap()
-        .unwrap();
-    let envelope: Value = serde_json::from_slice(&delivery.data).unwrap();
+        .expect("payment.verified published after the broker came back");
     assert_eq!(envelope["type"], "payment.verified");
     assert_eq!(envelope["data"]["payment_id"], id_of(&init));
     assert_eq!(envelope["data"]["tokens"], 7);
-    delivery.ack(BasicAckOptions::default()).await.unwrap();
 
     eventually(
         "the marketplace credits the tokens",
@@ -142,9 +92,7 @@ async fn a_broker_outage_delays_the_credit_but_loses_nothing() {
         callback_json(&billing, &authority, &status).await;
     }
     assert!(
-        tokio::time::timeout(Duration::from_secs(2), deliveries.next())
-            .await
-            .is_err(),
+        observer.next(Duration::from_secs(2)).await.is_none(),
         "published exactly once"
     );
     assert_eq!(balance().await, before + 7, "credited exactly once");

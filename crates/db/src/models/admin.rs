@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 
-use crate::schema::{admin_audit_log, openai_keys};
+use crate::schema::{admin_audit_log, backup_logs, openai_keys};
 
 /// OpenAI key statuses (the `openai_keys_status_check` constraint).
 pub mod key_status {
@@ -64,4 +64,47 @@ pub struct NewAuditEntry<'a> {
     pub target_type: &'a str,
     pub target_id: Option<&'a str>,
     pub details: &'a serde_json::Value,
+}
+
+/// Backup run statuses (the `backup_logs_status_check` constraint).
+pub mod backup_status {
+    pub const RUNNING: &str = "running";
+    pub const SUCCESS: &str = "success";
+    pub const FAILED: &str = "failed";
+}
+
+/// One PostgreSQL backup run (a `pg_dump` custom-format archive in `BACKUP_DIR`).
+/// `file_path` is relative to that directory and never shown.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = backup_logs)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct BackupLog {
+    pub id: i64,
+    pub backup_date: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub database_name: String,
+    pub file_name: String,
+    pub file_path: String,
+    pub file_size: i64,
+    pub checksum_sha256: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub storage_location: String,
+    pub verified: bool,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub verify_method: Option<String>,
+    pub trigger: String,
+    pub actor_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A run as it starts (`running`).
+#[derive(Debug, Insertable)]
+#[diesel(table_name = backup_logs)]
+pub struct NewBackupLog<'a> {
+    pub database_name: &'a str,
+    pub file_name: &'a str,
+    pub file_path: &'a str,
+    pub trigger: &'a str,
+    pub actor_id: Option<i64>,
 }

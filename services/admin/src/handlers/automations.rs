@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, list_page, listed, one_of, search_text};
+use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, one_of, picked, search_text};
 use crate::{
     AppState,
     clients::Service,
@@ -114,13 +114,7 @@ pub async fn list(
             &["healthy", "degraded", "down", "unknown"],
         )?,
     };
-    let page = list_page(
-        query.page,
-        query.page_size,
-        query.limit,
-        query.offset,
-        WHOLE_LIST,
-    );
+    let page = paged!(query, WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let items: Vec<AutomationView> = rows.into_iter().map(view).collect();
@@ -194,25 +188,19 @@ fn object(body: Value) -> Result<Value, ApiError> {
 
 /// Fields worth keeping in the audit log (the URLs and prices; never secrets, there are none).
 fn audited_fields(body: &Value) -> Value {
-    let keep = [
-        "name",
-        "pricing_type",
-        "price_per_token",
-        "demo_tokens",
-        "status",
-        "is_listed",
-        "provision_url",
-        "health_check_url",
-    ];
-    let mut out = serde_json::Map::new();
-    if let Some(map) = body.as_object() {
-        for k in keep {
-            if let Some(v) = map.get(k) {
-                out.insert(k.to_owned(), v.clone());
-            }
-        }
-    }
-    Value::Object(out)
+    Value::Object(picked(
+        body,
+        &[
+            "name",
+            "pricing_type",
+            "price_per_token",
+            "demo_tokens",
+            "status",
+            "is_listed",
+            "provision_url",
+            "health_check_url",
+        ],
+    ))
 }
 
 /// `POST /api/admin/automations` → 201 (marketplace's automation)

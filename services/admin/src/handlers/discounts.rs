@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, OwnerCall, call_owner};
+use super::{Audit, OwnerCall, call_owner, picked};
 use crate::{AppState, clients::Service, rbac::Staff};
 
 #[derive(Debug, Deserialize)]
@@ -186,25 +186,19 @@ fn object(body: Value) -> Result<Value, ApiError> {
 
 /// The code's fields as the audit log keeps them.
 fn audited(body: &Value) -> Value {
-    let keep = [
-        "code",
-        "percent_off",
-        "active",
-        "starts_at",
-        "ends_at",
-        "max_redemptions",
-        "per_user_limit",
-        "automation_id",
-    ];
-    let mut out = serde_json::Map::new();
-    if let Some(map) = body.as_object() {
-        for k in keep {
-            if let Some(v) = map.get(k) {
-                out.insert(k.to_owned(), v.clone());
-            }
-        }
-    }
-    Value::Object(out)
+    Value::Object(picked(
+        body,
+        &[
+            "code",
+            "percent_off",
+            "active",
+            "starts_at",
+            "ends_at",
+            "max_redemptions",
+            "per_user_limit",
+            "automation_id",
+        ],
+    ))
 }
 
 /// `POST /api/admin/discounts` `{code, percent_off, active?, starts_at?, ends_at?,

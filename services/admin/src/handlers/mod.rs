@@ -1,8 +1,23 @@
 //! HTTP handlers of admin and what several of them share: paging, dates in filters, the audit
 //! entry after a call to another service, cache invalidation.
 
+/// The [`ListPage`] of a list query with the usual `page`, `page_size`, `limit` and `offset`
+/// fields (see [`list_page`]).
+macro_rules! paged {
+    ($query:expr, $whole:expr) => {
+        $crate::handlers::list_page(
+            $query.page,
+            $query.page_size,
+            $query.limit,
+            $query.offset,
+            $whole,
+        )
+    };
+}
+
 pub mod audit;
 pub mod automations;
+pub mod backups;
 pub mod broadcast;
 pub mod dashboard;
 pub mod discounts;
@@ -151,6 +166,22 @@ pub fn one_of(
             format!("must be one of {}", allowed.join(", ")),
         )),
     }
+}
+
+/// The fields of `body` named in `keep` (those it has), for an audit entry.
+pub fn picked(
+    body: &serde_json::Value,
+    keep: &[&str],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    if let Some(map) = body.as_object() {
+        for k in keep {
+            if let Some(v) = map.get(*k) {
+                out.insert((*k).to_owned(), v.clone());
+            }
+        }
+    }
+    out
 }
 
 /// What an action did, for the audit log.

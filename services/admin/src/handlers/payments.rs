@@ -11,7 +11,7 @@ use serde_json::json;
 use zimmer_db::models::billing::payment_status;
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, list_page, listed, parse_time};
+use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, parse_time};
 use crate::{
     AppState,
     clients::Service,
@@ -157,13 +157,7 @@ pub async fn list(
     {
         return Err(ApiError::invalid("to", "must be after from"));
     }
-    let page = list_page(
-        query.page,
-        query.page_size,
-        query.limit,
-        query.offset,
-        WHOLE_LIST,
-    );
+    let page = paged!(query, WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let mut users: Vec<i64> = rows.iter().map(|p| p.user_id).collect();

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, list_page, listed, one_of, search_text};
+use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, one_of, picked, search_text};
 use crate::{
     AppState,
     clients::Service,
@@ -143,13 +143,7 @@ pub async fn list(
         user_id: query.user_id,
         search: search_text(query.search.as_deref())?,
     };
-    let page = list_page(
-        query.page,
-        query.page_size,
-        query.limit,
-        query.offset,
-        WHOLE_LIST,
-    );
+    let page = paged!(query, WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let ticket_ids: Vec<i64> = rows.iter().map(|(t, _)| t.id).collect();
@@ -267,12 +261,7 @@ pub async fn update(
     let path = format!("/internal/tickets/{id}");
     let call = OwnerCall::new(Service::Support, Method::PUT, &path);
     let reply = call_owner(&state, &staff, call.body(&body), |_| {
-        let mut changes = serde_json::Map::new();
-        for k in ["status", "priority", "importance", "assigned_to"] {
-            if let Some(v) = body.get(k) {
-                changes.insert(k.to_owned(), v.clone());
-            }
-        }
+        let mut changes = picked(&body, &["status", "priority", "importance", "assigned_to"]);
         if body.get("message").is_some() {
             changes.insert("replied".into(), json!(true));
         }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zimmer_http::{ApiError, HttpResult, Paged, validate, validate::Validator};
 
-use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, list_page, listed, page, parse_time};
+use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, page, parse_time};
 use crate::{
     AppState,
     clients::Service,
@@ -281,13 +281,7 @@ pub async fn adjustments(
         from: parse_time("start_date", query.start_date.as_deref(), false)?,
         to: parse_time("end_date", query.end_date.as_deref(), true)?,
     };
-    let page = list_page(
-        query.page,
-        query.page_size,
-        query.limit,
-        query.offset,
-        WHOLE_LIST,
-    );
+    let page = paged!(query, WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = ledger::adjustments(&mut conn, &filter, page.offset, page.limit).await?;
     let mut people: Vec<i64> = rows

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zimmer_http::HttpResult;
 
-use super::{WHOLE_LIST, list_page, listed, one_of};
+use super::{WHOLE_LIST, listed, one_of};
 use crate::{
     AppState,
     queries::user_automations::{self as q, UaFilter},
@@ -68,13 +68,7 @@ pub async fn list(
             &["pending", "provisioned", "failed"],
         )?,
     };
-    let page = list_page(
-        query.page,
-        query.page_size,
-        query.limit,
-        query.offset,
-        WHOLE_LIST,
-    );
+    let page = paged!(query, WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let mut user_ids: Vec<i64> = rows.iter().map(|(r, _)| r.user_id).collect();

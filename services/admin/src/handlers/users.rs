@@ -10,7 +10,7 @@ use serde_json::json;
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::Role;
 
-use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, list_page, listed, one_of, search_text};
+use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, one_of, search_text};
 use crate::{
     AppState,
     clients::{Reply, Service},
@@ -83,13 +83,7 @@ pub async fn list(
         role: one_of("role", query.role.as_deref(), &ROLES)?,
         is_active: query.is_active,
     };
-    let page = list_page(
-        query.page,
-        query.page_size,
-        query.limit,
-        query.offset,
-        WHOLE_LIST,
-    );
+    let page = paged!(query, WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let items: Vec<UserView> = rows.into_iter().map(Into::into).collect();
@@ -348,13 +342,7 @@ pub async fn managers(
         role: one_of("role", query.role.as_deref(), &ROLES)?,
         is_active: query.is_active,
     };
-    let page = list_page(
-        query.page,
-        query.page_size,
-        query.limit,
-        query.offset,
-        WHOLE_USERS,
-    );
+    let page = paged!(query, WHOLE_USERS);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let items: Vec<UserView> = rows.into_iter().map(Into::into).collect();
@@ -416,24 +404,16 @@ pub async fn create_manager(
     Ok(HttpResponse::Created().json(user))
 }
 
-/// The dashboard's edit form: `{role, is_active}` (and `name`, `is_admin`, ignored: the role
-/// decides `is_admin`, and names are changed by their owner).
-#[derive(Debug, Deserialize)]
-pub struct ManagerUpdateBody {
-    #[serde(default)]
-    pub role: Option<String>,
-    #[serde(default)]
-    pub is_active: Option<bool>,
-}
-
 /// `PUT /api/admin/users/managers/{id}/role` and `PUT /api/admin/users/managers/{id}`: the
-/// same rules as `PUT /api/admin/users/{id}`; a form that changes nothing answers 200.
+/// same rules as `PUT /api/admin/users/{id}`; a form that changes nothing answers 200. The
+/// dashboard's edit form is `{role, is_active}` (and `name`, `is_admin`, ignored: the role
+/// decides `is_admin`, and names are changed by their owner).
 pub async fn update_manager(
     staff: Staff,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<i64>,
-    body: web::Json<ManagerUpdateBody>,
+    body: web::Json<UpdateBody>,
 ) -> HttpResult {
     let body = body.into_inner();
     let role = one_of("role", body.role.as_deref(), &ROLES)?;

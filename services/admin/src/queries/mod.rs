@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod automations;
+pub mod backups;
 pub mod keys;
 pub mod ledger;
 pub mod payments;

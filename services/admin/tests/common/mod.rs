@@ -227,8 +227,5 @@ impl World {
 }
 
 /// The body of a response, for assertion messages.
-pub async fn body(res: Response) -> (StatusCode, Value) {
-    let status = res.status();
-    let v = res.json::<Value>().await.unwrap_or(Value::Null);
-    (status, v)
-}
+#[allow(unused_imports)] // not every test binary uses it
+pub use zimmer_testkit::json_of as body;

@@ -134,10 +134,8 @@ pub async fn adjust(app: &TestApp, ua_id: i64, delta: i64, key: &str, actor: i64
         .unwrap()
 }
 
-pub async fn db_count(ctx: &TestContext, sql: &str) -> i64 {
-    let mut conn = ctx.db.connect().await;
-    zimmer_testkit::count(&mut conn, sql).await
-}
+#[allow(unused_imports)] // not every test binary uses it
+pub use zimmer_testkit::db_count;
 
 /// `(tokens_remaining, demo_tokens, is_demo_active, demo_expired, low_alert_sent)`.
 pub async fn balances(ctx: &TestContext, ua_id: i64) -> (i64, i64, bool, bool, bool) {
