@@ -2,8 +2,11 @@
 //! reset, TOTP two-factor, login throttling, the internal user API for admin, and the signing
 //! key whose public half every other service verifies with.
 
+pub mod clients;
+pub mod config;
 pub mod domain;
 pub mod handlers;
+pub mod ops;
 pub mod queries;
 pub mod routes;
 pub mod seed;
@@ -17,14 +20,10 @@ use zimmer_http::Check;
 use zimmer_jwt::{Signer, Verifier};
 use zimmer_service::{Application, Platform, RevocationLoader};
 
-pub use state::{AppState, FlowSettings};
+pub use config::{AuthConfig, FlowSettings};
+pub use state::AppState;
 
-use crate::domain::{
-    mail::Mailer,
-    password::PasswordHasher,
-    secrets::Secrets,
-    throttle::{Policy, Throttle},
-};
+use crate::domain::{password::PasswordHasher, throttle::Throttle};
 
 /// Auth's live revocations, read from its own database: after a restart its in-memory set
 /// is empty, and a token logged out before the restart must stay rejected. Loaded before
@@ -48,10 +47,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let signer = Signer::from_pem(pem.expose())?;
     // Configuration errors stop the start here, before anything connects (in production a
     // missing TWOFA_ENCRYPTION_KEY is one).
-    let secrets = Secrets::from_settings(&settings)?;
-    let mailer = Mailer::from_settings(&settings)?;
-    let policy = Policy::from_settings(&settings)?;
-    let flows = FlowSettings::from_settings(&settings)?;
+    let AuthConfig {
+        secrets,
+        mailer,
+        policy,
+        flows,
+    } = AuthConfig::from_settings(&settings)?;
     let verifier = Verifier::from_signer(&signer, &settings.jwt)?;
     let own_revocations = own_revocations(&settings);
     let mut platform =
@@ -59,7 +60,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let relay = OutboxRelay::spawn(
         platform.pool.clone(),
         platform.broker.clone(),
-        handlers::PRODUCER,
+        ops::PRODUCER,
         platform.metrics.clone(),
     );
     platform.alive_while(Check::new("outbox_relay", move || {

@@ -434,5 +434,5 @@ async fn production_refuses_to_start_without_smtp() {
     let mut with_smtp = production.to_vec();
     with_smtp.push(("SMTP_URL", "smtp://127.0.0.1:2525"));
     let settings = ctx.settings("auth", &with_smtp);
-    assert!(zimmer_auth::domain::mail::Mailer::from_settings(&settings).is_ok());
+    assert!(zimmer_auth::clients::mail::Mailer::from_settings(&settings).is_ok());
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use zimmer_config::{ConfigError, Secret, Settings};
 
-use crate::zarinpal::{LIVE_HOSTS, ZarinpalClient};
+use crate::clients::zarinpal::{LIVE_HOSTS, ZarinpalClient};
 
 /// Any well-formed UUID passes the sandbox and the fake; never valid in production.
 pub const DEV_MERCHANT_ID: &str = "00000000-0000-4000-8000-000000000000";
@@ -45,6 +45,8 @@ pub struct BillingConfig {
     /// enumerable by guessing); 0 turns the limit off.
     pub validate_limit: u64,
     pub validate_window: Duration,
+    /// `POST /api/payments/zarinpal/init` per user per minute (each opens a gateway session).
+    pub init_rate_per_min: u64,
 }
 
 impl BillingConfig {
@@ -78,6 +80,8 @@ impl BillingConfig {
             expire_after: secs("PAYMENT_EXPIRE_AFTER_SECS", 7_200)?,
             validate_limit: env.parse("DISCOUNT_VALIDATE_LIMIT", 20)?,
             validate_window: secs("DISCOUNT_VALIDATE_WINDOW_SECS", 600)?,
+            // Read per request before, where a bad value fell back to the default; kept so.
+            init_rate_per_min: env.parse("PAYMENT_INIT_RATE_PER_MIN", 20).unwrap_or(20),
         };
         config.check(settings.is_production())?;
         Ok(config)

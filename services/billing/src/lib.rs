@@ -2,15 +2,15 @@
 //! discount codes, payment history, and a reconciliation job for payments whose callback never
 //! came. The fake Zarinpal used locally and in tests is its own crate, `crates/fake-zarinpal`.
 
+pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod handlers;
+pub mod ops;
 pub mod queries;
-pub mod reconcile;
 pub mod routes;
-pub mod settle;
 mod state;
-pub mod zarinpal;
+pub mod workers;
 
 use std::sync::Arc;
 
@@ -18,10 +18,10 @@ use zimmer_config::Settings;
 use zimmer_events::OutboxRelay;
 use zimmer_service::{Application, Platform};
 
-pub use settle::Billing;
+pub use ops::settle::Billing;
 pub use state::AppState;
 
-use crate::{config::BillingConfig, settle::BillingMetrics};
+use crate::{config::BillingConfig, ops::settle::BillingMetrics};
 
 /// Builds billing: the platform, the outbox relay, the reconciliation job and the routes.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
@@ -38,12 +38,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let relay = OutboxRelay::spawn(
         platform.pool.clone(),
         platform.broker.clone(),
-        settle::PRODUCER,
+        ops::settle::PRODUCER,
         platform.metrics.clone(),
     );
     platform.alive_while(relay.liveness_check());
     if billing.config.reconcile_enabled {
-        let job = reconcile::spawn(billing.clone());
+        let job = workers::reconcile::spawn(billing.clone());
         platform.alive_while(job.liveness_check());
     }
     let state = AppState {

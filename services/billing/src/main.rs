@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
                 pool: zimmer_db::connect_pool(&settings.database, "zimmer-billing-reconcile")?,
                 zarinpal: config.client()?,
                 config: Arc::new(config),
-                metrics: zimmer_billing::settle::BillingMetrics::register(
+                metrics: zimmer_billing::ops::settle::BillingMetrics::register(
                     &prometheus::Registry::new(),
                 )?,
             };

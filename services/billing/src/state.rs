@@ -1,6 +1,6 @@
 use zimmer_service::Platform;
 
-use crate::settle::Billing;
+use crate::ops::settle::Billing;
 
 /// What billing's handlers need, registered once as app data.
 #[derive(Clone)]

@@ -1,5 +1,4 @@
 pub mod address;
-pub mod mail;
 pub mod password;
 pub mod secrets;
 pub mod throttle;

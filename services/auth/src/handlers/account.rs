@@ -1,18 +1,16 @@
 //! Registration, login, the current user, profile and password.
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::AsyncConnection;
 use serde::Deserialize;
 use zimmer_db::models::NewUser;
-use zimmer_events::contracts::{UserRegistered, UserUpdated};
+use zimmer_events::contracts::UserUpdated;
 use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
 use zimmer_jwt::{CurrentUser, Role};
 
 use super::{
-    ClientMeta, PRODUCER, UserView, clear_refresh_cookie, deactivate_in_tx, deactivate_locally,
-    enqueue_revoked, enqueue_user_updated, finish_login, open_session, optional_json,
-    revoke_locally, token_response, twofa::recheck_password,
+    ClientMeta, PRODUCER, UserView, clear_refresh_cookie, enqueue_revoked, finish_login,
+    optional_json, revoke_locally, token_response, twofa::recheck_password,
 };
 use crate::{
     AppState,
@@ -22,7 +20,7 @@ use crate::{
         throttle::{account_key, ip_key},
         twofa,
     },
-    queries,
+    ops, queries,
 };
 
 const NAME_MAX_CHARS: usize = 100;
@@ -69,43 +67,19 @@ pub async fn register(
 
     let password_hash = state.hasher.hash(&body.password).await?;
     let meta = ClientMeta::of(&req);
-    let mut conn = state.platform.pool.get().await?;
     let st = state.get_ref();
-    let (user, session, refresh) = conn
-        .transaction(async |conn| {
-            let user = queries::insert_user(
-                conn,
-                &NewUser {
-                    name: &name,
-                    email: &email,
-                    phone_number: phone.as_deref(),
-                    password_hash: &password_hash,
-                    role: Role::Customer.as_str(),
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                    ApiError::conflict("email_taken", "An account with this email already exists")
-                }
-                other => other.into(),
-            })?;
-            let (session, refresh) = open_session(conn, st, user.id, &meta).await?;
-            zimmer_events::enqueue_event(
-                conn,
-                PRODUCER,
-                &UserRegistered {
-                    user_id: user.id,
-                    email: user.email.clone(),
-                    name: user.name.clone(),
-                    role: None,
-                    created_by: None,
-                },
-            )
-            .await?;
-            Ok::<_, ApiError>((user, session, refresh))
-        })
-        .await?;
+    let (user, session, refresh) = ops::account::register(
+        st,
+        &NewUser {
+            name: &name,
+            email: &email,
+            phone_number: phone.as_deref(),
+            password_hash: &password_hash,
+            role: Role::Customer.as_str(),
+        },
+        &meta,
+    )
+    .await?;
     tracing::info!(user_id = user.id, "user registered");
     token_response(st, StatusCode::CREATED, user, &session, refresh, &meta)
 }
@@ -335,28 +309,7 @@ pub async fn delete_account(
         .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
     drop(conn);
     recheck_password(st, &found, password).await?;
-    let mut conn = st.platform.pool.get().await?;
-    let done = conn
-        .transaction(async |conn| {
-            let done = deactivate_in_tx(conn, st, user.id, "account_deleted").await?;
-            queries::anonymise(conn, user.id).await?;
-            enqueue_user_updated(
-                conn,
-                UserUpdated {
-                    user_id: user.id,
-                    name: Some("Deleted user".to_owned()),
-                    is_active: Some(false),
-                    deleted: Some(true),
-                    ..UserUpdated::default()
-                },
-            )
-            .await?;
-            Ok::<_, ApiError>(done)
-        })
-        .await?;
-    if let Some(d) = &done {
-        deactivate_locally(st, d);
-    }
+    ops::account::delete(st, user.id).await?;
     tracing::info!(user_id = user.id, "account deleted (anonymised)");
     Ok(HttpResponse::Ok()
         .cookie(clear_refresh_cookie(st))

@@ -10,8 +10,9 @@ use zimmer_jwt::{CurrentUser, bearer_token};
 use super::{UserView, optional_json, present};
 use crate::{
     AppState,
+    clients::mail,
     domain::{
-        address, mail,
+        address,
         tokens::{random_token, six_digit_code, token_hash},
     },
     queries::{self, CodeOutcome},

@@ -28,8 +28,8 @@ use super::{
 };
 use crate::{
     AppState,
+    clients::mail,
     domain::{
-        mail,
         password::check_new_password,
         tokens::{random_token, token_hash},
     },

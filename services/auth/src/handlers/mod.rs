@@ -15,22 +15,19 @@ use actix_web::{
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::{Serialize, de::DeserializeOwned};
-use uuid::Uuid;
-use zimmer_db::models::{NewSession, Session, User};
-use zimmer_events::contracts::{SessionRevoked, UserDeactivated, UserUpdated};
+use zimmer_db::models::{Session, User};
 use zimmer_http::ApiError;
 use zimmer_jwt::Role;
 
-use crate::{
-    AppState,
-    domain::tokens::{access_claims, new_refresh_token, token_hash},
-    queries,
+pub use crate::ops::{
+    PRODUCER,
+    account::{Deactivation, deactivate_in_tx, deactivate_locally, enqueue_user_updated},
+    sessions::{ClientMeta, enqueue_revoked, open_session, revoke_locally},
 };
+use crate::{AppState, domain::tokens::access_claims, ops};
 
 pub const REFRESH_COOKIE: &str = "zimmer_refresh";
-pub const PRODUCER: &str = "auth";
 
 /// The user as every client sees it: login/signup/2FA answers and `/api/me` (clients.md reads
 /// `is_admin`, `phone_number`, `email_verified_at`, `created_at` in both).
@@ -80,13 +77,6 @@ pub struct TokenAnswer {
     pub refresh_token: Option<String>,
 }
 
-/// Who is asking, for the session list.
-pub struct ClientMeta {
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-    pub is_browser: bool,
-}
-
 impl ClientMeta {
     pub fn of(req: &HttpRequest) -> Self {
         let user_agent = req
@@ -107,31 +97,6 @@ impl ClientMeta {
             is_browser: req.headers().contains_key("origin"),
         }
     }
-}
-
-/// A new session for `user` inside the caller's transaction; returns it with its refresh token.
-pub async fn open_session(
-    conn: &mut AsyncPgConnection,
-    state: &AppState,
-    user_id: i64,
-    meta: &ClientMeta,
-) -> Result<(Session, String), ApiError> {
-    let refresh = new_refresh_token();
-    let ttl = chrono::Duration::from_std(state.platform.settings.jwt.refresh_ttl)
-        .map_err(ApiError::internal)?;
-    let session = queries::create_session(
-        conn,
-        &NewSession {
-            id: Uuid::now_v7(),
-            user_id,
-            user_agent: meta.user_agent.as_deref(),
-            ip: meta.ip.as_deref(),
-            expires_at: Utc::now() + ttl,
-        },
-        &token_hash(&refresh),
-    )
-    .await?;
-    Ok((session, refresh))
 }
 
 /// The answer of login, signup and refresh: a new access token, the user, and the refresh
@@ -204,40 +169,6 @@ pub fn check_cookie_origin(req: &HttpRequest, state: &AppState) -> Result<(), Ap
     }
 }
 
-/// Records `session.revoked` for each session in the outbox (same transaction as the revoke).
-pub async fn enqueue_revoked(
-    conn: &mut AsyncPgConnection,
-    state: &AppState,
-    sessions: &[Session],
-) -> Result<(), ApiError> {
-    let ttl = chrono::Duration::from_std(state.platform.settings.jwt.access_ttl)
-        .map_err(ApiError::internal)?;
-    for s in sessions {
-        zimmer_events::enqueue_event(
-            conn,
-            PRODUCER,
-            &SessionRevoked {
-                session_id: s.id,
-                user_id: Some(s.user_id),
-                // No access token of this session outlives this instant.
-                expires_at: Utc::now() + ttl,
-            },
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// After commit: this instance rejects the sessions' tokens at once, before the event
-/// comes back around through the broker.
-pub fn revoke_locally(state: &AppState, sessions: &[Session]) {
-    let until = Utc::now().timestamp()
-        + i64::try_from(state.platform.settings.jwt.access_ttl.as_secs()).unwrap_or(3600);
-    for s in sessions {
-        state.platform.auth.revocations.revoke_session(s.id, until);
-    }
-}
-
 /// A JSON body that may be absent: the panel calls several of these routes with no body at
 /// all, and a missing body must get the route's own clear 422, not a parse error.
 pub fn optional_json<T: DeserializeOwned + Default>(raw: &[u8]) -> Result<T, ApiError> {
@@ -262,62 +193,6 @@ pub fn present(field: Option<&str>) -> Option<&str> {
     field.map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// `user.updated` with the fields that changed (unchanged ones left `None`).
-pub async fn enqueue_user_updated(
-    conn: &mut AsyncPgConnection,
-    changes: UserUpdated,
-) -> Result<(), ApiError> {
-    zimmer_events::enqueue_event(conn, PRODUCER, &changes).await?;
-    Ok(())
-}
-
-/// What a deactivation did, for the after-commit local revocation.
-pub struct Deactivation {
-    pub user_id: i64,
-    pub at: DateTime<Utc>,
-    pub sessions: Vec<Session>,
-}
-
-/// Deactivates an active user inside the caller's transaction: every session revoked, and
-/// `session.revoked` per session plus `user.deactivated` in the outbox. None when the user
-/// was already inactive (nothing is emitted twice).
-pub async fn deactivate_in_tx(
-    conn: &mut AsyncPgConnection,
-    state: &AppState,
-    user_id: i64,
-    reason: &str,
-) -> Result<Option<Deactivation>, ApiError> {
-    let Some(at) = queries::deactivate(conn, user_id).await? else {
-        return Ok(None);
-    };
-    let sessions = queries::revoke_user_sessions(conn, user_id, None, reason).await?;
-    enqueue_revoked(conn, state, &sessions).await?;
-    zimmer_events::enqueue_event(
-        conn,
-        PRODUCER,
-        &UserDeactivated {
-            user_id,
-            deactivated_at: Some(at),
-        },
-    )
-    .await?;
-    Ok(Some(Deactivation {
-        user_id,
-        at,
-        sessions,
-    }))
-}
-
-/// After commit: this instance rejects the user's tokens at once.
-pub fn deactivate_locally(state: &AppState, d: &Deactivation) {
-    revoke_locally(state, &d.sessions);
-    state
-        .platform
-        .auth
-        .revocations
-        .deactivate_user(d.user_id, d.at.timestamp());
-}
-
 /// The end of a successful login (password, then 2FA when on): a new session and the tokens.
 pub async fn finish_login(
     state: &AppState,
@@ -325,23 +200,9 @@ pub async fn finish_login(
     meta: &ClientMeta,
     recovery_code_hash: Option<&[u8]>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.platform.pool.get().await?;
-    let user_id = user.id;
-    let opened = conn
-        .transaction(async |conn| {
-            // A recovery code is used in the same transaction that opens the session: it
-            // either buys exactly one session or stays unused.
-            if let Some(hash) = recovery_code_hash
-                && !queries::use_recovery_code(conn, user_id, hash).await?
-            {
-                return Ok(None);
-            }
-            queries::touch_last_login(conn, user_id).await?;
-            open_session(conn, state, user_id, meta).await.map(Some)
-        })
-        .await?;
-    drop(conn);
-    let Some((session, refresh)) = opened else {
+    let Some((session, refresh)) =
+        ops::sessions::login(state, user.id, meta, recovery_code_hash).await?
+    else {
         return Err(
             ApiError::unauthorized("Invalid or already used recovery code")
                 .with_code("invalid_recovery_code"),

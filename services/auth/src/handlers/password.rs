@@ -2,22 +2,20 @@
 //! ends every session of the account.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::Deserialize;
-use zimmer_db::schema::password_reset_tokens;
 use zimmer_http::{ApiError, HttpResult, validate::Validator};
 
-use super::{ClientMeta, enqueue_revoked, revoke_locally};
+use super::ClientMeta;
 use crate::{
     AppState,
+    clients::mail,
     domain::{
-        address, mail,
+        address,
         password::check_new_password,
         throttle::{account_key, ip_key},
         tokens::{random_token, token_hash},
     },
-    queries,
+    ops, queries,
 };
 
 const FORGOT_ANSWER: &str =
@@ -80,14 +78,6 @@ pub struct ResetRequest {
     pub confirm_password: Option<String>,
 }
 
-fn invalid_token() -> ApiError {
-    ApiError::invalid(
-        "token",
-        "This reset link is invalid, already used or expired; request a new one",
-    )
-    .with_code("invalid_token")
-}
-
 /// `POST /api/reset-password`: sets the new password, proves the email (the link reached
 /// its inbox), and revokes every session of the account.
 pub async fn reset(state: web::Data<AppState>, body: web::Json<ResetRequest>) -> HttpResult {
@@ -110,43 +100,14 @@ pub async fn reset(state: web::Data<AppState>, body: web::Json<ResetRequest>) ->
     // A cheap look first, so a made-up token costs no argon2 hash; the token is consumed
     // atomically below.
     let mut conn = st.platform.pool.get().await?;
-    let live: i64 = password_reset_tokens::table
-        .filter(password_reset_tokens::token_hash.eq(&hash))
-        .filter(password_reset_tokens::used_at.is_null())
-        .filter(password_reset_tokens::expires_at.gt(diesel::dsl::now))
-        .count()
-        .get_result(&mut conn)
-        .await?;
+    let live = queries::live_reset_tokens(&mut conn, &hash).await?;
     drop(conn);
     if live == 0 {
-        return Err(invalid_token());
+        return Err(ops::account::invalid_reset_token());
     }
     let new_hash = st.hasher.hash(&body.new_password).await?;
 
-    let mut conn = st.platform.pool.get().await?;
-    let revoked = conn
-        .transaction(async |conn| {
-            let Some(user_id) = queries::consume_reset_token(conn, &hash).await? else {
-                return Err(invalid_token());
-            };
-            match queries::user_by_id(conn, user_id).await? {
-                Some(u) if u.is_active => {}
-                _ => return Err(invalid_token()),
-            }
-            queries::set_password_hash(conn, user_id, &new_hash).await?;
-            queries::mark_email_verified(conn, user_id).await?;
-            let revoked =
-                queries::revoke_user_sessions(conn, user_id, None, "password_reset").await?;
-            enqueue_revoked(conn, st, &revoked).await?;
-            tracing::info!(
-                user_id,
-                sessions = revoked.len(),
-                "password reset; sessions revoked"
-            );
-            Ok::<_, ApiError>(revoked)
-        })
-        .await?;
-    revoke_locally(st, &revoked);
+    let revoked = ops::account::reset_password(st, &hash, &new_hash).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "detail": "Your password has been reset; sign in with the new one",
         "revoked_sessions": revoked.len(),

@@ -20,6 +20,7 @@ use super::{
 use crate::{
     AppState,
     domain::tokens::{new_refresh_token, random_token, token_hash},
+    ops,
     queries::{self, Rotation},
 };
 
@@ -155,18 +156,9 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResult 
             return Err(ApiError::unauthorized("Authentication required"));
         }
     }
+    drop(conn);
     if let Some((sid, user_id)) = session_id {
-        let revoked = conn
-            .transaction(async |conn| {
-                let revoked: Vec<_> = queries::revoke_session(conn, sid, user_id, "logout")
-                    .await?
-                    .into_iter()
-                    .collect();
-                enqueue_revoked(conn, st, &revoked).await?;
-                Ok::<_, ApiError>(revoked)
-            })
-            .await?;
-        revoke_locally(st, &revoked);
+        ops::sessions::revoke(st, sid, user_id, "logout").await?;
     }
     Ok(HttpResponse::NoContent()
         .cookie(clear_refresh_cookie(st))
@@ -175,15 +167,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResult 
 
 pub async fn logout_all(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
     let st = state.get_ref();
-    let mut conn = st.platform.pool.get().await?;
-    let revoked = conn
-        .transaction(async |conn| {
-            let revoked = queries::revoke_user_sessions(conn, user.id, None, "logout_all").await?;
-            enqueue_revoked(conn, st, &revoked).await?;
-            Ok::<_, ApiError>(revoked)
-        })
-        .await?;
-    revoke_locally(st, &revoked);
+    let revoked = ops::sessions::revoke_all(st, user.id, "logout_all").await?;
     Ok(HttpResponse::Ok()
         .cookie(clear_refresh_cookie(st))
         .json(serde_json::json!({ "revoked_sessions": revoked.len() })))
@@ -226,21 +210,9 @@ pub async fn revoke(
 ) -> HttpResult {
     let st = state.get_ref();
     let sid = path.into_inner();
-    let mut conn = st.platform.pool.get().await?;
-    let revoked = conn
-        .transaction(async |conn| {
-            let revoked: Vec<_> =
-                queries::revoke_session(conn, sid, Some(user.id), "revoked_by_user")
-                    .await?
-                    .into_iter()
-                    .collect();
-            enqueue_revoked(conn, st, &revoked).await?;
-            Ok::<_, ApiError>(revoked)
-        })
-        .await?;
+    let revoked = ops::sessions::revoke(st, sid, Some(user.id), "revoked_by_user").await?;
     if revoked.is_empty() {
         return Err(ApiError::not_found("Session not found"));
     }
-    revoke_locally(st, &revoked);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -23,15 +23,15 @@ use zimmer_db::models::User;
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::CurrentUser;
 
-use super::{ClientMeta, enqueue_revoked, finish_login, optional_json, present, revoke_locally};
+use super::{ClientMeta, finish_login, optional_json, present};
 use crate::{
     AppState,
+    clients::mail,
     domain::{
-        mail,
         throttle::{OnOutage, ip_key},
         twofa,
     },
-    queries,
+    ops, queries,
 };
 
 fn secret_context(user_id: i64) -> Vec<u8> {
@@ -201,20 +201,6 @@ async fn recent_sign_in_or_password(
     }
 }
 
-/// Inside the transaction that turns 2FA on or off: every other session of the user ends,
-/// with `session.revoked` in the outbox (as logout).
-async fn revoke_other_sessions(
-    conn: &mut diesel_async::AsyncPgConnection,
-    state: &AppState,
-    user: &CurrentUser,
-    reason: &str,
-) -> Result<Vec<zimmer_db::models::Session>, ApiError> {
-    let revoked =
-        queries::revoke_user_sessions(conn, user.id, Some(user.session_id), reason).await?;
-    enqueue_revoked(conn, state, &revoked).await?;
-    Ok(revoked)
-}
-
 /// `POST /api/auth/2fa/activate` `{otp_code}` → `{recovery_codes}` (shown this once).
 pub async fn activate(
     user: CurrentUser,
@@ -254,21 +240,7 @@ pub async fn activate(
     let secret = open_secret(st, user.id, &sealed)?;
     check_otp_field(st, user.id, &secret, code).await?;
     let (codes, hashes) = hashed_new_codes(st, user.id);
-    let mut conn = st.platform.pool.get().await?;
-    let revoked = conn
-        .transaction(async |conn| {
-            if !queries::enable_twofa(conn, user.id, &sealed).await? {
-                return Err(ApiError::conflict(
-                    "twofa_changed",
-                    "Two-factor setup changed meanwhile; start again",
-                ));
-            }
-            queries::replace_recovery_codes(conn, user.id, &hashes).await?;
-            revoke_other_sessions(conn, st, &user, "twofa_enabled").await
-        })
-        .await?;
-    drop(conn);
-    revoke_locally(st, &revoked);
+    let revoked = ops::twofa::enable(st, user.id, user.session_id, &sealed, &hashes).await?;
     st.mailer
         .send_in_background(mail::twofa_changed(&found.email, &found.name, true));
     tracing::info!(
@@ -312,20 +284,8 @@ pub async fn disable(user: CurrentUser, state: web::Data<AppState>, raw: web::By
         }
     }
     // Not on (or only pending): nothing to protect; a pending secret is dropped.
-    let mut conn = st.platform.pool.get().await?;
-    let revoked = conn
-        .transaction(async |conn| {
-            queries::disable_twofa(conn, user.id).await?;
-            if s.enabled {
-                revoke_other_sessions(conn, st, &user, "twofa_disabled").await
-            } else {
-                Ok(Vec::new())
-            }
-        })
-        .await?;
-    drop(conn);
+    let revoked = ops::twofa::disable(st, user.id, user.session_id, s.enabled).await?;
     if s.enabled {
-        revoke_locally(st, &revoked);
         st.mailer
             .send_in_background(mail::twofa_changed(&found.email, &found.name, false));
         tracing::info!(

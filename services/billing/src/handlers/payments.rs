@@ -3,13 +3,9 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
-use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use zimmer_db::models::billing::{
-    NewDiscountRedemption, NewPayment, Payment, payment_status as ps, redemption_status as rs,
-};
+use zimmer_db::models::billing::{Payment, payment_status as ps};
 use zimmer_http::{
     ApiError, HttpResult,
     paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
@@ -20,10 +16,10 @@ use zimmer_jwt::CurrentUser;
 use super::{PaymentView, int_value};
 use crate::{
     AppState,
-    domain::{self, DiscountRefusal},
+    clients::zarinpal::{Answer, RequestRefusal},
+    domain,
+    ops::purchase::{self, Priced, Purchase},
     queries::{self, PaymentFilter},
-    settle,
-    zarinpal::{Answer, MAX_AMOUNT, MIN_AMOUNT, RequestRefusal},
 };
 
 /// What the panel sends (clients.md). Anything else — an `amount`, a `user_id`, a price — is
@@ -56,12 +52,6 @@ pub struct InitAnswer {
     pub discount_code: Option<String>,
     pub discount_percent: Option<i32>,
     pub tokens: i64,
-}
-
-struct Priced {
-    payment: Payment,
-    amount_before: i64,
-    amount_discount: i64,
 }
 
 pub async fn init(
@@ -118,12 +108,7 @@ pub async fn init(
 
     // Each init opens a gateway session: a runaway client should not open thousands. Redis
     // down → allowed (the cost of a few extra sessions is lower than refusing payments).
-    let per_minute: u64 = st
-        .platform
-        .settings
-        .env
-        .parse("PAYMENT_INIT_RATE_PER_MIN", 20)
-        .unwrap_or(20);
+    let per_minute = config.init_rate_per_min;
     if let Ok(decision) = st
         .platform
         .redis
@@ -138,130 +123,17 @@ pub async fn init(
         return Err(ApiError::too_many_requests(decision.retry_after));
     }
 
-    let min_age = chrono::Duration::from_std(config.reconcile_min_age).unwrap_or_default();
-    let user_id = user.id;
-    let mut conn = st.billing.pool.get().await?;
-    let priced = conn
-        .transaction(async |conn| {
-            let automation = queries::automation_price(conn, automation_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("Automation not found"))?;
-            // "Not yours" and "absent" answer the same (rbac.md).
-            let (user_automation_id, ua_status) =
-                queries::user_automation_of(conn, user_id, automation_id)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::not_found("You have not added this automation")
-                            .with_code("automation_not_added")
-                    })?;
-            if automation.status != "active" || ua_status == "canceled" {
-                return Err(ApiError::conflict(
-                    "automation_unavailable",
-                    "This automation cannot be purchased now",
-                ));
-            }
-            if automation.price_per_token <= 0 {
-                return Err(ApiError::conflict(
-                    "not_for_sale",
-                    "This automation has no token price",
-                ));
-            }
-            let amount_before = domain::price(tokens, automation.price_per_token)
-                .ok_or_else(|| ApiError::invalid("tokens", "is too many for one payment"))?;
-
-            // The code's row stays locked until commit: concurrent purchases with the same
-            // code count and reserve one after the other.
-            let mut discount = None;
-            if let Some(code) = &code {
-                let Some(d) = queries::lock_discount_by_code(conn, code).await? else {
-                    return Err(discount_error(DiscountRefusal::NotFound));
-                };
-                // One open reservation per user and code (so nobody can hold several slots of
-                // a limited code): this purchase replaces the user's earlier unpaid one, whose
-                // slot moves here. That earlier payment stays payable, so it still counts
-                // toward the user's own limit: with `per_user_limit = 1` a second purchase is
-                // refused while the first can be paid. If a replaced payment is paid anyway, its
-                // discount is checked against the limits again then. A refusal below rolls the
-                // replacement back with the rest.
-                let replaced = queries::release_open_reservation(conn, d.id, user_id).await?;
-                let mut usage = queries::discount_usage(conn, d.id, Some(user_id)).await?;
-                usage.by_user += i64::try_from(replaced.len()).unwrap_or(i64::MAX);
-                domain::check_discount(&d, Some(automation_id), usage, Utc::now())
-                    .map_err(discount_error)?;
-                if !replaced.is_empty() {
-                    tracing::info!(
-                        discount_id = d.id,
-                        ?replaced,
-                        "a new purchase replaces the user's open reservation of the code"
-                    );
-                }
-                discount = Some(d);
-            }
-            let (amount_discount, amount) = match &discount {
-                Some(d) => domain::apply_percent(amount_before, d.percent_off),
-                None => (0, amount_before),
-            };
-            let free = amount == 0;
-            if !free && !domain::amount_in_gateway_range(amount) {
-                return Err(ApiError::invalid(
-                    "tokens",
-                    format!(
-                        "the amount to pay must be between {MIN_AMOUNT} and {MAX_AMOUNT} Rial \
-                         (it is {amount})"
-                    ),
-                )
-                .with_code("amount_out_of_range"));
-            }
-            let description = domain::description(tokens, &automation.name);
-            let now = Utc::now();
-            let meta = serde_json::json!({ "amount_before": amount_before });
-            let payment = queries::insert_payment(
-                conn,
-                &NewPayment {
-                    user_id,
-                    automation_id,
-                    user_automation_id,
-                    amount,
-                    tokens_purchased: tokens,
-                    description: Some(&description),
-                    // A 100 % discount needs no gateway: it succeeds here, with the same event.
-                    status: if free { ps::SUCCEEDED } else { ps::PENDING },
-                    discount_code: discount.as_ref().map(|d| d.code.as_str()),
-                    discount_percent: discount.as_ref().map(|d| d.percent_off),
-                    return_path,
-                    next_check_at: (!free).then(|| now + min_age),
-                    verified_at: free.then_some(now),
-                    meta: &meta,
-                },
-            )
-            .await?;
-            if let Some(d) = &discount {
-                queries::insert_redemption(
-                    conn,
-                    &NewDiscountRedemption {
-                        discount_id: d.id,
-                        user_id,
-                        payment_id: payment.id,
-                        status: if free { rs::CONFIRMED } else { rs::RESERVED },
-                        amount_before,
-                        amount_discount,
-                        amount_after: amount,
-                    },
-                )
-                .await?;
-            }
-            if free {
-                settle::enqueue_verified(conn, &payment).await?;
-            }
-            Ok::<_, ApiError>(Priced {
-                payment,
-                amount_before,
-                amount_discount,
-            })
-        })
-        .await?;
-    // No connection is held across the gateway call.
-    drop(conn);
+    let priced = purchase::open(
+        &st.billing,
+        Purchase {
+            user_id: user.id,
+            automation_id,
+            tokens,
+            code,
+            return_path,
+        },
+    )
+    .await?;
 
     let Priced {
         payment,
@@ -364,11 +236,6 @@ pub async fn init(
 fn gateway_unavailable() -> ApiError {
     ApiError::unavailable("The payment gateway is not available; please try again later")
         .with_code("gateway_unavailable")
-}
-
-/// 422 naming the code's problem; `code` is `discount_<reason>` for clients that branch on it.
-pub fn discount_error(r: DiscountRefusal) -> ApiError {
-    ApiError::invalid("discount_code", r.message()).with_code(format!("discount_{}", r.reason()))
 }
 
 /// `limit`/`offset`/`order` (the panel) or `page`/`page_size` (api.md).

@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use zimmer_db::models::billing::Payment;
 use zimmer_http::{ApiError, Check};
 
-use crate::{queries, settle::Billing, zarinpal::Answer};
+use crate::{clients::zarinpal::Answer, ops::settle::Billing, queries};
 
 /// How many verifies of one round run at once.
 const CONCURRENCY: usize = 4;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use zimmer_db::models::billing::DiscountCode;
 
-use crate::zarinpal::{MAX_AMOUNT, MIN_AMOUNT};
+use crate::clients::zarinpal::{MAX_AMOUNT, MIN_AMOUNT};
 
 /// Price in Rial of `tokens` at `price_per_token`; None when it overflows.
 pub fn price(tokens: i64, price_per_token: i64) -> Option<i64> {

@@ -1,6 +1,6 @@
 //! Settling a payment with the gateway, exactly once, however many callers try at the same time.
 //!
-//! 1. **Claim**: one conditional `UPDATE … SET status = 'verifying' … RETURNING` (queries.rs).
+//! 1. **Claim**: one conditional `UPDATE … SET status = 'verifying' … RETURNING` (`queries::claims`).
 //!    Exactly one caller gets the row; it also gets a fencing number (`verify_attempts`).
 //! 2. **Verify** with the stored amount, holding no database connection (and no transaction).
 //!    After -51, `inquiry.json` tells "still at the bank" from "failed".
@@ -25,9 +25,9 @@ use zimmer_events::contracts::{PaymentFailed, PaymentVerified, RefId};
 use zimmer_http::ApiError;
 
 use crate::{
+    clients::zarinpal::{Answer, InquiryStatus, VerifyOutcome, ZarinpalClient, masked_card},
     config::BillingConfig,
     queries::{self, RedemptionOutcome},
-    zarinpal::{Answer, InquiryStatus, VerifyOutcome, ZarinpalClient, masked_card},
 };
 
 /// A callback re-verifies a payment checked less than this long ago only through the

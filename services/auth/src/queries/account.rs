@@ -1,0 +1,95 @@
+//! Account state: role, deactivation, activation, anonymisation (admin's internal API, account deletion).
+
+use chrono::{DateTime, Utc};
+use diesel::{dsl::now, prelude::*, sql_types::BigInt};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use zimmer_db::{
+    models::User,
+    schema::{email_verification_tokens, password_reset_tokens, twofa_recovery_codes, users},
+};
+
+pub async fn set_role(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    role: &str,
+) -> QueryResult<Option<User>> {
+    diesel::update(users::table.find(user_id).filter(users::role.ne(role)))
+        .set((users::role.eq(role), users::updated_at.eq(now)))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Deactivates an active user: the deactivation time, or None when it already was inactive.
+pub async fn deactivate(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    diesel::update(users::table.find(user_id).filter(users::is_active.eq(true)))
+        .set((
+            users::is_active.eq(false),
+            users::deactivated_at.eq(now),
+            users::updated_at.eq(now),
+        ))
+        .returning(users::deactivated_at.assume_not_null())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Reactivates an inactive user; false when it already was active.
+pub async fn activate(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<bool> {
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::is_active.eq(false)),
+    )
+    .set((
+        users::is_active.eq(true),
+        users::deactivated_at.eq(None::<DateTime<Utc>>),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
+}
+
+/// What a deleted account keeps: the row (payments and tickets refer to it), with nothing
+/// that identifies the person and no way to sign in.
+pub async fn anonymise(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE users SET name = 'Deleted user', \
+             email = 'deleted-' || id || '@deleted.invalid', \
+             phone_number = NULL, password_hash = '!deleted', \
+             email_verified_at = NULL, twofa_enabled = FALSE, twofa_secret = NULL, \
+             updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind::<BigInt, _>(user_id)
+    .execute(conn)
+    .await?;
+    diesel::delete(twofa_recovery_codes::table.filter(twofa_recovery_codes::user_id.eq(user_id)))
+        .execute(conn)
+        .await?;
+    diesel::delete(
+        email_verification_tokens::table.filter(email_verification_tokens::user_id.eq(user_id)),
+    )
+    .execute(conn)
+    .await?;
+    diesel::delete(password_reset_tokens::table.filter(password_reset_tokens::user_id.eq(user_id)))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub async fn deactivated_at(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    users::table
+        .find(user_id)
+        .select(users::deactivated_at)
+        .first(conn)
+        .await
+}

@@ -1,0 +1,377 @@
+//! Discount codes and their redemptions.
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    dsl::{count_star, now},
+    prelude::*,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use zimmer_db::{
+    models::billing::{
+        DiscountCode, DiscountRedemption, NewDiscountCode, NewDiscountRedemption, Payment,
+        payment_status as ps, redemption_status as rs,
+    },
+    schema::{discount_codes, discount_redemptions, payments},
+};
+
+use crate::domain::Usage;
+
+pub async fn discount_by_code(
+    conn: &mut AsyncPgConnection,
+    code: &str,
+) -> QueryResult<Option<DiscountCode>> {
+    discount_codes::table
+        .filter(discount_codes::code.eq(code))
+        .select(DiscountCode::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The code's row, locked until the transaction ends: concurrent purchases with the same code
+/// queue here, so counting and reserving are one step and a limit cannot be overrun.
+pub async fn lock_discount_by_code(
+    conn: &mut AsyncPgConnection,
+    code: &str,
+) -> QueryResult<Option<DiscountCode>> {
+    discount_codes::table
+        .filter(discount_codes::code.eq(code))
+        .select(DiscountCode::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Reserved and confirmed redemptions of a code: in total and by one user.
+pub async fn discount_usage(
+    conn: &mut AsyncPgConnection,
+    discount_id: i64,
+    user_id: Option<i64>,
+) -> QueryResult<Usage> {
+    let total: i64 = discount_redemptions::table
+        .filter(discount_redemptions::discount_id.eq(discount_id))
+        .filter(discount_redemptions::status.eq_any(rs::COUNTED))
+        .select(count_star())
+        .first(conn)
+        .await?;
+    let by_user = match user_id {
+        None => 0,
+        Some(uid) => {
+            discount_redemptions::table
+                .filter(discount_redemptions::discount_id.eq(discount_id))
+                .filter(discount_redemptions::user_id.eq(uid))
+                .filter(discount_redemptions::status.eq_any(rs::COUNTED))
+                .select(count_star())
+                .first(conn)
+                .await?
+        }
+    };
+    Ok(Usage { total, by_user })
+}
+
+/// Releases the user's open reservation of a code, if any (a new purchase with the same code
+/// replaces it: one open reservation per user and code). Call with the code's row locked.
+/// Returns the payment ids whose reservation was released.
+pub async fn release_open_reservation(
+    conn: &mut AsyncPgConnection,
+    discount_id: i64,
+    user_id: i64,
+) -> QueryResult<Vec<i64>> {
+    diesel::update(
+        discount_redemptions::table
+            .filter(discount_redemptions::discount_id.eq(discount_id))
+            .filter(discount_redemptions::user_id.eq(user_id))
+            .filter(discount_redemptions::status.eq(rs::RESERVED)),
+    )
+    .set((
+        discount_redemptions::status.eq(rs::RELEASED),
+        discount_redemptions::updated_at.eq(now),
+    ))
+    .returning(discount_redemptions::payment_id)
+    .get_results(conn)
+    .await
+}
+
+pub async fn insert_redemption(
+    conn: &mut AsyncPgConnection,
+    new: &NewDiscountRedemption<'_>,
+) -> QueryResult<()> {
+    diesel::insert_into(discount_redemptions::table)
+        .values(new)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// What became of a paid payment's discount redemption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedemptionOutcome {
+    /// The payment had no discount.
+    None,
+    Confirmed,
+    /// Beyond the code's limits: recorded, the payment goes to review.
+    OverLimit,
+}
+
+/// The redemption of a payment that was just verified as paid, in the success transaction.
+///
+/// A redemption still reserved held its slot since the purchase: confirmed. One that was
+/// released (the payment had been canceled, expired or replaced by a newer purchase with the
+/// same code) is confirmed only if the code's limits still allow it, counted under the code's
+/// row lock like a purchase; if the payer's own newer reservation of the code is what stands in
+/// the way, that reservation moves to this paid payment. Otherwise it is `over_limit`: the payer
+/// is still credited, but never silently at a discount the code no longer had.
+pub async fn settle_redemption(
+    conn: &mut AsyncPgConnection,
+    payment_id: i64,
+) -> QueryResult<RedemptionOutcome> {
+    let Some(r) = discount_redemptions::table
+        .filter(discount_redemptions::payment_id.eq(payment_id))
+        .select(DiscountRedemption::as_select())
+        .first(conn)
+        .await
+        .optional()?
+    else {
+        return Ok(RedemptionOutcome::None);
+    };
+    match r.status.as_str() {
+        rs::CONFIRMED => return Ok(RedemptionOutcome::Confirmed),
+        rs::OVER_LIMIT => return Ok(RedemptionOutcome::OverLimit),
+        rs::RESERVED => {
+            set_redemption_status(conn, r.id, rs::CONFIRMED).await?;
+            return Ok(RedemptionOutcome::Confirmed);
+        }
+        _ => {}
+    }
+    // Released: count again, serialised with purchases by the code's row lock.
+    let Some(code) = discount_codes::table
+        .find(r.discount_id)
+        .select(DiscountCode::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+    else {
+        set_redemption_status(conn, r.id, rs::OVER_LIMIT).await?;
+        return Ok(RedemptionOutcome::OverLimit);
+    };
+    let fits = |u: Usage| {
+        code.max_redemptions.is_none_or(|m| u.total < i64::from(m))
+            && code.per_user_limit.is_none_or(|l| u.by_user < i64::from(l))
+    };
+    let mut usage = discount_usage(conn, code.id, Some(r.user_id)).await?;
+    if !fits(usage) {
+        // The payer's own open reservation of this code (a newer, unpaid purchase) gives way to
+        // the purchase actually paid; that one is re-checked in turn if it is paid later.
+        let moved = release_open_reservation(conn, code.id, r.user_id).await?;
+        if !moved.is_empty() {
+            usage = discount_usage(conn, code.id, Some(r.user_id)).await?;
+        }
+    }
+    if fits(usage) {
+        set_redemption_status(conn, r.id, rs::CONFIRMED).await?;
+        Ok(RedemptionOutcome::Confirmed)
+    } else {
+        set_redemption_status(conn, r.id, rs::OVER_LIMIT).await?;
+        Ok(RedemptionOutcome::OverLimit)
+    }
+}
+
+async fn set_redemption_status(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    status: &str,
+) -> QueryResult<()> {
+    diesel::update(discount_redemptions::table.find(id))
+        .set((
+            discount_redemptions::status.eq(status),
+            discount_redemptions::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// A payment verified as paid whose discount was over the code's limits: credited (the payer
+/// paid), but a person looks at it. Part of the success transaction.
+pub async fn mark_over_limit(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+) -> QueryResult<Option<Payment>> {
+    diesel::update(
+        payments::table
+            .find(id)
+            .filter(payments::status.eq(ps::SUCCEEDED)),
+    )
+    .set((
+        payments::status.eq(ps::NEEDS_REVIEW),
+        payments::failure_reason.eq("discount_over_limit"),
+        payments::updated_at.eq(now),
+    ))
+    .returning(Payment::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Released on cancel, failure or expiry: it stops counting toward the limits.
+pub async fn release_redemption(conn: &mut AsyncPgConnection, payment_id: i64) -> QueryResult<()> {
+    diesel::update(
+        discount_redemptions::table
+            .filter(discount_redemptions::payment_id.eq(payment_id))
+            .filter(discount_redemptions::status.eq(rs::RESERVED)),
+    )
+    .set((
+        discount_redemptions::status.eq(rs::RELEASED),
+        discount_redemptions::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+#[derive(Debug, Serialize, Queryable)]
+pub struct DiscountStats {
+    pub reserved: i64,
+    pub confirmed: i64,
+    pub released: i64,
+    pub over_limit: i64,
+}
+
+pub async fn discount_stats(
+    conn: &mut AsyncPgConnection,
+    discount_id: i64,
+) -> QueryResult<DiscountStats> {
+    let rows: Vec<(String, i64)> = discount_redemptions::table
+        .filter(discount_redemptions::discount_id.eq(discount_id))
+        .group_by(discount_redemptions::status)
+        .select((discount_redemptions::status, count_star()))
+        .load(conn)
+        .await?;
+    let get = |s: &str| {
+        rows.iter()
+            .find(|(k, _)| k == s)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    };
+    Ok(DiscountStats {
+        reserved: get(rs::RESERVED),
+        confirmed: get(rs::CONFIRMED),
+        released: get(rs::RELEASED),
+        over_limit: get(rs::OVER_LIMIT),
+    })
+}
+
+pub async fn insert_discount(
+    conn: &mut AsyncPgConnection,
+    new: &NewDiscountCode<'_>,
+) -> QueryResult<DiscountCode> {
+    diesel::insert_into(discount_codes::table)
+        .values(new)
+        .returning(DiscountCode::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn discount_by_id(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+) -> QueryResult<Option<DiscountCode>> {
+    discount_codes::table
+        .find(id)
+        .select(DiscountCode::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = discount_codes)]
+pub struct DiscountChanges {
+    pub code: Option<String>,
+    pub percent_off: Option<i32>,
+    pub active: Option<bool>,
+    pub starts_at: Option<Option<DateTime<Utc>>>,
+    pub ends_at: Option<Option<DateTime<Utc>>>,
+    pub max_redemptions: Option<Option<i32>>,
+    pub per_user_limit: Option<Option<i32>>,
+    pub automation_id: Option<Option<i64>>,
+}
+
+pub async fn update_discount(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    changes: &DiscountChanges,
+) -> QueryResult<Option<DiscountCode>> {
+    diesel::update(discount_codes::table.find(id))
+        .set((changes, discount_codes::updated_at.eq(now)))
+        .returning(DiscountCode::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+pub async fn delete_discount(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<usize> {
+    diesel::delete(discount_codes::table.find(id))
+        .execute(conn)
+        .await
+}
+
+pub async fn list_discounts(
+    conn: &mut AsyncPgConnection,
+    search: Option<&str>,
+    active: Option<bool>,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<DiscountCode>, i64)> {
+    let filtered = || {
+        let mut q = discount_codes::table.into_boxed();
+        if let Some(s) = search {
+            let pattern = format!("%{}%", escape_like(&s.to_lowercase()));
+            q = q.filter(discount_codes::code.like(pattern).escape('\\'));
+        }
+        if let Some(a) = active {
+            q = q.filter(discount_codes::active.eq(a));
+        }
+        q
+    };
+    let total = filtered().count().get_result(conn).await?;
+    let items = filtered()
+        .order(discount_codes::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .select(DiscountCode::as_select())
+        .load(conn)
+        .await?;
+    Ok((items, total))
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+pub async fn list_redemptions(
+    conn: &mut AsyncPgConnection,
+    discount_id: i64,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<DiscountRedemption>, i64)> {
+    let total = discount_redemptions::table
+        .filter(discount_redemptions::discount_id.eq(discount_id))
+        .count()
+        .get_result(conn)
+        .await?;
+    let items = discount_redemptions::table
+        .filter(discount_redemptions::discount_id.eq(discount_id))
+        .order(discount_redemptions::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .select(DiscountRedemption::as_select())
+        .load(conn)
+        .await?;
+    Ok((items, total))
+}

@@ -1,0 +1,3 @@
+//! Billing's background jobs, started once by `build`.
+
+pub mod reconcile;
