@@ -43,7 +43,7 @@ pub enum DecodeError {
     },
 }
 
-/// The event envelope (events.md): JSON on the wire, routing key = `type`.
+/// The event envelope (docs/events.md): JSON on the wire, routing key = `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// UUIDv7: time-ordered, so outbox rows and logs sort naturally.

@@ -1,4 +1,4 @@
-//! The list shape of every endpoint (api.md): `page` from 1, `page_size` default 20, max 100,
+//! The list shape of every endpoint (docs/api.md): `page` from 1, `page_size` default 20, max 100,
 //! answered as `{"items", "total", "page", "page_size"}`.
 
 use serde::{Deserialize, Serialize};

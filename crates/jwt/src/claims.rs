@@ -48,7 +48,7 @@ impl FromStr for Role {
     }
 }
 
-/// Access-token claims (architecture.md "Identity across services").
+/// Access-token claims (docs/architecture.md "Identity across services").
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id, as a string per RFC 7519.

@@ -1,5 +1,5 @@
 // A new customer's first visit to the Persian user panel, as the panel makes its calls
-// (clients.md): sign up, log in, browse the marketplace, add an automation, buy tokens
+// (docs/panels.md): sign up, log in, browse the marketplace, add an automation, buy tokens
 // (through the payment gateway's StartPay page and back to /payment/return), open a ticket
 // with a Persian subject, open the notifications (list and EventSource), log out.
 //

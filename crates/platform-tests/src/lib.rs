@@ -1,4 +1,4 @@
-//! Test helpers for the cross-service tests of the Persian user panel (clients.md):
+//! Test helpers for the cross-service tests of the Persian user panel (docs/panels.md):
 //!
 //! - [`Stack`]: the real service binaries (auth, marketplace, billing, support and the fake
 //!   Zarinpal) on real PostgreSQL, Redis and RabbitMQ, behind a real nginx running the repo's
@@ -584,7 +584,7 @@ impl Panel {
     }
 }
 
-/// The CORS headers of api.md on an answer to an allowed origin.
+/// The CORS headers of docs/api.md on an answer to an allowed origin.
 pub fn assert_cors(what: &str, headers: &HeaderMap, origin: &str) {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     assert_eq!(
@@ -721,7 +721,7 @@ pub const TICKET_FIELDS: &[(&str, T)] = &[
     ("message", T::Str),
 ];
 
-/// The ticket statuses the panel shows (clients.md).
+/// The ticket statuses the panel shows (docs/panels.md).
 pub const PANEL_TICKET_STATUSES: &[&str] = &["open", "in_progress", "resolved", "closed"];
 
 // ------------------------------------------------------------------------------ multipart

@@ -46,7 +46,7 @@ const STEPS: &[&str] = &[
     "logout",
     "done",
 ];
-/// Every call of clients.md this flow must have made (method, path without ids/query).
+/// Every call of docs/panels.md this flow must have made (method, path without ids/query).
 const FLOW_CALLS: &[(&str, &str)] = &[
     ("POST", "/api/auth/signup"),
     ("POST", "/api/auth/login"),

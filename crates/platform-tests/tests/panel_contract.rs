@@ -1,4 +1,4 @@
-//! The Persian user panel's contract (clients.md), call by call, through the real nginx in
+//! The Persian user panel's contract (docs/panels.md), call by call, through the real nginx in
 //! front of the real service binaries: each call is sent as the panel sends it (method, path,
 //! query, body, Bearer, cookies, `Origin: http://localhost:3000`, and the browser's preflight
 //! before every non-simple request), and the answer is checked for the fields the panel

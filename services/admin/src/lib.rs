@@ -1,5 +1,5 @@
 //! The admin service: everything under `/api/admin` for managers, the technical team and
-//! support staff (rbac.md). It reads every table for dashboards and lists, writes only its own
+//! support staff (docs/rbac.md). It reads every table for dashboards and lists, writes only its own
 //! (OpenAI keys, encrypted; the audit log), changes other services' data only through their
 //! internal APIs (`clients.rs`) or an event (`notification.broadcast`), and audits every action.
 

@@ -1,4 +1,4 @@
-//! Who may do what in the admin API: rbac.md's matrix as [`Capability`] → roles, enforced for
+//! Who may do what in the admin API: docs/rbac.md's matrix as [`Capability`] → roles, enforced for
 //! every `/api/admin` route by one middleware that looks the route up in the table of
 //! `routes.rs` (method + pattern → capability). A route is registered only from that table,
 //! so no handler is reachable without its rule. Handlers take the authenticated [`Staff`]
@@ -18,7 +18,7 @@ use zimmer_jwt::{AuthState, CurrentUser, Role, bearer_token};
 
 use crate::routes::{AdminRoute, ROUTES};
 
-/// One row of rbac.md, as far as the admin API goes.
+/// One row of docs/rbac.md, as far as the admin API goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {
     /// "admin dashboard stats" (revenue fields for managers only, decided in the handler).
@@ -64,7 +64,7 @@ pub enum Capability {
 use Role::{Manager as M, SupportStaff as S, TechnicalTeam as T};
 
 impl Capability {
-    /// The roles allowed (rbac.md). Customers never appear: nothing under /api/admin is theirs.
+    /// The roles allowed (docs/rbac.md). Customers never appear: nothing under /api/admin is theirs.
     pub const fn roles(self) -> &'static [Role] {
         match self {
             Self::DashboardStats

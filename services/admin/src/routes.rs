@@ -1,4 +1,4 @@
-//! Every `/api/admin` route in ONE table: method, path, the rbac.md capability it needs, and
+//! Every `/api/admin` route in ONE table: method, path, the docs/rbac.md capability it needs, and
 //! its handler. The table both registers the routes and feeds the guard (`rbac.rs`), so a
 //! route cannot exist without its rule. The internal API other services call is listed below
 //! the table.

@@ -1,7 +1,7 @@
 //! Acceptance: every `/api/admin` route, for each of the four roles and an anonymous caller,
-//! answers as rbac.md says: anonymous 401, a role without the capability 403, a role with it
+//! answers as docs/rbac.md says: anonymous 401, a role without the capability 403, a role with it
 //! gets through the guard (and the route does its work: no 401/403, no 5xx, GETs 200).
-//! The expected matrix below is written from rbac.md, independently of the service's table;
+//! The expected matrix below is written from docs/rbac.md, independently of the service's table;
 //! the test also checks that the two list exactly the same routes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,7 +19,7 @@ const MT: &[Role] = &[Role::Manager, Role::TechnicalTeam];
 const MS: &[Role] = &[Role::Manager, Role::SupportStaff];
 const MTS: &[Role] = &[Role::Manager, Role::TechnicalTeam, Role::SupportStaff];
 
-/// (method, route pattern, who may call it) from rbac.md.
+/// (method, route pattern, who may call it) from docs/rbac.md.
 const MATRIX: &[(&str, &str, &[Role])] = &[
     // admin dashboard stats: all staff (revenue only for managers, checked in stats.rs)
     ("GET", "/api/admin/dashboard/stats", MTS),
@@ -96,7 +96,7 @@ const MATRIX: &[(&str, &str, &[Role])] = &[
     ("DELETE", "/api/admin/backups/cleanup", MT),
     // audit log: manager
     ("GET", "/api/admin/audit-log", M),
-    // not in rbac.md: the admin API's own OpenAPI document, for any staff member
+    // not in docs/rbac.md: the admin API's own OpenAPI document, for any staff member
     ("GET", "/api/admin/openapi.json", MTS),
 ];
 
@@ -122,7 +122,7 @@ fn the_matrix_covers_exactly_the_served_routes_with_the_same_roles() {
     let extra: Vec<_> = served.difference(&expected).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "rbac.md matrix and served routes differ\nonly in the matrix: {missing:#?}\nonly served: {extra:#?}"
+        "docs/rbac.md matrix and served routes differ\nonly in the matrix: {missing:#?}\nonly served: {extra:#?}"
     );
 }
 

@@ -67,7 +67,7 @@ async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
     )
     .await;
 
-    // Any staff member may deactivate a customer (rbac.md).
+    // Any staff member may deactivate a customer (docs/rbac.md).
     let res = w
         .send(
             Method::PUT,

@@ -35,7 +35,7 @@ impl AuthConfig {
 pub struct FlowSettings {
     /// Email verification link and code.
     pub verify_ttl: Duration,
-    /// Password-reset link (api.md: 30 minutes).
+    /// Password-reset link (docs/api.md: 30 minutes).
     pub reset_ttl: Duration,
     /// The first-password link of a staff account created without one.
     pub invite_ttl: Duration,

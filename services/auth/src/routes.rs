@@ -5,7 +5,7 @@ use crate::{AppState, handlers};
 /// Auth's OpenAPI document, served at `/api/auth/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Every route of auth, as the gateway forwards them (api.md "auth"; aliases from clients.md),
+/// Every route of auth, as the gateway forwards them (docs/api.md "auth"; aliases from docs/panels.md),
 /// and the internal API other services call directly.
 ///
 /// Internal (`X-Internal-Token` = a caller's own credential listed in `INTERNAL_CALLERS`;

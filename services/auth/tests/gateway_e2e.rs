@@ -71,7 +71,7 @@ async fn register_login_me_refresh_logout_through_the_gateway() {
     .await;
     let http = zimmer_testkit::client();
 
-    // Preflight answered by nginx with the CORS headers of api.md.
+    // Preflight answered by nginx with the CORS headers of docs/api.md.
     let pre = http
         .request(reqwest::Method::OPTIONS, gw.url("/api/auth/login"))
         .header("Origin", PANEL)

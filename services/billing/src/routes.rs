@@ -2,7 +2,7 @@ use actix_web::web;
 
 use crate::{AppState, handlers};
 
-/// Every route of billing, as the gateway forwards them (api.md "billing", clients.md).
+/// Every route of billing, as the gateway forwards them (docs/api.md "billing", docs/panels.md).
 ///
 /// Internal API (`X-Internal-Token`, never routed by the gateway; admin calls it):
 ///

@@ -259,7 +259,7 @@ async fn history_one_payment_and_summary_are_the_customers_own() {
     assert_eq!(items[1]["gateway"], "zarinpal");
     assert_eq!(items[1]["automation_name"], "دستیار فروش");
     assert!(items[1]["ref_id"].is_i64());
-    // api.md's style and a status filter.
+    // docs/api.md's style and a status filter.
     let page: Value = h
         .app
         .get("/api/user/payments?page=1&page_size=1&status=succeeded")

@@ -3,12 +3,12 @@ use zimmer_http::ApiError;
 
 use crate::{AppState, handlers};
 
-/// The OpenAPI document of the public routes (api.md: each service publishes its own).
+/// The OpenAPI document of the public routes (docs/api.md: each service publishes its own).
 const OPENAPI: &str = include_str!("openapi.json");
 
 /// Every route of the marketplace.
 ///
-/// Public, as the gateway forwards them (api.md "marketplace", clients.md):
+/// Public, as the gateway forwards them (docs/api.md "marketplace", docs/panels.md):
 /// - `GET  /api/automations/marketplace` (aliases `/api/automations/available`,
 ///   `/api/automations`), `GET /api/optimized/automations/marketplace`,
 ///   `GET /api/automations/{id}`

@@ -2,7 +2,7 @@ use actix_web::web;
 
 use crate::{AppState, handlers};
 
-/// Every route of support, as the gateway forwards them (api.md "support"; clients.md shapes),
+/// Every route of support, as the gateway forwards them (docs/api.md "support"; docs/panels.md shapes),
 /// and the internal API (never routed by the gateway; `X-Internal-Token`):
 ///
 /// | method | path | what |

@@ -17,7 +17,7 @@ async fn a_conversation_in_the_panels_shapes_with_status_rules() {
     s.set_name(customer, "سارا").await;
     s.set_name(_staff, "رضا").await;
 
-    // Persian subject kept exactly (ZWNJ included); api.md's `priority` means importance.
+    // Persian subject kept exactly (ZWNJ included); docs/api.md's `priority` means importance.
     let subject = "مشکل در اتصال\u{200C}ها";
     let (status, t) = json(
         s.post("/api/tickets", &ct)

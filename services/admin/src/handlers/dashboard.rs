@@ -71,7 +71,7 @@ struct TicketsPanel {
 #[derive(Debug, Serialize)]
 struct DashboardView {
     users: UsersPanel,
-    /// Managers only (rbac.md: "with revenue"); absent for other staff.
+    /// Managers only (docs/rbac.md: "with revenue"); absent for other staff.
     #[serde(skip_serializing_if = "Option::is_none")]
     revenue: Option<RevenuePanel>,
     payments: CountPanel,

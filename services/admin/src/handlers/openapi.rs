@@ -97,7 +97,7 @@ fn build() -> Value {
         "info": {
             "title": "Zimmer admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Everything under /api/admin for managers, the technical team and support staff (rbac.md). Lists take `page` (from 1) and `page_size` (default 20, max 100) and answer `{items, total, page, page_size}`. Money is integer Rials. Errors are `{detail, code}` (422 adds `errors: [{field, message}]`)."
+            "description": "Everything under /api/admin for managers, the technical team and support staff (docs/rbac.md). Lists take `page` (from 1) and `page_size` (default 20, max 100) and answer `{items, total, page, page_size}`. Money is integer Rials. Errors are `{detail, code}` (422 adds `errors: [{field, message}]`)."
         },
         "paths": paths,
         "components": {

@@ -166,7 +166,7 @@ pub async fn get(staff: Staff, state: web::Data<AppState>, path: web::Path<i64>)
     Ok(HttpResponse::Ok().json(detail))
 }
 
-/// Unknown fields are ignored (api.md).
+/// Unknown fields are ignored (docs/api.md).
 #[derive(Debug, Deserialize)]
 pub struct UpdateBody {
     #[serde(default)]
@@ -175,7 +175,7 @@ pub struct UpdateBody {
     pub is_active: Option<bool>,
 }
 
-/// `PUT|PATCH /api/admin/users/{id}` `{role?, is_active?}`. rbac.md: any staff member may
+/// `PUT|PATCH /api/admin/users/{id}` `{role?, is_active?}`. docs/rbac.md: any staff member may
 /// (de)activate a customer; changing a role or (de)activating a staff account needs a
 /// manager; nobody changes their own role or deactivates themselves. Checked here against the
 /// stored target and again by auth.

@@ -1,6 +1,6 @@
 //! Dashboard aggregates and analytics series, computed by the database: one statement for the
 //! whole dashboard (a CTE per panel, each one scan or index range), one per series. Days and
-//! months are UTC (api.md: timestamps are UTC).
+//! months are UTC (docs/api.md: timestamps are UTC).
 
 use chrono::NaiveDate;
 use diesel::{

@@ -29,7 +29,7 @@ use crate::{AppState, domain::tokens::access_claims, ops};
 
 pub const REFRESH_COOKIE: &str = "zimmer_refresh";
 
-/// The user as every client sees it: login/signup/2FA answers and `/api/me` (clients.md reads
+/// The user as every client sees it: login/signup/2FA answers and `/api/me` (docs/panels.md reads
 /// `is_admin`, `phone_number`, `email_verified_at`, `created_at` in both).
 #[derive(Debug, Serialize)]
 pub struct UserView {
@@ -152,7 +152,7 @@ pub fn clear_refresh_cookie(state: &AppState) -> Cookie<'static> {
     c
 }
 
-/// Cookie-authenticated requests are accepted only from the allowed origins (api.md): a page
+/// Cookie-authenticated requests are accepted only from the allowed origins (docs/api.md): a page
 /// elsewhere cannot make the browser refresh or log out on its behalf.
 pub fn check_cookie_origin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     match req.headers().get("origin").map(|v| v.to_str()) {

@@ -1,4 +1,4 @@
-//! Zarinpal REST API v4 client (zarinpal.md): request, verify, inquiry, unVerified.
+//! Zarinpal REST API v4 client (docs/payments.md): request, verify, inquiry, unVerified.
 //!
 //! Every answer is read whatever its HTTP status; `data`/`errors` are accepted as `[]`, `{}` or
 //! objects and `code` as a number or a numeric string. A transport error, a timeout, a 5xx or a
@@ -79,7 +79,7 @@ impl InquiryStatus {
 pub const LIVE_HOSTS: [&str; 2] = ["https://payment.zarinpal.com", "https://api.zarinpal.com"];
 pub const SANDBOX_HOST: &str = "https://sandbox.zarinpal.com";
 
-/// Amount bounds of `request.json`, in Rial (zarinpal.md).
+/// Amount bounds of `request.json`, in Rial (docs/payments.md).
 pub const MIN_AMOUNT: i64 = 10_000;
 pub const MAX_AMOUNT: i64 = 1_000_000_000;
 
@@ -424,7 +424,7 @@ fn str_field(v: &Value, key: &str) -> Option<String> {
     }
 }
 
-/// What billing does with a verify answer (the table of zarinpal.md).
+/// What billing does with a verify answer (the table of docs/payments.md).
 #[derive(Debug, Clone, PartialEq)]
 pub enum VerifyOutcome {
     /// 100 or 101: paid and verified; credit exactly once.

@@ -19,7 +19,7 @@ pub fn apply_percent(amount_before: i64, percent: i32) -> (i64, i64) {
     (discount, amount_before - discount)
 }
 
-/// Why a discount code does not apply (clients.md's `reason` values).
+/// Why a discount code does not apply (docs/panels.md's `reason` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiscountRefusal {
     NotFound,

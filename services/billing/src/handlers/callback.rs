@@ -25,7 +25,7 @@ pub struct CallbackQuery {
     pub payment_id: Option<String>,
 }
 
-/// The status the panel understands (clients.md: succeeded, failed, canceled, pending).
+/// The status the panel understands (docs/panels.md: succeeded, failed, canceled, pending).
 fn panel_status(status: &str) -> &'static str {
     match status {
         ps::SUCCEEDED => "succeeded",

@@ -10,9 +10,9 @@ use serde::Serialize;
 use serde_json::Value;
 use zimmer_db::models::billing::Payment;
 
-/// A payment as the panel and the admin read it (clients.md lists `id, automation_id, amount,
+/// A payment as the panel and the admin read it (docs/panels.md lists `id, automation_id, amount,
 /// tokens_purchased, gateway, method, transaction_id, ref_id, status, created_at,
-/// description`; api.md adds the discount and `verified_at`).
+/// description`; docs/api.md adds the discount and `verified_at`).
 #[derive(Debug, Serialize)]
 pub struct PaymentView {
     pub id: i64,

@@ -22,7 +22,7 @@ use crate::{
     queries::{self, PaymentFilter},
 };
 
-/// What the panel sends (clients.md). Anything else — an `amount`, a `user_id`, a price — is
+/// What the panel sends (docs/panels.md). Anything else — an `amount`, a `user_id`, a price — is
 /// ignored: the price is computed here from the database.
 #[derive(Debug, Deserialize)]
 pub struct InitBody {
@@ -238,7 +238,7 @@ fn gateway_unavailable() -> ApiError {
         .with_code("gateway_unavailable")
 }
 
-/// `limit`/`offset`/`order` (the panel) or `page`/`page_size` (api.md).
+/// `limit`/`offset`/`order` (the panel) or `page`/`page_size` (docs/api.md).
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     pub limit: Option<i64>,
@@ -324,7 +324,7 @@ pub struct SummaryQuery {
     pub months: Option<i32>,
 }
 
-/// Totals (api.md) and the monthly series the panel charts (clients.md `points`).
+/// Totals (docs/api.md) and the monthly series the panel charts (docs/panels.md `points`).
 pub async fn summary(
     user: CurrentUser,
     state: web::Data<AppState>,

@@ -56,7 +56,7 @@ pub async fn open(billing: &Billing, purchase: Purchase<'_>) -> Result<Priced, A
         let automation = queries::automation_price(conn, automation_id)
             .await?
             .ok_or_else(|| ApiError::not_found("Automation not found"))?;
-        // "Not yours" and "absent" answer the same (rbac.md).
+        // "Not yours" and "absent" answer the same (docs/rbac.md).
         let (user_automation_id, ua_status) =
             queries::user_automation_of(conn, user_id, automation_id)
                 .await?

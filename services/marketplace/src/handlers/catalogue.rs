@@ -108,7 +108,7 @@ struct Detail {
     user_has_automation: bool,
 }
 
-/// `GET /api/automations/{id}`: one listed automation, unwrapped (clients.md); a `?t=`
+/// `GET /api/automations/{id}`: one listed automation, unwrapped (docs/panels.md); a `?t=`
 /// cache-buster is ignored.
 pub async fn detail(
     state: web::Data<AppState>,

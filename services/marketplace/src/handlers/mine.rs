@@ -11,7 +11,7 @@ use zimmer_jwt::CurrentUser;
 use super::{UserAutomationView, double_option, optional_json};
 use crate::{AppState, domain::bot_token, ops, queries::user_automations};
 
-/// The caller's automations with balances: a bare array (clients.md), few per customer.
+/// The caller's automations with balances: a bare array (docs/panels.md), few per customer.
 pub async fn list(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
     let mut conn = state.platform.pool.get().await?;
     let items = user_automations::list(&mut conn, user.id, false).await?;

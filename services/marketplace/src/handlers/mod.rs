@@ -13,7 +13,7 @@ use zimmer_http::ApiError;
 
 use crate::{domain::bot_token::BotTokenVault, queries::catalogue::CatalogueItem};
 
-/// A customer's automation in full (`{user_automation: …}` of clients.md).
+/// A customer's automation in full (`{user_automation: …}` of docs/panels.md).
 #[derive(Debug, Serialize)]
 pub struct UserAutomationView {
     pub id: i64,

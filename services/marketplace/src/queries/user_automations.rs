@@ -12,7 +12,7 @@ use zimmer_db::{
 use super::catalogue::CatalogueItem;
 use crate::domain::bot_token::SealedToken;
 
-/// One of a customer's automations as the panel lists it (clients.md).
+/// One of a customer's automations as the panel lists it (docs/panels.md).
 #[derive(Debug, Serialize, Queryable)]
 pub struct UserAutomationItem {
     pub id: i64,

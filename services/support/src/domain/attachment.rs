@@ -16,7 +16,7 @@ use std::{
 use chrono::{Datelike, Utc};
 use uuid::Uuid;
 
-/// Default upper bound of one attachment (api.md: ≤ 5 MB).
+/// Default upper bound of one attachment (docs/api.md: ≤ 5 MB).
 pub const DEFAULT_MAX_BYTES: usize = 5 * 1024 * 1024;
 /// File names are for people: longer ones are refused rather than cut.
 pub const MAX_FILENAME_CHARS: usize = 200;

@@ -1,4 +1,4 @@
-//! What clients see: the shapes of clients.md (the panel's reads) plus api.md's fields.
+//! What clients see: the shapes of docs/panels.md (the panel's reads) plus docs/api.md's fields.
 
 use std::collections::HashMap;
 
@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zimmer_db::models::support::{Notification, Ticket, TicketAttachment, TicketMessage};
 
-/// `{id, type, title, body, data, is_read, created_at, read_at}` (clients.md).
+/// `{id, type, title, body, data, is_read, created_at, read_at}` (docs/panels.md).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NotificationView {
     pub id: i64,
@@ -162,7 +162,7 @@ impl MessagePage {
     }
 }
 
-/// The panel's thread string (clients.md): the first message, then each later one as
+/// The panel's thread string (docs/panels.md): the first message, then each later one as
 /// `"\n\n--- Reply from <author name> ---\n" + text`.
 pub fn flatten_thread(ticket: &Ticket, messages: &[(TicketMessage, String)]) -> String {
     let mut iter = messages.iter();

@@ -31,7 +31,7 @@ pub struct ListQuery {
     /// `true` / `false`.
     #[serde(default)]
     pub read: Option<String>,
-    /// api.md's name for `read=false`.
+    /// docs/api.md's name for `read=false`.
     #[serde(default)]
     pub unread_only: Option<String>,
 }
@@ -45,7 +45,7 @@ fn flag(field: &'static str, raw: Option<&str>) -> Result<Option<bool>, ApiError
     }
 }
 
-/// `{items, total, page, page_size, limit, offset}`, newest first (clients.md accepts `{items}`).
+/// `{items, total, page, page_size, limit, offset}`, newest first (docs/panels.md accepts `{items}`).
 pub async fn list(
     user: CurrentUser,
     state: web::Data<AppState>,

@@ -31,7 +31,7 @@ pub const MAX_SUBJECT_CHARS: usize = 200;
 pub const MAX_MESSAGE_CHARS: usize = 10_000;
 const MAX_CATEGORY_CHARS: usize = 50;
 
-/// `POST /api/tickets` as JSON (api.md). The panel's multipart form carries the same names.
+/// `POST /api/tickets` as JSON (docs/api.md). The panel's multipart form carries the same names.
 #[derive(Debug, Default, Deserialize)]
 pub struct CreateBody {
     #[serde(default)]
@@ -43,7 +43,7 @@ pub struct CreateBody {
     pub message: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
-    /// The customer's choice; `priority` is accepted as its synonym (api.md's name).
+    /// The customer's choice; `priority` is accepted as its synonym (docs/api.md's name).
     #[serde(default)]
     pub importance: Option<String>,
     #[serde(default)]
@@ -63,7 +63,7 @@ impl CreateBody {
                     .map_err(|_| ApiError::invalid("user_automation_id", "must be a number"))?,
             ),
         };
-        // `user_id` is ignored on purpose: the user is the token's (clients.md).
+        // `user_id` is ignored on purpose: the user is the token's (docs/panels.md).
         Ok(Self {
             subject: form_field(fields, "subject"),
             title: form_field(fields, "title"),
@@ -211,7 +211,7 @@ fn comma_list(
         .collect()
 }
 
-/// `page`/`page_size` (api.md) or `limit`/`offset` (what list UIs often send).
+/// `page`/`page_size` (docs/api.md) or `limit`/`offset` (what list UIs often send).
 pub fn paging(
     page: Option<i64>,
     page_size: Option<i64>,

@@ -38,7 +38,7 @@ pub const DEFAULT_PAGE: MessagePage = MessagePage {
     offset: None,
 };
 
-/// Roles that see and work on every ticket (rbac.md); technical_team has no ticket access.
+/// Roles that see and work on every ticket (docs/rbac.md); technical_team has no ticket access.
 pub const TICKET_STAFF: [Role; 2] = [Role::SupportStaff, Role::Manager];
 
 pub fn is_ticket_staff_role(role: &str) -> bool {
