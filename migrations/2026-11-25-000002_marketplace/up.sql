@@ -8,7 +8,7 @@ CREATE TABLE automations (
     pricing_type       TEXT        NOT NULL DEFAULT 'token_per_session',
     price_per_token    BIGINT      NOT NULL DEFAULT 0,   -- Rials
     demo_tokens        BIGINT      NOT NULL DEFAULT 5,   -- granted to each customer who adds it
-    -- A status text rather than an is_active flag: the panel reads `status` verbatim (clients.md),
+    -- A status text rather than an is_active flag: the panel reads `status` verbatim (docs/panels.md),
     -- and a text can take more values later without another column. Listing is separate:
     -- an unlisted automation keeps serving the customers who already have it.
     status             TEXT        NOT NULL DEFAULT 'active',

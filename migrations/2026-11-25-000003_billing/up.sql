@@ -35,7 +35,7 @@ CREATE TABLE payments (
     updated_at         TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT payments_status_check CHECK (status IN
         ('pending', 'verifying', 'succeeded', 'failed', 'canceled', 'expired', 'needs_review')),
-    -- Zero only for a 100 % discount, which succeeds without a gateway call (zarinpal.md).
+    -- Zero only for a 100 % discount, which succeeds without a gateway call (docs/payments.md).
     -- IS NOT DISTINCT FROM: with no discount the test must be false, not NULL (which would pass).
     CONSTRAINT payments_amount_check
         CHECK (amount > 0 OR (amount = 0 AND discount_percent IS NOT DISTINCT FROM 100)),
