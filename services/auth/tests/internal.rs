@@ -392,6 +392,14 @@ async fn only_a_manager_creates_staff_with_a_password_or_an_invitation() {
     let (st, body) = create(manager, json!({ "name": "Dup", "email": "maryam@example.com", "role": "manager", "password": PASSWORD })).await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert_eq!(body["code"], "email_taken");
+    // Staff accounts follow the same email rule as sign-up: a full-width look-alike is the
+    // same address (taken), another alphabet is refused.
+    let (st, body) = create(manager, json!({ "name": "Dup", "email": "ｍａｒｙａｍ@example.com", "role": "manager", "password": PASSWORD })).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "email_taken");
+    let (st, body) = create(manager, json!({ "name": "Dup", "email": "mаryam@example.com", "role": "manager", "password": PASSWORD })).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "email");
 
     // No password: an invitation link sets the first one.
     let (st, body) = create(

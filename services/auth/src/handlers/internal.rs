@@ -337,7 +337,7 @@ pub async fn create_staff(
     let body = body.into_inner();
     let mut v = Validator::new();
     let name = v.check("name", validate::line(&body.name, 100));
-    let email = v.check("email", validate::email(&body.email));
+    let email = v.check("email", crate::domain::address::normalize(&body.email));
     let phone = v.check(
         "phone_number",
         validate::phone(body.phone_number.as_deref().unwrap_or("")),
