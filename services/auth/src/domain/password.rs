@@ -1,33 +1,172 @@
 //! Password hashing with argon2id at OWASP's parameters (19 MiB, 2 passes, 1 lane). Hashing
-//! costs tens of milliseconds of CPU, so it runs on blocking threads behind a semaphore sized
-//! to the cores: the async workers keep serving, and a login flood queues instead of
-//! spawning unbounded threads.
+//! costs tens of milliseconds of CPU, so it runs on a dedicated pool of hashing threads (one
+//! per core by default, `PASSWORD_HASH_THREADS` to change) behind a semaphore of the same
+//! size: the async workers keep serving, and a login flood queues instead of spawning threads.
+//!
+//! Each hashing thread owns ONE argon2 memory block and hashes into it. Letting argon2
+//! allocate 19 MiB per call on tokio's blocking threads left every thread that ever hashed
+//! holding its block in the allocator's per-thread arena (hundreds of MB after a login
+//! burst); here memory is bounded to threads × 19 MiB, and a thread idle for
+//! `PASSWORD_HASH_IDLE_RELEASE_MS` (default 2000) hands its block back.
 
-use std::sync::{Arc, OnceLock};
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{Arc, Mutex, OnceLock, PoisonError, mpsc},
+    time::Duration,
+};
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
-use tokio::sync::Semaphore;
+use argon2::{
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::{
+        self,
+        phc::{Output, ParamsString, PasswordHash, Salt},
+    },
+};
+use tokio::sync::{Semaphore, oneshot};
 use zimmer_http::ApiError;
 
 const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
 const LANES: u32 = 1;
+const OUTPUT_LEN: usize = 32;
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 128;
 
+/// Work for a hashing thread; it gets the thread's reusable argon2 memory.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+struct Pool {
+    /// One permit per hashing thread: a caller holding a permit always finds an idle thread.
+    permits: Semaphore,
+    idle: Mutex<Vec<mpsc::Sender<Job>>>,
+}
+
+/// A hashing thread lent to one caller; goes back to the idle list even if the caller's
+/// future is dropped mid-hash (its channel then just queues the next job behind this one).
+struct Lease<'a> {
+    pool: &'a Pool,
+    worker: Option<mpsc::Sender<Job>>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.pool
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(worker);
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    pool: Arc<Pool>,
     /// A real hash of a random password, verified against when the email is unknown so that
     /// "no such user" takes as long as "wrong password".
     dummy_hash: Arc<OnceLock<String>>,
 }
 
-fn argon2() -> Result<Argon2<'static>, ApiError> {
-    let params = Params::new(MEMORY_KIB, PASSES, LANES, None)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("argon2 params: {e}")))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+fn params() -> Result<Params, ApiError> {
+    Params::new(MEMORY_KIB, PASSES, LANES, Some(OUTPUT_LEN))
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("argon2 params: {e}")))
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
+
+/// Runs argon2 into `blocks`, growing it to what `argon` needs (only a stored hash with
+/// larger parameters than ours makes it grow past 19 MiB).
+fn hash_into(
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    blocks: &mut Vec<Block>,
+) -> argon2::Result<()> {
+    let needed = params.block_count();
+    if blocks.len() < needed {
+        blocks.resize(needed, Block::default());
+    }
+    argon.hash_password_into_with_memory(password, salt, out, blocks.as_mut_slice())
+}
+
+fn worker_loop(jobs: mpsc::Receiver<Job>, idle_release: Duration) {
+    let mut blocks: Vec<Block> = Vec::new();
+    loop {
+        let job = if blocks.is_empty() {
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        } else {
+            match jobs.recv_timeout(idle_release) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    blocks = Vec::new();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        };
+        // A panicking job drops its reply sender (the caller sees an error); the thread and
+        // its block stay in service.
+        if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut blocks))).is_err() {
+            blocks = Vec::new();
+        }
+    }
+}
+
+fn hash_with(password: &[u8], blocks: &mut Vec<Block>) -> Result<String, ApiError> {
+    let fail =
+        |e: &dyn std::fmt::Display| ApiError::internal(anyhow::anyhow!("hashing failed: {e}"));
+    let params = params()?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let salt = password_hash::try_generate_salt().map_err(|e| fail(&e))?;
+    let mut out = [0u8; OUTPUT_LEN];
+    hash_into(&argon, &params, password, &salt, &mut out, blocks).map_err(|e| fail(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| fail(&e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| fail(&e))?),
+        hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Recomputes the hash with the PHC string's own algorithm, version and parameters and
+/// compares in constant time (`Output`'s equality); anything unparsable is a mismatch.
+fn verify_with(password: &[u8], hash: &str, blocks: &mut Vec<Block>) -> bool {
+    let Ok(phc) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(phc.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match phc.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&phc) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let Some(out) = buffer.get_mut(..expected.len()) else {
+        return false;
+    };
+    if hash_into(&argon, &params, password, salt, out, blocks).is_err() {
+        return false;
+    }
+    Output::new(out).is_ok_and(|computed| computed == *expected)
 }
 
 impl Default for PasswordHasher {
@@ -37,51 +176,82 @@ impl Default for PasswordHasher {
 }
 
 impl PasswordHasher {
+    /// One hashing thread per core unless `PASSWORD_HASH_THREADS` says otherwise; a thread
+    /// frees its block after `PASSWORD_HASH_IDLE_RELEASE_MS` (default 2000) without work.
     pub fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = env_number("PASSWORD_HASH_THREADS")
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let idle_release =
+            Duration::from_millis(env_number("PASSWORD_HASH_IDLE_RELEASE_MS").unwrap_or(2000));
+        Self::with_pool(threads, idle_release)
+    }
+
+    pub fn with_pool(threads: usize, idle_release: Duration) -> Self {
+        let mut idle = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || worker_loop(rx, idle_release));
+            match spawned {
+                Ok(_) => idle.push(tx),
+                Err(e) => tracing::error!(error = %e, "could not start a password hashing thread"),
+            }
+        }
         Self {
-            permits: Arc::new(Semaphore::new(cores)),
+            pool: Arc::new(Pool {
+                permits: Semaphore::new(idle.len()),
+                idle: Mutex::new(idle),
+            }),
             dummy_hash: Arc::new(OnceLock::new()),
         }
     }
 
     async fn blocking<T, F>(&self, work: F) -> Result<T, ApiError>
     where
-        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut Vec<Block>) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("hasher closed: {e}")))?;
+        let closed = |e: &dyn std::fmt::Display| ApiError::internal(anyhow::anyhow!("hasher: {e}"));
+        // Dropped in reverse order: the thread goes back to the idle list before the permit.
+        let _permit = self.pool.permits.acquire().await.map_err(|e| closed(&e))?;
+        let lease = Lease {
+            pool: &self.pool,
+            worker: self
+                .pool
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop(),
+        };
+        let worker = lease
+            .worker
+            .as_ref()
+            .ok_or_else(|| closed(&"no idle hashing thread"))?;
+        let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
-            .await
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("hash task failed: {e}")))?
+        worker
+            .send(Box::new(move |blocks: &mut Vec<Block>| {
+                let _ = reply.send(span.in_scope(|| work(blocks)));
+            }))
+            .map_err(|_| closed(&"hashing thread gone"))?;
+        answer.await.map_err(|e| closed(&e))?
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
         let password = password.to_owned();
-        self.blocking(move || {
-            argon2()?
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing failed: {e}")))
-        })
-        .await
+        self.blocking(move |blocks| hash_with(password.as_bytes(), blocks))
+            .await
     }
 
     /// True when `password` matches `hash` (a PHC string; its own parameters are used).
     pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, ApiError> {
         let password = password.to_owned();
         let hash = hash.to_owned();
-        self.blocking(move || {
-            Ok(argon2()?
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok())
-        })
-        .await
+        self.blocking(move |blocks| Ok(verify_with(password.as_bytes(), &hash, blocks)))
+            .await
     }
 
     /// Burns the same time as a real verify, for unknown accounts.
@@ -146,5 +316,83 @@ mod tests {
         assert!(!h.verify("wrong horse battery", &hash).await.unwrap());
         assert!(!h.verify("x", "not a phc string").await.unwrap());
         h.verify_dummy("anything").await.unwrap();
+    }
+    /// Hashes made before this pool (argon2's own `hash_password`) still verify, and ours
+    /// verify with argon2's own verifier: stored PHC strings stay compatible both ways.
+    #[tokio::test]
+    async fn phc_strings_compatible_with_argon2_crate() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let h = PasswordHasher::with_pool(1, Duration::from_secs(5));
+        let theirs = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(MEMORY_KIB, PASSES, LANES, None).unwrap(),
+        )
+        .hash_password(b"correct horse battery")
+        .unwrap()
+        .to_string();
+        assert!(h.verify("correct horse battery", &theirs).await.unwrap());
+        assert!(!h.verify("correct horse batterY", &theirs).await.unwrap());
+        let ours = h.hash("correct horse battery").await.unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse battery", ours.as_str())
+                .is_ok()
+        );
+        // Other parameters in a stored hash are honoured (the block grows for them).
+        let small = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x10,
+            Params::new(4096, 3, 1, Some(16)).unwrap(),
+        )
+        .hash_password(b"correct horse battery")
+        .unwrap()
+        .to_string();
+        assert!(h.verify("correct horse battery", &small).await.unwrap());
+        assert!(!h.verify("wrong horse battery", &small).await.unwrap());
+    }
+
+    /// A burst of 32 concurrent verifications runs on the pool's own threads only (not on
+    /// tokio's blocking threads, which grow with the burst), each reusing one block, and an
+    /// idle thread gives its block back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hashing_stays_on_the_bounded_pool_and_reuses_one_block() {
+        let h = PasswordHasher::with_pool(2, Duration::from_millis(300));
+        let hash = h.hash("correct horse battery").await.unwrap();
+        let runs = (0..32).map(|_| {
+            let h = h.clone();
+            let hash = hash.clone();
+            tokio::spawn(async move {
+                h.blocking(move |blocks| {
+                    let ok = verify_with(b"correct horse battery", &hash, blocks);
+                    let name = std::thread::current().name().map(str::to_owned);
+                    Ok((ok, std::thread::current().id(), name, blocks.len()))
+                })
+                .await
+                .unwrap()
+            })
+        });
+        let mut threads = std::collections::HashSet::new();
+        for run in runs {
+            let (ok, id, name, len) = run.await.unwrap();
+            assert!(ok);
+            assert!(name.unwrap_or_default().starts_with("argon2-"));
+            assert_eq!(len, MEMORY_KIB as usize);
+            threads.insert(id);
+        }
+        assert!(threads.len() <= 2, "{} hashing threads", threads.len());
+
+        // One thread: the next job finds the block the previous hash filled, until the
+        // thread has been idle longer than the release delay.
+        let one = PasswordHasher::with_pool(1, Duration::from_millis(300));
+        one.hash("correct horse battery").await.unwrap();
+        let kept = one.blocking(|blocks| Ok(blocks.len())).await.unwrap();
+        assert_eq!(kept, MEMORY_KIB as usize);
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let after_idle = one.blocking(|blocks| Ok(blocks.len())).await.unwrap();
+        assert_eq!(
+            after_idle, 0,
+            "an idle hashing thread keeps its 19 MiB block"
+        );
     }
 }
