@@ -78,12 +78,18 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> HttpResult {
+    list_users(&state, &query, WHOLE_LIST).await
+}
+
+/// The users list of both pages (users and managers); they differ only in how many rows an
+/// unpaged call answers.
+async fn list_users(state: &AppState, query: &ListQuery, whole: i64) -> HttpResult {
     let filter = UserFilter {
         search: search_text(query.search.as_deref())?,
         role: one_of("role", query.role.as_deref(), &ROLES)?,
         is_active: query.is_active,
     };
-    let page = paged!(query, WHOLE_LIST);
+    let page = paged!(query, whole);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let items: Vec<UserView> = rows.into_iter().map(Into::into).collect();
@@ -337,16 +343,7 @@ pub async fn managers(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> HttpResult {
-    let filter = UserFilter {
-        search: search_text(query.search.as_deref())?,
-        role: one_of("role", query.role.as_deref(), &ROLES)?,
-        is_active: query.is_active,
-    };
-    let page = paged!(query, WHOLE_USERS);
-    let mut conn = state.platform.pool.get().await?;
-    let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
-    let items: Vec<UserView> = rows.into_iter().map(Into::into).collect();
-    listed("users", items, total, &page)
+    list_users(&state, &query, WHOLE_USERS).await
 }
 
 /// The admin dashboard's user form. Unknown fields (`is_admin`: the role decides) are ignored.
