@@ -56,6 +56,11 @@ export DEMO_SERVICE_TOKEN="${DEMO_SERVICE_TOKEN:-zimmer-dev-demo-vendor-token}"
 FAKE_ZARINPAL_PORT="${FAKE_ZARINPAL_PORT:-8091}"
 FAKE_ZARINPAL_URL="http://127.0.0.1:$FAKE_ZARINPAL_PORT"
 export ZARINPAL_BASE_URL="${ZARINPAL_BASE_URL:-$FAKE_ZARINPAL_URL}"
+# Admin's OpenAI key test calls the local fake OpenAI (crates/fake-openai, accepting the keys in
+# FAKE_OPENAI_KEYS) unless OPENAI_BASE_URL points elsewhere.
+FAKE_OPENAI_PORT="${FAKE_OPENAI_PORT:-8093}"
+FAKE_OPENAI_URL="http://127.0.0.1:$FAKE_OPENAI_PORT/v1"
+export OPENAI_BASE_URL="${OPENAI_BASE_URL:-$FAKE_OPENAI_URL}"
 GATEWAY_LISTEN="${GATEWAY_LISTEN:-127.0.0.1:8080}"
 PROFILE="${PROFILE:-debug}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
@@ -129,6 +134,7 @@ cmd_down() {
     stop_one nginx "$NGINX_PREFIX/nginx.conf"
     stop_one fake-vendor zimmer-fake-vendor
     stop_one fake-zarinpal zimmer-fake-zarinpal
+    stop_one fake-openai zimmer-fake-openai
     # Every instance a previous "up" started (whatever INSTANCES was then), all at once:
     # each drains for a moment before it exits.
     local svc file name
@@ -174,7 +180,7 @@ build() {
     local svc
     for svc in "${SERVICES[@]}"; do args+=(-p "zimmer-$svc"); done
     # The fakes are crates of their own (crates/fake-*), not binaries of the services.
-    args+=(-p zimmer-fake-zarinpal -p zimmer-fake-vendor)
+    args+=(-p zimmer-fake-zarinpal -p zimmer-fake-vendor -p zimmer-fake-openai)
     zimmer_log "cargo ${args[*]}"
     cargo "${args[@]}"
 }
@@ -218,6 +224,22 @@ start_fake_zarinpal() {
         >>"$LOGS/fake-zarinpal.log" 2>&1 </dev/null &
     echo "$!" >"$PIDS/fake-zarinpal.pid"
     zimmer_log "started the fake Zarinpal on $FAKE_ZARINPAL_URL (pid $!, log .data/logs/fake-zarinpal.log)"
+}
+
+# The fake OpenAI (crates/fake-openai), when admin's key test is pointed at it.
+start_fake_openai() {
+    [[ "$OPENAI_BASE_URL" == "$FAKE_OPENAI_URL" ]] || return 0
+    local dir
+    dir="$(bin_dir)"
+    [[ -x "$dir/zimmer-fake-openai" ]] || zimmer_die "$dir/zimmer-fake-openai not found"
+    if zimmer_port_open 127.0.0.1 "$FAKE_OPENAI_PORT"; then
+        zimmer_die "port $FAKE_OPENAI_PORT (fake OpenAI) is already in use by a process this script did not start"
+    fi
+    rotate_log "$LOGS/fake-openai.log"
+    FAKE_OPENAI_ADDR="127.0.0.1:$FAKE_OPENAI_PORT" setsid "$dir/zimmer-fake-openai" \
+        >>"$LOGS/fake-openai.log" 2>&1 </dev/null &
+    echo "$!" >"$PIDS/fake-openai.pid"
+    zimmer_log "started the fake OpenAI on $FAKE_OPENAI_URL (pid $!, log .data/logs/fake-openai.log)"
 }
 
 # The fake automation vendor, when the demo automations point at the local one.
@@ -326,6 +348,7 @@ cmd_up() {
 
     export ZARINPAL_CALLBACK_URL="${ZARINPAL_CALLBACK_URL:-$(gateway_url)/api/payments/zarinpal/callback}"
     start_fake_zarinpal
+    start_fake_openai
     start_fake_vendor
     start_services
     start_gateway
@@ -345,6 +368,7 @@ EOF
     done
     cat <<EOF
   Payment gateway:    $ZARINPAL_BASE_URL
+  OpenAI (key tests): $OPENAI_BASE_URL
   Automation vendor:  $FAKE_VENDOR_URL   (demo automations; GET /state, PUT /control)
   Demo manager:       $DEMO_EMAIL / $DEMO_PASSWORD
   Logs:               .data/logs/   (scripts/start.sh logs [service])

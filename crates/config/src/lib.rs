@@ -4,7 +4,10 @@
 
 use std::{collections::HashMap, fmt, str::FromStr, time::Duration};
 
+pub mod backoff;
 mod internal;
+
+pub use backoff::Backoff;
 
 pub use internal::{
     DEV_INTERNAL_TOKEN, InternalCallers, SERVICES, constant_time_eq, dev_internal_token,

@@ -13,6 +13,8 @@
 //!
 //! Deliberately free of database and HTTP dependencies: any crate may depend on this one.
 
+pub mod internal;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
@@ -291,6 +293,13 @@ pub struct NotificationBroadcast {
     pub role: Option<String>,
     #[serde(default)]
     pub actor_id: Option<i64>,
+    /// The notification type (system, payment, ticket, automation, admin); absent in events
+    /// written before it existed, which make `admin` notifications.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// An object stored with each notification; absent = `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 event!(NotificationBroadcast, "notification.broadcast", 1);
 
@@ -357,10 +366,24 @@ mod tests {
             body: "b".into(),
             role: None,
             actor_id: Some(9),
+            kind: None,
+            data: None,
         };
         assert_eq!(
             serde_json::to_value(&broadcast).unwrap(),
             json!({"title": "t", "body": "b", "role": null, "actor_id": 9})
         );
+        // The fields added later: written when set, and an old event still decodes.
+        let typed = NotificationBroadcast {
+            kind: Some("payment".into()),
+            data: Some(json!({"k": 1})),
+            ..broadcast
+        };
+        let wire = serde_json::to_value(&typed).unwrap();
+        assert_eq!(wire["type"], "payment");
+        assert_eq!(wire["data"], json!({"k": 1}));
+        let old: NotificationBroadcast =
+            serde_json::from_value(json!({"title": "t", "body": "b"})).unwrap();
+        assert_eq!((old.kind, old.data, old.role), (None, None, None));
     }
 }

@@ -18,6 +18,7 @@ diesel::table! {
         deactivated_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -120,6 +121,12 @@ diesel::table! {
         service_token_hash -> Nullable<Bytea>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        api_base_url -> Nullable<Text>,
+        api_usage_url -> Nullable<Text>,
+        api_kb_status_url -> Nullable<Text>,
+        api_kb_reset_url -> Nullable<Text>,
+        dashboard_url -> Nullable<Text>,
+        service_token_tail -> Nullable<Text>,
     }
 }
 
@@ -202,9 +209,16 @@ diesel::table! {
         ends_at -> Nullable<Timestamptz>,
         max_redemptions -> Nullable<Int4>,
         per_user_limit -> Nullable<Int4>,
-        automation_id -> Nullable<Int8>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        description -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    discount_code_automations (discount_id, automation_id) {
+        discount_id -> Int8,
+        automation_id -> Int8,
     }
 }
 
@@ -238,6 +252,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         closed_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -291,6 +306,11 @@ diesel::table! {
         last_used_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        automation_id -> Nullable<Int8>,
+        rpm_limit -> Nullable<Int8>,
+        used_requests_minute -> Int8,
+        minute_window_start -> Timestamptz,
+        failure_count -> Int8,
     }
 }
 
@@ -328,6 +348,60 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    kb_status_history (id) {
+        id -> Int8,
+        user_id -> Int8,
+        user_automation_id -> Int8,
+        automation_id -> Int8,
+        kb_health -> Text,
+        backup_status -> Bool,
+        supports_reset -> Bool,
+        error_logs -> Jsonb,
+        checked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    knowledge_entries (id) {
+        id -> Int8,
+        client_id -> Int8,
+        category -> Text,
+        answer -> Text,
+        created_by -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    kb_templates (id) {
+        id -> Int8,
+        automation_id -> Int8,
+        category -> Nullable<Text>,
+        question -> Text,
+        answer -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    fallback_logs (id) {
+        id -> Int8,
+        user_automation_id -> Int8,
+        user_id -> Int8,
+        automation_id -> Int8,
+        message -> Text,
+        error_type -> Nullable<Text>,
+        status -> Text,
+        idempotency_key -> Nullable<Text>,
+        created_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        resolved_by -> Nullable<Int8>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(email_verification_tokens -> users (user_id));
@@ -341,7 +415,8 @@ diesel::joinable!(token_ledger -> users (actor_id));
 diesel::joinable!(payments -> users (user_id));
 diesel::joinable!(payments -> automations (automation_id));
 diesel::joinable!(payments -> user_automations (user_automation_id));
-diesel::joinable!(discount_codes -> automations (automation_id));
+diesel::joinable!(discount_code_automations -> discount_codes (discount_id));
+diesel::joinable!(discount_code_automations -> automations (automation_id));
 diesel::joinable!(discount_redemptions -> discount_codes (discount_id));
 diesel::joinable!(discount_redemptions -> users (user_id));
 diesel::joinable!(discount_redemptions -> payments (payment_id));
@@ -355,7 +430,18 @@ diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(ticket_attachments -> ticket_messages (message_id));
 diesel::joinable!(notifications -> users (user_id));
 diesel::joinable!(admin_audit_log -> users (actor_id));
+diesel::joinable!(openai_keys -> automations (automation_id));
 diesel::joinable!(backup_logs -> users (actor_id));
+// knowledge_entries and fallback_logs have two FKs to users each: these are the customer;
+// created_by / resolved_by need an explicit join.
+diesel::joinable!(knowledge_entries -> users (client_id));
+diesel::joinable!(kb_templates -> automations (automation_id));
+diesel::joinable!(fallback_logs -> users (user_id));
+diesel::joinable!(fallback_logs -> user_automations (user_automation_id));
+diesel::joinable!(fallback_logs -> automations (automation_id));
+diesel::joinable!(kb_status_history -> users (user_id));
+diesel::joinable!(kb_status_history -> user_automations (user_automation_id));
+diesel::joinable!(kb_status_history -> automations (automation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -371,6 +457,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     token_ledger,
     payments,
     discount_codes,
+    discount_code_automations,
     discount_redemptions,
     tickets,
     ticket_messages,
@@ -379,4 +466,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     openai_keys,
     admin_audit_log,
     backup_logs,
+    knowledge_entries,
+    kb_templates,
+    fallback_logs,
+    kb_status_history,
 );

@@ -290,7 +290,7 @@ fn connection_properties(service: &str, options: &BrokerOptions) -> ConnectionPr
 }
 
 async fn supervise(inner: std::sync::Weak<Inner>) {
-    let mut delay = RECONNECT_MIN;
+    let mut backoff = zimmer_config::Backoff::new(RECONNECT_MIN, RECONNECT_MAX);
     loop {
         let Some(strong) = inner.upgrade() else {
             return;
@@ -322,7 +322,7 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
                     strong.current.send_replace(Some(conn.clone()));
                 }
                 tracing::info!(service = %service, "connected to the message broker");
-                delay = RECONNECT_MIN;
+                backoff.reset();
                 match watch_connection(&inner, &conn, abandon_after).await {
                     Watch::BrokerGone => {
                         close_quietly(&conn).await;
@@ -355,14 +355,13 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
                 }
             }
             Ok(Err(e)) => {
-                tracing::warn!(service = %service, error = %e, retry_in_ms = delay.as_millis() as u64, "cannot connect to the message broker");
+                tracing::warn!(service = %service, error = %e, retry_in_ms = backoff.peek().as_millis() as u64, "cannot connect to the message broker");
             }
             Err(_) => {
-                tracing::warn!(service = %service, retry_in_ms = delay.as_millis() as u64, "connecting to the message broker timed out");
+                tracing::warn!(service = %service, retry_in_ms = backoff.peek().as_millis() as u64, "connecting to the message broker timed out");
             }
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(RECONNECT_MAX);
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 

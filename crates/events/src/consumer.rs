@@ -24,6 +24,7 @@ use lapin::{
 use tokio::sync::watch;
 use tracing::Instrument;
 use uuid::Uuid;
+use zimmer_config::Backoff;
 use zimmer_db::{DbPool, models::NewInboxRow, schema::inbox};
 use zimmer_telemetry::Metrics;
 
@@ -36,12 +37,15 @@ use crate::{
 /// Header carrying how many times a message went through the retry queue.
 pub const RETRY_HEADER: &str = "x-retry-count";
 
-const RETRY_BASE: Duration = Duration::from_secs(1);
 const RETRY_CAP: Duration = Duration::from_secs(60);
+/// Redelivery schedule: 1 s, 2 s, 4 s… capped at a minute.
+const RETRY: Backoff = Backoff::new(Duration::from_secs(1), RETRY_CAP);
 /// How long to wait for lapin to recover a channel before rebuilding it ourselves.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(90);
 const REBUILD_MIN: Duration = Duration::from_millis(500);
 const REBUILD_MAX: Duration = Duration::from_secs(10);
+/// Pause before requeueing while no database connection is available.
+const DB_BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
 const STATUS_POLL: Duration = Duration::from_millis(250);
 /// How often a consumer samples its queue depth (consumer lag) for `/metrics`.
 const QUEUE_DEPTH_INTERVAL: Duration = Duration::from_secs(15);
@@ -180,10 +184,7 @@ pub async fn apply_once(
 
 /// The delay before retry number `retry` (0-based): 1s, 2s, 4s… capped at a minute.
 pub fn retry_delay(retry: u32) -> Duration {
-    RETRY_BASE
-        .checked_mul(2u32.saturating_pow(retry))
-        .unwrap_or(RETRY_CAP)
-        .min(RETRY_CAP)
+    RETRY.nth(retry)
 }
 
 /// Handle on a consumer loop.
@@ -298,7 +299,7 @@ where
     Fut: Future<Output = SessionEnd>,
 {
     let _guard = RunningGuard(handle.clone());
-    let mut delay = REBUILD_MIN;
+    let mut backoff = Backoff::new(REBUILD_MIN, REBUILD_MAX);
     loop {
         if handle.stop_requested() || broker.is_shut_down() {
             return;
@@ -313,20 +314,21 @@ where
         let started = std::time::Instant::now();
         let end = session(conn).await;
         handle.set_consuming(false);
-        match end {
+        let delay = match end {
             SessionEnd::Stop => return,
             SessionEnd::Rebuild(reason) => {
                 if started.elapsed() > Duration::from_secs(30) {
-                    delay = REBUILD_MIN;
+                    backoff.reset();
                 }
+                let delay = backoff.next_delay();
                 tracing::warn!(consumer = handle.name(), reason = %reason, retry_in_ms = delay.as_millis() as u64, "consumer subscription lost; re-subscribing");
+                delay
             }
-        }
+        };
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = handle.stopped() => return,
         }
-        delay = (delay * 2).min(REBUILD_MAX);
     }
 }
 
@@ -399,7 +401,7 @@ pub fn spawn_consumer(
         spec,
         handler,
         metrics,
-        db_backoff: std::sync::Mutex::new(Duration::ZERO),
+        db_backoff: std::sync::Mutex::new(DB_BACKOFF),
     });
     let h = handle.clone();
     tokio::spawn(supervise(broker, handle.clone(), move |conn| {
@@ -418,7 +420,7 @@ struct Worker {
     handler: Arc<dyn EventHandler>,
     metrics: Metrics,
     /// Current pause before requeueing when no database connection is available.
-    db_backoff: std::sync::Mutex<Duration>,
+    db_backoff: std::sync::Mutex<Backoff>,
 }
 
 impl Worker {
@@ -616,7 +618,7 @@ impl Worker {
         let event_type = envelope.event_type.as_str();
         let mut conn = match self.pool.get().await {
             Ok(c) => {
-                self.set_db_backoff(Duration::ZERO);
+                self.reset_db_backoff();
                 c
             }
             Err(e) => {
@@ -733,18 +735,15 @@ impl Worker {
         }
     }
 
-    fn set_db_backoff(&self, value: Duration) {
+    fn reset_db_backoff(&self) {
         if let Ok(mut b) = self.db_backoff.lock() {
-            *b = value;
+            b.reset();
         }
     }
 
     fn next_db_backoff(&self) -> Duration {
         match self.db_backoff.lock() {
-            Ok(mut b) => {
-                *b = (*b * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
-                *b
-            }
+            Ok(mut b) => b.next_delay(),
             Err(_) => Duration::from_secs(1),
         }
     }

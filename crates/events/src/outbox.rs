@@ -638,7 +638,7 @@ impl Relay {
 /// LISTEN on a dedicated connection (taken out of the pool so it does not hold a pool slot),
 /// waking the relay when its producer commits an event; reconnects with backoff.
 async fn listen(pool: DbPool, producer: &'static str, shared: Arc<RelayShared>) {
-    let mut delay = Duration::from_secs(1);
+    let mut backoff = zimmer_config::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
         match pool.get().await {
             Ok(pooled) => {
@@ -648,7 +648,7 @@ async fn listen(pool: DbPool, producer: &'static str, shared: Arc<RelayShared>) 
                     .await
                 {
                     Ok(_) => {
-                        delay = Duration::from_secs(1);
+                        backoff.reset();
                         // Anything committed while we were not listening.
                         shared.notify.notify_one();
                         let mut notifications = std::pin::pin!(conn.notifications_stream());
@@ -680,7 +680,6 @@ async fn listen(pool: DbPool, producer: &'static str, shared: Arc<RelayShared>) 
             }
         }
         // Polling covers the gap.
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(30));
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }

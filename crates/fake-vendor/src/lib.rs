@@ -11,6 +11,9 @@
 //!   the service token of that customer's automation (learned at provisioning), and relays
 //!   the answer.
 //! - `GET /state`, `PUT /control` `{provision_mode?, health_mode?}`: inspect and steer it.
+//! - `POST /kb/status` `{user_id, user_automation_id}` and `POST /kb/reset`
+//!   `{user_automation_id}`: the KB monitoring calls (docs/panels.md "KB monitoring"), answered
+//!   per [`KbAnswer`] (a default, or one per user automation for status), set by the test.
 //!
 //! The marketplace links this crate only in its tests, so the vendor's side of the contract
 //! (headers, signature check, the demo automations' tokens) is written here, as a vendor would
@@ -53,6 +56,58 @@ pub enum HealthMode {
     Down,
 }
 
+/// How the vendor answers a KB status or KB reset call: after `delay_ms`, `http_status` with
+/// `body`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KbAnswer {
+    pub http_status: u16,
+    pub delay_ms: u64,
+    pub body: serde_json::Value,
+}
+
+impl KbAnswer {
+    /// 200 `{status, backup_status: false, supports_reset: true, error_logs: []}`.
+    pub fn status(word: &str) -> Self {
+        Self {
+            http_status: 200,
+            delay_ms: 0,
+            body: json!({
+                "status": word,
+                "backup_status": false,
+                "supports_reset": true,
+                "error_logs": [],
+            }),
+        }
+    }
+    /// 200 with exactly this body.
+    pub fn body(body: serde_json::Value) -> Self {
+        Self {
+            http_status: 200,
+            delay_ms: 0,
+            body,
+        }
+    }
+    /// The same answer, after `ms` milliseconds.
+    pub fn slow(mut self, ms: u64) -> Self {
+        self.delay_ms = ms;
+        self
+    }
+    /// The same body with another HTTP status.
+    pub fn http(mut self, status: u16) -> Self {
+        self.http_status = status;
+        self
+    }
+}
+
+/// One KB call the vendor received: the user automation, the user (status calls only), and
+/// whether it carried a valid signature of one of its service tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KbCall {
+    pub user_automation_id: i64,
+    pub user_id: Option<i64>,
+    pub signed: bool,
+}
+
 /// One provisioning request the vendor accepted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Provision {
@@ -90,6 +145,18 @@ struct Shared {
     provisions: Mutex<Vec<Provision>>,
     /// user automation → the service token that provisioned it.
     customers: Mutex<HashMap<i64, String>>,
+    kb: Mutex<KbState>,
+}
+
+/// The KB side of the vendor.
+struct KbState {
+    status_default: KbAnswer,
+    status_for: HashMap<i64, KbAnswer>,
+    reset: KbAnswer,
+    status_calls: Vec<KbCall>,
+    resets: Vec<KbCall>,
+    in_flight: u64,
+    max_in_flight: u64,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -130,6 +197,15 @@ impl FakeVendor {
             health_checks: AtomicU64::new(0),
             provisions: Mutex::default(),
             customers: Mutex::default(),
+            kb: Mutex::new(KbState {
+                status_default: KbAnswer::status("healthy"),
+                status_for: HashMap::new(),
+                reset: KbAnswer::body(json!({ "status": "reset_started" })),
+                status_calls: Vec::new(),
+                resets: Vec::new(),
+                in_flight: 0,
+                max_in_flight: 0,
+            }),
         });
         let data = web::Data::from(Arc::clone(&shared));
         let server = HttpServer::new(move || {
@@ -138,6 +214,8 @@ impl FakeVendor {
                 .route("/provision", web::post().to(provision))
                 .route("/health", web::get().to(health))
                 .route("/simulate/consume", web::post().to(simulate_consume))
+                .route("/kb/status", web::post().to(kb_status))
+                .route("/kb/reset", web::post().to(kb_reset))
                 .route("/state", web::get().to(state))
                 .route("/control", web::put().to(control))
                 // For process supervisors (and the test kit's readiness wait).
@@ -200,6 +278,37 @@ impl FakeVendor {
     }
     pub fn provisions(&self) -> Vec<Provision> {
         locked(&self.shared.provisions).clone()
+    }
+    pub fn kb_status_url(&self) -> String {
+        format!("{}/kb/status", self.address)
+    }
+    pub fn kb_reset_url(&self) -> String {
+        format!("{}/kb/reset", self.address)
+    }
+    /// How KB status calls are answered for user automations without their own answer.
+    pub fn set_kb_status(&self, answer: KbAnswer) {
+        locked(&self.shared.kb).status_default = answer;
+    }
+    /// How KB status calls about one user automation are answered.
+    pub fn set_kb_status_for(&self, user_automation_id: i64, answer: KbAnswer) {
+        locked(&self.shared.kb)
+            .status_for
+            .insert(user_automation_id, answer);
+    }
+    pub fn set_kb_reset(&self, answer: KbAnswer) {
+        locked(&self.shared.kb).reset = answer;
+    }
+    /// KB status calls received, in order of arrival.
+    pub fn kb_status_calls(&self) -> Vec<KbCall> {
+        locked(&self.shared.kb).status_calls.clone()
+    }
+    /// KB reset calls received, in order of arrival.
+    pub fn kb_resets(&self) -> Vec<KbCall> {
+        locked(&self.shared.kb).resets.clone()
+    }
+    /// The most KB calls that were being answered at the same time.
+    pub fn kb_max_in_flight(&self) -> u64 {
+        locked(&self.shared.kb).max_in_flight
     }
 }
 
@@ -320,6 +429,62 @@ async fn simulate_consume(shared: web::Data<Shared>, body: web::Json<Simulate>) 
         }
         Err(_) => HttpResponse::BadGateway().json(json!({ "detail": "marketplace unreachable" })),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct KbBody {
+    user_automation_id: i64,
+    #[serde(default)]
+    user_id: Option<i64>,
+}
+
+/// Records the call, waits and answers as configured; `reset` picks the reset answer.
+async fn kb_answer(req: HttpRequest, shared: &Shared, body: &[u8], reset: bool) -> HttpResponse {
+    let Ok(b) = serde_json::from_slice::<KbBody>(body) else {
+        return HttpResponse::BadRequest().json(json!({ "detail": "bad body" }));
+    };
+    let call = KbCall {
+        user_automation_id: b.user_automation_id,
+        user_id: b.user_id,
+        signed: signer(shared, &req, body).is_some(),
+    };
+    let answer = {
+        let mut kb = locked(&shared.kb);
+        kb.in_flight += 1;
+        kb.max_in_flight = kb.max_in_flight.max(kb.in_flight);
+        if reset {
+            kb.resets.push(call);
+            kb.reset.clone()
+        } else {
+            kb.status_calls.push(call);
+            kb.status_for
+                .get(&b.user_automation_id)
+                .unwrap_or(&kb.status_default)
+                .clone()
+        }
+    };
+    /// Lowers the in-flight count however the request ends (the caller may give up).
+    struct InFlight<'a>(&'a Mutex<KbState>);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            locked(self.0).in_flight -= 1;
+        }
+    }
+    let _guard = InFlight(&shared.kb);
+    if answer.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(answer.delay_ms)).await;
+    }
+    let status = actix_web::http::StatusCode::from_u16(answer.http_status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status).json(answer.body)
+}
+
+async fn kb_status(req: HttpRequest, shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
+    kb_answer(req, &shared, &body, false).await
+}
+
+async fn kb_reset(req: HttpRequest, shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
+    kb_answer(req, &shared, &body, true).await
 }
 
 async fn state(shared: web::Data<Shared>) -> HttpResponse {

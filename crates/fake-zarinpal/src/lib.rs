@@ -294,6 +294,19 @@ fn body_object(raw: &[u8]) -> Result<serde_json::Map<String, Value>, Box<HttpRes
     }
 }
 
+/// The `merchant_id` and `authority` of a request that names only a session (inquiry,
+/// reverse), or the answer to a malformed one.
+fn merchant_and_authority(raw: &[u8]) -> Result<(String, String), Box<HttpResponse>> {
+    let body = body_object(raw)?;
+    let mut v = Vec::new();
+    let merchant_id = merchant(&body, &mut v);
+    let authority = authority(&body, &mut v);
+    match (merchant_id, authority) {
+        (Some(m), Some(a)) => Ok((m, a)),
+        _ => Err(Box::new(validation_error(v))),
+    }
+}
+
 fn merchant(body: &serde_json::Map<String, Value>, v: &mut Vec<Value>) -> Option<String> {
     match body.get("merchant_id").and_then(Value::as_str) {
         None => {
@@ -520,15 +533,9 @@ fn verified(code: i64, s: &Session) -> HttpResponse {
 }
 
 async fn inquiry(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
-    let body = match body_object(&raw) {
-        Ok(b) => b,
+    let (merchant_id, authority) = match merchant_and_authority(&raw) {
+        Ok(pair) => pair,
         Err(res) => return *res,
-    };
-    let mut v = Vec::new();
-    let merchant_id = merchant(&body, &mut v);
-    let authority = authority(&body, &mut v);
-    let (Some(merchant_id), Some(authority)) = (merchant_id, authority) else {
-        return validation_error(v);
     };
     let mut inner = state.lock();
     match inner.sessions.get_mut(&authority) {
@@ -586,15 +593,9 @@ async fn unverified(state: web::Data<FakeState>, raw: web::Bytes) -> HttpRespons
 }
 
 async fn reverse(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
-    let body = match body_object(&raw) {
-        Ok(b) => b,
+    let (merchant_id, authority) = match merchant_and_authority(&raw) {
+        Ok(pair) => pair,
         Err(res) => return *res,
-    };
-    let mut v = Vec::new();
-    let merchant_id = merchant(&body, &mut v);
-    let authority = authority(&body, &mut v);
-    let (Some(merchant_id), Some(authority)) = (merchant_id, authority) else {
-        return validation_error(v);
     };
     let mut inner = state.lock();
     match inner.sessions.get_mut(&authority) {

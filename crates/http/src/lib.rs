@@ -8,6 +8,7 @@ mod internal;
 mod middleware;
 pub mod paging;
 mod probes;
+pub mod routes;
 mod server;
 pub mod validate;
 

@@ -105,9 +105,9 @@ impl Shared {
         };
         let shared = Arc::clone(self);
         runtime.spawn(async move {
-            let mut delay = RETRY_FIRST;
+            let mut backoff = zimmer_config::Backoff::new(RETRY_FIRST, RETRY_MAX);
             loop {
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(backoff.next_delay()).await;
                 match shared.refresh().await {
                     Ok(()) => {
                         tracing::info!("JWKS fetched; verifying tokens again");
@@ -115,7 +115,6 @@ impl Shared {
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "JWKS still unavailable; retrying");
-                        delay = (delay * 2).min(RETRY_MAX);
                     }
                 }
             }

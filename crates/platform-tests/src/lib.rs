@@ -63,6 +63,8 @@ pub struct StackOptions {
     pub panel_origin: String,
     /// Extra environment of the support service (e.g. `SSE_KEEPALIVE_SECS`).
     pub support_env: Vec<(String, String)>,
+    /// Also run the admin service behind the gateway (the admin dashboard's tests).
+    pub admin: bool,
 }
 
 impl Default for StackOptions {
@@ -70,6 +72,7 @@ impl Default for StackOptions {
         Self {
             panel_origin: PANEL.to_owned(),
             support_env: Vec::new(),
+            admin: false,
         }
     }
 }
@@ -85,6 +88,8 @@ pub struct Stack {
     pub market: Process,
     pub auth: Process,
     pub fake_zarinpal: Process,
+    /// The admin service, when [`StackOptions::admin`] asked for it.
+    pub admin: Option<Process>,
     pub ctx: TestContext,
     pub mail: Mailbox,
     pub panel_origin: String,
@@ -163,6 +168,7 @@ impl Stack {
             ("FRONTEND_URL".to_owned(), origin.clone()),
         ]);
         let billing_env = env("billing", &keyless, billing_extra);
+        let verifier_for_admin = verifier.clone();
         let mut support_extra = verifier;
         support_extra.push((
             "ATTACHMENTS_DIR".to_owned(),
@@ -175,6 +181,19 @@ impl Stack {
             Process::start_service("zimmer-billing", "billing", &billing_env, &logs.path),
             Process::start_service("zimmer-support", "support", &support_env, &logs.path),
         );
+        let admin = if options.admin {
+            let url = |p: &Process| format!("http://127.0.0.1:{}", p.port);
+            let mut extra = verifier_for_admin;
+            extra.extend([
+                ("MARKETPLACE_INTERNAL_URL".to_owned(), url(&market)),
+                ("BILLING_INTERNAL_URL".to_owned(), url(&billing)),
+                ("SUPPORT_INTERNAL_URL".to_owned(), url(&support)),
+            ]);
+            let admin_env = env("admin", &keyless, extra);
+            Some(Process::start_service("zimmer-admin", "admin", &admin_env, &logs.path).await)
+        } else {
+            None
+        };
         let at = |p: &Process| vec![format!("127.0.0.1:{}", p.port)];
         let gw = Gateway::start(
             &Upstreams {
@@ -182,7 +201,7 @@ impl Stack {
                 marketplace: at(&market),
                 billing: at(&billing),
                 support: at(&support),
-                admin: Vec::new(),
+                admin: admin.as_ref().map(at).unwrap_or_default(),
             },
             &[options.panel_origin.as_str()],
         )
@@ -196,6 +215,7 @@ impl Stack {
             market,
             auth,
             fake_zarinpal,
+            admin,
             ctx,
             mail,
             panel_origin: options.panel_origin,
@@ -224,7 +244,10 @@ impl Stack {
             &self.billing,
             &self.support,
             &self.fake_zarinpal,
-        ] {
+        ]
+        .into_iter()
+        .chain(self.admin.as_ref())
+        {
             out.push_str(&format!("\n----- {} -----\n{}", p.name, tail(&p.log(), 60)));
         }
         out.push_str(&format!(

@@ -172,8 +172,12 @@ pub(crate) async fn start(
     let pool = pool.clone();
     tokio::spawn(async move {
         let mut loaded = loaded;
-        let mut delay = Duration::from_millis(250);
-        let mut wait = if loaded { resync } else { delay };
+        // Short pauses while this instance cannot accept tokens; longer once it can.
+        let first = Duration::from_millis(250);
+        let mut before_load = zimmer_config::Backoff::new(first, Duration::from_secs(2));
+        let mut after_load =
+            zimmer_config::Backoff::new(first, resync.max(Duration::from_secs(15)));
+        let mut wait = if loaded { resync } else { first };
         loop {
             tokio::time::sleep(wait).await;
             match loader(pool.clone()).await {
@@ -196,19 +200,17 @@ pub(crate) async fn start(
                         );
                     }
                     loaded = true;
-                    delay = Duration::from_millis(250);
+                    before_load.reset();
+                    after_load.reset();
                     wait = resync;
                 }
                 Err(e) => {
                     tracing::warn!(source, error = %e, loaded, "could not load revocations; retrying");
-                    wait = delay;
-                    // Short while this instance cannot accept tokens; longer once it can.
-                    let cap = if loaded {
-                        resync.max(Duration::from_secs(15))
+                    wait = if loaded {
+                        after_load.next_delay()
                     } else {
-                        Duration::from_secs(2)
+                        before_load.next_delay()
                     };
-                    delay = (delay * 2).min(cap);
                 }
             }
         }

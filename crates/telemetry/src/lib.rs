@@ -1,6 +1,7 @@
 //! Logs, traces and metrics, set up the same way in every service.
 //!
-//! - `tracing` with JSON lines (or pretty ones for local work), filtered by `RUST_LOG`.
+//! - `tracing` with JSON lines (or pretty ones for local work), filtered by `RUST_LOG`,
+//!   written to stdout by a writer thread ([`writer`]), not on the request's path.
 //! - OpenTelemetry: every span goes through an SDK tracer so trace ids exist and propagate even
 //!   when nothing is exported; spans are exported over OTLP/HTTP only when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
@@ -22,6 +23,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 use zimmer_config::Settings;
 
+pub mod writer;
+
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
 /// Flushes exported spans when dropped (at process exit).
@@ -29,6 +32,7 @@ pub struct TelemetryGuard;
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
+        writer::flush();
         if let Some(provider) = PROVIDER.get() {
             let _ = provider.shutdown();
         }
@@ -67,17 +71,34 @@ pub fn init(settings: &Settings) -> TelemetryGuard {
         .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,h2=warn,hyper=warn,reqwest=warn"));
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let result = if settings.log_json {
-        registry
+    // LOG_WRITER=direct writes on the caller's thread as before (to measure the difference).
+    let out = if settings.env.string("LOG_WRITER", "thread") == "direct" {
+        None
+    } else {
+        writer::non_blocking()
+    };
+    let result = match (settings.log_json, out) {
+        (true, Some(out)) => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(out),
+            )
+            .try_init(),
+        (true, None) => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
                     .with_current_span(true)
                     .with_span_list(false),
             )
-            .try_init()
-    } else {
-        registry.with(tracing_subscriber::fmt::layer()).try_init()
+            .try_init(),
+        (false, Some(out)) => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(out))
+            .try_init(),
+        (false, None) => registry.with(tracing_subscriber::fmt::layer()).try_init(),
     };
     drop(result); // already set by an earlier app in this process: keep that one
     if let Some(e) = export_error {

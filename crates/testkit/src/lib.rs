@@ -15,6 +15,7 @@
 mod db;
 mod e2e;
 mod observer;
+pub mod openapi;
 mod proxy;
 
 use std::{future::Future, time::Duration};
@@ -242,6 +243,22 @@ where
     }
 }
 
+/// Waits until `request` answers with `status` (a request that cannot be sent counts as not
+/// yet), polling as [`eventually`] does; panics with `what` after `timeout`.
+pub async fn eventually_answers<F>(
+    what: &str,
+    timeout: Duration,
+    status: reqwest::StatusCode,
+    request: F,
+) where
+    F: Fn() -> reqwest::RequestBuilder,
+{
+    eventually(what, timeout, || async {
+        request().send().await.is_ok_and(|r| r.status() == status)
+    })
+    .await;
+}
+
 /// A connection to a test database (for assertions on rows).
 pub async fn connect(url: &str) -> AsyncPgConnection {
     AsyncPgConnection::establish(url).await.expect("connect")
@@ -258,6 +275,48 @@ pub async fn json_of(res: reqwest::Response) -> (reqwest::StatusCode, serde_json
     let status = res.status();
     let body = res.json().await.unwrap_or(serde_json::Value::Null);
     (status, body)
+}
+
+/// The status and the body as JSON, or as a JSON string holding the text when it is not JSON
+/// (so a failing assertion shows what came back).
+pub async fn json_or_text(res: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+    let status = res.status();
+    let text = res.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, body)
+}
+
+/// Sending a request and reading its answer in one step: the request helpers every service's
+/// tests share instead of repeating `.send().await.unwrap()` and a parse at each call.
+pub trait Call {
+    /// Sends; panics when the request cannot be sent.
+    fn call(self) -> impl Future<Output = reqwest::Response> + Send;
+    /// Sends; the status and JSON body as [`json_of`] reads them.
+    fn json_of(self) -> impl Future<Output = (reqwest::StatusCode, serde_json::Value)> + Send;
+    /// Sends; the status and body as [`json_or_text`] reads them.
+    fn json_or_text(self) -> impl Future<Output = (reqwest::StatusCode, serde_json::Value)> + Send;
+    /// Sends; the body as JSON, panicking when it is not JSON.
+    fn json_body(self) -> impl Future<Output = serde_json::Value> + Send;
+    /// Sends; the status only.
+    fn status(self) -> impl Future<Output = reqwest::StatusCode> + Send;
+}
+
+impl Call for reqwest::RequestBuilder {
+    async fn call(self) -> reqwest::Response {
+        self.send().await.expect("request")
+    }
+    async fn json_of(self) -> (reqwest::StatusCode, serde_json::Value) {
+        json_of(self.call().await).await
+    }
+    async fn json_or_text(self) -> (reqwest::StatusCode, serde_json::Value) {
+        json_or_text(self.call().await).await
+    }
+    async fn json_body(self) -> serde_json::Value {
+        self.call().await.json().await.expect("JSON body")
+    }
+    async fn status(self) -> reqwest::StatusCode {
+        self.call().await.status()
+    }
 }
 
 /// Counts rows of a SQL query returning one bigint column named `n`.

@@ -1,17 +1,19 @@
 //! The admin service: everything under `/api/admin` for managers, the technical team and
 //! support staff (docs/rbac.md). It reads every table for dashboards and lists, writes only its own
 //! (OpenAI keys, encrypted; the audit log), changes other services' data only through their
-//! internal APIs (`clients.rs`) or an event (`notification.broadcast`), and audits every action.
+//! internal APIs (`clients/`) or an event (`notification.broadcast`), and audits every action.
 
-pub mod backups;
 pub mod clients;
 pub mod config;
 pub mod crypto;
+pub mod domain;
 pub mod handlers;
+pub mod ops;
 pub mod queries;
 pub mod rbac;
 pub mod routes;
 mod state;
+pub mod workers;
 
 use std::sync::Arc;
 
@@ -41,7 +43,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         platform.metrics.clone(),
     );
     platform.alive_while(relay.liveness_check());
-    backups::spawn_schedule(platform.pool.clone(), config.backups.clone());
+    workers::backups::spawn_schedule(platform.pool.clone(), config.backups.clone());
     let state = AppState {
         platform: platform.clone(),
         config: Arc::new(config),

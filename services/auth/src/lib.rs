@@ -2,6 +2,7 @@
 //! reset, TOTP two-factor, login throttling, the internal user API for admin, and the signing
 //! key whose public half every other service verifies with.
 
+pub mod cache;
 pub mod clients;
 pub mod config;
 pub mod domain;
@@ -74,6 +75,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         }
     }));
     let throttle = Throttle::new(platform.redis.clone(), policy, &platform.metrics.registry);
+    let users = cache::UserCache::from_env();
+    let _user_events = users.listen(&platform.broker);
     let state = AppState {
         platform: platform.clone(),
         signer,
@@ -82,6 +85,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         secrets,
         throttle,
         flows,
+        users,
     };
     platform.serve(move |cfg| routes::configure(cfg, state.clone()))
 }

@@ -2,6 +2,7 @@ use zimmer_jwt::Signer;
 use zimmer_service::Platform;
 
 use crate::{
+    cache::UserCache,
     clients::mail::Mailer,
     config::FlowSettings,
     domain::{password::PasswordHasher, secrets::Secrets, throttle::Throttle},
@@ -17,4 +18,6 @@ pub struct AppState {
     pub secrets: Secrets,
     pub throttle: Throttle,
     pub flows: FlowSettings,
+    /// `/api/me` answers (`cache.rs`); every write to a user row forgets that user.
+    pub users: UserCache,
 }

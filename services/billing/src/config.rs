@@ -147,9 +147,8 @@ impl BillingConfig {
 
     /// The wait before looking again at a payment after `attempts` inconclusive verifies.
     pub fn backoff(&self, attempts: i32) -> Duration {
-        let exp = u32::try_from(attempts.clamp(1, 12) - 1).unwrap_or(0);
-        let d = self.retry_base.saturating_mul(2u32.saturating_pow(exp));
-        d.min(Duration::from_secs(3600))
+        let retry = u32::try_from(attempts.max(1) - 1).unwrap_or(0);
+        zimmer_config::Backoff::new(self.retry_base, Duration::from_secs(3600)).nth(retry)
     }
 }
 

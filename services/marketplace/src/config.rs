@@ -18,6 +18,7 @@ pub struct MarketConfig {
     pub catalogue_ttl: Duration,
     pub provision: ProvisionConfig,
     pub health: HealthConfig,
+    pub kb: KbConfig,
     /// Which addresses vendor URLs may lead to (`VENDOR_URL_ALLOW_PRIVATE`,
     /// `VENDOR_URL_ALLOWLIST`; see `outbound`).
     pub outbound: OutboundPolicy,
@@ -38,6 +39,18 @@ pub struct ProvisionConfig {
     /// ... up to this.
     pub retry_failed_max: Duration,
     /// Vendor calls in flight at once.
+    pub concurrency: usize,
+}
+
+/// KB monitoring calls to vendors (docs/panels.md "KB monitoring: status, reset, history").
+#[derive(Debug, Clone)]
+pub struct KbConfig {
+    /// One KB status or reset call (`KB_CALL_TIMEOUT_MS`, 10 s).
+    pub call_timeout: Duration,
+    /// The whole status request of an automation (`KB_STATUS_DEADLINE_MS`, 25 s): customers
+    /// not reached by then are reported as not checked.
+    pub status_deadline: Duration,
+    /// Status calls in flight at once (`KB_CONCURRENCY`, 8).
     pub concurrency: usize,
 }
 
@@ -75,6 +88,13 @@ impl MarketConfig {
                 interval: millis(env, "HEALTH_CHECK_INTERVAL_MS", 60_000)?
                     .max(Duration::from_millis(10)),
                 timeout: millis(env, "HEALTH_CHECK_TIMEOUT_MS", 3_000)?,
+            },
+            kb: KbConfig {
+                call_timeout: millis(env, "KB_CALL_TIMEOUT_MS", 10_000)?
+                    .max(Duration::from_millis(1)),
+                status_deadline: millis(env, "KB_STATUS_DEADLINE_MS", 25_000)?
+                    .max(Duration::from_millis(1)),
+                concurrency: env.parse("KB_CONCURRENCY", 8usize)?.max(1),
             },
             outbound: OutboundPolicy::from_env(env, settings.is_production())?,
         };

@@ -1,10 +1,24 @@
-use actix_web::{HttpResponse, http::StatusCode, web};
-use zimmer_http::ApiError;
+use actix_web::web;
+use serde::Serialize;
+use utoipa::ToSchema;
+use zimmer_http::{
+    route,
+    routes::{self, Caller, DocInfo, Route},
+};
 
-use crate::{AppState, handlers};
-
-/// The OpenAPI document of the public routes (docs/api.md: each service publishes its own).
-const OPENAPI: &str = include_str!("openapi.json");
+use crate::{
+    AppState,
+    handlers::{
+        UserAutomationView, catalogue, consume, fallbacks, internal, kb_monitoring, knowledge,
+        mine, usage,
+    },
+    ops::consume::ConsumeAnswer,
+    queries::{
+        catalogue::CatalogueItem,
+        usage::{DayUsage, Share, UsageRecord},
+        user_automations::UserAutomationItem,
+    },
+};
 
 /// Every route of the marketplace.
 ///
@@ -17,23 +31,19 @@ const OPENAPI: &str = include_str!("openapi.json");
 ///   `GET /api/user/automations/{automation_id}/usage`
 /// - `GET /api/user/usage`, `GET /api/user/usage/distribution`
 /// - `POST /api/automation-usage/consume` (vendors, `X-Zimmer-Service-Token`)
-/// - `GET /api/marketplace/openapi.json` (this service's OpenAPI document)
+/// - `GET /api/automation-usage/knowledge?user_automation_id=` → `{entries, templates}` and
+///   `POST /api/automation-usage/fallback` `{user_automation_id, message, error_type?,
+///   idempotency_key?}` → 201 `{id}` (vendors, the same token check as consumption)
+/// - `GET /api/marketplace/openapi.json` (this service's OpenAPI document, built from [`ROUTES`])
 ///
 /// Internal (never routed by the gateway; `X-Internal-Token` = `INTERNAL_API_TOKEN`), for the
 /// admin service. Errors have the usual `{detail, code}` shape.
-/// - `GET  /internal/automations` → every automation (listed or not) as staff see it:
-///   `[{id, name, description, pricing_type, price_per_token, demo_tokens, status, is_listed,
-///   health_status, last_health_at, provision_url, health_check_url, has_service_token,
-///   created_at, updated_at}]`
-/// - `POST /internal/automations` `{name, price_per_token, description?, pricing_type?,
-///   demo_tokens?, status?, is_listed?, provision_url?, health_check_url?}` → 201 automation
-/// - `GET  /internal/automations/{id}` → automation
-/// - `PUT|PATCH /internal/automations/{id}` same fields, all optional (absent = unchanged,
-///   `null` clears a URL) → automation; `is_listed: false` unlists
-/// - `DELETE /internal/automations/{id}` → `{deleted: true}` when nobody has it, else it is
-///   unlisted: `{deleted: false, unlisted: true, automation}`
-/// - `POST /internal/automations/{id}/service-token` → 201 `{automation_id, service_token}`
-///   (shown this once; the previous token stops working)
+/// - Automations and their service tokens (types in
+///   `zimmer_contracts::internal::automations`, docs/panels.md "Automations and service
+///   tokens"): `GET|POST /internal/automations`, `GET|PUT|PATCH|DELETE
+///   /internal/automations/{id}` (delete unlists when customers have it),
+///   `POST /internal/automations/{id}/service-token` → 201 (shown once; the previous token
+///   stops working), `DELETE /internal/automations/{id}/service-token` (consumption then 401)
 /// - `POST /internal/automations/{id}/health-check` → `{automation_id, health_status,
 ///   previous, changed, checked_at}` (409 `no_health_check_url`)
 /// - `POST /internal/tokens/adjust` `{user_automation_id, delta, reason, idempotency_key,
@@ -42,73 +52,127 @@ const OPENAPI: &str = include_str!("openapi.json");
 ///   `Idempotent-Replayed: true`; 409 `idempotency_conflict` (key used for another
 ///   adjustment) or `insufficient_tokens` (below zero); 404 unknown user automation;
 ///   422 invalid input (or unknown actor). Emits `tokens.adjusted`.
+/// - Knowledge base, KB templates, fallback log (types in
+///   `zimmer_contracts::internal::knowledge`): `GET|POST /internal/knowledge`,
+///   `GET|POST /internal/kb-templates`, `PUT|DELETE /internal/kb-templates/{id}`,
+///   `GET /internal/fallbacks`, `PUT /internal/fallbacks/{id}`
+/// - KB monitoring (types in `zimmer_contracts::internal::kb_monitoring`):
+///   `GET /internal/kb/status?automation_id=` (asks the vendor about every customer, writes
+///   `kb_status_history`), `POST /internal/kb/reset/{user_automation_id}`,
+///   `GET /internal/kb/history[/stats|/chart-data]`
+pub const DOC: DocInfo = DocInfo {
+    title: "Zimmer marketplace API",
+    description: "The catalogue, customers' automations and usage, the vendors' API \
+        (`X-Zimmer-Service-Token`) (docs/api.md \"marketplace\"), and the internal API for admin \
+        (tag `internal`, never routed by the gateway). Money is integer Rials. Errors are \
+        `{detail, code}`.",
+};
+
+/// Every route of the marketplace, in matching order (a literal segment before an id at the
+/// same place): this table registers them and documents them (crates/http/src/routes.rs).
+pub const ROUTES: &[Route] = &[
+    route!(GET "/api/automations" => catalogue::list, "Listed, active automations: `search`, paging (alias of /api/automations/marketplace)")
+        .public().ok::<CataloguePage>(),
+    route!(GET "/api/automations/marketplace" => catalogue::list, "Listed, active automations: `search`, paging; cached")
+        .public().ok::<CataloguePage>(),
+    route!(GET "/api/automations/available" => catalogue::list, "Alias of /api/automations/marketplace")
+        .public().ok::<CataloguePage>(),
+    route!(GET "/api/optimized/automations/marketplace" => catalogue::optimized, "The panel's catalogue: `{automations, total}`")
+        .public().ok::<OptimizedCatalogue>(),
+    route!(GET "/api/automations/{id}" => catalogue::detail, "One listed automation, unwrapped, with `user_has_automation` for a signed-in caller (`?t=` ignored)")
+        .public().ok::<AutomationDetail>(),
+    route!(GET "/api/user/automations" => mine::list, "The caller's automations with balances, a bare array")
+        .list::<UserAutomationItem>(),
+    route!(GET "/api/user/automations/active" => mine::list_active, "The same, status active only")
+        .list::<UserAutomationItem>(),
+    route!(GET "/api/user/automations/{automation_id}" => mine::get, "One of the caller's automations, by the automation's id: `{user_automation}`")
+        .ok::<UserAutomationAnswer>(),
+    route!(POST "/api/user/automations/{automation_id}" => mine::add, "Add an automation with its demo tokens; provisioning starts")
+        .created::<UserAutomationAnswer>(),
+    route!(PUT "/api/user/automations/{automation_id}" => mine::update, "Set the Telegram bot token (`{telegram_bot_token}`); provisioning starts")
+        .body::<mine::UpdateBody>().ok::<UserAutomationAnswer>(),
+    route!(GET "/api/user/automations/{automation_id}/usage" => usage::history, "Usage records of one automation, paged, `from`/`to`")
+        .ok::<UsagePage>(),
+    route!(GET "/api/user/usage" => usage::summary, "`range=7d|30d`: `[{day, tokens, sessions}]`; `range=6m|12m`: `[{month, value}]` (MonthUsage)")
+        .list::<DayUsage>(),
+    route!(GET "/api/user/usage/distribution" => usage::distribution, "Tokens per automation: `[{name, value}]`")
+        .list::<Share>(),
+    route!(POST "/api/automation-usage/consume" => consume::consume, "Spend a user automation's tokens (vendor, `X-Zimmer-Service-Token`); once per idempotency key")
+        .caller(Caller::Vendor).body::<consume::ConsumeRequest>().ok::<ConsumeAnswer>(),
+    route!(GET "/api/automation-usage/knowledge" => knowledge::vendor_read, "The automation's knowledge base (vendor, `X-Zimmer-Service-Token`)")
+        .caller(Caller::Vendor),
+    route!(POST "/api/automation-usage/fallback" => fallbacks::report, "Report a question the automation could not answer (vendor, `X-Zimmer-Service-Token`)")
+        .caller(Caller::Vendor),
+    Route::openapi_document("/api/marketplace/openapi.json"),
+    route!(GET "/internal/automations" => internal::list, "Every automation, listed or not, as staff see it"),
+    route!(POST "/internal/automations" => internal::create, "Create an automation (201); vendor URLs must not point inside"),
+    route!(GET "/internal/automations/{id}" => internal::get, "One automation"),
+    route!(PUT "/internal/automations/{id}" => internal::update, "Edit an automation (absent = unchanged, `null` clears a URL); `is_listed: false` unlists"),
+    route!(PATCH "/internal/automations/{id}" => internal::update, "Same as PUT"),
+    route!(DELETE "/internal/automations/{id}" => internal::delete, "Delete when nobody has it, else unlist"),
+    route!(POST "/internal/automations/{id}/service-token" => internal::issue_service_token, "Issue a new service token, shown once (201); the previous one stops working"),
+    route!(DELETE "/internal/automations/{id}/service-token" => internal::remove_service_token, "Remove the service token"),
+    route!(POST "/internal/automations/{id}/health-check" => internal::health_check, "Check the automation's health now"),
+    route!(GET "/internal/knowledge" => knowledge::list_entries, "Knowledge base entries"),
+    route!(POST "/internal/knowledge" => knowledge::create_entry, "Create a knowledge base entry"),
+    route!(GET "/internal/kb-templates" => knowledge::list_templates, "KB templates"),
+    route!(POST "/internal/kb-templates" => knowledge::create_template, "Create a KB template"),
+    route!(PUT "/internal/kb-templates/{id}" => knowledge::replace_template, "Replace a KB template"),
+    route!(DELETE "/internal/kb-templates/{id}" => knowledge::delete_template, "Delete a KB template"),
+    route!(GET "/internal/fallbacks" => fallbacks::list, "The fallback log"),
+    route!(PUT "/internal/fallbacks/{id}" => fallbacks::set_status, "Set a fallback's status"),
+    route!(POST "/internal/tokens/adjust" => internal::adjust, "Adjust a balance through the ledger, once per idempotency key; emits `tokens.adjusted`"),
+    route!(GET "/internal/kb/status" => kb_monitoring::status, "KB status of the user automations"),
+    route!(POST "/internal/kb/reset/{user_automation_id}" => kb_monitoring::reset, "Reset a user automation's KB"),
+    route!(GET "/internal/kb/history" => kb_monitoring::history, "KB check history"),
+    route!(GET "/internal/kb/history/stats" => kb_monitoring::stats, "KB history stats"),
+    route!(GET "/internal/kb/history/chart-data" => kb_monitoring::chart, "KB history as chart data"),
+];
+
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
-    use handlers::{catalogue, consume, internal, mine, usage};
-    cfg.app_data(web::Data::new(state))
-        // catalogue
-        .service(resource("/api/automations").route(web::get().to(catalogue::list)))
-        .service(resource("/api/automations/marketplace").route(web::get().to(catalogue::list)))
-        .service(resource("/api/automations/available").route(web::get().to(catalogue::list)))
-        .service(
-            resource("/api/optimized/automations/marketplace")
-                .route(web::get().to(catalogue::optimized)),
-        )
-        .service(resource("/api/automations/{id}").route(web::get().to(catalogue::detail)))
-        // a customer's automations ("/active" before "/{automation_id}")
-        .service(resource("/api/user/automations").route(web::get().to(mine::list)))
-        .service(resource("/api/user/automations/active").route(web::get().to(mine::list_active)))
-        .service(
-            resource("/api/user/automations/{automation_id}")
-                .route(web::get().to(mine::get))
-                .route(web::post().to(mine::add))
-                .route(web::put().to(mine::update)),
-        )
-        .service(
-            resource("/api/user/automations/{automation_id}/usage")
-                .route(web::get().to(usage::history)),
-        )
-        .service(resource("/api/user/usage").route(web::get().to(usage::summary)))
-        .service(resource("/api/user/usage/distribution").route(web::get().to(usage::distribution)))
-        // vendors
-        .service(resource("/api/automation-usage/consume").route(web::post().to(consume::consume)))
-        .service(
-            resource("/api/marketplace/openapi.json").route(web::get().to(|| async {
-                HttpResponse::Ok()
-                    .content_type("application/json")
-                    .body(OPENAPI)
-            })),
-        )
-        // internal (admin)
-        .service(
-            resource("/internal/automations")
-                .route(web::get().to(internal::list))
-                .route(web::post().to(internal::create)),
-        )
-        .service(
-            resource("/internal/automations/{id}")
-                .route(web::get().to(internal::get))
-                .route(web::put().to(internal::update))
-                .route(web::patch().to(internal::update))
-                .route(web::delete().to(internal::delete)),
-        )
-        .service(
-            resource("/internal/automations/{id}/service-token")
-                .route(web::post().to(internal::issue_service_token)),
-        )
-        .service(
-            resource("/internal/automations/{id}/health-check")
-                .route(web::post().to(internal::health_check)),
-        )
-        .service(resource("/internal/tokens/adjust").route(web::post().to(internal::adjust)));
+    cfg.app_data(web::Data::new(state));
+    routes::register(cfg, DOC, ROUTES);
 }
 
-/// A path whose other methods answer a JSON 405.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "Method not allowed",
-        ))
-    }))
+// Shapes the handlers write with `json!` or wrap, described here for the document
+// (docs/panels.md "The user panel" reads them; crates/platform-tests checks the panel's fields
+// are in them).
+
+/// `GET /api/automations/marketplace` (`Paged`, crates/http/src/paging.rs).
+#[derive(Serialize, ToSchema)]
+pub struct CataloguePage {
+    items: Vec<CatalogueItem>,
+    total: i64,
+    page: i64,
+    page_size: i64,
+}
+
+/// `GET /api/optimized/automations/marketplace`.
+#[derive(Serialize, ToSchema)]
+pub struct OptimizedCatalogue {
+    automations: Vec<CatalogueItem>,
+    total: i64,
+}
+
+/// `GET /api/automations/{id}`: the automation unwrapped, plus whether the caller has it.
+#[derive(Serialize, ToSchema)]
+pub struct AutomationDetail {
+    #[serde(flatten)]
+    automation: CatalogueItem,
+    user_has_automation: bool,
+}
+
+/// `{user_automation}` of `GET|POST|PUT /api/user/automations/{automation_id}`.
+#[derive(Serialize, ToSchema)]
+pub struct UserAutomationAnswer {
+    user_automation: UserAutomationView,
+}
+
+/// `GET /api/user/automations/{automation_id}/usage`.
+#[derive(Serialize, ToSchema)]
+pub struct UsagePage {
+    items: Vec<UsageRecord>,
+    total: i64,
+    page: i64,
+    page_size: i64,
 }

@@ -10,12 +10,14 @@ pub mod key_status {
     pub const ACTIVE: &str = "active";
     pub const DISABLED: &str = "disabled";
     pub const EXHAUSTED: &str = "exhausted";
-    pub const ALL: [&str; 3] = [ACTIVE, DISABLED, EXHAUSTED];
+    /// OpenAI refused the key (401/403 on a test); staff fix or replace it.
+    pub const ERROR: &str = "error";
+    pub const ALL: [&str; 4] = [ACTIVE, DISABLED, EXHAUSTED, ERROR];
 }
 
 /// An OpenAI API key. `key_ciphertext` is AES-256-GCM `nonce || ciphertext+tag`; the plaintext
 /// never reaches the database and `key_tail` (last 4 characters) is all the API shows.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = openai_keys)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct OpenAiKey {
@@ -30,6 +32,13 @@ pub struct OpenAiKey {
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Null only for keys stored before keys belonged to an automation (never leased).
+    pub automation_id: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    /// Requests counted since `minute_window_start`; an older window reads as 0.
+    pub used_requests_minute: i64,
+    pub minute_window_start: DateTime<Utc>,
+    pub failure_count: i64,
 }
 
 #[derive(Debug, Insertable)]
@@ -40,6 +49,8 @@ pub struct NewOpenAiKey<'a> {
     pub key_tail: &'a str,
     pub status: &'a str,
     pub daily_limit: Option<i64>,
+    pub automation_id: Option<i64>,
+    pub rpm_limit: Option<i64>,
 }
 
 /// One staff action. Append-only.

@@ -103,9 +103,9 @@ pub struct DiscountCode {
     pub ends_at: Option<DateTime<Utc>>,
     pub max_redemptions: Option<i32>,
     pub per_user_limit: Option<i32>,
-    pub automation_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -118,7 +118,7 @@ pub struct NewDiscountCode<'a> {
     pub ends_at: Option<DateTime<Utc>>,
     pub max_redemptions: Option<i32>,
     pub per_user_limit: Option<i32>,
-    pub automation_id: Option<i64>,
+    pub description: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]

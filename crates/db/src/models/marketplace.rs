@@ -25,6 +25,13 @@ pub struct Automation {
     pub service_token_hash: Option<Vec<u8>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub api_base_url: Option<String>,
+    pub api_usage_url: Option<String>,
+    pub api_kb_status_url: Option<String>,
+    pub api_kb_reset_url: Option<String>,
+    pub dashboard_url: Option<String>,
+    /// The token's last four characters (for `service_token_masked`), set with the hash.
+    pub service_token_tail: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -39,6 +46,13 @@ pub struct NewAutomation<'a> {
     pub is_listed: bool,
     pub provision_url: Option<&'a str>,
     pub health_check_url: Option<&'a str>,
+    pub api_base_url: Option<&'a str>,
+    pub api_usage_url: Option<&'a str>,
+    pub api_kb_status_url: Option<&'a str>,
+    pub api_kb_reset_url: Option<&'a str>,
+    pub dashboard_url: Option<&'a str>,
+    pub service_token_hash: Option<&'a [u8]>,
+    pub service_token_tail: Option<&'a str>,
 }
 
 /// A partial update: `None` leaves the column alone; `Some(None)` clears a nullable one.
@@ -54,6 +68,11 @@ pub struct AutomationChanges {
     pub is_listed: Option<bool>,
     pub provision_url: Option<Option<String>>,
     pub health_check_url: Option<Option<String>>,
+    pub api_base_url: Option<Option<String>>,
+    pub api_usage_url: Option<Option<String>>,
+    pub api_kb_status_url: Option<Option<String>>,
+    pub api_kb_reset_url: Option<Option<String>>,
+    pub dashboard_url: Option<Option<String>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 

@@ -1,21 +1,30 @@
 //! Automations: read from the catalogue table; created, edited, unlisted or deleted, given a
-//! new service token and health-checked through the marketplace's internal API.
+//! new service token (or none) and health-checked through the marketplace's internal API
+//! (types in `zimmer_contracts::internal::automations`). The admin dashboard's vocabulary is
+//! translated in `domain::automations` (docs/panels.md "Automations and service tokens").
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
+use zimmer_events::contracts::internal::automations::{
+    Automation, AutomationDeleted, AutomationInput, IssuedServiceToken, PasswordRecheck,
+    PasswordRechecked, Secret, ServiceTokenRemoved, masked,
+};
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, one_of, picked, search_text};
+use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, one_of, search_text};
 use crate::{
     AppState,
-    clients::Service,
+    clients::{Reply, Service},
+    domain::automations::{dashboard_pricing_type, input_from_dashboard, new_service_token},
     queries::automations::{self as q, AutomationFilter, AutomationRow},
     rbac::Staff,
 };
 
+/// An automation as the admin dashboard reads it (docs/panels.md "Automations and service
+/// tokens": every field of its automation object, plus ours).
 #[derive(Debug, Serialize)]
 struct AutomationView {
     id: i64,
@@ -35,31 +44,26 @@ struct AutomationView {
     /// = `provision_url` (the dashboard's name).
     api_provision_url: Option<String>,
     health_check_url: Option<String>,
-    /// Vendor URLs the dashboard shows; not stored yet (always null).
     api_base_url: Option<String>,
     api_usage_url: Option<String>,
     api_kb_status_url: Option<String>,
     api_kb_reset_url: Option<String>,
     dashboard_url: Option<String>,
     has_service_token: bool,
-    /// `****` when a token is set (its tail is not stored), else null.
-    service_token_masked: Option<&'static str>,
+    /// `****` + the token's last four characters, null without a token.
+    service_token_masked: Option<String>,
     /// Customers who have added it (it can be deleted only at zero).
     users_count: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
-fn view((a, has_service_token, users_count): (AutomationRow, bool, i64)) -> AutomationView {
+fn view(a: Automation, users_count: i64) -> AutomationView {
     AutomationView {
         id: a.id,
         name: a.name,
         description: a.description,
-        pricing_type: if a.pricing_type == "token_per_step" {
-            "token_per_message".to_owned()
-        } else {
-            a.pricing_type
-        },
+        pricing_type: dashboard_pricing_type(a.pricing_type),
         price_per_token: a.price_per_token,
         demo_tokens: a.demo_tokens,
         status: a.status == "active",
@@ -69,17 +73,77 @@ fn view((a, has_service_token, users_count): (AutomationRow, bool, i64)) -> Auto
         api_provision_url: a.provision_url.clone(),
         provision_url: a.provision_url,
         health_check_url: a.health_check_url,
-        api_base_url: None,
-        api_usage_url: None,
-        api_kb_status_url: None,
-        api_kb_reset_url: None,
-        dashboard_url: None,
-        has_service_token,
-        service_token_masked: has_service_token.then_some("****"),
+        api_base_url: a.api_base_url,
+        api_usage_url: a.api_usage_url,
+        api_kb_status_url: a.api_kb_status_url,
+        api_kb_reset_url: a.api_kb_reset_url,
+        dashboard_url: a.dashboard_url,
+        has_service_token: a.has_service_token,
+        service_token_masked: a.service_token_masked,
         users_count,
         created_at: a.created_at,
         updated_at: a.updated_at,
     }
+}
+
+/// A row read from the catalogue table, as the marketplace's internal API shows it (the same
+/// [`Automation`], so both reads give one view).
+fn from_row(a: AutomationRow, has_service_token: bool) -> Automation {
+    Automation {
+        id: a.id,
+        name: a.name,
+        description: a.description,
+        pricing_type: a.pricing_type,
+        price_per_token: a.price_per_token,
+        demo_tokens: a.demo_tokens,
+        status: a.status,
+        is_listed: a.is_listed,
+        health_status: a.health_status,
+        last_health_at: a.last_health_at,
+        provision_url: a.provision_url,
+        health_check_url: a.health_check_url,
+        api_base_url: a.api_base_url,
+        api_usage_url: a.api_usage_url,
+        api_kb_status_url: a.api_kb_status_url,
+        api_kb_reset_url: a.api_kb_reset_url,
+        dashboard_url: a.dashboard_url,
+        has_service_token,
+        service_token_masked: has_service_token
+            .then(|| masked(a.service_token_tail.as_deref().unwrap_or_default())),
+        created_at: a.created_at,
+        updated_at: a.updated_at,
+    }
+}
+
+fn row_view((a, has_token, users_count): (AutomationRow, bool, i64)) -> AutomationView {
+    view(from_row(a, has_token), users_count)
+}
+
+/// The owner's answer as its contract type (a mismatch is a deployment error).
+fn answer<T: DeserializeOwned>(reply: Reply) -> Result<T, ApiError> {
+    serde_json::from_value(reply.body).map_err(ApiError::internal)
+}
+
+/// The request body as JSON (an empty body is `null`, refused by the caller as "not an
+/// object"); malformed JSON is 400.
+fn json_of(raw: &[u8]) -> Result<Value, ApiError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(raw).map_err(|_| ApiError::bad_request("Malformed JSON body"))
+}
+
+/// Fields worth keeping in the audit log (the URLs and prices; never the token).
+fn audited_fields(input: &AutomationInput) -> Value {
+    let mut v = serde_json::to_value(input).unwrap_or(Value::Null);
+    if let Some(map) = v.as_object_mut() {
+        map.remove("service_token");
+        map.remove("description");
+        if input.service_token.is_some() {
+            map.insert("service_token_chosen".into(), json!(true));
+        }
+    }
+    v
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,7 +181,7 @@ pub async fn list(
     let page = paged!(query, WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
-    let items: Vec<AutomationView> = rows.into_iter().map(view).collect();
+    let items: Vec<AutomationView> = rows.into_iter().map(row_view).collect();
     listed("automations", items, total, &page)
 }
 
@@ -127,107 +191,42 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
     let row = q::get(&mut conn, path.into_inner())
         .await?
         .ok_or_else(|| ApiError::not_found("Automation not found"))?;
-    Ok(HttpResponse::Ok().json(view(row)))
+    Ok(HttpResponse::Ok().json(row_view(row)))
 }
 
-/// The body for the marketplace, which validates the fields (and distinguishes an absent URL
-/// from `null`, which clears it). The admin dashboard's vocabulary is translated first
-/// (README.md, "admin dashboard"): `status` as a boolean, `token_per_message` (our
-/// `token_per_step`), `api_provision_url` (our `provision_url`), a whole-number price sent as
-/// `1500.0`. Fields the marketplace does not know are ignored by it.
-fn object(body: Value) -> Result<Value, ApiError> {
-    let Value::Object(mut map) = body else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_error",
-            "The request body must be a JSON object",
-        ));
-    };
-    if let Some(Value::Bool(active)) = map.get("status") {
-        let word = if *active { "active" } else { "inactive" };
-        map.insert("status".into(), json!(word));
-    }
-    if map.get("pricing_type").and_then(Value::as_str) == Some("token_per_message") {
-        map.insert("pricing_type".into(), json!("token_per_step"));
-    }
-    if !map.contains_key("provision_url")
-        && let Some(url) = map.remove("api_provision_url")
-    {
-        map.insert("provision_url".into(), url);
-    }
-    if let Some(Value::Number(n)) = map.get("price_per_token")
-        && n.as_i64().is_none()
-    {
-        match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && (0.0..=1e12).contains(&f) => {
-                map.insert("price_per_token".into(), json!(f as i64));
-            }
-            _ => {
-                return Err(ApiError::invalid(
-                    "price_per_token",
-                    "must be a whole number of Rials",
-                ));
-            }
-        }
-    }
-    // A token chosen by the client (the automation wizard) cannot be stored yet: refusing
-    // is better than creating the automation without the token the vendor was given.
-    if map
-        .get("service_token")
-        .and_then(Value::as_str)
-        .is_some_and(|t| !t.trim().is_empty())
-    {
-        return Err(ApiError::invalid(
-            "service_token",
-            "cannot be chosen yet: create the automation, then generate its service token",
-        ));
-    }
-    map.remove("service_token");
-    Ok(Value::Object(map))
-}
-
-/// Fields worth keeping in the audit log (the URLs and prices; never secrets, there are none).
-fn audited_fields(body: &Value) -> Value {
-    Value::Object(picked(
-        body,
-        &[
-            "name",
-            "pricing_type",
-            "price_per_token",
-            "demo_tokens",
-            "status",
-            "is_listed",
-            "provision_url",
-            "health_check_url",
-        ],
-    ))
-}
-
-/// `POST /api/admin/automations` → 201 (marketplace's automation)
-pub async fn create(
-    staff: Staff,
-    state: web::Data<AppState>,
-    body: web::Json<Value>,
-) -> HttpResult {
-    let body = object(body.into_inner())?;
+/// `POST /api/admin/automations` (the form, or the wizard with its `service_token`) → 201
+/// the automation as the dashboard reads it. The marketplace validates and stores it: a chosen
+/// token is kept as its hash and tail, 409 when it is some automation's token already.
+pub async fn create(staff: Staff, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
+    let input = input_from_dashboard(json_of(&raw)?, true)?;
+    let body = serde_json::to_value(&input).map_err(ApiError::internal)?;
     let call = OwnerCall::new(Service::Marketplace, Method::POST, "/internal/automations");
     let reply = call_owner(&state, &staff, call.body(&body).changes_stats(), |reply| {
         let id = reply.body.get("id").and_then(Value::as_i64);
-        Audit::new("automation.create", "automation", id, audited_fields(&body))
+        Audit::new(
+            "automation.create",
+            "automation",
+            id,
+            audited_fields(&input),
+        )
     })
     .await?;
-    Ok(HttpResponse::Created().json(reply.body))
+    let created: Automation = answer(reply)?;
+    Ok(HttpResponse::Created().json(view(created, 0)))
 }
 
-/// `PUT /api/admin/automations/{id}`: partial; `is_listed: false` unlists.
+/// `PUT /api/admin/automations/{id}`: partial (an absent field stays, `null`/`""` clears a
+/// URL; `{status}` alone is the row's select). Never touches `is_listed` or health unless
+/// sent; `is_listed: false` unlists.
 pub async fn update(
     staff: Staff,
     state: web::Data<AppState>,
     path: web::Path<i64>,
-    body: web::Json<Value>,
+    raw: web::Bytes,
 ) -> HttpResult {
     let id = path.into_inner();
-    let body = object(body.into_inner())?;
+    let input = input_from_dashboard(json_of(&raw)?, false)?;
+    let body = serde_json::to_value(&input).map_err(ApiError::internal)?;
     let path = format!("/internal/automations/{id}");
     let call = OwnerCall::new(Service::Marketplace, Method::PUT, &path);
     let reply = call_owner(&state, &staff, call.body(&body).changes_stats(), |_| {
@@ -235,15 +234,18 @@ pub async fn update(
             "automation.update",
             "automation",
             Some(id),
-            audited_fields(&body),
+            audited_fields(&input),
         )
     })
     .await?;
-    Ok(HttpResponse::Ok().json(reply.body))
+    let updated: Automation = answer(reply)?;
+    let mut conn = state.platform.pool.get().await?;
+    let users = q::users_count(&mut conn, id).await?;
+    Ok(HttpResponse::Ok().json(view(updated, users)))
 }
 
 /// `DELETE /api/admin/automations/{id}`: deleted when no customer has it, otherwise unlisted
-/// (customers keep what they bought); the answer says which.
+/// (customers keep what they bought); `{message, deleted, unlisted, automation_id}` says which.
 pub async fn delete(staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
     let id = path.into_inner();
     let path = format!("/internal/automations/{id}");
@@ -263,35 +265,42 @@ pub async fn delete(staff: Staff, state: web::Data<AppState>, path: web::Path<i6
         )
     })
     .await?;
-    Ok(HttpResponse::Ok().json(reply.body))
+    let done: AutomationDeleted = answer(reply)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "message": done.message,
+        "deleted": done.deleted,
+        "unlisted": done.unlisted,
+        "automation_id": done.automation_id,
+    })))
 }
 
-/// A new service token through the marketplace (the previous one stops working), audited.
-/// The token is never stored by admin, never logged.
+/// A new service token through the marketplace, audited: the previous one stops working, the
+/// new one works at once (consumption and request signing). Never stored by admin, never
+/// logged.
 async fn new_token(
     state: &AppState,
     staff: &Staff,
     id: i64,
     action: &str,
-) -> Result<Value, ApiError> {
+) -> Result<IssuedServiceToken, ApiError> {
     let path = format!("/internal/automations/{id}/service-token");
-    let call = OwnerCall::new(Service::Marketplace, Method::POST, &path).json(json!({}));
+    let call = OwnerCall::new(Service::Marketplace, Method::POST, &path);
     let reply = call_owner(state, staff, call, |_| {
         Audit::new(action, "automation", Some(id), json!({}))
     })
     .await?;
-    Ok(reply.body)
+    answer(reply)
 }
 
-/// `POST /api/admin/automations/{id}/service-token` → 201 `{automation_id, service_token}`:
-/// shown this once (never stored by admin, never logged, not cacheable); the previous token
+/// `POST /api/admin/automations/{id}/service-token` → 201 `{automation_id, service_token,
+/// service_token_masked, issued_at}`: shown this once (not cacheable); the previous token
 /// stops working.
 pub async fn issue_token(
     staff: Staff,
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> HttpResult {
-    let body = new_token(
+    let issued = new_token(
         &state,
         &staff,
         path.into_inner(),
@@ -300,7 +309,7 @@ pub async fn issue_token(
     .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
-        .json(body))
+        .json(issued))
 }
 
 /// `POST /api/admin/automations/{id}/generate-service-token` (the admin dashboard's "generate
@@ -312,12 +321,13 @@ pub async fn generate_service_token(
     path: web::Path<i64>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let body = new_token(&state, &staff, id, "automation.issue_service_token").await?;
+    let issued = new_token(&state, &staff, id, "automation.issue_service_token").await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({
-            "service_token": body.get("service_token"),
-            "automation_id": id,
+            "service_token": issued.service_token,
+            "service_token_masked": issued.service_token_masked,
+            "automation_id": issued.automation_id,
             "message": "A new service token was issued; the previous one no longer works. It is shown only once.",
         })))
 }
@@ -330,23 +340,94 @@ pub async fn rotate_token(
     path: web::Path<i64>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let body = new_token(&state, &staff, id, "automation.rotate_service_token").await?;
-    let token = body
-        .get("service_token")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let tail: String = {
-        let chars: Vec<char> = token.chars().collect();
-        chars[chars.len().saturating_sub(4)..].iter().collect()
-    };
+    let issued = new_token(&state, &staff, id, "automation.rotate_service_token").await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({
-            "new_token": token,
-            "masked_token": format!("****{tail}"),
-            "automation_id": id,
-            "rotated_at": Utc::now(),
+            "new_token": issued.service_token,
+            "masked_token": issued.service_token_masked,
+            "automation_id": issued.automation_id,
+            "rotated_at": issued.issued_at,
             "message": "The service token was rotated; the previous one no longer works. It is shown only once.",
+        })))
+}
+
+/// `DELETE /api/admin/automations/{id}/service-token` ("disconnect", no body) → `{message,
+/// automation_id, removed}`: the automation has no token any more (consumption with the old
+/// one answers 401); it stays listed.
+pub async fn remove_service_token(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let id = path.into_inner();
+    let path = format!("/internal/automations/{id}/service-token");
+    let call = OwnerCall::new(Service::Marketplace, Method::DELETE, &path);
+    let reply = call_owner(&state, &staff, call, |reply| {
+        let removed = reply.body.get("removed").and_then(Value::as_bool);
+        Audit::new(
+            "automation.remove_service_token",
+            "automation",
+            Some(id),
+            json!({ "removed": removed }),
+        )
+    })
+    .await?;
+    let done: ServiceTokenRemoved = answer(reply)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "message": done.message,
+        "automation_id": done.automation_id,
+        "removed": done.removed,
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct GenerateTokenBody {
+    #[serde(default)]
+    pub password: Option<Secret>,
+}
+
+/// `POST /api/admin/automations/generate-token` `{password}` (the wizard's first step) →
+/// `{token, message, warning}`. The caller's own password is re-checked by auth (throttled
+/// like login; wrong → 403, never 401, which the dashboard would read as "session expired").
+/// Nothing is stored: the token takes effect when the wizard creates the automation with it.
+pub async fn generate_token(
+    staff: Staff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> HttpResult {
+    let body: GenerateTokenBody = match json_of(&raw)? {
+        Value::Null => GenerateTokenBody::default(),
+        v => serde_json::from_value(v)
+            .map_err(|_| ApiError::invalid("password", "must be a string"))?,
+    };
+    let Some(password) = body.password.filter(|p| !p.expose().is_empty()) else {
+        return Err(ApiError::invalid("password", "Your password is required")
+            .with_code("password_required"));
+    };
+    let acting = zimmer_jwt::bearer_token(&req)
+        .ok_or_else(|| ApiError::unauthorized("Authentication required"))?;
+    let recheck = serde_json::to_value(PasswordRecheck { password }).map_err(ApiError::internal)?;
+    let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/password-recheck")
+        .json(recheck)
+        .acting(acting);
+    let reply = call_owner(&state, &staff, call, |_| {
+        Audit::new(
+            "automation.generate_token",
+            "automation",
+            None::<i64>,
+            json!({}),
+        )
+    })
+    .await?;
+    let _: PasswordRechecked = answer(reply)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "token": new_service_token(),
+            "message": "A service token was generated. It is stored only when you create the automation with it.",
+            "warning": "It is shown only once: keep it somewhere safe and give it to the automation's vendor.",
         })))
 }
 

@@ -1,5 +1,5 @@
 //! The backups page (README.md, "Backups"): list, stats, trigger, verify, cleanup. The work
-//! itself is in [`crate::backups`]; files are never served, rows show their name only.
+//! itself is in [`crate::ops::backups`]; files are never served, rows show their name only.
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use chrono::{DateTime, Utc};
@@ -9,7 +9,7 @@ use zimmer_db::models::admin::{BackupLog, backup_status};
 use zimmer_http::{ApiError, HttpResult};
 
 use super::{Audit, audit_after, one_of, parse_time};
-use crate::{AppState, backups, queries, rbac::Staff};
+use crate::{AppState, ops::backups, queries, rbac::Staff};
 
 #[derive(Debug, Serialize)]
 pub struct BackupView {

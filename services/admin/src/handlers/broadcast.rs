@@ -1,29 +1,77 @@
-//! Broadcast notifications: one `notification.broadcast` event (admin's outbox, same
-//! transaction as the audit entry); support turns it into one notification per matching user,
-//! once per event id however often it is delivered.
+//! Notifications from staff (docs/panels.md "Fallback log and notifications"):
+//! - broadcast: one `notification.broadcast` event (admin's outbox, same transaction as the
+//!   audit entry); support turns it into one notification per matching user, once per event id
+//!   however often it is delivered;
+//! - to chosen users: support's internal API, synchronously, so `created` is exact.
 
 use actix_web::{HttpResponse, web};
 use diesel_async::AsyncConnection;
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 use zimmer_db::models::admin::NewAuditEntry;
-use zimmer_events::contracts::NotificationBroadcast;
+use zimmer_events::contracts::{
+    NotificationBroadcast,
+    internal::notifications::{self as contract, DirectNotifications, DirectNotificationsCreated},
+};
 use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
 
-use crate::{AppState, PRODUCER, queries, rbac::Staff};
+use crate::{
+    AppState, PRODUCER,
+    clients::Service,
+    ops::{Audit, audit_after},
+    queries,
+    rbac::Staff,
+};
+
+/// The four roles a broadcast may target (docs/rbac.md).
+const ROLES: &str = "customer, support_staff, technical_team, manager";
+
+/// `type`, `title`, `body` and `data` as both calls check them: `type` defaults to `admin`
+/// (api.md's broadcast had none), the body may be empty.
+fn check_content(
+    v: &mut Validator,
+    kind: Option<&str>,
+    title: &str,
+    body: &str,
+    data: Option<&serde_json::Value>,
+) -> (
+    Option<&'static str>,
+    Option<String>,
+    Option<String>,
+    Option<serde_json::Value>,
+) {
+    let kind = match kind.map(str::trim).filter(|k| !k.is_empty()) {
+        None => Some("admin"),
+        Some(k) => v.check("type", contract::check_type(k)),
+    };
+    let title = v.check("title", validate::line(title, contract::MAX_TITLE_CHARS));
+    let body = if body.trim().is_empty() {
+        Some(String::new())
+    } else {
+        v.check("body", validate::text(body, contract::MAX_BODY_CHARS))
+    };
+    let data = v.check("data", contract::check_data(data));
+    (kind, title, body, data)
+}
 
 #[derive(Debug, Deserialize)]
 pub struct BroadcastBody {
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
     pub title: String,
     /// Also accepted as `message`.
-    #[serde(alias = "message")]
+    #[serde(default, alias = "message")]
     pub body: String,
-    /// A role to reach, or absent / `all` for everyone.
+    /// One of the four roles, or absent / `null` / `""` / `all` for everyone.
     #[serde(default)]
     pub role: Option<String>,
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
 }
 
-/// `POST /api/admin/notifications/broadcast` `{title, body, role?}` → 202 `{event_id}`
+/// `POST /api/admin/notifications/broadcast` `{type?, title, body, role?, data?}` → 202
+/// `{created, event_id, status, role}`; `created` = the active accounts matching now.
 pub async fn send(
     staff: Staff,
     state: web::Data<AppState>,
@@ -31,21 +79,26 @@ pub async fn send(
 ) -> HttpResult {
     let body = body.into_inner();
     let mut v = Validator::new();
-    let title = v.check("title", validate::line(&body.title, 200));
-    let text = v.check("body", validate::text(&body.body, 5000));
+    let (kind, title, text, data) = check_content(
+        &mut v,
+        body.kind.as_deref(),
+        &body.title,
+        &body.body,
+        body.data.as_ref(),
+    );
     let role = match body.role.as_deref().map(str::trim) {
         None | Some("" | "all") => None,
         Some(r) if r.parse::<zimmer_jwt::Role>().is_ok() => Some(r.to_owned()),
         Some(_) => {
             v.error(
                 "role",
-                "must be one of customer, support_staff, technical_team, manager, all",
+                format!("must be one of {ROLES} (or absent for everyone)"),
             );
             None
         }
     };
     v.finish()?;
-    let (Some(title), Some(text)) = (title, text) else {
+    let (Some(kind), Some(title), Some(text), Some(data)) = (kind, title, text, data) else {
         return Err(ApiError::bad_request("Invalid request"));
     };
     let mut conn = state.platform.pool.get().await?;
@@ -61,6 +114,8 @@ pub async fn send(
                     body: text.clone(),
                     role: role.clone(),
                     actor_id: Some(staff.id()),
+                    kind: Some(kind.to_owned()),
+                    data: Some(data),
                 },
             )
             .await?;
@@ -73,6 +128,7 @@ pub async fn send(
                     target_id: None,
                     details: &json!({
                         "event_id": event_id,
+                        "type": kind,
                         "title": title,
                         "role": role.as_deref().unwrap_or("all"),
                     }),
@@ -88,4 +144,87 @@ pub async fn send(
         "status": "queued",
         "role": role.as_deref().unwrap_or("all"),
     })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DirectBody {
+    #[serde(default)]
+    pub user_ids: Vec<i64>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    pub title: String,
+    #[serde(default, alias = "message")]
+    pub body: String,
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// `POST /api/admin/notifications` `{user_ids, type, title, body, data?}` → 200 `{created,
+/// skipped}`: one notification per distinct id of an existing, active account (others skipped),
+/// made by support's internal API before the answer.
+pub async fn send_to_users(
+    staff: Staff,
+    state: web::Data<AppState>,
+    body: web::Json<DirectBody>,
+) -> HttpResult {
+    let body = body.into_inner();
+    let mut v = Validator::new();
+    if body.user_ids.is_empty() {
+        v.error(
+            "user_ids",
+            "must name at least one user (the broadcast is for everyone)",
+        );
+    } else if body.user_ids.len() > contract::MAX_RECIPIENTS {
+        v.error("user_ids", "must hold at most 10,000 ids");
+    }
+    let (kind, title, text, data) = check_content(
+        &mut v,
+        body.kind.as_deref(),
+        &body.title,
+        &body.body,
+        body.data.as_ref(),
+    );
+    v.finish()?;
+    let (Some(kind), Some(title), Some(text), Some(data)) = (kind, title, text, data) else {
+        return Err(ApiError::bad_request("Invalid request"));
+    };
+    let request = DirectNotifications {
+        user_ids: body.user_ids,
+        kind: kind.to_owned(),
+        title,
+        body: text,
+        data: Some(data),
+        actor_id: staff.id(),
+    };
+    let reply = state
+        .upstreams
+        .call_as(
+            Service::Support,
+            Method::POST,
+            "/internal/notifications",
+            &[],
+            Some(&request),
+            None,
+        )
+        .await?;
+    let answer: DirectNotificationsCreated = serde_json::from_value(reply.body)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("support's answer: {e}")))?;
+    audit_after(
+        &state,
+        &staff,
+        Audit::new(
+            "notification.send",
+            "notification",
+            None::<i64>,
+            json!({
+                "type": request.kind,
+                "title": request.title,
+                "recipients": request.user_ids.len(),
+                "created": answer.created,
+            }),
+        ),
+        None,
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(answer))
 }

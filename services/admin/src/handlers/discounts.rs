@@ -1,14 +1,84 @@
 //! Discount codes (managers): billing owns them; admin passes the calls through its internal
-//! API and audits the changes.
+//! API (typed in `zimmer_contracts::internal::discounts`) and audits the changes. The admin
+//! dashboard reads and writes two vocabularies (docs/panels.md "Discount codes"): ours
+//! (`percent_off`, `active`, `starts_at`, ...) and its edit page's (`discount_value`,
+//! `is_active`, `valid_from`, ...); both are accepted and both are answered.
 
 use actix_web::{HttpResponse, http::StatusCode, web};
+use chrono::{DateTime, Utc};
 use reqwest::Method;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use zimmer_events::contracts::internal::discounts::{
+    Discount, DiscountList, DiscountPatch, NewDiscount, RedemptionCounts, RedemptionList,
+};
 use zimmer_http::{ApiError, HttpResult};
 
 use super::{Audit, OwnerCall, call_owner, picked};
-use crate::{AppState, clients::Service, rbac::Staff};
+use crate::{AppState, clients::Service, queries, rbac::Staff};
+
+/// The newest codes (and redemptions) an unpaged call answers (docs/panels.md "The admin
+/// dashboard": the pages have no paging).
+const WHOLE_LIST: i64 = 500;
+
+/// A code in both vocabularies.
+#[derive(Debug, Serialize)]
+pub struct DiscountView {
+    pub id: i64,
+    pub code: String,
+    pub percent_off: i32,
+    pub active: bool,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub max_redemptions: Option<i32>,
+    pub per_user_limit: Option<i32>,
+    /// Empty: every automation.
+    pub automation_ids: Vec<i64>,
+    /// Reserved and confirmed redemptions (the ones that count toward the limits).
+    pub redemptions_count: i64,
+    pub redemptions: RedemptionCounts,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Always "percentage": we have no fixed-amount codes.
+    pub discount_type: &'static str,
+    pub discount_value: i32,
+    pub is_active: bool,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub max_uses: Option<i32>,
+}
+
+impl From<Discount> for DiscountView {
+    fn from(d: Discount) -> Self {
+        Self {
+            id: d.id,
+            redemptions_count: d.redemptions.reserved + d.redemptions.confirmed,
+            redemptions: d.redemptions,
+            discount_type: "percentage",
+            discount_value: d.percent_off,
+            is_active: d.active,
+            valid_from: d.starts_at,
+            valid_until: d.ends_at,
+            max_uses: d.max_redemptions,
+            code: d.code,
+            percent_off: d.percent_off,
+            active: d.active,
+            starts_at: d.starts_at,
+            ends_at: d.ends_at,
+            max_redemptions: d.max_redemptions,
+            per_user_limit: d.per_user_limit,
+            automation_ids: d.automation_ids,
+            description: d.description,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+fn parsed<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_json::from_value(body).map_err(ApiError::internal)
+}
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -18,7 +88,9 @@ pub struct ListQuery {
     pub page_size: Option<i64>,
 }
 
-/// `GET /api/admin/discounts?search=&active=&page=&page_size=`: codes with redemption counts.
+/// `GET /api/admin/discounts?search=&active=&page=&page_size=`: `{discounts, items, total,
+/// total_count, page, page_size}`, newest first, each code in both vocabularies; without
+/// paging, the newest 500.
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
@@ -36,97 +108,56 @@ pub async fn list(
     if let Some(a) = query.active {
         q.push(("active", a.to_string()));
     }
+    if query.page.is_none() && query.page_size.is_none() {
+        q.push(("limit", WHOLE_LIST.to_string()));
+    }
     if let Some(p) = query.page {
         q.push(("page", p.to_string()));
     }
     if let Some(p) = query.page_size {
         q.push(("page_size", p.to_string()));
     }
-    if query.page.is_none() && query.page_size.is_none() {
-        // The admin dashboard has no paging: the largest page billing serves.
-        q.push(("page_size", "100".to_owned()));
-    }
     let reply = state
         .upstreams
         .get(Service::Billing, "/internal/discounts", &q)
         .await?;
-    let mut body = reply.body;
-    if let Some(map) = body.as_object_mut() {
-        let mut items = map
-            .get("items")
-            .cloned()
-            .unwrap_or(Value::Array(Vec::new()));
-        if let Some(list) = items.as_array_mut() {
-            list.iter_mut().for_each(dashboard_names);
-        }
-        let total = map.get("total").cloned().unwrap_or(json!(0));
-        map.insert("items".into(), items.clone());
-        map.insert("discounts".into(), items);
-        map.insert("total_count".into(), total);
-    }
-    Ok(HttpResponse::Ok().json(body))
+    let list: DiscountList = parsed(reply.body)?;
+    let items: Vec<DiscountView> = list.items.into_iter().map(Into::into).collect();
+    let items = serde_json::to_value(items).map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "discounts": items,
+        "items": items,
+        "total": list.total,
+        "total_count": list.total,
+        "page": list.page,
+        "page_size": list.page_size,
+    })))
 }
 
-/// Adds the admin dashboard's names to a code (its edit page reads another vocabulary):
-/// `discount_type` (always a percentage), `discount_value`, `is_active`, `valid_from`,
-/// `valid_until`, `max_uses`, `automation_ids`.
-fn dashboard_names(code: &mut Value) {
-    let Some(m) = code.as_object_mut() else {
-        return;
+/// The dashboard's create and edit forms → billing's fields (docs/panels.md "Discount
+/// codes"): `discount_value` with `discount_type` "percentage" (or absent; "fixed" → 422),
+/// `is_active`, `valid_from`/`valid_until` (a zone-less time is UTC; `""` is none),
+/// `max_uses`; `automation_ids` is a set (empty = every automation). Ours win when both are
+/// sent; absent keeps, `null` clears.
+fn from_dashboard(body: Value) -> Result<Map<String, Value>, ApiError> {
+    let Value::Object(mut m) = body else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            "The request body must be a JSON object",
+        ));
     };
-    let get = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
-    let automation_ids = match m.get("automation_id") {
-        Some(Value::Number(n)) => json!([n]),
-        _ => json!([]),
-    };
-    let extra = [
-        ("discount_type", json!("percentage")),
-        ("discount_value", get("percent_off")),
-        ("is_active", get("active")),
-        ("valid_from", get("starts_at")),
-        ("valid_until", get("ends_at")),
-        ("max_uses", get("max_redemptions")),
-        ("automation_ids", automation_ids),
-    ];
-    for (k, v) in extra {
-        m.entry(k).or_insert(v);
-    }
-}
-
-/// The admin dashboard's create and edit forms → billing's fields (README.md): a set of
-/// automations of at most one (`[]` = every automation), `discount_value` with
-/// `discount_type` "percentage", `is_active`, `valid_from`/`valid_until` (a zone-less time is
-/// UTC), `max_uses`. Ours win when both are sent.
-fn from_dashboard(body: Value) -> Result<Value, ApiError> {
-    let Value::Object(mut m) = object(body)? else {
-        return Err(ApiError::bad_request("Invalid request"));
-    };
-    if let Some(ids) = m.remove("automation_ids") {
-        let ids = match ids {
-            Value::Null => Vec::new(),
-            Value::Array(a) => a,
-            _ => return Err(ApiError::invalid("automation_ids", "must be a list of ids")),
-        };
-        match ids.as_slice() {
-            [] => {}
-            [one] if one.is_i64() => {
-                m.entry("automation_id").or_insert(one.clone());
-            }
-            [_] => return Err(ApiError::invalid("automation_ids", "must be a list of ids")),
-            _ => {
-                return Err(ApiError::invalid(
-                    "automation_ids",
-                    "a code can name one automation (or none, for every automation) for now",
-                ));
-            }
-        }
+    match m.get("automation_ids") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) if a.iter().all(Value::is_i64) => {}
+        Some(_) => return Err(ApiError::invalid("automation_ids", "must be a list of ids")),
     }
     if let Some(t) = m.remove("discount_type")
         && !(t.is_null() || t == json!("percentage"))
     {
         return Err(ApiError::invalid(
             "discount_type",
-            "only percentage codes exist",
+            "only percentage codes exist (no fixed-amount codes)",
         ));
     }
     for (theirs, ours) in [
@@ -155,8 +186,24 @@ fn from_dashboard(body: Value) -> Result<Value, ApiError> {
             m.insert(k.to_owned(), fixed);
         }
     }
-    // `description` is not stored yet; billing ignores fields it does not know.
-    Ok(Value::Object(m))
+    // An empty text box is no value.
+    for k in ["max_redemptions", "per_user_limit", "description"] {
+        if m.get(k) == Some(&json!("")) {
+            m.insert(k.to_owned(), Value::Null);
+        }
+    }
+    Ok(m)
+}
+
+/// The form, typed; a field of the wrong type is a 422 naming it.
+fn typed<T: serde::de::DeserializeOwned>(m: Map<String, Value>) -> Result<T, ApiError> {
+    serde_json::from_value(Value::Object(m)).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            format!("Invalid discount code: {e}"),
+        )
+    })
 }
 
 /// `GET /api/admin/discounts/{id}`
@@ -169,19 +216,8 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
             &[],
         )
         .await?;
-    Ok(HttpResponse::Ok().json(reply.body))
-}
-
-fn object(body: Value) -> Result<Value, ApiError> {
-    if body.is_object() {
-        Ok(body)
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_error",
-            "The request body must be a JSON object",
-        ))
-    }
+    let d: Discount = parsed(reply.body)?;
+    Ok(HttpResponse::Ok().json(DiscountView::from(d)))
 }
 
 /// The code's fields as the audit log keeps them.
@@ -196,29 +232,36 @@ fn audited(body: &Value) -> Value {
             "ends_at",
             "max_redemptions",
             "per_user_limit",
-            "automation_id",
+            "automation_ids",
+            "description",
         ],
     ))
 }
 
 /// `POST /api/admin/discounts` `{code, percent_off, active?, starts_at?, ends_at?,
-/// max_redemptions?, per_user_limit?, automation_id?}` → 201; 409 on a taken code.
+/// max_redemptions?, per_user_limit?, automation_ids?, description?}` (or the edit page's
+/// names) → 201; 409 on a taken code.
 pub async fn create(
     staff: Staff,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> HttpResult {
-    let body = from_dashboard(body.into_inner())?;
+    let new: NewDiscount = typed(from_dashboard(body.into_inner())?)?;
+    let body = serde_json::to_value(&new).map_err(ApiError::internal)?;
     let call = OwnerCall::new(Service::Billing, Method::POST, "/internal/discounts");
     let reply = call_owner(&state, &staff, call.body(&body), |reply| {
         let id = reply.body.get("id").and_then(Value::as_i64);
         Audit::new("discount.create", "discount", id, audited(&reply.body))
     })
     .await?;
-    Ok(HttpResponse::Created().json(reply.body))
+    let d: Discount = parsed(reply.body)?;
+    Ok(HttpResponse::Created().json(DiscountView::from(d)))
 }
 
-/// `PUT /api/admin/discounts/{id}`: partial; `null` clears a nullable field.
+/// `PUT /api/admin/discounts/{id}`: partial, in either vocabulary; absent keeps, `null`
+/// clears. A `code` another code has is refused with 409 by billing (codes are unique), so
+/// the edit page, which pre-fills from the newest code whatever the URL, never copies one
+/// code onto another (docs/panels.md "Shapes the pages disagree on").
 pub async fn update(
     staff: Staff,
     state: web::Data<AppState>,
@@ -226,7 +269,8 @@ pub async fn update(
     body: web::Json<Value>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let body = from_dashboard(body.into_inner())?;
+    let patch: DiscountPatch = typed(from_dashboard(body.into_inner())?)?;
+    let body = serde_json::to_value(&patch).map_err(ApiError::internal)?;
     let path = format!("/internal/discounts/{id}");
     let call = OwnerCall::new(Service::Billing, Method::PUT, &path);
     let reply = call_owner(&state, &staff, call.body(&body), |_| {
@@ -234,7 +278,8 @@ pub async fn update(
         Audit::new("discount.update", "discount", Some(id), details)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(reply.body))
+    let d: Discount = parsed(reply.body)?;
+    Ok(HttpResponse::Ok().json(DiscountView::from(d)))
 }
 
 /// `DELETE /api/admin/discounts/{id}`: billing deletes an unused code and deactivates a used
@@ -259,27 +304,84 @@ pub struct PageOnly {
     pub page_size: Option<i64>,
 }
 
-/// `GET /api/admin/discounts/{id}/redemptions?page=&page_size=`
+/// One redemption as the dashboard's redemptions page reads it.
+#[derive(Debug, Serialize)]
+struct RedemptionView {
+    id: i64,
+    discount_id: i64,
+    user_id: i64,
+    automation_id: Option<i64>,
+    payment_id: i64,
+    code: String,
+    /// reserved, confirmed, released, over_limit.
+    status: String,
+    amount_before: i64,
+    amount_discount: i64,
+    amount_after: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// `GET /api/admin/discounts/{id}/redemptions?page=&page_size=`: a **bare array**, newest
+/// first (the dashboard's redemptions page reads one), each with the code, the automation
+/// bought and `status`; without paging, billing's largest page.
 pub async fn redemptions(
     _staff: Staff,
     state: web::Data<AppState>,
     path: web::Path<i64>,
     query: web::Query<PageOnly>,
 ) -> HttpResult {
+    let id = path.into_inner();
+    let code: Discount = parsed(
+        state
+            .upstreams
+            .get(Service::Billing, &format!("/internal/discounts/{id}"), &[])
+            .await?
+            .body,
+    )?;
     let mut q: Vec<(&str, String)> = Vec::new();
     if let Some(p) = query.page {
         q.push(("page", p.to_string()));
     }
-    if let Some(p) = query.page_size {
-        q.push(("page_size", p.to_string()));
-    }
-    let reply = state
-        .upstreams
-        .get(
-            Service::Billing,
-            &format!("/internal/discounts/{}/redemptions", path.into_inner()),
-            &q,
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(reply.body))
+    q.push((
+        "page_size",
+        query.page_size.unwrap_or(WHOLE_LIST).to_string(),
+    ));
+    let list: RedemptionList = parsed(
+        state
+            .upstreams
+            .get(
+                Service::Billing,
+                &format!("/internal/discounts/{id}/redemptions"),
+                &q,
+            )
+            .await?
+            .body,
+    )?;
+    let payment_ids: Vec<i64> = list.items.iter().map(|r| r.payment_id).collect();
+    let mut conn = state.platform.pool.get().await?;
+    let bought = queries::payments::automations_of(&mut conn, &payment_ids).await?;
+    drop(conn);
+    let rows: Vec<RedemptionView> = list
+        .items
+        .into_iter()
+        .map(|r| RedemptionView {
+            automation_id: bought
+                .iter()
+                .find(|(p, _)| *p == r.payment_id)
+                .map(|(_, a)| *a),
+            id: r.id,
+            discount_id: r.discount_id,
+            user_id: r.user_id,
+            payment_id: r.payment_id,
+            code: code.code.clone(),
+            status: r.status,
+            amount_before: r.amount_before,
+            amount_discount: r.amount_discount,
+            amount_after: r.amount_after,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(rows))
 }

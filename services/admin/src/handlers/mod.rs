@@ -1,5 +1,5 @@
-//! HTTP handlers of admin and what several of them share: paging, dates in filters, the audit
-//! entry after a call to another service, cache invalidation.
+//! HTTP handlers of admin and what several of them share: paging, dates in filters. A change
+//! goes through [`crate::ops`] (call the owner, write the audit entry).
 
 /// The [`ListPage`] of a list query with the usual `page`, `page_size`, `limit` and `offset`
 /// fields (see [`list_page`]).
@@ -21,8 +21,10 @@ pub mod backups;
 pub mod broadcast;
 pub mod dashboard;
 pub mod discounts;
+pub mod fallbacks;
+pub mod kb_monitoring;
 pub mod keys;
-pub mod openapi;
+pub mod knowledge;
 pub mod payments;
 pub mod system;
 pub mod tickets;
@@ -30,24 +32,15 @@ pub mod tokens;
 pub mod user_automations;
 pub mod users;
 
-use std::borrow::Cow;
-
 use actix_web::HttpResponse;
 use chrono::{DateTime, NaiveDate, Utc};
-use reqwest::Method;
 use serde::Serialize;
-use zimmer_db::models::admin::NewAuditEntry;
 use zimmer_http::{ApiError, HttpResult, PageQuery};
 
-use crate::{
-    AppState,
-    clients::{Reply, Service},
-    queries,
-    rbac::Staff,
+// The change shape lives in ops/; re-exported because every handler module uses it.
+pub use crate::ops::{
+    Audit, OwnerCall, STATS_CACHE_KEY, audit_after, call_owner, invalidate_stats,
 };
-
-/// The Redis key of the cached dashboard stats.
-pub const STATS_CACHE_KEY: &str = "admin:stats:dashboard:v1";
 
 pub fn page(page: Option<i64>, page_size: Option<i64>) -> PageQuery {
     PageQuery { page, page_size }
@@ -182,162 +175,6 @@ pub fn picked(
         }
     }
     out
-}
-
-/// What an action did, for the audit log.
-pub struct Audit<'a> {
-    pub action: &'a str,
-    pub target_type: &'a str,
-    pub target_id: Option<String>,
-    pub details: serde_json::Value,
-}
-
-impl<'a> Audit<'a> {
-    pub fn new(
-        action: &'a str,
-        target_type: &'a str,
-        target_id: Option<impl ToString>,
-        details: serde_json::Value,
-    ) -> Self {
-        Self {
-            action,
-            target_type,
-            target_id: target_id.map(|id| id.to_string()),
-            details,
-        }
-    }
-}
-
-/// A call to the owner's internal API that changes its data, made for a staff member by
-/// [`call_owner`].
-pub struct OwnerCall<'a> {
-    service: Service,
-    method: Method,
-    path: &'a str,
-    body: Option<Cow<'a, serde_json::Value>>,
-    acting_token: Option<&'a str>,
-    idempotency_key: Option<&'a str>,
-    changes_stats: bool,
-}
-
-impl<'a> OwnerCall<'a> {
-    pub fn new(service: Service, method: Method, path: &'a str) -> Self {
-        Self {
-            service,
-            method,
-            path,
-            body: None,
-            acting_token: None,
-            idempotency_key: None,
-            changes_stats: false,
-        }
-    }
-
-    /// The JSON body (none: no body, as a `DELETE`).
-    pub fn body(mut self, body: &'a serde_json::Value) -> Self {
-        self.body = Some(Cow::Borrowed(body));
-        self
-    }
-
-    /// [`OwnerCall::body`], made for this call.
-    pub fn json(mut self, body: serde_json::Value) -> Self {
-        self.body = Some(Cow::Owned(body));
-        self
-    }
-
-    /// Sent with the staff member's own access token (see [`Upstreams::send_acting`]).
-    ///
-    /// [`Upstreams::send_acting`]: crate::clients::Upstreams::send_acting
-    pub fn acting(mut self, token: &'a str) -> Self {
-        self.acting_token = Some(token);
-        self
-    }
-
-    /// A retried request (same key) is audited once.
-    pub fn idempotent(mut self, key: &'a str) -> Self {
-        self.idempotency_key = Some(key);
-        self
-    }
-
-    /// The change moves the dashboard's numbers: the cached stats are dropped after it.
-    pub fn changes_stats(mut self) -> Self {
-        self.changes_stats = true;
-        self
-    }
-}
-
-/// The shape every admin change has: call the owner (its refusal mapped for the admin caller
-/// by [`crate::clients`] and returned as is), then write the audit entry `audit` makes from
-/// its answer (see [`audit_after`]), then drop the cached stats if asked. The owner's answer
-/// is returned for the handler to shape.
-pub async fn call_owner<'a>(
-    state: &AppState,
-    staff: &Staff,
-    call: OwnerCall<'_>,
-    audit: impl FnOnce(&Reply) -> Audit<'a>,
-) -> Result<Reply, ApiError> {
-    let reply = state
-        .upstreams
-        .call_as(
-            call.service,
-            call.method,
-            call.path,
-            &[],
-            call.body.as_deref(),
-            call.acting_token,
-        )
-        .await?;
-    audit_after(state, staff, audit(&reply), call.idempotency_key).await;
-    if call.changes_stats {
-        invalidate_stats(state).await;
-    }
-    Ok(reply)
-}
-
-/// Records an action another service carried out for `staff` (after its call succeeded).
-/// With an idempotency key, a retried request is recorded once. The change has happened
-/// by now: a failure to write the entry must not turn it into an error the dashboard would
-/// retry, so it is logged (with the whole entry, the fallback trail) instead of returned.
-pub async fn audit_after(
-    state: &AppState,
-    staff: &Staff,
-    audit: Audit<'_>,
-    idempotency_key: Option<&str>,
-) {
-    let entry = NewAuditEntry {
-        actor_id: staff.id(),
-        action: audit.action,
-        target_type: audit.target_type,
-        target_id: audit.target_id.as_deref(),
-        details: &audit.details,
-    };
-    let result = async {
-        let mut conn = state.platform.pool.get().await?;
-        match idempotency_key {
-            Some(key) => queries::audit::record_once(&mut conn, &entry, key)
-                .await
-                .map(drop)?,
-            None => queries::audit::record(&mut conn, &entry).await?,
-        }
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::error!(
-            error = %e,
-            actor_id = entry.actor_id,
-            action = entry.action,
-            target_type = entry.target_type,
-            target_id = ?entry.target_id,
-            details = %entry.details,
-            "audit entry could not be written"
-        );
-    }
-}
-
-/// Drops the cached dashboard after an action that changes its numbers.
-pub async fn invalidate_stats(state: &AppState) {
-    state.platform.redis.delete(&[STATS_CACHE_KEY]).await;
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! Payments of every user (managers): read from billing's table; a reconciliation on demand
 //! goes through billing.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
@@ -11,7 +9,9 @@ use serde_json::json;
 use zimmer_db::models::billing::payment_status;
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, parse_time};
+use super::{
+    Audit, OwnerCall, WHOLE_LIST, call_owner, listed, parse_time, user_automations::names_of,
+};
 use crate::{
     AppState,
     clients::Service,
@@ -160,21 +160,12 @@ pub async fn list(
     let page = paged!(query, WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
-    let mut users: Vec<i64> = rows.iter().map(|p| p.user_id).collect();
-    users.sort_unstable();
-    users.dedup();
-    let mut autos: Vec<i64> = rows.iter().map(|p| p.automation_id).collect();
-    autos.sort_unstable();
-    autos.dedup();
-    let people: HashMap<i64, (String, String)> = user_names(&mut conn, &users)
-        .await?
-        .into_iter()
-        .map(|(id, email, name)| (id, (email, name)))
-        .collect();
-    let names: HashMap<i64, String> = automation_names(&mut conn, &autos)
-        .await?
-        .into_iter()
-        .collect();
+    let (people, names) = names_of(
+        &mut conn,
+        rows.iter().map(|p| p.user_id),
+        rows.iter().map(|p| p.automation_id),
+    )
+    .await?;
     drop(conn);
     let items: Vec<PaymentView> = rows
         .into_iter()

@@ -1,8 +1,6 @@
 //! Token adjustments: made through the marketplace's ledger (it owns balances), read back from
 //! the ledger for the history.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
@@ -10,13 +8,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zimmer_http::{ApiError, HttpResult, Paged, validate, validate::Validator};
 
-use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, page, parse_time};
+use super::{
+    Audit, OwnerCall, WHOLE_LIST, call_owner, listed, page, parse_time, user_automations::names_of,
+};
 use crate::{
     AppState,
     clients::Service,
     queries::{
         ledger::{self, AdjustmentFilter},
-        user_automations::{automation_names, owner, user_names},
+        user_automations::owner,
     },
     rbac::Staff,
 };
@@ -189,25 +189,14 @@ pub async fn history(
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) =
         ledger::adjustments(&mut conn, &filter, page.offset(), page.limit()).await?;
-    let mut people: Vec<i64> = rows
-        .iter()
-        .flat_map(|r| [Some(r.user_id), r.actor_id])
-        .flatten()
-        .collect();
-    people.sort_unstable();
-    people.dedup();
-    let mut autos: Vec<i64> = rows.iter().map(|r| r.automation_id).collect();
-    autos.sort_unstable();
-    autos.dedup();
-    let emails: HashMap<i64, String> = user_names(&mut conn, &people)
-        .await?
-        .into_iter()
-        .map(|(id, email, _)| (id, email))
-        .collect();
-    let names: HashMap<i64, String> = automation_names(&mut conn, &autos)
-        .await?
-        .into_iter()
-        .collect();
+    let (people, names) = names_of(
+        &mut conn,
+        rows.iter()
+            .flat_map(|r| [Some(r.user_id), r.actor_id])
+            .flatten(),
+        rows.iter().map(|r| r.automation_id),
+    )
+    .await?;
     drop(conn);
     let items: Vec<HistoryItem> = rows
         .into_iter()
@@ -215,7 +204,7 @@ pub async fn history(
             id: r.id,
             user_automation_id: r.user_automation_id,
             user_id: r.user_id,
-            user_email: emails.get(&r.user_id).cloned(),
+            user_email: people.get(&r.user_id).map(|u| u.0.clone()),
             automation_id: r.automation_id,
             automation_name: names.get(&r.automation_id).cloned(),
             delta: r.delta + r.demo_delta,
@@ -224,7 +213,7 @@ pub async fn history(
             reason: r.reason,
             idempotency_key: r.source_key.strip_prefix("adjust:").map(str::to_owned),
             actor_id: r.actor_id,
-            actor_email: r.actor_id.and_then(|a| emails.get(&a).cloned()),
+            actor_email: r.actor_id.and_then(|a| people.get(&a).map(|u| u.0.clone())),
             created_at: r.created_at,
         })
         .collect();
@@ -284,36 +273,25 @@ pub async fn adjustments(
     let page = paged!(query, WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = ledger::adjustments(&mut conn, &filter, page.offset, page.limit).await?;
-    let mut people: Vec<i64> = rows
-        .iter()
-        .flat_map(|r| [Some(r.user_id), r.actor_id])
-        .flatten()
-        .collect();
-    people.sort_unstable();
-    people.dedup();
-    let mut autos: Vec<i64> = rows.iter().map(|r| r.automation_id).collect();
-    autos.sort_unstable();
-    autos.dedup();
-    let names_of: HashMap<i64, String> = user_names(&mut conn, &people)
-        .await?
-        .into_iter()
-        .map(|(id, _, name)| (id, name))
-        .collect();
-    let automations: HashMap<i64, String> = automation_names(&mut conn, &autos)
-        .await?
-        .into_iter()
-        .collect();
+    let (people, automations) = names_of(
+        &mut conn,
+        rows.iter()
+            .flat_map(|r| [Some(r.user_id), r.actor_id])
+            .flatten(),
+        rows.iter().map(|r| r.automation_id),
+    )
+    .await?;
     drop(conn);
     let meta = |m: &serde_json::Value, k: &str| m.get(k).filter(|v| !v.is_null()).cloned();
     let items: Vec<Adjustment> = rows
         .into_iter()
         .map(|r| {
-            let admin_name = r.actor_id.and_then(|a| names_of.get(&a).cloned());
+            let admin_name = r.actor_id.and_then(|a| people.get(&a).map(|u| u.1.clone()));
             let delta = r.delta + r.demo_delta;
             Adjustment {
                 id: r.id,
                 user_id: r.user_id,
-                user_name: names_of.get(&r.user_id).cloned(),
+                user_name: people.get(&r.user_id).map(|u| u.1.clone()),
                 user_automation_id: r.user_automation_id,
                 automation_id: r.automation_id,
                 automation_name: automations.get(&r.automation_id).cloned(),

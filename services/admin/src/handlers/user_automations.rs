@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
 use serde::{Deserialize, Serialize};
-use zimmer_http::HttpResult;
+use zimmer_http::{ApiError, HttpResult};
 
 use super::{WHOLE_LIST, listed, one_of};
 use crate::{
@@ -71,21 +72,12 @@ pub async fn list(
     let page = paged!(query, WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
-    let mut user_ids: Vec<i64> = rows.iter().map(|(r, _)| r.user_id).collect();
-    user_ids.sort_unstable();
-    user_ids.dedup();
-    let mut automation_ids: Vec<i64> = rows.iter().map(|(r, _)| r.automation_id).collect();
-    automation_ids.sort_unstable();
-    automation_ids.dedup();
-    let users: HashMap<i64, (String, String)> = q::user_names(&mut conn, &user_ids)
-        .await?
-        .into_iter()
-        .map(|(id, email, name)| (id, (email, name)))
-        .collect();
-    let automations: HashMap<i64, String> = q::automation_names(&mut conn, &automation_ids)
-        .await?
-        .into_iter()
-        .collect();
+    let (users, automations) = names_of(
+        &mut conn,
+        rows.iter().map(|(r, _)| r.user_id),
+        rows.iter().map(|(r, _)| r.automation_id),
+    )
+    .await?;
     drop(conn);
     let items: Vec<Item> = rows
         .into_iter()
@@ -112,4 +104,29 @@ pub async fn list(
         })
         .collect();
     listed("user_automations", items, total, &page)
+}
+
+/// Who and what a page of rows names, each looked up once: `user id → (email, name)` and
+/// `automation id → name` (the lists of several handlers show both next to the ids).
+pub(crate) async fn names_of(
+    conn: &mut AsyncPgConnection,
+    users: impl IntoIterator<Item = i64>,
+    automations: impl IntoIterator<Item = i64>,
+) -> Result<(HashMap<i64, (String, String)>, HashMap<i64, String>), ApiError> {
+    let mut user_ids: Vec<i64> = users.into_iter().collect();
+    user_ids.sort_unstable();
+    user_ids.dedup();
+    let mut automation_ids: Vec<i64> = automations.into_iter().collect();
+    automation_ids.sort_unstable();
+    automation_ids.dedup();
+    let users = q::user_names(conn, &user_ids)
+        .await?
+        .into_iter()
+        .map(|(id, email, name)| (id, (email, name)))
+        .collect();
+    let automations = q::automation_names(conn, &automation_ids)
+        .await?
+        .into_iter()
+        .collect();
+    Ok((users, automations))
 }

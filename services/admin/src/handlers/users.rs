@@ -1,12 +1,15 @@
-//! Users: search, view, create staff, change role or activation. Auth owns the users table, so
-//! every change goes through auth's internal API, which also revokes the user's sessions and
-//! emits the events that make every service reject their tokens at once.
+//! Users: search, view, create accounts, change role, activation or name, delete permanently.
+//! Auth owns the users table, so every change goes through auth's internal API (typed in
+//! `zimmer_contracts::internal::users`), which also revokes the user's sessions and emits the
+//! events that make every service reject their tokens at once. Deleted (anonymised) accounts
+//! leave every list (docs/panels.md "Users").
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use zimmer_events::contracts::internal::users::{CreateUser, DeletedUser, UpdateUser};
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::Role;
 
@@ -172,19 +175,45 @@ pub async fn get(staff: Staff, state: web::Data<AppState>, path: web::Path<i64>)
     Ok(HttpResponse::Ok().json(detail))
 }
 
-/// Unknown fields are ignored (docs/api.md).
+/// Unknown fields are ignored (docs/api.md); `is_admin` too (the role decides).
 #[derive(Debug, Deserialize)]
 pub struct UpdateBody {
     #[serde(default)]
     pub role: Option<String>,
     #[serde(default)]
     pub is_active: Option<bool>,
+    /// Blank or null: no change.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
-/// `PUT|PATCH /api/admin/users/{id}` `{role?, is_active?}`. docs/rbac.md: any staff member may
-/// (de)activate a customer; changing a role or (de)activating a staff account needs a
-/// manager; nobody changes their own role or deactivates themselves. Checked here against the
-/// stored target and again by auth.
+impl UpdateBody {
+    fn change(&self) -> Result<Change, ApiError> {
+        Ok(Change {
+            role: one_of("role", self.role.as_deref(), &ROLES)?,
+            is_active: self.is_active,
+            name: self
+                .name
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// What an edit asks for (each part optional).
+#[derive(Debug, Default)]
+struct Change {
+    role: Option<String>,
+    is_active: Option<bool>,
+    name: Option<String>,
+}
+
+/// `PUT|PATCH /api/admin/users/{id}` `{role?, is_active?, name?}`. docs/rbac.md: any staff
+/// member may (de)activate or rename a customer; changing a role, or (de)activating or renaming
+/// a staff account, needs a manager; nobody changes their own role or deactivates themselves.
+/// Checked here against the stored target and again by auth.
 pub async fn update(
     staff: Staff,
     req: HttpRequest,
@@ -192,48 +221,39 @@ pub async fn update(
     path: web::Path<i64>,
     body: web::Json<UpdateBody>,
 ) -> HttpResult {
-    let body = body.into_inner();
-    let role = one_of("role", body.role.as_deref(), &ROLES)?;
-    if role.is_none() && body.is_active.is_none() {
+    let change = body.change()?;
+    if change.role.is_none() && change.is_active.is_none() && change.name.is_none() {
         return Err(ApiError::invalid(
             "role",
-            "Nothing to change: send role and/or is_active",
+            "Nothing to change: send role, is_active and/or name",
         ));
     }
-    let user = apply_update(
-        &staff,
-        &req,
-        &state,
-        path.into_inner(),
-        role,
-        body.is_active,
-    )
-    .await?;
+    let user = apply_update(&staff, &req, &state, path.into_inner(), change).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
-/// A role and/or activation change through auth, checked and audited; a value equal to the
-/// stored one is no change, and a call that changes nothing answers the user as it is
-/// (also for oneself).
+/// A role, activation and/or name change through auth, checked and audited; a value equal to
+/// the stored one is no change, and a call that changes nothing answers the user as it is
+/// (also for oneself). A deleted account is not found.
 async fn apply_update(
     staff: &Staff,
     req: &HttpRequest,
     state: &AppState,
     id: i64,
-    role: Option<String>,
-    is_active: Option<bool>,
+    change: Change,
 ) -> Result<serde_json::Value, ApiError> {
     let mut conn = state.platform.pool.get().await?;
     let before = q::get(&mut conn, id)
         .await?
         .ok_or_else(|| ApiError::not_found("User not found"))?;
     drop(conn);
-    let role_changes = role.as_deref().is_some_and(|r| r != before.role);
-    let active_changes = is_active.is_some_and(|a| a != before.is_active);
-    if !role_changes && !active_changes {
+    let role_changes = change.role.as_deref().is_some_and(|r| r != before.role);
+    let active_changes = change.is_active.is_some_and(|a| a != before.is_active);
+    let name_changes = change.name.as_deref().is_some_and(|n| n != before.name);
+    if !role_changes && !active_changes && !name_changes {
         return serde_json::to_value(UserView::from(before)).map_err(ApiError::internal);
     }
-    if id == staff.id() {
+    if id == staff.id() && (role_changes || active_changes) {
         return Err(
             ApiError::forbidden("You cannot change your own role or deactivate yourself")
                 .with_code("self_change"),
@@ -242,14 +262,21 @@ async fn apply_update(
     let target_is_staff = before.role != "customer";
     if (role_changes || target_is_staff) && !staff.is_manager() {
         return Err(ApiError::forbidden(
-            "Only a manager can change roles or activate and deactivate staff accounts",
+            "Only a manager can change roles or activate, deactivate and rename staff accounts",
         ));
     }
-    let role = role.filter(|_| role_changes);
-    let is_active = is_active.filter(|_| active_changes);
+    let role = change.role.filter(|_| role_changes);
+    let is_active = change.is_active.filter(|_| active_changes);
+    let name = change.name.filter(|_| name_changes);
+    let body = serde_json::to_value(UpdateUser {
+        role: role.clone(),
+        is_active,
+        name: name.clone(),
+    })
+    .map_err(ApiError::internal)?;
     let path = format!("/internal/users/{id}");
     let call = OwnerCall::new(Service::Auth, Method::PUT, &path)
-        .json(json!({ "role": role, "is_active": is_active }))
+        .json(body)
         .acting(acting_token(req)?)
         .changes_stats();
     let reply = call_owner(state, staff, call, |_| {
@@ -263,10 +290,14 @@ async fn apply_update(
                 json!({ "from": before.is_active, "to": a }),
             );
         }
-        let action = match is_active {
-            Some(false) => "user.deactivate",
-            Some(true) => "user.activate",
-            None => "user.change_role",
+        if let Some(n) = &name {
+            changes.insert("name".into(), json!({ "from": before.name, "to": n }));
+        }
+        let action = match (is_active, &role) {
+            (Some(false), _) => "user.deactivate",
+            (Some(true), _) => "user.activate",
+            (None, Some(_)) => "user.change_role",
+            (None, None) => "user.rename",
         };
         let details = json!({ "email": before.email, "changes": changes });
         Audit::new(action, "user", Some(id), details)
@@ -302,20 +333,23 @@ pub async fn create_staff(
         Some(&body.role),
         &["support_staff", "technical_team", "manager"],
     )?;
-    let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/users").json(json!({
-        "name": body.name,
-        "email": body.email,
-        "role": body.role.trim(),
-        "password": body.password,
-        "phone_number": body.phone_number,
-    }));
     let invited = body.password.as_deref().is_none_or(str::is_empty);
+    let new = CreateUser {
+        name: body.name,
+        email: body.email,
+        role: body.role.trim().to_owned(),
+        password: body.password,
+        phone_number: body.phone_number,
+        ..CreateUser::default()
+    };
+    let new = serde_json::to_value(new).map_err(ApiError::internal)?;
+    let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/users").json(new);
     let call = call.acting(acting_token(&req)?).changes_stats();
     let reply = call_owner(&state, &staff, call, |reply| staff_created(reply, invited)).await?;
     Ok(HttpResponse::Created().json(reply.body))
 }
 
-/// The audit entry of a new staff account: never the password.
+/// The audit entry of a new account: never the password.
 fn staff_created(reply: &Reply, invited: bool) -> Audit<'static> {
     let new_id = reply.body.get("id").and_then(serde_json::Value::as_i64);
     let details = json!({
@@ -358,8 +392,10 @@ pub struct ManagerCreateBody {
 }
 
 /// `POST /api/admin/users/managers` `{email, name, password, role, is_admin, is_active}` →
-/// 201 with the user: a staff account through auth (managers only, checked by the guard and
-/// again by auth from the acting token). `is_active: false` then deactivates it.
+/// 201 with the user: an account of any role, customers included (managers only, checked by
+/// the guard and again by auth from the acting token; docs/panels.md "Users"). Password 8–128
+/// characters and not a common one, email unique (409), the email counts as verified (a staff
+/// member typed it), `is_active: false` creates it deactivated; `is_admin` is ignored.
 pub async fn create_manager(
     staff: Staff,
     req: HttpRequest,
@@ -367,38 +403,27 @@ pub async fn create_manager(
     body: web::Json<ManagerCreateBody>,
 ) -> HttpResult {
     let body = body.into_inner();
-    let role = body.role.trim();
-    if role == "customer" {
-        // Auth's internal API creates staff accounts only; customers sign up themselves.
-        return Err(ApiError::invalid(
-            "role",
-            "Customer accounts cannot be created from the dashboard yet; choose a staff role",
-        ));
-    }
-    one_of(
-        "role",
-        Some(role),
-        &["support_staff", "technical_team", "manager"],
-    )?;
-    if body.password.trim().is_empty() {
+    let role = one_of("role", Some(body.role.as_str()), &ROLES)?
+        .ok_or_else(|| ApiError::invalid("role", "is required"))?;
+    if body.password.is_empty() {
         return Err(ApiError::invalid("password", "is required"));
     }
-    let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/users").json(json!({
-        "name": body.name,
-        "email": body.email,
-        "role": role,
-        "password": body.password,
-    }));
-    let call = call.acting(acting_token(&req)?).changes_stats();
+    let new = CreateUser {
+        name: body.name,
+        email: body.email,
+        role,
+        password: Some(body.password),
+        phone_number: None,
+        is_active: body.is_active,
+        email_verified: Some(true),
+    };
+    let new = serde_json::to_value(new).map_err(ApiError::internal)?;
+    let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/users")
+        .json(new)
+        .acting(acting_token(&req)?)
+        .changes_stats();
     let reply = call_owner(&state, &staff, call, |reply| staff_created(reply, false)).await?;
-    let new_id = reply.body.get("id").and_then(serde_json::Value::as_i64);
-    let mut user = reply.body;
-    if body.is_active == Some(false)
-        && let Some(id) = new_id
-    {
-        user = apply_update(&staff, &req, &state, id, None, Some(false)).await?;
-    }
-    Ok(HttpResponse::Created().json(user))
+    Ok(HttpResponse::Created().json(reply.body))
 }
 
 /// `PUT /api/admin/users/managers/{id}/role` and `PUT /api/admin/users/managers/{id}`: the
@@ -412,17 +437,8 @@ pub async fn update_manager(
     path: web::Path<i64>,
     body: web::Json<UpdateBody>,
 ) -> HttpResult {
-    let body = body.into_inner();
-    let role = one_of("role", body.role.as_deref(), &ROLES)?;
-    let user = apply_update(
-        &staff,
-        &req,
-        &state,
-        path.into_inner(),
-        role,
-        body.is_active,
-    )
-    .await?;
+    let change = body.change()?;
+    let user = apply_update(&staff, &req, &state, path.into_inner(), change).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -435,9 +451,46 @@ pub async fn deactivate_manager(
     path: web::Path<i64>,
 ) -> HttpResult {
     let id = path.into_inner();
-    apply_update(&staff, &req, &state, id, None, Some(false)).await?;
+    let change = Change {
+        is_active: Some(false),
+        ..Change::default()
+    };
+    apply_update(&staff, &req, &state, id, change).await?;
     Ok(HttpResponse::Ok().json(json!({
         "message": "The account was deactivated",
         "user_id": id,
+    })))
+}
+
+/// `DELETE /api/admin/users/managers/{id}/permanent` (no body): the account is anonymised by
+/// auth (docs/panels.md "Users: the managers list and permanent delete"): managers only,
+/// never oneself (403 `self_change`), deactivated first (else 409). Payments, ledger and
+/// tickets keep the id; the audit entry records the id, never the erased data.
+pub async fn delete_permanent(
+    staff: Staff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let id = path.into_inner();
+    if id == staff.id() {
+        return Err(
+            ApiError::forbidden("You cannot delete your own account from here")
+                .with_code("self_change"),
+        );
+    }
+    let path = format!("/internal/users/{id}");
+    let call = OwnerCall::new(Service::Auth, Method::DELETE, &path)
+        .acting(acting_token(&req)?)
+        .changes_stats();
+    let reply = call_owner(&state, &staff, call, |_| {
+        Audit::new("user.delete_permanent", "user", Some(id), json!({}))
+    })
+    .await?;
+    let deleted: DeletedUser = serde_json::from_value(reply.body).map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "message": "The account was deleted permanently",
+        "user_id": deleted.user_id,
+        "deleted_at": deleted.deleted_at,
     })))
 }

@@ -31,6 +31,13 @@ pub struct AutomationRow {
     pub last_health_at: Option<DateTime<Utc>>,
     pub provision_url: Option<String>,
     pub health_check_url: Option<String>,
+    pub api_base_url: Option<String>,
+    pub api_usage_url: Option<String>,
+    pub api_kb_status_url: Option<String>,
+    pub api_kb_reset_url: Option<String>,
+    pub dashboard_url: Option<String>,
+    /// The token's last four characters (never the token, never its hash).
+    pub service_token_tail: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -112,6 +119,15 @@ pub async fn get(
         .next()
         .map_or(0, |(_, n)| n);
     Ok(Some((a, has_token, n)))
+}
+
+/// How many customers have automation `id`.
+pub async fn users_count(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<i64> {
+    Ok(users_per_automation(conn, &[id])
+        .await?
+        .into_iter()
+        .next()
+        .map_or(0, |(_, n)| n))
 }
 
 async fn users_per_automation(

@@ -118,3 +118,16 @@ pub async fn redemption_of(
         .await
         .optional()
 }
+
+/// `(payment id, automation id)` of the given payments (a discount code's redemptions list
+/// names the automation bought).
+pub async fn automations_of(
+    conn: &mut AsyncPgConnection,
+    payment_ids: &[i64],
+) -> QueryResult<Vec<(i64, i64)>> {
+    payments::table
+        .filter(payments::id.eq_any(payment_ids))
+        .select((payments::id, payments::automation_id))
+        .load(conn)
+        .await
+}

@@ -68,7 +68,7 @@ ur AS (
     SELECT role, count(*) AS n,
            count(*) FILTER (WHERE is_active) AS active,
            count(*) FILTER (WHERE created_at >= (SELECT month_start FROM b)) AS new_month
-    FROM users GROUP BY role
+    FROM users WHERE deleted_at IS NULL GROUP BY role
 ),
 u AS (
     SELECT coalesce(sum(n), 0)::bigint AS total,
@@ -112,7 +112,7 @@ tk AS (
 t AS (
     SELECT coalesce(sum(n) FILTER (WHERE status IN ('open', 'pending', 'in_progress')), 0)::bigint AS open,
            coalesce(jsonb_object_agg(status, n), '{}'::jsonb) AS by_status
-    FROM (SELECT status, count(*) AS n FROM tickets GROUP BY status) x
+    FROM (SELECT status, count(*) AS n FROM tickets WHERE deleted_at IS NULL GROUP BY status) x
 )
 SELECT u.total AS users_total, u.active AS users_active, u.new_month AS users_new_this_month,
        u.by_role AS users_by_role,

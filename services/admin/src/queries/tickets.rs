@@ -37,8 +37,11 @@ pub struct TicketRow {
     pub closed_at: Option<DateTime<Utc>>,
 }
 
+/// Deleted tickets are left out of every list, count and view (docs/panels.md "Ticket delete").
 fn filtered(f: &TicketFilter) -> tickets::BoxedQuery<'static, Pg> {
-    let mut q = tickets::table.into_boxed();
+    let mut q = tickets::table
+        .filter(tickets::deleted_at.is_null())
+        .into_boxed();
     if let Some(s) = &f.status {
         q = q.filter(tickets::status.eq(s.clone()));
     }
@@ -107,6 +110,7 @@ pub async fn list(
 pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<TicketRow>> {
     tickets::table
         .find(id)
+        .filter(tickets::deleted_at.is_null())
         .select(TicketRow::as_select())
         .first(conn)
         .await

@@ -33,8 +33,11 @@ pub struct UserFilter {
     pub is_active: Option<bool>,
 }
 
+/// Deleted (anonymised) accounts leave every list and count (docs/panels.md "Users").
 fn filtered(f: &UserFilter) -> users::BoxedQuery<'static, Pg> {
-    let mut q = users::table.into_boxed();
+    let mut q = users::table
+        .filter(users::deleted_at.is_null())
+        .into_boxed();
     if let Some(s) = &f.search {
         let p = contains_pattern(s);
         q = q.filter(
@@ -71,9 +74,11 @@ pub async fn list(
     Ok((rows, total))
 }
 
+/// A user not deleted.
 pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<UserRow>> {
     users::table
         .find(id)
+        .filter(users::deleted_at.is_null())
         .select(UserRow::as_select())
         .first(conn)
         .await
@@ -153,7 +158,7 @@ pub async fn counters(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult
                FROM payments WHERE user_id = $1) p, \
               (SELECT count(*) AS n, \
                       count(*) FILTER (WHERE status IN ('open', 'pending', 'in_progress')) AS open \
-               FROM tickets WHERE user_id = $1) t, \
+               FROM tickets WHERE user_id = $1 AND deleted_at IS NULL) t, \
               (SELECT count(*) AS n FROM sessions \
                WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()) s",
     )
@@ -164,7 +169,10 @@ pub async fn counters(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult
 
 /// Active accounts, all or of one role: how many a broadcast reaches.
 pub async fn count_active(conn: &mut AsyncPgConnection, role: Option<&str>) -> QueryResult<i64> {
-    let mut q = users::table.filter(users::is_active.eq(true)).into_boxed();
+    let mut q = users::table
+        .filter(users::is_active.eq(true))
+        .filter(users::deleted_at.is_null())
+        .into_boxed();
     if let Some(r) = role {
         q = q.filter(users::role.eq(r.to_owned()));
     }

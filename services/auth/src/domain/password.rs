@@ -16,7 +16,7 @@ use std::{
 };
 
 use argon2::{
-    Algorithm, Argon2, Block, Params, Version,
+    Algorithm, Argon2, Params, Version,
     password_hash::{
         self,
         phc::{Output, ParamsString, PasswordHash, Salt},
@@ -24,6 +24,8 @@ use argon2::{
 };
 use tokio::sync::{Semaphore, oneshot};
 use zimmer_http::ApiError;
+
+pub use argon2::Block;
 
 const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
@@ -121,7 +123,9 @@ fn worker_loop(jobs: mpsc::Receiver<Job>, idle_release: Duration) {
     }
 }
 
-fn hash_with(password: &[u8], blocks: &mut Vec<Block>) -> Result<String, ApiError> {
+/// One production hash on the calling thread into reusable memory `blocks` (what a hashing
+/// thread runs; public so `bench/tools` measures argon2id's own rate with these parameters).
+pub fn hash_with(password: &[u8], blocks: &mut Vec<Block>) -> Result<String, ApiError> {
     let fail =
         |e: &dyn std::fmt::Display| ApiError::internal(anyhow::anyhow!("hashing failed: {e}"));
     let params = params()?;

@@ -28,7 +28,9 @@
 //! - **Forgot password**: 3 per email per hour and 10 per IP per hour (mail bombing).
 //! - **Verification mail**: 5 per user per hour.
 //! - **Password re-checks of a signed-in user** (delete account, disable 2FA, change
-//!   password): 5 failures per 15 minutes per user lock those checks for the window.
+//!   password, and admin's generate-token through `/internal/password-recheck`): 5 failures
+//!   per 15 minutes per user lock those checks for the window. The internal re-check counts
+//!   each attempt before verifying it, as login does ([`Throttle::recheck_begin`]).
 //!
 //! When Redis is down: login, forgot-password, verification mail and password re-checks
 //! **fail open** (logged and counted in `zimmer_auth_throttle_unavailable_total`): the
@@ -521,6 +523,42 @@ impl Throttle {
     pub async fn password_recheck_allowed(&self, user_id: i64) -> Result<(), ApiError> {
         self.check_lock("password_recheck", &user_id.to_string())
             .await
+    }
+
+    /// Before re-checking a password for the internal API (docs/panels.md, generate-token):
+    /// the lock, then the attempt counted against the user's re-check limit, as a login is, so
+    /// parallel guesses cannot outrun the lock. Hand the answer to [`Self::recheck_failed`] or
+    /// [`Self::recheck_succeeded`].
+    pub async fn recheck_begin(&self, user_id: i64) -> Result<Option<RateDecision>, ApiError> {
+        let key = user_id.to_string();
+        self.check_lock("password_recheck", &key).await?;
+        self.reserve(
+            "password_recheck",
+            &key,
+            self.policy.password_recheck_failures,
+        )
+        .await
+    }
+
+    /// A wrong password: the attempt stays counted; the one that fills the limit locks.
+    pub async fn recheck_failed(&self, user_id: i64, counted: Option<RateDecision>) {
+        if let Some(d) = counted {
+            self.lock_when_full(
+                "password_recheck",
+                &user_id.to_string(),
+                self.policy.password_recheck_failures,
+                d,
+                None,
+            )
+            .await;
+        }
+    }
+
+    /// The right password: the attempt is given back.
+    pub async fn recheck_succeeded(&self, user_id: i64, counted: Option<RateDecision>) {
+        if counted.is_some() {
+            self.refund("password_recheck", &user_id.to_string()).await;
+        }
     }
 
     pub async fn password_recheck_failed(&self, user_id: i64) {

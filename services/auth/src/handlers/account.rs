@@ -10,7 +10,7 @@ use zimmer_jwt::{CurrentUser, Role};
 
 use super::{
     ClientMeta, PRODUCER, UserView, clear_refresh_cookie, enqueue_revoked, finish_login,
-    optional_json, revoke_locally, token_response, twofa::recheck_password,
+    optional_json, revoke_locally, token_response_with, twofa::recheck_password,
 };
 use crate::{
     AppState,
@@ -27,7 +27,7 @@ const NAME_MAX_CHARS: usize = 100;
 /// One message for unknown email and wrong password: no account enumeration.
 const BAD_CREDENTIALS: &str = "Invalid email or password";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RegisterRequest {
     pub name: String,
     pub email: String,
@@ -81,10 +81,19 @@ pub async fn register(
     )
     .await?;
     tracing::info!(user_id = user.id, "user registered");
-    token_response(st, StatusCode::CREATED, user, &session, refresh, &meta)
+    // The flat fields are for the admin dashboard's signup page (docs/panels.md).
+    token_response_with(
+        st,
+        StatusCode::CREATED,
+        user,
+        &session,
+        refresh,
+        &meta,
+        true,
+    )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
@@ -149,15 +158,30 @@ pub async fn login(
     finish_login(st, user, &meta, None).await
 }
 
+/// `GET /api/me`, served from `state.users` (`cache.rs`) when it holds a fresh answer: the
+/// row read from PostgreSQL on every call was this route's main cost (README, "Performance").
 pub async fn me(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
+    let json = |body: web::Bytes| {
+        HttpResponse::Ok()
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(body)
+    };
+    if let Some(body) = state.users.get(user.id) {
+        return Ok(json(body));
+    }
+    let ticket = state.users.ticket();
     let mut conn = state.platform.pool.get().await?;
     let found = queries::user_by_id(&mut conn, user.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
-    Ok(HttpResponse::Ok().json(UserView::from(found)))
+    drop(conn);
+    let body =
+        web::Bytes::from(serde_json::to_vec(&UserView::from(found)).map_err(ApiError::internal)?);
+    state.users.store(user.id, body.clone(), ticket);
+    Ok(json(body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ProfileRequest {
     #[serde(default)]
     pub name: Option<String>,
@@ -208,10 +232,11 @@ pub async fn update_profile(
         })
         .await?
     };
+    state.users.forget(user.id);
     Ok(HttpResponse::Ok().json(UserView::from(updated)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChangePasswordRequest {
     #[serde(default)]
     pub current_password: Option<String>,
@@ -280,7 +305,7 @@ pub async fn change_password(
     })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct DeleteAccountRequest {
     #[serde(default)]
     pub password: Option<String>,

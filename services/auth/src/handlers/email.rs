@@ -18,7 +18,8 @@ use crate::{
     queries::{self, CodeOutcome},
 };
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = EmailRequestBody)]
 pub struct RequestBody {
     /// The panel's alias sends the address; it must be the caller's own.
     #[serde(default)]
@@ -94,7 +95,8 @@ pub async fn request(user: CurrentUser, state: web::Data<AppState>, raw: web::By
     })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = EmailVerifyBody)]
 pub struct VerifyBody {
     #[serde(default)]
     pub token: Option<String>,
@@ -132,7 +134,10 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>, raw: web::Byte
             .await
             .map_err(ApiError::from)?;
         return match user {
-            Some(user) => Ok(verified(user)),
+            Some(user) => {
+                st.users.forget(user.id);
+                Ok(verified(user))
+            }
             None => Err(ApiError::invalid(
                 "token",
                 "This verification link is invalid or has expired; request a new email",
@@ -178,7 +183,10 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>, raw: web::Byte
         })
         .await?;
     match (outcome, user) {
-        (CodeOutcome::Verified, Some(user)) => Ok(verified(user)),
+        (CodeOutcome::Verified, Some(user)) => {
+            st.users.forget(user.id);
+            Ok(verified(user))
+        }
         (CodeOutcome::Wrong { attempts_left }, _) if attempts_left > 0 => Err(ApiError::invalid(
             "verification_code",
             format!(

@@ -13,11 +13,14 @@
 //! - any active staff member may (de)activate a customer.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use zimmer_db::models::{NewUser, User};
+pub use zimmer_events::contracts::internal::users::{
+    CreateUser as CreateStaff, DeletedUser, InternalUser, UpdateUser,
+};
 use zimmer_events::contracts::{UserRegistered, UserUpdated};
 use zimmer_http::{ApiError, HttpResult, InternalCaller, validate, validate::Validator};
 use zimmer_jwt::Role;
@@ -26,6 +29,7 @@ use super::{
     PRODUCER, UserView, deactivate_in_tx, deactivate_locally, enqueue_revoked,
     enqueue_user_updated, revoke_locally,
 };
+use crate::ops::account::{erase_in_tx, erase_locally};
 use crate::{
     AppState,
     clients::mail,
@@ -45,20 +49,36 @@ pub async fn revocations(_caller: InternalCaller, state: web::Data<AppState>) ->
     Ok(HttpResponse::Ok().json(list))
 }
 
-/// A user as admin sees it: the public view plus the deactivation time.
-#[derive(Debug, Serialize)]
-pub struct InternalUser {
-    #[serde(flatten)]
-    pub user: UserView,
-    pub deactivated_at: Option<DateTime<Utc>>,
+/// A user as admin sees it: the public view plus the deactivation and deletion times.
+async fn internal_view(conn: &mut AsyncPgConnection, user: User) -> Result<InternalUser, ApiError> {
+    let (deactivated_at, deleted_at) = queries::lifecycle(conn, user.id).await?;
+    let u = UserView::from(user);
+    Ok(InternalUser {
+        id: u.id,
+        name: u.name,
+        email: u.email,
+        phone_number: u.phone_number,
+        role: u.role,
+        is_admin: u.is_admin,
+        is_active: u.is_active,
+        email_verified: u.email_verified,
+        email_verified_at: u.email_verified_at,
+        twofa_enabled: u.twofa_enabled,
+        created_at: u.created_at,
+        deactivated_at,
+        deleted_at,
+    })
 }
 
-async fn internal_view(conn: &mut AsyncPgConnection, user: User) -> Result<InternalUser, ApiError> {
-    let deactivated_at = queries::deactivated_at(conn, user.id).await?;
-    Ok(InternalUser {
-        user: user.into(),
-        deactivated_at,
-    })
+/// A deleted account is gone for every change (it cannot be reactivated or renamed).
+async fn live_target(conn: &mut AsyncPgConnection, id: i64) -> Result<User, ApiError> {
+    let user = queries::lock_user(conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    if queries::lifecycle(conn, id).await?.1.is_some() {
+        return Err(ApiError::not_found("User not found"));
+    }
+    Ok(user)
 }
 
 fn role_of(user: &User) -> Result<Role, ApiError> {
@@ -77,7 +97,7 @@ const ADMIN: &str = "admin";
 /// be a valid, unrevoked access token. A bad acting token is 403 (not 401: admin maps a 401
 /// from auth to "our service credential was refused"); keys or revocations not loaded yet
 /// stay 503.
-async fn acting_user(
+pub(crate) async fn acting_user(
     caller: &InternalCaller,
     req: &HttpRequest,
     st: &AppState,
@@ -142,18 +162,11 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(internal_view(&mut conn, user).await?))
 }
 
-/// Unknown fields (an old client's `actor_id`) are ignored: the actor comes from the token.
-#[derive(Debug, Deserialize)]
-pub struct UpdateUser {
-    #[serde(default)]
-    pub role: Option<String>,
-    #[serde(default)]
-    pub is_active: Option<bool>,
-}
-
-/// `PUT /internal/users/{id}` `{role?, is_active?}`: a role change revokes every
+/// `PUT /internal/users/{id}` `{role?, is_active?, name?}`: a role change revokes every
 /// session (access tokens carry the role); deactivation revokes them too and emits
-/// `user.deactivated`. Repeating a change that is already in effect is a no-op (no events).
+/// `user.deactivated`; a name change emits `user.updated {name}`. Repeating a change that is
+/// already in effect is a no-op (no events); so is a call that changes nothing, also for
+/// oneself (docs/panels.md "Users").
 pub async fn update_user(
     caller: InternalCaller,
     req: HttpRequest,
@@ -186,28 +199,38 @@ async fn apply_update(
             )
         })?),
     };
-    if new_role.is_none() && body.is_active.is_none() {
+    let new_name = match body.name.as_deref() {
+        None => None,
+        Some(n) => {
+            Some(validate::line(n, 100).map_err(|m| ApiError::invalid("name", m.to_string()))?)
+        }
+    };
+    if new_role.is_none() && body.is_active.is_none() && new_name.is_none() {
         return Err(ApiError::invalid(
             "role",
-            "Nothing to change: send role and/or is_active",
+            "Nothing to change: send role, is_active and/or name",
         ));
     }
     let mut conn = st.platform.pool.get().await?;
     let (user, revoked, deactivation) = conn
         .transaction(async |conn| {
             let (_, actor_role) = actor(conn, actor_id).await?;
-            let target = queries::user_by_id(conn, target_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("User not found"))?;
+            let target = live_target(conn, target_id).await?;
             let target_role = role_of(&target)?;
-            if target.id == actor_id {
+            let role_changes = new_role.is_some_and(|r| r != target_role);
+            let activity_changes = body.is_active.is_some_and(|a| a != target.is_active);
+            let name_changes = new_name.as_deref().is_some_and(|n| n != target.name);
+            if target.id == actor_id && (role_changes || activity_changes) {
                 return Err(ApiError::forbidden(
                     "You cannot change your own role or deactivate yourself",
                 )
                 .with_code("self_change"));
             }
-            let role_changes = new_role.is_some_and(|r| r != target_role);
-            let activity_changes = body.is_active.is_some_and(|a| a != target.is_active);
+            if name_changes && target_role.is_staff() && actor_role != Role::Manager {
+                return Err(ApiError::forbidden(
+                    "Only a manager can rename a staff account",
+                ));
+            }
             if role_changes && actor_role != Role::Manager {
                 return Err(ApiError::forbidden("Only a manager can change roles"));
             }
@@ -241,7 +264,12 @@ async fn apply_update(
             } else if body.is_active == Some(true) && queries::activate(conn, target_id).await? {
                 changes.is_active = Some(true);
             }
-            if changes.role.is_some() || changes.is_active.is_some() {
+            if let Some(name) = new_name.as_deref().filter(|_| name_changes)
+                && queries::set_name(conn, target_id, name).await?
+            {
+                changes.name = Some(name.to_owned());
+            }
+            if changes.role.is_some() || changes.is_active.is_some() || changes.name.is_some() {
                 changes.actor_id = Some(actor_id);
                 enqueue_user_updated(conn, changes).await?;
             }
@@ -252,6 +280,7 @@ async fn apply_update(
             Ok::<_, ApiError>((view, revoked, deactivation))
         })
         .await?;
+    st.users.forget(target_id);
     revoke_locally(st, &revoked);
     if let Some(d) = &deactivation {
         deactivate_locally(st, d);
@@ -269,8 +298,8 @@ pub async fn deactivate(
 ) -> HttpResult {
     let actor_id = acting_user(&caller, &req, state.get_ref()).await?;
     let update = UpdateUser {
-        role: None,
         is_active: Some(false),
+        ..UpdateUser::default()
     };
     apply_update(state.get_ref(), actor_id, path.into_inner(), update).await
 }
@@ -284,13 +313,13 @@ pub async fn activate(
 ) -> HttpResult {
     let actor_id = acting_user(&caller, &req, state.get_ref()).await?;
     let update = UpdateUser {
-        role: None,
         is_active: Some(true),
+        ..UpdateUser::default()
     };
     apply_update(state.get_ref(), actor_id, path.into_inner(), update).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RoleChange {
     pub role: String,
 }
@@ -306,25 +335,16 @@ pub async fn change_role(
     let actor_id = acting_user(&caller, &req, state.get_ref()).await?;
     let update = UpdateUser {
         role: Some(body.into_inner().role),
-        is_active: None,
+        ..UpdateUser::default()
     };
     apply_update(state.get_ref(), actor_id, path.into_inner(), update).await
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CreateStaff {
-    pub name: String,
-    pub email: String,
-    pub role: String,
-    /// Without one, the new member gets a mailed link to choose their first password.
-    #[serde(default)]
-    pub password: Option<String>,
-    #[serde(default)]
-    pub phone_number: Option<String>,
-}
-
-/// `POST /internal/users` `{name, email, role, password?, phone_number?}` → 201:
-/// a staff account (manager only). `user.registered` goes out like for a sign-up.
+/// `POST /internal/users` `{name, email, role, password?, phone_number?, is_active?,
+/// email_verified?}` → 201: an account of any role, customers included (manager only;
+/// docs/panels.md "Users"). A customer needs a password (the invitation link is for staff);
+/// `is_active: false` creates it deactivated; `email_verified: true` marks the address
+/// verified (a staff member typed it). `user.registered` goes out like for a sign-up.
 pub async fn create_staff(
     caller: InternalCaller,
     req: HttpRequest,
@@ -343,11 +363,11 @@ pub async fn create_staff(
         validate::phone(body.phone_number.as_deref().unwrap_or("")),
     );
     let role = match body.role.trim().parse::<Role>() {
-        Ok(r) if r.is_staff() => Some(r),
+        Ok(r) => Some(r),
         _ => {
             v.error(
                 "role",
-                "must be one of support_staff, technical_team, manager",
+                "must be one of customer, support_staff, technical_team, manager",
             );
             None
         }
@@ -355,6 +375,8 @@ pub async fn create_staff(
     let password = body.password.as_deref().filter(|p| !p.is_empty());
     if let Some(p) = password {
         v.check("password", check_new_password(p));
+    } else if role == Some(Role::Customer) {
+        v.error("password", "is required for a customer account");
     }
     v.finish()?;
     let (Some(name), Some(email), Some(phone), Some(role)) = (name, email, phone, role) else {
@@ -370,13 +392,13 @@ pub async fn create_staff(
     let invite_token = random_token(32);
     let invite_ttl = st.flows.invite_ttl;
     let mut conn = st.platform.pool.get().await?;
-    let user = conn
+    let verified = body.email_verified == Some(true);
+    let deactivated = body.is_active == Some(false);
+    let (user, deactivation) = conn
         .transaction(async |conn| {
             let (_, actor_role) = actor(conn, actor_id).await?;
             if actor_role != Role::Manager {
-                return Err(ApiError::forbidden(
-                    "Only a manager can create staff accounts",
-                ));
+                return Err(ApiError::forbidden("Only a manager can create accounts"));
             }
             let user = queries::insert_user(
                 conn,
@@ -404,6 +426,11 @@ pub async fn create_staff(
                 )
                 .await?;
             }
+            let user = if verified {
+                queries::mark_email_verified(conn, user.id).await?
+            } else {
+                user
+            };
             zimmer_events::enqueue_event(
                 conn,
                 PRODUCER,
@@ -416,11 +443,23 @@ pub async fn create_staff(
                 },
             )
             .await?;
+            let deactivation = if deactivated {
+                deactivate_in_tx(conn, st, user.id, "deactivated").await?
+            } else {
+                None
+            };
+            let id = user.id;
+            let user = queries::user_by_id(conn, id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("User not found"))?;
             let view = internal_view(conn, user).await?;
-            Ok::<_, ApiError>(view)
+            Ok::<_, ApiError>((view, deactivation))
         })
         .await?;
     drop(conn);
+    if let Some(d) = &deactivation {
+        deactivate_locally(st, d);
+    }
     if invite {
         let link = format!(
             "{}/reset-password?token={invite_token}",
@@ -430,12 +469,64 @@ pub async fn create_staff(
             .unwrap_or(72)
             .max(1);
         st.mailer.send_in_background(mail::staff_invitation(
-            &user.user.email,
-            &user.user.name,
+            &user.email,
+            &user.name,
             &link,
             hours,
         ));
     }
-    tracing::info!(user_id = user.user.id, actor_id, role = %role, "staff account created");
+    tracing::info!(user_id = user.id, actor_id, role = %role, "account created by a manager");
     Ok(HttpResponse::Created().json(user))
+}
+
+/// `DELETE /internal/users/{id}` (no body): a manager's permanent delete (docs/panels.md
+/// "Users: the managers list and permanent delete"): the same anonymisation as
+/// `DELETE /api/auth/delete-account` ([`crate::ops::account::erase_in_tx`]). Never oneself
+/// (403 `self_change`); the account must be deactivated first (409 `user_active`); unknown or
+/// already deleted: 404. Answers `{user_id, deleted_at}`.
+pub async fn delete_user(
+    caller: InternalCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let st = state.get_ref();
+    let actor_id = acting_user(&caller, &req, st).await?;
+    let target_id = path.into_inner();
+    let mut conn = st.platform.pool.get().await?;
+    let erased = conn
+        .transaction(async |conn| {
+            let (_, actor_role) = actor(conn, actor_id).await?;
+            if actor_role != Role::Manager {
+                return Err(ApiError::forbidden(
+                    "Only a manager can delete accounts permanently",
+                ));
+            }
+            if target_id == actor_id {
+                return Err(
+                    ApiError::forbidden("You cannot delete your own account from here")
+                        .with_code("self_change"),
+                );
+            }
+            let target = live_target(conn, target_id).await?;
+            if target.is_active {
+                return Err(ApiError::conflict(
+                    "user_active",
+                    "Deactivate the account before deleting it permanently",
+                ));
+            }
+            erase_in_tx(conn, st, target_id, Some(actor_id)).await
+        })
+        .await?;
+    drop(conn);
+    erase_locally(st, &erased);
+    tracing::info!(
+        user_id = target_id,
+        actor_id,
+        "account deleted permanently (anonymised)"
+    );
+    Ok(HttpResponse::Ok().json(DeletedUser {
+        user_id: target_id,
+        deleted_at: erased.deleted_at,
+    }))
 }

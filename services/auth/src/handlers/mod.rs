@@ -6,6 +6,7 @@ pub mod email;
 pub mod internal;
 pub mod keys;
 pub mod password;
+pub mod recheck;
 pub mod session;
 pub mod twofa;
 
@@ -31,7 +32,7 @@ pub const REFRESH_COOKIE: &str = "zimmer_refresh";
 
 /// The user as every client sees it: login/signup/2FA answers and `/api/me` (docs/panels.md reads
 /// `is_admin`, `phone_number`, `email_verified_at`, `created_at` in both).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: i64,
     pub name: String,
@@ -65,7 +66,7 @@ impl From<User> for UserView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenAnswer {
     pub access_token: String,
     pub token_type: &'static str,
@@ -75,6 +76,14 @@ pub struct TokenAnswer {
     /// refresh token in the HttpOnly cookie, where scripts cannot read it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Signup only: the admin dashboard's signup page reads the user flat beside `user`
+    /// (docs/panels.md "The admin dashboard", sign-in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl ClientMeta {
@@ -109,6 +118,19 @@ pub fn token_response(
     refresh: String,
     meta: &ClientMeta,
 ) -> Result<HttpResponse, ApiError> {
+    token_response_with(state, status, user, session, refresh, meta, false)
+}
+
+/// As [`token_response`]; `flat` adds `user_id`, `email`, `name` beside `user` (signup).
+pub fn token_response_with(
+    state: &AppState,
+    status: StatusCode,
+    user: User,
+    session: &Session,
+    refresh: String,
+    meta: &ClientMeta,
+    flat: bool,
+) -> Result<HttpResponse, ApiError> {
     let role = user
         .role
         .parse::<Role>()
@@ -124,6 +146,15 @@ pub fn token_response(
         jwt,
     ))?;
     let cookie = refresh_cookie(state, &refresh);
+    let (user_id, email, name) = if flat {
+        (
+            Some(user.id),
+            Some(user.email.clone()),
+            Some(user.name.clone()),
+        )
+    } else {
+        (None, None, None)
+    };
     Ok(HttpResponse::build(status)
         .cookie(cookie)
         .json(TokenAnswer {
@@ -132,6 +163,9 @@ pub fn token_response(
             expires_in: jwt.access_ttl.as_secs(),
             user: user.into(),
             refresh_token: (!meta.is_browser).then_some(refresh),
+            user_id,
+            email,
+            name,
         }))
 }
 

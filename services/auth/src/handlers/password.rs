@@ -21,7 +21,7 @@ use crate::{
 const FORGOT_ANSWER: &str =
     "If an account exists for this email, we have sent it a link to reset the password";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ForgotRequest {
     pub email: String,
 }
@@ -68,7 +68,7 @@ pub async fn forgot(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "detail": FORGOT_ANSWER })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ResetRequest {
     #[serde(default)]
     pub token: String,

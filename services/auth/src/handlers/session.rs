@@ -24,7 +24,7 @@ use crate::{
     queries::{self, Rotation},
 };
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct RefreshBody {
     #[serde(default)]
     pub refresh_token: Option<String>,
@@ -173,7 +173,7 @@ pub async fn logout_all(user: CurrentUser, state: web::Data<AppState>) -> HttpRe
         .json(serde_json::json!({ "revoked_sessions": revoked.len() })))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: Uuid,
     pub user_agent: Option<String>,

@@ -162,7 +162,7 @@ pub async fn initiate(
     })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CodeBody {
     #[serde(default)]
     pub otp_code: Option<String>,
@@ -241,6 +241,7 @@ pub async fn activate(
     check_otp_field(st, user.id, &secret, code).await?;
     let (codes, hashes) = hashed_new_codes(st, user.id);
     let revoked = ops::twofa::enable(st, user.id, user.session_id, &sealed, &hashes).await?;
+    st.users.forget(user.id);
     st.mailer
         .send_in_background(mail::twofa_changed(&found.email, &found.name, true));
     tracing::info!(
@@ -285,6 +286,7 @@ pub async fn disable(user: CurrentUser, state: web::Data<AppState>, raw: web::By
     }
     // Not on (or only pending): nothing to protect; a pending secret is dropped.
     let revoked = ops::twofa::disable(st, user.id, user.session_id, s.enabled).await?;
+    st.users.forget(user.id);
     if s.enabled {
         st.mailer
             .send_in_background(mail::twofa_changed(&found.email, &found.name, false));
@@ -353,7 +355,8 @@ pub async fn regenerate(
     })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = TwoFaVerifyBody)]
 pub struct VerifyBody {
     #[serde(default)]
     pub challenge_token: Option<String>,

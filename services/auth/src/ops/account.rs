@@ -62,6 +62,7 @@ pub async fn deactivate_in_tx(
 
 /// After commit: this instance rejects the user's tokens at once.
 pub fn deactivate_locally(state: &AppState, d: &Deactivation) {
+    state.users.forget(d.user_id);
     revoke_locally(state, &d.sessions);
     state
         .platform
@@ -121,7 +122,7 @@ pub async fn reset_password(
     new_hash: &str,
 ) -> Result<Vec<Session>, ApiError> {
     let mut conn = state.platform.pool.get().await?;
-    let revoked = conn
+    let (user_id, revoked) = conn
         .transaction(async |conn| {
             let Some(user_id) = queries::consume_reset_token(conn, token_hash).await? else {
                 return Err(invalid_reset_token());
@@ -140,39 +141,71 @@ pub async fn reset_password(
                 sessions = revoked.len(),
                 "password reset; sessions revoked"
             );
-            Ok::<_, ApiError>(revoked)
+            Ok::<_, ApiError>((user_id, revoked))
         })
         .await?;
     drop(conn);
+    state.users.forget(user_id); // the email is now verified
     revoke_locally(state, &revoked);
     Ok(revoked)
 }
 
-/// Account deletion: deactivated (sessions revoked, `session.revoked`, `user.deactivated`),
-/// anonymised, and `user.updated` marking it deleted, in one transaction.
+/// What an erasure did, for the after-commit local revocation and the answer.
+pub struct Erasure {
+    pub user_id: i64,
+    pub deleted_at: DateTime<Utc>,
+    pub deactivation: Option<Deactivation>,
+}
+
+/// Deletes (anonymises) an account inside the caller's transaction, the one operation behind
+/// both `DELETE /api/auth/delete-account` (the owner) and a manager's permanent delete
+/// (docs/panels.md "Users: the managers list and permanent delete"): deactivated if it was
+/// not (sessions revoked, `session.revoked`, `user.deactivated`), name, email, phone,
+/// password, 2FA, recovery codes, verification and reset tokens and sessions erased,
+/// `deleted_at` set, and `user.updated {deleted: true}` in the outbox. The id stays:
+/// payments, ledger and tickets keep it.
+pub async fn erase_in_tx(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    user_id: i64,
+    actor_id: Option<i64>,
+) -> Result<Erasure, ApiError> {
+    let deactivation = deactivate_in_tx(conn, state, user_id, "account_deleted").await?;
+    let deleted_at = queries::anonymise(conn, user_id).await?;
+    enqueue_user_updated(
+        conn,
+        UserUpdated {
+            user_id,
+            name: Some(queries::DELETED_NAME.to_owned()),
+            is_active: Some(false),
+            deleted: Some(true),
+            actor_id,
+            ..UserUpdated::default()
+        },
+    )
+    .await?;
+    Ok(Erasure {
+        user_id,
+        deleted_at,
+        deactivation,
+    })
+}
+
+/// After commit: this instance rejects the user's tokens at once and forgets the cached user.
+pub fn erase_locally(state: &AppState, e: &Erasure) {
+    state.users.forget(e.user_id);
+    if let Some(d) = &e.deactivation {
+        deactivate_locally(state, d);
+    }
+}
+
+/// Account deletion by its owner, in one transaction ([`erase_in_tx`]).
 pub async fn delete(state: &AppState, user_id: i64) -> Result<(), ApiError> {
     let mut conn = state.platform.pool.get().await?;
     let done = conn
-        .transaction(async |conn| {
-            let done = deactivate_in_tx(conn, state, user_id, "account_deleted").await?;
-            queries::anonymise(conn, user_id).await?;
-            enqueue_user_updated(
-                conn,
-                UserUpdated {
-                    user_id,
-                    name: Some("Deleted user".to_owned()),
-                    is_active: Some(false),
-                    deleted: Some(true),
-                    ..UserUpdated::default()
-                },
-            )
-            .await?;
-            Ok::<_, ApiError>(done)
-        })
+        .transaction(async |conn| erase_in_tx(conn, state, user_id, None).await)
         .await?;
     drop(conn);
-    if let Some(d) = &done {
-        deactivate_locally(state, d);
-    }
+    erase_locally(state, &done);
     Ok(())
 }

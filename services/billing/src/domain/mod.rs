@@ -59,8 +59,11 @@ pub struct Usage {
 }
 
 /// Whether `code` applies to a purchase of `automation_id` by a user with `usage` so far.
+/// `scope` is the code's set of automations; empty means every automation (docs/panels.md
+/// "Discount codes for several automations").
 pub fn check_discount(
     code: &DiscountCode,
+    scope: &[i64],
     automation_id: Option<i64>,
     usage: Usage,
     now: DateTime<Utc>,
@@ -69,9 +72,7 @@ pub fn check_discount(
     if !code.active || !in_window {
         return Err(DiscountRefusal::InactiveOrWindow);
     }
-    if let Some(scope) = code.automation_id
-        && automation_id != Some(scope)
-    {
+    if !scope.is_empty() && !automation_id.is_some_and(|a| scope.contains(&a)) {
         return Err(DiscountRefusal::NotApplicable);
     }
     if let Some(max) = code.max_redemptions
@@ -200,9 +201,9 @@ mod tests {
             ends_at: None,
             max_redemptions: Some(2),
             per_user_limit: Some(1),
-            automation_id: Some(7),
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            description: None,
         }
     }
 
@@ -221,32 +222,41 @@ mod tests {
     fn discount_rules_in_order() {
         let now = Utc::now();
         let ok = Usage::default();
-        assert_eq!(check_discount(&code(), Some(7), ok, now), Ok(()));
+        assert_eq!(check_discount(&code(), &[7, 9], Some(7), ok, now), Ok(()));
         assert_eq!(
-            check_discount(&code(), Some(8), ok, now),
+            check_discount(&code(), &[7, 9], Some(8), ok, now),
             Err(DiscountRefusal::NotApplicable)
         );
+        assert_eq!(check_discount(&code(), &[7, 9], Some(9), ok, now), Ok(()));
+        // Without an automation a scoped code cannot apply; an empty set applies to any.
+        assert_eq!(
+            check_discount(&code(), &[7, 9], None, ok, now),
+            Err(DiscountRefusal::NotApplicable)
+        );
+        assert_eq!(check_discount(&code(), &[], Some(8), ok, now), Ok(()));
+        assert_eq!(check_discount(&code(), &[], None, ok, now), Ok(()));
         let mut c = code();
         c.active = false;
         assert_eq!(
-            check_discount(&c, Some(7), ok, now),
+            check_discount(&c, &[7, 9], Some(7), ok, now),
             Err(DiscountRefusal::InactiveOrWindow)
         );
         let mut c = code();
         c.ends_at = Some(now);
         assert_eq!(
-            check_discount(&c, Some(7), ok, now),
+            check_discount(&c, &[7, 9], Some(7), ok, now),
             Err(DiscountRefusal::InactiveOrWindow)
         );
         let mut c = code();
         c.starts_at = Some(now + Duration::minutes(1));
         assert_eq!(
-            check_discount(&c, Some(7), ok, now),
+            check_discount(&c, &[7, 9], Some(7), ok, now),
             Err(DiscountRefusal::InactiveOrWindow)
         );
         assert_eq!(
             check_discount(
                 &code(),
+                &[7, 9],
                 Some(7),
                 Usage {
                     total: 2,
@@ -259,6 +269,7 @@ mod tests {
         assert_eq!(
             check_discount(
                 &code(),
+                &[7, 9],
                 Some(7),
                 Usage {
                     total: 1,

@@ -21,7 +21,7 @@ use crate::{
     queries,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ValidateBody {
     #[serde(default)]
     pub code: Option<String>,
@@ -132,7 +132,8 @@ pub async fn validate(
         None => Err(DiscountRefusal::NotFound),
         Some(d) => {
             let usage = queries::discount_usage(&mut conn, d.id, Some(user.id)).await?;
-            domain::check_discount(d, automation_id, usage, Utc::now())
+            let scope = queries::discount_automations(&mut conn, d.id).await?;
+            domain::check_discount(d, &scope, automation_id, usage, Utc::now())
         }
     };
     let (valid, percent, reason) = match (&verdict, &discount) {

@@ -1,197 +1,39 @@
 //! The internal API admin calls (service credential, never routed by the gateway): discount
 //! codes, payments, and reconciliation on demand. Admin checks the staff role and writes its
-//! audit log; billing only owns the rows.
+//! audit log; billing only owns the rows. Request and answer types of the discount calls are
+//! `zimmer_contracts::internal::discounts`, shared with admin.
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-use zimmer_db::models::billing::{DiscountCode, NewDiscountCode, payment_status as ps};
-use zimmer_http::{ApiError, HttpResult, InternalCaller, PageQuery, Paged, validate::Validator};
+use serde::Deserialize;
+use zimmer_db::models::billing::payment_status as ps;
+use zimmer_events::contracts::internal::discounts::{
+    DiscountList, DiscountPatch, NewDiscount, Redemption, RedemptionList,
+};
+use zimmer_http::{ApiError, HttpResult, InternalCaller, PageQuery};
 
 use super::{
-    PaymentView, double_option,
+    PaymentView,
     payments::{ListQuery, parse_order, parse_status, window},
 };
 use crate::{
-    AppState, domain,
-    queries::{self, DiscountChanges, DiscountStats, PaymentFilter},
+    AppState,
+    ops::discounts as ops,
+    queries::{self, DiscountChanges, PaymentFilter},
 };
 
-#[derive(Debug, Serialize)]
-pub struct DiscountView {
-    #[serde(flatten)]
-    pub code: DiscountJson,
-    pub redemptions: DiscountStats,
-}
-
-/// The row as JSON (the model has no serde derive: the db crate stays serde-free for rows).
-#[derive(Debug, Serialize)]
-pub struct DiscountJson {
-    pub id: i64,
-    pub code: String,
-    pub percent_off: i32,
-    pub active: bool,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub max_redemptions: Option<i32>,
-    pub per_user_limit: Option<i32>,
-    pub automation_id: Option<i64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<DiscountCode> for DiscountJson {
-    fn from(d: DiscountCode) -> Self {
-        Self {
-            id: d.id,
-            code: d.code,
-            percent_off: d.percent_off,
-            active: d.active,
-            starts_at: d.starts_at,
-            ends_at: d.ends_at,
-            max_redemptions: d.max_redemptions,
-            per_user_limit: d.per_user_limit,
-            automation_id: d.automation_id,
-            created_at: d.created_at,
-            updated_at: d.updated_at,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct NewDiscountBody {
-    pub code: String,
-    pub percent_off: i32,
-    #[serde(default)]
-    pub active: Option<bool>,
-    #[serde(default)]
-    pub starts_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub ends_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub max_redemptions: Option<i32>,
-    #[serde(default)]
-    pub per_user_limit: Option<i32>,
-    #[serde(default)]
-    pub automation_id: Option<i64>,
-}
-
-/// A partial update; `null` clears a nullable field, an absent field is left alone.
-#[derive(Debug, Default, Deserialize)]
-pub struct DiscountPatch {
-    #[serde(default)]
-    pub code: Option<String>,
-    #[serde(default)]
-    pub percent_off: Option<i32>,
-    #[serde(default)]
-    pub active: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub starts_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub ends_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub max_redemptions: Option<Option<i32>>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub per_user_limit: Option<Option<i32>>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub automation_id: Option<Option<i64>>,
-}
-
-fn check_limits(
-    v: &mut Validator,
-    percent: Option<i32>,
-    max_redemptions: Option<i32>,
-    per_user_limit: Option<i32>,
-) {
-    if percent.is_some_and(|p| !(1..=100).contains(&p)) {
-        v.error("percent_off", "must be between 1 and 100");
-    }
-    if max_redemptions.is_some_and(|m| m < 1) {
-        v.error(
-            "max_redemptions",
-            "must be at least 1 (or null for no limit)",
-        );
-    }
-    if per_user_limit.is_some_and(|m| m < 1) {
-        v.error(
-            "per_user_limit",
-            "must be at least 1 (or null for no limit)",
-        );
-    }
-}
-
-fn check_window(
-    v: &mut Validator,
-    starts_at: Option<DateTime<Utc>>,
-    ends_at: Option<DateTime<Utc>>,
-) {
-    if let (Some(s), Some(e)) = (starts_at, ends_at)
-        && s >= e
-    {
-        v.error("ends_at", "must be after starts_at");
-    }
-}
-
-fn duplicate_code(e: diesel::result::Error) -> ApiError {
-    use diesel::result::{DatabaseErrorKind, Error};
-    match e {
-        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => ApiError::conflict(
-            "discount_code_exists",
-            "A discount code with this code exists",
-        ),
-        other => other.into(),
-    }
-}
-
-async fn view(
-    conn: &mut zimmer_db::AsyncPgConnection,
-    d: DiscountCode,
-) -> Result<DiscountView, ApiError> {
-    let redemptions = queries::discount_stats(conn, d.id).await?;
-    Ok(DiscountView {
-        code: d.into(),
-        redemptions,
-    })
-}
+/// The most codes one unpaged call answers (the admin dashboard has no paging:
+/// docs/panels.md "The admin dashboard", the newest 500).
+const WHOLE_LIST: i64 = 500;
 
 pub async fn create_discount(
     _caller: InternalCaller,
     state: web::Data<AppState>,
-    body: web::Json<NewDiscountBody>,
+    body: web::Json<NewDiscount>,
 ) -> HttpResult {
-    let mut v = Validator::new();
-    let code = domain::normalize_code(Some(&body.code)).unwrap_or_default();
-    v.check("code", domain::valid_code(&code));
-    check_limits(
-        &mut v,
-        Some(body.percent_off),
-        body.max_redemptions,
-        body.per_user_limit,
-    );
-    check_window(&mut v, body.starts_at, body.ends_at);
-    v.finish()?;
     let mut conn = state.billing.pool.get().await?;
-    if let Some(a) = body.automation_id
-        && queries::automation_price(&mut conn, a).await?.is_none()
-    {
-        return Err(ApiError::invalid("automation_id", "no such automation"));
-    }
-    let d = queries::insert_discount(
-        &mut conn,
-        &NewDiscountCode {
-            code: &code,
-            percent_off: body.percent_off,
-            active: body.active.unwrap_or(true),
-            starts_at: body.starts_at,
-            ends_at: body.ends_at,
-            max_redemptions: body.max_redemptions,
-            per_user_limit: body.per_user_limit,
-            automation_id: body.automation_id,
-        },
-    )
-    .await
-    .map_err(duplicate_code)?;
-    Ok(HttpResponse::Created().json(view(&mut conn, d).await?))
+    let d = ops::create(&mut conn, &body).await?;
+    Ok(HttpResponse::Created().json(d))
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,8 +42,11 @@ pub struct DiscountListQuery {
     pub active: Option<bool>,
     pub page: Option<i64>,
     pub page_size: Option<i64>,
+    /// Instead of paging: the newest `limit` codes (1 to 500).
+    pub limit: Option<i64>,
 }
 
+/// Codes newest first, each with its automations and redemption counts.
 pub async fn list_discounts(
     _caller: InternalCaller,
     state: web::Data<AppState>,
@@ -211,6 +56,13 @@ pub async fn list_discounts(
         page: query.page,
         page_size: query.page_size,
     };
+    let (offset, limit, page_no, page_size) = match query.limit {
+        Some(l) => {
+            let l = l.clamp(1, WHOLE_LIST);
+            (0, l, 1, l)
+        }
+        None => (page.offset(), page.limit(), page.page(), page.page_size()),
+    };
     let search = query
         .search
         .as_deref()
@@ -218,13 +70,14 @@ pub async fn list_discounts(
         .filter(|s| !s.is_empty());
     let mut conn = state.billing.pool.get().await?;
     let (rows, total) =
-        queries::list_discounts(&mut conn, search, query.active, page.offset(), page.limit())
-            .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for d in rows {
-        items.push(view(&mut conn, d).await?);
-    }
-    Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+        queries::list_discounts(&mut conn, search, query.active, offset, limit).await?;
+    let items = ops::views(&mut conn, rows).await?;
+    Ok(HttpResponse::Ok().json(DiscountList {
+        items,
+        total,
+        page: page_no,
+        page_size,
+    }))
 }
 
 pub async fn get_discount(
@@ -236,63 +89,19 @@ pub async fn get_discount(
     let d = queries::discount_by_id(&mut conn, path.into_inner())
         .await?
         .ok_or_else(|| ApiError::not_found("Discount code not found"))?;
-    Ok(HttpResponse::Ok().json(view(&mut conn, d).await?))
+    Ok(HttpResponse::Ok().json(ops::view(&mut conn, d).await?))
 }
 
+/// A partial update; `null` clears a nullable field, an absent field is left alone.
 pub async fn update_discount(
     _caller: InternalCaller,
     state: web::Data<AppState>,
     path: web::Path<i64>,
     body: web::Json<DiscountPatch>,
 ) -> HttpResult {
-    let id = path.into_inner();
-    let patch = body.into_inner();
     let mut conn = state.billing.pool.get().await?;
-    let current = queries::discount_by_id(&mut conn, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Discount code not found"))?;
-    let mut v = Validator::new();
-    let code = match &patch.code {
-        None => None,
-        Some(c) => {
-            let c = domain::normalize_code(Some(c)).unwrap_or_default();
-            v.check("code", domain::valid_code(&c));
-            Some(c)
-        }
-    };
-    check_limits(
-        &mut v,
-        patch.percent_off,
-        patch.max_redemptions.flatten(),
-        patch.per_user_limit.flatten(),
-    );
-    // The window as it will be after the change.
-    check_window(
-        &mut v,
-        patch.starts_at.unwrap_or(current.starts_at),
-        patch.ends_at.unwrap_or(current.ends_at),
-    );
-    v.finish()?;
-    if let Some(Some(a)) = patch.automation_id
-        && queries::automation_price(&mut conn, a).await?.is_none()
-    {
-        return Err(ApiError::invalid("automation_id", "no such automation"));
-    }
-    let changes = DiscountChanges {
-        code,
-        percent_off: patch.percent_off,
-        active: patch.active,
-        starts_at: patch.starts_at,
-        ends_at: patch.ends_at,
-        max_redemptions: patch.max_redemptions,
-        per_user_limit: patch.per_user_limit,
-        automation_id: patch.automation_id,
-    };
-    let d = queries::update_discount(&mut conn, id, &changes)
-        .await
-        .map_err(duplicate_code)?
-        .ok_or_else(|| ApiError::not_found("Discount code not found"))?;
-    Ok(HttpResponse::Ok().json(view(&mut conn, d).await?))
+    let d = ops::update(&mut conn, path.into_inner(), &body).await?;
+    Ok(HttpResponse::Ok().json(d))
 }
 
 /// Deletes a code nobody used; a used code is deactivated instead (its redemptions are history).
@@ -323,20 +132,6 @@ pub async fn delete_discount(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": false, "deactivated": true })))
 }
 
-#[derive(Debug, Serialize)]
-pub struct RedemptionView {
-    pub id: i64,
-    pub discount_id: i64,
-    pub user_id: i64,
-    pub payment_id: i64,
-    pub status: String,
-    pub amount_before: i64,
-    pub amount_discount: i64,
-    pub amount_after: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
 pub async fn list_redemptions(
     _caller: InternalCaller,
     state: web::Data<AppState>,
@@ -350,9 +145,9 @@ pub async fn list_redemptions(
         .ok_or_else(|| ApiError::not_found("Discount code not found"))?;
     let (rows, total) =
         queries::list_redemptions(&mut conn, id, page.offset(), page.limit()).await?;
-    let items: Vec<RedemptionView> = rows
+    let items = rows
         .into_iter()
-        .map(|r| RedemptionView {
+        .map(|r| Redemption {
             id: r.id,
             discount_id: r.discount_id,
             user_id: r.user_id,
@@ -365,7 +160,12 @@ pub async fn list_redemptions(
             updated_at: r.updated_at,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
+    Ok(HttpResponse::Ok().json(RedemptionList {
+        items,
+        total,
+        page: page.page(),
+        page_size: page.page_size(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]

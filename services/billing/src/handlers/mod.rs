@@ -13,7 +13,7 @@ use zimmer_db::models::billing::Payment;
 /// A payment as the panel and the admin read it (docs/panels.md lists `id, automation_id, amount,
 /// tokens_purchased, gateway, method, transaction_id, ref_id, status, created_at,
 /// description`; docs/api.md adds the discount and `verified_at`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PaymentView {
     pub id: i64,
     pub automation_id: i64,

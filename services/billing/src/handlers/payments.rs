@@ -24,7 +24,7 @@ use crate::{
 
 /// What the panel sends (docs/panels.md). Anything else — an `amount`, a `user_id`, a price — is
 /// ignored: the price is computed here from the database.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct InitBody {
     #[serde(default)]
     pub automation_id: Option<Value>,
@@ -36,7 +36,7 @@ pub struct InitBody {
     pub discount_code: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InitAnswer {
     pub payment_id: i64,
     pub status: String,

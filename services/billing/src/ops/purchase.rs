@@ -96,7 +96,8 @@ pub async fn open(billing: &Billing, purchase: Purchase<'_>) -> Result<Priced, A
             let replaced = queries::release_open_reservation(conn, d.id, user_id).await?;
             let mut usage = queries::discount_usage(conn, d.id, Some(user_id)).await?;
             usage.by_user += i64::try_from(replaced.len()).unwrap_or(i64::MAX);
-            domain::check_discount(&d, Some(automation_id), usage, Utc::now())
+            let scope = queries::discount_automations(conn, d.id).await?;
+            domain::check_discount(&d, &scope, Some(automation_id), usage, Utc::now())
                 .map_err(discount_error)?;
             if !replaced.is_empty() {
                 tracing::info!(

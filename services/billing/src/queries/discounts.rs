@@ -12,7 +12,9 @@ use zimmer_db::{
         DiscountCode, DiscountRedemption, NewDiscountCode, NewDiscountRedemption, Payment,
         payment_status as ps, redemption_status as rs,
     },
-    schema::{discount_codes, discount_redemptions, payments},
+    schema::{
+        automations, discount_code_automations, discount_codes, discount_redemptions, payments,
+    },
 };
 
 use crate::domain::Usage;
@@ -297,7 +299,7 @@ pub struct DiscountChanges {
     pub ends_at: Option<Option<DateTime<Utc>>>,
     pub max_redemptions: Option<Option<i32>>,
     pub per_user_limit: Option<Option<i32>>,
-    pub automation_id: Option<Option<i64>>,
+    pub description: Option<Option<String>>,
 }
 
 pub async fn update_discount(
@@ -374,4 +376,81 @@ pub async fn list_redemptions(
         .load(conn)
         .await?;
     Ok((items, total))
+}
+
+/// The code's automations (docs/panels.md "Discount codes for several automations"): empty
+/// means every automation.
+pub async fn discount_automations(
+    conn: &mut AsyncPgConnection,
+    discount_id: i64,
+) -> QueryResult<Vec<i64>> {
+    discount_code_automations::table
+        .filter(discount_code_automations::discount_id.eq(discount_id))
+        .select(discount_code_automations::automation_id)
+        .order(discount_code_automations::automation_id)
+        .load(conn)
+        .await
+}
+
+/// The automations of several codes at once (a list page): `(discount_id, automation_id)`.
+pub async fn automations_of_discounts(
+    conn: &mut AsyncPgConnection,
+    discount_ids: &[i64],
+) -> QueryResult<Vec<(i64, i64)>> {
+    discount_code_automations::table
+        .filter(discount_code_automations::discount_id.eq_any(discount_ids))
+        .select((
+            discount_code_automations::discount_id,
+            discount_code_automations::automation_id,
+        ))
+        .order((
+            discount_code_automations::discount_id,
+            discount_code_automations::automation_id,
+        ))
+        .load(conn)
+        .await
+}
+
+/// Replaces the code's set of automations (in the caller's transaction).
+pub async fn set_discount_automations(
+    conn: &mut AsyncPgConnection,
+    discount_id: i64,
+    automation_ids: &[i64],
+) -> QueryResult<()> {
+    diesel::delete(
+        discount_code_automations::table
+            .filter(discount_code_automations::discount_id.eq(discount_id)),
+    )
+    .execute(conn)
+    .await?;
+    if automation_ids.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = automation_ids
+        .iter()
+        .map(|a| {
+            (
+                discount_code_automations::discount_id.eq(discount_id),
+                discount_code_automations::automation_id.eq(*a),
+            )
+        })
+        .collect();
+    diesel::insert_into(discount_code_automations::table)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Which of `ids` name an existing automation.
+pub async fn existing_automations(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> QueryResult<Vec<i64>> {
+    automations::table
+        .filter(automations::id.eq_any(ids))
+        .select(automations::id)
+        .load(conn)
+        .await
 }

@@ -140,6 +140,50 @@ impl VendorClient {
         }
     }
 
+    /// `POST url` with a JSON body, signed when the automation has a service token: the KB
+    /// status and reset calls (docs/panels.md "KB monitoring"). Any answer is `Ok` with its
+    /// status and its JSON body (`Value::Null` when it is not JSON, or larger than 64 KB);
+    /// `Err`: refused by the outbound policy (not called) or no answer in `timeout`.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        automation_id: i64,
+        token_hash: Option<&[u8]>,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<(StatusCode, serde_json::Value), CallError> {
+        const MAX_ANSWER: usize = 64 * 1024;
+        let url = self.target(url).map_err(|r| CallError::Refused(r.0))?;
+        let raw = serde_json::to_vec(body).map_err(|e| CallError::Permanent(e.to_string()))?;
+        let request = self
+            .http
+            .post(url)
+            .timeout(timeout)
+            .header("content-type", "application/json");
+        let fail = |e: reqwest::Error| match refusal_in(&e) {
+            Some(r) => CallError::Refused(r.0),
+            None => CallError::Retryable(without_url(&e)),
+        };
+        let mut response = self
+            .signed(request, automation_id, token_hash, &raw)
+            .body(raw)
+            .send()
+            .await
+            .map_err(fail)?;
+        let status = response.status();
+        let mut answer = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(fail)? {
+            answer.extend_from_slice(&chunk);
+            if answer.len() > MAX_ANSWER {
+                return Ok((status, serde_json::Value::Null));
+            }
+        }
+        Ok((
+            status,
+            serde_json::from_slice(&answer).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
     /// `GET health_check_url`: a 2xx is healthy unless its JSON `status` says `degraded`
     /// (or down); anything else, including no answer in time, is down. `Err`: the URL is
     /// refused by the outbound policy and was not called.

@@ -19,7 +19,7 @@ pub const AUTOMATION_HEADER: &str = "x-zimmer-automation-id";
 /// A vendor should refuse signatures older (or newer) than this.
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 
-const TOKEN_PREFIX: &str = "zst_";
+use zimmer_events::contracts::internal::automations::SERVICE_TOKEN_PREFIX as TOKEN_PREFIX;
 
 /// A new service token: a recognisable prefix and 256 random bits.
 pub fn new_service_token() -> String {

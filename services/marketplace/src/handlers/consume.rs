@@ -10,6 +10,7 @@
 //! transaction is `ops::consume`; this handler authenticates and validates.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use diesel_async::AsyncPgConnection;
 use serde::Deserialize;
 use zimmer_http::{ApiError, HttpResult};
 
@@ -28,7 +29,7 @@ const KEY_MAX: usize = 200;
 const USAGE_TYPE_MAX: usize = 64;
 const META_MAX_BYTES: usize = 4096;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ConsumeRequest {
     pub user_automation_id: i64,
     pub units: i64,
@@ -120,8 +121,13 @@ fn check(req: &HttpRequest, body: ConsumeRequest, max_units: i64) -> Result<Chec
     })
 }
 
-pub async fn consume(req: HttpRequest, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
-    // Authenticate before looking at the body: an unauthenticated caller learns nothing.
+/// The automation whose `X-Zimmer-Service-Token` the request carries: `(id, status)`, else 401.
+/// Every vendor route (consumption, knowledge, fallback reports) authenticates with this
+/// before looking at the body or query: an unauthenticated caller learns nothing.
+pub async fn vendor_automation(
+    req: &HttpRequest,
+    conn: &mut AsyncPgConnection,
+) -> Result<(i64, String), ApiError> {
     let token = req
         .headers()
         .get(SERVICE_TOKEN_HEADER)
@@ -130,10 +136,14 @@ pub async fn consume(req: HttpRequest, state: web::Data<AppState>, raw: web::Byt
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthorized("Service token required", "service_token_required"))?;
     let hash = token_hash(token);
-    let mut conn = state.platform.pool.get().await?;
-    let (automation_id, automation_status) = automations::by_token_hash(&mut conn, &hash)
+    automations::by_token_hash(conn, &hash)
         .await?
-        .ok_or_else(|| unauthorized("Invalid service token", "invalid_service_token"))?;
+        .ok_or_else(|| unauthorized("Invalid service token", "invalid_service_token"))
+}
+
+pub async fn consume(req: HttpRequest, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
+    let mut conn = state.platform.pool.get().await?;
+    let (automation_id, automation_status) = vendor_automation(&req, &mut conn).await?;
 
     let body: ConsumeRequest = json_body(&raw)?;
     let c = check(&req, body, state.config.consume_max_units)?;

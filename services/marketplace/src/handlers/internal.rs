@@ -5,137 +5,31 @@
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use serde::Deserialize;
-use serde_json::json;
 use zimmer_db::models::marketplace::{AutomationChanges, NewAutomation};
+use zimmer_events::contracts::internal::automations::{
+    Automation, AutomationDeleted, AutomationInput, IssuedServiceToken, Secret,
+    ServiceTokenRemoved, masked, service_token_tail,
+};
 use zimmer_http::{ApiError, HttpResult, InternalCaller, validate};
 
-use super::{double_option, json_body};
+use super::json_body;
 use crate::{
     AppState,
-    domain::tokens::{new_service_token, token_hash},
+    domain::{
+        automations::{self as rules, staff_view},
+        tokens::{new_service_token, token_hash},
+    },
     ops::{self, adjust::AdjustBody},
-    queries::automations::{self, AdminAutomation},
+    queries::automations,
 };
 
-const PRICING_TYPES: [&str; 3] = ["token_per_session", "token_per_step", "flat_fee"];
-const STATUSES: [&str; 2] = ["active", "inactive"];
-/// 10^12 Rials: far above any real per-token price, far below BIGINT overflow in totals.
-const MAX_PRICE: i64 = 1_000_000_000_000;
-const MAX_DEMO_TOKENS: i64 = 100_000;
-
-/// Fields of an automation; on update, absent fields stay as they are and `null` clears a
-/// URL.
-#[derive(Debug, Default, Deserialize)]
-pub struct AutomationInput {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub pricing_type: Option<String>,
-    #[serde(default)]
-    pub price_per_token: Option<i64>,
-    #[serde(default)]
-    pub demo_tokens: Option<i64>,
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub is_listed: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub provision_url: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
-    pub health_check_url: Option<Option<String>>,
-}
-
-fn check_url(
-    v: &mut validate::Validator,
-    field: &'static str,
-    raw: Option<Option<String>>,
-) -> Option<Option<String>> {
-    match raw {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(s)) if s.trim().is_empty() => Some(None),
-        Some(Some(s)) => {
-            let s = s.trim().to_owned();
-            let ok = s.len() <= 2048
-                && reqwest::Url::parse(&s).is_ok_and(|u| {
-                    matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
-                });
-            if ok {
-                Some(Some(s))
-            } else {
-                v.error(field, "must be an http(s) URL");
-                None
-            }
-        }
-    }
-}
-
-/// Validates `input` into a change set; `creating` requires name and price.
-fn changes(input: AutomationInput, creating: bool) -> Result<AutomationChanges, ApiError> {
-    let mut v = validate::Validator::new();
-    if creating && input.name.is_none() {
-        v.error("name", "is required");
-    }
-    if creating && input.price_per_token.is_none() {
-        v.error("price_per_token", "is required");
-    }
-    let name = input
-        .name
-        .and_then(|n| v.check("name", validate::line(&n, 200)));
-    let description = match input.description {
-        None => None,
-        Some(d) if d.trim().is_empty() => Some(String::new()),
-        Some(d) => v.check("description", validate::text(&d, 5000)),
-    };
-    if let Some(p) = &input.pricing_type
-        && !PRICING_TYPES.contains(&p.as_str())
-    {
-        v.error(
-            "pricing_type",
-            "must be token_per_session, token_per_step or flat_fee",
-        );
-    }
-    if let Some(p) = input.price_per_token
-        && !(0..=MAX_PRICE).contains(&p)
-    {
-        v.error("price_per_token", "must be between 0 and 10^12 Rials");
-    }
-    if let Some(d) = input.demo_tokens
-        && !(0..=MAX_DEMO_TOKENS).contains(&d)
-    {
-        v.error("demo_tokens", "must be between 0 and 100000");
-    }
-    if let Some(s) = &input.status
-        && !STATUSES.contains(&s.as_str())
-    {
-        v.error("status", "must be active or inactive");
-    }
-    let provision_url = check_url(&mut v, "provision_url", input.provision_url);
-    let health_check_url = check_url(&mut v, "health_check_url", input.health_check_url);
-    v.finish()?;
-    Ok(AutomationChanges {
-        name,
-        description,
-        pricing_type: input.pricing_type,
-        price_per_token: input.price_per_token,
-        demo_tokens: input.demo_tokens,
-        status: input.status,
-        is_listed: input.is_listed,
-        provision_url,
-        health_check_url,
-        updated_at: Some(Utc::now()),
-    })
-}
-
+/// `GET /internal/automations` → `[Automation]`, listed or not.
 pub async fn list(_: InternalCaller, state: web::Data<AppState>) -> HttpResult {
     let mut conn = state.platform.pool.get().await?;
-    let all: Vec<AdminAutomation> = automations::all(&mut conn)
+    let all: Vec<Automation> = automations::all(&mut conn)
         .await?
         .into_iter()
-        .map(Into::into)
+        .map(staff_view)
         .collect();
     Ok(HttpResponse::Ok().json(all))
 }
@@ -149,7 +43,7 @@ pub async fn get(
     let a = automations::get(&mut conn, path.into_inner())
         .await?
         .ok_or_else(|| ApiError::not_found("Automation not found"))?;
-    Ok(HttpResponse::Ok().json(AdminAutomation::from(a)))
+    Ok(HttpResponse::Ok().json(staff_view(a)))
 }
 
 /// Vendor URLs must lead to public addresses (see `outbound`): a URL that is, or whose host
@@ -157,10 +51,7 @@ pub async fn get(
 /// with 422 before anything is stored. The workers check again on every call.
 async fn check_destinations(state: &AppState, c: &AutomationChanges) -> Result<(), ApiError> {
     let mut v = validate::Validator::new();
-    for (field, url) in [
-        ("provision_url", &c.provision_url),
-        ("health_check_url", &c.health_check_url),
-    ] {
+    for (field, url) in rules::urls(c) {
         if let Some(Some(url)) = url
             && let Err(refused) = state.config.outbound.check_url(url).await
         {
@@ -170,9 +61,28 @@ async fn check_destinations(state: &AppState, c: &AutomationChanges) -> Result<(
     v.finish()
 }
 
+/// The one unique column a write can collide on is the token hash: a chosen token that is
+/// some automation's token already.
+fn token_in_use(e: DieselError) -> ApiError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => ApiError::conflict(
+            "service_token_in_use",
+            "This service token is already in use; generate a new one",
+        ),
+        e => e.into(),
+    }
+}
+
+/// A URL of a create: absent and cleared are both "none".
+fn url(u: &Option<Option<String>>) -> Option<&str> {
+    u.as_ref().and_then(|u| u.as_deref())
+}
+
+/// `POST /internal/automations` [`AutomationInput`] → 201 [`Automation`]. A `service_token`
+/// (the wizard's) is stored as its hash and tail, exactly as an issued one.
 pub async fn create(_: InternalCaller, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
     let input: AutomationInput = json_body(&raw)?;
-    let c = changes(input, true)?;
+    let rules::Checked { changes: c, token } = rules::check(input, true)?;
     check_destinations(&state, &c).await?;
     let (Some(name), Some(price)) = (c.name.as_deref(), c.price_per_token) else {
         return Err(ApiError::invalid("name", "is required"));
@@ -185,17 +95,28 @@ pub async fn create(_: InternalCaller, state: web::Data<AppState>, raw: web::Byt
         demo_tokens: c.demo_tokens.unwrap_or(5),
         status: c.status.as_deref().unwrap_or("active"),
         is_listed: c.is_listed.unwrap_or(true),
-        provision_url: c.provision_url.as_ref().and_then(|u| u.as_deref()),
-        health_check_url: c.health_check_url.as_ref().and_then(|u| u.as_deref()),
+        provision_url: url(&c.provision_url),
+        health_check_url: url(&c.health_check_url),
+        api_base_url: url(&c.api_base_url),
+        api_usage_url: url(&c.api_usage_url),
+        api_kb_status_url: url(&c.api_kb_status_url),
+        api_kb_reset_url: url(&c.api_kb_reset_url),
+        dashboard_url: url(&c.dashboard_url),
+        service_token_hash: token.as_ref().map(|(h, _)| h.as_slice()),
+        service_token_tail: token.as_ref().map(|(_, t)| t.as_str()),
     };
     let created = {
         let mut conn = state.platform.pool.get().await?;
-        automations::insert(&mut conn, &new).await?
+        automations::insert(&mut conn, &new)
+            .await
+            .map_err(token_in_use)?
     };
     state.cache.invalidate().await;
-    Ok(HttpResponse::Created().json(AdminAutomation::from(created)))
+    Ok(HttpResponse::Created().json(staff_view(created)))
 }
 
+/// `PUT|PATCH /internal/automations/{id}` [`AutomationInput`] → [`Automation`]: only the
+/// fields sent change (never `is_listed` or health otherwise).
 pub async fn update(
     _: InternalCaller,
     state: web::Data<AppState>,
@@ -203,7 +124,7 @@ pub async fn update(
     raw: web::Bytes,
 ) -> HttpResult {
     let input: AutomationInput = json_body(&raw)?;
-    let c = changes(input, false)?;
+    let c = rules::check(input, false)?.changes;
     check_destinations(&state, &c).await?;
     let updated = {
         let mut conn = state.platform.pool.get().await?;
@@ -212,11 +133,11 @@ pub async fn update(
             .ok_or_else(|| ApiError::not_found("Automation not found"))?
     };
     state.cache.invalidate().await;
-    Ok(HttpResponse::Ok().json(AdminAutomation::from(updated)))
+    Ok(HttpResponse::Ok().json(staff_view(updated)))
 }
 
 /// Deletes an automation nobody has (and nothing else refers to); otherwise unlists it, so
-/// the customers who have it keep it and their tokens.
+/// the customers who have it keep it and their tokens. → [`AutomationDeleted`]
 pub async fn delete(
     _: InternalCaller,
     state: web::Data<AppState>,
@@ -238,7 +159,13 @@ pub async fn delete(
         }
     };
     let answer = if deleted {
-        json!({ "deleted": true, "unlisted": false, "automation_id": id })
+        AutomationDeleted {
+            automation_id: id,
+            deleted: true,
+            unlisted: false,
+            message: "The automation was deleted".to_owned(),
+            automation: None,
+        }
     } else {
         let changes = AutomationChanges {
             is_listed: Some(false),
@@ -248,15 +175,24 @@ pub async fn delete(
         let a = automations::update(&mut conn, id, &changes)
             .await?
             .ok_or_else(|| ApiError::not_found("Automation not found"))?;
-        json!({ "deleted": false, "unlisted": true, "automation_id": id, "automation": AdminAutomation::from(a) })
+        AutomationDeleted {
+            automation_id: id,
+            deleted: false,
+            unlisted: true,
+            message: "Customers still use this automation: it was unlisted instead of deleted"
+                .to_owned(),
+            automation: Some(staff_view(a)),
+        }
     };
     drop(conn);
     state.cache.invalidate().await;
     Ok(HttpResponse::Ok().json(answer))
 }
 
-/// Issues a new service token, answered this once (only its SHA-256 is kept); the previous
-/// token stops working at once.
+/// `POST /internal/automations/{id}/service-token` → 201 [`IssuedServiceToken`]: answered
+/// this once (only its SHA-256 and last four characters are kept); the previous token stops
+/// working at once, and the new one works at once for consumption and request signing (both
+/// use the stored hash).
 pub async fn issue_service_token(
     _: InternalCaller,
     state: web::Data<AppState>,
@@ -264,13 +200,42 @@ pub async fn issue_service_token(
 ) -> HttpResult {
     let id = path.into_inner();
     let token = new_service_token();
+    let tail = service_token_tail(&token);
     let mut conn = state.platform.pool.get().await?;
-    if !automations::set_token_hash(&mut conn, id, &token_hash(&token)).await? {
+    if !automations::set_token_hash(&mut conn, id, &token_hash(&token), &tail).await? {
         return Err(ApiError::not_found("Automation not found"));
     }
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
-        .json(json!({ "automation_id": id, "service_token": token })))
+        .json(IssuedServiceToken {
+            automation_id: id,
+            service_token: Secret::new(token),
+            service_token_masked: masked(&tail),
+            issued_at: Utc::now(),
+        }))
+}
+
+/// `DELETE /internal/automations/{id}/service-token` → [`ServiceTokenRemoved`]: the
+/// automation has no token any more (consumption answers 401); it stays listed.
+pub async fn remove_service_token(
+    _: InternalCaller,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> HttpResult {
+    let id = path.into_inner();
+    let mut conn = state.platform.pool.get().await?;
+    let removed = automations::clear_token(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Automation not found"))?;
+    Ok(HttpResponse::Ok().json(ServiceTokenRemoved {
+        automation_id: id,
+        removed,
+        message: if removed {
+            "The service token was removed; calls with it are refused from now on".to_owned()
+        } else {
+            "The automation had no service token".to_owned()
+        },
+    }))
 }
 
 pub async fn health_check(

@@ -62,7 +62,8 @@ pub async fn add(
     Ok(HttpResponse::Created().json(json!({ "user_automation": view })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = UserAutomationUpdate)]
 pub struct UpdateBody {
     /// Absent: unchanged; `null` or empty: disconnect the bot; a token: connect it.
     #[serde(default, deserialize_with = "double_option")]

@@ -2,7 +2,10 @@
 
 pub mod catalogue;
 pub mod consume;
+pub mod fallbacks;
 pub mod internal;
+pub mod kb_monitoring;
+pub mod knowledge;
 pub mod mine;
 pub mod usage;
 
@@ -14,7 +17,7 @@ use zimmer_http::ApiError;
 use crate::{domain::bot_token::BotTokenVault, queries::catalogue::CatalogueItem};
 
 /// A customer's automation in full (`{user_automation: …}` of docs/panels.md).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserAutomationView {
     pub id: i64,
     pub automation_id: i64,

@@ -2,7 +2,9 @@
 //! row is locked (`SELECT … FOR UPDATE`) while the balance is checked, the ledger entry
 //! inserted and the balances updated, so concurrent calls serialise and the balance can never
 //! be overdrawn or charged twice. A repeated idempotency key (checked under the same lock)
-//! gets the stored answer; a refused call changes and stores nothing.
+//! gets the stored answer; a refused call changes and stores nothing. Every call carries a
+//! source key (a generated one without an idempotency key), so a new key's insert never
+//! conflicts and the common path is lock, insert, update.
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::{Deserialize, Serialize};
@@ -26,7 +28,7 @@ pub struct Checked {
 }
 
 /// The answer, stored with the ledger entry so that a replay answers byte for byte the same.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsumeAnswer {
     pub accepted: bool,
     pub remaining_demo_tokens: i64,
@@ -45,6 +47,16 @@ pub enum Outcome {
 
 pub fn unauthorized(detail: &'static str, code: &'static str) -> ApiError {
     ApiError::unauthorized(detail).with_code(code)
+}
+
+/// A vendor named a user automation that does not exist or belongs to another automation:
+/// the same 401 either way, on every vendor route, so a vendor cannot probe other vendors'
+/// customers.
+pub fn not_for_user_automation() -> ApiError {
+    unauthorized(
+        "This service token is not valid for that user automation",
+        "token_not_for_user_automation",
+    )
 }
 
 fn replay(prev: &LedgerEntry, ua_id: i64, units: i64) -> Result<ConsumeAnswer, ApiError> {
@@ -99,37 +111,36 @@ pub async fn consume(
         let ua = user_automations::lock(conn, c.ua_id)
             .await?
             .filter(|ua| ua.automation_id == automation_id)
-            .ok_or_else(|| {
-                unauthorized(
-                    "This service token is not valid for that user automation",
-                    "token_not_for_user_automation",
-                )
-            })?;
-        if c.key.is_some()
-            && let Some(prev) = queries::ledger::by_source_key(conn, source_key).await?
-        {
-            return Ok(Outcome::Replayed(replay(&prev, ua.id, c.units)?));
-        }
-        if automation_status != "active" {
-            return Ok(Outcome::Answered(refused(
+            .ok_or_else(not_for_user_automation)?;
+        // What this call would answer if its key is new. A refusal changes nothing, so a key
+        // seen before (rare here) is looked up first and its stored answer wins.
+        let refusal = if automation_status != "active" {
+            Some(refused(
                 &ua,
                 "automation_inactive",
                 "This automation is inactive",
-            )));
-        }
-        if ua.status != "active" {
-            return Ok(Outcome::Answered(refused(
+            ))
+        } else if ua.status != "active" {
+            Some(refused(
                 &ua,
                 "user_automation_inactive",
                 "The customer's automation is not active",
-            )));
-        }
-        let Some(split) = split_consumption(&balances(&ua), c.units) else {
-            return Ok(Outcome::Answered(refused(
-                &ua,
-                "insufficient_tokens",
-                "Insufficient tokens",
-            )));
+            ))
+        } else {
+            None
+        };
+        let split = match (refusal, split_consumption(&balances(&ua), c.units)) {
+            (None, Some(split)) => split,
+            (refusal, _) => {
+                if c.key.is_some()
+                    && let Some(prev) = queries::ledger::by_source_key(conn, source_key).await?
+                {
+                    return Ok(Outcome::Replayed(replay(&prev, ua.id, c.units)?));
+                }
+                return Ok(Outcome::Answered(refusal.unwrap_or_else(|| {
+                    refused(&ua, "insufficient_tokens", "Insufficient tokens")
+                })));
+            }
         };
         let answer = ConsumeAnswer {
             accepted: true,
@@ -144,6 +155,9 @@ pub async fn consume(
             "request_meta": c.meta,
             "response": answer,
         });
+        // The accepted path inserts straight away (one round trip less under the row lock,
+        // issue 16): the ledger's unique source key refuses a key seen before, and only
+        // then is the earlier entry read, for its stored answer.
         let applied = ledger::apply(
             conn,
             &ua,
@@ -159,14 +173,20 @@ pub async fn consume(
             },
             threshold,
         )
-        .await?
-        .ok_or_else(|| {
-            // Same key, concurrently, for another user automation of this vendor.
-            ApiError::conflict(
-                "idempotency_conflict",
-                "This idempotency key was already used for a different request",
-            )
-        })?;
+        .await?;
+        let Some(applied) = applied else {
+            // The key was used before (or concurrently, committed first): replay it, or
+            // refuse it if it was for another user automation or amount.
+            let prev = queries::ledger::by_source_key(conn, source_key)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::conflict(
+                        "idempotency_conflict",
+                        "This idempotency key was already used for a different request",
+                    )
+                })?;
+            return Ok(Outcome::Replayed(replay(&prev, ua.id, c.units)?));
+        };
         ledger::enqueue_alerts(conn, &applied).await?;
         Ok::<_, ApiError>(Outcome::Answered(answer))
     })

@@ -5,6 +5,9 @@
 pub mod adjust;
 pub mod consume;
 pub mod credit;
+pub mod fallbacks;
+pub mod kb_monitoring;
+pub mod knowledge;
 pub mod ledger;
 pub mod seed;
 pub mod user_automations;

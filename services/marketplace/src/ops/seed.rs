@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use zimmer_config::{Env, Settings};
 use zimmer_db::schema::automations;
+use zimmer_events::contracts::internal::automations::service_token_tail;
 
 use crate::domain::tokens::token_hash;
 
@@ -70,9 +71,14 @@ pub async fn demo_automations(settings: &Settings) -> anyhow::Result<()> {
     let vendor = fake_vendor_url(&settings.env);
     let provision_url = format!("{vendor}/provision");
     let health_url = format!("{vendor}/health");
+    // The admin dashboard's KB monitoring page asks these (docs/panels.md "KB monitoring").
+    let kb_status_url = format!("{vendor}/kb/status");
+    let kb_reset_url = format!("{vendor}/kb/reset");
     let mut conn = AsyncPgConnection::establish(settings.database.url.expose()).await?;
     for demo in DEMOS {
-        let hash = token_hash(&demo_service_token(&base, demo.slug));
+        let token = demo_service_token(&base, demo.slug);
+        let hash = token_hash(&token);
+        let tail = service_token_tail(&token);
         let existing: Option<i64> = automations::table
             .filter(automations::name.eq(demo.name))
             .select(automations::id)
@@ -86,7 +92,10 @@ pub async fn demo_automations(settings: &Settings) -> anyhow::Result<()> {
                     .set((
                         automations::provision_url.eq(&provision_url),
                         automations::health_check_url.eq(&health_url),
+                        automations::api_kb_status_url.eq(&kb_status_url),
+                        automations::api_kb_reset_url.eq(&kb_reset_url),
                         automations::service_token_hash.eq(&hash),
+                        automations::service_token_tail.eq(&tail),
                     ))
                     .execute(&mut conn)
                     .await?;
@@ -100,7 +109,10 @@ pub async fn demo_automations(settings: &Settings) -> anyhow::Result<()> {
                         automations::price_per_token.eq(demo.price_per_token),
                         automations::provision_url.eq(&provision_url),
                         automations::health_check_url.eq(&health_url),
+                        automations::api_kb_status_url.eq(&kb_status_url),
+                        automations::api_kb_reset_url.eq(&kb_reset_url),
                         automations::service_token_hash.eq(&hash),
+                        automations::service_token_tail.eq(&tail),
                     ))
                     .execute(&mut conn)
                     .await?;

@@ -1,55 +1,11 @@
 //! Automations as staff manage them (internal API), vendor authentication and health.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::Serialize;
 use zimmer_db::{
     models::marketplace::{Automation, AutomationChanges, NewAutomation},
     schema::{automations, user_automations},
 };
-
-/// The full automation for staff: everything but the token hash.
-#[derive(Debug, Clone, Serialize)]
-pub struct AdminAutomation {
-    pub id: i64,
-    pub name: String,
-    pub description: String,
-    pub pricing_type: String,
-    pub price_per_token: i64,
-    pub demo_tokens: i64,
-    pub status: String,
-    pub is_listed: bool,
-    pub health_status: String,
-    pub last_health_at: Option<DateTime<Utc>>,
-    pub provision_url: Option<String>,
-    pub health_check_url: Option<String>,
-    pub has_service_token: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<Automation> for AdminAutomation {
-    fn from(a: Automation) -> Self {
-        Self {
-            id: a.id,
-            name: a.name,
-            description: a.description,
-            pricing_type: a.pricing_type,
-            price_per_token: a.price_per_token,
-            demo_tokens: a.demo_tokens,
-            status: a.status,
-            is_listed: a.is_listed,
-            health_status: a.health_status,
-            last_health_at: a.last_health_at,
-            provision_url: a.provision_url,
-            health_check_url: a.health_check_url,
-            has_service_token: a.service_token_hash.is_some(),
-            created_at: a.created_at,
-            updated_at: a.updated_at,
-        }
-    }
-}
 
 pub async fn all(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Automation>> {
     automations::table
@@ -106,20 +62,47 @@ pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<usize>
         .await
 }
 
-/// Replaces the service token (its hash); the previous one stops working at once.
+/// Replaces the service token (its hash, and its tail for the masked view); the previous one
+/// stops working at once.
 pub async fn set_token_hash(
     conn: &mut AsyncPgConnection,
     id: i64,
     hash: &[u8],
+    tail: &str,
 ) -> QueryResult<bool> {
     let n = diesel::update(automations::table.find(id))
         .set((
             automations::service_token_hash.eq(hash),
+            automations::service_token_tail.eq(tail),
             automations::updated_at.eq(diesel::dsl::now),
         ))
         .execute(conn)
         .await?;
     Ok(n == 1)
+}
+
+/// Removes the service token: `None` when there is no such automation, else whether it had
+/// one. Consumption with the old token answers 401 from now on.
+pub async fn clear_token(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<bool>> {
+    let n = diesel::update(
+        automations::table
+            .find(id)
+            .filter(automations::service_token_hash.is_not_null()),
+    )
+    .set((
+        automations::service_token_hash.eq(None::<Vec<u8>>),
+        automations::service_token_tail.eq(None::<String>),
+        automations::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    if n == 1 {
+        return Ok(Some(true));
+    }
+    let exists: bool = diesel::select(diesel::dsl::exists(automations::table.find(id)))
+        .get_result(conn)
+        .await?;
+    Ok(exists.then_some(false))
 }
 
 /// The automation a service token belongs to: `(id, status)`.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use zimmer_db::schema::{automations, user_automations};
 
 /// An automation as customers see it (also the cached shape).
-#[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = automations)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct CatalogueItem {

@@ -4,6 +4,9 @@
 pub mod automations;
 pub mod cache;
 pub mod catalogue;
+pub mod fallbacks;
+pub mod kb_monitoring;
+pub mod knowledge;
 pub mod ledger;
 pub mod provisioning;
 pub mod usage;

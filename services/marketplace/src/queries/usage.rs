@@ -11,7 +11,7 @@ use serde::Serialize;
 use zimmer_db::schema::token_ledger;
 
 /// One consumption as the customer sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsageRecord {
     pub id: i64,
     pub units: i64,
@@ -107,7 +107,7 @@ pub async fn history(
     Ok((items, total))
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct DayUsage {
     #[diesel(sql_type = Text)]
     pub day: String,
@@ -157,7 +157,7 @@ pub async fn per_day(
     .await
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct MonthUsage {
     #[diesel(sql_type = Text)]
     pub month: String,
@@ -200,7 +200,7 @@ pub async fn per_month(
     .await
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct Share {
     #[diesel(sql_type = Text)]
     pub name: String,

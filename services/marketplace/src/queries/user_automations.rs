@@ -13,7 +13,7 @@ use super::catalogue::CatalogueItem;
 use crate::domain::bot_token::SealedToken;
 
 /// One of a customer's automations as the panel lists it (docs/panels.md).
-#[derive(Debug, Serialize, Queryable)]
+#[derive(Debug, Serialize, Queryable, utoipa::ToSchema)]
 pub struct UserAutomationItem {
     pub id: i64,
     pub automation_id: i64,

@@ -214,11 +214,11 @@ impl Provisioner {
             }
             Err(reason) => {
                 let rounds = st.failed.get(&id).map_or(0, |b| b.rounds) + 1;
-                let pause = self
-                    .config
-                    .retry_failed_after
-                    .saturating_mul(2u32.saturating_pow(rounds.saturating_sub(1).min(20)))
-                    .min(self.config.retry_failed_max);
+                let pause = zimmer_config::Backoff::new(
+                    self.config.retry_failed_after,
+                    self.config.retry_failed_max,
+                )
+                .nth(rounds.saturating_sub(1));
                 st.failed.insert(
                     id,
                     Backoff {
@@ -265,10 +265,8 @@ impl Provisioner {
                     tracing::info!(user_automation_id = job.user_automation_id, attempt = attempt + 1, error = %e, "provisioning call failed");
                     last = e;
                     if attempt + 1 < self.config.attempts {
-                        let pause = self
-                            .config
-                            .backoff
-                            .saturating_mul(2u32.saturating_pow(attempt.min(16)));
+                        let pause = zimmer_config::Backoff::new(self.config.backoff, Duration::MAX)
+                            .nth(attempt);
                         tokio::time::sleep(pause).await;
                     }
                 }

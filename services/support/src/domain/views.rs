@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use zimmer_db::models::support::{Notification, Ticket, TicketAttachment, TicketMessage};
 
 /// `{id, type, title, body, data, is_read, created_at, read_at}` (docs/panels.md).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct NotificationView {
     pub id: i64,
     #[serde(rename = "type")]
@@ -39,7 +39,7 @@ impl From<Notification> for NotificationView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttachmentView {
     pub id: i64,
     pub filename: String,
@@ -49,7 +49,7 @@ pub struct AttachmentView {
     pub url: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: i64,
     pub ticket_id: i64,
@@ -91,7 +91,7 @@ impl MessageView {
 }
 
 /// The last message of a ticket, as lists show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LastMessageView {
     pub id: i64,
     pub author_id: i64,
@@ -116,7 +116,7 @@ impl LastMessageView {
 
 /// A ticket as the panel lists it (`message` = the whole conversation as one string), with
 /// the API's fields; `messages` only where one ticket is shown (one page of them).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TicketView {
     pub id: i64,
     pub subject: String,

@@ -104,7 +104,7 @@ pub async fn mark_read_one(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "updated": updated })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct IdsBody {
     #[serde(default)]
     pub ids: Vec<i64>,

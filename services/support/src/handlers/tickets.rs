@@ -32,7 +32,7 @@ pub const MAX_MESSAGE_CHARS: usize = 10_000;
 const MAX_CATEGORY_CHARS: usize = 50;
 
 /// `POST /api/tickets` as JSON (docs/api.md). The panel's multipart form carries the same names.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CreateBody {
     #[serde(default)]
     pub subject: Option<String>,
@@ -351,7 +351,7 @@ where
 }
 
 /// `PUT /api/tickets/{id}`: `{status?, priority?, importance?, assigned_to?}` and/or `{message}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct UpdateBody {
     #[serde(default)]
     pub status: Option<String>,
@@ -419,6 +419,21 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(view))
 }
 
+/// `DELETE /api/tickets/{id}` (no body): managers only (docs/rbac.md "delete a ticket"). The
+/// ticket is hidden from every list, count and view; its messages stay (docs/panels.md "Ticket
+/// delete"). Unknown or already deleted → 404; 204.
+pub async fn delete(
+    path: web::Path<i64>,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+) -> HttpResult {
+    if user.role != zimmer_jwt::Role::Manager {
+        return Err(ApiError::forbidden("Only a manager may delete a ticket"));
+    }
+    ops::delete_ticket(state.get_ref(), user.id, path.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 async fn message_rate_limit(state: &AppState, user_id: i64) -> Result<(), ApiError> {
     rate_limit(
         state,
@@ -429,7 +444,7 @@ async fn message_rate_limit(state: &AppState, user_id: i64) -> Result<(), ApiErr
     .await
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct MessageBody {
     #[serde(default)]
     pub message: Option<String>,

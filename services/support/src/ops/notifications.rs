@@ -4,7 +4,7 @@
 //! visible.
 
 use diesel::QueryResult;
-use diesel_async::AsyncPgConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 use zimmer_db::models::support::Notification;
 
@@ -49,4 +49,23 @@ pub async fn notify_roles(
         nq::signal_event(conn, source_event_id).await?;
     }
     Ok(created)
+}
+
+/// Notifications to chosen users (docs/panels.md "Fallback log and notifications"): one per
+/// distinct active account among `user_ids`, all under one fresh batch id that the live stream
+/// is signalled with at commit. Returns how many were created.
+pub async fn notify_users(
+    conn: &mut AsyncPgConnection,
+    user_ids: &[i64],
+    draft: &Draft,
+) -> QueryResult<usize> {
+    let batch = Uuid::now_v7();
+    conn.transaction(async |conn| {
+        let created = nq::insert_for_users(conn, user_ids, draft, batch).await?;
+        if created > 0 {
+            nq::signal_event(conn, batch).await?;
+        }
+        Ok(created)
+    })
+    .await
 }

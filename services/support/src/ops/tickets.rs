@@ -406,6 +406,21 @@ impl TicketUpdate {
     }
 }
 
+/// Hides a ticket for everyone (docs/panels.md "Ticket delete"); the caller checked the
+/// manager role. One statement: a second delete of the same ticket finds nothing (404).
+pub async fn delete_ticket(
+    state: &AppState,
+    actor_id: i64,
+    ticket_id: i64,
+) -> Result<(), ApiError> {
+    let mut conn = state.platform.pool.get().await?;
+    if !tq::mark_deleted(&mut conn, ticket_id).await? {
+        return Err(not_found());
+    }
+    tracing::info!(ticket_id, actor_id, "ticket deleted");
+    Ok(())
+}
+
 /// Applies a [`TicketUpdate`] in one transaction; answers the ticket as it is afterwards.
 pub async fn update_ticket(
     state: &AppState,

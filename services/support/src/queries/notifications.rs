@@ -97,6 +97,30 @@ pub async fn insert_for_roles(
     .await
 }
 
+/// One notification per distinct id of an existing, active account among `user_ids` (others
+/// skipped), in one statement; `batch` is the `source_event_id` of all of them, so an id given
+/// twice gets one. Returns how many were created.
+pub async fn insert_for_users(
+    conn: &mut AsyncPgConnection,
+    user_ids: &[i64],
+    draft: &Draft,
+    batch: Uuid,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO notifications (user_id, kind, title, body, data, source_event_id) \
+         SELECT id, $1, $2, $3, $4, $5 FROM users WHERE is_active AND id = ANY($6) \
+         ON CONFLICT (user_id, source_event_id) DO NOTHING",
+    )
+    .bind::<Text, _>(draft.kind)
+    .bind::<Text, _>(&draft.title)
+    .bind::<Text, _>(&draft.body)
+    .bind::<Jsonb, _>(&draft.data)
+    .bind::<SqlUuid, _>(batch)
+    .bind::<Array<diesel::sql_types::BigInt>, _>(user_ids)
+    .execute(conn)
+    .await
+}
+
 pub async fn event_already_notified(
     conn: &mut AsyncPgConnection,
     source_event_id: Uuid,

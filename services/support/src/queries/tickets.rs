@@ -43,9 +43,12 @@ pub async fn insert_attachment(
         .await
 }
 
+/// A ticket that is not deleted: a deleted one is unknown to every route (docs/panels.md
+/// "Ticket delete").
 pub async fn ticket_by_id(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Ticket>> {
     tickets::table
         .find(id)
+        .filter(tickets::deleted_at.is_null())
         .select(Ticket::as_select())
         .first(conn)
         .await
@@ -60,6 +63,7 @@ pub async fn ticket_for_update(
 ) -> QueryResult<Option<Ticket>> {
     tickets::table
         .find(id)
+        .filter(tickets::deleted_at.is_null())
         .select(Ticket::as_select())
         .for_update()
         .first(conn)
@@ -122,7 +126,9 @@ pub struct TicketFilter {
 }
 
 fn filtered(f: &TicketFilter) -> tickets::BoxedQuery<'static, diesel::pg::Pg> {
-    let mut q = tickets::table.into_boxed();
+    let mut q = tickets::table
+        .filter(tickets::deleted_at.is_null())
+        .into_boxed();
     if let Some(owner) = f.owner {
         q = q.filter(tickets::user_id.eq(owner));
     }
@@ -306,4 +312,18 @@ pub async fn update_ticket(
         .returning(Ticket::as_returning())
         .get_result(conn)
         .await
+}
+
+/// Hides a ticket (its messages and attachments stay); `false` when it is unknown or already
+/// deleted.
+pub async fn mark_deleted(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+    diesel::update(
+        tickets::table
+            .find(id)
+            .filter(tickets::deleted_at.is_null()),
+    )
+    .set((tickets::deleted_at.eq(now), tickets::updated_at.eq(now)))
+    .execute(conn)
+    .await
+    .map(|n| n == 1)
 }

@@ -12,6 +12,7 @@ use zimmer_events::{
     contracts::{
         AutomationHealthChanged, NotificationBroadcast, PaymentFailed, PaymentVerified,
         TicketReplied, TokensAdjusted, TokensCredited, TokensDepleted, TokensLow, UserRegistered,
+        internal::notifications::{check_data, check_type},
     },
 };
 
@@ -155,12 +156,22 @@ async fn handle(conn: &mut AsyncPgConnection, event: &Envelope) -> Result<(), Ha
         }
         NotificationBroadcast::NAME => {
             let d: NotificationBroadcast = event.decode()?;
+            // The body may be empty (docs/panels.md "Fallback log and notifications").
             let (title, body) = (d.title.trim(), d.body.trim());
-            if title.is_empty() || body.is_empty() {
+            if title.is_empty() {
                 return Err(HandlerError::permanent(anyhow::anyhow!(
-                    "broadcast without a title or body"
+                    "broadcast without a title"
                 )));
             }
+            // Events written before `type`/`data` existed make `admin` notifications with `{}`.
+            let kind = match d.kind.as_deref() {
+                None => "admin",
+                Some(k) => check_type(k).map_err(|e| {
+                    HandlerError::permanent(anyhow::anyhow!("broadcast type {k:?}: {e}"))
+                })?,
+            };
+            let data = check_data(d.data.as_ref())
+                .map_err(|e| HandlerError::permanent(anyhow::anyhow!("broadcast data: {e}")))?;
             let roles: Vec<&str> = match d.role.as_deref().map(str::trim) {
                 None | Some("") | Some("all") => ALL_ROLES.to_vec(),
                 Some(r) if ALL_ROLES.contains(&r) => vec![r],
@@ -171,10 +182,10 @@ async fn handle(conn: &mut AsyncPgConnection, event: &Envelope) -> Result<(), Ha
                 }
             };
             let draft = texts::Draft {
-                kind: "admin",
+                kind,
                 title: title.to_owned(),
                 body: body.to_owned(),
-                data: serde_json::json!({}),
+                data,
             };
             let created = notifications::notify_roles(conn, &roles, &draft, event.id).await?;
             tracing::info!(created, "broadcast notifications created");

@@ -260,17 +260,17 @@ impl Hub {
                 }
             }
             let _running = Running(hub.clone());
-            let mut delay = Duration::from_millis(500);
+            let mut backoff =
+                zimmer_config::Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
             loop {
-                hub.listen_once(&pool, &mut delay).await;
+                hub.listen_once(&pool, &mut backoff).await;
                 hub.inner.listening.store(false, Ordering::SeqCst);
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         });
     }
 
-    async fn listen_once(&self, pool: &DbPool, delay: &mut Duration) {
+    async fn listen_once(&self, pool: &DbPool, backoff: &mut zimmer_config::Backoff) {
         let pooled = match pool.get().await {
             Ok(c) => c,
             Err(e) => {
@@ -287,7 +287,7 @@ impl Hub {
             tracing::warn!(error = %e, "cannot LISTEN for notifications");
             return;
         }
-        *delay = Duration::from_millis(500);
+        backoff.reset();
         self.inner.listening.store(true, Ordering::SeqCst);
         // Whatever was committed while nobody listened.
         self.resync_all();

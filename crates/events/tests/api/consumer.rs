@@ -1,0 +1,431 @@
+//! Idempotent consumers: dedup through the inbox, retries with backoff, dead-lettering.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use common::{
+    RecordingHandler, TestDb, WAIT, amqp_settings, connect, eventually, get_one, publish_envelope,
+    publish_raw, publisher_channel,
+};
+use lapin::{Channel, Connection};
+use serde_json::json;
+use zimmer_config::AmqpSettings;
+use zimmer_events::{
+    Broker, ConsumerSpec, Envelope, OutboxRelay, RETRY_HEADER, spawn_broadcast_listener,
+    spawn_consumer, topology,
+};
+use zimmer_telemetry::Metrics;
+
+const EVENT: &str = "test.happened";
+
+struct Ctx {
+    db: TestDb,
+    settings: AmqpSettings,
+    broker: Broker,
+    metrics: Metrics,
+    _conn: Connection,
+    channel: Channel,
+}
+
+async fn ctx() -> Ctx {
+    common::init_telemetry();
+    let db = TestDb::new().await;
+    db.create_effects_table().await;
+    let settings = amqp_settings();
+    let broker = Broker::start(&settings, "events-test");
+    broker.wait_connected(WAIT).await.unwrap();
+    let conn = connect().await;
+    let channel = publisher_channel(&conn).await;
+    Ctx {
+        db,
+        settings,
+        broker,
+        metrics: Metrics::new("events-test"),
+        _conn: conn,
+        channel,
+    }
+}
+
+impl Ctx {
+    fn consumed(&self, consumer: &str, outcome: &str) -> u64 {
+        self.consumed_type(consumer, EVENT, outcome)
+    }
+    fn consumed_type(&self, consumer: &str, event_type: &str, outcome: &str) -> u64 {
+        self.metrics
+            .events_consumed
+            .with_label_values(&[consumer, event_type, outcome])
+            .get()
+    }
+    fn dead_lettered(&self, consumer: &str, event_type: &str) -> u64 {
+        self.metrics
+            .events_dead_lettered
+            .with_label_values(&[consumer, event_type])
+            .get()
+    }
+    fn dlq(&self, consumer: &str) -> String {
+        topology::dead_letter_queue_name(&topology::queue_name(&self.settings, consumer))
+    }
+    async fn inbox(&self, consumer: &str) -> i64 {
+        self.db
+            .count(&format!(
+                "SELECT count(*) AS n FROM inbox WHERE consumer = '{consumer}'"
+            ))
+            .await
+    }
+    async fn publish(&self, envelope: &Envelope) {
+        publish_envelope(&self.channel, &self.settings, envelope, &HashMap::new()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_event_five_times_has_one_effect() {
+    let c = ctx().await;
+    let handler = Arc::new(RecordingHandler::default());
+    let consumer = spawn_consumer(
+        c.db.pool.clone(),
+        c.broker.clone(),
+        ConsumerSpec::new("idempotent", [EVENT]),
+        handler.clone(),
+        c.metrics.clone(),
+    );
+    assert!(consumer.wait_consuming(WAIT).await);
+
+    let envelope = Envelope::new("tester", EVENT, json!({"k": 1}));
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let headers = HashMap::from([(
+        "traceparent".to_owned(),
+        format!("00-{trace_id}-b7ad6b7169203331-01"),
+    )]);
+    for _ in 0..5 {
+        publish_envelope(&c.channel, &c.settings, &envelope, &headers).await;
+    }
+
+    assert!(
+        eventually(WAIT, || async {
+            c.consumed("idempotent", "applied") + c.consumed("idempotent", "duplicate") == 5
+        })
+        .await
+    );
+    assert_eq!(c.consumed("idempotent", "applied"), 1);
+    assert_eq!(c.consumed("idempotent", "duplicate"), 4);
+    assert_eq!(c.db.effects(envelope.id).await, 1, "effect exactly once");
+    assert_eq!(handler.calls(), 1, "the handler is not even called again");
+    assert_eq!(c.inbox("idempotent").await, 1);
+    // The handler ran in a span whose parent is the message's traceparent.
+    assert_eq!(
+        handler
+            .trace_ids
+            .lock()
+            .unwrap()
+            .first()
+            .cloned()
+            .flatten()
+            .as_deref(),
+        Some(trace_id)
+    );
+    assert!(consumer.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_with_backoff_and_applied_once() {
+    let c = ctx().await;
+    let handler = Arc::new(RecordingHandler {
+        fail_transient_first: 2,
+        ..Default::default()
+    });
+    let consumer = spawn_consumer(
+        c.db.pool.clone(),
+        c.broker.clone(),
+        ConsumerSpec::new("flaky", [EVENT]),
+        handler.clone(),
+        c.metrics.clone(),
+    );
+    assert!(consumer.wait_consuming(WAIT).await);
+
+    let envelope = Envelope::new("tester", EVENT, json!({}));
+    let started = Instant::now();
+    c.publish(&envelope).await;
+    assert!(
+        eventually(WAIT, || async { c.consumed("flaky", "applied") == 1 }).await,
+        "applied after the retries"
+    );
+    let elapsed = started.elapsed();
+
+    assert_eq!(handler.calls(), 3, "two failures, then success");
+    assert_eq!(c.consumed("flaky", "retried"), 2);
+    // Each failed attempt wrote its effect too, and the rollback took it back.
+    assert_eq!(c.db.effects(envelope.id).await, 1);
+    assert_eq!(c.inbox("flaky").await, 1);
+    // Retries wait 1 s, then 2 s: no hot loop.
+    assert!(elapsed >= Duration::from_millis(2900), "{elapsed:?}");
+    assert_eq!(c.dead_lettered("flaky", EVENT), 0);
+    assert!(
+        get_one(&c.channel, &c.dlq("flaky"), Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_failure_goes_to_the_dead_letter_queue_at_once() {
+    let c = ctx().await;
+    let handler = Arc::new(RecordingHandler {
+        fail_permanently: true,
+        ..Default::default()
+    });
+    let consumer = spawn_consumer(
+        c.db.pool.clone(),
+        c.broker.clone(),
+        ConsumerSpec::new("doomed", [EVENT]),
+        handler.clone(),
+        c.metrics.clone(),
+    );
+    assert!(consumer.wait_consuming(WAIT).await);
+
+    let envelope = Envelope::new("tester", EVENT, json!({"bad": true}));
+    c.publish(&envelope).await;
+    let dead = get_one(&c.channel, &c.dlq("doomed"), WAIT)
+        .await
+        .expect("the message is in the DLQ");
+    let back: Envelope = serde_json::from_slice(&dead.data).unwrap();
+    assert_eq!(back, envelope);
+    assert_eq!(c.dead_lettered("doomed", EVENT), 1);
+    assert_eq!(c.consumed("doomed", "dead_lettered"), 1);
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(handler.calls(), 1, "no retry, no requeue");
+    assert_eq!(
+        c.db.effects(envelope.id).await,
+        0,
+        "its effect was rolled back"
+    );
+    assert_eq!(c.inbox("doomed").await, 0);
+    assert!(consumer.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_bounded_then_the_event_is_dead_lettered() {
+    let c = ctx().await;
+    let handler = Arc::new(RecordingHandler {
+        fail_transient_first: u32::MAX,
+        ..Default::default()
+    });
+    let spec = ConsumerSpec {
+        max_retries: 2,
+        ..ConsumerSpec::new("hopeless", [EVENT])
+    };
+    let consumer = spawn_consumer(
+        c.db.pool.clone(),
+        c.broker.clone(),
+        spec,
+        handler.clone(),
+        c.metrics.clone(),
+    );
+    assert!(consumer.wait_consuming(WAIT).await);
+
+    let envelope = Envelope::new("tester", EVENT, json!({}));
+    c.publish(&envelope).await;
+    let dead = get_one(&c.channel, &c.dlq("hopeless"), WAIT)
+        .await
+        .expect("dead-lettered after the retries");
+    let back: Envelope = serde_json::from_slice(&dead.data).unwrap();
+    assert_eq!(back.id, envelope.id);
+    let retries = dead
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(RETRY_HEADER).cloned());
+    assert_eq!(retries, Some(lapin::types::AMQPValue::LongLongInt(2)));
+    assert_eq!(handler.calls(), 3, "first attempt + 2 retries");
+    assert_eq!(c.consumed("hopeless", "retried"), 2);
+    assert_eq!(c.dead_lettered("hopeless", EVENT), 1);
+    assert_eq!(c.db.effects(envelope.id).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unparseable_message_is_dead_lettered_and_counted() {
+    let c = ctx().await;
+    let handler = Arc::new(RecordingHandler::default());
+    let consumer = spawn_consumer(
+        c.db.pool.clone(),
+        c.broker.clone(),
+        ConsumerSpec::new("strict", [EVENT]),
+        handler.clone(),
+        c.metrics.clone(),
+    );
+    assert!(consumer.wait_consuming(WAIT).await);
+
+    publish_raw(
+        &c.channel,
+        &c.settings,
+        EVENT,
+        b"{not json",
+        lapin::BasicProperties::default(),
+    )
+    .await;
+    let dead = get_one(&c.channel, &c.dlq("strict"), WAIT)
+        .await
+        .expect("in the DLQ");
+    assert_eq!(dead.data, b"{not json");
+    assert_eq!(c.dead_lettered("strict", "unparseable"), 1);
+    assert_eq!(handler.calls(), 0);
+
+    // And the consumer goes on with good events.
+    let envelope = Envelope::new("tester", EVENT, json!({}));
+    c.publish(&envelope).await;
+    assert!(eventually(WAIT, || async { c.consumed("strict", "applied") == 1 }).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_listener_gets_its_event_types_only() {
+    let c = ctx().await;
+    let seen = Arc::new(Mutex::new(Vec::<Envelope>::new()));
+    let sink = seen.clone();
+    let listener = spawn_broadcast_listener(
+        c.broker.clone(),
+        vec!["session.revoked".to_owned()],
+        move |e| sink.lock().unwrap().push(e),
+    );
+    // A second instance: every instance gets every event.
+    let seen2 = Arc::new(Mutex::new(Vec::<Envelope>::new()));
+    let sink2 = seen2.clone();
+    let listener2 = spawn_broadcast_listener(
+        c.broker.clone(),
+        vec!["session.revoked".to_owned()],
+        move |e| sink2.lock().unwrap().push(e),
+    );
+    assert!(listener.wait_consuming(WAIT).await);
+    assert!(listener2.wait_consuming(WAIT).await);
+
+    let other = Envelope::new("auth", "user.updated", json!({}));
+    let revoked = Envelope::new("auth", "session.revoked", json!({"session_id": "s1"}));
+    c.publish(&other).await;
+    c.publish(&revoked).await;
+    assert!(
+        eventually(WAIT, || async {
+            seen.lock().unwrap().len() == 1 && seen2.lock().unwrap().len() == 1
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(*seen.lock().unwrap(), vec![revoked.clone()]);
+    assert_eq!(*seen2.lock().unwrap(), vec![revoked]);
+
+    listener.stop();
+    assert!(eventually(WAIT, || async { !listener.is_running() }).await);
+    assert!(listener2.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_shutdown_stops_every_loop() {
+    let c = ctx().await;
+    let consumer = spawn_consumer(
+        c.db.pool.clone(),
+        c.broker.clone(),
+        ConsumerSpec::new("stopping", [EVENT]),
+        Arc::new(RecordingHandler::default()),
+        c.metrics.clone(),
+    );
+    let listener = spawn_broadcast_listener(c.broker.clone(), vec![EVENT.to_owned()], |_| {});
+    let relay = OutboxRelay::spawn(
+        c.db.pool.clone(),
+        c.broker.clone(),
+        "tester",
+        c.metrics.clone(),
+    );
+    assert!(consumer.wait_consuming(WAIT).await);
+    assert!(listener.wait_consuming(WAIT).await);
+    assert!(c.broker.ping().await.is_ok());
+
+    c.broker.shutdown().await;
+    assert!(
+        eventually(WAIT, || async {
+            !consumer.is_running() && !listener.is_running() && !relay.is_running()
+        })
+        .await
+    );
+    assert!(!c.broker.is_connected());
+    assert!(c.broker.ping().await.is_err());
+}
+
+/// A consumer of a contract event that records each payload it could read.
+struct TypedHandler;
+
+impl zimmer_events::EventHandler for TypedHandler {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut diesel_async::AsyncPgConnection,
+        event: &'a Envelope,
+    ) -> zimmer_events::BoxFuture<'a, Result<(), zimmer_events::HandlerError>> {
+        Box::pin(async move {
+            use diesel_async::RunQueryDsl;
+            let _p: zimmer_events::contracts::PaymentFailed = event.decode()?;
+            diesel::sql_query("INSERT INTO test_effects (event_id) VALUES ($1::uuid)")
+                .bind::<diesel::sql_types::Text, _>(event.id.to_string())
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_event_version_is_dead_lettered_not_guessed_at() {
+    use zimmer_events::contracts::PaymentFailed;
+    let c = ctx().await;
+    let consumer = spawn_consumer(
+        c.db.pool.clone(),
+        c.broker.clone(),
+        ConsumerSpec::new("versioned", ["payment.failed"]),
+        Arc::new(TypedHandler),
+        c.metrics.clone(),
+    );
+    assert!(consumer.wait_consuming(WAIT).await);
+
+    let payload = PaymentFailed {
+        payment_id: 7,
+        user_id: 8,
+        reason: Some("canceled".into()),
+    };
+    let known = Envelope::of("billing", &payload).unwrap();
+    assert_eq!(known.version, 1);
+    // A newer producer: same type, a payload version this consumer was not built with.
+    let newer = Envelope {
+        version: 2,
+        ..Envelope::of("billing", &payload).unwrap()
+    };
+    c.publish(&newer).await;
+    c.publish(&known).await;
+
+    let dead = get_one(&c.channel, &c.dlq("versioned"), WAIT)
+        .await
+        .expect("the unknown version is in the DLQ");
+    let back: Envelope = serde_json::from_slice(&dead.data).unwrap();
+    assert_eq!(back.id, newer.id);
+    assert_eq!(back.version, 2);
+    assert!(
+        eventually(WAIT, || async {
+            c.consumed_type("versioned", "payment.failed", "applied") == 1
+        })
+        .await,
+        "the known version is applied"
+    );
+    assert_eq!(c.dead_lettered("versioned", "payment.failed"), 1);
+    assert_eq!(c.db.effects(newer.id).await, 0, "no effect from version 2");
+    assert_eq!(c.db.effects(known.id).await, 1);
+    // Not retried: nothing waits in the retry queue and nothing else reaches the DLQ.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        get_one(&c.channel, &c.dlq("versioned"), Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    assert_eq!(c.consumed_type("versioned", "payment.failed", "retried"), 0);
+    assert!(consumer.is_running());
+}

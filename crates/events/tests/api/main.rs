@@ -1,0 +1,9 @@
+//! The crate's tests in one binary (one link instead of one per file): each topic is a
+//! module; nextest still runs every test in its own process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod broker_down;
+mod common;
+mod consumer;
+mod outbox;
+mod redelivery;

@@ -1,0 +1,194 @@
+//! Outbox → relay → broker, against the real PostgreSQL and RabbitMQ.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use std::{collections::HashSet, time::Duration};
+
+use common::{Probe, TestDb, WAIT, amqp_settings, eventually};
+use diesel_async::AsyncConnection;
+use serde_json::json;
+use tracing::Instrument;
+use uuid::Uuid;
+use zimmer_events::{Broker, Envelope, OutboxRelay, enqueue, string_headers};
+use zimmer_telemetry::Metrics;
+
+const PRODUCER: &str = "tester";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolled_back_event_is_never_published_and_committed_one_is_published_once() {
+    common::init_telemetry();
+    let db = TestDb::new().await;
+    let settings = amqp_settings();
+    let metrics = Metrics::new("events-test");
+    let broker = Broker::start(&settings, "events-test");
+    broker.wait_connected(WAIT).await.unwrap();
+    let mut probe = Probe::bind(&settings, "#").await;
+    let relay = OutboxRelay::spawn(db.pool.clone(), broker.clone(), PRODUCER, metrics.clone());
+
+    // A transaction that enqueues, then rolls back.
+    let mut conn = db.pool.get().await.unwrap();
+    let mut rolled_back = None;
+    let result: Result<(), diesel::result::Error> = conn
+        .transaction(async |c| {
+            rolled_back = Some(enqueue(c, PRODUCER, "test.rolled_back", &json!({"n": 1})).await?);
+            Err(diesel::result::Error::RollbackTransaction)
+        })
+        .await;
+    assert!(result.is_err());
+    assert!(rolled_back.is_some(), "enqueue ran inside the transaction");
+    assert_eq!(db.count("SELECT count(*) AS n FROM outbox").await, 0);
+
+    // A transaction that enqueues and commits, inside a traced "request".
+    let span = tracing::error_span!("test.request");
+    let (id, trace_id) = async {
+        let trace_id = zimmer_telemetry::current_trace_id().expect("the span has a trace id");
+        let id = conn
+            .transaction(async |c| {
+                enqueue(c, PRODUCER, "test.committed", &json!({"user_id": 42})).await
+            })
+            .await
+            .unwrap();
+        (id, trace_id)
+    }
+    .instrument(span)
+    .await;
+    drop(conn);
+
+    let delivery = probe
+        .next(WAIT)
+        .await
+        .expect("the committed event reaches the broker");
+    let props = &delivery.properties;
+    assert_eq!(delivery.routing_key.as_str(), "test.committed");
+    assert_eq!(
+        props.message_id().as_ref().unwrap().as_str(),
+        id.to_string()
+    );
+    assert_eq!(props.kind().as_ref().unwrap().as_str(), "test.committed");
+    assert_eq!(
+        props.content_type().as_ref().unwrap().as_str(),
+        "application/json"
+    );
+    assert_eq!(*props.delivery_mode(), Some(2), "persistent");
+    let headers = string_headers(props);
+    let traceparent = headers.get("traceparent").expect("traceparent header");
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent} carries the request's trace {trace_id}"
+    );
+
+    let envelope: Envelope = serde_json::from_slice(&delivery.data).unwrap();
+    assert_eq!(envelope.id, id);
+    assert_eq!(envelope.id.get_version_num(), 7);
+    assert_eq!(envelope.event_type, "test.committed");
+    assert_eq!(envelope.version, 1);
+    assert_eq!(envelope.producer, PRODUCER);
+    assert_eq!(envelope.data, json!({"user_id": 42}));
+    assert_eq!(envelope.traceparent.as_ref(), Some(traceparent));
+
+    let sql = format!(
+        "SELECT count(*) AS n FROM outbox WHERE id = '{id}' AND published_at IS NOT NULL \
+         AND attempts = 1 AND locked_until IS NULL"
+    );
+    assert!(
+        db.wait_count(&sql, 1).await,
+        "published_at set after the ack"
+    );
+
+    // Exactly once, and never the rolled-back one.
+    assert!(probe.next(Duration::from_secs(3)).await.is_none());
+    assert_eq!(
+        metrics
+            .events_published
+            .with_label_values(&["test.committed"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        metrics
+            .events_published
+            .with_label_values(&["test.rolled_back"])
+            .get(),
+        0
+    );
+    assert!(
+        eventually(WAIT, || async {
+            metrics.outbox_pending.with_label_values(&[PRODUCER]).get() == 0
+        })
+        .await
+    );
+    assert!(relay.is_running());
+    relay.stop();
+    assert!(eventually(WAIT, || async { !relay.is_running() }).await);
+}
+
+/// Two relays for the same producer (two replicas) share the work through
+/// `FOR UPDATE SKIP LOCKED`: every event is published exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_publish_every_event_exactly_once() {
+    let db = TestDb::new().await;
+    let settings = amqp_settings();
+    let metrics = Metrics::new("events-test");
+    let broker_a = Broker::start(&settings, "replica-a");
+    let broker_b = Broker::start(&settings, "replica-b");
+    broker_a.wait_connected(WAIT).await.unwrap();
+    broker_b.wait_connected(WAIT).await.unwrap();
+    let mut probe = Probe::bind(&settings, "test.#").await;
+    let relay_a = OutboxRelay::spawn(db.pool.clone(), broker_a, PRODUCER, metrics.clone());
+    let relay_b = OutboxRelay::spawn(db.pool.clone(), broker_b, PRODUCER, metrics.clone());
+
+    let mut ids = HashSet::new();
+    let mut conn = db.pool.get().await.unwrap();
+    for batch in 0..10 {
+        let new: Vec<Uuid> = conn
+            .transaction(async |c| {
+                let mut v = Vec::new();
+                for i in 0..5 {
+                    v.push(
+                        enqueue(c, PRODUCER, "test.many", &json!({"batch": batch, "i": i})).await?,
+                    );
+                }
+                Ok::<_, diesel::result::Error>(v)
+            })
+            .await
+            .unwrap();
+        ids.extend(new);
+        relay_a.wake();
+    }
+    drop(conn);
+
+    let mut seen = HashSet::new();
+    while seen.len() < ids.len() {
+        let d = probe.next(WAIT).await.expect("all events arrive");
+        let id: Uuid = d
+            .properties
+            .message_id()
+            .as_ref()
+            .unwrap()
+            .as_str()
+            .parse()
+            .unwrap();
+        assert!(seen.insert(id), "{id} published twice");
+    }
+    assert_eq!(seen, ids);
+    assert!(
+        probe.next(Duration::from_secs(3)).await.is_none(),
+        "no duplicates"
+    );
+    assert!(
+        db.wait_count(
+            "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL",
+            0
+        )
+        .await
+    );
+    assert_eq!(
+        metrics
+            .events_published
+            .with_label_values(&["test.many"])
+            .get(),
+        50
+    );
+    assert!(relay_a.is_running() && relay_b.is_running());
+}

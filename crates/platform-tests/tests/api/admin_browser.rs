@@ -1,0 +1,404 @@
+//! The admin dashboard's main pages in a real browser (headless Chromium) against the real
+//! gateway and every service binary, admin included: the page `browser/admin.html` (our own
+//! stand-in, no code of the original dashboard) is served by this test from the dashboard's
+//! origin (http://127.0.0.1:3001, or another free port when 3001 is taken) and makes, as
+//! docs/panels.md ("The admin dashboard") says the dashboard does, the calls of the dashboard
+//! cards, users, user automations, token adjustments, knowledge, KB templates, KB monitoring,
+//! backups, tickets, automations, API keys, usage, payments, discounts, fallbacks and
+//! notifications pages, checking the fields and JSON types each page reads. The test asserts
+//! the run completed with every call answered as expected (no network error, no CORS refusal),
+//! and checks the writes in the database.
+//!
+//! Needs Chromium (see `browser.rs`) and `cargo build --workspace --bins`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
+use futures_util::FutureExt;
+use serde_json::Value;
+use tokio::sync::Notify;
+use zimmer_platform_tests::*;
+use zimmer_testkit::{TEST_PASSWORD, count};
+
+use crate::browser::{Browser, chromium_binary, matches_path, tail};
+
+/// How long the whole run may take in the browser (generous: a loaded 2-core machine).
+const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+const MANAGER: &str = "manager@zimmer.local";
+const PAGES: &[&str] = &[
+    "login",
+    "dashboard",
+    "users",
+    "user-automations",
+    "token-adjustments",
+    "knowledge",
+    "kb-templates",
+    "kb-monitoring",
+    "backups",
+    "tickets",
+    "automations",
+    "api-keys",
+    "usage",
+    "payments",
+    "discounts",
+    "fallbacks",
+    "notifications",
+    "logout",
+];
+/// Calls the run must have made (method, path without query; `{id}` = digits).
+const CALLS: &[(&str, &str)] = &[
+    ("POST", "/api/auth/login"),
+    ("GET", "/api/admin/dashboard"),
+    ("GET", "/api/admin/usage/stats"),
+    ("GET", "/api/admin/payments"),
+    ("GET", "/api/admin/users/managers"),
+    ("GET", "/api/admin/user-automations"),
+    ("POST", "/api/admin/tokens/adjust"),
+    ("GET", "/api/admin/tokens/adjustments"),
+    ("GET", "/api/admin/knowledge"),
+    ("POST", "/api/admin/knowledge"),
+    ("GET", "/api/admin/kb-templates"),
+    ("POST", "/api/admin/kb-templates"),
+    ("GET", "/api/admin/automations"),
+    ("GET", "/api/admin/kb-history"),
+    ("GET", "/api/admin/kb-history/stats"),
+    ("GET", "/api/admin/kb-history/chart-data"),
+    ("GET", "/api/admin/backups"),
+    ("GET", "/api/admin/backups/stats"),
+    ("GET", "/api/admin/tickets"),
+    ("PUT", "/api/tickets/{id}"),
+    ("PUT", "/api/admin/automations/{id}"),
+    ("GET", "/api/admin/list"),
+    ("POST", "/api/admin/"),
+    ("POST", "/api/admin/discounts"),
+    ("GET", "/api/admin/discounts"),
+    ("PUT", "/api/admin/discounts/{id}"),
+    ("GET", "/api/admin/discounts/{id}/redemptions"),
+    ("GET", "/api/admin/users"),
+    ("GET", "/api/admin/fallbacks"),
+    ("POST", "/api/admin/notifications"),
+    ("POST", "/api/admin/notifications/broadcast"),
+    ("POST", "/api/auth/logout"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_goes_through_the_admin_dashboard_pages_in_a_real_browser() {
+    let chromium = chromium_binary();
+    let site = DashboardSite::start().await;
+    let stack = Stack::start(StackOptions {
+        panel_origin: site.origin.clone(),
+        admin: true,
+        ..StackOptions::default()
+    })
+    .await;
+    let run = scenario(&stack, &site, &chromium);
+    if let Err(panic) = std::panic::AssertUnwindSafe(run).catch_unwind().await {
+        eprintln!("service logs:{}", stack.logs());
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn scenario(stack: &Stack, site: &DashboardSite, chromium: &Path) {
+    let mut conn = stack.db().await;
+    let manager = stack
+        .ctx
+        .create_user(MANAGER, zimmer_jwt::Role::Manager)
+        .await;
+    let customer = stack
+        .ctx
+        .create_user("sara@example.com", zimmer_jwt::Role::Customer)
+        .await;
+    for (id, name) in [(manager, "مدیر زیمر"), (customer, "سارا")] {
+        exec(
+            &mut conn,
+            &format!("UPDATE users SET name = '{name}', email_verified_at = now() WHERE id = {id}"),
+        )
+        .await;
+    }
+    let bot = automation(&mut conn, "ربات پشتیبانی", 1_000).await;
+    let ua = insert_returning_id(
+        &mut conn,
+        &format!(
+            "INSERT INTO user_automations (user_id, automation_id, tokens_remaining) \
+             VALUES ({customer}, {bot}, 40) RETURNING id"
+        ),
+    )
+    .await;
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO payments (user_id, automation_id, user_automation_id, amount, \
+             tokens_purchased, status, verified_at) VALUES ({customer}, {bot}, {ua}, 40000, 40, \
+             'succeeded', now())"
+        ),
+    )
+    .await;
+    let ticket = insert_returning_id(
+        &mut conn,
+        &format!(
+            "INSERT INTO tickets (user_id, title, description, priority) VALUES ({customer}, \
+             'ربات جواب نمی‌دهد', 'از دیروز', 'high') RETURNING id"
+        ),
+    )
+    .await;
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO ticket_messages (ticket_id, author_id, is_staff, body) VALUES \
+             ({ticket}, {customer}, false, 'از دیروز')"
+        ),
+    )
+    .await;
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO fallback_logs (user_automation_id, user_id, automation_id, message) \
+             VALUES ({ua}, {customer}, {bot}, 'پاسخی پیدا نشد')"
+        ),
+    )
+    .await;
+
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let url = format!(
+        "{}/?api={}&email={MANAGER}&password={}&automation={bot}&ua={ua}&customer={customer}\
+         &ticket={ticket}&run={run}",
+        site.origin,
+        api_base(stack),
+        TEST_PASSWORD.replace(' ', "%20"),
+    );
+    let browser = Browser::start(chromium, &url);
+    let report = site.wait_for_end(&browser, RUN_TIMEOUT).await;
+    let browser_log = browser.log();
+    drop(browser);
+
+    let calls = report["calls"].as_array().cloned().unwrap_or_default();
+    let calls_text = calls
+        .iter()
+        .map(|c| {
+            format!(
+                "{:<18} {:<2} {:<6} {:<45} {} {}",
+                c["page"].as_str().unwrap_or(""),
+                c["how"].as_str().unwrap_or(""),
+                c["method"].as_str().unwrap_or(""),
+                c["path"].as_str().unwrap_or(""),
+                c["status"],
+                c["error"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let context = format!(
+        "report: {} {}\ncalls:\n{calls_text}\n----- chromium (tail) -----\n{}",
+        report["kind"],
+        report["detail"],
+        tail(&browser_log, 40)
+    );
+    assert_eq!(report["run"], run.as_str(), "{context}");
+    assert_eq!(report["kind"], "done", "the run completed\n{context}");
+    let pages: Vec<&str> = report["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(pages, PAGES, "{context}");
+    for c in &calls {
+        assert!(
+            c["error"].is_null(),
+            "a call failed in the browser\n{context}"
+        );
+        assert!(
+            c["expected"].as_array().unwrap().contains(&c["status"]),
+            "unexpected status\n{context}"
+        );
+        assert!(c["status"].as_i64().unwrap() < 400, "{context}");
+    }
+    for (method, pattern) in CALLS {
+        assert!(
+            calls
+                .iter()
+                .any(|c| c["method"] == *method
+                    && matches_path(c["path"].as_str().unwrap(), pattern)),
+            "the run made {method} {pattern}\n{context}"
+        );
+    }
+
+    // The writes, as the platform recorded them.
+    for (what, sql) in [
+        (
+            "the adjustment",
+            format!("SELECT count(*) AS n FROM user_automations WHERE id = {ua} AND tokens_remaining = 50"),
+        ),
+        (
+            "the knowledge entry",
+            format!("SELECT count(*) AS n FROM knowledge_entries WHERE client_id = {customer}"),
+        ),
+        (
+            "the template",
+            format!("SELECT count(*) AS n FROM kb_templates WHERE automation_id = {bot} AND category IS NULL"),
+        ),
+        (
+            "the ticket's status and reply",
+            format!(
+                "SELECT count(*) AS n FROM tickets t WHERE t.id = {ticket} AND t.status = 'in_progress' \
+                 AND EXISTS (SELECT 1 FROM ticket_messages m WHERE m.ticket_id = t.id AND m.is_staff)"
+            ),
+        ),
+        (
+            "the key",
+            format!("SELECT count(*) AS n FROM openai_keys WHERE automation_id = {bot} AND rpm_limit = 60"),
+        ),
+        (
+            "the discount code",
+            "SELECT count(*) AS n FROM discount_codes WHERE lower(code) = 'bahar' AND percent_off = 20"
+                .to_owned(),
+        ),
+        (
+            "the direct notification",
+            format!(
+                "SELECT count(*) AS n FROM notifications WHERE user_id = {customer} AND title = 'اطلاعیه'"
+            ),
+        ),
+    ] {
+        assert_eq!(count(&mut conn, &sql).await, 1, "{what}: {sql}");
+    }
+    stack
+        .wait_for_count(
+            "the broadcast reached the customer",
+            &format!(
+                "SELECT count(*) AS n FROM notifications WHERE user_id = {customer} AND title = 'همه'"
+            ),
+            1,
+        )
+        .await;
+}
+
+/// The gateway under the dashboard's host name (127.0.0.1: the same site, so the refresh
+/// cookie of the login travels with the AX calls).
+fn api_base(stack: &Stack) -> String {
+    format!("http://127.0.0.1:{}", stack.gw.port)
+}
+
+// ------------------------------------------------------------------------------ the site
+
+/// The dashboard's origin: the static page and the `/report` endpoint it posts its record to.
+struct DashboardSite {
+    origin: String,
+    reports: Arc<Reports>,
+    handle: ServerHandle,
+}
+
+#[derive(Default)]
+struct Reports {
+    all: Mutex<Vec<Value>>,
+    changed: Notify,
+}
+
+impl DashboardSite {
+    async fn start() -> Self {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
+        let html = std::fs::read_to_string(dir.join("admin.html")).expect("admin.html");
+        let js = std::fs::read_to_string(dir.join("admin.js")).expect("admin.js");
+        // The dashboard's own port when free (in the default CORS list), else any.
+        let listener = TcpListener::bind(("127.0.0.1", 3001))
+            .or_else(|_| TcpListener::bind(("127.0.0.1", 0)))
+            .expect("a port for the dashboard");
+        let port = listener.local_addr().unwrap().port();
+        let reports = Arc::new(Reports::default());
+        let state = web::Data::from(Arc::clone(&reports));
+        let server = HttpServer::new(move || {
+            let (html, js) = (html.clone(), js.clone());
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::JsonConfig::default().limit(1 << 20))
+                .route(
+                    "/",
+                    web::get().to(move || {
+                        let html = html.clone();
+                        async move {
+                            HttpResponse::Ok()
+                                .content_type("text/html; charset=utf-8")
+                                .body(html)
+                        }
+                    }),
+                )
+                .route(
+                    "/admin.js",
+                    web::get().to(move || {
+                        let js = js.clone();
+                        async move {
+                            HttpResponse::Ok()
+                                .content_type("application/javascript; charset=utf-8")
+                                .body(js)
+                        }
+                    }),
+                )
+                .route("/report", web::post().to(report))
+                .default_service(web::to(|| async { HttpResponse::NoContent().finish() }))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            origin: format!("http://127.0.0.1:{port}"),
+            reports,
+            handle,
+        }
+    }
+
+    /// The page's final report ("done" or "error"); fails if Chromium exits or time runs out.
+    async fn wait_for_end(&self, browser: &Browser, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.reports.changed.notified();
+            if let Some(last) = self
+                .reports
+                .all
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|r| r["kind"] == "done" || r["kind"] == "error")
+            {
+                return last.clone();
+            }
+            if let Some(status) = browser.exited() {
+                panic!(
+                    "Chromium exited ({status}) before the run ended; its log:\n{}",
+                    tail(&browser.log(), 60)
+                );
+            }
+            let now = tokio::time::Instant::now();
+            assert!(
+                now < deadline,
+                "the run did not end within {timeout:?}; Chromium log:\n{}",
+                tail(&browser.log(), 60)
+            );
+            let _ = tokio::time::timeout((deadline - now).min(Duration::from_millis(500)), changed)
+                .await;
+        }
+    }
+}
+
+impl Drop for DashboardSite {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        drop(tokio::spawn(async move { handle.stop(false).await }));
+    }
+}
+
+async fn report(reports: web::Data<Reports>, body: web::Json<Value>) -> HttpResponse {
+    reports.all.lock().unwrap().push(body.into_inner());
+    reports.changed.notify_waiters();
+    HttpResponse::NoContent().finish()
+}

@@ -1,0 +1,5 @@
+//! Admin's pure rules: no I/O, no framework; unit-tested where they live.
+
+pub mod automations;
+pub mod backups;
+pub mod keys;

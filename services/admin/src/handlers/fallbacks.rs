@@ -1,0 +1,156 @@
+//! The fallback log on the admin dashboard (docs/panels.md "Fallback log and notifications",
+//! "Fallback log"): messages vendors could not answer, listed newest first (by customer),
+//! resolved or reopened through the marketplace's internal API and audited. Types are the
+//! shared `zimmer_contracts::internal::knowledge`.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use zimmer_events::contracts::internal::knowledge::{Fallback, FallbackList, FallbackStatusChange};
+use zimmer_http::{ApiError, HttpResult};
+
+use super::{
+    WHOLE_LIST,
+    knowledge::{body_of, list_query, path_id, typed},
+    listed,
+    user_automations::names_of,
+};
+use crate::{
+    AppState,
+    clients::Service,
+    ops::{Audit, OwnerCall, call_owner},
+    rbac::Staff,
+};
+
+/// A fallback as the dashboard reads it: `client_id`/`client_name` are the customer,
+/// `timestamp` = `created_at`.
+#[derive(Debug, Serialize)]
+struct FallbackView {
+    id: i64,
+    client_id: i64,
+    client_name: Option<String>,
+    user_id: i64,
+    user_automation_id: i64,
+    automation_id: i64,
+    automation_name: Option<String>,
+    message: String,
+    error_type: Option<String>,
+    status: String,
+    created_at: DateTime<Utc>,
+    timestamp: DateTime<Utc>,
+    resolved_at: Option<DateTime<Utc>>,
+    resolved_by: Option<i64>,
+}
+
+async fn views(state: &AppState, items: Vec<Fallback>) -> Result<Vec<FallbackView>, ApiError> {
+    let (users, automations) = {
+        let mut conn = state.platform.pool.get().await?;
+        names_of(
+            &mut conn,
+            items.iter().map(|f| f.user_id),
+            items.iter().map(|f| f.automation_id),
+        )
+        .await?
+    };
+    Ok(items
+        .into_iter()
+        .map(|f| FallbackView {
+            id: f.id,
+            client_id: f.user_id,
+            client_name: users.get(&f.user_id).map(|u| u.1.clone()),
+            user_id: f.user_id,
+            user_automation_id: f.user_automation_id,
+            automation_id: f.automation_id,
+            automation_name: automations.get(&f.automation_id).cloned(),
+            message: f.message,
+            error_type: f.error_type,
+            status: f.status,
+            created_at: f.created_at,
+            timestamp: f.created_at,
+            resolved_at: f.resolved_at,
+            resolved_by: f.resolved_by,
+        })
+        .collect())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub client_id: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// `GET /api/admin/fallbacks?client_id=`: `{fallbacks, items, total, total_count, page,
+/// page_size}`, newest first.
+pub async fn list(
+    _staff: Staff,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> HttpResult {
+    let page = paged!(query, WHOLE_LIST);
+    let pairs = list_query(&page, "client_id", query.client_id.as_deref(), None)?;
+    let reply = state
+        .upstreams
+        .get(Service::Marketplace, "/internal/fallbacks", &pairs)
+        .await?;
+    let list: FallbackList = typed(reply.body)?;
+    let items = views(&state, list.items).await?;
+    listed("fallbacks", items, list.total, &page)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StatusBody {
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// `PUT /api/admin/fallbacks/{id}` `{status}` (`resolved` or `open`) → the fallback.
+pub async fn update(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> HttpResult {
+    let id = path_id(&path)?;
+    let body: StatusBody = serde_json::from_slice(&raw)
+        .map_err(|_| ApiError::invalid("status", "must be open or resolved"))?;
+    let status = body
+        .status
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("status", "is required"))?;
+    let change = FallbackStatusChange {
+        status,
+        actor_id: staff.id(),
+    };
+    let owner_path = format!("/internal/fallbacks/{id}");
+    let reply = call_owner(
+        &state,
+        &staff,
+        OwnerCall::new(Service::Marketplace, Method::PUT, &owner_path).json(body_of(&change)?),
+        |reply| {
+            let action = if reply.body.get("status").and_then(Value::as_str) == Some("resolved") {
+                "fallback.resolve"
+            } else {
+                "fallback.reopen"
+            };
+            Audit::new(
+                action,
+                "fallback",
+                Some(id),
+                json!({ "status": change.status }),
+            )
+        },
+    )
+    .await?;
+    let f: Fallback = typed(reply.body)?;
+    let mut v = views(&state, vec![f]).await?;
+    let view = v
+        .pop()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("fallback view lost")))?;
+    Ok(HttpResponse::Ok().json(view))
+}

@@ -1,0 +1,350 @@
+//! Knowledge base entries and KB templates on the admin dashboard (docs/panels.md "Knowledge
+//! base, KB templates, KB monitoring", "Knowledge base entries", "KB templates"). The
+//! marketplace owns them: admin lists through its internal API (names resolved here, as the
+//! other lists do) and changes them through it, auditing every change. The request and answer
+//! types are the shared `zimmer_contracts::internal::knowledge`.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+use zimmer_events::contracts::internal::knowledge::{
+    KbTemplate, KnowledgeEntry, KnowledgeList, NewKnowledgeEntry, TemplateInput, TemplateList,
+};
+use zimmer_http::{ApiError, HttpResult};
+
+use super::{ListPage, WHOLE_LIST, listed};
+use crate::{
+    AppState,
+    clients::Service,
+    ops::{Audit, OwnerCall, call_owner},
+    queries::user_automations as names,
+    rbac::Staff,
+};
+
+/// An id in an admin path: digits only, anything else is 404 (docs/panels.md, general rules).
+pub(crate) fn path_id(raw: &str) -> Result<i64, ApiError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::not_found("Not found"));
+    }
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::not_found("Not found"))
+}
+
+/// An id filter of a query: blank is none (the dashboard may send `?client_id=`), else a
+/// positive whole number (422).
+pub(crate) fn query_id(field: &'static str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(field, "must be a positive id")),
+    }
+}
+
+/// An id in a body: a number, or digits in a string (a form's select value); 422 otherwise.
+fn body_id(field: &'static str, v: Option<&Value>) -> Result<i64, ApiError> {
+    let id = match v {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    id.filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid(field, "must be a positive id"))
+}
+
+/// A text field of a body: absent or null is `""` (the owner's validation then names it).
+fn body_text(v: Option<&Value>) -> Result<Option<String>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::invalid("body", "text fields must be strings")),
+    }
+}
+
+/// The body as a JSON object (422 otherwise); unknown fields are ignored.
+fn object(raw: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(raw) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::invalid(
+            "body",
+            "the request body must be a JSON object",
+        )),
+        Err(_) => Err(ApiError::bad_request("Malformed JSON body")),
+    }
+}
+
+/// The marketplace's answer as the shared contract type (another shape is our bug: 500).
+pub(crate) fn typed<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_json::from_value(body).map_err(|e| {
+        ApiError::internal(anyhow::anyhow!(
+            "marketplace knowledge answer has another shape: {e}"
+        ))
+    })
+}
+
+/// A contract value as a request body.
+pub(crate) fn body_of<T: Serialize>(v: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(ApiError::internal)
+}
+
+/// The query of the owner's list for this page: its `offset`/`limit`, the id filter named
+/// `key` (checked as [`query_id`]) and, for the lists that have one, a non-blank category.
+pub(crate) fn list_query(
+    p: &ListPage,
+    key: &'static str,
+    id: Option<&str>,
+    category: Option<&str>,
+) -> Result<Vec<(&'static str, String)>, ApiError> {
+    let mut pairs = vec![
+        ("offset", p.offset.to_string()),
+        ("limit", p.limit.to_string()),
+    ];
+    if let Some(id) = query_id(key, id)? {
+        pairs.push((key, id.to_string()));
+    }
+    if let Some(c) = category.map(str::trim).filter(|c| !c.is_empty()) {
+        pairs.push(("category", c.to_owned()));
+    }
+    Ok(pairs)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EntryQuery {
+    pub client_id: Option<String>,
+    pub category: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// `GET /api/admin/knowledge?client_id=&category=`: `{knowledge_entries, items, total,
+/// total_count, page, page_size}`, newest first; `category` matches case-insensitively
+/// anywhere.
+pub async fn list(
+    _staff: Staff,
+    state: web::Data<AppState>,
+    query: web::Query<EntryQuery>,
+) -> HttpResult {
+    let page = paged!(query, WHOLE_LIST);
+    let pairs = list_query(
+        &page,
+        "client_id",
+        query.client_id.as_deref(),
+        query.category.as_deref(),
+    )?;
+    let reply = state
+        .upstreams
+        .get(Service::Marketplace, "/internal/knowledge", &pairs)
+        .await?;
+    let list: KnowledgeList = typed(reply.body)?;
+    listed("knowledge_entries", list.items, list.total, &page)
+}
+
+/// `POST /api/admin/knowledge` `{client_id, category, answer}` → 201 with the entry.
+pub async fn create(staff: Staff, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
+    let body = object(&raw)?;
+    let new = NewKnowledgeEntry {
+        client_id: body_id("client_id", body.get("client_id"))?,
+        category: body_text(body.get("category"))?.unwrap_or_default(),
+        answer: body_text(body.get("answer"))?.unwrap_or_default(),
+        created_by: Some(staff.id()),
+    };
+    let reply = call_owner(
+        &state,
+        &staff,
+        OwnerCall::new(Service::Marketplace, Method::POST, "/internal/knowledge")
+            .json(body_of(&new)?),
+        |reply| {
+            Audit::new(
+                "knowledge.create",
+                "knowledge_entry",
+                reply.body.get("id").and_then(Value::as_i64),
+                json!({ "client_id": new.client_id, "category": reply.body.get("category") }),
+            )
+        },
+    )
+    .await?;
+    let entry: KnowledgeEntry = typed(reply.body)?;
+    Ok(HttpResponse::Created().json(entry))
+}
+
+/// A template as the dashboard reads it: the contract's fields and `automation_name`.
+#[derive(Debug, Serialize)]
+struct TemplateView {
+    id: i64,
+    automation_id: i64,
+    automation_name: Option<String>,
+    category: Option<String>,
+    question: String,
+    answer: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+async fn template_views(
+    state: &AppState,
+    items: Vec<KbTemplate>,
+) -> Result<Vec<TemplateView>, ApiError> {
+    let mut ids: Vec<i64> = items.iter().map(|t| t.automation_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let automations: HashMap<i64, String> = {
+        let mut conn = state.platform.pool.get().await?;
+        names::automation_names(&mut conn, &ids)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    Ok(items
+        .into_iter()
+        .map(|t| TemplateView {
+            id: t.id,
+            automation_name: automations.get(&t.automation_id).cloned(),
+            automation_id: t.automation_id,
+            category: t.category,
+            question: t.question,
+            answer: t.answer,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        })
+        .collect())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TemplateQuery {
+    pub automation_id: Option<String>,
+    pub category: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// `GET /api/admin/kb-templates?automation_id=&category=`: `{templates, items, total,
+/// total_count, page, page_size}`, newest first.
+pub async fn list_templates(
+    _staff: Staff,
+    state: web::Data<AppState>,
+    query: web::Query<TemplateQuery>,
+) -> HttpResult {
+    let page = paged!(query, WHOLE_LIST);
+    let pairs = list_query(
+        &page,
+        "automation_id",
+        query.automation_id.as_deref(),
+        query.category.as_deref(),
+    )?;
+    let reply = state
+        .upstreams
+        .get(Service::Marketplace, "/internal/kb-templates", &pairs)
+        .await?;
+    let list: TemplateList = typed(reply.body)?;
+    let items = template_views(&state, list.items).await?;
+    listed("templates", items, list.total, &page)
+}
+
+/// The four fields of a template from the dashboard's body (`category` `""` or null = none).
+fn template_input(raw: &[u8]) -> Result<TemplateInput, ApiError> {
+    let body = object(raw)?;
+    Ok(TemplateInput {
+        automation_id: body_id("automation_id", body.get("automation_id"))?,
+        category: body_text(body.get("category"))?.filter(|c| !c.trim().is_empty()),
+        question: body_text(body.get("question"))?.unwrap_or_default(),
+        answer: body_text(body.get("answer"))?.unwrap_or_default(),
+    })
+}
+
+async fn save_template(
+    state: &AppState,
+    staff: &Staff,
+    id: Option<i64>,
+    input: &TemplateInput,
+) -> Result<TemplateView, ApiError> {
+    let path = id.map_or_else(
+        || "/internal/kb-templates".to_owned(),
+        |id| format!("/internal/kb-templates/{id}"),
+    );
+    let method = if id.is_some() {
+        Method::PUT
+    } else {
+        Method::POST
+    };
+    let action = if id.is_some() {
+        "kb_template.update"
+    } else {
+        "kb_template.create"
+    };
+    let reply = call_owner(
+        state,
+        staff,
+        OwnerCall::new(Service::Marketplace, method, &path).json(body_of(input)?),
+        |reply| {
+            Audit::new(
+                action,
+                "kb_template",
+                reply.body.get("id").and_then(Value::as_i64),
+                json!({
+                    "automation_id": input.automation_id,
+                    "category": reply.body.get("category"),
+                    "question": reply.body.get("question"),
+                }),
+            )
+        },
+    )
+    .await?;
+    let t: KbTemplate = typed(reply.body)?;
+    let mut views = template_views(state, vec![t]).await?;
+    views
+        .pop()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("template view lost")))
+}
+
+/// `POST /api/admin/kb-templates` `{automation_id, category, question, answer}` → 201.
+pub async fn create_template(
+    staff: Staff,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> HttpResult {
+    let input = template_input(&raw)?;
+    let view = save_template(&state, &staff, None, &input).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// `PUT /api/admin/kb-templates/{id}`: replaces the four fields.
+pub async fn update_template(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> HttpResult {
+    let id = path_id(&path)?;
+    let input = template_input(&raw)?;
+    let view = save_template(&state, &staff, Some(id), &input).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `DELETE /api/admin/kb-templates/{id}` (no body) → 204.
+pub async fn delete_template(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResult {
+    let id = path_id(&path)?;
+    let owner_path = format!("/internal/kb-templates/{id}");
+    call_owner(
+        &state,
+        &staff,
+        OwnerCall::new(Service::Marketplace, Method::DELETE, &owner_path),
+        |_| Audit::new("kb_template.delete", "kb_template", Some(id), json!({})),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,3 @@
+//! Admin's background jobs.
+
+pub mod backups;

@@ -1,0 +1,73 @@
+//! The OpenAPI document of admin is complete: every route the service answers is in it, with
+//! the roles that may call it (docs/api.md "OpenAPI documents"). The route table
+//! (`src/routes.rs`) registers the routes, feeds the staff guard and builds the document
+//! (crates/http/src/routes.rs); this test checks the served document against the table both
+//! ways, the table for duplicates and schema-name clashes, and the service's source for routes
+//! registered around the table (a text scan for actix's registration calls: actix cannot list
+//! an app's routes, and these few calls are the only ways to add one). The one allowed call is
+//! the `/api/admin` scope the table is registered in, behind the guard.
+
+use std::path::Path;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use zimmer_jwt::Role;
+use zimmer_testkit::openapi::{document_mismatches, registrations_outside_table};
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_served_route_is_in_the_openapi_document() {
+    let table = zimmer_admin::routes::ROUTES;
+    assert_eq!(
+        zimmer_http::routes::table_problems(table),
+        Vec::<String>::new()
+    );
+
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    assert_eq!(
+        registrations_outside_table(&src, &[("routes.rs", "web::scope(")]),
+        Vec::<String>::new(),
+        "routes must be registered through the table of src/routes.rs"
+    );
+
+    let world = World::start(With::NONE).await;
+    // Staff only, like the rest of /api/admin.
+    let res = world
+        .admin
+        .get("/api/admin/openapi.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let (_, token) = world.user("support@example.com", Role::SupportStaff).await;
+    let doc: Value = world.json("/api/admin/openapi.json", &token).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let pairs: Vec<(&str, &str)> = table.iter().map(|r| (r.method.as_str(), r.path)).collect();
+    assert_eq!(document_mismatches(&doc, &pairs), Vec::<String>::new());
+    for r in table {
+        let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
+        assert_eq!(op["summary"], r.summary, "{} {}", r.method, r.path);
+        match r.meta {
+            Some(cap) => assert_eq!(
+                op["x-roles"].as_array().map(Vec::len),
+                Some(cap.roles().len()),
+                "{} {}",
+                r.method,
+                r.path
+            ),
+            None => assert_eq!(op["tags"][0], "internal", "{} {}", r.method, r.path),
+        }
+    }
+
+    // A known path answers other methods with the JSON 405 (after the guard let staff in).
+    let res = world
+        .send(
+            reqwest::Method::DELETE,
+            "/api/admin/openapi.json",
+            &token,
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+}

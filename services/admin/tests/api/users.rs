@@ -1,0 +1,872 @@
+//! Users through admin: auth owns them, admin changes them through auth's internal API, and a
+//! deactivation reaches every service at once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::{With, World, body};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use zimmer_jwt::Role;
+
+const PASSWORD: &str = "s3cure-and-long-enough";
+
+/// A customer who signed up through auth: `(user_id, access_token)`.
+async fn sign_up(w: &World, email: &str) -> (i64, String) {
+    let auth = w.auth.as_ref().unwrap();
+    let res = auth
+        .post_json(
+            "/api/auth/register",
+            &json!({ "name": "Customer", "email": email, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let v: Value = res.json().await.unwrap();
+    (
+        v["user"]["id"].as_i64().unwrap(),
+        v["access_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn login_status(w: &World, email: &str) -> StatusCode {
+    w.auth
+        .as_ref()
+        .unwrap()
+        .post_json(
+            "/api/auth/login",
+            &json!({ "email": email, "password": PASSWORD }),
+        )
+        .await
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
+    let w = World::start(With {
+        auth: true,
+        marketplace: true,
+        ..With::NONE
+    })
+    .await;
+    let market = w.market.as_ref().unwrap();
+    let (customer, token) = sign_up(&w, "leaving@example.com").await;
+    let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
+    let call = || {
+        market
+            .get("/api/user/automations")
+            .bearer_auth(&token)
+            .send()
+    };
+    // Broker subscriptions start in the background: wait until marketplace serves the token.
+    zimmer_testkit::eventually(
+        "marketplace accepts the customer's token",
+        Duration::from_secs(10),
+        || async { call().await.is_ok_and(|r| r.status() == StatusCode::OK) },
+    )
+    .await;
+
+    // Any staff member may deactivate a customer (docs/rbac.md).
+    let res = w
+        .send(
+            Method::PUT,
+            &format!("/api/admin/users/{customer}"),
+            &support,
+            &json!({ "is_active": false }),
+        )
+        .await;
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["is_active"], false);
+    let deactivated = Instant::now();
+
+    zimmer_testkit::eventually(
+        "marketplace rejects the deactivated customer's token",
+        Duration::from_secs(5),
+        || async {
+            call()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::UNAUTHORIZED)
+        },
+    )
+    .await;
+    // Reported, not asserted (timing belongs in benchmarks); the acceptance bound is 1 s.
+    eprintln!(
+        "deactivation reached marketplace after {:?}",
+        deactivated.elapsed()
+    );
+
+    assert!(
+        login_status(&w, "leaving@example.com")
+            .await
+            .is_client_error(),
+        "a deactivated user cannot log in"
+    );
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM users WHERE id = {customer} AND NOT is_active"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM admin_audit_log WHERE action = 'user.deactivate' \
+             AND target_id = '{customer}'"
+        ))
+        .await,
+        1
+    );
+    // The admin view says so too, and re-activating lets them log in again.
+    let v = w
+        .json(&format!("/api/admin/users/{customer}"), &support)
+        .await;
+    assert_eq!(v["is_active"], false);
+    assert!(v["deactivated_at"].is_string());
+    let res = w
+        .send(
+            Method::PUT,
+            &format!("/api/admin/users/{customer}"),
+            &support,
+            &json!({ "is_active": true }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        login_status(&w, "leaving@example.com").await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
+    let w = World::start(With {
+        auth: true,
+        ..With::NONE
+    })
+    .await;
+    let (customer, _) = w.user("c@example.com", Role::Customer).await;
+    let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
+    let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
+    let put = |id: i64, token: &str, b: Value| {
+        let path = format!("/api/admin/users/{id}");
+        let token = token.to_owned();
+        let w = &w;
+        async move { w.send(Method::PUT, &path, &token, &b).await.status() }
+    };
+    // Technical team: no role changes, no staff (de)activation.
+    assert_eq!(
+        put(customer, &tech, json!({ "role": "support_staff" })).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        put(manager_id, &tech, json!({ "is_active": false })).await,
+        StatusCode::FORBIDDEN
+    );
+    // Nobody changes their own role or deactivates themselves.
+    let res = w
+        .send(
+            Method::PUT,
+            &format!("/api/admin/users/{manager_id}"),
+            &manager,
+            &json!({ "is_active": false }),
+        )
+        .await;
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(v["code"], "self_change");
+    // Bad input is a 422, an unknown user a 404.
+    assert_eq!(
+        put(customer, &manager, json!({ "role": "emperor" })).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        put(987_654, &manager, json!({ "is_active": false })).await,
+        StatusCode::NOT_FOUND
+    );
+    // A manager promotes a customer; auth did it (the row) and admin logged it.
+    let res = w
+        .send(
+            Method::PUT,
+            &format!("/api/admin/users/{customer}"),
+            &manager,
+            &json!({ "role": "support_staff", "user_id": 1 }),
+        )
+        .await;
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["role"], "support_staff");
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM users WHERE id = {customer} AND role = 'support_staff'"
+        ))
+        .await,
+        1
+    );
+    let log = w
+        .json("/api/admin/audit-log?action=user.change_role", &manager)
+        .await;
+    assert_eq!(log["total"], 1);
+    assert_eq!(log["items"][0]["actor_id"], manager_id);
+    assert_eq!(
+        log["items"][0]["details"]["changes"]["role"]["to"],
+        "support_staff"
+    );
+    // And the technical team member may still deactivate a customer-role user... who is now
+    // staff, so no longer.
+    assert_eq!(
+        put(customer, &tech, json!({ "is_active": false })).await,
+        StatusCode::FORBIDDEN
+    );
+    let _ = tech_id;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managers_create_staff_accounts_through_auth() {
+    let w = World::start(With {
+        auth: true,
+        ..With::NONE
+    })
+    .await;
+    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
+    let new = json!({
+        "name": "نگار\u{200C}سادات",
+        "email": "New.Staff@Example.com",
+        "role": "support_staff",
+        "password": "a-long-enough-password",
+    });
+    let res = w
+        .send(Method::POST, "/api/admin/users", &manager, &new)
+        .await;
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["email"], "new.staff@example.com");
+    assert_eq!(v["role"], "support_staff");
+    assert_eq!(v["name"], "نگار\u{200C}سادات");
+    let id = v["id"].as_i64().unwrap();
+    // The new member can log in.
+    assert_eq!(
+        w.auth
+            .as_ref()
+            .unwrap()
+            .post_json(
+                "/api/auth/login",
+                &json!({ "email": "new.staff@example.com", "password": "a-long-enough-password" }),
+            )
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Twice: auth's 409 reaches the caller as is.
+    let res = w
+        .send(Method::POST, "/api/admin/users", &manager, &new)
+        .await;
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(v["code"], "email_taken");
+    // A customer role is not a staff account.
+    let res = w
+        .send(
+            Method::POST,
+            "/api/admin/users",
+            &manager,
+            &json!({ "name": "x", "email": "x@example.com", "role": "customer" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Audited once, without the password.
+    let log = w
+        .json("/api/admin/audit-log?action=user.create_staff", &manager)
+        .await;
+    assert_eq!(log["total"], 1);
+    assert_eq!(log["items"][0]["target_id"], id.to_string());
+    assert!(!log.to_string().contains("a-long-enough-password"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_auth_is_a_clear_503_and_nothing_is_logged() {
+    let w = World::start(With::NONE).await;
+    let (customer, _) = w.user("c@example.com", Role::Customer).await;
+    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
+    let res = w
+        .send(
+            Method::PUT,
+            &format!("/api/admin/users/{customer}"),
+            &manager,
+            &json!({ "is_active": false }),
+        )
+        .await;
+    let (status, v) = body(res).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["code"], "upstream_unavailable");
+    assert!(v["detail"].as_str().unwrap().contains("auth"));
+    assert_eq!(
+        w.count("SELECT count(*) AS n FROM admin_audit_log").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_searched_filtered_paged_and_viewed() {
+    let w = World::start(With::NONE).await;
+    let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
+    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
+    for i in 0..25 {
+        w.user(&format!("customer{i:02}@shop.example"), Role::Customer)
+            .await;
+    }
+    let (alice, _) = w.user("alice_100%@example.com", Role::Customer).await;
+    w.sql(&format!(
+        "UPDATE users SET is_active = false WHERE id = {alice}"
+    ))
+    .await;
+
+    let v = w
+        .json(
+            "/api/admin/users?role=customer&page_size=10&page=3",
+            &support,
+        )
+        .await;
+    assert_eq!(v["total"], 26);
+    assert_eq!(v["page"], 3);
+    assert_eq!(v["items"].as_array().unwrap().len(), 6);
+    let v = w
+        .json(
+            "/api/admin/users?search=SHOP.example&page_size=100",
+            &support,
+        )
+        .await;
+    assert_eq!(v["total"], 25);
+    // LIKE wildcards in a search are literal.
+    let v = w.json("/api/admin/users?search=100%25", &support).await;
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["items"][0]["id"], alice);
+    let v = w.json("/api/admin/users?is_active=false", &support).await;
+    assert_eq!(v["total"], 1);
+    // Newest first.
+    let v = w.json("/api/admin/users", &support).await;
+    assert_eq!(v["items"][0]["id"], alice);
+    // Bad filters are clear 4xx, never 500.
+    assert_eq!(
+        w.get("/api/admin/users?role=king", &support).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        w.get("/api/admin/users?is_active=maybe", &support)
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        w.get("/api/admin/users/abc", &support).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        w.get("/api/admin/users/424242", &support).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // The view: automations and counters; money spent only for managers.
+    let (automation, ua) = w.automation_for(alice, "Viewer bot", 30).await;
+    w.sql(&format!(
+        "INSERT INTO payments (user_id, automation_id, user_automation_id, amount, \
+         tokens_purchased, status, verified_at) VALUES \
+         ({alice}, {automation}, {ua}, 120000, 120, 'succeeded', now()), \
+         ({alice}, {automation}, {ua}, 5000, 5, 'failed', NULL)"
+    ))
+    .await;
+    w.sql(&format!(
+        "INSERT INTO tickets (user_id, title, description, status) VALUES \
+         ({alice}, 'a', 'b', 'open'), ({alice}, 'c', 'd', 'closed')"
+    ))
+    .await;
+    let v = w.json(&format!("/api/admin/users/{alice}"), &manager).await;
+    assert_eq!(v["automations"][0]["name"], "Viewer bot");
+    assert_eq!(v["automations"][0]["tokens_remaining"], 30);
+    assert_eq!(v["payments"]["count"], 2);
+    assert_eq!(v["payments"]["succeeded"], 1);
+    assert_eq!(v["payments"]["total_spent"], 120_000);
+    assert_eq!(v["tickets"]["total"], 2);
+    assert_eq!(v["tickets"]["open"], 1);
+    assert!(v.get("password_hash").is_none());
+    let v = w.json(&format!("/api/admin/users/{alice}"), &support).await;
+    assert!(v["payments"].get("total_spent").is_none());
+
+    // The user-automations overview, filtered.
+    let v = w
+        .json(
+            &format!("/api/admin/user-automations?user_id={alice}"),
+            &support,
+        )
+        .await;
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["items"][0]["automation_name"], "Viewer bot");
+    assert_eq!(v["items"][0]["user_email"], "alice_100%@example.com");
+    assert_eq!(v["items"][0]["bot_connected"], false);
+    let v = w
+        .json("/api/admin/user-automations?automation_id=999", &support)
+        .await;
+    assert_eq!(v["total"], 0);
+    assert_eq!(
+        w.get("/api/admin/user-automations?status=weird", &support)
+            .await
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}
+
+/// Issue 7: auth takes the actor from the staff member's own token that admin forwards, and
+/// accepts user changes only from the admin service's credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_checks_the_acting_staff_members_own_token() {
+    let w = World::start(With {
+        auth: true,
+        ..With::NONE
+    })
+    .await;
+    let auth = w.auth.as_ref().unwrap();
+    let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
+    let (_, support) = w.user("helper@example.com", Role::SupportStaff).await;
+    let admin_credential = w.ctx.settings("admin", &[]).internal_token;
+    let marketplace_credential = w.ctx.settings("marketplace", &[]).internal_token;
+    let new_manager = |email: &str| {
+        json!({ "name": "New", "email": email, "role": "manager",
+                "password": "a-long-enough-password", "actor_id": manager_id })
+    };
+    let direct = async |credential: &str, acting: Option<&str>, payload: &Value| {
+        let mut req = auth
+            .client
+            .post(auth.url("/internal/users"))
+            .header("X-Internal-Token", credential)
+            .json(payload);
+        if let Some(t) = acting {
+            req = req.header("X-Acting-User-Token", format!("Bearer {t}"));
+        }
+        body(req.send().await.unwrap()).await
+    };
+    // Straight to auth with admin's credential: a support staff member's token is not
+    // enough, whatever the body says; neither is no token; nor marketplace's credential.
+    let (st, v) = direct(
+        admin_credential.expose(),
+        Some(&support),
+        &new_manager("a@example.com"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, v) = direct(
+        admin_credential.expose(),
+        None,
+        &new_manager("b@example.com"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, v) = direct(
+        marketplace_credential.expose(),
+        Some(&manager),
+        &new_manager("c@example.com"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["code"], "caller_not_allowed");
+    // With a manager's token it works.
+    let (st, v) = direct(
+        admin_credential.expose(),
+        Some(&manager),
+        &new_manager("d@example.com"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
+    // Through admin: the manager's own token travels with the call.
+    let res = w
+        .send(
+            Method::POST,
+            "/api/admin/users",
+            &manager,
+            &new_manager("e@example.com"),
+        )
+        .await;
+    let (st, v) = body(res).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.registered' \
+             AND (payload->'data'->>'created_by')::bigint = {manager_id}"
+        ))
+        .await,
+        2
+    );
+    // A token that still says manager for somebody who no longer is one (demoted in the
+    // database behind auth's back): admin's guard trusts the claim, auth does not.
+    w.sql(&format!(
+        "UPDATE users SET role = 'support_staff' WHERE id = {manager_id}"
+    ))
+    .await;
+    let res = w
+        .send(
+            Method::POST,
+            "/api/admin/users",
+            &manager,
+            &new_manager("f@example.com"),
+        )
+        .await;
+    let (st, v) = body(res).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(
+        w.count("SELECT count(*) AS n FROM users WHERE email = 'f@example.com'")
+            .await,
+        0
+    );
+}
+
+/// docs/panels.md "Users: the managers list and permanent delete": a manager anonymises a
+/// deactivated account; the history keeps the id, the address is free again, the account
+/// leaves every list and count, and the audit entry names only the id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manager_deletes_a_deactivated_account_permanently() {
+    let w = World::start(With {
+        auth: true,
+        ..With::NONE
+    })
+    .await;
+    let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
+    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
+    let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
+    let (customer, _) = sign_up(&w, "erase.me@example.com").await;
+    w.sql(&format!(
+        "UPDATE users SET phone_number = '+989121234567' WHERE id = {customer}"
+    ))
+    .await;
+    // History that must keep the id.
+    let (automation, ua) = w.automation_for(customer, "Kept bot", 100).await;
+    w.sql(&format!(
+        "INSERT INTO payments (user_id, automation_id, user_automation_id, amount, \
+         tokens_purchased, status, verified_at) VALUES ({customer}, {automation}, {ua}, 50000, \
+         50, 'succeeded', now())"
+    ))
+    .await;
+    w.sql(&format!(
+        "INSERT INTO token_ledger (user_automation_id, kind, delta, balance_after, \
+         demo_balance_after, source_key) VALUES ({ua}, 'purchase', 50, 150, 0, 'payment:kept')"
+    ))
+    .await;
+    w.sql(&format!(
+        "INSERT INTO tickets (user_id, title, description) VALUES ({customer}, 'help', 'x')"
+    ))
+    .await;
+    // Secrets and tokens that must go.
+    w.sql(&format!(
+        "INSERT INTO password_reset_tokens (user_id, token_hash, expires_at) \
+         VALUES ({customer}, '\\x01', now() + interval '1 hour')"
+    ))
+    .await;
+    let delete = |token: String, id: i64| {
+        let admin = &w.admin;
+        async move {
+            admin
+                .delete(&format!("/api/admin/users/managers/{id}/permanent"))
+                .bearer_auth(token)
+                .header("Content-Type", "application/json")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let total_users = |v: &Value| v["data"]["total_users"].as_i64().unwrap();
+    let before = total_users(&w.json("/api/admin/dashboard", &manager).await);
+
+    // Technical team and support staff: 403, nothing changed.
+    for token in [&tech, &support] {
+        let res = delete(token.clone(), customer).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    }
+    // Still active: 409.
+    let (status, v) = body(delete(manager.clone(), customer).await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].is_string());
+    // Never oneself.
+    let (status, v) = body(delete(manager.clone(), manager_id).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["code"], "self_change");
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM users WHERE id = {customer} AND deleted_at IS NULL \
+             AND email = 'erase.me@example.com'"
+        ))
+        .await,
+        1
+    );
+
+    // Deactivated first ("deactivate" is DELETE without /permanent), then deleted.
+    let res = delete(manager.clone(), customer).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let res = w
+        .admin
+        .delete(&format!("/api/admin/users/managers/{customer}"))
+        .bearer_auth(&manager)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (status, v) = body(delete(manager.clone(), customer).await).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["message"].is_string());
+
+    // Erased: name, email, phone, password, 2FA, tokens, sessions; deleted_at set.
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM users WHERE id = {customer} AND deleted_at IS NOT NULL \
+             AND NOT is_active AND name = 'Deleted user' \
+             AND email = 'deleted-{customer}@deleted.invalid' AND phone_number IS NULL \
+             AND password_hash = '!deleted' AND twofa_secret IS NULL AND NOT twofa_enabled"
+        ))
+        .await,
+        1
+    );
+    for table in [
+        "sessions",
+        "password_reset_tokens",
+        "email_verification_tokens",
+        "twofa_recovery_codes",
+    ] {
+        assert_eq!(
+            w.count(&format!(
+                "SELECT count(*) AS n FROM {table} WHERE user_id = {customer}"
+            ))
+            .await,
+            0,
+            "{table}"
+        );
+    }
+    // The history keeps the id.
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM payments WHERE user_id = {customer}"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM token_ledger WHERE user_automation_id = {ua}"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM tickets WHERE user_id = {customer}"
+        ))
+        .await,
+        1
+    );
+    // A second time: gone (404).
+    assert_eq!(
+        delete(manager.clone(), customer).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // Out of every list and count.
+    for path in ["/api/admin/users/managers", "/api/admin/users"] {
+        let v = w.json(path, &manager).await;
+        assert!(
+            v["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|u| u["id"] != customer),
+            "{path}"
+        );
+    }
+    let v = w
+        .json("/api/admin/users/managers?search=deleted", &manager)
+        .await;
+    assert_eq!(v["total"], 0);
+    assert_eq!(
+        total_users(&w.json("/api/admin/dashboard", &manager).await),
+        before - 1
+    );
+    assert_eq!(
+        w.json("/api/admin/usage/stats", &manager).await["total_users"],
+        before - 1
+    );
+    assert_eq!(
+        w.get(&format!("/api/admin/users/{customer}"), &manager)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // The address is free for a new sign-up, and the old password opens nothing.
+    assert_eq!(
+        login_status(&w, "erase.me@example.com").await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (again, _) = sign_up(&w, "erase.me@example.com").await;
+    assert_ne!(again, customer);
+    // A deleted account cannot be reactivated or renamed.
+    let res = w
+        .send(
+            Method::PUT,
+            &format!("/api/admin/users/managers/{customer}/role"),
+            &manager,
+            &json!({ "role": "customer", "is_active": true }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Audited with the id only.
+    let log = w
+        .json(
+            "/api/admin/audit-log?action=user.delete_permanent",
+            &manager,
+        )
+        .await;
+    assert_eq!(log["total"], 1);
+    assert_eq!(log["items"][0]["target_id"], customer.to_string());
+    assert!(!log.to_string().contains("erase.me"));
+    // `user.updated` says so, naming the manager.
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.updated' \
+             AND payload->'data'->>'user_id' = '{customer}' AND payload->'data'->>'deleted' = 'true' \
+             AND payload->'data'->>'actor_id' = '{manager_id}'"
+        ))
+        .await,
+        1
+    );
+}
+
+/// docs/panels.md "Users": the dashboard's form creates any role, customers included
+/// (managers only), with the password rules, a 409 on a taken address, the email verified,
+/// and `is_active: false` creating it deactivated; names change by the target's rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_creates_customers_and_renames_accounts() {
+    let w = World::start(With {
+        auth: true,
+        ..With::NONE
+    })
+    .await;
+    let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
+    let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
+    let (staff_id, _) = w.user("agent@example.com", Role::SupportStaff).await;
+    let form = |email: &str, password: &str, active: bool| {
+        json!({ "email": email, "name": "Dana", "password": password, "role": "customer",
+                "is_admin": false, "is_active": active })
+    };
+    let create = |token: &str, body: Value| {
+        let token = token.to_owned();
+        let w = &w;
+        async move {
+            body_of(
+                w.send(Method::POST, "/api/admin/users/managers", &token, &body)
+                    .await,
+            )
+            .await
+        }
+    };
+    let (status, _) = create(&support, form("c1@example.com", PASSWORD, true)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for bad in ["short", "password123", &"x".repeat(129)] {
+        let (status, v) = create(&manager, form("c1@example.com", bad, true)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+    }
+    let (status, v) = create(&manager, form("C1@Example.com", PASSWORD, true)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["role"], "customer");
+    assert_eq!(v["is_admin"], false);
+    assert_eq!(v["email_verified"], true);
+    let c1 = v["id"].as_i64().unwrap();
+    assert_eq!(login_status(&w, "c1@example.com").await, StatusCode::OK);
+    let (status, v) = create(&manager, form("c1@example.com", PASSWORD, true)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    let (status, v) = create(&manager, form("c2@example.com", PASSWORD, false)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["is_active"], false);
+    assert_eq!(
+        login_status(&w, "c2@example.com").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        w.count(
+            "SELECT count(*) AS n FROM users WHERE email = 'c2@example.com' AND NOT is_active \
+                 AND deactivated_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+
+    // Names: any staff member for a customer, a manager for staff; equal is no change.
+    let rename = |token: &str, id: i64, name: &str| {
+        let token = token.to_owned();
+        let body = json!({ "name": name, "role": null, "is_admin": false });
+        let w = &w;
+        async move {
+            body_of(
+                w.send(
+                    Method::PUT,
+                    &format!("/api/admin/users/managers/{id}"),
+                    &token,
+                    &body,
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    let (status, v) = rename(&support, c1, "  Dana Karimi ").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "Dana Karimi");
+    let (status, _) = rename(&support, staff_id, "Agent Smith").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, v) = rename(&manager, staff_id, "Agent Smith").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // Oneself: a name is not a role, and an unchanged form answers 200.
+    let (status, v) = rename(&manager, manager_id, "The Boss").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = body_of(
+        w.send(
+            Method::PUT,
+            &format!("/api/admin/users/managers/{manager_id}/role"),
+            &manager,
+            &json!({ "role": "manager", "is_active": true }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = body_of(
+        w.send(
+            Method::PUT,
+            &format!("/api/admin/users/managers/{manager_id}/role"),
+            &manager,
+            &json!({ "role": "customer", "is_active": true }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(v["code"], "self_change");
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM users WHERE (id = {c1} AND name = 'Dana Karimi') \
+             OR (id = {staff_id} AND name = 'Agent Smith') OR (id = {manager_id} AND name = 'The Boss')"
+        ))
+        .await,
+        3
+    );
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.updated' \
+             AND payload->'data'->>'user_id' = '{c1}' AND payload->'data'->>'name' = 'Dana Karimi'"
+        ))
+        .await,
+        1
+    );
+    let log = w
+        .json("/api/admin/audit-log?action=user.rename", &manager)
+        .await;
+    assert_eq!(log["total"], 3);
+}
+
+async fn body_of(res: reqwest::Response) -> (StatusCode, Value) {
+    body(res).await
+}

@@ -1,0 +1,27 @@
+//! The OpenAPI document of auth is complete: every route the service answers is in it
+//! (docs/api.md "OpenAPI documents"). The route table (`src/routes.rs`) both registers the
+//! routes and builds the document (crates/http/src/routes.rs); this test checks the served
+//! document against the table both ways, the table for duplicates and schema-name clashes,
+//! and the service's source for routes registered around the table (a text scan for actix's
+//! registration calls: actix cannot list an app's routes, and these few calls are the only
+//! ways to add one).
+
+use std::path::Path;
+
+use zimmer_testkit::openapi::assert_served_document_complete;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_served_route_is_in_the_openapi_document() {
+    let table = zimmer_auth::routes::ROUTES;
+    assert_eq!(
+        zimmer_http::routes::table_problems(table),
+        Vec::<String>::new()
+    );
+
+    let (_ctx, app) = auth().await;
+    let pairs: Vec<(&str, &str)> = table.iter().map(|r| (r.method.as_str(), r.path)).collect();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    assert_served_document_complete(&app, "/api/auth/openapi.json", &pairs, &src).await;
+}

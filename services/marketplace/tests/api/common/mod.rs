@@ -1,0 +1,186 @@
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use zimmer_jwt::Role;
+use zimmer_testkit::{TestApp, TestContext};
+
+pub const INTERNAL_TOKEN: &str = zimmer_config::DEV_INTERNAL_TOKEN;
+pub const WAIT: Duration = Duration::from_secs(30);
+pub const BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ";
+pub const BOT_TOKEN_2: &str = "987654321:BBHdqTcvCH1vGWJxfSeofSAs0K5PALDsawZ";
+
+/// Fast background loops for tests; the health checker only where a test turns it on.
+pub const FAST: &[(&str, &str)] = &[
+    ("HEALTH_CHECK_ENABLED", "false"),
+    ("PROVISION_POLL_MS", "100"),
+    ("PROVISION_ATTEMPTS", "3"),
+    ("PROVISION_BACKOFF_MS", "20"),
+    ("PROVISION_RETRY_FAILED_MS", "200"),
+    ("PROVISION_RETRY_FAILED_MAX_MS", "400"),
+    ("PROVISION_TIMEOUT_MS", "5000"),
+];
+
+pub async fn market_with(extra: &[(&str, &str)]) -> (TestContext, TestApp) {
+    let ctx = TestContext::new().await;
+    let mut overrides: Vec<(&str, &str)> = FAST.to_vec();
+    overrides.extend_from_slice(extra);
+    let app = ctx
+        .spawn(
+            ctx.settings("marketplace", &overrides),
+            zimmer_marketplace::build,
+        )
+        .await;
+    (ctx, app)
+}
+
+pub async fn market() -> (TestContext, TestApp) {
+    market_with(&[]).await
+}
+
+pub fn internal(rb: RequestBuilder) -> RequestBuilder {
+    rb.header("X-Internal-Token", INTERNAL_TOKEN)
+}
+
+pub async fn json_of(res: Response) -> Value {
+    res.json().await.expect("JSON body")
+}
+
+/// An automation with the defaults but its name; answers its id.
+pub async fn automation_named(app: &TestApp, name: &str) -> i64 {
+    create_automation(app, json!({ "name": name })).await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Creates an automation through the internal API; `extra` fields override the defaults.
+pub async fn create_automation(app: &TestApp, extra: Value) -> Value {
+    let mut body = json!({
+        "name": "Test Bot",
+        "description": "A bot for tests",
+        "pricing_type": "token_per_session",
+        "price_per_token": 10_000,
+        "demo_tokens": 5,
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let res = internal(app.post("/internal/automations"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED, "create automation");
+    json_of(res).await
+}
+
+pub async fn issue_token(app: &TestApp, automation_id: i64) -> String {
+    let res = internal(app.post(&format!(
+        "/internal/automations/{automation_id}/service-token"
+    )))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    json_of(res).await["service_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A customer with an access token.
+pub async fn customer(ctx: &TestContext, email: &str) -> (i64, String) {
+    let id = ctx.create_user(email, Role::Customer).await;
+    let token = ctx.mint_access_token(id, Role::Customer, uuid::Uuid::new_v4());
+    (id, token)
+}
+
+pub async fn staff(ctx: &TestContext, email: &str) -> i64 {
+    ctx.create_user(email, Role::Manager).await
+}
+
+/// Adds the automation for the customer; returns the user automation id.
+pub async fn add(app: &TestApp, access: &str, automation_id: i64) -> i64 {
+    let res = app
+        .post(&format!("/api/user/automations/{automation_id}"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED, "add automation");
+    json_of(res).await["user_automation"]["id"]
+        .as_i64()
+        .unwrap()
+}
+
+pub async fn consume(app: &TestApp, service_token: &str, body: &Value) -> Response {
+    app.post("/api/automation-usage/consume")
+        .header("X-Zimmer-Service-Token", service_token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Credits paid tokens through the internal adjustment API.
+pub async fn adjust(app: &TestApp, ua_id: i64, delta: i64, key: &str, actor: i64) -> Response {
+    internal(app.post("/internal/tokens/adjust"))
+        .json(&json!({
+            "user_automation_id": ua_id,
+            "delta": delta,
+            "reason": "test credit",
+            "idempotency_key": key,
+            "actor_id": actor,
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[allow(unused_imports)] // not every test binary uses it
+pub use zimmer_testkit::{Call, db_count};
+
+/// `(tokens_remaining, demo_tokens, is_demo_active, demo_expired, low_alert_sent)`.
+pub async fn balances(ctx: &TestContext, ua_id: i64) -> (i64, i64, bool, bool, bool) {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use zimmer_db::schema::user_automations as ua;
+    let mut conn = ctx.db.connect().await;
+    ua::table
+        .find(ua_id)
+        .select((
+            ua::tokens_remaining,
+            ua::demo_tokens,
+            ua::is_demo_active,
+            ua::demo_expired,
+            ua::low_alert_sent,
+        ))
+        .first(&mut conn)
+        .await
+        .unwrap()
+}
+
+pub async fn integration_status(ctx: &TestContext, ua_id: i64) -> String {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use zimmer_db::schema::user_automations as ua;
+    let mut conn = ctx.db.connect().await;
+    ua::table
+        .find(ua_id)
+        .select(ua::integration_status)
+        .first(&mut conn)
+        .await
+        .unwrap()
+}
+
+pub async fn outbox_count(ctx: &TestContext, event_type: &str) -> i64 {
+    db_count(
+        ctx,
+        &format!("SELECT count(*) AS n FROM outbox WHERE event_type = '{event_type}'"),
+    )
+    .await
+}

@@ -1,0 +1,190 @@
+//! End to end: the real `zimmer-support` binary behind a real nginx running the repo's
+//! gateway configuration: the panel's multipart ticket with an attachment, its download, and
+//! a notification arriving on the SSE stream through the gateway (unbuffered), with the
+//! `?token=` kept out of the access log. Needs `cargo build --workspace --bins` first (the
+//! test command does it) and nginx.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+use zimmer_jwt::Role;
+use zimmer_testkit::{Gateway, Process, TempDir, TestContext, Upstreams, client};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_attachments_and_the_stream_through_the_gateway() {
+    let ctx = TestContext::new().await;
+    let logs = TempDir::new("zimmer-e2e-logs");
+    let files = TempDir::new("zimmer-e2e-files");
+    let mut env: Vec<(String, String)> = ctx
+        .env_pairs()
+        .into_iter()
+        .filter(|(k, _)| k != "HTTP_PORT")
+        .collect();
+    env.push((
+        "ATTACHMENTS_DIR".into(),
+        files.path.to_string_lossy().into_owned(),
+    ));
+    let support = Process::start_service("zimmer-support", "support", &env, &logs.path).await;
+    let gw = Gateway::start(
+        &Upstreams {
+            support: vec![format!("127.0.0.1:{}", support.port)],
+            ..Default::default()
+        },
+        &["http://localhost:3000"],
+    )
+    .await;
+    let http = client();
+    let customer = ctx.create_user("panel@example.com", Role::Customer).await;
+    let ct = ctx.mint_access_token(customer, Role::Customer, Uuid::new_v4());
+    let staff = ctx
+        .create_user("agent@example.com", Role::SupportStaff)
+        .await;
+    let st = ctx.mint_access_token(staff, Role::SupportStaff, Uuid::new_v4());
+
+    // The panel's call: multipart with user_id, subject, message, importance and a file.
+    let (status, t) = Form::new()
+        .text("user_id", &customer.to_string())
+        .text("subject", "اسکرین‌شات خطا")
+        .text("message", "تصویر پیوست شد")
+        .text("importance", "urgent")
+        .file("attachment", "error.png", "image/png", &png_bytes())
+        .send(http.post(gw.url("/api/tickets")).bearer_auth(&ct))
+        .json_or_text()
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{t}\n{}", support.log());
+    assert_eq!(t["importance"], "urgent");
+    let id = t["id"].as_i64().unwrap();
+    let url = t["messages"][0]["attachment"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = http
+        .get(gw.url(&url))
+        .bearer_auth(&ct)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    assert_eq!(res.bytes().await.unwrap().to_vec(), png_bytes());
+
+    // The stream through the gateway, authenticated by ?token= as EventSource does.
+    let res = http
+        .get(gw.url(&format!("/api/notifications/stream?token={ct}")))
+        .header("Origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let mut sse = Sse::new(res);
+    sse.next(WAIT)
+        .await
+        .expect("the opening comment arrives unbuffered");
+    assert_eq!(
+        http.post(gw.url(&format!("/api/tickets/{id}/messages")))
+            .bearer_auth(&st)
+            .json(&json!({"message": "بررسی شد"}))
+            .status()
+            .await,
+        StatusCode::CREATED
+    );
+    let (_, n) = sse
+        .next_event(WAIT)
+        .await
+        .expect("the notification through the gateway");
+    assert_eq!(n["type"], "ticket");
+    assert_eq!(n["data"]["ticket_id"], id);
+
+    // Another customer: 404 through the gateway too.
+    let other = ctx.create_user("other@example.com", Role::Customer).await;
+    let ot = ctx.mint_access_token(other, Role::Customer, Uuid::new_v4());
+    assert_eq!(
+        http.get(gw.url(&url)).bearer_auth(&ot).status().await,
+        StatusCode::NOT_FOUND
+    );
+
+    // nginx logs the stream when it ends.
+    drop(sse);
+    zimmer_testkit::eventually("the stream is logged", WAIT, || async {
+        gw.access_log().contains("/api/notifications/stream")
+    })
+    .await;
+    let log = gw.access_log();
+    assert!(
+        !log.contains(&ct),
+        "the access token must not reach the access log"
+    );
+}
+
+/// The gateway holds at most 20 open streams per client address (`limit_conn`), whatever
+/// the accounts: one more gets the API's JSON 429, and a closed one makes room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_bounds_open_streams_per_client_address() {
+    let ctx = TestContext::new().await;
+    let logs = TempDir::new("zimmer-e2e-logs");
+    let files = TempDir::new("zimmer-e2e-files");
+    let mut env: Vec<(String, String)> = ctx
+        .env_pairs()
+        .into_iter()
+        .filter(|(k, _)| k != "HTTP_PORT")
+        .collect();
+    env.push((
+        "ATTACHMENTS_DIR".into(),
+        files.path.to_string_lossy().into_owned(),
+    ));
+    let support = Process::start_service("zimmer-support", "support", &env, &logs.path).await;
+    let gw = Gateway::start(
+        &Upstreams {
+            support: vec![format!("127.0.0.1:{}", support.port)],
+            ..Default::default()
+        },
+        &["http://localhost:3000"],
+    )
+    .await;
+    let http = client();
+    let mut streams = Vec::new();
+    for i in 0..20 {
+        // A different account each time: the service's per-user cap plays no part.
+        let id = ctx
+            .create_user(&format!("s{i}@example.com"), Role::Customer)
+            .await;
+        let token = ctx.mint_access_token(id, Role::Customer, Uuid::new_v4());
+        let res = http
+            .get(gw.url(&format!("/api/notifications/stream?token={token}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "stream {i}");
+        let mut sse = Sse::new(res);
+        sse.next(WAIT).await.expect("the opening block");
+        streams.push(sse);
+    }
+    let id = ctx
+        .create_user("one-more@example.com", Role::Customer)
+        .await;
+    let token = ctx.mint_access_token(id, Role::Customer, Uuid::new_v4());
+    let url = gw.url(&format!("/api/notifications/stream?token={token}"));
+    let (status, body) = http.get(&url).json_or_text().await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "rate_limited");
+
+    streams.pop();
+    zimmer_testkit::eventually("a closed stream makes room", WAIT, || async {
+        http.get(&url).status().await == StatusCode::OK
+    })
+    .await;
+}
