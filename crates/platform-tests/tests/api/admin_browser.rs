@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use zimmer_platform_tests::*;
 use zimmer_testkit::{TEST_PASSWORD, count};
 
-use crate::browser::{Browser, chromium_binary, matches_path, tail};
+use crate::browser::{Browser, checked_report, chromium_binary, matches_path, tail};
 
 /// How long the whole run may take in the browser (generous: a loaded 2-core machine).
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
@@ -177,46 +177,15 @@ async fn scenario(stack: &Stack, site: &DashboardSite, chromium: &Path) {
     let browser_log = browser.log();
     drop(browser);
 
-    let calls = report["calls"].as_array().cloned().unwrap_or_default();
-    let calls_text = calls
-        .iter()
-        .map(|c| {
-            format!(
-                "{:<18} {:<2} {:<6} {:<45} {} {}",
-                c["page"].as_str().unwrap_or(""),
-                c["how"].as_str().unwrap_or(""),
-                c["method"].as_str().unwrap_or(""),
-                c["path"].as_str().unwrap_or(""),
-                c["status"],
-                c["error"].as_str().unwrap_or("")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let context = format!(
-        "report: {} {}\ncalls:\n{calls_text}\n----- chromium (tail) -----\n{}",
-        report["kind"],
-        report["detail"],
-        tail(&browser_log, 40)
+    let (calls, context) = checked_report(
+        &report,
+        &browser_log,
+        &run,
+        &["page", "how"],
+        ("pages", PAGES),
+        "the run completed",
     );
-    assert_eq!(report["run"], run.as_str(), "{context}");
-    assert_eq!(report["kind"], "done", "the run completed\n{context}");
-    let pages: Vec<&str> = report["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect();
-    assert_eq!(pages, PAGES, "{context}");
     for c in &calls {
-        assert!(
-            c["error"].is_null(),
-            "a call failed in the browser\n{context}"
-        );
-        assert!(
-            c["expected"].as_array().unwrap().contains(&c["status"]),
-            "unexpected status\n{context}"
-        );
         assert!(c["status"].as_i64().unwrap() < 400, "{context}");
     }
     for (method, pattern) in CALLS {

@@ -103,48 +103,14 @@ async fn scenario(stack: &Stack, panel: &PanelSite, chromium: &Path) {
     let browser_log = browser.log();
     drop(browser);
 
-    let calls = report["calls"].as_array().cloned().unwrap_or_default();
-    let calls_text = calls
-        .iter()
-        .map(|c| {
-            format!(
-                "{:<22} {:<6} {:<45} {} {}",
-                c["step"].as_str().unwrap_or(""),
-                c["method"].as_str().unwrap_or(""),
-                c["path"].as_str().unwrap_or(""),
-                c["status"],
-                c["error"].as_str().unwrap_or("")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let context = format!(
-        "report: {} {}\ncalls:\n{calls_text}\n----- chromium (tail) -----\n{}",
-        report["kind"],
-        report["detail"],
-        tail(&browser_log, 40)
+    let (calls, context) = checked_report(
+        &report,
+        &browser_log,
+        &run,
+        &["step"],
+        ("steps", STEPS),
+        "the flow completed",
     );
-    assert_eq!(report["run"], run.as_str(), "{context}");
-    assert_eq!(report["kind"], "done", "the flow completed\n{context}");
-    let steps: Vec<&str> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect();
-    assert_eq!(steps, STEPS, "{context}");
-
-    // No failed backend call: every one answered, as expected.
-    for c in &calls {
-        assert!(
-            c["error"].is_null(),
-            "a call failed in the browser\n{context}"
-        );
-        assert!(
-            c["expected"].as_array().unwrap().contains(&c["status"]),
-            "unexpected status\n{context}"
-        );
-    }
     let refused: Vec<&Value> = calls
         .iter()
         .filter(|c| c["status"].as_i64().unwrap() >= 400)
@@ -260,6 +226,65 @@ async fn scenario(stack: &Stack, panel: &PanelSite, chromium: &Path) {
 }
 
 /// `/api/automations/123` matches `/api/automations/{id}`.
+/// Checks a page's final report: it is this run's, it completed, it went through `expected`
+/// (the report's list under `key`), and no call failed or answered a status it did not expect.
+/// Returns the calls and a context (every call, labelled by the `labels` fields, and Chromium's
+/// last lines) for the caller's own assertions.
+pub(crate) fn checked_report(
+    report: &Value,
+    browser_log: &str,
+    run: &str,
+    labels: &[&str],
+    (key, expected): (&str, &[&str]),
+    completed: &str,
+) -> (Vec<Value>, String) {
+    let calls = report["calls"].as_array().cloned().unwrap_or_default();
+    let calls_text = calls
+        .iter()
+        .map(|c| {
+            let label: String = labels
+                .iter()
+                .map(|l| format!("{:<18} ", c[*l].as_str().unwrap_or("")))
+                .collect();
+            format!(
+                "{label}{:<6} {:<45} {} {}",
+                c["method"].as_str().unwrap_or(""),
+                c["path"].as_str().unwrap_or(""),
+                c["status"],
+                c["error"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let context = format!(
+        "report: {} {}\ncalls:\n{calls_text}\n----- chromium (tail) -----\n{}",
+        report["kind"],
+        report["detail"],
+        tail(browser_log, 40)
+    );
+    assert_eq!(report["run"], run, "{context}");
+    assert_eq!(report["kind"], "done", "{completed}\n{context}");
+    let walked: Vec<&str> = report[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(walked, expected, "{context}");
+    // No failed backend call: every one answered, as expected.
+    for c in &calls {
+        assert!(
+            c["error"].is_null(),
+            "a call failed in the browser\n{context}"
+        );
+        assert!(
+            c["expected"].as_array().unwrap().contains(&c["status"]),
+            "unexpected status\n{context}"
+        );
+    }
+    (calls, context)
+}
+
 pub(crate) fn matches_path(path: &str, pattern: &str) -> bool {
     let (p, q): (Vec<&str>, Vec<&str>) = (path.split('/').collect(), pattern.split('/').collect());
     p.len() == q.len()
