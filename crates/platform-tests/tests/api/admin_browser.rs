@@ -15,18 +15,16 @@
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
 use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
 use futures_util::FutureExt;
-use serde_json::Value;
-use tokio::sync::Notify;
 use zimmer_platform_tests::*;
 use zimmer_testkit::{TEST_PASSWORD, count};
 
-use crate::browser::{Browser, checked_report, chromium_binary, matches_path, tail};
+use crate::browser::{Browser, Reports, checked_report, chromium_binary, matches_path, report};
 
 /// How long the whole run may take in the browser (generous: a loaded 2-core machine).
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
@@ -173,7 +171,10 @@ async fn scenario(stack: &Stack, site: &DashboardSite, chromium: &Path) {
         TEST_PASSWORD.replace(' ', "%20"),
     );
     let browser = Browser::start(chromium, &url);
-    let report = site.wait_for_end(&browser, RUN_TIMEOUT).await;
+    let report = site
+        .reports
+        .wait_for_end(&browser, RUN_TIMEOUT, "pages")
+        .await;
     let browser_log = browser.log();
     drop(browser);
 
@@ -263,12 +264,6 @@ struct DashboardSite {
     handle: ServerHandle,
 }
 
-#[derive(Default)]
-struct Reports {
-    all: Mutex<Vec<Value>>,
-    changed: Notify,
-}
-
 impl DashboardSite {
     async fn start() -> Self {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
@@ -324,39 +319,6 @@ impl DashboardSite {
             handle,
         }
     }
-
-    /// The page's final report ("done" or "error"); fails if Chromium exits or time runs out.
-    async fn wait_for_end(&self, browser: &Browser, timeout: Duration) -> Value {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let changed = self.reports.changed.notified();
-            if let Some(last) = self
-                .reports
-                .all
-                .lock()
-                .unwrap()
-                .iter()
-                .rev()
-                .find(|r| r["kind"] == "done" || r["kind"] == "error")
-            {
-                return last.clone();
-            }
-            if let Some(status) = browser.exited() {
-                panic!(
-                    "Chromium exited ({status}) before the run ended; its log:\n{}",
-                    tail(&browser.log(), 60)
-                );
-            }
-            let now = tokio::time::Instant::now();
-            assert!(
-                now < deadline,
-                "the run did not end within {timeout:?}; Chromium log:\n{}",
-                tail(&browser.log(), 60)
-            );
-            let _ = tokio::time::timeout((deadline - now).min(Duration::from_millis(500)), changed)
-                .await;
-        }
-    }
 }
 
 impl Drop for DashboardSite {
@@ -364,10 +326,4 @@ impl Drop for DashboardSite {
         let handle = self.handle.clone();
         drop(tokio::spawn(async move { handle.stop(false).await }));
     }
-}
-
-async fn report(reports: web::Data<Reports>, body: web::Json<Value>) -> HttpResponse {
-    reports.all.lock().unwrap().push(body.into_inner());
-    reports.changed.notify_waiters();
-    HttpResponse::NoContent().finish()
 }

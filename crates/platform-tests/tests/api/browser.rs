@@ -311,10 +311,55 @@ struct PanelSite {
     handle: ServerHandle,
 }
 
+/// What a page of ours posted to `/report`, in order (see [`report`]).
 #[derive(Default)]
-struct Reports {
+pub(crate) struct Reports {
     all: Mutex<Vec<Value>>,
     changed: Notify,
+}
+
+impl Reports {
+    /// The page's final report ("done" or "error"); fails if Chromium exits or time runs out,
+    /// naming the last progress (the report's `progress` list and its calls).
+    pub(crate) async fn wait_for_end(
+        &self,
+        browser: &Browser,
+        timeout: Duration,
+        progress: &str,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.changed.notified();
+            if let Some(last) = self
+                .all
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|r| r["kind"] == "done" || r["kind"] == "error")
+            {
+                return last.clone();
+            }
+            if let Some(status) = browser.exited() {
+                panic!(
+                    "Chromium exited ({status}) before the page's run ended; its log:\n{}",
+                    tail(&browser.log(), 60)
+                );
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let last = self.all.lock().unwrap().last().cloned();
+                panic!(
+                    "the page's run did not end within {timeout:?}; last progress: {}\nChromium log:\n{}",
+                    last.map(|l| format!("{progress} {} calls {}", l[progress], l["calls"]))
+                        .unwrap_or_else(|| "none (the page never reported)".to_owned()),
+                    tail(&browser.log(), 60)
+                );
+            }
+            let _ = tokio::time::timeout((deadline - now).min(Duration::from_millis(500)), changed)
+                .await;
+        }
+    }
 }
 
 impl PanelSite {
@@ -369,41 +414,9 @@ impl PanelSite {
         }
     }
 
-    /// The page's final report ("done" or "error"); fails if Chromium exits or time runs out.
+    /// The page's final report ("done" or "error").
     async fn wait_for_end(&self, browser: &Browser, timeout: Duration) -> Value {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let changed = self.reports.changed.notified();
-            if let Some(last) = self
-                .reports
-                .all
-                .lock()
-                .unwrap()
-                .iter()
-                .rev()
-                .find(|r| r["kind"] == "done" || r["kind"] == "error")
-            {
-                return last.clone();
-            }
-            if let Some(status) = browser.exited() {
-                panic!(
-                    "Chromium exited ({status}) before the flow ended; its log:\n{}",
-                    tail(&browser.log(), 60)
-                );
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                let last = self.reports.all.lock().unwrap().last().cloned();
-                panic!(
-                    "the flow did not end within {timeout:?}; last progress: {}\nChromium log:\n{}",
-                    last.map(|l| format!("steps {} calls {}", l["steps"], l["calls"]))
-                        .unwrap_or_else(|| "none (the page never reported)".to_owned()),
-                    tail(&browser.log(), 60)
-                );
-            }
-            let _ = tokio::time::timeout((deadline - now).min(Duration::from_millis(500)), changed)
-                .await;
-        }
+        self.reports.wait_for_end(browser, timeout, "steps").await
     }
 }
 
@@ -414,7 +427,7 @@ impl Drop for PanelSite {
     }
 }
 
-async fn report(reports: web::Data<Reports>, body: web::Json<Value>) -> HttpResponse {
+pub(crate) async fn report(reports: web::Data<Reports>, body: web::Json<Value>) -> HttpResponse {
     reports.all.lock().unwrap().push(body.into_inner());
     reports.changed.notify_waiters();
     HttpResponse::NoContent().finish()
