@@ -14,6 +14,8 @@ PGPORT=${PGPORT:-5432}
 PGUSER=${PGUSER:-postgres}
 DB=${BENCH_DB:-zimmer_bench_admin}
 URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${DB}"
+# The service refuses to start without it (loopback benchmark: development).
+export APP_ENV="${APP_ENV:-development}"
 psql_admin() { psql -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
 
 if [[ -z "${SKIP_SEED:-}" ]]; then

@@ -34,6 +34,8 @@
 # Needs PostgreSQL, Redis, RabbitMQ, nginx, curl, psql and wrk. Environment: DURATION (10s per
 # scenario), CONNECTIONS (32), THREADS (2), PROFILE (release; debug uses the debug binaries),
 # SKIP_BUILD=1, SERVICES (all five; the scenarios need auth, marketplace and support),
+# ONLY="catalogue mine" (measure just those scenarios, keys as in the table's SERVES map plus
+# ceiling, which always runs; the other rows print "?"),
 # DATABASE_URL / REDIS_URL / AMQP_URL (README defaults). The services' own knobs
 # pass through, e.g. USER_CACHE_TTL_MS=0 (auth's /api/me cache off) or LOG_WRITER=direct (log
 # lines written on the request's thread), to measure what a change bought.
@@ -142,9 +144,12 @@ parse_wrk() { # key, output
 # scenarios, into PERF_DIR (/tmp/zimmer-load-perf)/<scenario>.data, for `perf report -i`.
 declare -A SERVES=([me]=auth [me_half]=auth [login]=auth [mixed_me]=auth [catalogue]=marketplace
     [mine]=marketplace [consume]=marketplace [tickets]=support)
+# ONLY (a list of scenario keys) skips every other scenario; the ceiling always runs.
+want() { [[ -z "${ONLY:-}" || "$1" == ceiling || " $ONLY " == *" $1 "* ]]; }
 measure() { # key, url, [wrk args...]
     local key="$1" url="$2" out recorder=""
     shift 2
+    want "$key" || return 0
     zimmer_log "measuring $key for $DURATION"
     if [[ " ${PERF_RECORD:-} " == *" $key "* && -n "${SERVES[$key]:-}" ]]; then
         mkdir -p "${PERF_DIR:-/tmp/zimmer-load-perf}"
@@ -297,7 +302,7 @@ curl -sf -o /dev/null -X POST "$GW/api/automation-usage/consume" -H "X-Zimmer-Se
 # ------------------------------------------------------------------ 4. the scenarios
 measure me "$GW/api/me" -s bench/load/bearer.lua
 # The same at half that rate: each connection waits so that all together ask ~rate/2.
-ME_DELAY_MS=$((CONNECTIONS * 2000 / (${R_RPS[me]:-1} > 0 ? ${R_RPS[me]} : 1)))
+ME_DELAY_MS=$((CONNECTIONS * 2000 / (${R_RPS[me]:-1} > 0 ? ${R_RPS[me]:-1} : 1)))
 BENCH_DELAY_MS=$ME_DELAY_MS measure me_half "$GW/api/me" -s bench/load/bearer.lua
 measure catalogue "$GW/api/automations/marketplace"
 measure mine "$GW/api/user/automations" -s bench/load/bearer.lua
@@ -327,23 +332,28 @@ else
     BOOKS_OK=no
 fi
 
-ARGON2_BEFORE="$(argon2_rate)"
-measure login "$GW/api/auth/login" -s bench/load/login.lua
-ARGON2_AFTER="$(argon2_rate)"
+ARGON2_BEFORE=0 ARGON2_AFTER=0
+if want login; then
+    ARGON2_BEFORE="$(argon2_rate)"
+    measure login "$GW/api/auth/login" -s bench/load/login.lua
+    ARGON2_AFTER="$(argon2_rate)"
+fi
 ARGON2_RATE="$(awk -v a="$ARGON2_BEFORE" -v b="$ARGON2_AFTER" 'BEGIN { printf "%.1f", (a + b) / 2 }')"
 # The two differ by more than 25 % of their mean: the machine's load moved during the login run.
 ARGON2_STEADY="$(awk -v a="$ARGON2_BEFORE" -v b="$ARGON2_AFTER" -v m="$ARGON2_RATE" \
     'BEGIN { d = a - b; if (d < 0) d = -d; print (m > 0 && d <= 0.25 * m) ? "yes" : "no" }')"
 
-zimmer_log "measuring /api/me while logins run flat out ($DURATION)"
-BENCH_RUN="$$-mixlogin" wrk --latency -t1 -c16 -d"$DURATION" -s bench/load/login.lua "$GW/api/auth/login" \
-    >"$WORK/wrk-mixed_login.txt" &
-MIX_LOGIN_PID=$!
-EXTRA_PIDS+=("$MIX_LOGIN_PID")
-sleep 0.5 # the logins are running before /api/me starts
-measure mixed_me "$GW/api/me" -s bench/load/bearer.lua
-wait "$MIX_LOGIN_PID" || true
-parse_wrk mixed_login "$(cat "$WORK/wrk-mixed_login.txt")"
+if want mixed_me; then
+    zimmer_log "measuring /api/me while logins run flat out ($DURATION)"
+    BENCH_RUN="$$-mixlogin" wrk --latency -t1 -c16 -d"$DURATION" -s bench/load/login.lua "$GW/api/auth/login" \
+        >"$WORK/wrk-mixed_login.txt" &
+    MIX_LOGIN_PID=$!
+    EXTRA_PIDS+=("$MIX_LOGIN_PID")
+    sleep 0.5 # the logins are running before /api/me starts
+    measure mixed_me "$GW/api/me" -s bench/load/bearer.lua
+    wait "$MIX_LOGIN_PID" || true
+    parse_wrk mixed_login "$(cat "$WORK/wrk-mixed_login.txt")"
+fi
 
 sleep 3 # the hashing threads hand back their memory after 2 s idle
 for svc in "${SERVICES[@]}"; do RSS_AFTER[$svc]="$(rss_mib "${PID[$svc]}")"; done

@@ -8,7 +8,8 @@
 //! - `zimmer-bench argon2 <seconds> [threads]`: hashes per second of argon2id with auth's
 //!   production parameters and code (`zimmer_auth::domain::password::hash_with`), on as many
 //!   threads as auth's hashing pool has (`run.sh` passes `PASSWORD_HASH_THREADS`; one per core
-//!   by default, auth's default too). Prints the rate alone on stdout.
+//!   by default, auth's default too), at the pool's priority (`PASSWORD_HASH_NICE`). Prints
+//!   the rate alone on stdout.
 
 use std::{
     sync::{
@@ -19,7 +20,7 @@ use std::{
 };
 
 use actix_web::{App, HttpResponse, HttpServer, http::header::ContentType, web};
-use zimmer_auth::domain::password::{Block, hash_with};
+use zimmer_auth::domain::password::{Block, hash_with, lower_this_thread_priority};
 
 /// About the size of a `/api/me` answer.
 const BODY: &str = r#"{"id":1,"name":"Ceiling","email":"ceiling@example.com","phone_number":null,"role":"customer","is_active":true,"email_verified":true,"twofa_enabled":false,"created_at":"2026-01-01T00:00:00Z"}"#;
@@ -64,6 +65,8 @@ fn argon2_rate(seconds: f64, threads: usize) -> anyhow::Result<()> {
     for _ in 0..threads {
         let (stop, ready) = (stop.clone(), ready.clone());
         handles.push(std::thread::spawn(move || -> anyhow::Result<f64> {
+            // At the hashing pool's priority (PASSWORD_HASH_NICE), as auth's threads run.
+            lower_this_thread_priority();
             let mut blocks: Vec<Block> = Vec::new();
             let warm = hash_with(b"correct horse battery staple", &mut blocks)
                 .map_err(|e| anyhow::anyhow!("{e:?}"));

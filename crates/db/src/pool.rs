@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use diesel::{ConnectionError, ConnectionResult};
+use diesel::{ConnectionError, ConnectionResult, migration::MigrationVersion};
 use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl,
     async_connection_wrapper::AsyncConnectionWrapper,
@@ -64,10 +64,7 @@ async fn establish_with(url: &str, setup_sql: &str) -> ConnectionResult<AsyncPgC
 /// migration harness is synchronous (and `block_in_place` would panic on actix's runtime).
 pub async fn migrate(database_url: &str) -> anyhow::Result<Vec<String>> {
     with_migration_connection(database_url, |conn| {
-        let applied = conn
-            .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
-        Ok(applied.iter().map(ToString::to_string).collect())
+        versions("migration failed", conn.run_pending_migrations(MIGRATIONS))
     })
     .await
 }
@@ -75,15 +72,21 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<Vec<String>> {
 /// Reverts every migration (used by the test that proves `down.sql` files work).
 pub async fn revert_all_migrations(database_url: &str) -> anyhow::Result<Vec<String>> {
     with_migration_connection(database_url, |conn| {
-        let reverted = conn
-            .revert_all_migrations(MIGRATIONS)
-            .map_err(|e| anyhow::anyhow!("revert failed: {e}"))?;
-        Ok(reverted.iter().map(ToString::to_string).collect())
+        versions("revert failed", conn.revert_all_migrations(MIGRATIONS))
     })
     .await
 }
 
 type SyncPg = AsyncConnectionWrapper<AsyncPgConnection>;
+
+/// The versions a migration run applied or reverted, or its error prefixed with `what`.
+fn versions(
+    what: &str,
+    done: diesel::migration::Result<Vec<MigrationVersion<'_>>>,
+) -> anyhow::Result<Vec<String>> {
+    done.map(|v| v.iter().map(ToString::to_string).collect())
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
 
 async fn with_migration_connection<T, F>(database_url: &str, work: F) -> anyhow::Result<T>
 where

@@ -349,6 +349,32 @@ diesel::table! {
 }
 
 diesel::table! {
+    dashboard_daily (day) {
+        day -> Date,
+        tokens_consumed -> Int8,
+        consumption_entries -> Int8,
+        revenue -> Int8,
+        payments_succeeded -> Int8,
+        signups -> Int8,
+        payments_created -> Int8,
+        user_automations_created -> Int8,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    dashboard_rollup_state (id) {
+        id -> Bool,
+        closed_before -> Nullable<Date>,
+        ledger_max_id -> Int8,
+        payments_max_id -> Int8,
+        users_max_id -> Int8,
+        user_automations_max_id -> Int8,
+        computed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     kb_status_history (id) {
         id -> Int8,
         user_id -> Int8,

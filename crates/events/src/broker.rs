@@ -30,6 +30,16 @@ use zimmer_config::AmqpSettings;
 /// Every AMQP operation the crate awaits is bounded by this, so a wedged broker cannot hang a
 /// loop forever.
 pub(crate) const AMQP_OP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `fut` under [`AMQP_OP_TIMEOUT`]; `what` names the operation in the timeout error.
+pub(crate) async fn bounded<T>(
+    what: &'static str,
+    fut: impl Future<Output = lapin::Result<T>>,
+) -> Result<T, BrokerError> {
+    Ok(tokio::time::timeout(AMQP_OP_TIMEOUT, fut)
+        .await
+        .map_err(|_| BrokerError::Timeout(what))??)
+}
 /// Bound on one connection attempt (TCP retries included), as a safety net for a peer that
 /// accepts TCP but never finishes the AMQP handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -29,7 +29,7 @@ use zimmer_db::{DbPool, models::NewInboxRow, schema::inbox};
 use zimmer_telemetry::Metrics;
 
 use crate::{
-    broker::{AMQP_OP_TIMEOUT, Broker, BrokerError, close_channel, open_channel_on},
+    broker::{AMQP_OP_TIMEOUT, Broker, BrokerError, bounded, close_channel, open_channel_on},
     envelope::{DecodeError, Envelope, int_header, string_headers},
     topology,
 };
@@ -242,15 +242,8 @@ impl ConsumerHandle {
     /// A `/healthz` check named after the consumer: fails when its loop has ended.
     pub fn liveness_check(&self) -> zimmer_health::Check {
         let handle = self.clone();
-        zimmer_health::Check::new(self.state.name, move || {
-            let running = handle.is_running();
-            async move {
-                if running {
-                    Ok(())
-                } else {
-                    Err("consumer stopped".to_owned())
-                }
-            }
+        zimmer_health::Check::flag(self.state.name, "consumer stopped", move || {
+            handle.is_running()
         })
     }
 
@@ -364,13 +357,41 @@ async fn await_recovery(broker: &Broker, conn: &Arc<Connection>, channel: &Chann
     }
 }
 
-async fn bounded<T>(
-    what: &'static str,
-    fut: impl Future<Output = lapin::Result<T>>,
-) -> Result<T, BrokerError> {
-    Ok(tokio::time::timeout(AMQP_OP_TIMEOUT, fut)
+/// Sets the channel's prefetch, declares its queues (`declare`) and starts consuming `queue`;
+/// if any step fails the channel is closed, so a half-prepared channel never lingers.
+async fn start_consuming(
+    channel: Channel,
+    prefetch: u16,
+    declare: impl AsyncFnOnce(&Channel) -> Result<(), BrokerError>,
+    queue: &str,
+    tag: &str,
+) -> Result<(Channel, lapin::Consumer), BrokerError> {
+    let consumer = async {
+        bounded(
+            "basic.qos",
+            channel.basic_qos(prefetch, BasicQosOptions::default()),
+        )
+        .await?;
+        declare(&channel).await?;
+        bounded(
+            "basic.consume",
+            channel.basic_consume(
+                queue.into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
+        )
         .await
-        .map_err(|_| BrokerError::Timeout(what))??)
+    }
+    .await;
+    match consumer {
+        Ok(c) => Ok((channel, c)),
+        Err(e) => {
+            close_channel(&channel).await;
+            Err(e)
+        }
+    }
 }
 
 /// Why an ack/nack did not reach the broker, if it did not.
@@ -521,39 +542,21 @@ impl Worker {
     ) -> Result<(Channel, lapin::Consumer), BrokerError> {
         // Confirm mode: the channel also republishes to the retry queue.
         let channel = open_channel_on(conn, true).await?;
-        let result = async {
-            bounded(
-                "basic.qos",
-                channel.basic_qos(self.spec.prefetch.max(1), BasicQosOptions::default()),
-            )
-            .await?;
-            topology::declare_consumer_queues(
-                &channel,
-                self.broker.settings(),
-                self.name(),
-                &self.spec.bindings,
-            )
-            .await?;
-            let tag = format!("{}.{}", self.name(), Uuid::new_v4().simple());
-            bounded(
-                "basic.consume",
-                channel.basic_consume(
-                    self.queue.as_str().into(),
-                    tag.into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                ),
-            )
-            .await
-        }
-        .await;
-        match result {
-            Ok(consumer) => Ok((channel, consumer)),
-            Err(e) => {
-                close_channel(&channel).await;
-                Err(e)
-            }
-        }
+        let tag = format!("{}.{}", self.name(), Uuid::new_v4().simple());
+        let declare = async |channel: &Channel| {
+            let settings = self.broker.settings();
+            topology::declare_consumer_queues(channel, settings, self.name(), &self.spec.bindings)
+                .await
+                .map(drop)
+        };
+        start_consuming(
+            channel,
+            self.spec.prefetch.max(1),
+            declare,
+            &self.queue,
+            &tag,
+        )
+        .await
     }
 
     fn consumed(&self, event_type: &str, outcome: &str) {
@@ -880,34 +883,12 @@ where
         broker.service(),
         Uuid::new_v4().simple()
     );
-    let subscribed: Result<(Channel, lapin::Consumer), BrokerError> = async {
+    let subscribed = async {
         let channel = open_channel_on(&conn, false).await?;
-        let consumer = async {
-            bounded(
-                "basic.qos",
-                channel.basic_qos(64, BasicQosOptions::default()),
-            )
-            .await?;
-            topology::declare_broadcast_queue(&channel, settings, &queue, bindings).await?;
-            bounded(
-                "basic.consume",
-                channel.basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                ),
-            )
-            .await
-        }
-        .await;
-        match consumer {
-            Ok(c) => Ok((channel, c)),
-            Err(e) => {
-                close_channel(&channel).await;
-                Err(e)
-            }
-        }
+        let declare = async |channel: &Channel| {
+            topology::declare_broadcast_queue(channel, settings, &queue, bindings).await
+        };
+        start_consuming(channel, 64, declare, &queue, "").await
     }
     .await;
     let (channel, mut consumer) = match subscribed {

@@ -41,7 +41,7 @@ pub use consumer::{
 pub use envelope::{DecodeError, ENVELOPE_VERSION, Envelope, string_headers};
 pub use outbox::{
     OUTBOX_CHANNEL, OutboxRelay, RelayHandle, RelayOptions, enqueue, enqueue_envelope,
-    enqueue_event,
+    enqueue_event, outbox_json,
 };
 
 /// The event contracts, re-exported so producers and consumers name them from one place.

@@ -70,18 +70,7 @@ pub async fn enqueue_envelope(
     conn: &mut AsyncPgConnection,
     envelope: &Envelope,
 ) -> diesel::QueryResult<Uuid> {
-    let mut headers: HashMap<String, String> = zimmer_telemetry::current_context_headers();
-    let mut envelope = envelope.clone();
-    match &envelope.traceparent {
-        // Keep what the caller set: headers and envelope must agree.
-        Some(tp) => {
-            headers.retain(|k, _| k != "tracestate");
-            headers.insert("traceparent".to_owned(), tp.clone());
-        }
-        None => envelope.traceparent = headers.get("traceparent").cloned(),
-    }
-    let payload = serde_json::to_value(&envelope).map_err(serialization_error)?;
-    let headers = serde_json::to_value(&headers).map_err(serialization_error)?;
+    let (payload, headers) = outbox_json(envelope).map_err(serialization_error)?;
     diesel::insert_into(outbox::table)
         .values(NewOutboxRow {
             id: envelope.id,
@@ -99,6 +88,31 @@ pub async fn enqueue_envelope(
         .execute(conn)
         .await?;
     Ok(envelope.id)
+}
+
+/// The `payload` and `headers` of `envelope`'s outbox row, exactly as [`enqueue_envelope`]
+/// writes them (the current trace context filled in), for a producer that inserts the row in
+/// its own statement with the change it reports. Such a producer sends no `zimmer_outbox`
+/// signal: it wakes its own relay after the commit ([`RelayHandle::wake`]), because a
+/// `pg_notify` makes PostgreSQL serialise every notifying commit (a global lock held through
+/// the WAL flush); other replicas' relays still find the row by polling.
+pub fn outbox_json(
+    envelope: &Envelope,
+) -> Result<(serde_json::Value, serde_json::Value), serde_json::Error> {
+    let mut headers: HashMap<String, String> = zimmer_telemetry::current_context_headers();
+    let mut envelope = envelope.clone();
+    match &envelope.traceparent {
+        // Keep what the caller set: headers and envelope must agree.
+        Some(tp) => {
+            headers.retain(|k, _| k != "tracestate");
+            headers.insert("traceparent".to_owned(), tp.clone());
+        }
+        None => envelope.traceparent = headers.get("traceparent").cloned(),
+    }
+    Ok((
+        serde_json::to_value(&envelope)?,
+        serde_json::to_value(&headers)?,
+    ))
 }
 
 /// Tuning of the relay; `Default` suits the services.
@@ -202,15 +216,8 @@ impl RelayHandle {
     /// A `/healthz` check: fails when the relay loop has ended.
     pub fn liveness_check(&self) -> zimmer_health::Check {
         let handle = self.clone();
-        zimmer_health::Check::new("outbox_relay", move || {
-            let running = handle.is_running();
-            async move {
-                if running {
-                    Ok(())
-                } else {
-                    Err("outbox relay stopped".to_owned())
-                }
-            }
+        zimmer_health::Check::flag("outbox_relay", "outbox relay stopped", move || {
+            handle.is_running()
         })
     }
 }

@@ -19,7 +19,7 @@ use lapin::{
 };
 use zimmer_config::AmqpSettings;
 
-use crate::broker::{AMQP_OP_TIMEOUT, BrokerError};
+use crate::broker::{BrokerError, bounded};
 
 /// How long an unused queue survives in transient (test) mode.
 const TRANSIENT_QUEUE_EXPIRES_MS: i64 = 5 * 60 * 1000;
@@ -35,15 +35,6 @@ pub fn retry_queue_name(queue: &str) -> String {
 
 pub fn dead_letter_queue_name(queue: &str) -> String {
     format!("{queue}.dlq")
-}
-
-async fn bounded<T>(
-    what: &'static str,
-    fut: impl Future<Output = lapin::Result<T>>,
-) -> Result<T, BrokerError> {
-    Ok(tokio::time::timeout(AMQP_OP_TIMEOUT, fut)
-        .await
-        .map_err(|_| BrokerError::Timeout(what))??)
 }
 
 /// Declares the event exchange and the dead-letter exchange.

@@ -294,6 +294,30 @@ fn body_object(raw: &[u8]) -> Result<serde_json::Map<String, Value>, Box<HttpRes
     }
 }
 
+/// The merchant's session of `authority`, or the gateway's answer when it has none: -54 for
+/// an unknown authority, -53 for another merchant's session.
+fn merchant_session<'a>(
+    inner: &'a mut Inner,
+    merchant_id: &str,
+    authority: &str,
+) -> Result<&'a mut Session, Box<HttpResponse>> {
+    match inner.sessions.get_mut(authority) {
+        None => Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            -54,
+            "Invalid authority.",
+            vec![],
+        ))),
+        Some(s) if s.merchant_id != merchant_id => Err(Box::new(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            -53,
+            "Session is not this merchant_id session.",
+            vec![],
+        ))),
+        Some(s) => Ok(s),
+    }
+}
+
 /// The `merchant_id` and `authority` of a request that names only a session (inquiry,
 /// reverse), or the answer to a malformed one.
 fn merchant_and_authority(raw: &[u8]) -> Result<(String, String), Box<HttpResponse>> {
@@ -473,15 +497,9 @@ async fn verify(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
         let auto_verify = inner.controls.auto_verify;
         inner.next_ref += 1;
         let next_ref = inner.next_ref;
-        let response = match inner.sessions.get_mut(&authority) {
-            None => error(StatusCode::NOT_FOUND, -54, "Invalid authority.", vec![]),
-            Some(s) if s.merchant_id != merchant_id => error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                -53,
-                "Session is not this merchant_id session.",
-                vec![],
-            ),
-            Some(s) => {
+        let response = match merchant_session(&mut inner, &merchant_id, &authority) {
+            Err(res) => *res,
+            Ok(s) => {
                 s.verify_calls += 1;
                 match s.state {
                     SessionState::Paid | SessionState::Verified if s.amount != amount => error(
@@ -538,17 +556,11 @@ async fn inquiry(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
         Err(res) => return *res,
     };
     let mut inner = state.lock();
-    match inner.sessions.get_mut(&authority) {
-        None => error(StatusCode::NOT_FOUND, -54, "Invalid authority.", vec![]),
-        Some(s) if s.merchant_id != merchant_id => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            -53,
-            "Session is not this merchant_id session.",
-            vec![],
-        ),
+    match merchant_session(&mut inner, &merchant_id, &authority) {
+        Err(res) => *res,
         // The state as the bank has it: a payer's browser saying NOK does not change it (a
         // session is FAILED only when the payer canceled or the bank declined at StartPay).
-        Some(s) => {
+        Ok(s) => {
             s.inquiry_calls += 1;
             ok(json!({
             "code": 100,
@@ -598,21 +610,15 @@ async fn reverse(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
         Err(res) => return *res,
     };
     let mut inner = state.lock();
-    match inner.sessions.get_mut(&authority) {
-        None => error(StatusCode::NOT_FOUND, -54, "Invalid authority.", vec![]),
-        Some(s) if s.merchant_id != merchant_id => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            -53,
-            "Session is not this merchant_id session.",
-            vec![],
-        ),
-        Some(s) if s.state != SessionState::Verified => error(
+    match merchant_session(&mut inner, &merchant_id, &authority) {
+        Err(res) => *res,
+        Ok(s) if s.state != SessionState::Verified => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             -61,
             "Session is not in success status.",
             vec![],
         ),
-        Some(s)
+        Ok(s)
             if s.verified_at
                 .is_some_and(|t| Utc::now() - t > chrono::Duration::minutes(30)) =>
         {
@@ -623,7 +629,7 @@ async fn reverse(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
                 vec![],
             )
         }
-        Some(s) => {
+        Ok(s) => {
             s.state = SessionState::Reversed;
             ok(json!({ "code": 100, "message": "Reversed" }))
         }

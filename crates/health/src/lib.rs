@@ -26,6 +26,18 @@ impl Check {
         }
     }
 
+    /// A check of an in-memory condition (a loop still running, keys loaded): fails with
+    /// `reason` while `ok` answers false. No I/O: the flag is read when the probe runs.
+    pub fn flag(
+        name: &'static str,
+        reason: &'static str,
+        ok: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self::new(name, move || {
+            std::future::ready(if ok() { Ok(()) } else { Err(reason.to_owned()) })
+        })
+    }
+
     /// The name shown in the probe's body and metrics.
     pub fn name(&self) -> &'static str {
         self.name

@@ -119,22 +119,14 @@ async fn metrics(
     record_dependencies(&metrics, &up);
     if let Some(pool) = &probes.pool {
         let status = pool.status();
-        metrics
-            .pool
-            .with_label_values(&["size"])
-            .set(status.size as i64);
-        metrics
-            .pool
-            .with_label_values(&["available"])
-            .set(status.available as i64);
-        metrics
-            .pool
-            .with_label_values(&["waiting"])
-            .set(status.waiting as i64);
-        metrics
-            .pool
-            .with_label_values(&["max"])
-            .set(status.max_size as i64);
+        for (label, value) in [
+            ("size", status.size),
+            ("available", status.available),
+            ("waiting", status.waiting),
+            ("max", status.max_size),
+        ] {
+            metrics.pool.with_label_values(&[label]).set(value as i64);
+        }
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -57,21 +57,22 @@ fn is_forbidden_in_line(c: char) -> bool {
 /// A one-line text such as a name or a subject: trimmed, 1..=max characters, no control or
 /// bidi-override characters.
 pub fn line(input: &str, max_chars: usize) -> Result<String, &'static str> {
-    let trimmed = input.trim();
-    if trimmed.is_empty() {
-        return Err("must not be empty");
-    }
-    if trimmed.chars().count() > max_chars {
-        return Err("is too long");
-    }
-    if trimmed.chars().any(is_forbidden_in_line) {
-        return Err("contains control or direction-override characters");
-    }
-    Ok(trimmed.to_owned())
+    trimmed_text(input, max_chars, is_forbidden_in_line)
 }
 
 /// Multi-line text (a message body): newlines and tabs allowed, other controls not.
 pub fn text(input: &str, max_chars: usize) -> Result<String, &'static str> {
+    trimmed_text(input, max_chars, |c| {
+        (c.is_control() && !matches!(c, '\n' | '\r' | '\t')) || is_bidi_control(c)
+    })
+}
+
+/// `input` trimmed: 1..=max characters, none of them `forbidden`.
+fn trimmed_text(
+    input: &str,
+    max_chars: usize,
+    forbidden: impl Fn(char) -> bool,
+) -> Result<String, &'static str> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
         return Err("must not be empty");
@@ -79,10 +80,7 @@ pub fn text(input: &str, max_chars: usize) -> Result<String, &'static str> {
     if trimmed.chars().count() > max_chars {
         return Err("is too long");
     }
-    if trimmed
-        .chars()
-        .any(|c| (c.is_control() && !matches!(c, '\n' | '\r' | '\t')) || is_bidi_control(c))
-    {
+    if trimmed.chars().any(forbidden) {
         return Err("contains control or direction-override characters");
     }
     Ok(trimmed.to_owned())

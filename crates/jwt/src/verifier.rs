@@ -44,7 +44,17 @@ struct Shared {
     unreachable: AtomicBool,
     /// A background retry loop is running.
     retrying: AtomicBool,
+    /// Tokens already verified with the current keys → their claims (see [`VERIFIED_CAPACITY`]).
+    verified: RwLock<HashMap<Box<str>, Claims>>,
 }
+
+/// How many verified tokens are remembered. An Ed25519 verification was the largest cost of
+/// an authenticated request (docs: README, "Performance"); a client presents the same token
+/// for its whole lifetime, so the second request on finds its claims here by the token's
+/// exact text. Only the signature check is skipped: expiry is checked again on every hit,
+/// revocation is checked by the caller on every request as before, and a key change (JWKS
+/// refresh) forgets them all. When full, expired entries go first, else all of them.
+const VERIFIED_CAPACITY: usize = 4096;
 
 /// Unknown key ids trigger at most one JWKS fetch per this interval (key rotation support
 /// without letting forged `kid`s hammer auth).
@@ -67,6 +77,11 @@ impl Shared {
         }
         if let Ok(mut keys) = self.keys.write() {
             *keys = fresh;
+            // Under the keys' write lock: a verification that used the old keys stores its
+            // result while holding their read lock, so it cannot land after this.
+            if let Ok(mut verified) = self.verified.write() {
+                verified.clear();
+            }
         }
         Ok(())
     }
@@ -142,6 +157,7 @@ impl Verifier {
                 last_fetch: Mutex::new(None),
                 unreachable: AtomicBool::new(false),
                 retrying: AtomicBool::new(false),
+                verified: RwLock::new(HashMap::new()),
             }),
             validation,
         }
@@ -207,8 +223,13 @@ impl Verifier {
                 .unwrap_or(false)
     }
 
-    /// Verifies with the keys at hand.
+    /// Verifies with the keys at hand: a token verified before (and not expired since)
+    /// answers from memory, anything else is decoded and its signature checked.
     pub fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(claims) = self.remembered(token, now) {
+            return Ok(claims);
+        }
         let header = decode_header(token).map_err(|_| VerifyError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
             return Err(VerifyError::Invalid);
@@ -223,12 +244,44 @@ impl Verifier {
             },
         };
         match decode::<Claims>(token, key, &self.validation) {
-            Ok(data) => Ok(data.claims),
+            Ok(data) => {
+                self.remember(token, &data.claims, now);
+                Ok(data.claims)
+            }
             Err(e) => match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => Err(VerifyError::Expired),
                 _ => Err(VerifyError::Invalid),
             },
         }
+    }
+
+    /// Whether claims that passed verification have expired by `now` (the same rule as
+    /// jsonwebtoken's: `exp` older than now minus the leeway).
+    fn expired(&self, claims: &Claims, now: i64) -> bool {
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+        claims.exp < now.saturating_sub(leeway)
+    }
+
+    fn remembered(&self, token: &str, now: i64) -> Option<Claims> {
+        let verified = self.shared.verified.read().ok()?;
+        verified
+            .get(token)
+            .filter(|claims| !self.expired(claims, now))
+            .cloned()
+    }
+
+    /// Called with the keys' read lock held (see `Shared::install`).
+    fn remember(&self, token: &str, claims: &Claims, now: i64) {
+        let Ok(mut verified) = self.shared.verified.write() else {
+            return;
+        };
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.retain(|_, c| !self.expired(c, now));
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(token.into(), claims.clone());
     }
 
     /// Verifies, fetching the JWKS again (rate-limited) when the key id is unknown. An
@@ -270,6 +323,51 @@ mod tests {
 
     use super::*;
     use crate::Role;
+
+    fn token(signer: &Signer, settings: &Settings, exp_in: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        signer
+            .sign(
+                &serde_json::from_value::<Claims>(serde_json::json!({
+                    "sub": "7", "role": Role::Customer, "sid": uuid::Uuid::new_v4(),
+                    "jti": uuid::Uuid::new_v4(), "iat": now, "exp": now + exp_in,
+                    "iss": settings.jwt.issuer, "aud": settings.jwt.audience,
+                }))
+                .unwrap(),
+            )
+            .unwrap()
+    }
+
+    /// A verified token is remembered by its exact text only, stops counting once expired,
+    /// and is forgotten when the keys change.
+    #[test]
+    fn remembered_tokens_expire_and_are_forgotten_on_a_key_change() {
+        let settings =
+            Settings::load("test", Env::from_pairs::<[(&str, &str); 0], _, _>([])).unwrap();
+        let signer = Signer::from_pem(&crate::generate_ed25519_pem().unwrap()).unwrap();
+        let verifier = Verifier::from_signer(&signer, &settings.jwt).unwrap();
+        let token = token(&signer, &settings, 60);
+        let now = chrono::Utc::now().timestamp();
+        assert!(verifier.remembered(&token, now).is_none());
+        assert_eq!(verifier.verify(&token).unwrap().sub, "7");
+        assert!(verifier.remembered(&token, now).is_some());
+        // Past exp + leeway the memory does not answer (and full verification says Expired).
+        assert!(verifier.remembered(&token, now + 60 + 6).is_none());
+        // Another signature on the same claims is a different text: verified in full, refused.
+        let (head, _) = token.rsplit_once('.').unwrap();
+        let forged = format!("{head}.{}", "A".repeat(86));
+        assert_eq!(verifier.verify(&forged).err(), Some(VerifyError::Invalid));
+        // New keys: nothing verified with the old ones is remembered.
+        let other = Signer::from_pem(&crate::generate_ed25519_pem().unwrap()).unwrap();
+        verifier
+            .shared
+            .install(&Jwks {
+                keys: vec![other.jwk().clone()],
+            })
+            .unwrap();
+        assert!(verifier.remembered(&token, now).is_none());
+        assert!(verifier.verify(&token).is_err());
+    }
 
     #[tokio::test]
     async fn an_unknown_key_while_the_jwks_is_unreachable_is_unavailable_not_invalid() {

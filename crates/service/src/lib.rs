@@ -100,64 +100,33 @@ impl Platform {
         let draining_check = draining.clone();
         let probes = Probes::new()
             .with_pool(pool.clone())
-            .ready_when(Check::new("keys", move || {
-                let ok = keys.has_keys();
-                async move {
-                    if ok {
-                        Ok(())
-                    } else {
-                        Err("no token verification key yet (auth's JWKS unreachable)".to_owned())
-                    }
-                }
-            }))
-            .ready_when(Check::new("revocations", move || {
-                let ok = revocations.is_loaded();
-                async move {
-                    if ok {
-                        Ok(())
-                    } else {
-                        Err("live revocations not loaded yet".to_owned())
-                    }
-                }
-            }))
-            .ready_when(Check::new("draining", move || {
-                let draining = draining_check.is_draining();
-                async move {
-                    if draining {
-                        Err("shutting down".to_owned())
-                    } else {
-                        Ok(())
-                    }
-                }
+            .ready_when(Check::flag(
+                "keys",
+                "no token verification key yet (auth's JWKS unreachable)",
+                move || keys.has_keys(),
+            ))
+            .ready_when(Check::flag(
+                "revocations",
+                "live revocations not loaded yet",
+                move || revocations.is_loaded(),
+            ))
+            .ready_when(Check::flag("draining", "shutting down", move || {
+                !draining_check.is_draining()
             }))
             .degraded_unless(Check::new("redis", move || {
                 let r = redis_check.clone();
                 async move { r.ping().await }
             }))
-            .degraded_unless(Check::new("broker", move || {
-                let b = broker_check.clone();
-                async move {
-                    if b.is_connected() {
-                        Ok(())
-                    } else {
-                        Err("not connected".to_owned())
-                    }
-                }
+            .degraded_unless(Check::flag("broker", "not connected", move || {
+                broker_check.is_connected()
             }))
             .degraded_unless(Check::outbox_backlog(
                 pool.clone(),
                 settings.service.to_owned(),
                 outbox_max_age,
             ))
-            .alive_while(Check::new("revocation_feed", move || {
-                let running = feed.is_running();
-                async move {
-                    if running {
-                        Ok(())
-                    } else {
-                        Err("stopped".to_owned())
-                    }
-                }
+            .alive_while(Check::flag("revocation_feed", "stopped", move || {
+                feed.is_running()
             }));
         Ok(Self {
             settings,

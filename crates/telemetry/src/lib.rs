@@ -120,8 +120,13 @@ pub fn set_parent_from<'a, I>(span: &tracing::Span, headers: I)
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
+    // Only the two headers the W3C propagator reads: this runs on every request, and
+    // copying every header into the map was an allocation per header.
     let map: HashMap<String, String> = headers
         .into_iter()
+        .filter(|(k, _)| {
+            k.eq_ignore_ascii_case("traceparent") || k.eq_ignore_ascii_case("tracestate")
+        })
         .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
         .collect();
     if !map.contains_key("traceparent") {

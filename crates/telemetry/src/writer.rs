@@ -18,6 +18,8 @@ use std::{
 use tracing_subscriber::fmt::MakeWriter;
 
 const CAPACITY: usize = 16_384;
+/// How long the writer lets lines gather after the first one (the most a line waits).
+const BATCH_WAIT: Duration = Duration::from_millis(5);
 
 enum Message {
     Line(Vec<u8>),
@@ -69,6 +71,10 @@ fn write_loop(receiver: &Receiver<Message>) {
         }
     };
     while let Ok(first) = receiver.recv() {
+        // Let a few milliseconds of lines gather before writing: under load one wake-up and
+        // one write per batch instead of per request line (the thread sleeping here is not
+        // waiting on the channel, so a sender does not have to wake it either).
+        std::thread::sleep(BATCH_WAIT);
         let mut next = Some(first);
         // Everything already queued goes out in one write, once the queue is empty.
         while let Some(message) = next {

@@ -61,6 +61,11 @@ impl Process {
         Self::start_service_on(binary, service, env, log_dir, free_port()).await
     }
 
+    /// [`Process::start_service`] of the workspace binary `zimmer-<service>`.
+    pub async fn start(service: &str, env: &[(String, String)], log_dir: &Path) -> Self {
+        Self::start_service(&format!("zimmer-{service}"), service, env, log_dir).await
+    }
+
     /// As [`Process::start_service`], on a given port (a replacement instance taking over the
     /// port its predecessor left, as the gateway's upstream list names it). The log goes to
     /// `log_dir/<service>.log`.
@@ -119,6 +124,16 @@ impl Process {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// `127.0.0.1:<port>`: this process as an upstream server line.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:<port>`: this process's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address())
     }
 
     /// SIGTERM (what an orchestrator sends first), then waits up to `within` for the process
@@ -185,6 +200,26 @@ pub struct Upstreams {
     pub billing: Vec<String>,
     pub support: Vec<String>,
     pub admin: Vec<String>,
+}
+
+impl Upstreams {
+    /// Each of `processes` as the one server of its service's upstream (by the service name
+    /// it was started with); the other services get none.
+    pub fn of(processes: &[&Process]) -> Self {
+        let mut upstreams = Self::default();
+        for p in processes {
+            let list = match p.name.as_str() {
+                "auth" => &mut upstreams.auth,
+                "marketplace" => &mut upstreams.marketplace,
+                "billing" => &mut upstreams.billing,
+                "support" => &mut upstreams.support,
+                "admin" => &mut upstreams.admin,
+                other => panic!("{other} is not behind the gateway"),
+            };
+            list.push(p.address());
+        }
+        upstreams
+    }
 }
 
 impl Gateway {
@@ -270,6 +305,20 @@ impl Gateway {
     }
 
     /// The access log so far (JSON lines).
+    /// Asserts that none of `paths` is reachable through the gateway (each a 404, as the
+    /// gateway answers for what it does not route) and returns their bodies as JSON (`null`
+    /// when not JSON), in order, for further checks.
+    pub async fn assert_not_exposed(&self, paths: &[&str]) -> Vec<serde_json::Value> {
+        let http = crate::client();
+        let mut bodies = Vec::new();
+        for path in paths {
+            let (status, body) = crate::Call::json_of(http.get(self.url(path))).await;
+            assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{path}");
+            bodies.push(body);
+        }
+        bodies
+    }
+
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self._dir.path.join("nginx.log")).unwrap_or_default()
     }

@@ -97,6 +97,52 @@ impl TestContext {
         self.base.clone()
     }
 
+    /// The environment of a service this test starts as a process: without `HTTP_PORT` (each
+    /// process gets its own) and the keys in `drop`, with `add` on top.
+    pub fn process_env(&self, drop: &[&str], add: Vec<(String, String)>) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .base
+            .iter()
+            .filter(|(k, _)| !drop.contains(&k.as_str()) && k != "HTTP_PORT")
+            .cloned()
+            .collect();
+        env.extend(add);
+        env
+    }
+
+    /// As [`TestContext::process_env`] for a service that verifies tokens as in production:
+    /// without keys of its own, by the JWKS of the `auth` process (and its internal API).
+    pub fn process_env_with_jwks(
+        &self,
+        auth: &Process,
+        add: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
+        let auth_url = auth.url();
+        let mut jwks = vec![
+            (
+                "JWKS_URL".to_owned(),
+                format!("{auth_url}/.well-known/jwks.json"),
+            ),
+            ("AUTH_INTERNAL_URL".to_owned(), auth_url),
+        ];
+        jwks.extend(add);
+        self.process_env(&["JWT_PUBLIC_KEY", "JWT_PRIVATE_KEY"], jwks)
+    }
+
+    /// The `zimmer-auth` and `zimmer-marketplace` binaries as in production: auth with its
+    /// signing key only, marketplace with no key of its own, verifying by auth's JWKS
+    /// ([`TestContext::process_env_with_jwks`]). Their logs go to `log_dir`.
+    pub async fn start_auth_and_marketplace(
+        &self,
+        log_dir: &std::path::Path,
+    ) -> (Process, Process) {
+        let auth_env = self.process_env(&["JWT_PUBLIC_KEY"], vec![]);
+        let auth = Process::start("auth", &auth_env, log_dir).await;
+        let market_env = self.process_env_with_jwks(&auth, vec![]);
+        let market = Process::start("marketplace", &market_env, log_dir).await;
+        (auth, market)
+    }
+
     /// Settings for `service`, with `overrides` on top of this test's environment.
     pub fn settings(&self, service: &'static str, overrides: &[(&str, &str)]) -> Settings {
         let mut env = Env::from_pairs(self.base.clone());
@@ -144,6 +190,12 @@ impl TestContext {
                 auth_time: None,
             })
             .expect("sign")
+    }
+
+    /// A user made by [`TestContext::create_user`] and an access token of a fresh session.
+    pub async fn user_with_token(&self, email: &str, role: Role) -> (i64, String) {
+        let id = self.create_user(email, role).await;
+        (id, self.mint_access_token(id, role, Uuid::new_v4()))
     }
 
     /// A user row with [`TEST_PASSWORD`], straight into the database.
@@ -299,6 +351,13 @@ pub trait Call {
     fn json_body(self) -> impl Future<Output = serde_json::Value> + Send;
     /// Sends; the status only.
     fn status(self) -> impl Future<Output = reqwest::StatusCode> + Send;
+    /// Sends; asserts the status is `expected` (the body is not read: a stream may never end).
+    fn expect_status(self, expected: reqwest::StatusCode) -> impl Future<Output = ()> + Send;
+    /// Sends; asserts the status is `expected` and returns the answer for further checks.
+    fn call_expecting(
+        self,
+        expected: reqwest::StatusCode,
+    ) -> impl Future<Output = reqwest::Response> + Send;
 }
 
 impl Call for reqwest::RequestBuilder {
@@ -317,6 +376,53 @@ impl Call for reqwest::RequestBuilder {
     async fn status(self) -> reqwest::StatusCode {
         self.call().await.status()
     }
+    async fn expect_status(self, expected: reqwest::StatusCode) {
+        assert_eq!(self.status().await, expected);
+    }
+    async fn call_expecting(self, expected: reqwest::StatusCode) -> reqwest::Response {
+        let res = self.call().await;
+        assert_eq!(res.status(), expected);
+        res
+    }
+}
+
+/// The integer `field` of each element of the JSON array `list`, in order (panics when `list`
+/// is not an array or a `field` not an integer).
+pub fn ids_in(list: &serde_json::Value, field: &str) -> Vec<i64> {
+    let items = list
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"));
+    items
+        .iter()
+        .map(|item| {
+            item[field]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{field} of {item}"))
+        })
+        .collect()
+}
+
+/// The sum of the Prometheus samples of `metric` in `text` (a `/metrics` answer) whose labels
+/// include every `(name, value)` of `labels`.
+pub fn metric_sum(text: &str, metric: &str, labels: &[(&str, &str)]) -> u64 {
+    let start = format!("{metric}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&start))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Whether a 422 body's `errors` (an array, else this panics) name `field`.
+pub fn has_field_error(body: &serde_json::Value, field: &str) -> bool {
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors in {body}"));
+    errors.iter().any(|e| e["field"] == field)
 }
 
 /// Counts rows of a SQL query returning one bigint column named `n`.

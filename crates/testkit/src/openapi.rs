@@ -16,6 +16,8 @@ use std::path::Path;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use zimmer_http::routes::{Route, RouteMeta, table_problems};
+
 use crate::{Call, TestApp};
 
 /// Actix calls that register a route, a resource or a scope (with `web::` or imported).
@@ -114,6 +116,27 @@ pub fn document_mismatches(doc: &Value, table: &[(&str, &str)]) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The `(method, path)` pairs of a service's route table, once the table is checked for what
+/// the type system cannot see ([`table_problems`]: none).
+pub fn table_pairs<M: RouteMeta>(table: &[Route<M>]) -> Vec<(&'static str, &'static str)> {
+    assert_eq!(table_problems(table), Vec::<String>::new());
+    table.iter().map(|r| (r.method.as_str(), r.path)).collect()
+}
+
+/// A service's whole OpenAPI test: its route `table` checked by [`table_pairs`], then
+/// [`assert_served_document_complete`] for the document `app` serves at `doc_path`, with the
+/// source under `manifest_dir/src` scanned (the service crate's `env!("CARGO_MANIFEST_DIR")`).
+pub async fn assert_route_table_served<M: RouteMeta>(
+    app: &TestApp,
+    doc_path: &str,
+    table: &[Route<M>],
+    manifest_dir: &str,
+) {
+    let pairs = table_pairs(table);
+    let src = Path::new(manifest_dir).join("src");
+    assert_served_document_complete(app, doc_path, &pairs, &src).await;
 }
 
 /// The checks of a service's OpenAPI test that are the same in every service: nothing under

@@ -44,6 +44,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     );
     platform.alive_while(relay.liveness_check());
     workers::backups::spawn_schedule(platform.pool.clone(), config.backups.clone());
+    workers::rollup::spawn(platform.pool.clone());
     let state = AppState {
         platform: platform.clone(),
         config: Arc::new(config),

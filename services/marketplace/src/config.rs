@@ -12,10 +12,22 @@ pub struct MarketConfig {
     pub low_tokens_threshold: i64,
     /// Largest `units` one consume call may spend; more is refused as absurd (422).
     pub consume_max_units: i64,
+    /// Largest number of consume calls applied in one transaction (`CONSUME_BATCH_MAX`).
+    pub consume_batch_max: usize,
+    /// Tasks writing consume batches (`CONSUME_WRITERS`): while one waits for its commit,
+    /// the next batch is being decided.
+    pub consume_writers: usize,
     /// Largest single admin adjustment, either way.
     pub adjust_max_delta: i64,
     /// Bound on how stale a cached catalogue page can be if an invalidation is lost.
     pub catalogue_ttl: Duration,
+    /// How long this process serves a catalogue answer from memory
+    /// (`CATALOGUE_LOCAL_TTL_MS`, 1000; 0 = off): the bound for another instance's change.
+    pub catalogue_local_ttl: Duration,
+    /// How long this process serves a customer's list from memory
+    /// (`USER_AUTOMATIONS_CACHE_TTL_MS`, 1000; 0 = off): the bound for a balance or status
+    /// changed by another instance or a background job (`local_cache`).
+    pub mine_cache_ttl: Duration,
     pub provision: ProvisionConfig,
     pub health: HealthConfig,
     pub kb: KbConfig,
@@ -71,8 +83,12 @@ impl MarketConfig {
         let config = Self {
             low_tokens_threshold: env.parse("LOW_TOKENS_THRESHOLD", 5)?,
             consume_max_units: env.parse("CONSUME_MAX_UNITS", 10_000)?,
+            consume_batch_max: env.parse("CONSUME_BATCH_MAX", 256usize)?.clamp(1, 4096),
+            consume_writers: env.parse("CONSUME_WRITERS", 2usize)?.clamp(1, 16),
             adjust_max_delta: env.parse("ADJUST_MAX_DELTA", 1_000_000)?,
             catalogue_ttl: Duration::from_secs(env.parse("CATALOGUE_CACHE_TTL_SECS", 60)?),
+            catalogue_local_ttl: millis(env, "CATALOGUE_LOCAL_TTL_MS", 1_000)?,
+            mine_cache_ttl: millis(env, "USER_AUTOMATIONS_CACHE_TTL_MS", 1_000)?,
             provision: ProvisionConfig {
                 timeout: millis(env, "PROVISION_TIMEOUT_MS", 5_000)?,
                 attempts: env.parse("PROVISION_ATTEMPTS", 4u32)?.max(1),

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod handlers;
+pub mod local_cache;
 pub mod ops;
 pub mod queries;
 pub mod routes;
@@ -27,6 +28,7 @@ use crate::{
     clients::vendor::VendorClient,
     config::MarketConfig,
     domain::bot_token::BotTokenVault,
+    local_cache::MineCache,
     queries::cache::CatalogueCache,
     workers::{
         health::HealthChecker,
@@ -44,6 +46,9 @@ fn counter(
     platform.metrics.registry.register(Box::new(c.clone()))?;
     Ok(c)
 }
+
+/// Customers' lists one process keeps in memory (`local_cache`).
+const MINE_CACHE_CAPACITY: usize = 10_000;
 
 /// The `producer` of every event the marketplace emits.
 pub const PRODUCER: &str = "marketplace";
@@ -107,7 +112,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     );
     platform.alive_while(provisioner.liveness_check());
 
-    let cache = CatalogueCache::new(platform.redis.clone(), config.catalogue_ttl);
+    let mine = MineCache::new(config.mine_cache_ttl, MINE_CACHE_CAPACITY);
+    let cache = CatalogueCache::new(
+        platform.redis.clone(),
+        config.catalogue_ttl,
+        config.catalogue_local_ttl,
+        mine.clone(),
+    );
     let health = HealthChecker {
         pool: platform.pool.clone(),
         vendor,
@@ -119,13 +130,23 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         platform.alive_while(checker.liveness_check());
     }
 
+    let consume = workers::consume_batcher::ConsumeBatcher::spawn(
+        platform.pool.clone(),
+        config.consume_writers,
+        config.consume_batch_max,
+        config.low_tokens_threshold,
+    );
+    platform.alive_while(consume.liveness_check());
+
     let state = AppState {
         platform: platform.clone(),
         config,
         bot_tokens,
         cache,
+        mine,
         provisioner,
         health,
+        consume,
         consume_total,
     };
     platform.serve(move |cfg| routes::configure(cfg, state.clone()))

@@ -80,6 +80,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         config,
         store,
         hub,
+        relay: relay.clone(),
     };
     platform.serve(move |cfg| routes::configure(cfg, state.clone()))
 }

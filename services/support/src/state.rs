@@ -1,3 +1,4 @@
+use zimmer_events::RelayHandle;
 use zimmer_service::Platform;
 
 use crate::{config::SupportConfig, domain::attachment::AttachmentStore, workers::live::Hub};
@@ -9,4 +10,6 @@ pub struct AppState {
     pub config: SupportConfig,
     pub store: AttachmentStore,
     pub hub: Hub,
+    /// Support's outbox relay, woken right after a commit that wrote an event.
+    pub relay: RelayHandle,
 }

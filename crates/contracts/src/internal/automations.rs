@@ -20,7 +20,9 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
+
+use super::nullable;
 
 /// How every token the platform issues starts (then 43 base64url characters: 256 random bits),
 /// so a leaked one is recognisable in logs and secret scanners.
@@ -68,11 +70,6 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(..)")
     }
-}
-
-/// `Some(None)` for an explicit `null`, `None` for an absent field (with `#[serde(default)]`).
-fn double_option<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(de).map(Some)
 }
 
 /// An automation as staff see it: everything but the token hash.
@@ -126,47 +123,19 @@ pub struct AutomationInput {
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_listed: Option<bool>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub provision_url: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub health_check_url: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub api_base_url: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub api_usage_url: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub api_kb_status_url: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub api_kb_reset_url: Option<Option<String>>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub dashboard_url: Option<Option<String>>,
     /// Create only: a token the client chose (the wizard's, from admin's generate-token),
     /// [`service_token_is_well_formed`]; stored as its hash and tail like an issued one.

@@ -3,16 +3,9 @@
 //! (docs/panels.md "Discount codes", "Discount codes for several automations").
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
-/// `Some(None)` for an explicit `null`, `None` for an absent field (with `#[serde(default)]`).
-fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: Deserializer<'de>,
-{
-    Option::<T>::deserialize(de).map(Some)
-}
+use super::{Page, nullable};
 
 /// `POST /internal/discounts`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,48 +56,20 @@ pub struct DiscountPatch {
     pub percent_off: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<Option<DateTime<Utc>>>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<Option<DateTime<Utc>>>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub max_redemptions: Option<Option<i32>>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub per_user_limit: Option<Option<i32>>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub automation_ids: Option<Option<Vec<i64>>>,
     /// Older callers: one automation (`null`: every automation). `automation_ids` wins.
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub automation_id: Option<Option<i64>>,
-    #[serde(
-        default,
-        deserialize_with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "nullable", skip_serializing_if = "Option::is_none")]
     pub description: Option<Option<String>>,
 }
 
@@ -153,14 +118,7 @@ pub struct Discount {
 }
 
 /// `GET /internal/discounts`: a page, newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-pub struct DiscountList {
-    pub items: Vec<Discount>,
-    pub total: i64,
-    pub page: i64,
-    pub page_size: i64,
-}
+pub type DiscountList = Page<Discount>;
 
 /// One redemption (`GET /internal/discounts/{id}/redemptions`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,14 +138,7 @@ pub struct Redemption {
 }
 
 /// `GET /internal/discounts/{id}/redemptions`: a page, newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-pub struct RedemptionList {
-    pub items: Vec<Redemption>,
-    pub total: i64,
-    pub page: i64,
-    pub page_size: i64,
-}
+pub type RedemptionList = Page<Redemption>;
 
 #[cfg(test)]
 mod tests {

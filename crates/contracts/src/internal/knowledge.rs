@@ -14,6 +14,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::List;
+
 /// Paging of the internal lists: `offset` ≥ 0, `limit` 1–[`MAX_LIMIT`] (default
 /// [`DEFAULT_LIMIT`]); the caller decides how many rows a page is.
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -66,12 +68,7 @@ pub struct KnowledgeEntry {
 }
 
 /// Newest first; `total` counts every row matching the filters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-pub struct KnowledgeList {
-    pub items: Vec<KnowledgeEntry>,
-    pub total: i64,
-}
+pub type KnowledgeList = List<KnowledgeEntry>;
 
 // ---------------------------------------------------------------- KB templates
 
@@ -115,12 +112,7 @@ pub struct KbTemplate {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-pub struct TemplateList {
-    pub items: Vec<KbTemplate>,
-    pub total: i64,
-}
+pub type TemplateList = List<KbTemplate>;
 
 // ---------------------------------------------------------------- fallback log
 
@@ -158,12 +150,7 @@ pub struct Fallback {
 }
 
 /// Newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-pub struct FallbackList {
-    pub items: Vec<Fallback>,
-    pub total: i64,
-}
+pub type FallbackList = List<Fallback>;
 
 /// `PUT /internal/fallbacks/{id}`: `resolved` resolves (records who and when), `open`
 /// reopens; the same status again changes nothing. Unknown id → 404, another status → 422.

@@ -12,19 +12,13 @@
 //! Needs Chromium (see `browser.rs`) and `cargo build --workspace --bins`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    net::TcpListener,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::TcpListener, path::Path, time::Duration};
 
-use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
 use futures_util::FutureExt;
 use zimmer_platform_tests::*;
 use zimmer_testkit::{TEST_PASSWORD, count};
 
-use crate::browser::{Browser, Reports, checked_report, chromium_binary, matches_path, report};
+use crate::browser::{Browser, Site, checked_report, chromium_binary, matches_path};
 
 /// How long the whole run may take in the browser (generous: a loaded 2-core machine).
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
@@ -88,7 +82,7 @@ const CALLS: &[(&str, &str)] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manager_goes_through_the_admin_dashboard_pages_in_a_real_browser() {
     let chromium = chromium_binary();
-    let site = DashboardSite::start().await;
+    let site = dashboard_site();
     let stack = Stack::start(StackOptions {
         panel_origin: site.origin.clone(),
         admin: true,
@@ -102,7 +96,7 @@ async fn a_manager_goes_through_the_admin_dashboard_pages_in_a_real_browser() {
     }
 }
 
-async fn scenario(stack: &Stack, site: &DashboardSite, chromium: &Path) {
+async fn scenario(stack: &Stack, site: &Site, chromium: &Path) {
     let mut conn = stack.db().await;
     let manager = stack
         .ctx
@@ -257,73 +251,13 @@ fn api_base(stack: &Stack) -> String {
 
 // ------------------------------------------------------------------------------ the site
 
-/// The dashboard's origin: the static page and the `/report` endpoint it posts its record to.
-struct DashboardSite {
-    origin: String,
-    reports: Arc<Reports>,
-    handle: ServerHandle,
-}
-
-impl DashboardSite {
-    async fn start() -> Self {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
-        let html = std::fs::read_to_string(dir.join("admin.html")).expect("admin.html");
-        let js = std::fs::read_to_string(dir.join("admin.js")).expect("admin.js");
-        // The dashboard's own port when free (in the default CORS list), else any.
-        let listener = TcpListener::bind(("127.0.0.1", 3001))
-            .or_else(|_| TcpListener::bind(("127.0.0.1", 0)))
-            .expect("a port for the dashboard");
-        let port = listener.local_addr().unwrap().port();
-        let reports = Arc::new(Reports::default());
-        let state = web::Data::from(Arc::clone(&reports));
-        let server = HttpServer::new(move || {
-            let (html, js) = (html.clone(), js.clone());
-            App::new()
-                .app_data(state.clone())
-                .app_data(web::JsonConfig::default().limit(1 << 20))
-                .route(
-                    "/",
-                    web::get().to(move || {
-                        let html = html.clone();
-                        async move {
-                            HttpResponse::Ok()
-                                .content_type("text/html; charset=utf-8")
-                                .body(html)
-                        }
-                    }),
-                )
-                .route(
-                    "/admin.js",
-                    web::get().to(move || {
-                        let js = js.clone();
-                        async move {
-                            HttpResponse::Ok()
-                                .content_type("application/javascript; charset=utf-8")
-                                .body(js)
-                        }
-                    }),
-                )
-                .route("/report", web::post().to(report))
-                .default_service(web::to(|| async { HttpResponse::NoContent().finish() }))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .expect("listen")
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Self {
-            origin: format!("http://127.0.0.1:{port}"),
-            reports,
-            handle,
-        }
-    }
-}
-
-impl Drop for DashboardSite {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        drop(tokio::spawn(async move { handle.stop(false).await }));
-    }
+/// The dashboard's origin (`admin.html`), on the dashboard's own port when free (in the
+/// default CORS list), else any.
+fn dashboard_site() -> Site {
+    let listener = TcpListener::bind(("127.0.0.1", 3001))
+        .or_else(|_| TcpListener::bind(("127.0.0.1", 0)))
+        .expect("a port for the dashboard");
+    let port = listener.local_addr().unwrap().port();
+    let origin = format!("http://127.0.0.1:{port}");
+    Site::start("admin", &[], vec![listener], origin)
 }

@@ -74,7 +74,7 @@ const FLOW_CALLS: &[(&str, &str)] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_customer_goes_through_the_panel_in_a_real_browser() {
     let chromium = chromium_binary();
-    let panel = PanelSite::start().await;
+    let panel = panel_site();
     let stack = Stack::start(StackOptions {
         panel_origin: panel.origin.clone(),
         ..StackOptions::default()
@@ -87,7 +87,7 @@ async fn a_new_customer_goes_through_the_panel_in_a_real_browser() {
     }
 }
 
-async fn scenario(stack: &Stack, panel: &PanelSite, chromium: &Path) {
+async fn scenario(stack: &Stack, panel: &Site, chromium: &Path) {
     let mut conn = stack.db().await;
     let bot = automation(&mut conn, "ربات فروش اینستاگرام", 12_000).await;
     discount(&mut conn, "YALDA", 10).await;
@@ -99,7 +99,10 @@ async fn scenario(stack: &Stack, panel: &PanelSite, chromium: &Path) {
     );
 
     let browser = Browser::start(chromium, &url);
-    let report = panel.wait_for_end(&browser, FLOW_TIMEOUT).await;
+    let report = panel
+        .reports
+        .wait_for_end(&browser, FLOW_TIMEOUT, "steps")
+        .await;
     let browser_log = browser.log();
     drop(browser);
 
@@ -304,10 +307,11 @@ pub(crate) fn tail(text: &str, lines: usize) -> String {
 
 // ------------------------------------------------------------------------------ the panel site
 
-/// The panel's origin: the static page and the `/report` endpoint it posts its record to.
-struct PanelSite {
-    origin: String,
-    reports: Arc<Reports>,
+/// A page of ours at its origin: `<name>.html` at `/` and at each of the other page paths,
+/// `<name>.js`, and the `/report` endpoint it posts its record to; stopped when dropped.
+pub(crate) struct Site {
+    pub(crate) origin: String,
+    pub(crate) reports: Arc<Reports>,
     handle: ServerHandle,
 }
 
@@ -362,42 +366,38 @@ impl Reports {
     }
 }
 
-impl PanelSite {
-    async fn start() -> Self {
+impl Site {
+    /// Serves the page `name` (files under `browser/`) on `listeners`, as `origin`.
+    pub(crate) fn start(
+        name: &str,
+        pages: &'static [&'static str],
+        listeners: Vec<TcpListener>,
+        origin: String,
+    ) -> Self {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
-        let html = std::fs::read_to_string(dir.join("flow.html")).expect("flow.html");
-        let js = std::fs::read_to_string(dir.join("flow.js")).expect("flow.js");
-        let (port, listeners) = panel_listeners();
+        let read = |file: String| std::fs::read_to_string(dir.join(&file)).expect(&file);
+        let (html, js) = (read(format!("{name}.html")), read(format!("{name}.js")));
+        let js_path = format!("/{name}.js");
         let reports = Arc::new(Reports::default());
         let state = web::Data::from(Arc::clone(&reports));
-        let page = move || {
-            let html = html.clone();
-            async move {
-                HttpResponse::Ok()
-                    .content_type("text/html; charset=utf-8")
-                    .body(html)
+        let serve = |body: String, content_type: &'static str| {
+            move || {
+                let body = body.clone();
+                async move { HttpResponse::Ok().content_type(content_type).body(body) }
             }
         };
+        let page = serve(html, "text/html; charset=utf-8");
+        let script = serve(js, "application/javascript; charset=utf-8");
         let mut server = HttpServer::new(move || {
-            let js = js.clone();
-            App::new()
+            let mut app = App::new()
                 .app_data(state.clone())
                 .app_data(web::JsonConfig::default().limit(1 << 20))
-                .route("/", web::get().to(page.clone()))
-                .route("/payment/return", web::get().to(page.clone()))
-                .route(
-                    "/flow.js",
-                    web::get().to(move || {
-                        let js = js.clone();
-                        async move {
-                            HttpResponse::Ok()
-                                .content_type("application/javascript; charset=utf-8")
-                                .body(js)
-                        }
-                    }),
-                )
-                .route("/report", web::post().to(report))
-                .default_service(web::to(|| async { HttpResponse::NoContent().finish() }))
+                .route(&js_path, web::get().to(script.clone()))
+                .route("/report", web::post().to(report));
+            for path in std::iter::once(&"/").chain(pages) {
+                app = app.route(path, web::get().to(page.clone()));
+            }
+            app.default_service(web::to(|| async { HttpResponse::NoContent().finish() }))
         })
         .workers(1)
         .disable_signals();
@@ -408,23 +408,25 @@ impl PanelSite {
         let handle = server.handle();
         tokio::spawn(server);
         Self {
-            origin: format!("http://localhost:{port}"),
+            origin,
             reports,
             handle,
         }
     }
-
-    /// The page's final report ("done" or "error").
-    async fn wait_for_end(&self, browser: &Browser, timeout: Duration) -> Value {
-        self.reports.wait_for_end(browser, timeout, "steps").await
-    }
 }
 
-impl Drop for PanelSite {
+impl Drop for Site {
     fn drop(&mut self) {
         let handle = self.handle.clone();
         drop(tokio::spawn(async move { handle.stop(false).await }));
     }
+}
+
+/// The panel's origin (`flow.html`, also at `/payment/return`, where the payment comes back).
+fn panel_site() -> Site {
+    let (port, listeners) = panel_listeners();
+    let origin = format!("http://localhost:{port}");
+    Site::start("flow", &["/payment/return"], listeners, origin)
 }
 
 pub(crate) async fn report(reports: web::Data<Reports>, body: web::Json<Value>) -> HttpResponse {

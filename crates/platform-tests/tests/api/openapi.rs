@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use reqwest::StatusCode;
 use serde_json::Value;
 use zimmer_platform_tests::{Stack, StackOptions};
-use zimmer_testkit::repo_root;
+use zimmer_testkit::{Call, repo_root};
 
 /// The services whose documents hold the panel's calls (admin's is for staff only).
 const SERVICES: &[&str] = &["auth", "marketplace", "billing", "support"];
@@ -262,9 +262,8 @@ async fn panel_contract_calls_are_in_the_openapi_documents_through_the_gateway()
     for service in SERVICES {
         let res = client
             .get(stack.gw.url(&format!("/api/{service}/openapi.json")))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), StatusCode::OK, "{service}");
         let doc: Value = res.json().await.unwrap();
         assert_eq!(doc["openapi"], "3.1.0", "{service}");

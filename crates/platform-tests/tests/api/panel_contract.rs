@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use zimmer_jwt::Role;
 use zimmer_platform_tests::*;
-use zimmer_testkit::{count, eventually};
+use zimmer_testkit::{Call, count, eventually};
 
 const PASSWORD: &str = "a-long-password-1";
 const NEW_PASSWORD: &str = "another-long-password-2";
@@ -450,9 +450,8 @@ async fn usage(w: &World) {
             Method::POST,
             &format!("/internal/automations/{}/service-token", w.bot),
         )
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let service_token = res.json::<Value>().await.unwrap()["service_token"]
         .as_str()
@@ -468,9 +467,8 @@ async fn usage(w: &World) {
         .post(w.stack.gw.url("/api/automation-usage/consume"))
         .header("X-Zimmer-Service-Token", &service_token)
         .json(&json!({ "user_automation_id": ua_id, "units": 2, "usage_type": "session", "idempotency_key": "conversation-1" }))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK, "consume");
 
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
@@ -534,7 +532,7 @@ fn query_of(url: &str) -> Vec<(String, String)> {
 /// which redirects the browser to the panel's result page. Returns that page's URL.
 async fn pay_at_the_bank(w: &World, start_pay: &str) -> String {
     let browser = zimmer_testkit::client();
-    let res = browser.get(start_pay).send().await.unwrap();
+    let res = browser.get(start_pay).call().await;
     assert_eq!(res.status(), StatusCode::FOUND, "StartPay redirects");
     let callback = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(
@@ -548,9 +546,8 @@ async fn pay_at_the_bank(w: &World, start_pay: &str) -> String {
     let res = browser
         .get(&callback)
         .header("Accept", "text/html,application/xhtml+xml")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         res.status(),
         StatusCode::FOUND,
@@ -608,13 +605,9 @@ async fn discounts_and_payments(w: &mut World) {
         ("amount_after", T::Int),
         ("reason", T::OptStr),
     ];
-    let res = p
-        .post(
-            "/api/discounts/validate",
-            a,
-            json!({ "code": "nowruz", "automation_id": w.bot, "amount": 10 * PRICE }),
-        )
-        .await;
+    let (bot, price) = (w.bot, 10 * PRICE);
+    let validate = |body: Value| p.post("/api/discounts/validate", a, body);
+    let res = validate(json!({ "code": "nowruz", "automation_id": bot, "amount": price })).await;
     let v = res.expect(200);
     shape("discount", v, &discount_fields);
     assert_eq!(v["valid"], true);
@@ -623,42 +616,22 @@ async fn discounts_and_payments(w: &mut World) {
     assert_eq!(v["amount_discount"], 2 * PRICE);
     assert_eq!(v["amount_after"], 8 * PRICE);
     assert!(v["reason"].is_null());
-    let res = p
-        .post(
-            "/api/discounts/validate",
-            a,
-            json!({ "code": "NOWRUZ", "automation_id": w.bot, "tokens": 10 }),
-        )
-        .await;
+    let res = validate(json!({ "code": "NOWRUZ", "automation_id": bot, "tokens": 10 })).await;
     assert_eq!(res.expect(200)["amount_after"], 8 * PRICE);
-    let res = p
-        .post(
-            "/api/discounts/validate",
-            a,
-            json!({ "code": "NO-SUCH-CODE", "automation_id": w.bot, "amount": 10 * PRICE }),
-        )
-        .await;
+    let res = validate(json!({ "code": "NO-SUCH-CODE", "automation_id": bot, "amount": price }));
+    let res = res.await;
     let v = res.expect(200);
     shape("discount refused", v, &discount_fields);
     assert_eq!(v["valid"], false);
     assert_eq!(v["reason"], "not_found");
     assert_eq!(v["amount_after"], 10 * PRICE);
-    let res = p
-        .post(
-            "/api/discounts/validate",
-            a,
-            json!({ "code": "PAUSED", "automation_id": w.bot, "tokens": 10 }),
-        )
-        .await;
-    assert_eq!(res.expect(200)["reason"], "inactive_or_window");
-    let res = p
-        .post(
-            "/api/discounts/validate",
-            a,
-            json!({ "code": "ELSEWHERE", "automation_id": w.bot, "tokens": 10 }),
-        )
-        .await;
-    assert_eq!(res.expect(200)["reason"], "not_applicable");
+    for (code, reason) in [
+        ("PAUSED", "inactive_or_window"),
+        ("ELSEWHERE", "not_applicable"),
+    ] {
+        let res = validate(json!({ "code": code, "automation_id": bot, "tokens": 10 })).await;
+        assert_eq!(res.expect(200)["reason"], reason, "{code}");
+    }
 
     // return_path is a path on the panel, never another site (no open redirect).
     for bad in [
@@ -921,9 +894,8 @@ async fn tickets(w: &mut World) {
         .post(w.stack.gw.url(&format!("/api/tickets/{id}/messages")))
         .bearer_auth(&w.staff_access)
         .json(&json!({ "message": answer }))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
 
     let res = p.get("/api/tickets", &w.access).await;
@@ -1082,9 +1054,8 @@ async fn notifications(w: &World) {
         .header("Origin", PANEL)
         .header("Accept", "text/event-stream")
         .header("Cache-Control", "no-cache")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_cors("stream", res.headers(), PANEL);
     assert!(
@@ -1256,9 +1227,8 @@ async fn cookie_refresh_and_logout(w: &World) {
         .post(w.stack.gw.url("/api/auth/refresh"))
         .header("Origin", "https://evil.example")
         .header("Cookie", format!("zimmer_refresh={value}"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(evil.status(), StatusCode::FORBIDDEN);
     assert!(evil.headers().get("access-control-allow-origin").is_none());
 
@@ -1266,9 +1236,8 @@ async fn cookie_refresh_and_logout(w: &World) {
         .post(w.stack.gw.url("/api/auth/logout"))
         .header("Origin", "https://evil.example")
         .header("Cookie", format!("zimmer_refresh={value}"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(evil.status(), StatusCode::FORBIDDEN);
     p.get("/api/me", &access).await.expect(200);
 
@@ -1284,9 +1253,8 @@ async fn cookie_refresh_and_logout(w: &World) {
         .post(w.stack.gw.url("/api/auth/refresh"))
         .header("Origin", PANEL)
         .header("Cookie", format!("zimmer_refresh={value}"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
     p.get("/api/me", &access).await.refused(401);
     // Other services learn it from session.revoked.
@@ -1299,7 +1267,7 @@ async fn cookie_refresh_and_logout(w: &World) {
             let req = http.get(&url).bearer_auth(&access);
             async move {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                req.send().await.unwrap().status() == StatusCode::UNAUTHORIZED
+                req.status().await == StatusCode::UNAUTHORIZED
             }
         },
     )

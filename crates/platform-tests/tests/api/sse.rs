@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use zimmer_jwt::Role;
 use zimmer_platform_tests::*;
+use zimmer_testkit::Call;
 
 /// Keep-alive period of the stream in this test (seconds; production default 15).
 const KEEPALIVE_SECS: &str = "1";
@@ -82,9 +83,8 @@ async fn scenario(stack: &Stack) {
         .header("Accept", "text/event-stream")
         .header("Cache-Control", "no-cache")
         .header("Accept-Encoding", "gzip, deflate, br")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_cors("stream", res.headers(), PANEL);
     assert!(
@@ -128,9 +128,8 @@ async fn scenario(stack: &Stack) {
         .post(stack.gw.url(&format!("/api/tickets/{ticket}/messages")))
         .bearer_auth(&staff_token)
         .json(&json!({ "message": "خیر، فقط یک بار کسر شده است." }))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
 
     // Read until it arrives, then across two more keep-alives (a duplicate would show).

@@ -148,28 +148,12 @@ impl Upstreams {
         body: Option<&B>,
         acting_token: Option<&str>,
     ) -> Result<Reply, ApiError> {
-        let path = if query.is_empty() {
-            path.to_owned()
-        } else {
-            let mut url = reqwest::Url::parse("http://internal")
-                .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
-            url.set_path(path);
-            url.query_pairs_mut()
-                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
-            format!("{path}?{}", url.query().unwrap_or_default())
-        };
+        let path = with_query(path, query)?;
         let mut req = self.request(service, method.clone(), &path, acting_token);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let res = req.send().await.map_err(|e| unreachable(service, &e))?;
-        let status = res.status().as_u16();
-        let bytes = res.bytes().await.map_err(|e| unreachable(service, &e))?;
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
+        let (status, body) = exchange(service, req).await?;
         tracing::debug!(service = service.name(), %method, path = %path, status, "internal call");
         map_answer(service, status, body)
     }
@@ -184,24 +168,9 @@ impl Upstreams {
         query: &[(&str, String)],
         timeout: Duration,
     ) -> Result<Reply, ApiError> {
-        let mut url = reqwest::Url::parse("http://internal")
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
-        url.set_path(path);
-        url.query_pairs_mut()
-            .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
-        let path = match url.query() {
-            Some(q) if !q.is_empty() => format!("{path}?{q}"),
-            _ => path.to_owned(),
-        };
-        let res = self
-            .request(service, Method::GET, &path, None)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| unreachable(service, &e))?;
-        let status = res.status().as_u16();
-        let bytes = res.bytes().await.map_err(|e| unreachable(service, &e))?;
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let path = with_query(path, query)?;
+        let req = self.request(service, Method::GET, &path, None);
+        let (status, body) = exchange(service, req.timeout(timeout)).await?;
         map_answer(service, status, body)
     }
 
@@ -258,6 +227,31 @@ impl Upstreams {
             ),
         }
     }
+}
+
+/// `path?k=v&...` with the pairs URL-encoded; `path` as is without any.
+fn with_query(path: &str, query: &[(&str, String)]) -> Result<String, ApiError> {
+    if query.is_empty() {
+        return Ok(path.to_owned());
+    }
+    let mut url = reqwest::Url::parse("http://internal")
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    url.set_path(path);
+    url.query_pairs_mut()
+        .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+    Ok(format!("{path}?{}", url.query().unwrap_or_default()))
+}
+
+/// Sends the request: its status and JSON body (`null` when empty or not JSON).
+async fn exchange(
+    service: Service,
+    req: reqwest::RequestBuilder,
+) -> Result<(u16, Value), ApiError> {
+    let res = req.send().await.map_err(|e| unreachable(service, &e))?;
+    let status = res.status().as_u16();
+    let bytes = res.bytes().await.map_err(|e| unreachable(service, &e))?;
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok((status, body))
 }
 
 fn unreachable(service: Service, e: &reqwest::Error) -> ApiError {

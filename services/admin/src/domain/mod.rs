@@ -3,3 +3,4 @@
 pub mod automations;
 pub mod backups;
 pub mod keys;
+pub mod rollup;

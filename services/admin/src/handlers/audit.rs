@@ -1,19 +1,14 @@
 //! The audit log (managers): who did what to whom.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zimmer_http::{HttpResult, Paged};
 
-use super::{page, parse_time};
+use super::{Listing, PageOnly, parse_time, user_automations::people_of};
 use crate::{
     AppState,
-    queries::{
-        audit::{self as q, AuditFilter},
-        user_automations::user_names,
-    },
+    queries::audit::{self as q, AuditFilter},
     rbac::Staff,
 };
 
@@ -25,8 +20,6 @@ pub struct ListQuery {
     pub target_id: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,7 +45,7 @@ fn text(raw: Option<&str>) -> Option<String> {
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: Listing<ListQuery, PageOnly>,
 ) -> HttpResult {
     let filter = AuditFilter {
         actor_id: query.actor_id,
@@ -62,17 +55,10 @@ pub async fn list(
         from: parse_time("from", query.from.as_deref(), false)?,
         to: parse_time("to", query.to.as_deref(), true)?,
     };
-    let page = page(query.page, query.page_size);
+    let page = query.paging.query();
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset(), page.limit()).await?;
-    let mut ids: Vec<i64> = rows.iter().map(|r| r.actor_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let actors: HashMap<i64, (String, String)> = user_names(&mut conn, &ids)
-        .await?
-        .into_iter()
-        .map(|(id, email, name)| (id, (email, name)))
-        .collect();
+    let actors = people_of(&mut conn, rows.iter().map(|r| r.actor_id)).await?;
     drop(conn);
     let items: Vec<Item> = rows
         .into_iter()

@@ -3,10 +3,10 @@
 //! (types in `zimmer_contracts::internal::automations`). The admin dashboard's vocabulary is
 //! translated in `domain::automations` (docs/panels.md "Automations and service tokens").
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zimmer_events::contracts::internal::automations::{
     Automation, AutomationDeleted, AutomationInput, IssuedServiceToken, PasswordRecheck,
@@ -14,11 +14,12 @@ use zimmer_events::contracts::internal::automations::{
 };
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, one_of, search_text};
+use super::{Listing, WHOLE_LIST, acting_token, listed, one_of, search_text};
 use crate::{
     AppState,
-    clients::{Reply, Service},
+    clients::Service,
     domain::automations::{dashboard_pricing_type, input_from_dashboard, new_service_token},
+    ops::{Audit, OwnerCall, call_owner, typed},
     queries::automations::{self as q, AutomationFilter, AutomationRow},
     rbac::Staff,
 };
@@ -119,11 +120,6 @@ fn row_view((a, has_token, users_count): (AutomationRow, bool, i64)) -> Automati
     view(from_row(a, has_token), users_count)
 }
 
-/// The owner's answer as its contract type (a mismatch is a deployment error).
-fn answer<T: DeserializeOwned>(reply: Reply) -> Result<T, ApiError> {
-    serde_json::from_value(reply.body).map_err(ApiError::internal)
-}
-
 /// The request body as JSON (an empty body is `null`, refused by the caller as "not an
 /// object"); malformed JSON is 400.
 fn json_of(raw: &[u8]) -> Result<Value, ApiError> {
@@ -152,17 +148,13 @@ pub struct ListQuery {
     pub status: Option<String>,
     pub is_listed: Option<bool>,
     pub health_status: Option<String>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 /// `GET /api/admin/automations?search=&status=&is_listed=&health_status=`: listed or not.
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: Listing<ListQuery>,
 ) -> HttpResult {
     let filter = AutomationFilter {
         search: search_text(query.search.as_deref())?,
@@ -178,7 +170,7 @@ pub async fn list(
             &["healthy", "degraded", "down", "unknown"],
         )?,
     };
-    let page = paged!(query, WHOLE_LIST);
+    let page = query.page(WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let items: Vec<AutomationView> = rows.into_iter().map(row_view).collect();
@@ -211,7 +203,7 @@ pub async fn create(staff: Staff, state: web::Data<AppState>, raw: web::Bytes) -
         )
     })
     .await?;
-    let created: Automation = answer(reply)?;
+    let created: Automation = typed(Service::Marketplace, reply)?;
     Ok(HttpResponse::Created().json(view(created, 0)))
 }
 
@@ -238,7 +230,7 @@ pub async fn update(
         )
     })
     .await?;
-    let updated: Automation = answer(reply)?;
+    let updated: Automation = typed(Service::Marketplace, reply)?;
     let mut conn = state.platform.pool.get().await?;
     let users = q::users_count(&mut conn, id).await?;
     Ok(HttpResponse::Ok().json(view(updated, users)))
@@ -265,7 +257,7 @@ pub async fn delete(staff: Staff, state: web::Data<AppState>, path: web::Path<i6
         )
     })
     .await?;
-    let done: AutomationDeleted = answer(reply)?;
+    let done: AutomationDeleted = typed(Service::Marketplace, reply)?;
     Ok(HttpResponse::Ok().json(json!({
         "message": done.message,
         "deleted": done.deleted,
@@ -289,7 +281,12 @@ async fn new_token(
         Audit::new(action, "automation", Some(id), json!({}))
     })
     .await?;
-    answer(reply)
+    typed(Service::Marketplace, reply)
+}
+
+/// A token in an answer is shown this once: never cached.
+fn shown_once(mut res: HttpResponseBuilder, body: impl Serialize) -> HttpResult {
+    Ok(res.insert_header(("Cache-Control", "no-store")).json(body))
 }
 
 /// `POST /api/admin/automations/{id}/service-token` → 201 `{automation_id, service_token,
@@ -307,9 +304,7 @@ pub async fn issue_token(
         "automation.issue_service_token",
     )
     .await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(issued))
+    shown_once(HttpResponse::Created(), issued)
 }
 
 /// `POST /api/admin/automations/{id}/generate-service-token` (the admin dashboard's "generate
@@ -322,14 +317,15 @@ pub async fn generate_service_token(
 ) -> HttpResult {
     let id = path.into_inner();
     let issued = new_token(&state, &staff, id, "automation.issue_service_token").await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(json!({
+    shown_once(
+        HttpResponse::Ok(),
+        json!({
             "service_token": issued.service_token,
             "service_token_masked": issued.service_token_masked,
             "automation_id": issued.automation_id,
             "message": "A new service token was issued; the previous one no longer works. It is shown only once.",
-        })))
+        }),
+    )
 }
 
 /// `POST /api/admin/automations/{id}/rotate-token` (no body) → `{new_token, masked_token,
@@ -341,15 +337,16 @@ pub async fn rotate_token(
 ) -> HttpResult {
     let id = path.into_inner();
     let issued = new_token(&state, &staff, id, "automation.rotate_service_token").await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(json!({
+    shown_once(
+        HttpResponse::Ok(),
+        json!({
             "new_token": issued.service_token,
             "masked_token": issued.service_token_masked,
             "automation_id": issued.automation_id,
             "rotated_at": issued.issued_at,
             "message": "The service token was rotated; the previous one no longer works. It is shown only once.",
-        })))
+        }),
+    )
 }
 
 /// `DELETE /api/admin/automations/{id}/service-token` ("disconnect", no body) → `{message,
@@ -373,7 +370,7 @@ pub async fn remove_service_token(
         )
     })
     .await?;
-    let done: ServiceTokenRemoved = answer(reply)?;
+    let done: ServiceTokenRemoved = typed(Service::Marketplace, reply)?;
     Ok(HttpResponse::Ok().json(json!({
         "message": done.message,
         "automation_id": done.automation_id,
@@ -406,8 +403,7 @@ pub async fn generate_token(
         return Err(ApiError::invalid("password", "Your password is required")
             .with_code("password_required"));
     };
-    let acting = zimmer_jwt::bearer_token(&req)
-        .ok_or_else(|| ApiError::unauthorized("Authentication required"))?;
+    let acting = acting_token(&req)?;
     let recheck = serde_json::to_value(PasswordRecheck { password }).map_err(ApiError::internal)?;
     let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/password-recheck")
         .json(recheck)
@@ -421,14 +417,15 @@ pub async fn generate_token(
         )
     })
     .await?;
-    let _: PasswordRechecked = answer(reply)?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(json!({
+    let _: PasswordRechecked = typed(Service::Auth, reply)?;
+    shown_once(
+        HttpResponse::Ok(),
+        json!({
             "token": new_service_token(),
             "message": "A service token was generated. It is stored only when you create the automation with it.",
             "warning": "It is shown only once: keep it somewhere safe and give it to the automation's vendor.",
-        })))
+        }),
+    )
 }
 
 /// `POST /api/admin/automations/{id}/health-check`: checks now and records the result.

@@ -8,8 +8,13 @@ use serde_json::json;
 use zimmer_db::models::admin::{BackupLog, backup_status};
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, audit_after, one_of, parse_time};
-use crate::{AppState, ops::backups, queries, rbac::Staff};
+use super::{one_of, parse_time};
+use crate::{
+    AppState,
+    ops::{Audit, audit_after, backups},
+    queries,
+    rbac::Staff,
+};
 
 #[derive(Debug, Serialize)]
 pub struct BackupView {

@@ -9,7 +9,6 @@ use diesel_async::AsyncConnection;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
-use zimmer_db::models::admin::NewAuditEntry;
 use zimmer_events::contracts::{
     NotificationBroadcast,
     internal::notifications::{self as contract, DirectNotifications, DirectNotificationsCreated},
@@ -19,7 +18,7 @@ use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
 use crate::{
     AppState, PRODUCER,
     clients::Service,
-    ops::{Audit, audit_after},
+    ops::{self, Audit, OwnerCall, call_owner, typed},
     queries,
     rbac::Staff,
 };
@@ -27,20 +26,23 @@ use crate::{
 /// The four roles a broadcast may target (docs/rbac.md).
 const ROLES: &str = "customer, support_staff, technical_team, manager";
 
+/// What a notification says, checked.
+struct Content {
+    kind: &'static str,
+    title: String,
+    body: String,
+    data: serde_json::Value,
+}
+
 /// `type`, `title`, `body` and `data` as both calls check them: `type` defaults to `admin`
-/// (api.md's broadcast had none), the body may be empty.
+/// (api.md's broadcast had none), the body may be empty. `None` when `v` has an error.
 fn check_content(
     v: &mut Validator,
     kind: Option<&str>,
     title: &str,
     body: &str,
     data: Option<&serde_json::Value>,
-) -> (
-    Option<&'static str>,
-    Option<String>,
-    Option<String>,
-    Option<serde_json::Value>,
-) {
+) -> Option<Content> {
     let kind = match kind.map(str::trim).filter(|k| !k.is_empty()) {
         None => Some("admin"),
         Some(k) => v.check("type", contract::check_type(k)),
@@ -52,7 +54,18 @@ fn check_content(
         v.check("body", validate::text(body, contract::MAX_BODY_CHARS))
     };
     let data = v.check("data", contract::check_data(data));
-    (kind, title, body, data)
+    Some(Content {
+        kind: kind?,
+        title: title?,
+        body: body?,
+        data: data?,
+    })
+}
+
+/// The content of a request whose checks all passed (`v` had no error, so it is there).
+fn checked(v: Validator, content: Option<Content>) -> Result<Content, ApiError> {
+    v.finish()?;
+    content.ok_or_else(|| ApiError::bad_request("Invalid request"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,7 +92,7 @@ pub async fn send(
 ) -> HttpResult {
     let body = body.into_inner();
     let mut v = Validator::new();
-    let (kind, title, text, data) = check_content(
+    let content = check_content(
         &mut v,
         body.kind.as_deref(),
         &body.title,
@@ -97,10 +110,12 @@ pub async fn send(
             None
         }
     };
-    v.finish()?;
-    let (Some(kind), Some(title), Some(text), Some(data)) = (kind, title, text, data) else {
-        return Err(ApiError::bad_request("Invalid request"));
-    };
+    let Content {
+        kind,
+        title,
+        body: text,
+        data,
+    } = checked(v, content)?;
     let mut conn = state.platform.pool.get().await?;
     // The admin dashboard shows `created`: the active accounts the event reaches now.
     let created = queries::users::count_active(&mut conn, role.as_deref()).await?;
@@ -119,22 +134,19 @@ pub async fn send(
                 },
             )
             .await?;
-            queries::audit::record(
-                conn,
-                &NewAuditEntry {
-                    actor_id: staff.id(),
-                    action: "notification.broadcast",
-                    target_type: "notification",
-                    target_id: None,
-                    details: &json!({
-                        "event_id": event_id,
-                        "type": kind,
-                        "title": title,
-                        "role": role.as_deref().unwrap_or("all"),
-                    }),
-                },
-            )
-            .await?;
+            let details = json!({
+                "event_id": event_id,
+                "type": kind,
+                "title": title,
+                "role": role.as_deref().unwrap_or("all"),
+            });
+            let audit = Audit::new(
+                "notification.broadcast",
+                "notification",
+                None::<i64>,
+                details,
+            );
+            ops::record(conn, &staff, audit).await?;
             Ok::<_, ApiError>(event_id)
         })
         .await?;
@@ -177,54 +189,34 @@ pub async fn send_to_users(
     } else if body.user_ids.len() > contract::MAX_RECIPIENTS {
         v.error("user_ids", "must hold at most 10,000 ids");
     }
-    let (kind, title, text, data) = check_content(
+    let content = check_content(
         &mut v,
         body.kind.as_deref(),
         &body.title,
         &body.body,
         body.data.as_ref(),
     );
-    v.finish()?;
-    let (Some(kind), Some(title), Some(text), Some(data)) = (kind, title, text, data) else {
-        return Err(ApiError::bad_request("Invalid request"));
-    };
+    let content = checked(v, content)?;
     let request = DirectNotifications {
         user_ids: body.user_ids,
-        kind: kind.to_owned(),
-        title,
-        body: text,
-        data: Some(data),
+        kind: content.kind.to_owned(),
+        title: content.title,
+        body: content.body,
+        data: Some(content.data),
         actor_id: staff.id(),
     };
-    let reply = state
-        .upstreams
-        .call_as(
-            Service::Support,
-            Method::POST,
-            "/internal/notifications",
-            &[],
-            Some(&request),
-            None,
-        )
-        .await?;
-    let answer: DirectNotificationsCreated = serde_json::from_value(reply.body)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("support's answer: {e}")))?;
-    audit_after(
-        &state,
-        &staff,
-        Audit::new(
-            "notification.send",
-            "notification",
-            None::<i64>,
-            json!({
-                "type": request.kind,
-                "title": request.title,
-                "recipients": request.user_ids.len(),
-                "created": answer.created,
-            }),
-        ),
-        None,
-    )
-    .await;
+    let call = OwnerCall::new(Service::Support, Method::POST, "/internal/notifications")
+        .json(serde_json::to_value(&request).map_err(ApiError::internal)?);
+    let reply = call_owner(&state, &staff, call, |reply| {
+        let details = json!({
+            "type": request.kind,
+            "title": request.title,
+            "recipients": request.user_ids.len(),
+            "created": reply.body.get("created"),
+        });
+        Audit::new("notification.send", "notification", None::<i64>, details)
+    })
+    .await?;
+    let answer: DirectNotificationsCreated = typed(Service::Support, reply)?;
     Ok(HttpResponse::Ok().json(answer))
 }

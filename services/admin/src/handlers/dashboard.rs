@@ -1,12 +1,14 @@
-//! Dashboard stats and analytics series. Aggregates come from the database (queries/stats.rs)
-//! and are cached briefly in Redis (best effort: Redis down means computing every time).
+//! Dashboard stats and analytics series. Aggregates come from the database (queries/stats.rs:
+//! the daily rollup for closed days plus the raw rows for the rest, exact) and are cached
+//! briefly in Redis (best effort: Redis down means computing every time), so a figure is at
+//! most `ADMIN_STATS_CACHE_SECS` old.
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zimmer_http::{ApiError, HttpResult};
 
-use super::STATS_CACHE_KEY;
+use crate::ops::STATS_CACHE_KEY;
 use crate::{
     AppState,
     queries::stats::{self, DashboardRow, DayPoint, Series},

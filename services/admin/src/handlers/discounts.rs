@@ -14,8 +14,14 @@ use zimmer_events::contracts::internal::discounts::{
 };
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, OwnerCall, call_owner, picked};
-use crate::{AppState, clients::Service, queries, rbac::Staff};
+use super::{Listing, PageOnly, not_an_object, picked};
+use crate::{
+    AppState,
+    clients::Service,
+    ops::{Audit, OwnerCall, call_owner, read_owner, typed},
+    queries,
+    rbac::Staff,
+};
 
 /// The newest codes (and redemptions) an unpaged call answers (docs/panels.md "The admin
 /// dashboard": the pages have no paging).
@@ -76,16 +82,10 @@ impl From<Discount> for DiscountView {
     }
 }
 
-fn parsed<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(ApiError::internal)
-}
-
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     pub search: Option<String>,
     pub active: Option<bool>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
 }
 
 /// `GET /api/admin/discounts?search=&active=&page=&page_size=`: `{discounts, items, total,
@@ -94,7 +94,7 @@ pub struct ListQuery {
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: Listing<ListQuery, PageOnly>,
 ) -> HttpResult {
     let mut q: Vec<(&str, String)> = Vec::new();
     if let Some(s) = query
@@ -108,20 +108,17 @@ pub async fn list(
     if let Some(a) = query.active {
         q.push(("active", a.to_string()));
     }
-    if query.page.is_none() && query.page_size.is_none() {
+    if query.paging.page.is_none() && query.paging.page_size.is_none() {
         q.push(("limit", WHOLE_LIST.to_string()));
     }
-    if let Some(p) = query.page {
+    if let Some(p) = query.paging.page {
         q.push(("page", p.to_string()));
     }
-    if let Some(p) = query.page_size {
+    if let Some(p) = query.paging.page_size {
         q.push(("page_size", p.to_string()));
     }
-    let reply = state
-        .upstreams
-        .get(Service::Billing, "/internal/discounts", &q)
-        .await?;
-    let list: DiscountList = parsed(reply.body)?;
+    let list: DiscountList =
+        read_owner(&state, Service::Billing, "/internal/discounts", &q).await?;
     let items: Vec<DiscountView> = list.items.into_iter().map(Into::into).collect();
     let items = serde_json::to_value(items).map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok().json(json!({
@@ -141,11 +138,7 @@ pub async fn list(
 /// sent; absent keeps, `null` clears.
 fn from_dashboard(body: Value) -> Result<Map<String, Value>, ApiError> {
     let Value::Object(mut m) = body else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_error",
-            "The request body must be a JSON object",
-        ));
+        return Err(not_an_object());
     };
     match m.get("automation_ids") {
         None | Some(Value::Null) => {}
@@ -196,7 +189,7 @@ fn from_dashboard(body: Value) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// The form, typed; a field of the wrong type is a 422 naming it.
-fn typed<T: serde::de::DeserializeOwned>(m: Map<String, Value>) -> Result<T, ApiError> {
+fn form<T: serde::de::DeserializeOwned>(m: Map<String, Value>) -> Result<T, ApiError> {
     serde_json::from_value(Value::Object(m)).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -208,15 +201,8 @@ fn typed<T: serde::de::DeserializeOwned>(m: Map<String, Value>) -> Result<T, Api
 
 /// `GET /api/admin/discounts/{id}`
 pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
-    let reply = state
-        .upstreams
-        .get(
-            Service::Billing,
-            &format!("/internal/discounts/{}", path.into_inner()),
-            &[],
-        )
-        .await?;
-    let d: Discount = parsed(reply.body)?;
+    let path = format!("/internal/discounts/{}", path.into_inner());
+    let d: Discount = read_owner(&state, Service::Billing, &path, &[]).await?;
     Ok(HttpResponse::Ok().json(DiscountView::from(d)))
 }
 
@@ -246,7 +232,7 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> HttpResult {
-    let new: NewDiscount = typed(from_dashboard(body.into_inner())?)?;
+    let new: NewDiscount = form(from_dashboard(body.into_inner())?)?;
     let body = serde_json::to_value(&new).map_err(ApiError::internal)?;
     let call = OwnerCall::new(Service::Billing, Method::POST, "/internal/discounts");
     let reply = call_owner(&state, &staff, call.body(&body), |reply| {
@@ -254,7 +240,7 @@ pub async fn create(
         Audit::new("discount.create", "discount", id, audited(&reply.body))
     })
     .await?;
-    let d: Discount = parsed(reply.body)?;
+    let d: Discount = typed(Service::Billing, reply)?;
     Ok(HttpResponse::Created().json(DiscountView::from(d)))
 }
 
@@ -269,7 +255,7 @@ pub async fn update(
     body: web::Json<Value>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let patch: DiscountPatch = typed(from_dashboard(body.into_inner())?)?;
+    let patch: DiscountPatch = form(from_dashboard(body.into_inner())?)?;
     let body = serde_json::to_value(&patch).map_err(ApiError::internal)?;
     let path = format!("/internal/discounts/{id}");
     let call = OwnerCall::new(Service::Billing, Method::PUT, &path);
@@ -278,7 +264,7 @@ pub async fn update(
         Audit::new("discount.update", "discount", Some(id), details)
     })
     .await?;
-    let d: Discount = parsed(reply.body)?;
+    let d: Discount = typed(Service::Billing, reply)?;
     Ok(HttpResponse::Ok().json(DiscountView::from(d)))
 }
 
@@ -296,12 +282,6 @@ pub async fn delete(staff: Staff, state: web::Data<AppState>, path: web::Path<i6
         return Ok(HttpResponse::NoContent().finish());
     }
     Ok(HttpResponse::Ok().json(reply.body))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct PageOnly {
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
 }
 
 /// One redemption as the dashboard's redemptions page reads it.
@@ -332,13 +312,8 @@ pub async fn redemptions(
     query: web::Query<PageOnly>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let code: Discount = parsed(
-        state
-            .upstreams
-            .get(Service::Billing, &format!("/internal/discounts/{id}"), &[])
-            .await?
-            .body,
-    )?;
+    let path = format!("/internal/discounts/{id}");
+    let code: Discount = read_owner(&state, Service::Billing, &path, &[]).await?;
     let mut q: Vec<(&str, String)> = Vec::new();
     if let Some(p) = query.page {
         q.push(("page", p.to_string()));
@@ -347,17 +322,8 @@ pub async fn redemptions(
         "page_size",
         query.page_size.unwrap_or(WHOLE_LIST).to_string(),
     ));
-    let list: RedemptionList = parsed(
-        state
-            .upstreams
-            .get(
-                Service::Billing,
-                &format!("/internal/discounts/{id}/redemptions"),
-                &q,
-            )
-            .await?
-            .body,
-    )?;
+    let path = format!("/internal/discounts/{id}/redemptions");
+    let list: RedemptionList = read_owner(&state, Service::Billing, &path, &q).await?;
     let payment_ids: Vec<i64> = list.items.iter().map(|r| r.payment_id).collect();
     let mut conn = state.platform.pool.get().await?;
     let bought = queries::payments::automations_of(&mut conn, &payment_ids).await?;

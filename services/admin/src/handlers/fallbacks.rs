@@ -12,15 +12,15 @@ use zimmer_events::contracts::internal::knowledge::{Fallback, FallbackList, Fall
 use zimmer_http::{ApiError, HttpResult};
 
 use super::{
-    WHOLE_LIST,
-    knowledge::{body_of, list_query, path_id, typed},
-    listed,
+    Listing, WHOLE_LIST,
+    knowledge::{body_of, owner_list},
+    listed, path_id,
     user_automations::names_of,
 };
 use crate::{
     AppState,
     clients::Service,
-    ops::{Audit, OwnerCall, call_owner},
+    ops::{Audit, OwnerCall, call_owner, typed},
     rbac::Staff,
 };
 
@@ -78,10 +78,6 @@ async fn views(state: &AppState, items: Vec<Fallback>) -> Result<Vec<FallbackVie
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     pub client_id: Option<String>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 /// `GET /api/admin/fallbacks?client_id=`: `{fallbacks, items, total, total_count, page,
@@ -89,15 +85,11 @@ pub struct ListQuery {
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: Listing<ListQuery>,
 ) -> HttpResult {
-    let page = paged!(query, WHOLE_LIST);
-    let pairs = list_query(&page, "client_id", query.client_id.as_deref(), None)?;
-    let reply = state
-        .upstreams
-        .get(Service::Marketplace, "/internal/fallbacks", &pairs)
-        .await?;
-    let list: FallbackList = typed(reply.body)?;
+    let page = query.page(WHOLE_LIST);
+    let id = ("client_id", query.client_id.as_deref());
+    let list: FallbackList = owner_list(&state, "/internal/fallbacks", &page, id, None).await?;
     let items = views(&state, list.items).await?;
     listed("fallbacks", items, list.total, &page)
 }
@@ -147,7 +139,7 @@ pub async fn update(
         },
     )
     .await?;
-    let f: Fallback = typed(reply.body)?;
+    let f: Fallback = typed(Service::Marketplace, reply)?;
     let mut v = views(&state, vec![f]).await?;
     let view = v
         .pop()

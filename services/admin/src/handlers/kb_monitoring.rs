@@ -20,10 +20,11 @@ use zimmer_events::contracts::internal::kb_monitoring::{
 };
 use zimmer_http::{ApiError, HttpResult};
 
+use super::{path_digits, path_id};
 use crate::{
     AppState,
     clients::Service,
-    ops::{Audit, OwnerCall, call_owner},
+    ops::{Audit, OwnerCall, call_owner, read_owner, typed},
     rbac::Staff,
 };
 
@@ -49,16 +50,6 @@ struct Listing {
 fn at_position(listing: &Listing, position: u64) -> Option<i64> {
     let index = usize::try_from(position.checked_sub(1)?).ok()?;
     listing.user_automation_ids.get(index).copied()
-}
-
-/// Ids in admin paths are digits only (docs/panels.md, general rules): anything else is 404.
-fn digits(raw: &str) -> Result<u64, ApiError> {
-    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::not_found("Not found"));
-    }
-    // All digits but too large for any row: no such row either.
-    raw.parse::<u64>()
-        .map_err(|_| ApiError::not_found("Not found"))
 }
 
 /// The query of the KB calls, relayed as given (blank values dropped): the marketplace
@@ -97,15 +88,6 @@ impl KbQuery {
     }
 }
 
-/// The marketplace's answer as the shared contract type (a mismatch is our bug: 500).
-fn typed<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| {
-        ApiError::internal(anyhow::anyhow!(
-            "marketplace KB answer has another shape: {e}"
-        ))
-    })
-}
-
 /// `GET /api/admin/kb-status?automation_id=`
 pub async fn status(
     staff: Staff,
@@ -121,7 +103,7 @@ pub async fn status(
             STATUS_TIMEOUT,
         )
         .await?;
-    let report: KbStatusReport = typed(reply.body)?;
+    let report: KbStatusReport = typed(Service::Marketplace, reply)?;
     let listing = Listing {
         automation_id: report.automation_id,
         user_automation_ids: report
@@ -165,7 +147,7 @@ async fn reset(
         },
     )
     .await?;
-    let answer: KbResetAnswer = typed(reply.body)?;
+    let answer: KbResetAnswer = typed(Service::Marketplace, reply)?;
     Ok(HttpResponse::Ok().json(json!({
         "message": answer.message,
         "user_automation_id": answer.user_automation_id,
@@ -181,7 +163,7 @@ pub async fn reset_by_position(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> HttpResult {
-    let position = digits(&path)?;
+    let position = path_digits(&path)?;
     let listing: Option<Listing> = state
         .platform
         .redis
@@ -212,7 +194,7 @@ pub async fn reset_user_automation(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> HttpResult {
-    let id = i64::try_from(digits(&path)?).map_err(|_| ApiError::not_found("Not found"))?;
+    let id = path_id(&path)?;
     reset(&state, &staff, id, None).await
 }
 
@@ -230,15 +212,9 @@ pub async fn history(
         "page",
         "limit",
     ];
-    let reply = state
-        .upstreams
-        .get(
-            Service::Marketplace,
-            "/internal/kb/history",
-            &query.pairs(&keys),
-        )
-        .await?;
-    let items: Vec<KbHistoryItem> = typed(reply.body)?;
+    let path = "/internal/kb/history";
+    let items: Vec<KbHistoryItem> =
+        read_owner(&state, Service::Marketplace, path, &query.pairs(&keys)).await?;
     Ok(HttpResponse::Ok().json(items))
 }
 
@@ -249,15 +225,9 @@ pub async fn stats(
     query: web::Query<KbQuery>,
 ) -> HttpResult {
     let keys = ["automation_id", "user_id", "from_date", "to_date"];
-    let reply = state
-        .upstreams
-        .get(
-            Service::Marketplace,
-            "/internal/kb/history/stats",
-            &query.pairs(&keys),
-        )
-        .await?;
-    let stats: KbHistoryStats = typed(reply.body)?;
+    let path = "/internal/kb/history/stats";
+    let stats: KbHistoryStats =
+        read_owner(&state, Service::Marketplace, path, &query.pairs(&keys)).await?;
     Ok(HttpResponse::Ok().json(stats))
 }
 
@@ -268,15 +238,9 @@ pub async fn chart(
     query: web::Query<KbQuery>,
 ) -> HttpResult {
     let keys = ["automation_id", "user_id", "days"];
-    let reply = state
-        .upstreams
-        .get(
-            Service::Marketplace,
-            "/internal/kb/history/chart-data",
-            &query.pairs(&keys),
-        )
-        .await?;
-    let chart: KbChart = typed(reply.body)?;
+    let path = "/internal/kb/history/chart-data";
+    let chart: KbChart =
+        read_owner(&state, Service::Marketplace, path, &query.pairs(&keys)).await?;
     Ok(HttpResponse::Ok().json(chart))
 }
 
@@ -299,10 +263,10 @@ mod tests {
 
     #[test]
     fn path_ids_are_digits_only() {
-        assert_eq!(digits("12").ok(), Some(12));
+        assert_eq!(path_digits("12").ok(), Some(12));
         for bad in ["", "-1", "+1", "1a", "１", "99999999999999999999999"] {
             assert_eq!(
-                digits(bad).err().map(|e| e.status().as_u16()),
+                path_digits(bad).err().map(|e| e.status().as_u16()),
                 Some(404),
                 "{bad}"
             );

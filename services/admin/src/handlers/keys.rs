@@ -10,7 +10,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use zimmer_db::models::admin::{NewAuditEntry, NewOpenAiKey, OpenAiKey, key_status};
+use zimmer_db::models::admin::{NewOpenAiKey, OpenAiKey, key_status};
 use zimmer_events::contracts::internal::openai::LeaseRequest;
 use zimmer_http::{ApiError, HttpResult, InternalCaller, validate, validate::Validator};
 
@@ -18,7 +18,7 @@ use crate::{
     AppState,
     crypto::{masked, tail},
     domain::keys::masked_key,
-    ops,
+    ops::{self, Audit},
     queries::{
         self,
         keys::{KeyChanges, KeyFilter},
@@ -113,17 +113,17 @@ fn check_limit(v: &mut Validator, field: &'static str, limit: Option<i64>) {
     }
 }
 
-fn check_status(v: &mut Validator, status: Option<&str>) -> Option<String> {
-    let s = status.map(str::trim)?;
-    if key_status::ALL.contains(&s) {
-        Some(s.to_owned())
+/// One of the four key statuses.
+fn key_status_of(raw: &str) -> Result<String, &'static str> {
+    if key_status::ALL.contains(&raw) {
+        Ok(raw.to_owned())
     } else {
-        v.error(
-            "status",
-            "must be one of active, disabled, exhausted, error",
-        );
-        None
+        Err("must be one of active, disabled, exhausted, error")
     }
+}
+
+fn check_status(v: &mut Validator, status: Option<&str>) -> Option<String> {
+    v.check("status", key_status_of(status.map(str::trim)?))
 }
 
 fn alias_taken(e: DieselError) -> ApiError {
@@ -156,13 +156,7 @@ impl ListQuery {
     fn filter(&self) -> Result<KeyFilter, ApiError> {
         let status = match self.status.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(s) if key_status::ALL.contains(&s) => Some(s.to_owned()),
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "status",
-                    "must be one of active, disabled, exhausted, error",
-                ));
-            }
+            Some(s) => Some(key_status_of(s).map_err(|m| ApiError::invalid("status", m))?),
         };
         let automation_id = match self.automation_id.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -181,17 +175,22 @@ impl ListQuery {
 /// The dashboard reads every key at once (docs/panels.md: no paging).
 const LIST_CAP: i64 = 500;
 
+/// The keys the list query asks for, at most [`LIST_CAP`].
+async fn listed_keys(state: &AppState, query: &ListQuery) -> Result<Vec<KeyView>, ApiError> {
+    let filter = query.filter()?;
+    let mut conn = state.platform.pool.get().await?;
+    let rows = queries::keys::list(&mut conn, &filter, LIST_CAP).await?;
+    let now = Utc::now();
+    Ok(rows.into_iter().map(|k| KeyView::new(k, now)).collect())
+}
+
 /// `GET /api/admin/openai-keys?automation_id=&status=` → `{items, total}`
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> HttpResult {
-    let filter = query.filter()?;
-    let mut conn = state.platform.pool.get().await?;
-    let rows = queries::keys::list(&mut conn, &filter, LIST_CAP).await?;
-    let now = Utc::now();
-    let items: Vec<KeyView> = rows.into_iter().map(|k| KeyView::new(k, now)).collect();
+    let items = listed_keys(&state, &query).await?;
     Ok(HttpResponse::Ok().json(json!({ "items": items, "total": items.len() })))
 }
 
@@ -201,12 +200,7 @@ pub async fn list_bare(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> HttpResult {
-    let filter = query.filter()?;
-    let mut conn = state.platform.pool.get().await?;
-    let rows = queries::keys::list(&mut conn, &filter, LIST_CAP).await?;
-    let now = Utc::now();
-    let items: Vec<KeyView> = rows.into_iter().map(|k| KeyView::new(k, now)).collect();
-    Ok(HttpResponse::Ok().json(items))
+    Ok(HttpResponse::Ok().json(listed_keys(&state, &query).await?))
 }
 
 /// `GET /api/admin/openai-keys/{id}`
@@ -281,24 +275,16 @@ pub async fn create(
             )
             .await
             .map_err(alias_taken)?;
-            queries::audit::record(
-                conn,
-                &NewAuditEntry {
-                    actor_id: staff.id(),
-                    action: "openai_key.create",
-                    target_type: "openai_key",
-                    target_id: Some(&row.id.to_string()),
-                    details: &json!({
-                        "automation_id": row.automation_id,
-                        "alias": row.alias,
-                        "key_tail": row.key_tail,
-                        "status": row.status,
-                        "daily_limit": row.daily_limit,
-                        "rpm_limit": row.rpm_limit,
-                    }),
-                },
-            )
-            .await?;
+            let details = json!({
+                "automation_id": row.automation_id,
+                "alias": row.alias,
+                "key_tail": row.key_tail,
+                "status": row.status,
+                "daily_limit": row.daily_limit,
+                "rpm_limit": row.rpm_limit,
+            });
+            let audit = Audit::new("openai_key.create", "openai_key", Some(row.id), details);
+            ops::record(conn, &staff, audit).await?;
             Ok::<_, ApiError>(row)
         })
         .await?;
@@ -416,17 +402,9 @@ async fn apply_update(staff: Staff, state: &AppState, id: i64, body: UpdateBody)
                 .await
                 .map_err(alias_taken)?
                 .ok_or_else(|| ApiError::not_found("Key not found"))?;
-            queries::audit::record(
-                conn,
-                &NewAuditEntry {
-                    actor_id: staff.id(),
-                    action: "openai_key.update",
-                    target_type: "openai_key",
-                    target_id: Some(&id.to_string()),
-                    details: &serde_json::Value::Object(details),
-                },
-            )
-            .await?;
+            let details = serde_json::Value::Object(details);
+            let audit = Audit::new("openai_key.update", "openai_key", Some(id), details);
+            ops::record(conn, &staff, audit).await?;
             Ok::<_, ApiError>(row)
         })
         .await?;
@@ -442,17 +420,9 @@ pub async fn delete(staff: Staff, state: web::Data<AppState>, path: web::Path<i6
         let row = queries::keys::delete(conn, id)
             .await?
             .ok_or_else(|| ApiError::not_found("Key not found"))?;
-        queries::audit::record(
-            conn,
-            &NewAuditEntry {
-                actor_id: staff.id(),
-                action: "openai_key.delete",
-                target_type: "openai_key",
-                target_id: Some(&id.to_string()),
-                details: &json!({ "alias": row.alias, "key_tail": row.key_tail }),
-            },
-        )
-        .await?;
+        let details = json!({ "alias": row.alias, "key_tail": row.key_tail });
+        let audit = Audit::new("openai_key.delete", "openai_key", Some(id), details);
+        ops::record(conn, &staff, audit).await?;
         Ok::<_, ApiError>(())
     })
     .await?;

@@ -16,37 +16,14 @@ use zimmer_events::contracts::internal::knowledge::{
 };
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{ListPage, WHOLE_LIST, listed};
+use super::{ListPage, Listing, WHOLE_LIST, listed, path_id, query_id};
 use crate::{
     AppState,
     clients::Service,
-    ops::{Audit, OwnerCall, call_owner},
+    ops::{Audit, OwnerCall, call_owner, read_owner, typed},
     queries::user_automations as names,
     rbac::Staff,
 };
-
-/// An id in an admin path: digits only, anything else is 404 (docs/panels.md, general rules).
-pub(crate) fn path_id(raw: &str) -> Result<i64, ApiError> {
-    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::not_found("Not found"));
-    }
-    raw.parse::<i64>()
-        .map_err(|_| ApiError::not_found("Not found"))
-}
-
-/// An id filter of a query: blank is none (the dashboard may send `?client_id=`), else a
-/// positive whole number (422).
-pub(crate) fn query_id(field: &'static str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|id| *id > 0)
-            .map(Some)
-            .ok_or_else(|| ApiError::invalid(field, "must be a positive id")),
-    }
-}
 
 /// An id in a body: a number, or digits in a string (a form's select value); 422 otherwise.
 fn body_id(field: &'static str, v: Option<&Value>) -> Result<i64, ApiError> {
@@ -80,28 +57,21 @@ fn object(raw: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
     }
 }
 
-/// The marketplace's answer as the shared contract type (another shape is our bug: 500).
-pub(crate) fn typed<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| {
-        ApiError::internal(anyhow::anyhow!(
-            "marketplace knowledge answer has another shape: {e}"
-        ))
-    })
-}
-
 /// A contract value as a request body.
 pub(crate) fn body_of<T: Serialize>(v: &T) -> Result<Value, ApiError> {
     serde_json::to_value(v).map_err(ApiError::internal)
 }
 
-/// The query of the owner's list for this page: its `offset`/`limit`, the id filter named
-/// `key` (checked as [`query_id`]) and, for the lists that have one, a non-blank category.
-pub(crate) fn list_query(
+/// This page of one of the marketplace's lists at `path` (`{items, total}`, as the contract
+/// type `L`): asked with the page's `offset`/`limit`, the id filter `(key, raw id)` (checked as
+/// [`query_id`]) and, for the lists that have one, a non-blank category.
+pub(crate) async fn owner_list<L: DeserializeOwned>(
+    state: &AppState,
+    path: &str,
     p: &ListPage,
-    key: &'static str,
-    id: Option<&str>,
+    (key, id): (&'static str, Option<&str>),
     category: Option<&str>,
-) -> Result<Vec<(&'static str, String)>, ApiError> {
+) -> Result<L, ApiError> {
     let mut pairs = vec![
         ("offset", p.offset.to_string()),
         ("limit", p.limit.to_string()),
@@ -112,17 +82,13 @@ pub(crate) fn list_query(
     if let Some(c) = category.map(str::trim).filter(|c| !c.is_empty()) {
         pairs.push(("category", c.to_owned()));
     }
-    Ok(pairs)
+    read_owner(state, Service::Marketplace, path, &pairs).await
 }
 
 #[derive(Debug, Deserialize)]
 pub struct EntryQuery {
     pub client_id: Option<String>,
     pub category: Option<String>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 /// `GET /api/admin/knowledge?client_id=&category=`: `{knowledge_entries, items, total,
@@ -131,20 +97,13 @@ pub struct EntryQuery {
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<EntryQuery>,
+    query: Listing<EntryQuery>,
 ) -> HttpResult {
-    let page = paged!(query, WHOLE_LIST);
-    let pairs = list_query(
-        &page,
-        "client_id",
-        query.client_id.as_deref(),
-        query.category.as_deref(),
-    )?;
-    let reply = state
-        .upstreams
-        .get(Service::Marketplace, "/internal/knowledge", &pairs)
-        .await?;
-    let list: KnowledgeList = typed(reply.body)?;
+    let page = query.page(WHOLE_LIST);
+    let id = ("client_id", query.client_id.as_deref());
+    let category = query.category.as_deref();
+    let list: KnowledgeList =
+        owner_list(&state, "/internal/knowledge", &page, id, category).await?;
     listed("knowledge_entries", list.items, list.total, &page)
 }
 
@@ -172,7 +131,7 @@ pub async fn create(staff: Staff, state: web::Data<AppState>, raw: web::Bytes) -
         },
     )
     .await?;
-    let entry: KnowledgeEntry = typed(reply.body)?;
+    let entry: KnowledgeEntry = typed(Service::Marketplace, reply)?;
     Ok(HttpResponse::Created().json(entry))
 }
 
@@ -222,10 +181,6 @@ async fn template_views(
 pub struct TemplateQuery {
     pub automation_id: Option<String>,
     pub category: Option<String>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 /// `GET /api/admin/kb-templates?automation_id=&category=`: `{templates, items, total,
@@ -233,20 +188,13 @@ pub struct TemplateQuery {
 pub async fn list_templates(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<TemplateQuery>,
+    query: Listing<TemplateQuery>,
 ) -> HttpResult {
-    let page = paged!(query, WHOLE_LIST);
-    let pairs = list_query(
-        &page,
-        "automation_id",
-        query.automation_id.as_deref(),
-        query.category.as_deref(),
-    )?;
-    let reply = state
-        .upstreams
-        .get(Service::Marketplace, "/internal/kb-templates", &pairs)
-        .await?;
-    let list: TemplateList = typed(reply.body)?;
+    let page = query.page(WHOLE_LIST);
+    let id = ("automation_id", query.automation_id.as_deref());
+    let category = query.category.as_deref();
+    let list: TemplateList =
+        owner_list(&state, "/internal/kb-templates", &page, id, category).await?;
     let items = template_views(&state, list.items).await?;
     listed("templates", items, list.total, &page)
 }
@@ -300,7 +248,7 @@ async fn save_template(
         },
     )
     .await?;
-    let t: KbTemplate = typed(reply.body)?;
+    let t: KbTemplate = typed(Service::Marketplace, reply)?;
     let mut views = template_views(state, vec![t]).await?;
     views
         .pop()

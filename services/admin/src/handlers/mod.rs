@@ -1,20 +1,6 @@
 //! HTTP handlers of admin and what several of them share: paging, dates in filters. A change
 //! goes through [`crate::ops`] (call the owner, write the audit entry).
 
-/// The [`ListPage`] of a list query with the usual `page`, `page_size`, `limit` and `offset`
-/// fields (see [`list_page`]).
-macro_rules! paged {
-    ($query:expr, $whole:expr) => {
-        $crate::handlers::list_page(
-            $query.page,
-            $query.page_size,
-            $query.limit,
-            $query.offset,
-            $whole,
-        )
-    };
-}
-
 pub mod audit;
 pub mod automations;
 pub mod backups;
@@ -32,18 +18,87 @@ pub mod tokens;
 pub mod user_automations;
 pub mod users;
 
-use actix_web::HttpResponse;
+use std::ops::Deref;
+
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, http::StatusCode, web};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use futures_util::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use zimmer_http::{ApiError, HttpResult, PageQuery};
 
-// The change shape lives in ops/; re-exported because every handler module uses it.
-pub use crate::ops::{
-    Audit, OwnerCall, STATS_CACHE_KEY, audit_after, call_owner, invalidate_stats,
-};
+/// A list's query string: the list's own filters `F` (reached through `Deref`) and its paging
+/// fields `P` ([`Paging`] or [`PageOnly`]), each read from the whole query string as
+/// `web::Query` reads it (its errors too). Two structs rather than `#[serde(flatten)]`: the
+/// query string deserializer cannot flatten numbers.
+#[derive(Debug)]
+pub struct Listing<F, P = Paging> {
+    pub filter: F,
+    pub paging: P,
+}
 
-pub fn page(page: Option<i64>, page_size: Option<i64>) -> PageQuery {
-    PageQuery { page, page_size }
+impl<F> Listing<F> {
+    /// The rows to answer; `whole` without any paging parameter (see [`list_page`]).
+    pub fn page(&self, whole: i64) -> ListPage {
+        self.paging.rows(whole)
+    }
+}
+
+impl<F, P> Deref for Listing<F, P> {
+    type Target = F;
+
+    fn deref(&self) -> &F {
+        &self.filter
+    }
+}
+
+impl<F, P> FromRequest for Listing<F, P>
+where
+    F: DeserializeOwned + 'static,
+    P: DeserializeOwned + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let filter = web::Query::<F>::extract(&req).await?.into_inner();
+            let paging = web::Query::<P>::extract(&req).await?.into_inner();
+            Ok(Self { filter, paging })
+        })
+    }
+}
+
+/// The paging fields of a dashboard list's query (see [`list_page`]).
+#[derive(Debug, Default, Deserialize)]
+pub struct Paging {
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+impl Paging {
+    /// The rows to answer; `whole` without any paging parameter.
+    pub fn rows(&self, whole: i64) -> ListPage {
+        list_page(self.page, self.page_size, self.limit, self.offset, whole)
+    }
+}
+
+/// `page` and `page_size` only, for the lists that page as every other API (no `limit`).
+#[derive(Debug, Default, Deserialize)]
+pub struct PageOnly {
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+impl PageOnly {
+    pub fn query(&self) -> PageQuery {
+        PageQuery {
+            page: self.page,
+            page_size: self.page_size,
+        }
+    }
 }
 
 /// The rows one list call answers. The admin dashboard (README.md, "admin dashboard") has no
@@ -175,6 +230,50 @@ pub fn picked(
         }
     }
     out
+}
+
+/// An id in an admin path: digits only, anything else is 404 (docs/panels.md, general rules).
+pub fn path_digits(raw: &str) -> Result<u64, ApiError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::not_found("Not found"));
+    }
+    // All digits but too large for any row: no such row either.
+    raw.parse::<u64>()
+        .map_err(|_| ApiError::not_found("Not found"))
+}
+
+/// [`path_digits`] as a row id.
+pub fn path_id(raw: &str) -> Result<i64, ApiError> {
+    i64::try_from(path_digits(raw)?).map_err(|_| ApiError::not_found("Not found"))
+}
+
+/// An id filter of a query: blank is none (the dashboard may send `?client_id=`), else a
+/// positive whole number (422).
+pub fn query_id(field: &'static str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(field, "must be a positive id")),
+    }
+}
+
+/// 422 for a body that is JSON but not an object.
+pub fn not_an_object() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_error",
+        "The request body must be a JSON object",
+    )
+}
+
+/// The staff member's own access token (already verified by the staff guard), passed to the
+/// owner so that it checks the actor itself (see [`crate::ops::OwnerCall::acting`]).
+pub fn acting_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    zimmer_jwt::bearer_token(req).ok_or_else(|| ApiError::unauthorized("Authentication required"))
 }
 
 #[cfg(test)]

@@ -9,16 +9,12 @@ use serde_json::json;
 use zimmer_db::models::billing::payment_status;
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{
-    Audit, OwnerCall, WHOLE_LIST, call_owner, listed, parse_time, user_automations::names_of,
-};
+use super::{Listing, WHOLE_LIST, listed, parse_time, user_automations::names_of};
 use crate::{
     AppState,
     clients::Service,
-    queries::{
-        payments::{self as q, PaymentFilter, PaymentRow},
-        user_automations::{automation_names, user_names},
-    },
+    ops::{Audit, OwnerCall, call_owner},
+    queries::payments::{self as q, PaymentFilter, PaymentRow},
     rbac::Staff,
 };
 
@@ -29,10 +25,6 @@ pub struct ListQuery {
     pub automation_id: Option<i64>,
     pub from: Option<String>,
     pub to: Option<String>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 /// The admin dashboard's word for each of our statuses (README.md, "admin dashboard").
@@ -143,7 +135,7 @@ fn view(p: PaymentRow, user: Option<(String, String)>, automation: Option<String
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: Listing<ListQuery>,
 ) -> HttpResult {
     let filter = PaymentFilter {
         status: status_filter(query.status.as_deref())?,
@@ -157,7 +149,7 @@ pub async fn list(
     {
         return Err(ApiError::invalid("to", "must be after from"));
     }
-    let page = paged!(query, WHOLE_LIST);
+    let page = query.page(WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let (people, names) = names_of(
@@ -186,17 +178,10 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
         .await?
         .ok_or_else(|| ApiError::not_found("Payment not found"))?;
     let redemption = q::redemption_of(&mut conn, id).await?;
-    let user = user_names(&mut conn, &[p.user_id])
-        .await?
-        .into_iter()
-        .next()
-        .map(|u| (u.1, u.2));
-    let name = automation_names(&mut conn, &[p.automation_id])
-        .await?
-        .into_iter()
-        .next()
-        .map(|a| a.1);
+    let (people, names) = names_of(&mut conn, [p.user_id], [p.automation_id]).await?;
     drop(conn);
+    let user = people.get(&p.user_id).cloned();
+    let name = names.get(&p.automation_id).cloned();
     let mut body = serde_json::to_value(view(p, user, name)).map_err(ApiError::internal)?;
     if let Some(map) = body.as_object_mut() {
         map.insert(

@@ -4,21 +4,22 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, one_of, picked, search_text};
+use super::{
+    Listing, WHOLE_LIST, listed, not_an_object, one_of, picked, search_text,
+    user_automations::people_of,
+};
 use crate::{
     AppState,
     clients::Service,
-    queries::{
-        tickets::{self as q, TicketFilter, TicketRow},
-        user_automations::user_names,
-    },
+    ops::{Audit, OwnerCall, call_owner},
+    queries::tickets::{self as q, TicketFilter, TicketRow},
     rbac::Staff,
 };
 
@@ -33,10 +34,6 @@ pub struct ListQuery {
     pub assigned_to: Option<String>,
     pub user_id: Option<i64>,
     pub search: Option<String>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,7 +119,7 @@ fn view(
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: Listing<ListQuery>,
 ) -> HttpResult {
     let (assigned_to, unassigned) = match query.assigned_to.as_deref().map(str::trim) {
         None | Some("") => (None, false),
@@ -143,7 +140,7 @@ pub async fn list(
         user_id: query.user_id,
         search: search_text(query.search.as_deref())?,
     };
-    let page = paged!(query, WHOLE_LIST);
+    let page = query.page(WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let ticket_ids: Vec<i64> = rows.iter().map(|(t, _)| t.id).collect();
@@ -151,19 +148,12 @@ pub async fn list(
     for (ticket, author, body) in q::threads(&mut conn, &ticket_ids).await? {
         threads.entry(ticket).or_default().push((author, body));
     }
-    let mut ids: Vec<i64> = rows
+    let ids = rows
         .iter()
         .flat_map(|(t, _)| [Some(t.user_id), t.assigned_to])
         .flatten()
-        .chain(threads.values().flatten().map(|(a, _)| *a))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let people: HashMap<i64, (String, String)> = user_names(&mut conn, &ids)
-        .await?
-        .into_iter()
-        .map(|(id, email, name)| (id, (email, name)))
-        .collect();
+        .chain(threads.values().flatten().map(|(a, _)| *a));
+    let people = people_of(&mut conn, ids).await?;
     drop(conn);
     let items: Vec<TicketView> = rows
         .into_iter()
@@ -183,16 +173,9 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
         .await?
         .ok_or_else(|| ApiError::not_found("Ticket not found"))?;
     let (messages, attachments) = q::thread(&mut conn, id).await?;
-    let mut ids: Vec<i64> = messages.iter().map(|m| m.author_id).collect();
-    ids.push(t.user_id);
-    ids.extend(t.assigned_to);
-    ids.sort_unstable();
-    ids.dedup();
-    let people: HashMap<i64, (String, String)> = user_names(&mut conn, &ids)
-        .await?
-        .into_iter()
-        .map(|(id, email, name)| (id, (email, name)))
-        .collect();
+    let ids = messages.iter().map(|m| m.author_id);
+    let ids = ids.chain([t.user_id]).chain(t.assigned_to);
+    let people = people_of(&mut conn, ids).await?;
     drop(conn);
     let description = t.description.clone();
     let flat: Vec<(i64, String)> = messages
@@ -241,11 +224,7 @@ fn acting(body: Value, staff: &Staff) -> Result<Value, ApiError> {
             map.insert("actor_id".into(), json!(staff.id()));
             Ok(Value::Object(map))
         }
-        _ => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_error",
-            "The request body must be a JSON object",
-        )),
+        _ => Err(not_an_object()),
     }
 }
 

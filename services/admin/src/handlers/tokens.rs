@@ -1,6 +1,8 @@
 //! Token adjustments: made through the marketplace's ledger (it owns balances), read back from
 //! the ledger for the history.
 
+use std::collections::HashMap;
+
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
@@ -8,14 +10,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zimmer_http::{ApiError, HttpResult, Paged, validate, validate::Validator};
 
-use super::{
-    Audit, OwnerCall, WHOLE_LIST, call_owner, listed, page, parse_time, user_automations::names_of,
-};
+use super::{Listing, PageOnly, WHOLE_LIST, listed, parse_time, user_automations::names_of};
 use crate::{
     AppState,
     clients::Service,
+    ops::{Audit, OwnerCall, call_owner},
     queries::{
-        ledger::{self, AdjustmentFilter},
+        ledger::{self, AdjustmentFilter, AdjustmentRow},
         user_automations::owner,
     },
     rbac::Staff,
@@ -144,13 +145,34 @@ pub async fn adjust(
     Ok(res.json(body))
 }
 
+/// A page of adjustments with the people (`id → (email, name)`: owners and actors) and the
+/// automation names they name.
+type AdjustmentsPage = (
+    Vec<AdjustmentRow>,
+    i64,
+    HashMap<i64, (String, String)>,
+    HashMap<i64, String>,
+);
+
+async fn adjustments_page(
+    state: &AppState,
+    filter: &AdjustmentFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<AdjustmentsPage, ApiError> {
+    let mut conn = state.platform.pool.get().await?;
+    let (rows, total) = ledger::adjustments(&mut conn, filter, offset, limit).await?;
+    let people = rows.iter().flat_map(|r| [Some(r.user_id), r.actor_id]);
+    let automations = rows.iter().map(|r| r.automation_id);
+    let (people, names) = names_of(&mut conn, people.flatten(), automations).await?;
+    Ok((rows, total, people, names))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct HistoryQuery {
     pub user_automation_id: Option<i64>,
     pub user_id: Option<i64>,
     pub actor_id: Option<i64>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -177,7 +199,7 @@ struct HistoryItem {
 pub async fn history(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<HistoryQuery>,
+    query: Listing<HistoryQuery, PageOnly>,
 ) -> HttpResult {
     let filter = AdjustmentFilter {
         user_automation_id: query.user_automation_id,
@@ -185,19 +207,9 @@ pub async fn history(
         actor_id: query.actor_id,
         ..AdjustmentFilter::default()
     };
-    let page = page(query.page, query.page_size);
-    let mut conn = state.platform.pool.get().await?;
-    let (rows, total) =
-        ledger::adjustments(&mut conn, &filter, page.offset(), page.limit()).await?;
-    let (people, names) = names_of(
-        &mut conn,
-        rows.iter()
-            .flat_map(|r| [Some(r.user_id), r.actor_id])
-            .flatten(),
-        rows.iter().map(|r| r.automation_id),
-    )
-    .await?;
-    drop(conn);
+    let page = query.paging.query();
+    let (rows, total, people, names) =
+        adjustments_page(&state, &filter, page.offset(), page.limit()).await?;
     let items: Vec<HistoryItem> = rows
         .into_iter()
         .map(|r| HistoryItem {
@@ -227,10 +239,6 @@ pub struct AdjustmentsQuery {
     pub admin_id: Option<i64>,
     pub start_date: Option<String>,
     pub end_date: Option<String>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,7 +268,7 @@ struct Adjustment {
 pub async fn adjustments(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<AdjustmentsQuery>,
+    query: Listing<AdjustmentsQuery>,
 ) -> HttpResult {
     let filter = AdjustmentFilter {
         user_automation_id: None,
@@ -270,18 +278,9 @@ pub async fn adjustments(
         from: parse_time("start_date", query.start_date.as_deref(), false)?,
         to: parse_time("end_date", query.end_date.as_deref(), true)?,
     };
-    let page = paged!(query, WHOLE_LIST);
-    let mut conn = state.platform.pool.get().await?;
-    let (rows, total) = ledger::adjustments(&mut conn, &filter, page.offset, page.limit).await?;
-    let (people, automations) = names_of(
-        &mut conn,
-        rows.iter()
-            .flat_map(|r| [Some(r.user_id), r.actor_id])
-            .flatten(),
-        rows.iter().map(|r| r.automation_id),
-    )
-    .await?;
-    drop(conn);
+    let page = query.page(WHOLE_LIST);
+    let (rows, total, people, automations) =
+        adjustments_page(&state, &filter, page.offset, page.limit).await?;
     let meta = |m: &serde_json::Value, k: &str| m.get(k).filter(|v| !v.is_null()).cloned();
     let items: Vec<Adjustment> = rows
         .into_iter()

@@ -9,7 +9,7 @@ use diesel_async::AsyncPgConnection;
 use serde::{Deserialize, Serialize};
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{WHOLE_LIST, listed, one_of};
+use super::{Listing, WHOLE_LIST, listed, one_of};
 use crate::{
     AppState,
     queries::user_automations::{self as q, UaFilter},
@@ -22,10 +22,6 @@ pub struct ListQuery {
     pub automation_id: Option<i64>,
     pub status: Option<String>,
     pub integration_status: Option<String>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,7 +49,7 @@ struct Item {
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: Listing<ListQuery>,
 ) -> HttpResult {
     let filter = UaFilter {
         user_id: query.user_id,
@@ -69,7 +65,7 @@ pub async fn list(
             &["pending", "provisioned", "failed"],
         )?,
     };
-    let page = paged!(query, WHOLE_LIST);
+    let page = query.page(WHOLE_LIST);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let (users, automations) = names_of(
@@ -106,27 +102,43 @@ pub async fn list(
     listed("user_automations", items, total, &page)
 }
 
-/// Who and what a page of rows names, each looked up once: `user id → (email, name)` and
-/// `automation id → name` (the lists of several handlers show both next to the ids).
+/// `user id → (email, name)` for the people a page of rows names, each looked up once.
+pub(crate) async fn people_of(
+    conn: &mut AsyncPgConnection,
+    users: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, (String, String)>, ApiError> {
+    let users = q::user_names(conn, &distinct(users))
+        .await?
+        .into_iter()
+        .map(|(id, email, name)| (id, (email, name)))
+        .collect();
+    Ok(users)
+}
+
+/// `automation id → name` for the automations a page of rows names, each looked up once.
+pub(crate) async fn automation_names_of(
+    conn: &mut AsyncPgConnection,
+    automations: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, String>, ApiError> {
+    let names = q::automation_names(conn, &distinct(automations)).await?;
+    Ok(names.into_iter().collect())
+}
+
+/// Who and what a page of rows names: [`people_of`] and [`automation_names_of`] (the lists of
+/// several handlers show both next to the ids).
 pub(crate) async fn names_of(
     conn: &mut AsyncPgConnection,
     users: impl IntoIterator<Item = i64>,
     automations: impl IntoIterator<Item = i64>,
 ) -> Result<(HashMap<i64, (String, String)>, HashMap<i64, String>), ApiError> {
-    let mut user_ids: Vec<i64> = users.into_iter().collect();
-    user_ids.sort_unstable();
-    user_ids.dedup();
-    let mut automation_ids: Vec<i64> = automations.into_iter().collect();
-    automation_ids.sort_unstable();
-    automation_ids.dedup();
-    let users = q::user_names(conn, &user_ids)
-        .await?
-        .into_iter()
-        .map(|(id, email, name)| (id, (email, name)))
-        .collect();
-    let automations = q::automation_names(conn, &automation_ids)
-        .await?
-        .into_iter()
-        .collect();
+    let users = people_of(conn, users).await?;
+    let automations = automation_names_of(conn, automations).await?;
     Ok((users, automations))
+}
+
+fn distinct(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
+    let mut ids: Vec<i64> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }

@@ -13,10 +13,11 @@ use zimmer_events::contracts::internal::users::{CreateUser, DeletedUser, UpdateU
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::Role;
 
-use super::{Audit, OwnerCall, WHOLE_LIST, call_owner, listed, one_of, search_text};
+use super::{ListPage, Listing, WHOLE_LIST, acting_token, listed, one_of, search_text};
 use crate::{
     AppState,
     clients::{Reply, Service},
+    ops::{Audit, OwnerCall, call_owner, typed},
     queries::users::{self as q, UserFilter, UserRow},
     rbac::Staff,
 };
@@ -67,10 +68,6 @@ pub struct ListQuery {
     pub search: Option<String>,
     pub role: Option<String>,
     pub is_active: Option<bool>,
-    pub page: Option<i64>,
-    pub page_size: Option<i64>,
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 /// `GET /api/admin/users?search=&role=&is_active=&page=&page_size=`: `{items, users, total,
@@ -79,20 +76,19 @@ pub struct ListQuery {
 pub async fn list(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: Listing<ListQuery>,
 ) -> HttpResult {
-    list_users(&state, &query, WHOLE_LIST).await
+    list_users(&state, &query, query.page(WHOLE_LIST)).await
 }
 
 /// The users list of both pages (users and managers); they differ only in how many rows an
 /// unpaged call answers.
-async fn list_users(state: &AppState, query: &ListQuery, whole: i64) -> HttpResult {
+async fn list_users(state: &AppState, query: &ListQuery, page: ListPage) -> HttpResult {
     let filter = UserFilter {
         search: search_text(query.search.as_deref())?,
         role: one_of("role", query.role.as_deref(), &ROLES)?,
         is_active: query.is_active,
     };
-    let page = paged!(query, whole);
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, &filter, page.offset, page.limit).await?;
     let items: Vec<UserView> = rows.into_iter().map(Into::into).collect();
@@ -342,10 +338,23 @@ pub async fn create_staff(
         phone_number: body.phone_number,
         ..CreateUser::default()
     };
+    create_user(&staff, &req, &state, new, invited).await
+}
+
+/// A new account through auth, audited: 201 with auth's answer.
+async fn create_user(
+    staff: &Staff,
+    req: &HttpRequest,
+    state: &AppState,
+    new: CreateUser,
+    invited: bool,
+) -> HttpResult {
     let new = serde_json::to_value(new).map_err(ApiError::internal)?;
-    let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/users").json(new);
-    let call = call.acting(acting_token(&req)?).changes_stats();
-    let reply = call_owner(&state, &staff, call, |reply| staff_created(reply, invited)).await?;
+    let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/users")
+        .json(new)
+        .acting(acting_token(req)?)
+        .changes_stats();
+    let reply = call_owner(state, staff, call, |reply| staff_created(reply, invited)).await?;
     Ok(HttpResponse::Created().json(reply.body))
 }
 
@@ -360,12 +369,6 @@ fn staff_created(reply: &Reply, invited: bool) -> Audit<'static> {
     Audit::new("user.create_staff", "user", new_id, details)
 }
 
-/// The staff member's own access token (already verified by the staff guard), passed to auth
-/// so that it checks the actor itself.
-fn acting_token(req: &HttpRequest) -> Result<&str, ApiError> {
-    zimmer_jwt::bearer_token(req).ok_or_else(|| ApiError::unauthorized("Authentication required"))
-}
-
 /// The managers list of the admin dashboard returns every account at once (README.md).
 const WHOLE_USERS: i64 = 5_000;
 
@@ -375,9 +378,9 @@ const WHOLE_USERS: i64 = 5_000;
 pub async fn managers(
     _staff: Staff,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: Listing<ListQuery>,
 ) -> HttpResult {
-    list_users(&state, &query, WHOLE_USERS).await
+    list_users(&state, &query, query.page(WHOLE_USERS)).await
 }
 
 /// The admin dashboard's user form. Unknown fields (`is_admin`: the role decides) are ignored.
@@ -417,13 +420,7 @@ pub async fn create_manager(
         is_active: body.is_active,
         email_verified: Some(true),
     };
-    let new = serde_json::to_value(new).map_err(ApiError::internal)?;
-    let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/users")
-        .json(new)
-        .acting(acting_token(&req)?)
-        .changes_stats();
-    let reply = call_owner(&state, &staff, call, |reply| staff_created(reply, false)).await?;
-    Ok(HttpResponse::Created().json(reply.body))
+    create_user(&staff, &req, &state, new, false).await
 }
 
 /// `PUT /api/admin/users/managers/{id}/role` and `PUT /api/admin/users/managers/{id}`: the
@@ -487,7 +484,7 @@ pub async fn delete_permanent(
         Audit::new("user.delete_permanent", "user", Some(id), json!({}))
     })
     .await?;
-    let deleted: DeletedUser = serde_json::from_value(reply.body).map_err(ApiError::internal)?;
+    let deleted: DeletedUser = typed(Service::Auth, reply)?;
     Ok(HttpResponse::Ok().json(json!({
         "message": "The account was deleted permanently",
         "user_id": deleted.user_id,

@@ -8,7 +8,9 @@ pub mod keys;
 
 use std::borrow::Cow;
 
+use diesel_async::AsyncPgConnection;
 use reqwest::Method;
+use serde::de::DeserializeOwned;
 use zimmer_db::models::admin::NewAuditEntry;
 use zimmer_http::ApiError;
 
@@ -31,6 +33,17 @@ pub struct Audit<'a> {
 }
 
 impl<'a> Audit<'a> {
+    /// The entry as `staff` did it.
+    fn entry(&self, staff: &Staff) -> NewAuditEntry<'_> {
+        NewAuditEntry {
+            actor_id: staff.id(),
+            action: self.action,
+            target_type: self.target_type,
+            target_id: self.target_id.as_deref(),
+            details: &self.details,
+        }
+    }
+
     pub fn new(
         action: &'a str,
         target_type: &'a str,
@@ -142,13 +155,7 @@ pub async fn audit_after(
     audit: Audit<'_>,
     idempotency_key: Option<&str>,
 ) {
-    let entry = NewAuditEntry {
-        actor_id: staff.id(),
-        action: audit.action,
-        target_type: audit.target_type,
-        target_id: audit.target_id.as_deref(),
-        details: &audit.details,
-    };
+    let entry = audit.entry(staff);
     let result = async {
         let mut conn = state.platform.pool.get().await?;
         match idempotency_key {
@@ -171,6 +178,38 @@ pub async fn audit_after(
             "audit entry could not be written"
         );
     }
+}
+
+/// Records an action admin carried out on its own tables, in the caller's transaction (the
+/// change and its entry commit together).
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    staff: &Staff,
+    audit: Audit<'_>,
+) -> Result<(), ApiError> {
+    queries::audit::record(conn, &audit.entry(staff)).await?;
+    Ok(())
+}
+
+/// A read of the owner's internal API (`GET path?query`), its answer as the contract type `T`.
+pub async fn read_owner<T: DeserializeOwned>(
+    state: &AppState,
+    service: Service,
+    path: &str,
+    query: &[(&str, String)],
+) -> Result<T, ApiError> {
+    let reply = state.upstreams.get(service, path, query).await?;
+    typed(service, reply)
+}
+
+/// The owner's answer as its contract type: another shape is a deployment error (500).
+pub fn typed<T: DeserializeOwned>(service: Service, reply: Reply) -> Result<T, ApiError> {
+    serde_json::from_value(reply.body).map_err(|e| {
+        ApiError::internal(anyhow::anyhow!(
+            "the {} answer has another shape: {e}",
+            service.name()
+        ))
+    })
 }
 
 /// Drops the cached dashboard after an action that changes its numbers.

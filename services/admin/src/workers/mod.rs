@@ -1,3 +1,4 @@
 //! Admin's background jobs.
 
 pub mod backups;
+pub mod rollup;

@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::{With, World, body};
+use common::{Call, With, World, body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
@@ -59,7 +59,7 @@ async fn call(
     if let Some(b) = b {
         rb = rb.body(b.to_string());
     }
-    body(rb.send().await.unwrap()).await
+    body(rb.call().await).await
 }
 
 /// The automation as the automations page reads it: from `{automations: [...]}`.
@@ -94,10 +94,8 @@ async fn consumes(w: &World, id: i64, service_token: &str) -> StatusCode {
         .post(m.url("/api/automation-usage/consume"))
         .header("X-Zimmer-Service-Token", service_token)
         .json(&json!({ "user_automation_id": ua, "units": 1 }))
-        .send()
-        .await
-        .unwrap()
         .status()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,7 +9,7 @@ use crate::common;
 
 use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
-use common::{With, World, body};
+use common::{Call, With, World, body};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -31,9 +31,8 @@ async fn post(w: &World, path: &str, token: &str) -> (StatusCode, Value) {
         .client
         .post(w.admin.url(path))
         .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     body(res).await
 }
 
@@ -74,6 +73,20 @@ async fn seed(w: &World) -> i64 {
     customers[0]
 }
 
+/// Triggers a backup as the holder of `token`; asserts it succeeded, verified by `method`
+/// (`list` or `restore`), and returns its id.
+async fn backed_up(w: &World, token: &str, method: &str) -> i64 {
+    let (status, answer) = post(w, "/api/admin/backups/trigger", token).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["status"], "success", "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("verified ({method})")),
+        "{answer}"
+    );
+    answer["backup_id"].as_i64().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_triggered_backup_is_recorded_checksummed_and_verified_by_listing() {
     let dir = TempDir::new("admin-backups");
@@ -81,17 +94,7 @@ async fn a_triggered_backup_is_recorded_checksummed_and_verified_by_listing() {
     seed(&w).await;
     let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
 
-    let (status, answer) = post(&w, "/api/admin/backups/trigger", &tech).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["status"], "success", "{answer}");
-    assert!(
-        answer["message"]
-            .as_str()
-            .unwrap()
-            .contains("verified (list)"),
-        "{answer}"
-    );
-    let id = answer["backup_id"].as_i64().unwrap();
+    let id = backed_up(&w, &tech, "list").await;
 
     let list = w.json("/api/admin/backups?", &tech).await;
     let rows = list.as_array().expect("a bare array");
@@ -231,17 +234,7 @@ async fn a_backup_restores_into_an_empty_scratch_database_with_the_source_row_co
     seed(&w).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
 
-    let (status, answer) = post(&w, "/api/admin/backups/trigger", &manager).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["status"], "success", "{answer}");
-    assert!(
-        answer["message"]
-            .as_str()
-            .unwrap()
-            .contains("verified (restore)"),
-        "{answer}"
-    );
-    let id = answer["backup_id"].as_i64().unwrap();
+    let id = backed_up(&w, &manager, "restore").await;
     let rows = w.json("/api/admin/backups", &manager).await;
     assert_eq!(rows[0]["verify_method"], "restore", "{rows}");
 
@@ -398,22 +391,24 @@ async fn cleanup_removes_old_backups_but_never_the_newest_successful_one() {
         .await;
 
     for bad in ["0", "366", "abc"] {
+        let payload = json!({});
         let res = w
             .send(
                 Method::DELETE,
                 &format!("/api/admin/backups/cleanup?retention_days={bad}"),
                 &tech,
-                &json!({}),
+                &payload,
             )
             .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
+    let payload = json!({});
     let res = w
         .send(
             Method::DELETE,
             "/api/admin/backups/cleanup?retention_days=7",
             &tech,
-            &json!({}),
+            &payload,
         )
         .await;
     let (status, answer) = body(res).await;
@@ -481,9 +476,8 @@ async fn backups_are_for_managers_and_the_technical_team_and_off_without_a_direc
             .admin
             .client
             .request(m.clone(), w.admin.url(path))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{m} {path}");
     }
     assert!(files_in(&dir.path).is_empty(), "nothing ran");

@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use common::{With, World};
+use common::{Call, With, World};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
@@ -62,7 +62,7 @@ impl Dashboard {
             Some(b) => req.body(b.to_string()),
             None => req,
         };
-        let res = req.send().await.unwrap();
+        let res = req.call().await;
         let status = res.status();
         assert_eq!(
             res.headers()
@@ -168,9 +168,8 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
             "Access-Control-Request-Headers",
             "authorization, content-type",
         )
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(res.status().is_success());
     assert_eq!(res.headers()["access-control-allow-origin"], ORIGIN);
 

@@ -5,7 +5,7 @@
 //! KB templates, KB monitoring, backups, tickets (the admin list and support's own paths),
 //! discount redemptions and the server-rendered 401, fallbacks and direct notifications.
 
-use crate::common::{With, World};
+use crate::common::{self, Call, With, World};
 use crate::dashboard_contract::{
     Dashboard, ORIGIN, assert_types, boolean, list, num, text, text_or_null,
 };
@@ -13,7 +13,7 @@ use crate::dashboard_contract::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_fake_openai::FakeOpenAi;
-use zimmer_fake_vendor::{FakeVendor, FakeVendorConfig, KbAnswer};
+use zimmer_fake_vendor::KbAnswer;
 use zimmer_jwt::Role;
 use zimmer_testkit::{TEST_PASSWORD, TempDir};
 
@@ -37,11 +37,7 @@ async fn refused(d: &Dashboard, method: Method, path: &str, token: &str, body: O
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dashboard_sign_in_login_refresh_logout_and_signup_through_the_gateway() {
-    let w = World::start(With {
-        auth: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::AUTH).await;
     let d = Dashboard::open(&w).await;
     let (manager, _) = w.user("boss@example.com", Role::Manager).await;
     w.sql(&format!(
@@ -55,10 +51,8 @@ async fn dashboard_sign_in_login_refresh_logout_and_signup_through_the_gateway()
         .post(d.gw.url("/api/auth/login"))
         .header("Origin", ORIGIN)
         .json(&json!({"email": "boss@example.com", "password": TEST_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     assert_eq!(res.headers()["access-control-allow-origin"], ORIGIN);
     assert_eq!(res.headers()["access-control-allow-credentials"], "true");
     let cookies: Vec<String> = res
@@ -93,10 +87,8 @@ async fn dashboard_sign_in_login_refresh_logout_and_signup_through_the_gateway()
         .header("Content-Type", "application/json")
         .bearer_auth("expired.or.not")
         .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let rotated: Vec<String> = res
         .headers()
         .get_all("set-cookie")
@@ -120,18 +112,16 @@ async fn dashboard_sign_in_login_refresh_logout_and_signup_through_the_gateway()
         .header("Content-Type", "application/json")
         .bearer_auth(&token)
         .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(res.status().is_success(), "{}", res.status());
     let res = d
         .http
         .post(d.gw.url("/api/auth/logout"))
         .header("Origin", ORIGIN)
         .bearer_auth("expired.token.value")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_ne!(
         res.status(),
         StatusCode::UNAUTHORIZED,
@@ -144,10 +134,8 @@ async fn dashboard_sign_in_login_refresh_logout_and_signup_through_the_gateway()
         .post(d.gw.url("/api/auth/signup"))
         .header("Origin", ORIGIN)
         .json(&json!({"email": "new@example.com", "password": "Long-enough-pass-2026", "name": "Nima"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+        .call_expecting(StatusCode::CREATED)
+        .await;
     let v: Value = res.json().await.unwrap();
     assert_types(
         &v,
@@ -164,11 +152,7 @@ async fn dashboard_sign_in_login_refresh_logout_and_signup_through_the_gateway()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dashboard_users_page_edits_deactivates_and_deletes_permanently() {
-    let w = World::start(With {
-        auth: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::AUTH).await;
     let d = Dashboard::open(&w).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
     let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
@@ -224,27 +208,11 @@ async fn dashboard_users_page_edits_deactivates_and_deletes_permanently() {
     assert_eq!(v["data"]["total_users"], 2);
 }
 
-async fn vendor() -> FakeVendor {
-    FakeVendor::start(FakeVendorConfig {
-        host: "127.0.0.1".to_owned(),
-        port: 0,
-        service_tokens: vec![],
-        marketplace_url: "http://127.0.0.1:9".to_owned(),
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dashboard_knowledge_templates_and_kb_monitoring_pages() {
-    let w = World::start(With {
-        auth: true,
-        marketplace: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::AUTH.and(With::MARKETPLACE)).await;
     let d = Dashboard::open(&w).await;
-    let kb = vendor().await;
+    let kb = common::kb_vendor().await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
     let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
@@ -567,10 +535,8 @@ async fn dashboard_automation_token_buttons_and_api_keys_page() {
         .bearer_auth(&tech)
         .header("X-Requested-With", "XMLHttpRequest")
         .json(&json!({"password": TEST_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let v: Value = res.json().await.unwrap();
     let token = v["token"].as_str().expect("token").to_owned();
     let (status, v) = d
@@ -808,7 +774,7 @@ async fn dashboard_tickets_discounts_fallbacks_and_notifications() {
         "/api/admin/discounts".to_owned(),
         format!("/api/admin/discounts/{discount}/redemptions"),
     ] {
-        let res = d.http.get(d.gw.url(&path)).send().await.unwrap();
+        let res = d.http.get(d.gw.url(&path)).call().await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "SSR {path}");
         let v: Value = res.json().await.unwrap();
         assert!(v["detail"].is_string());
@@ -840,43 +806,34 @@ async fn dashboard_tickets_discounts_fallbacks_and_notifications() {
     // PUT in the edit page's vocabulary: "fixed" is refused, another code's `code` is 409.
     w.sql("INSERT INTO discount_codes (code, percent_off) VALUES ('other', 5)")
         .await;
-    let (status, v) = d
-        .call(
+    let edit = format!("/api/admin/discounts/{discount}");
+    for (method, path, form, expected) in [
+        (
             Method::PUT,
-            &format!("/api/admin/discounts/{discount}"),
-            &manager,
-            Some(
-                json!({"code": "YALDA", "discount_type": "fixed", "discount_value": 5000,
+            edit.as_str(),
+            json!({"code": "YALDA", "discount_type": "fixed", "discount_value": 5000,
                 "is_active": true}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    let (status, v) = d
-        .call(
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
             Method::PUT,
-            &format!("/api/admin/discounts/{discount}"),
-            &manager,
-            Some(
-                json!({"code": "OTHER", "discount_type": "percentage", "discount_value": 5,
+            edit.as_str(),
+            json!({"code": "OTHER", "discount_type": "percentage", "discount_value": 5,
                 "is_active": true}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{v}");
-    let (status, v) = d
-        .call(
+            StatusCode::CONFLICT,
+        ),
+        (
             Method::POST,
             "/api/admin/discounts",
-            &manager,
-            Some(
-                json!({"code": "ZERO", "percent_off": 0, "active": true, "starts_at": null,
+            json!({"code": "ZERO", "percent_off": 0, "active": true, "starts_at": null,
                 "ends_at": null, "max_redemptions": null, "per_user_limit": null,
                 "automation_ids": []}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (status, v) = d.call(method.clone(), path, &manager, Some(form)).await;
+        assert_eq!(status, expected, "{method} {path}: {v}");
+    }
 
     // Fallbacks: `{fallbacks}`, filtered by `client_id`.
     w.sql(&format!(

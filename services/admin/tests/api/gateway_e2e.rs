@@ -6,43 +6,28 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use uuid::Uuid;
 use zimmer_jwt::Role;
-use zimmer_testkit::{Gateway, Process, TempDir, TestContext, Upstreams, client};
+use zimmer_testkit::{Call, Gateway, Process, TempDir, TestContext, Upstreams, client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_through_the_gateway() {
     let ctx = TestContext::new().await;
     let logs = TempDir::new("zimmer-admin-e2e-logs");
-    let env: Vec<(String, String)> = ctx
-        .env_pairs()
-        .into_iter()
-        .filter(|(k, _)| k != "HTTP_PORT")
-        .collect();
-    let admin = Process::start_service("zimmer-admin", "admin", &env, &logs.path).await;
-    let gw = Gateway::start(
-        &Upstreams {
-            admin: vec![format!("127.0.0.1:{}", admin.port)],
-            ..Default::default()
-        },
-        &["http://localhost:3001"],
-    )
-    .await;
+    let env = ctx.process_env(&[], vec![]);
+    let admin = Process::start("admin", &env, &logs.path).await;
+    let gw = Gateway::start(&Upstreams::of(&[&admin]), &["http://localhost:3001"]).await;
     let http = client();
-    let manager = ctx.create_user("boss@example.com", Role::Manager).await;
-    let mt = ctx.mint_access_token(manager, Role::Manager, Uuid::new_v4());
-    let support = ctx
-        .create_user("agent@example.com", Role::SupportStaff)
+    let (_, mt) = ctx.user_with_token("boss@example.com", Role::Manager).await;
+    let (_, st) = ctx
+        .user_with_token("agent@example.com", Role::SupportStaff)
         .await;
-    let st = ctx.mint_access_token(support, Role::SupportStaff, Uuid::new_v4());
 
     let res = http
         .get(gw.url("/api/admin/dashboard/stats"))
         .bearer_auth(&mt)
         .header("Origin", "http://localhost:3001")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK, "{}", admin.log());
     assert_eq!(
         res.headers()["access-control-allow-origin"],
@@ -55,18 +40,13 @@ async fn the_admin_api_through_the_gateway() {
     // The guard's answers come through as JSON.
     let res = http
         .get(gw.url("/api/admin/audit-log"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        .call_expecting(StatusCode::UNAUTHORIZED)
+        .await;
     assert!(res.json::<Value>().await.unwrap()["detail"].is_string());
-    let res = http
-        .get(gw.url("/api/admin/audit-log"))
+    http.get(gw.url("/api/admin/audit-log"))
         .bearer_auth(&st)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        .expect_status(StatusCode::FORBIDDEN)
+        .await;
 
     // The dashboard's preflight for a write with an idempotency key.
     let res = http
@@ -77,9 +57,8 @@ async fn the_admin_api_through_the_gateway() {
             "Access-Control-Request-Headers",
             "authorization, content-type, idempotency-key",
         )
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(res.status().is_success());
     assert!(
         res.headers()["access-control-allow-headers"]
@@ -94,19 +73,16 @@ async fn the_admin_api_through_the_gateway() {
         .post(gw.url("/api/admin/notifications/broadcast"))
         .bearer_auth(&st)
         .json(&serde_json::json!({ "title": "سلام", "body": "پیام همگانی" }))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED, "{}", admin.log());
 
     // Not exposed: probes, metrics and anything internal.
-    for path in [
+    gw.assert_not_exposed(&[
         "/readyz",
         "/metrics",
         "/internal/revocations",
         "/api/admin/../readyz",
-    ] {
-        let res = http.get(gw.url(path)).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
-    }
+    ])
+    .await;
 }

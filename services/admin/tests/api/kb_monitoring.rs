@@ -7,19 +7,8 @@ use crate::common::{self, With, World};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use zimmer_fake_vendor::{FakeVendor, FakeVendorConfig, KbAnswer};
+use zimmer_fake_vendor::KbAnswer;
 use zimmer_jwt::Role;
-
-async fn vendor() -> FakeVendor {
-    FakeVendor::start(FakeVendorConfig {
-        host: "127.0.0.1".to_owned(),
-        port: 0,
-        service_tokens: vec![],
-        marketplace_url: "http://127.0.0.1:9".to_owned(),
-    })
-    .await
-    .unwrap()
-}
 
 /// A customer with a user automation of `automation`; returns the user automation id.
 async fn subscribe(w: &World, email: &str, name: &str, automation: i64) -> i64 {
@@ -43,12 +32,8 @@ async fn post(w: &World, path: &str, token: &str) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kb_reset_by_position_resets_exactly_the_row_this_staff_member_was_shown() {
-    let w = World::start(With {
-        marketplace: true,
-        ..With::NONE
-    })
-    .await;
-    let kb = vendor().await;
+    let w = World::start(With::MARKETPLACE).await;
+    let kb = common::kb_vendor().await;
     let (manager, m_token) = w.user("m@example.com", Role::Manager).await;
     let (_, t_token) = w.user("t@example.com", Role::TechnicalTeam).await;
 
@@ -192,12 +177,8 @@ async fn kb_reset_by_position_resets_exactly_the_row_this_staff_member_was_shown
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kb_history_stats_and_chart_have_the_dashboard_shapes() {
-    let w = World::start(With {
-        marketplace: true,
-        ..With::NONE
-    })
-    .await;
-    let kb = vendor().await;
+    let w = World::start(With::MARKETPLACE).await;
+    let kb = common::kb_vendor().await;
     let (_, token) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let automation = w
         .insert(&format!(
@@ -295,11 +276,7 @@ async fn kb_history_stats_and_chart_have_the_dashboard_shapes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn support_staff_may_not_use_kb_monitoring() {
-    let w = World::start(With {
-        marketplace: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::MARKETPLACE).await;
     let (_, s_token) = w.user("s@example.com", Role::SupportStaff).await;
     let (_, c_token) = w.user("c@example.com", Role::Customer).await;
     for token in [&s_token, &c_token] {

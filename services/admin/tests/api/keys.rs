@@ -5,7 +5,7 @@
 use crate::common;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use common::{With, World, body};
+use common::{Call, With, World, body};
 use diesel::{
     QueryableByName,
     sql_types::{Bytea, Text},
@@ -52,13 +52,9 @@ async fn the_database_never_holds_a_key_in_plaintext_and_the_api_shows_only_its_
         )
         .await;
 
+    let payload = json!({ "automation_id": automation, "alias": "primary", "key": format!("  {SECRET} "), "daily_limit": 1000 });
     let res = w
-        .send(
-            Method::POST,
-            "/api/admin/openai-keys",
-            &tech,
-            &json!({ "automation_id": automation, "alias": "primary", "key": format!("  {SECRET} "), "daily_limit": 1000 }),
-        )
+        .send(Method::POST, "/api/admin/openai-keys", &tech, &payload)
         .await;
     let text = res.text().await.unwrap();
     let created: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -98,13 +94,9 @@ async fn the_database_never_holds_a_key_in_plaintext_and_the_api_shows_only_its_
     );
 
     // The same key stored again gets a different ciphertext (a fresh nonce per value).
+    let payload = json!({ "automation_id": automation, "alias": "secondary", "api_key": SECRET });
     let res = w
-        .send(
-            Method::POST,
-            "/api/admin/openai-keys",
-            &tech,
-            &json!({ "automation_id": automation, "alias": "secondary", "api_key": SECRET }),
-        )
+        .send(Method::POST, "/api/admin/openai-keys", &tech, &payload)
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let second: serde_json::Value = res.json().await.unwrap();
@@ -121,12 +113,13 @@ async fn the_database_never_holds_a_key_in_plaintext_and_the_api_shows_only_its_
     }
 
     // Status, limits, rename; null removes the limit; a rotation re-encrypts.
+    let payload = json!({ "status": "disabled", "daily_limit": null, "alias": "old primary" });
     let res = w
         .send(
             Method::PATCH,
             &format!("/api/admin/openai-keys/{id}"),
             &tech,
-            &json!({ "status": "disabled", "daily_limit": null, "alias": "old primary" }),
+            &payload,
         )
         .await;
     let (status, v) = body(res).await;
@@ -135,12 +128,13 @@ async fn the_database_never_holds_a_key_in_plaintext_and_the_api_shows_only_its_
     assert_eq!(v["daily_limit"], serde_json::Value::Null);
     assert_eq!(v["alias"], "old primary");
     let rotated = "sk-rotated-0000000000000000000Ab12";
+    let payload = json!({ "key": rotated });
     let res = w
         .send(
             Method::PUT,
             &format!("/api/admin/openai-keys/{id}"),
             &tech,
-            &json!({ "key": rotated }),
+            &payload,
         )
         .await;
     let text = res.text().await.unwrap();
@@ -199,14 +193,11 @@ async fn the_database_never_holds_a_key_in_plaintext_and_the_api_shows_only_its_
     }
 
     // Delete; every change was audited without the key.
-    let res = w
-        .admin
+    w.admin
         .delete(&format!("/api/admin/openai-keys/{id}"))
         .bearer_auth(&tech)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        .expect_status(StatusCode::NO_CONTENT)
+        .await;
     assert_eq!(
         w.get(&format!("/api/admin/openai-keys/{id}"), &tech)
             .await

@@ -7,7 +7,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{With, World, body};
+use common::{Call, With, World, body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_fake_openai::FakeOpenAi;
@@ -91,14 +91,9 @@ async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads()
     );
 
     // The alias is unique per automation, not globally; an automation must be chosen.
-    let res = w
-        .send(
-            Method::POST,
-            "/api/admin/",
-            &tech,
-            &json!({"automation_id": a, "alias": "main", "api_key": WRONG, "status": "active"}),
-        )
-        .await;
+    let payload =
+        json!({"automation_id": a, "alias": "main", "api_key": WRONG, "status": "active"});
+    let res = w.send(Method::POST, "/api/admin/", &tech, &payload).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     let other = create(
         &w,
@@ -110,14 +105,8 @@ async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads()
     let other_id = other["id"].as_i64().unwrap();
     assert_eq!(other["status"], "disabled");
     for automation_id in [json!(0), json!(999_999), Value::Null] {
-        let res = w
-            .send(
-                Method::POST,
-                "/api/admin/",
-                &tech,
-                &json!({"automation_id": automation_id, "alias": "x", "api_key": VALID, "status": "active"}),
-            )
-            .await;
+        let payload = json!({"automation_id": automation_id, "alias": "x", "api_key": VALID, "status": "active"});
+        let res = w.send(Method::POST, "/api/admin/", &tech, &payload).await;
         let (status, v) = body(res).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert!(
@@ -160,14 +149,9 @@ async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads()
     assert_eq!(ours["total"], 2);
 
     // Edit: partial; `api_key: ""` keeps the key; null removes a limit.
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/keys/{id}"),
-            &tech,
-            &json!({"alias": "primary", "rpm_limit": null, "daily_token_limit": 500, "status": "active", "api_key": ""}),
-        )
-        .await;
+    let payload = json!({"alias": "primary", "rpm_limit": null, "daily_token_limit": 500, "status": "active", "api_key": ""});
+    let path = format!("/api/admin/keys/{id}");
+    let res = w.send(Method::PUT, &path, &tech, &payload).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(
@@ -184,25 +168,15 @@ async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads()
             &json!("sk-****wxyz")
         )
     );
-    let res = w
-        .send(
-            Method::PATCH,
-            &format!("/api/admin/keys/{id}/status"),
-            &tech,
-            &json!({"status": "disabled"}),
-        )
-        .await;
+    let payload = json!({"status": "disabled"});
+    let path = format!("/api/admin/keys/{id}/status");
+    let res = w.send(Method::PATCH, &path, &tech, &payload).await;
     let (status, v) = body(res).await;
     assert_eq!((status, &v["status"]), (StatusCode::OK, &json!("disabled")));
     assert_eq!(find(&list(&w, &tech, "").await, id)["status"], "disabled");
-    let res = w
-        .send(
-            Method::PATCH,
-            &format!("/api/admin/keys/{id}/status"),
-            &tech,
-            &json!({"status": "broken"}),
-        )
-        .await;
+    let payload = json!({"status": "broken"});
+    let path = format!("/api/admin/keys/{id}/status");
+    let res = w.send(Method::PATCH, &path, &tech, &payload).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // Support staff may not touch keys (403 with detail).
@@ -216,19 +190,13 @@ async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads()
         .delete(&format!("/api/admin/keys/{other_id}"))
         .bearer_auth(&tech)
         .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(res.status().is_success());
     assert_eq!(list(&w, &tech, "").await.len(), 1);
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/keys/{other_id}"),
-            &tech,
-            &json!({"alias": "z"}),
-        )
-        .await;
+    let payload = json!({"alias": "z"});
+    let path = format!("/api/admin/keys/{other_id}");
+    let res = w.send(Method::PUT, &path, &tech, &payload).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
@@ -242,9 +210,8 @@ async fn lease(w: &World, automation_id: i64, tokens: i64) -> (StatusCode, Value
             zimmer_config::dev_internal_token("marketplace"),
         )
         .json(&json!({"automation_id": automation_id, "tokens": tokens}))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     body(res).await
 }
 
@@ -341,14 +308,11 @@ async fn every_use_is_counted_and_the_limits_hold() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Without a service credential: 401; never through /api.
-    let res = w
-        .admin
+    w.admin
         .post("/internal/openai-keys/lease")
         .json(&json!({"automation_id": a, "tokens": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
 
     // Concurrent requests never exceed the per-minute limit nor lose a count.
     let c = automation(&w, "Busy").await;
@@ -422,9 +386,8 @@ async fn the_key_test_asks_openai_and_marks_a_refused_key() {
                 .post(&format!("/api/admin/keys/{id}/test"))
                 .bearer_auth(&tech)
                 .header("content-type", "application/json")
-                .send()
-                .await
-                .unwrap();
+                .call()
+                .await;
             let status = res.status();
             let text = res.text().await.unwrap();
             for secret in [VALID, WRONG] {

@@ -7,6 +7,7 @@ mod backups;
 mod common;
 mod dashboard_contract;
 mod dashboard_pages;
+mod dashboard_rollup;
 mod gateway_e2e;
 mod kb_monitoring;
 mod keys;

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{WAIT, With, World, body};
+use common::{Call, WAIT, With, World, body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
@@ -23,9 +23,8 @@ async fn notifications_of(w: &World, token: &str) -> Vec<Value> {
     let res = support
         .get("/api/notifications")
         .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let items = if v.is_array() { &v } else { &v["items"] };
@@ -51,25 +50,19 @@ async fn chosen_users_get_one_notification_each_and_the_count_is_exact() {
     let stream = support
         .get("/api/notifications/stream")
         .bearer_auth(&sara_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let mut stream = stream;
 
+    let payload = json!({
+        "user_ids": [sara, reza, sara, gone, 999_999],
+        "type": "payment",
+        "title": "پرداخت شما بررسی شد",
+        "body": "",
+        "data": {"payment_id": 7}
+    });
     let res = w
-        .send(
-            Method::POST,
-            "/api/admin/notifications",
-            &agent,
-            &json!({
-                "user_ids": [sara, reza, sara, gone, 999_999],
-                "type": "payment",
-                "title": "پرداخت شما بررسی شد",
-                "body": "",
-                "data": {"payment_id": 7}
-            }),
-        )
+        .send(Method::POST, "/api/admin/notifications", &agent, &payload)
         .await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -155,13 +148,9 @@ async fn chosen_users_get_one_notification_each_and_the_count_is_exact() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert!(v["detail"].is_string());
     }
+    let payload = json!({"user_ids": [sara], "type": "system", "title": "t", "body": "b"});
     let res = w
-        .send(
-            Method::POST,
-            "/api/admin/notifications",
-            &tech,
-            &json!({"user_ids": [sara], "type": "system", "title": "t", "body": "b"}),
-        )
+        .send(Method::POST, "/api/admin/notifications", &tech, &payload)
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(
@@ -236,12 +225,13 @@ async fn a_broadcast_carries_type_and_data_and_names_the_roles_it_accepts() {
     .await;
 
     // Without a role, everyone active (the manager included); without a type, `admin`.
+    let payload = json!({"title": "همه", "body": "b"});
     let res = w
         .send(
             Method::POST,
             "/api/admin/notifications/broadcast",
             &manager,
-            &json!({"title": "همه", "body": "b"}),
+            &payload,
         )
         .await;
     let (status, v) = body(res).await;

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{WAIT, With, World, body};
+use common::{Call, WAIT, With, World, body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
@@ -22,22 +22,14 @@ async fn audit_actions(w: &World, token: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn automations_are_managed_through_the_marketplace() {
-    let w = World::start(With {
-        marketplace: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::MARKETPLACE).await;
     let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
 
+    let payload = json!({ "name": "دستیار تلگرام", "price_per_token": 1500, "demo_tokens": 7, "description": "x" });
     let res = w
-        .send(
-            Method::POST,
-            "/api/admin/automations",
-            &tech,
-            &json!({ "name": "دستیار تلگرام", "price_per_token": 1500, "demo_tokens": 7, "description": "x" }),
-        )
+        .send(Method::POST, "/api/admin/automations", &tech, &payload)
         .await;
     let (status, created) = body(res).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -51,45 +43,27 @@ async fn automations_are_managed_through_the_marketplace() {
         1
     );
     // Edit; the owner's validation reaches the caller as a 422 with its field errors.
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/automations/{id}"),
-            &tech,
-            &json!({ "price_per_token": 2000 }),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/automations/{id}"),
-            &tech,
-            &json!({ "pricing_type": "free_for_all" }),
-        )
-        .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(v["errors"][0]["field"], "pricing_type");
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/automations/{id}"),
-            &tech,
-            &json!([1]),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let path = format!("/api/admin/automations/{id}");
+    for (edit, expected, field) in [
+        (json!({ "price_per_token": 2000 }), StatusCode::OK, None),
+        (
+            json!({ "pricing_type": "free_for_all" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("pricing_type"),
+        ),
+        (json!([1]), StatusCode::UNPROCESSABLE_ENTITY, None),
+    ] {
+        let (status, v) = body(w.send(Method::PUT, &path, &tech, &edit).await).await;
+        assert_eq!(status, expected, "{edit}: {v}");
+        if let Some(field) = field {
+            assert_eq!(v["errors"][0]["field"], field, "{edit}");
+        }
+    }
 
     // A service token is shown once, never stored in plaintext, never logged.
-    let res = w
-        .send(
-            Method::POST,
-            &format!("/api/admin/automations/{id}/service-token"),
-            &tech,
-            &json!({}),
-        )
-        .await;
+    let payload = json!({});
+    let path = format!("/api/admin/automations/{id}/service-token");
+    let res = w.send(Method::POST, &path, &tech, &payload).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(res.headers()["cache-control"], "no-store");
     let v: Value = res.json().await.unwrap();
@@ -107,14 +81,9 @@ async fn automations_are_managed_through_the_marketplace() {
     );
 
     // Health check now: no URL configured is the owner's clear 409.
-    let res = w
-        .send(
-            Method::POST,
-            &format!("/api/admin/automations/{id}/health-check"),
-            &tech,
-            &json!({}),
-        )
-        .await;
+    let payload = json!({});
+    let path = format!("/api/admin/automations/{id}/health-check");
+    let res = w.send(Method::POST, &path, &tech, &payload).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
 
     // Delete: with a customer it is only unlisted; without, gone.
@@ -126,31 +95,25 @@ async fn automations_are_managed_through_the_marketplace() {
         .admin
         .delete(&format!("/api/admin/automations/{id}"))
         .bearer_auth(&tech)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["deleted"], false);
     let v = w.json(&format!("/api/admin/automations/{id}"), &tech).await;
     assert_eq!(v["is_listed"], false);
     assert_eq!(v["users_count"], 1);
+    let payload = json!({ "name": "Short-lived", "price_per_token": 1 });
     let res = w
-        .send(
-            Method::POST,
-            "/api/admin/automations",
-            &tech,
-            &json!({ "name": "Short-lived", "price_per_token": 1 }),
-        )
+        .send(Method::POST, "/api/admin/automations", &tech, &payload)
         .await;
     let other = body(res).await.1["id"].as_i64().unwrap();
     let res = w
         .admin
         .delete(&format!("/api/admin/automations/{other}"))
         .bearer_auth(&tech)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(body(res).await.1["deleted"], true);
     assert_eq!(
         w.get(&format!("/api/admin/automations/{other}"), &tech)
@@ -159,12 +122,13 @@ async fn automations_are_managed_through_the_marketplace() {
         StatusCode::NOT_FOUND
     );
 
-    let v = w
-        .json("/api/admin/automations?is_listed=false", &tech)
-        .await;
-    assert_eq!(v["total"], 1);
-    let v = w.json("/api/admin/automations?search=تلگرام", &tech).await;
-    assert_eq!(v["total"], 1);
+    for (path, total) in [
+        ("/api/admin/automations?is_listed=false".to_owned(), 1),
+        ("/api/admin/automations?search=تلگرام".to_owned(), 1),
+    ] {
+        let v = w.json(&path, &tech).await;
+        assert_eq!(v["total"], total, "{path}");
+    }
 
     let actions = audit_actions(&w, &manager).await;
     for a in [
@@ -193,11 +157,7 @@ async fn automations_are_managed_through_the_marketplace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn discounts_and_payments_for_managers() {
-    let w = World::start(With {
-        billing: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::BILLING).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
     let (c1, _) = w.user("c1@example.com", Role::Customer).await;
     let (c2, _) = w.user("c2@example.com", Role::Customer).await;
@@ -209,44 +169,30 @@ async fn discounts_and_payments_for_managers() {
         .await;
 
     // Discounts through billing.
+    let payload = json!({ "code": " NOROOZ1405 ", "percent_off": 20, "max_redemptions": 100 });
     let res = w
-        .send(
-            Method::POST,
-            "/api/admin/discounts",
-            &manager,
-            &json!({ "code": " NOROOZ1405 ", "percent_off": 20, "max_redemptions": 100 }),
-        )
+        .send(Method::POST, "/api/admin/discounts", &manager, &payload)
         .await;
     let (status, d) = body(res).await;
     assert_eq!(status, StatusCode::CREATED, "{d}");
     assert_eq!(d["code"], "norooz1405");
     let id = d["id"].as_i64().unwrap();
-    let res = w
-        .send(
-            Method::POST,
-            "/api/admin/discounts",
-            &manager,
-            &json!({ "code": "norooz1405", "percent_off": 10 }),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CONFLICT);
-    let res = w
-        .send(
-            Method::POST,
-            "/api/admin/discounts",
-            &manager,
-            &json!({ "code": "bad", "percent_off": 101 }),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/discounts/{id}"),
-            &manager,
-            &json!({ "active": false, "max_redemptions": null }),
-        )
-        .await;
+    for (refused, expected) in [
+        (
+            json!({ "code": "norooz1405", "percent_off": 10 }),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({ "code": "bad", "percent_off": 101 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let res = w.send(Method::POST, "/api/admin/discounts", &manager, &refused);
+        assert_eq!(res.await.status(), expected, "{refused}");
+    }
+    let payload = json!({ "active": false, "max_redemptions": null });
+    let path = format!("/api/admin/discounts/{id}");
+    let res = w.send(Method::PUT, &path, &manager, &payload).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["active"], false);
@@ -331,14 +277,9 @@ async fn discounts_and_payments_for_managers() {
     assert_eq!(rows[0]["status"], "confirmed");
 
     // Reconciling a settled payment checks nothing (billing's rule) and is audited.
-    let res = w
-        .send(
-            Method::POST,
-            &format!("/api/admin/payments/{pid}/reconcile"),
-            &manager,
-            &json!({}),
-        )
-        .await;
+    let payload = json!({});
+    let path = format!("/api/admin/payments/{pid}/reconcile");
+    let res = w.send(Method::POST, &path, &manager, &payload).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["checked"], false);
@@ -348,9 +289,8 @@ async fn discounts_and_payments_for_managers() {
         .admin
         .delete(&format!("/api/admin/discounts/{id}"))
         .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["deleted"], false);
@@ -369,11 +309,7 @@ async fn discounts_and_payments_for_managers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tickets_are_overseen_and_answered_through_support() {
-    let w = World::start(With {
-        support: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::SUPPORT).await;
     let (support_id, support) = w.user("agent@example.com", Role::SupportStaff).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
     let (c1, _) = w.user("c1@example.com", Role::Customer).await;
@@ -417,24 +353,14 @@ async fn tickets_are_overseen_and_answered_through_support() {
     );
 
     // Assign and change status, then reply, all as the staff member, through support.
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/tickets/{t1}"),
-            &support,
-            &json!({ "status": "in_progress", "assigned_to": support_id, "actor_id": 1 }),
-        )
-        .await;
+    let payload = json!({ "status": "in_progress", "assigned_to": support_id, "actor_id": 1 });
+    let path = format!("/api/admin/tickets/{t1}");
+    let res = w.send(Method::PUT, &path, &support, &payload).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    let res = w
-        .send(
-            Method::POST,
-            &format!("/api/admin/tickets/{t1}/messages"),
-            &support,
-            &json!({ "message": "در حال بررسی هستیم" }),
-        )
-        .await;
+    let payload = json!({ "message": "در حال بررسی هستیم" });
+    let path = format!("/api/admin/tickets/{t1}/messages");
+    let res = w.send(Method::POST, &path, &support, &payload).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(
@@ -470,22 +396,19 @@ async fn tickets_are_overseen_and_answered_through_support() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broadcast_reaches_every_matching_user_once() {
-    let w = World::start(With {
-        support: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::SUPPORT).await;
     let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
     for i in 0..3 {
         w.user(&format!("c{i}@example.com"), Role::Customer).await;
     }
+    let payload = json!({ "title": "به‌روزرسانی", "body": "سرویس امشب ساعت ۲ به‌روز می‌شود", "role": "customer" });
     let res = w
         .send(
             Method::POST,
             "/api/admin/notifications/broadcast",
             &support,
-            &json!({ "title": "به‌روزرسانی", "body": "سرویس امشب ساعت ۲ به‌روز می‌شود", "role": "customer" }),
+            &payload,
         )
         .await;
     let (status, v) = body(res).await;
@@ -545,12 +468,7 @@ async fn a_broadcast_reaches_every_matching_user_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn system_status_reports_each_service_and_the_queues() {
-    let w = World::start(With {
-        support: true,
-        marketplace: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::SUPPORT.and(With::MARKETPLACE)).await;
     let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let v = w.json("/api/admin/system/status", &tech).await;
     assert_eq!(v["database"]["status"], "ok");

@@ -9,7 +9,7 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::{With, World};
+use common::{Call, With, World};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
@@ -301,7 +301,7 @@ async fn every_admin_route_answers_each_role_as_rbac_md_says() {
             if let Some(b) = &body {
                 req = req.json(b);
             }
-            let res = req.send().await.unwrap();
+            let res = req.call().await;
             let status = res.status();
             let text = res.text().await.unwrap_or_default();
             let ok = match role {

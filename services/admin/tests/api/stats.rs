@@ -119,12 +119,13 @@ async fn stats_are_cached_briefly_and_an_admin_action_invalidates_them() {
     assert_eq!(cached["users"]["total"], first["users"]["total"]);
     assert_eq!(cached["generated_at"], first["generated_at"]);
     // A token adjustment changes the numbers: the cache is dropped.
+    let payload = serde_json::json!({ "user_automation_id": ua, "delta": 1, "reason": "r", "idempotency_key": "cache-1" });
     let res = w
         .send(
             reqwest::Method::POST,
             "/api/admin/tokens/adjust",
             &tech,
-            &serde_json::json!({ "user_automation_id": ua, "delta": 1, "reason": "r", "idempotency_key": "cache-1" }),
+            &payload,
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);

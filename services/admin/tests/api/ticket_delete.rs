@@ -4,17 +4,13 @@
 
 use crate::common;
 
-use common::{With, World};
+use common::{Call, With, World};
 use reqwest::StatusCode;
 use zimmer_jwt::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deleted_ticket_leaves_the_admin_lists_and_counts() {
-    let w = World::start(With {
-        support: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::SUPPORT).await;
     let (customer, _) = w.user("sara@example.com", Role::Customer).await;
     let (_, agent) = w.user("agent@example.com", Role::SupportStaff).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
@@ -32,29 +28,20 @@ async fn a_deleted_ticket_leaves_the_admin_lists_and_counts() {
 
     // The dashboard's delete goes to support directly; support staff may not.
     let support = w.support.as_ref().unwrap();
-    let res = support
+    support
         .delete(&format!("/api/tickets/{gone}"))
         .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = support
+        .expect_status(StatusCode::FORBIDDEN)
+        .await;
+    support
         .delete(&format!("/api/tickets/{gone}"))
         .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        .expect_status(StatusCode::NO_CONTENT)
+        .await;
 
     for token in [&agent, &manager] {
         let v = w.json("/api/admin/tickets", token).await;
-        let listed: Vec<i64> = v["tickets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_i64().unwrap())
-            .collect();
+        let listed = zimmer_testkit::ids_in(&v["tickets"], "id");
         assert_eq!(listed, vec![kept], "{v}");
         assert_eq!(v["total"], 1);
         assert_eq!(

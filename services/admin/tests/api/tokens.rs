@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{With, World, body};
+use common::{Call, With, World, body};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use zimmer_jwt::Role;
@@ -18,11 +18,7 @@ async fn balance(w: &World, ua: i64) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_adjustment_sent_twice_with_one_key_changes_the_balance_once_and_logs_once() {
-    let w = World::start(With {
-        marketplace: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::MARKETPLACE).await;
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
     let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
@@ -83,28 +79,21 @@ async fn an_adjustment_sent_twice_with_one_key_changes_the_balance_once_and_logs
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["code"], "idempotency_conflict");
     // Below zero is refused by the ledger, with its reason.
+    let payload = json!({ "user_automation_id": ua, "delta": -51, "reason": "typo", "idempotency_key": "adj-0002" });
     let res = w
-        .send(
-            Method::POST,
-            "/api/admin/tokens/adjust",
-            &tech,
-            &json!({ "user_automation_id": ua, "delta": -51, "reason": "typo", "idempotency_key": "adj-0002" }),
-        )
+        .send(Method::POST, "/api/admin/tokens/adjust", &tech, &payload)
         .await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["code"], "insufficient_tokens");
     // The key may come as the Idempotency-Key header.
-    let res = w
-        .admin
+    w.admin
         .post("/api/admin/tokens/adjust")
         .bearer_auth(&tech)
         .header("Idempotency-Key", "adj-0003")
         .json(&json!({ "user_automation_id": ua, "delta": -20, "reason": "refund reversal" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+        .expect_status(StatusCode::CREATED)
+        .await;
     assert_eq!(balance(&w, ua).await, 30);
     assert_eq!(
         w.count("SELECT count(*) AS n FROM admin_audit_log WHERE action = 'tokens.adjust'")
@@ -170,13 +159,10 @@ async fn a_marketplace_that_is_down_changes_nothing_and_says_so() {
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
     let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let (_, ua) = w.automation_for(customer, "Ledger bot", 10).await;
+    let payload =
+        json!({ "user_automation_id": ua, "delta": 5, "reason": "x", "idempotency_key": "k1" });
     let res = w
-        .send(
-            Method::POST,
-            "/api/admin/tokens/adjust",
-            &tech,
-            &json!({ "user_automation_id": ua, "delta": 5, "reason": "x", "idempotency_key": "k1" }),
-        )
+        .send(Method::POST, "/api/admin/tokens/adjust", &tech, &payload)
         .await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
@@ -190,11 +176,7 @@ async fn a_marketplace_that_is_down_changes_nothing_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_cannot_adjust_the_balance_of_their_own_automation() {
-    let w = World::start(With {
-        marketplace: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::MARKETPLACE).await;
     let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
     let (_, tech_ua) = w.automation_for(tech_id, "Tech bot", 10).await;
@@ -203,13 +185,9 @@ async fn staff_cannot_adjust_the_balance_of_their_own_automation() {
     // Whatever the role, one's own balance is off limits: 403 with a reason, nothing moves,
     // nothing is logged as done.
     for (token, ua, key) in [(&tech, tech_ua, "self-1"), (&manager, manager_ua, "self-2")] {
+        let payload = json!({ "user_automation_id": ua, "delta": 1000, "reason": "mine", "idempotency_key": key });
         let res = w
-            .send(
-                Method::POST,
-                "/api/admin/tokens/adjust",
-                token,
-                &json!({ "user_automation_id": ua, "delta": 1000, "reason": "mine", "idempotency_key": key }),
-            )
+            .send(Method::POST, "/api/admin/tokens/adjust", token, &payload)
             .await;
         let (status, v) = body(res).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
@@ -235,13 +213,9 @@ async fn staff_cannot_adjust_the_balance_of_their_own_automation() {
     );
 
     // Another staff member may (the four-eyes way round).
+    let payload = json!({ "user_automation_id": tech_ua, "delta": 5, "reason": "outage", "idempotency_key": "other-1" });
     let res = w
-        .send(
-            Method::POST,
-            "/api/admin/tokens/adjust",
-            &manager,
-            &json!({ "user_automation_id": tech_ua, "delta": 5, "reason": "outage", "idempotency_key": "other-1" }),
-        )
+        .send(Method::POST, "/api/admin/tokens/adjust", &manager, &payload)
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(balance(&w, tech_ua).await, 15);

@@ -6,7 +6,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{With, World, body};
+use common::{Call, With, World, body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
@@ -44,12 +44,7 @@ async fn login_status(w: &World, email: &str) -> StatusCode {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
-    let w = World::start(With {
-        auth: true,
-        marketplace: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::AUTH.and(With::MARKETPLACE)).await;
     let market = w.market.as_ref().unwrap();
     let (customer, token) = sign_up(&w, "leaving@example.com").await;
     let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
@@ -68,14 +63,9 @@ async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
     .await;
 
     // Any staff member may deactivate a customer (docs/rbac.md).
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/users/{customer}"),
-            &support,
-            &json!({ "is_active": false }),
-        )
-        .await;
+    let payload = json!({ "is_active": false });
+    let path = format!("/api/admin/users/{customer}");
+    let res = w.send(Method::PUT, &path, &support, &payload).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["is_active"], false);
@@ -124,14 +114,9 @@ async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
         .await;
     assert_eq!(v["is_active"], false);
     assert!(v["deactivated_at"].is_string());
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/users/{customer}"),
-            &support,
-            &json!({ "is_active": true }),
-        )
-        .await;
+    let payload = json!({ "is_active": true });
+    let path = format!("/api/admin/users/{customer}");
+    let res = w.send(Method::PUT, &path, &support, &payload).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         login_status(&w, "leaving@example.com").await,
@@ -141,11 +126,7 @@ async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
-    let w = World::start(With {
-        auth: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::AUTH).await;
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
     let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
@@ -165,14 +146,9 @@ async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
         StatusCode::FORBIDDEN
     );
     // Nobody changes their own role or deactivates themselves.
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/users/{manager_id}"),
-            &manager,
-            &json!({ "is_active": false }),
-        )
-        .await;
+    let payload = json!({ "is_active": false });
+    let path = format!("/api/admin/users/{manager_id}");
+    let res = w.send(Method::PUT, &path, &manager, &payload).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(v["code"], "self_change");
@@ -186,14 +162,9 @@ async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
         StatusCode::NOT_FOUND
     );
     // A manager promotes a customer; auth did it (the row) and admin logged it.
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/users/{customer}"),
-            &manager,
-            &json!({ "role": "support_staff", "user_id": 1 }),
-        )
-        .await;
+    let payload = json!({ "role": "support_staff", "user_id": 1 });
+    let path = format!("/api/admin/users/{customer}");
+    let res = w.send(Method::PUT, &path, &manager, &payload).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["role"], "support_staff");
@@ -224,11 +195,7 @@ async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managers_create_staff_accounts_through_auth() {
-    let w = World::start(With {
-        auth: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::AUTH).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
     let new = json!({
         "name": "نگار\u{200C}سادات",
@@ -266,13 +233,9 @@ async fn managers_create_staff_accounts_through_auth() {
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(v["code"], "email_taken");
     // A customer role is not a staff account.
+    let payload = json!({ "name": "x", "email": "x@example.com", "role": "customer" });
     let res = w
-        .send(
-            Method::POST,
-            "/api/admin/users",
-            &manager,
-            &json!({ "name": "x", "email": "x@example.com", "role": "customer" }),
-        )
+        .send(Method::POST, "/api/admin/users", &manager, &payload)
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Audited once, without the password.
@@ -289,14 +252,9 @@ async fn an_unreachable_auth_is_a_clear_503_and_nothing_is_logged() {
     let w = World::start(With::NONE).await;
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
-    let res = w
-        .send(
-            Method::PUT,
-            &format!("/api/admin/users/{customer}"),
-            &manager,
-            &json!({ "is_active": false }),
-        )
-        .await;
+    let payload = json!({ "is_active": false });
+    let path = format!("/api/admin/users/{customer}");
+    let res = w.send(Method::PUT, &path, &manager, &payload).await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(v["code"], "upstream_unavailable");
@@ -420,11 +378,7 @@ async fn users_are_searched_filtered_paged_and_viewed() {
 /// accepts user changes only from the admin service's credential.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_checks_the_acting_staff_members_own_token() {
-    let w = World::start(With {
-        auth: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::AUTH).await;
     let auth = w.auth.as_ref().unwrap();
     let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
     let (_, support) = w.user("helper@example.com", Role::SupportStaff).await;
@@ -443,51 +397,37 @@ async fn auth_checks_the_acting_staff_members_own_token() {
         if let Some(t) = acting {
             req = req.header("X-Acting-User-Token", format!("Bearer {t}"));
         }
-        body(req.send().await.unwrap()).await
+        body(req.call().await).await
     };
     // Straight to auth with admin's credential: a support staff member's token is not
     // enough, whatever the body says; neither is no token; nor marketplace's credential.
-    let (st, v) = direct(
-        admin_credential.expose(),
-        Some(&support),
-        &new_manager("a@example.com"),
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    let (st, v) = direct(
-        admin_credential.expose(),
-        None,
-        &new_manager("b@example.com"),
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    let (st, v) = direct(
-        marketplace_credential.expose(),
-        Some(&manager),
-        &new_manager("c@example.com"),
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    assert_eq!(v["code"], "caller_not_allowed");
-    // With a manager's token it works.
-    let (st, v) = direct(
-        admin_credential.expose(),
-        Some(&manager),
-        &new_manager("d@example.com"),
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED, "{v}");
+    // With a manager's token and admin's credential it works (the last case).
+    let (admin, market) = (admin_credential.expose(), marketplace_credential.expose());
+    let (refused, created) = (StatusCode::FORBIDDEN, StatusCode::CREATED);
+    let caller = Some("caller_not_allowed");
+    for (email, credential, acting, expected, code) in [
+        ("a@example.com", admin, Some(&support), refused, None),
+        ("b@example.com", admin, None, refused, None),
+        ("c@example.com", market, Some(&manager), refused, caller),
+        ("d@example.com", admin, Some(&manager), created, None),
+    ] {
+        let (st, v) = direct(credential, acting.map(String::as_str), &new_manager(email)).await;
+        assert_eq!(st, expected, "{email}: {v}");
+        if let Some(code) = code {
+            assert_eq!(v["code"], code, "{email}");
+        }
+    }
 
     // Through admin: the manager's own token travels with the call.
-    let res = w
-        .send(
-            Method::POST,
-            "/api/admin/users",
-            &manager,
-            &new_manager("e@example.com"),
+    let as_manager = async |email: &str| {
+        let users = "/api/admin/users";
+        body(
+            w.send(Method::POST, users, &manager, &new_manager(email))
+                .await,
         )
-        .await;
-    let (st, v) = body(res).await;
+        .await
+    };
+    let (st, v) = as_manager("e@example.com").await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     assert_eq!(
         w.count(&format!(
@@ -503,15 +443,7 @@ async fn auth_checks_the_acting_staff_members_own_token() {
         "UPDATE users SET role = 'support_staff' WHERE id = {manager_id}"
     ))
     .await;
-    let res = w
-        .send(
-            Method::POST,
-            "/api/admin/users",
-            &manager,
-            &new_manager("f@example.com"),
-        )
-        .await;
-    let (st, v) = body(res).await;
+    let (st, v) = as_manager("f@example.com").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(
         w.count("SELECT count(*) AS n FROM users WHERE email = 'f@example.com'")
@@ -525,11 +457,7 @@ async fn auth_checks_the_acting_staff_members_own_token() {
 /// leaves every list and count, and the audit entry names only the id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_manager_deletes_a_deactivated_account_permanently() {
-    let w = World::start(With {
-        auth: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::AUTH).await;
     let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
     let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
@@ -568,9 +496,8 @@ async fn a_manager_deletes_a_deactivated_account_permanently() {
                 .delete(&format!("/api/admin/users/managers/{id}/permanent"))
                 .bearer_auth(token)
                 .header("Content-Type", "application/json")
-                .send()
+                .call()
                 .await
-                .unwrap()
         }
     };
     let total_users = |v: &Value| v["data"]["total_users"].as_i64().unwrap();
@@ -601,14 +528,11 @@ async fn a_manager_deletes_a_deactivated_account_permanently() {
     // Deactivated first ("deactivate" is DELETE without /permanent), then deleted.
     let res = delete(manager.clone(), customer).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
-    let res = w
-        .admin
+    w.admin
         .delete(&format!("/api/admin/users/managers/{customer}"))
         .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .expect_status(StatusCode::OK)
+        .await;
     let (status, v) = body(delete(manager.clone(), customer).await).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert!(v["message"].is_string());
@@ -704,10 +628,11 @@ async fn a_manager_deletes_a_deactivated_account_permanently() {
     let (again, _) = sign_up(&w, "erase.me@example.com").await;
     assert_ne!(again, customer);
     // A deleted account cannot be reactivated or renamed.
+    let path = format!("/api/admin/users/managers/{customer}/role");
     let res = w
         .send(
             Method::PUT,
-            &format!("/api/admin/users/managers/{customer}/role"),
+            &path,
             &manager,
             &json!({ "role": "customer", "is_active": true }),
         )
@@ -740,11 +665,7 @@ async fn a_manager_deletes_a_deactivated_account_permanently() {
 /// and `is_active: false` creating it deactivated; names change by the target's rules.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_creates_customers_and_renames_accounts() {
-    let w = World::start(With {
-        auth: true,
-        ..With::NONE
-    })
-    .await;
+    let w = World::start(With::AUTH).await;
     let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
     let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
     let (staff_id, _) = w.user("agent@example.com", Role::SupportStaff).await;

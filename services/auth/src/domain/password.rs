@@ -1,17 +1,23 @@
 //! Password hashing with argon2id at OWASP's parameters (19 MiB, 2 passes, 1 lane). Hashing
 //! costs tens of milliseconds of CPU, so it runs on a dedicated pool of hashing threads (one
-//! per core by default, `PASSWORD_HASH_THREADS` to change) behind a semaphore of the same
-//! size: the async workers keep serving, and a login flood queues instead of spawning threads.
+//! per core by default, `PASSWORD_HASH_THREADS` to change) fed by one job queue: the async
+//! workers keep serving, and a login flood queues instead of spawning threads.
 //!
 //! Each hashing thread owns ONE argon2 memory block and hashes into it. Letting argon2
 //! allocate 19 MiB per call on tokio's blocking threads left every thread that ever hashed
 //! holding its block in the allocator's per-thread arena (hundreds of MB after a login
 //! burst); here memory is bounded to threads × 19 MiB, and a thread idle for
 //! `PASSWORD_HASH_IDLE_RELEASE_MS` (default 2000) hands its block back.
+//!
+//! The hashing threads run at a lower scheduling priority (nice `PASSWORD_HASH_NICE`, default
+//! 10): with every core hashing during a login flood, the request threads still get the CPU
+//! first, so the other routes keep their rate; an idle machine gives the hashing threads all
+//! of it anyway (docs: README, "Performance").
 
 use std::{
+    collections::VecDeque,
     panic::AssertUnwindSafe,
-    sync::{Arc, Mutex, OnceLock, PoisonError, mpsc},
+    sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError},
     time::Duration,
 };
 
@@ -22,7 +28,7 @@ use argon2::{
         phc::{Output, ParamsString, PasswordHash, Salt},
     },
 };
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 use zimmer_http::ApiError;
 
 pub use argon2::Block;
@@ -38,34 +44,44 @@ pub const MAX_PASSWORD_CHARS: usize = 128;
 /// Work for a hashing thread; it gets the thread's reusable argon2 memory.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
+/// One queue of jobs that every hashing thread takes from: a thread that finishes a hash
+/// starts the next queued one at once, without waiting for the caller's actix worker to be
+/// scheduled and hand it over (that hand-over left the threads idle between hashes while
+/// the workers were busy; docs: README, "Performance").
 struct Pool {
-    /// One permit per hashing thread: a caller holding a permit always finds an idle thread.
-    permits: Semaphore,
-    idle: Mutex<Vec<mpsc::Sender<Job>>>,
+    queue: Mutex<Queue>,
+    ready: Condvar,
 }
 
-/// A hashing thread lent to one caller; goes back to the idle list even if the caller's
-/// future is dropped mid-hash (its channel then just queues the next job behind this one).
-struct Lease<'a> {
-    pool: &'a Pool,
-    worker: Option<mpsc::Sender<Job>>,
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Every `PasswordHasher` handle is gone: the threads end.
+    closed: bool,
 }
 
-impl Drop for Lease<'_> {
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The handles' share of the pool: dropping the last one ends the threads.
+struct Handle {
+    pool: Arc<Pool>,
+    /// Threads that started (0 only if none could be spawned: callers get an error).
+    threads: usize,
+}
+
+impl Drop for Handle {
     fn drop(&mut self) {
-        if let Some(worker) = self.worker.take() {
-            self.pool
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(worker);
-        }
+        self.pool.lock().closed = true;
+        self.pool.ready.notify_all();
     }
 }
 
 #[derive(Clone)]
 pub struct PasswordHasher {
-    pool: Arc<Pool>,
+    pool: Arc<Handle>,
     /// A real hash of a random password, verified against when the email is unknown so that
     /// "no such user" takes as long as "wrong password".
     dummy_hash: Arc<OnceLock<String>>,
@@ -97,22 +113,52 @@ fn hash_into(
     argon.hash_password_into_with_memory(password, salt, out, blocks.as_mut_slice())
 }
 
-fn worker_loop(jobs: mpsc::Receiver<Job>, idle_release: Duration) {
+/// Lowers the calling thread's scheduling priority to nice `PASSWORD_HASH_NICE` (default
+/// 10; 0 leaves it as it is). Called by every hashing thread when it starts (and by
+/// `bench/tools` on its threads, so argon2id's own rate is measured as auth runs it).
+pub fn lower_this_thread_priority() {
+    let nice = env_number("PASSWORD_HASH_NICE")
+        .and_then(|n| i32::try_from(n.min(19)).ok())
+        .unwrap_or(DEFAULT_NICE);
+    if nice == 0 {
+        return;
+    }
+    // On Linux a thread id names that one thread here (PRIO_PROCESS on a tid).
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
+        tracing::warn!(error = %e, nice, "could not lower a hashing thread's priority");
+    }
+}
+
+const DEFAULT_NICE: i32 = 10;
+
+fn worker_loop(pool: &Pool, idle_release: Duration) {
+    lower_this_thread_priority();
     let mut blocks: Vec<Block> = Vec::new();
     loop {
-        let job = if blocks.is_empty() {
-            match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            }
-        } else {
-            match jobs.recv_timeout(idle_release) {
-                Ok(job) => job,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    blocks = Vec::new();
-                    continue;
+        let job = {
+            let mut queue = pool.lock();
+            loop {
+                if let Some(job) = queue.jobs.pop_front() {
+                    break job;
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                if queue.closed {
+                    return;
+                }
+                if blocks.is_empty() {
+                    queue = pool
+                        .ready
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner);
+                } else {
+                    let (q, waited) = pool
+                        .ready
+                        .wait_timeout(queue, idle_release)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    queue = q;
+                    if waited.timed_out() && queue.jobs.is_empty() {
+                        blocks = Vec::new();
+                    }
+                }
             }
         };
         // A panicking job drops its reply sender (the caller sees an error); the thread and
@@ -193,54 +239,55 @@ impl PasswordHasher {
     }
 
     pub fn with_pool(threads: usize, idle_release: Duration) -> Self {
-        let mut idle = Vec::with_capacity(threads);
+        let pool = Arc::new(Pool {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        });
+        let mut started = 0;
         for i in 0..threads {
-            let (tx, rx) = mpsc::channel::<Job>();
+            let shared = Arc::clone(&pool);
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || worker_loop(rx, idle_release));
+                .spawn(move || worker_loop(&shared, idle_release));
             match spawned {
-                Ok(_) => idle.push(tx),
+                Ok(_) => started += 1,
                 Err(e) => tracing::error!(error = %e, "could not start a password hashing thread"),
             }
         }
         Self {
-            pool: Arc::new(Pool {
-                permits: Semaphore::new(idle.len()),
-                idle: Mutex::new(idle),
+            pool: Arc::new(Handle {
+                pool,
+                threads: started,
             }),
             dummy_hash: Arc::new(OnceLock::new()),
         }
     }
 
+    /// Runs `work` on a hashing thread, after the jobs queued before it. A caller that stops
+    /// waiting (its request dropped) costs no hash: its job is skipped when its turn comes.
     async fn blocking<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut Vec<Block>) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
         let closed = |e: &dyn std::fmt::Display| ApiError::internal(anyhow::anyhow!("hasher: {e}"));
-        // Dropped in reverse order: the thread goes back to the idle list before the permit.
-        let _permit = self.pool.permits.acquire().await.map_err(|e| closed(&e))?;
-        let lease = Lease {
-            pool: &self.pool,
-            worker: self
-                .pool
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop(),
-        };
-        let worker = lease
-            .worker
-            .as_ref()
-            .ok_or_else(|| closed(&"no idle hashing thread"))?;
+        if self.pool.threads == 0 {
+            return Err(closed(&"no hashing thread"));
+        }
         let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
-        worker
-            .send(Box::new(move |blocks: &mut Vec<Block>| {
-                let _ = reply.send(span.in_scope(|| work(blocks)));
-            }))
-            .map_err(|_| closed(&"hashing thread gone"))?;
+        let job: Job = Box::new(move |blocks: &mut Vec<Block>| {
+            if reply.is_closed() {
+                return;
+            }
+            let _ = reply.send(span.in_scope(|| work(blocks)));
+        });
+        let pool = &self.pool.pool;
+        pool.lock().jobs.push_back(job);
+        pool.ready.notify_one();
         answer.await.map_err(|e| closed(&e))?
     }
 
@@ -354,6 +401,63 @@ mod tests {
         .to_string();
         assert!(h.verify("correct horse battery", &small).await.unwrap());
         assert!(!h.verify("wrong horse battery", &small).await.unwrap());
+    }
+
+    /// A job whose caller stopped waiting (its request dropped) is skipped when its turn
+    /// comes: it costs no hash.
+    #[tokio::test]
+    async fn a_dropped_callers_job_is_skipped() {
+        use futures_util::FutureExt as _;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let h = PasswordHasher::with_pool(1, Duration::from_secs(5));
+        let (started_tx, started_rx) = oneshot::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let h = h.clone();
+            tokio::spawn(async move {
+                h.blocking(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        started_rx.await.unwrap();
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        // Polled once (queued behind the busy job), then dropped.
+        assert!(
+            h.blocking(move |_| {
+                flag.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .now_or_never()
+            .is_none()
+        );
+        release_tx.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        // One thread, first in first out: once this one ran, the dropped one had its turn.
+        h.blocking(|_| Ok(())).await.unwrap();
+        assert!(!ran.load(Ordering::SeqCst), "a dropped caller's job ran");
+    }
+
+    /// The hashing threads run at nice `PASSWORD_HASH_NICE` (10 unless set).
+    #[tokio::test]
+    async fn hashing_threads_run_at_a_lower_priority() {
+        let expected = env_number("PASSWORD_HASH_NICE").map_or(10, |n| n.min(19));
+        let h = PasswordHasher::with_pool(1, Duration::from_secs(5));
+        let stat = h
+            .blocking(|_| Ok(std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default()))
+            .await
+            .unwrap();
+        // Field 19 is the nice value; the thread's name `(argon2-0)` has no spaces.
+        let nice: u64 = stat
+            .split_whitespace()
+            .nth(18)
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert_eq!(nice, expected);
     }
 
     /// A burst of 32 concurrent verifications runs on the pool's own threads only (not on

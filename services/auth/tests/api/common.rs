@@ -11,6 +11,15 @@ pub async fn auth() -> (TestContext, TestApp) {
     (ctx, app)
 }
 
+/// Auth and, beside it, marketplace (which verifies auth's tokens): `(ctx, auth, market)`.
+pub async fn auth_and_market() -> (TestContext, TestApp, TestApp) {
+    let (ctx, auth) = auth().await;
+    let market = ctx
+        .spawn(ctx.settings("marketplace", &[]), zimmer_marketplace::build)
+        .await;
+    (ctx, auth, market)
+}
+
 /// Auth with extra settings, and the directory its mail goes to.
 pub async fn auth_with(overrides: &[(&str, &str)]) -> (TestContext, TestApp, Mailbox) {
     let ctx = TestContext::new().await;
@@ -111,13 +120,19 @@ pub fn refresh_cookie(res: &Response) -> Option<String> {
     })
 }
 
+/// `POST /api/auth/register` of `body`, whatever the answer.
+pub async fn register_raw(app: &TestApp, body: Value) -> Response {
+    app.post_json("/api/auth/register", &body).await
+}
+
+/// [`register_raw`]'s status and JSON body.
+pub async fn register_json(app: &TestApp, body: Value) -> (StatusCode, Value) {
+    zimmer_testkit::json_of(register_raw(app, body).await).await
+}
+
 pub async fn register(app: &TestApp, email: &str, password: &str) -> Registered {
-    let res = app
-        .post_json(
-            "/api/auth/register",
-            &json!({ "name": "Test User", "email": email, "password": password }),
-        )
-        .await;
+    let body = json!({ "name": "Test User", "email": email, "password": password });
+    let res = register_raw(app, body).await;
     assert_eq!(res.status(), StatusCode::CREATED, "register {email}");
     let refresh = refresh_cookie(&res).expect("refresh cookie");
     let body: Value = res.json().await.unwrap();
@@ -138,20 +153,14 @@ pub async fn login(app: &TestApp, email: &str, password: &str) -> Response {
 }
 
 pub async fn me_status(app: &TestApp, access: &str) -> StatusCode {
-    app.get("/api/me")
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .status()
+    app.get("/api/me").bearer_auth(access).status().await
 }
 
 pub async fn refresh_with_cookie(app: &TestApp, refresh: &str) -> Response {
     app.post("/api/auth/refresh")
         .header("Cookie", format!("zimmer_refresh={refresh}"))
-        .send()
+        .call()
         .await
-        .unwrap()
 }
 
 pub const PASSWORD: &str = "s3cure-and-long-enough";
@@ -179,9 +188,8 @@ pub async fn enable_2fa(app: &TestApp, access: &str) -> (String, Vec<String>) {
     let (status, init) = json_of(
         app.post("/api/auth/2fa/initiate")
             .bearer_auth(access)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{init}");
@@ -190,9 +198,8 @@ pub async fn enable_2fa(app: &TestApp, access: &str) -> (String, Vec<String>) {
         app.post("/api/auth/2fa/activate")
             .bearer_auth(access)
             .json(&json!({ "otp_code": totp_code(&secret, now_unix()) }))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{act}");

@@ -33,10 +33,9 @@ async fn verification_by_link_is_single_use_and_stored_hashed() {
     );
 
     // Without a Bearer: 401.
-    assert_eq!(
-        app.post("/api/auth/request-email-verify").status().await,
-        StatusCode::UNAUTHORIZED
-    );
+    app.post("/api/auth/request-email-verify")
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
 
     let (status, body) = request_verification(&app, &r.access, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::{StatusCode, header::SET_COOKIE};
 use serde_json::{Value, json};
-use zimmer_testkit::{Call, Gateway, Process, TempDir, TestContext, Upstreams};
+use zimmer_testkit::{Call, Gateway, TempDir, TestContext, Upstreams};
 
 const PANEL: &str = "http://localhost:3000";
 
@@ -26,49 +26,9 @@ fn cookie(res: &reqwest::Response) -> String {
 async fn register_login_me_refresh_logout_through_the_gateway() {
     let ctx = TestContext::new().await;
     let logs = TempDir::new("zimmer-e2e-logs");
-    let without = |drop: &[&str], add: Vec<(String, String)>| -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = ctx
-            .env_pairs()
-            .into_iter()
-            .filter(|(k, _)| !drop.contains(&k.as_str()) && k != "HTTP_PORT")
-            .collect();
-        env.extend(add);
-        env
-    };
-    let auth = Process::start_service(
-        "zimmer-auth",
-        "auth",
-        &without(&["JWT_PUBLIC_KEY"], vec![]),
-        &logs.path,
-    )
-    .await;
-    let auth_url = format!("http://127.0.0.1:{}", auth.port);
     // Marketplace has no key: it fetches auth's JWKS, as in production.
-    let market = Process::start_service(
-        "zimmer-marketplace",
-        "marketplace",
-        &without(
-            &["JWT_PUBLIC_KEY", "JWT_PRIVATE_KEY"],
-            vec![
-                (
-                    "JWKS_URL".into(),
-                    format!("{auth_url}/.well-known/jwks.json"),
-                ),
-                ("AUTH_INTERNAL_URL".into(), auth_url.clone()),
-            ],
-        ),
-        &logs.path,
-    )
-    .await;
-    let gw = Gateway::start(
-        &Upstreams {
-            auth: vec![format!("127.0.0.1:{}", auth.port)],
-            marketplace: vec![format!("127.0.0.1:{}", market.port)],
-            ..Upstreams::default()
-        },
-        &[PANEL],
-    )
-    .await;
+    let (auth, market) = ctx.start_auth_and_marketplace(&logs.path).await;
+    let gw = Gateway::start(&Upstreams::of(&[&auth, &market]), &[PANEL]).await;
     let http = zimmer_testkit::client();
 
     // Preflight answered by nginx with the CORS headers of docs/api.md.
@@ -80,10 +40,8 @@ async fn register_login_me_refresh_logout_through_the_gateway() {
             "Access-Control-Request-Headers",
             "content-type,authorization",
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(pre.status(), StatusCode::NO_CONTENT);
+        .call_expecting(StatusCode::NO_CONTENT)
+        .await;
     let h = pre.headers();
     assert_eq!(h["access-control-allow-origin"], PANEL);
     assert_eq!(h["access-control-allow-credentials"], "true");
@@ -97,9 +55,8 @@ async fn register_login_me_refresh_logout_through_the_gateway() {
         .request(reqwest::Method::OPTIONS, gw.url("/api/auth/login"))
         .header("Origin", "https://evil.example")
         .header("Access-Control-Request-Method", "POST")
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(evil.headers().get("access-control-allow-origin").is_none());
 
     // Register as the panel does.
@@ -107,10 +64,8 @@ async fn register_login_me_refresh_logout_through_the_gateway() {
         .post(gw.url("/api/auth/signup"))
         .header("Origin", PANEL)
         .json(&json!({ "name": "مریم", "email": "maryam@example.com", "password": "a-long-password-1", "confirm_password": "a-long-password-1" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+        .call_expecting(StatusCode::CREATED)
+        .await;
     assert_eq!(res.headers()["access-control-allow-origin"], PANEL);
     assert!(res.headers().get("x-request-id").is_some());
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
@@ -122,10 +77,8 @@ async fn register_login_me_refresh_logout_through_the_gateway() {
         .post(gw.url("/api/auth/login"))
         .header("Origin", PANEL)
         .json(&json!({ "email": "maryam@example.com", "password": "a-long-password-1" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let refresh = cookie(&res);
     let body: Value = res.json().await.unwrap();
     let access = body["access_token"].as_str().unwrap().to_owned();
@@ -134,10 +87,8 @@ async fn register_login_me_refresh_logout_through_the_gateway() {
     let me = http
         .get(gw.url("/api/me"))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     assert_eq!(
         me.json::<Value>().await.unwrap()["email"],
         "maryam@example.com"
@@ -145,9 +96,8 @@ async fn register_login_me_refresh_logout_through_the_gateway() {
     let mine = http
         .get(gw.url("/api/user/automations"))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(mine.status(), StatusCode::OK, "{}", market.log());
     assert_eq!(mine.json::<Value>().await.unwrap(), json!([]));
 
@@ -156,29 +106,21 @@ async fn register_login_me_refresh_logout_through_the_gateway() {
         .post(gw.url("/api/auth/refresh"))
         .header("Origin", PANEL)
         .header("Cookie", format!("zimmer_refresh={refresh}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let refreshed: Value = res.json().await.unwrap();
     let access2 = refreshed["access_token"].as_str().unwrap().to_owned();
     assert_ne!(access2, access);
 
     // Log out: the token of this session is rejected by auth and, within a second, by marketplace.
-    assert_eq!(
-        http.post(gw.url("/api/auth/logout"))
-            .bearer_auth(&access2)
-            .status()
-            .await,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        http.get(gw.url("/api/me"))
-            .bearer_auth(&access2)
-            .status()
-            .await,
-        StatusCode::UNAUTHORIZED
-    );
+    http.post(gw.url("/api/auth/logout"))
+        .bearer_auth(&access2)
+        .expect_status(StatusCode::NO_CONTENT)
+        .await;
+    http.get(gw.url("/api/me"))
+        .bearer_auth(&access2)
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
     let started = std::time::Instant::now();
     zimmer_testkit::eventually_answers(
         "marketplace rejects the logged-out token",
@@ -195,24 +137,20 @@ async fn register_login_me_refresh_logout_through_the_gateway() {
         started.elapsed()
     );
     // The earlier access token of the same session too.
-    assert_eq!(
-        http.get(gw.url("/api/user/automations"))
-            .bearer_auth(&access)
-            .status()
-            .await,
-        StatusCode::UNAUTHORIZED
-    );
+    http.get(gw.url("/api/user/automations"))
+        .bearer_auth(&access)
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
 
     // What the gateway must not expose.
-    for path in [
+    let hidden = [
         "/internal/revocations",
         "/healthz",
         "/metrics",
         "/api/auth/../internal/revocations",
-    ] {
-        let res = http.get(gw.url(path)).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
-        assert!(res.json::<Value>().await.unwrap()["detail"].is_string());
+    ];
+    for (path, body) in hidden.iter().zip(gw.assert_not_exposed(&hidden).await) {
+        assert!(body["detail"].is_string(), "{path}: {body}");
     }
     let log = gw.access_log();
     assert!(log.contains("/api/auth/login"), "the gateway logs requests");

@@ -34,7 +34,7 @@ async fn call(
     if let Some(token) = acting {
         req = req.header("X-Acting-User-Token", format!("Bearer {token}"));
     }
-    json_of(req.send().await.unwrap()).await
+    json_of(req.call().await).await
 }
 
 /// What the admin service sends: its own credential, acting for the holder of `acting`.
@@ -57,6 +57,15 @@ async fn put_user(app: &TestApp, acting: &str, id: i64, body: Value) -> (StatusC
         body,
     )
     .await
+}
+
+/// How many `event_type` events the outbox holds that also match the SQL condition `and`
+/// (`TRUE` for all of them).
+async fn events(ctx: &TestContext, event_type: &str, and: &str) -> i64 {
+    let mut conn = ctx.db.connect().await;
+    let sql =
+        format!("SELECT count(*) AS n FROM outbox WHERE event_type = '{event_type}' AND {and}");
+    count(&mut conn, &sql).await
 }
 
 /// A staff member's access token, as auth issues it (signed with the test's key).
@@ -88,9 +97,8 @@ async fn internal_routes_need_the_service_credential() {
             .request(method.clone(), app.url(&path))
             .header("X-Internal-Token", "guess")
             .json(&json!({ "actor_id": manager, "is_active": false }))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
     }
     let mut conn = ctx.db.connect().await;
@@ -156,20 +164,12 @@ async fn a_role_change_revokes_the_sessions_and_follows_rbac() {
     let (_, fresh) = json_of(login(&app, "promote@example.com", PASSWORD).await).await;
     assert_eq!(fresh["user"]["role"], "technical_team");
 
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!(
-                "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.updated' \
-                 AND payload->'data'->>'role' = 'technical_team' \
-                 AND (payload->'data'->>'user_id')::bigint = {}",
-                r.user_id
-            )
-        )
-        .await,
-        1
+    let promoted = format!(
+        "payload->'data'->>'role' = 'technical_team' \
+         AND (payload->'data'->>'user_id')::bigint = {}",
+        r.user_id
     );
+    assert_eq!(events(&ctx, "user.updated", &promoted).await, 1);
     // Repeating it changes nothing and emits nothing.
     let (st, _) = put_user(
         &app,
@@ -179,22 +179,12 @@ async fn a_role_change_revokes_the_sessions_and_follows_rbac() {
     )
     .await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.updated'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(events(&ctx, "user.updated", "TRUE").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deactivation_blocks_login_and_tokens_everywhere_and_can_be_undone() {
-    let (ctx, app) = auth().await;
-    let market = ctx
-        .spawn(ctx.settings("marketplace", &[]), zimmer_marketplace::build)
-        .await;
+    let (ctx, app, market) = auth_and_market().await;
     let support = ctx
         .create_user("helper@example.com", Role::SupportStaff)
         .await;
@@ -207,10 +197,8 @@ async fn deactivation_blocks_login_and_tokens_everywhere_and_can_be_undone() {
         market
             .get("/api/user/automations")
             .bearer_auth(&r.access)
-            .send()
-            .await
-            .unwrap()
             .status()
+            .await
     };
     zimmer_testkit::eventually(
         "marketplace accepts the token",
@@ -220,33 +208,23 @@ async fn deactivation_blocks_login_and_tokens_everywhere_and_can_be_undone() {
     .await;
 
     // Support staff may deactivate a customer, not a staff member, and not themselves.
-    let (st, _) = internal(
-        &app,
-        &as_support,
-        reqwest::Method::POST,
-        &format!("/internal/users/{tech}/deactivate"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _) = internal(
-        &app,
-        &as_support,
-        reqwest::Method::POST,
-        &format!("/internal/users/{support}/deactivate"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN);
+    // Support staff (de)activating user `id`: `action` is `deactivate` or `activate`.
+    let switch = |id: i64, action: &'static str| {
+        let (app, acting) = (&app, &as_support);
+        async move {
+            let path = format!("/internal/users/{id}/{action}");
+            internal(app, acting, reqwest::Method::POST, &path, json!({})).await
+        }
+    };
+    for (who, id) in [("staff", tech), ("themselves", support)] {
+        assert_eq!(
+            switch(id, "deactivate").await.0,
+            StatusCode::FORBIDDEN,
+            "{who}"
+        );
+    }
 
-    let (st, body) = internal(
-        &app,
-        &as_support,
-        reqwest::Method::POST,
-        &format!("/internal/users/{}/deactivate", r.user_id),
-        json!({}),
-    )
-    .await;
+    let (st, body) = switch(r.user_id, "deactivate").await;
     assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["is_active"], false);
     assert!(body["deactivated_at"].is_string());
@@ -262,28 +240,12 @@ async fn deactivation_blocks_login_and_tokens_everywhere_and_can_be_undone() {
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(body["code"], "account_disabled");
 
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!(
-                "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.deactivated' \
-                 AND (payload->'data'->>'user_id')::bigint = {} \
-                 AND payload->'data' ? 'deactivated_at'",
-                r.user_id
-            )
-        )
-        .await,
-        1
+    let of_the_user = format!(
+        "(payload->'data'->>'user_id')::bigint = {} AND payload->'data' ? 'deactivated_at'",
+        r.user_id
     );
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM outbox WHERE event_type = 'session.revoked'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(events(&ctx, "user.deactivated", &of_the_user).await, 1);
+    assert_eq!(events(&ctx, "session.revoked", "TRUE").await, 1);
     // The live list other services load at start has the user.
     let (st, list) = call(
         &app,
@@ -306,40 +268,21 @@ async fn deactivation_blocks_login_and_tokens_everywhere_and_can_be_undone() {
     // Deactivating again is a no-op.
     let (st, _) = put_user(&app, &as_support, r.user_id, json!({ "is_active": false })).await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.deactivated'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(events(&ctx, "user.deactivated", "TRUE").await, 1);
 
     // Reactivated: a new login works everywhere; the old token stays dead.
     tokio::time::sleep(Duration::from_millis(1100)).await; // a new `iat` second
-    let (st, body) = internal(
-        &app,
-        &as_support,
-        reqwest::Method::POST,
-        &format!("/internal/users/{}/activate", r.user_id),
-        json!({}),
-    )
-    .await;
+    let (st, body) = switch(r.user_id, "activate").await;
     assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["is_active"], true);
     assert!(body["deactivated_at"].is_null());
     let fresh = token_of(&app, "leaving@example.com", PASSWORD).await;
     assert_eq!(me_status(&app, &fresh).await, StatusCode::OK);
-    assert_eq!(
-        market
-            .get("/api/user/automations")
-            .bearer_auth(&fresh)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    market
+        .get("/api/user/automations")
+        .bearer_auth(&fresh)
+        .expect_status(StatusCode::OK)
+        .await;
     assert_eq!(me_status(&app, &r.access).await, StatusCode::UNAUTHORIZED);
 }
 
@@ -365,20 +308,20 @@ async fn only_a_manager_creates_staff_with_a_password_or_an_invitation() {
     assert_eq!(st, StatusCode::FORBIDDEN);
     // Any role, customers included (docs/panels.md "Users"); a customer needs a password (the
     // invitation link is for staff), and an unknown role is refused.
-    let (st, body) = create(
-        manager,
-        json!({ "name": "X", "email": "x@example.com", "role": "customer" }),
-    )
-    .await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["errors"][0]["field"], "password");
-    let (st, body) = create(
-        manager,
-        json!({ "name": "X", "email": "x@example.com", "role": "admin", "password": PASSWORD }),
-    )
-    .await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["errors"][0]["field"], "role");
+    for (field, body) in [
+        (
+            "password",
+            json!({ "name": "X", "email": "x@example.com", "role": "customer" }),
+        ),
+        (
+            "role",
+            json!({ "name": "X", "email": "x@example.com", "role": "admin", "password": PASSWORD }),
+        ),
+    ] {
+        let (st, body) = create(manager, body).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        assert_eq!(body["errors"][0]["field"], field);
+    }
     let (st, body) = create(
         manager,
         json!({ "name": "", "email": "bad", "role": "manager", "password": "short" }),
@@ -430,18 +373,8 @@ async fn only_a_manager_creates_staff_with_a_password_or_an_invitation() {
     let (_, body) = json_of(login(app, "reza@example.com", chosen).await).await;
     assert_eq!(body["user"]["role"], "technical_team");
 
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!(
-                "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.registered' \
-                 AND (payload->'data'->>'created_by')::bigint = {manager}"
-            )
-        )
-        .await,
-        2
-    );
+    let by_manager = format!("(payload->'data'->>'created_by')::bigint = {manager}");
+    assert_eq!(events(&ctx, "user.registered", &by_manager).await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,9 +387,8 @@ async fn deleting_an_account_needs_the_password_and_anonymises_it() {
     let (st, body) = json_of(
         app.delete("/api/auth/delete-account")
             .bearer_auth(&r.access)
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
@@ -471,30 +403,25 @@ async fn deleting_an_account_needs_the_password_and_anonymises_it() {
         app.delete("/api/auth/delete-account")
             .bearer_auth(&r.access)
             .json(&json!({ "password": "not the password" }))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "wrong_password");
     assert_eq!(me_status(&app, &r.access).await, StatusCode::OK);
     // Without a Bearer: 401.
-    let res = app
-        .delete("/api/auth/delete-account")
+    app.delete("/api/auth/delete-account")
         .json(&json!({ "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
 
     let (st, body) = json_of(
         app.delete("/api/auth/delete-account")
             .bearer_auth(&r.access)
             .json(&json!({ "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap(),
+            .call()
+            .await,
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{body}");
@@ -522,14 +449,7 @@ async fn deleting_an_account_needs_the_password_and_anonymises_it() {
         count(&mut conn, "SELECT count(*) AS n FROM twofa_recovery_codes").await,
         0
     );
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.deactivated'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(events(&ctx, "user.deactivated", "TRUE").await, 1);
     // The address is free for a new account.
     register(&app, "bye@example.com", PASSWORD).await;
 }
@@ -642,9 +562,8 @@ async fn only_admin_acting_for_a_manager_creates_a_manager() {
     let res = app
         .post("/api/auth/logout")
         .bearer_auth(&signed_out)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(res.status().is_success());
     let (st, body) = create(admin.clone(), Some(signed_out)).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
@@ -653,36 +572,35 @@ async fn only_admin_acting_for_a_manager_creates_a_manager() {
 
     // Role changes and (de)activation follow the same rule.
     let r = register(&app, "climber@example.com", PASSWORD).await;
-    let (st, body) = call(
-        &app,
-        &dev_internal_token("billing"),
-        Some(&as_manager),
-        reqwest::Method::PUT,
-        &format!("/internal/users/{}/role", r.user_id),
-        json!({ "role": "manager", "actor_id": manager }),
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
-    let (st, body) = call(
-        &app,
-        DEV_INTERNAL_TOKEN,
-        None,
-        reqwest::Method::PUT,
-        &format!("/internal/users/{}", r.user_id),
-        json!({ "role": "manager", "actor_id": manager }),
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
-    let (st, body) = call(
-        &app,
-        &dev_internal_token("support"),
-        Some(&as_support),
-        reqwest::Method::POST,
-        &format!("/internal/users/{}/deactivate", r.user_id),
-        json!({}),
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    let promote = json!({ "role": "manager", "actor_id": manager });
+    let user = format!("/internal/users/{}", r.user_id);
+    for (credential, acting, method, path, body) in [
+        (
+            dev_internal_token("billing"),
+            Some(&as_manager),
+            reqwest::Method::PUT,
+            format!("{user}/role"),
+            promote.clone(),
+        ),
+        (
+            DEV_INTERNAL_TOKEN.to_owned(),
+            None,
+            reqwest::Method::PUT,
+            user.clone(),
+            promote,
+        ),
+        (
+            dev_internal_token("support"),
+            Some(&as_support),
+            reqwest::Method::POST,
+            format!("{user}/deactivate"),
+            json!({}),
+        ),
+    ] {
+        let acting = acting.map(String::as_str);
+        let (st, body) = call(&app, &credential, acting, method.clone(), &path, body).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+    }
     assert_eq!(me_status(&app, &r.access).await, StatusCode::OK);
     assert_eq!(managers(&ctx).await, 1);
 
@@ -691,18 +609,8 @@ async fn only_admin_acting_for_a_manager_creates_a_manager() {
     assert_eq!(st, StatusCode::CREATED, "{body}");
     assert_eq!(body["role"], "manager");
     assert_eq!(managers(&ctx).await, 2);
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!(
-                "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.registered' \
-                 AND (payload->'data'->>'created_by')::bigint = {manager}"
-            )
-        )
-        .await,
-        1
-    );
+    let by_manager = format!("(payload->'data'->>'created_by')::bigint = {manager}");
+    assert_eq!(events(&ctx, "user.registered", &by_manager).await, 1);
 }
 
 /// Services present their own credentials: auth tells them apart, and the read-only routes

@@ -28,12 +28,11 @@ async fn registration_survives_a_broker_outage_and_the_event_goes_out_once() {
     let mut observer = EventObserver::start(&ctx, "user.registered").await;
 
     // Broker down: the request still succeeds, the event waits in the outbox.
-    let res = app
-        .post_json(
-            "/api/auth/register",
-            &json!({ "name": "Outage", "email": "outage@example.com", "password": PASSWORD }),
-        )
-        .await;
+    let res = register_raw(
+        &app,
+        json!({ "name": "Outage", "email": "outage@example.com", "password": PASSWORD }),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     // The outbox keeps writes safe, so a broker outage degrades the instance without
     // taking it out of the load balancer.

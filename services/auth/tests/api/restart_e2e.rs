@@ -12,10 +12,8 @@ async fn login(http: &reqwest::Client, base: &str, email: &str) -> String {
     let res = http
         .post(format!("{base}/api/auth/login"))
         .json(&json!({ "email": email, "password": TEST_PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     res.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()
@@ -33,32 +31,25 @@ async fn me(http: &reqwest::Client, base: &str, token: &str) -> StatusCode {
 async fn a_logged_out_token_stays_rejected_after_the_auth_process_restarts() {
     let ctx = TestContext::new().await;
     let logs = TempDir::new("zimmer-auth-restart");
-    let env: Vec<(String, String)> = ctx
-        .env_pairs()
-        .into_iter()
-        .filter(|(k, _)| k != "JWT_PUBLIC_KEY" && k != "HTTP_PORT")
-        .collect();
+    let env = ctx.process_env(&["JWT_PUBLIC_KEY"], vec![]);
     ctx.create_user("restart@example.com", Role::Customer).await;
     let http = zimmer_testkit::client();
 
-    let auth = Process::start_service("zimmer-auth", "auth", &env, &logs.path).await;
-    let base = format!("http://127.0.0.1:{}", auth.port);
+    let auth = Process::start("auth", &env, &logs.path).await;
+    let base = auth.url();
     let out = login(&http, &base, "restart@example.com").await;
     let kept = login(&http, &base, "restart@example.com").await;
     assert_eq!(me(&http, &base, &out).await, StatusCode::OK);
-    assert_eq!(
-        http.post(format!("{base}/api/auth/logout"))
-            .bearer_auth(&out)
-            .status()
-            .await,
-        StatusCode::NO_CONTENT
-    );
+    http.post(format!("{base}/api/auth/logout"))
+        .bearer_auth(&out)
+        .expect_status(StatusCode::NO_CONTENT)
+        .await;
     assert_eq!(me(&http, &base, &out).await, StatusCode::UNAUTHORIZED);
 
     // Restart the process: the in-memory revocation set starts empty.
     drop(auth);
-    let auth = Process::start_service("zimmer-auth", "auth", &env, &logs.path).await;
-    let base = format!("http://127.0.0.1:{}", auth.port);
+    let auth = Process::start("auth", &env, &logs.path).await;
+    let base = auth.url();
     let ready: Value = http.get(format!("{base}/readyz")).json_body().await;
     assert_eq!(ready["checks"]["revocations"], "ok", "{ready}");
     assert_eq!(

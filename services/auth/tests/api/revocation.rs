@@ -11,10 +11,7 @@ use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_in_auth_is_rejected_by_marketplace_within_a_second() {
-    let (ctx, auth) = auth().await;
-    let market = ctx
-        .spawn(ctx.settings("marketplace", &[]), zimmer_marketplace::build)
-        .await;
+    let (_ctx, auth, market) = auth_and_market().await;
     let r = register(&auth, "everywhere@example.com", PASSWORD).await;
     let call = || market.get("/api/user/automations").bearer_auth(&r.access);
     // Broker subscriptions are set up in the background: wait until marketplace serves.
@@ -26,13 +23,10 @@ async fn logout_in_auth_is_rejected_by_marketplace_within_a_second() {
     )
     .await;
 
-    assert_eq!(
-        auth.post("/api/auth/logout")
-            .bearer_auth(&r.access)
-            .status()
-            .await,
-        StatusCode::NO_CONTENT
-    );
+    auth.post("/api/auth/logout")
+        .bearer_auth(&r.access)
+        .expect_status(StatusCode::NO_CONTENT)
+        .await;
     let logged_out = Instant::now();
     assert_eq!(me_status(&auth, &r.access).await, StatusCode::UNAUTHORIZED);
     zimmer_testkit::eventually_answers(
@@ -51,13 +45,10 @@ async fn logout_in_auth_is_rejected_by_marketplace_within_a_second() {
 async fn a_service_started_after_the_logout_still_rejects_the_token() {
     let (ctx, auth) = auth().await;
     let r = register(&auth, "late@example.com", PASSWORD).await;
-    assert_eq!(
-        auth.post("/api/auth/logout")
-            .bearer_auth(&r.access)
-            .status()
-            .await,
-        StatusCode::NO_CONTENT
-    );
+    auth.post("/api/auth/logout")
+        .bearer_auth(&r.access)
+        .expect_status(StatusCode::NO_CONTENT)
+        .await;
     // Started afterwards: it missed the event and loads live revocations from auth.
     let market = ctx
         .spawn(
@@ -77,14 +68,11 @@ async fn a_service_started_after_the_logout_still_rejects_the_token() {
     .await;
     // A live session's token still works there.
     let other = register(&auth, "late2@example.com", PASSWORD).await;
-    assert_eq!(
-        market
-            .get("/api/user/automations")
-            .bearer_auth(&other.access)
-            .status()
-            .await,
-        StatusCode::OK
-    );
+    market
+        .get("/api/user/automations")
+        .bearer_auth(&other.access)
+        .expect_status(StatusCode::OK)
+        .await;
 }
 
 /// The acceptance bound of issue 7: after a logout in auth, the same access token is
@@ -156,13 +144,10 @@ async fn logout_reaches_all_four_other_services_within_a_second() {
         .await;
     }
 
-    assert_eq!(
-        auth.post("/api/auth/logout")
-            .bearer_auth(&access)
-            .status()
-            .await,
-        StatusCode::NO_CONTENT
-    );
+    auth.post("/api/auth/logout")
+        .bearer_auth(&access)
+        .expect_status(StatusCode::NO_CONTENT)
+        .await;
     let logged_out = Instant::now();
     assert_eq!(me_status(&auth, &access).await, StatusCode::UNAUTHORIZED);
 
@@ -214,13 +199,10 @@ async fn a_service_without_the_broker_catches_up_through_the_resync() {
             .await
     };
     assert_eq!(status().await, StatusCode::OK);
-    assert_eq!(
-        auth.post("/api/auth/logout")
-            .bearer_auth(&r.access)
-            .status()
-            .await,
-        StatusCode::NO_CONTENT
-    );
+    auth.post("/api/auth/logout")
+        .bearer_auth(&r.access)
+        .expect_status(StatusCode::NO_CONTENT)
+        .await;
     zimmer_testkit::eventually(
         "marketplace learns the logout without a broker",
         Duration::from_secs(10),

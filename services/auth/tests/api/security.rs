@@ -42,10 +42,7 @@ fn sign_raw(pem: &str, header: Header, claims: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_tricks_and_claim_gaps_are_rejected_everywhere() {
-    let (ctx, auth) = auth().await;
-    let market = ctx
-        .spawn(ctx.settings("marketplace", &[]), zimmer_marketplace::build)
-        .await;
+    let (ctx, auth, market) = auth_and_market().await;
     let r = register(&auth, "target@example.com", PASSWORD).await;
     let sid = Uuid::new_v4();
     let kid = ctx.signer.jwk().kid.clone();
@@ -138,9 +135,8 @@ async fn header_tricks_and_claim_gaps_are_rejected_everywhere() {
         let m = market
             .get("/api/user/automations")
             .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(
             m.status(),
             StatusCode::UNAUTHORIZED,
@@ -148,31 +144,22 @@ async fn header_tricks_and_claim_gaps_are_rejected_everywhere() {
         );
     }
     // Other schemes are not a Bearer.
-    assert_eq!(
-        auth.get("/api/me")
-            .header("Authorization", format!("Basic {good}"))
-            .status()
-            .await,
-        StatusCode::UNAUTHORIZED
-    );
+    auth.get("/api/me")
+        .header("Authorization", format!("Basic {good}"))
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
     // The control: the well-formed token of the real key works in both.
     assert_eq!(me_status(&auth, &good).await, StatusCode::OK);
-    assert_eq!(
-        market
-            .get("/api/user/automations")
-            .bearer_auth(&good)
-            .status()
-            .await,
-        StatusCode::OK
-    );
+    market
+        .get("/api/user/automations")
+        .bearer_auth(&good)
+        .expect_status(StatusCode::OK)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stolen_refresh_token_replayed_after_rotation_kills_the_session_everywhere() {
-    let (ctx, auth) = auth().await;
-    let market = ctx
-        .spawn(ctx.settings("marketplace", &[]), zimmer_marketplace::build)
-        .await;
+    let (ctx, auth, market) = auth_and_market().await;
     let r = register(&auth, "stolen@example.com", PASSWORD).await;
     let stolen = r.refresh.clone();
 
@@ -247,14 +234,11 @@ async fn a_totp_code_is_accepted_once_even_across_flows() {
         .await;
     let secret = init["secret"].as_str().unwrap().to_owned();
     let code = totp_code(&secret, now);
-    assert_eq!(
-        app.post("/api/auth/2fa/activate")
-            .bearer_auth(&r.access)
-            .json(&json!({ "otp_code": code }))
-            .status()
-            .await,
-        StatusCode::OK
-    );
+    app.post("/api/auth/2fa/activate")
+        .bearer_auth(&r.access)
+        .json(&json!({ "otp_code": code }))
+        .expect_status(StatusCode::OK)
+        .await;
     // ...cannot then be used to log in (someone watching the screen).
     let challenge = login_challenge(&app, "replay@example.com", PASSWORD).await;
     let (st, body) = json_of(
@@ -366,12 +350,9 @@ async fn sql_injection_in_every_text_field_is_just_text() {
         let name = format!("{evil} {i}");
         let email = format!("x{i}'or'1'='1@example.com");
         let password = format!("{evil} long enough");
-        let (st, body) = json_of(
-            app.post_json(
-                "/api/auth/register",
-                &json!({ "name": name, "email": email, "password": password, "phone_number": evil }),
-            )
-            .await,
+        let (st, body) = register_json(
+            &app,
+            json!({ "name": name, "email": email, "password": password, "phone_number": evil }),
         )
         .await;
         assert_handled("register with a bad phone", st, &body);
@@ -380,12 +361,9 @@ async fn sql_injection_in_every_text_field_is_just_text() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "the phone is not a number"
         );
-        let (st, body) = json_of(
-            app.post_json(
-                "/api/auth/register",
-                &json!({ "name": name, "email": email, "password": password }),
-            )
-            .await,
+        let (st, body) = register_json(
+            &app,
+            json!({ "name": name, "email": email, "password": password }),
         )
         .await;
         assert_eq!(st, StatusCode::CREATED, "{evil}: {body}");

@@ -16,9 +16,8 @@ async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Res
     app.post("/api/auth/login")
         .header("X-Real-IP", ip)
         .json(&json!({ "email": email, "password": password }))
-        .send()
+        .call()
         .await
-        .unwrap()
 }
 
 fn retry_after(res: &Response) -> u64 {

@@ -34,10 +34,7 @@ fn b64(v: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_expired_and_misaddressed_tokens_are_rejected_everywhere() {
-    let (ctx, auth) = auth().await;
-    let market = ctx
-        .spawn(ctx.settings("marketplace", &[]), zimmer_marketplace::build)
-        .await;
+    let (ctx, auth, market) = auth_and_market().await;
     let r = register(&auth, "victim@example.com", PASSWORD).await;
     let sid = Uuid::new_v4();
     let good = ctx.signer.sign(&claims(r.user_id, sid)).unwrap();
@@ -116,9 +113,8 @@ async fn forged_expired_and_misaddressed_tokens_are_rejected_everywhere() {
         let a = auth
             .get("/api/me")
             .header("Authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(
             a.status(),
             StatusCode::UNAUTHORIZED,
@@ -129,9 +125,8 @@ async fn forged_expired_and_misaddressed_tokens_are_rejected_everywhere() {
         let m = market
             .get("/api/user/automations")
             .header("Authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(
             m.status(),
             StatusCode::UNAUTHORIZED,
@@ -143,9 +138,7 @@ async fn forged_expired_and_misaddressed_tokens_are_rejected_everywhere() {
     let m = market
         .get("/api/user/automations")
         .bearer_auth(&good)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(m.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     assert_eq!(m.json::<Value>().await.unwrap(), json!([]));
 }

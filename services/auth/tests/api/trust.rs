@@ -231,12 +231,9 @@ async fn a_full_width_look_alike_is_the_same_account_and_other_alphabets_are_ref
     let r = register(&app, "case@example.com", PASSWORD).await;
 
     // Full-width ｃ (U+FF43) is NFKC-equal to c: the same address, so a duplicate.
-    let (st, body) = json_of(
-        app.post_json(
-            "/api/auth/register",
-            &json!({ "name": "Twin", "email": "ｃase@example.com", "password": PASSWORD }),
-        )
-        .await,
+    let (st, body) = register_json(
+        &app,
+        json!({ "name": "Twin", "email": "ｃase@example.com", "password": PASSWORD }),
     )
     .await;
     assert_eq!(st, StatusCode::CONFLICT, "{body}");
@@ -246,12 +243,9 @@ async fn a_full_width_look_alike_is_the_same_account_and_other_alphabets_are_ref
     assert_eq!(body["user"]["id"], r.user_id);
 
     // Cyrillic а (U+0430) has no ASCII form: refused, saying why.
-    let (st, body) = json_of(
-        app.post_json(
-            "/api/auth/register",
-            &json!({ "name": "Twin", "email": "cаse@example.com", "password": PASSWORD }),
-        )
-        .await,
+    let (st, body) = register_json(
+        &app,
+        json!({ "name": "Twin", "email": "cаse@example.com", "password": PASSWORD }),
     )
     .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -314,14 +308,11 @@ async fn parallel_wrong_passwords_get_no_more_guesses_than_the_limit() {
         parallel_guesses(&app, "parallel@example.com", 12, |_| "203.0.113.50".into()).await;
     assert!(verified <= 3, "{verified} guesses verified, limit 3");
     assert!(refused >= 9);
-    assert_eq!(
-        app.post("/api/auth/login")
-            .header("X-Real-IP", "203.0.113.50")
-            .json(&json!({ "email": "parallel@example.com", "password": PASSWORD }))
-            .status()
-            .await,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    app.post("/api/auth/login")
+        .header("X-Real-IP", "203.0.113.50")
+        .json(&json!({ "email": "parallel@example.com", "password": PASSWORD }))
+        .expect_status(StatusCode::TOO_MANY_REQUESTS)
+        .await;
 
     // Many addresses at once: the account-wide limit holds the same way.
     let (verified, _) = parallel_guesses(&app, "spread-out@example.com", 12, |i| {

@@ -79,13 +79,3 @@ pub fn int_value(v: Option<&Value>) -> Result<Option<i64>, &'static str> {
         Some(_) => Err("must be a whole number"),
     }
 }
-
-/// Serde helper: distinguishes an absent field (`None`) from an explicit `null`
-/// (`Some(None)`), for partial updates that can clear a value.
-pub fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: serde::Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    serde::Deserialize::deserialize(de).map(Some)
-}

@@ -216,28 +216,11 @@ impl Billing {
                 reason: format!("gateway_rejected_{}", -e.code),
                 notify: false,
             },
-            other => {
-                let age = (Utc::now() - claimed.created_at)
-                    .to_std()
-                    .unwrap_or_default();
-                if age >= self.config.expire_after {
-                    Decision::Close {
-                        status: ps::EXPIRED,
-                        reason: "not_paid_in_time".into(),
-                        notify: false,
-                    }
-                } else {
-                    Decision::Retry {
-                        reason: match other {
-                            Answer::Ok(s) => format!("NOK callback, session {s:?}"),
-                            Answer::Refused(e) => {
-                                format!("NOK callback, inquiry code {}", e.code)
-                            }
-                            Answer::Indeterminate(why) => format!("NOK callback, inquiry {why}"),
-                        },
-                    }
-                }
-            }
+            other => self.expire_or_retry(&claimed, || match other {
+                Answer::Ok(s) => format!("NOK callback, session {s:?}"),
+                Answer::Refused(e) => format!("NOK callback, inquiry code {}", e.code),
+                Answer::Indeterminate(why) => format!("NOK callback, inquiry {why}"),
+            }),
         };
         self.record(claimed, decision).await.map(Some)
     }
@@ -348,7 +331,16 @@ impl Billing {
                 notify: true,
             };
         }
-        // At the bank (or unknown): wait, but not forever.
+        self.expire_or_retry(p, || match inquiry {
+            Answer::Ok(s) => format!("not paid yet ({s:?})"),
+            Answer::Refused(e) => format!("not paid yet (inquiry code {})", e.code),
+            Answer::Indeterminate(why) => format!("not paid yet (inquiry {why})"),
+        })
+    }
+
+    /// Not paid yet, at the bank or unknown: wait, but not forever. Past `expire_after` the
+    /// payment expires; before that it is checked again later (`retry_reason` says why).
+    fn expire_or_retry(&self, p: &Payment, retry_reason: impl FnOnce() -> String) -> Decision {
         let age = (Utc::now() - p.created_at).to_std().unwrap_or_default();
         if age >= self.config.expire_after {
             Decision::Close {
@@ -358,11 +350,7 @@ impl Billing {
             }
         } else {
             Decision::Retry {
-                reason: match inquiry {
-                    Answer::Ok(s) => format!("not paid yet ({s:?})"),
-                    Answer::Refused(e) => format!("not paid yet (inquiry code {})", e.code),
-                    Answer::Indeterminate(why) => format!("not paid yet (inquiry {why})"),
-                },
+                reason: retry_reason(),
             }
         }
     }

@@ -47,15 +47,8 @@ impl ReconcilerHandle {
     /// For `/healthz`: fails when the job's loop has ended.
     pub fn liveness_check(&self) -> Check {
         let running = self.running.clone();
-        Check::new("reconciler", move || {
-            let ok = running.load(Ordering::SeqCst);
-            async move {
-                if ok {
-                    Ok(())
-                } else {
-                    Err("reconciliation job stopped".to_owned())
-                }
-            }
+        Check::flag("reconciler", "reconciliation job stopped", move || {
+            running.load(Ordering::SeqCst)
         })
     }
 }

@@ -59,10 +59,8 @@ async fn a_paid_callback_succeeds_once_and_redirects_to_the_panel() {
             p.id
         ))
         .bearer_auth(&c.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["payment_id"], p.id);
     assert_eq!(body["status"], "succeeded");
@@ -137,16 +135,13 @@ async fn a_forged_authority_is_404_and_changes_nothing() {
         }
     }
     // The real authority with someone else's payment id: not found either.
-    assert_eq!(
-        h.app
-            .get(&format!(
-                "/api/payments/zarinpal/callback?payment_id=999999&Authority={real}&Status=OK"
-            ))
-            .header("Accept", "application/json")
-            .status()
-            .await,
-        StatusCode::NOT_FOUND
-    );
+    h.app
+        .get(&format!(
+            "/api/payments/zarinpal/callback?payment_id=999999&Authority={real}&Status=OK"
+        ))
+        .header("Accept", "application/json")
+        .expect_status(StatusCode::NOT_FOUND)
+        .await;
     // Missing or bad parameters: a clear 422, not a 500.
     for q in [
         "",
@@ -191,8 +186,7 @@ async fn nok_cancels_without_a_verify_and_a_replayed_ok_credits_nothing() {
     assert_eq!(h.fake.session(&authority).unwrap().verify_calls, 0);
 
     // Someone replays the URL with Status=OK: the verify says unpaid; it stays canceled.
-    let res = callback_json(&h.app, &authority, "OK").await;
-    let body: Value = res.json().await.unwrap();
+    let body = callback_body(&h.app, &authority, "OK").await;
     assert_eq!(body["status"], "canceled");
     assert_eq!(payment(&h.ctx, id_of(&init)).await.status, "canceled");
     assert!(outbox(&h.ctx, "payment.verified").await.is_empty());
@@ -207,8 +201,7 @@ async fn an_unpaid_session_fails_without_credit() {
     let (authority, status) = start_pay(&payment_url_of(&init), Some("unpaid")).await;
     assert_eq!(status, "OK");
 
-    let res = callback_json(&h.app, &authority, &status).await;
-    let body: Value = res.json().await.unwrap();
+    let body = callback_body(&h.app, &authority, &status).await;
     assert_eq!(body["status"], "failed", "{body}");
     let p = payment(&h.ctx, id_of(&init)).await;
     assert_eq!(p.status, "failed");
@@ -232,11 +225,7 @@ async fn still_at_the_bank_stays_pending_for_the_reconciler() {
     let init = buy(&h.app, &c, 3).await;
     let (authority, status) = start_pay(&payment_url_of(&init), Some("in_bank")).await;
 
-    let body: Value = callback_json(&h.app, &authority, &status)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = callback_body(&h.app, &authority, &status).await;
     assert_eq!(body["status"], "pending");
     let p = payment(&h.ctx, id_of(&init)).await;
     assert_eq!(p.status, "pending");
@@ -246,11 +235,7 @@ async fn still_at_the_bank_stays_pending_for_the_reconciler() {
 
     // Replaying the callback right away does not turn into more gateway calls.
     for _ in 0..5 {
-        let body: Value = callback_json(&h.app, &authority, &status)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body: Value = callback_body(&h.app, &authority, &status).await;
         assert_eq!(body["status"], "pending");
     }
     assert_eq!(h.fake.session(&authority).unwrap().verify_calls, 1);
@@ -273,11 +258,7 @@ async fn an_amount_mismatch_needs_review_and_never_credits() {
             .await
             .unwrap();
     }
-    let body: Value = callback_json(&h.app, &authority, &status)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = callback_body(&h.app, &authority, &status).await;
     assert_eq!(body["payment_status"], "needs_review");
     assert_eq!(body["status"], "pending");
     assert_eq!(payment(&h.ctx, id_of(&init)).await.status, "needs_review");
@@ -295,11 +276,7 @@ async fn an_auto_verifying_terminal_answering_101_first_is_success_once() {
     let c = customer(&h.ctx, "auto@example.com", a).await;
     let init = buy(&h.app, &c, 3).await;
     let (authority, status) = start_pay(&payment_url_of(&init), None).await;
-    let body: Value = callback_json(&h.app, &authority, &status)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = callback_body(&h.app, &authority, &status).await;
     assert_eq!(body["status"], "succeeded");
     assert_eq!(h.fake.session(&authority).unwrap().verified_100, 0);
     callback_json(&h.app, &authority, &status).await;

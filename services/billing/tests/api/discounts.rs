@@ -6,32 +6,66 @@
 use crate::common;
 
 use common::*;
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use zimmer_testkit::TestApp;
-
-async fn create_code(app: &TestApp, body: Value) -> Value {
-    let res = app
-        .post("/internal/discounts")
-        .header("X-Internal-Token", INTERNAL_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED, "create {body}");
-    res.json().await.unwrap()
-}
+use zimmer_testkit::{TestApp, TestContext};
 
 async fn validate(app: &TestApp, c: &Customer, body: Value) -> Value {
     let res = app
         .post("/api/discounts/validate")
         .bearer_auth(&c.token)
         .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK, "validate {body}");
     res.json().await.unwrap()
+}
+
+/// [`validate`] of `code` for `tokens` of `automation`.
+async fn validate_for(
+    app: &TestApp,
+    c: &Customer,
+    code: &str,
+    automation: i64,
+    tokens: i64,
+) -> Value {
+    validate(
+        app,
+        c,
+        json!({ "code": code, "automation_id": automation, "tokens": tokens }),
+    )
+    .await
+}
+
+/// [`init`] of a purchase of `tokens` of `automation` with the discount `code`.
+async fn init_with(
+    app: &TestApp,
+    c: &Customer,
+    automation: i64,
+    tokens: i64,
+    code: &str,
+) -> Response {
+    init(
+        app,
+        c,
+        json!({ "automation_id": automation, "tokens": tokens, "discount_code": code }),
+    )
+    .await
+}
+
+/// How many automations the code `id`'s set holds.
+async fn set_size(ctx: &TestContext, id: i64) -> i64 {
+    let sql =
+        format!("SELECT count(*) AS n FROM discount_code_automations WHERE discount_id = {id}");
+    count(ctx, &sql).await
+}
+
+/// How many redemptions of the payment `id` have `status`.
+async fn redemptions(ctx: &TestContext, id: i64, status: &str) -> i64 {
+    let sql = format!(
+        "SELECT count(*) AS n FROM discount_redemptions WHERE payment_id = {id} AND status = '{status}'"
+    );
+    count(ctx, &sql).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,12 +97,7 @@ async fn validate_answers_the_amounts_or_the_reason() {
     .await;
 
     // Tokens: priced on the server. Codes are case-insensitive.
-    let ok = validate(
-        &h.app,
-        &c,
-        json!({ "code": "NOWRUZ", "automation_id": a, "tokens": 3 }),
-    )
-    .await;
+    let ok = validate_for(&h.app, &c, "NOWRUZ", a, 3).await;
     assert_eq!(ok["valid"], true);
     assert_eq!(ok["code"], "nowruz");
     assert_eq!(ok["percent_off"], 20);
@@ -92,12 +121,7 @@ async fn validate_answers_the_amounts_or_the_reason() {
         ("later", "inactive_or_window"),
         ("gone", "inactive_or_window"),
     ] {
-        let r = validate(
-            &h.app,
-            &c,
-            json!({ "code": code, "automation_id": a, "tokens": 3 }),
-        )
-        .await;
+        let r = validate_for(&h.app, &c, code, a, 3).await;
         assert_eq!(r["valid"], false, "{code}");
         assert_eq!(r["reason"], reason, "{code}");
         assert_eq!(r["amount_after"], 45_000, "{code}");
@@ -113,9 +137,8 @@ async fn validate_answers_the_amounts_or_the_reason() {
             .post("/api/discounts/validate")
             .bearer_auth(&c.token)
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     }
 }
@@ -132,12 +155,7 @@ async fn a_redemption_is_reserved_at_init_then_confirmed_or_released() {
     .await;
 
     // Init with the code: reserved, amount discounted, snapshot on the payment.
-    let res = init(
-        &h.app,
-        &c,
-        json!({ "automation_id": a, "tokens": 3, "discount_code": "ONCE" }),
-    )
-    .await;
+    let res = init_with(&h.app, &c, a, 3, "ONCE").await;
     assert_eq!(res.status(), StatusCode::OK);
     let first: Value = res.json().await.unwrap();
     assert_eq!(first["amount"], 36_000);
@@ -147,23 +165,10 @@ async fn a_redemption_is_reserved_at_init_then_confirmed_or_released() {
         h.fake.session(&authority_of(&first)).unwrap().amount,
         36_000
     );
-    let status = |id: i64| {
-        format!(
-            "SELECT count(*) AS n FROM discount_redemptions WHERE payment_id = {id} AND status = "
-        )
-    };
-    assert_eq!(
-        count(&h.ctx, &format!("{}'reserved'", status(id_of(&first)))).await,
-        1
-    );
+    assert_eq!(redemptions(&h.ctx, id_of(&first), "reserved").await, 1);
 
     // While reserved it counts: the same user cannot start a second one.
-    let res = init(
-        &h.app,
-        &c,
-        json!({ "automation_id": a, "tokens": 3, "discount_code": "once" }),
-    )
-    .await;
+    let res = init_with(&h.app, &c, a, 3, "once").await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["code"], "discount_per_user_limit");
@@ -171,48 +176,28 @@ async fn a_redemption_is_reserved_at_init_then_confirmed_or_released() {
     // Canceled: released, and the code can be used again.
     let (authority, _) = start_pay(&payment_url_of(&first), Some("NOK")).await;
     callback_json(&h.app, &authority, "NOK").await;
-    assert_eq!(
-        count(&h.ctx, &format!("{}'released'", status(id_of(&first)))).await,
-        1
-    );
-    let second = init(
-        &h.app,
-        &c,
-        json!({ "automation_id": a, "tokens": 3, "discount_code": "once" }),
-    )
-    .await;
+    assert_eq!(redemptions(&h.ctx, id_of(&first), "released").await, 1);
+    let second = init_with(&h.app, &c, a, 3, "once").await;
     assert_eq!(second.status(), StatusCode::OK);
     let second: Value = second.json().await.unwrap();
 
     // Paid: confirmed, and the event carries the discounted amount.
     let (authority, st) = start_pay(&payment_url_of(&second), None).await;
     callback_json(&h.app, &authority, &st).await;
-    assert_eq!(
-        count(&h.ctx, &format!("{}'confirmed'", status(id_of(&second)))).await,
-        1
-    );
+    assert_eq!(redemptions(&h.ctx, id_of(&second), "confirmed").await, 1);
     let events = outbox(&h.ctx, "payment.verified").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["data"]["amount"], 36_000);
     assert_eq!(events[0]["data"]["tokens"], 3);
 
-    let v = validate(
-        &h.app,
-        &c,
-        json!({ "code": "once", "automation_id": a, "tokens": 1 }),
-    )
-    .await;
+    let v = validate_for(&h.app, &c, "once", a, 1).await;
     assert_eq!(v["reason"], "per_user_limit");
     let stats: Value = h
         .app
         .get(&format!("/internal/discounts/{}", code["id"]))
         .header("X-Internal-Token", INTERNAL_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(stats["redemptions"]["confirmed"], 1);
     assert_eq!(stats["redemptions"]["released"], 1);
 }
@@ -294,14 +279,7 @@ async fn a_full_discount_succeeds_at_once_without_the_gateway() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["data"]["tokens"], 5);
     assert_eq!(events[0]["data"]["amount"], 0);
-    assert_eq!(
-        count(
-            &h.ctx,
-            "SELECT count(*) AS n FROM discount_redemptions WHERE status = 'confirmed'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(redemptions_in(&h.ctx, "confirmed").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,16 +295,15 @@ async fn admin_manages_codes_through_the_internal_api() {
     };
 
     // Without the service credential: 401.
-    let res = h.app.get("/internal/discounts").send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res = h
-        .app
+    h.app
+        .get("/internal/discounts")
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
+    h.app
         .get("/internal/discounts")
         .header("X-Internal-Token", "wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
 
     let made = create_code(
         &h.app,
@@ -350,9 +327,8 @@ async fn admin_manages_codes_through_the_internal_api() {
     ] {
         let res = call(reqwest::Method::POST, "/internal/discounts")
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         let expected = if body["code"] == "YALDA" {
             StatusCode::CONFLICT
         } else {
@@ -364,53 +340,36 @@ async fn admin_manages_codes_through_the_internal_api() {
     // Partial update: null clears, absent keeps.
     let res = call(reqwest::Method::PUT, &format!("/internal/discounts/{id}"))
         .json(&json!({ "percent_off": 25, "automation_id": null }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let updated: Value = res.json().await.unwrap();
     assert_eq!(updated["percent_off"], 25);
     assert_eq!(updated["automation_ids"], json!([]));
     assert_eq!(updated["max_redemptions"], 10);
-    let res = call(reqwest::Method::PUT, "/internal/discounts/999999")
+    call(reqwest::Method::PUT, "/internal/discounts/999999")
         .json(&json!({ "active": false }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        .expect_status(StatusCode::NOT_FOUND)
+        .await;
 
     // List and search.
     let list: Value = call(
         reqwest::Method::GET,
         "/internal/discounts?search=yal&page_size=5",
     )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .json_body()
+    .await;
     assert_eq!(list["total"], 1);
     assert_eq!(list["items"][0]["id"], id);
 
     // Used by a purchase: delete deactivates; the redemption is listed.
-    let bought = init(
-        &h.app,
-        &c,
-        json!({ "automation_id": a, "tokens": 3, "discount_code": "yalda" }),
-    )
-    .await;
+    let bought = init_with(&h.app, &c, a, 3, "yalda").await;
     assert_eq!(bought.status(), StatusCode::OK);
     let reds: Value = call(
         reqwest::Method::GET,
         &format!("/internal/discounts/{id}/redemptions"),
     )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .json_body()
+    .await;
     assert_eq!(reds["total"], 1);
     assert_eq!(reds["items"][0]["status"], "reserved");
     assert_eq!(reds["items"][0]["amount_after"], 33_750);
@@ -418,19 +377,10 @@ async fn admin_manages_codes_through_the_internal_api() {
         reqwest::Method::DELETE,
         &format!("/internal/discounts/{id}"),
     )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    assert_eq!(del["deactivated"], true);
-    let v = validate(
-        &h.app,
-        &c,
-        json!({ "code": "yalda", "automation_id": a, "tokens": 1 }),
-    )
+    .json_body()
     .await;
+    assert_eq!(del["deactivated"], true);
+    let v = validate_for(&h.app, &c, "yalda", a, 1).await;
     assert_eq!(v["reason"], "inactive_or_window");
 
     // An unused code is deleted.
@@ -439,41 +389,29 @@ async fn admin_manages_codes_through_the_internal_api() {
         reqwest::Method::DELETE,
         &format!("/internal/discounts/{}", unused["id"]),
     )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .json_body()
+    .await;
     assert_eq!(del["deleted"], true);
-    let res = call(
+    call(
         reqwest::Method::GET,
         &format!("/internal/discounts/{}", unused["id"]),
     )
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    .expect_status(StatusCode::NOT_FOUND)
+    .await;
 
     // The admin's payment list.
     let payments: Value = call(
         reqwest::Method::GET,
         &format!("/internal/payments?user_id={}&status=pending", c.user_id),
     )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .json_body()
+    .await;
     assert_eq!(payments["total"], 1);
     assert_eq!(payments["items"][0]["discount_code"], "yalda");
     assert_eq!(payments["items"][0]["user_id"], c.user_id);
-    let res = call(reqwest::Method::GET, "/internal/payments?from=yesterday")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    call(reqwest::Method::GET, "/internal/payments?from=yesterday")
+        .expect_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,49 +434,25 @@ async fn a_code_for_several_automations_applies_to_those_only() {
     assert_eq!(made["automation_ids"], json!(pair));
     assert_eq!(made["description"], "for A and B");
     let id = made["id"].as_i64().unwrap();
-    assert_eq!(
-        zimmer_testkit::db_count(
-            &h.ctx,
-            &format!(
-                "SELECT count(*) AS n FROM discount_code_automations WHERE discount_id = {id}"
-            )
-        )
-        .await,
-        2
-    );
+    assert_eq!(set_size(&h.ctx, id).await, 2);
 
     // Validation applies the set.
     for (c, auto, valid) in [(&ca, a, true), (&cb, b, true), (&cc, other, false)] {
-        let r = validate(
-            &h.app,
-            c,
-            json!({ "code": "pair", "automation_id": auto, "tokens": 2 }),
-        )
-        .await;
+        let r = validate_for(&h.app, c, "pair", auto, 2).await;
         assert_eq!(r["valid"], valid, "automation {auto}: {r}");
         if !valid {
             assert_eq!(r["reason"], "not_applicable");
         }
     }
     // So does a purchase: refused for the third automation, discounted for the second.
-    let res = init(
-        &h.app,
-        &cc,
-        json!({ "automation_id": other, "tokens": 2, "discount_code": "pair" }),
-    )
-    .await;
+    let res = init_with(&h.app, &cc, other, 2, "pair").await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "discount_not_applicable", "{body}");
-    let res = init(
-        &h.app,
-        &cb,
-        json!({ "automation_id": b, "tokens": 2, "discount_code": "pair" }),
-    )
-    .await;
+    let res = init_with(&h.app, &cb, b, 2, "pair").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
-        zimmer_testkit::db_count(
+        count(
             &h.ctx,
             &format!(
                 "SELECT count(*) AS n FROM payments WHERE user_id = {} AND amount = 27000 \
@@ -563,12 +477,7 @@ async fn a_code_for_several_automations_applies_to_those_only() {
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["automation_ids"], json!([other]));
     assert_eq!(v["description"], "for A and B", "absent keeps");
-    let r = validate(
-        &h.app,
-        &ca,
-        json!({ "code": "pair", "automation_id": a, "tokens": 2 }),
-    )
-    .await;
+    let r = validate_for(&h.app, &ca, "pair", a, 2).await;
     assert_eq!(r["valid"], false);
     let res = put(json!({ "automation_ids": [], "description": null }))
         .await
@@ -576,28 +485,14 @@ async fn a_code_for_several_automations_applies_to_those_only() {
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["automation_ids"], json!([]));
     assert!(v["description"].is_null(), "null clears");
-    let r = validate(
-        &h.app,
-        &ca,
-        json!({ "code": "pair", "automation_id": a, "tokens": 2 }),
-    )
-    .await;
+    let r = validate_for(&h.app, &ca, "pair", a, 2).await;
     assert_eq!(r["valid"], true);
     // An unknown automation in the set: 422, nothing changed.
     let res = put(json!({ "automation_ids": [a, 999_999] }))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        zimmer_testkit::db_count(
-            &h.ctx,
-            &format!(
-                "SELECT count(*) AS n FROM discount_code_automations WHERE discount_id = {id}"
-            )
-        )
-        .await,
-        0
-    );
+    assert_eq!(set_size(&h.ctx, id).await, 0);
 
     // Deleting the only automation of a code takes the code with it (it never turns into a
     // code for every automation); a code that still has another automation keeps it.
@@ -619,7 +514,7 @@ async fn a_code_for_several_automations_applies_to_those_only() {
         .await
         .unwrap();
     assert_eq!(
-        zimmer_testkit::db_count(
+        count(
             &h.ctx,
             &format!(
                 "SELECT count(*) AS n FROM discount_codes WHERE id = {}",
@@ -633,12 +528,8 @@ async fn a_code_for_several_automations_applies_to_those_only() {
         .app
         .get(&format!("/internal/discounts/{}", both["id"]))
         .header("X-Internal-Token", INTERNAL_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(left["automation_ids"], json!([a]));
 }
 

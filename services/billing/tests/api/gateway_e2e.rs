@@ -25,76 +25,19 @@ const TOKENS: i64 = 12;
 async fn buy_tokens_through_the_gateway_and_the_balance_rises_by_exactly_n() {
     let ctx = TestContext::new().await;
     let logs = TempDir::new("zimmer-billing-e2e");
-    let env = |drop: &[&str], add: Vec<(String, String)>| -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = ctx
-            .env_pairs()
-            .into_iter()
-            .filter(|(k, _)| !drop.contains(&k.as_str()) && k != "HTTP_PORT")
-            .collect();
-        env.extend(add);
-        env
-    };
-    let fake = Process::start_service(
-        "zimmer-fake-zarinpal",
-        "fake-zarinpal",
-        &env(&[], vec![]),
-        &logs.path,
-    )
-    .await;
-    let auth = Process::start_service(
-        "zimmer-auth",
-        "auth",
-        &env(&["JWT_PUBLIC_KEY"], vec![]),
-        &logs.path,
-    )
-    .await;
-    let auth_url = format!("http://127.0.0.1:{}", auth.port);
-    let verify_with_jwks = vec![
-        (
-            "JWKS_URL".to_owned(),
-            format!("{auth_url}/.well-known/jwks.json"),
-        ),
-        ("AUTH_INTERNAL_URL".to_owned(), auth_url.clone()),
-    ];
-    let market = Process::start_service(
-        "zimmer-marketplace",
-        "marketplace",
-        &env(
-            &["JWT_PUBLIC_KEY", "JWT_PRIVATE_KEY"],
-            verify_with_jwks.clone(),
-        ),
-        &logs.path,
-    )
-    .await;
-    let mut billing_env = verify_with_jwks;
-    billing_env.extend([
-        (
-            "ZARINPAL_BASE_URL".to_owned(),
-            format!("http://127.0.0.1:{}", fake.port),
-        ),
+    let fake = Process::start("fake-zarinpal", &ctx.process_env(&[], vec![]), &logs.path).await;
+    let (auth, market) = ctx.start_auth_and_marketplace(&logs.path).await;
+    let billing_env = vec![
+        ("ZARINPAL_BASE_URL".to_owned(), fake.url()),
         (
             "ZARINPAL_CALLBACK_URL".to_owned(),
             PUBLIC_CALLBACK.to_owned(),
         ),
         ("FRONTEND_URL".to_owned(), PANEL.to_owned()),
-    ]);
-    let billing = Process::start_service(
-        "zimmer-billing",
-        "billing",
-        &env(&["JWT_PUBLIC_KEY", "JWT_PRIVATE_KEY"], billing_env),
-        &logs.path,
-    )
-    .await;
-    let gw = Gateway::start(
-        &Upstreams {
-            auth: vec![format!("127.0.0.1:{}", auth.port)],
-            marketplace: vec![format!("127.0.0.1:{}", market.port)],
-            billing: vec![format!("127.0.0.1:{}", billing.port)],
-            ..Upstreams::default()
-        },
-        &[PANEL],
-    )
-    .await;
+    ];
+    let billing_env = ctx.process_env_with_jwks(&auth, billing_env);
+    let billing = Process::start("billing", &billing_env, &logs.path).await;
+    let gw = Gateway::start(&Upstreams::of(&[&auth, &market, &billing]), &[PANEL]).await;
     let http = zimmer_testkit::client();
     let logs_of = || {
         format!(
@@ -123,10 +66,8 @@ async fn buy_tokens_through_the_gateway_and_the_balance_rises_by_exactly_n() {
         .post(gw.url("/api/auth/signup"))
         .header("Origin", PANEL)
         .json(&json!({ "name": "سارا", "email": "sara@example.com", "password": "a-long-password-1", "confirm_password": "a-long-password-1" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+        .call_expecting(StatusCode::CREATED)
+        .await;
     let access = res.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()
@@ -134,9 +75,8 @@ async fn buy_tokens_through_the_gateway_and_the_balance_rises_by_exactly_n() {
     let res = http
         .post(gw.url(&format!("/api/user/automations/{automation_id}")))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(
         res.status().is_success(),
         "add automation: {}",
@@ -146,10 +86,8 @@ async fn buy_tokens_through_the_gateway_and_the_balance_rises_by_exactly_n() {
         let res = http
             .get(gw.url(&format!("/api/user/automations/{automation_id}")))
             .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
+            .call_expecting(StatusCode::OK)
+            .await;
         res.json::<Value>().await.unwrap()["user_automation"]["tokens_remaining"]
             .as_i64()
             .unwrap()
@@ -162,9 +100,8 @@ async fn buy_tokens_through_the_gateway_and_the_balance_rises_by_exactly_n() {
         .header("Origin", PANEL)
         .bearer_auth(&access)
         .json(&json!({ "automation_id": automation_id, "tokens": TOKENS, "return_path": "/payment/return", "discount_code": "", "amount": 10 }))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::OK, "{}", logs_of());
     assert_eq!(res.headers()["access-control-allow-origin"], PANEL);
     let init: Value = res.json().await.unwrap();
@@ -173,8 +110,7 @@ async fn buy_tokens_through_the_gateway_and_the_balance_rises_by_exactly_n() {
     assert!(redirect.starts_with(&format!("http://127.0.0.1:{}/pg/StartPay/", fake.port)));
 
     // The payer at the (fake) bank, redirected to our callback.
-    let res = http.get(redirect).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND);
+    let res = http.get(redirect).call_expecting(StatusCode::FOUND).await;
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let path_and_query = location
         .strip_prefix("https://zimmer.test")
@@ -203,10 +139,8 @@ async fn buy_tokens_through_the_gateway_and_the_balance_rises_by_exactly_n() {
             init["payment_id"]
         )))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let result: Value = res.json().await.unwrap();
     assert_eq!(result["status"], "succeeded");
     assert!(result["ref_id"].is_i64());
@@ -253,9 +187,6 @@ async fn buy_tokens_through_the_gateway_and_the_balance_rises_by_exactly_n() {
     assert_eq!(list["items"][0]["status"], "succeeded");
     assert_eq!(list["items"][0]["tokens_purchased"], TOKENS);
     // The internal API is not reachable through the gateway.
-    assert_eq!(
-        http.get(gw.url("/internal/discounts")).status().await,
-        StatusCode::NOT_FOUND
-    );
+    gw.assert_not_exposed(&["/internal/discounts"]).await;
     assert_eq!(balance().await, before + TOKENS);
 }

@@ -66,14 +66,11 @@ async fn only_the_owner_of_an_automation_can_buy_for_it() {
         let body: Value = res.json().await.unwrap();
         assert!(body["detail"].is_string());
     }
-    assert_eq!(
-        h.app
-            .post("/api/payments/zarinpal/init")
-            .json(&json!({ "automation_id": a, "tokens": 3 }))
-            .status()
-            .await,
-        StatusCode::UNAUTHORIZED
-    );
+    h.app
+        .post("/api/payments/zarinpal/init")
+        .json(&json!({ "automation_id": a, "tokens": 3 }))
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
     assert_eq!(count(&h.ctx, "SELECT count(*) AS n FROM payments").await, 0);
     assert!(
         h.fake.sessions().is_empty(),
@@ -262,14 +259,11 @@ async fn history_one_payment_and_summary_are_the_customers_own() {
         .await;
     assert_eq!(page["total"], 1);
     assert_eq!(page["items"][0]["id"], first["payment_id"]);
-    assert_eq!(
-        h.app
-            .get("/api/user/payments?status=stolen")
-            .bearer_auth(&c.token)
-            .status()
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    h.app
+        .get("/api/user/payments?status=stolen")
+        .bearer_auth(&c.token)
+        .expect_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
 
     // One payment: own only.
     let (status, one) = h

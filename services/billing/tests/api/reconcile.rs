@@ -18,16 +18,6 @@ use zimmer_testkit::{TestContext, eventually};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The job every second; fresh pending payments are left alone for `min_age` seconds.
-fn job(min_age: &'static str) -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("RECONCILE_ENABLED", "true"),
-        ("RECONCILE_INTERVAL_SECS", "1"),
-        ("RECONCILE_MIN_AGE_SECS", min_age),
-        ("RECONCILE_RETRY_BASE_SECS", "1"),
-    ]
-}
-
 async fn status_is(ctx: &TestContext, id: i64, status: &str) -> bool {
     payment(ctx, id).await.status == status
 }
@@ -45,11 +35,7 @@ async fn a_verify_that_times_out_stays_pending_and_the_job_credits_it_once() {
 
     // The gateway verifies, but answers after our timeout: we learn nothing.
     h.fake.hang_next_verifies(1, Duration::from_secs(3));
-    let body: Value = callback_json(&h.app, &authority, &status)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = callback_body(&h.app, &authority, &status).await;
     assert_eq!(body["status"], "pending", "{body}");
     let p = payment(&h.ctx, id_of(&init)).await;
     assert_eq!(p.status, "pending", "never failed on a guess");
@@ -97,15 +83,12 @@ async fn a_canceled_payment_that_was_paid_is_credited_from_the_unverified_list()
     let h = harness(&job("1")).await;
     let a = automation(&h.ctx, "A", 15_000).await;
     let c = customer(&h.ctx, "latepayer@example.com", a).await;
-    assert_eq!(
-        h.app
-            .post("/internal/discounts")
-            .header("X-Internal-Token", INTERNAL_TOKEN)
-            .json(&json!({ "code": "late", "percent_off": 10 }))
-            .status()
-            .await,
-        StatusCode::CREATED
-    );
+    h.app
+        .post("/internal/discounts")
+        .header("X-Internal-Token", INTERNAL_TOKEN)
+        .json(&json!({ "code": "late", "percent_off": 10 }))
+        .expect_status(StatusCode::CREATED)
+        .await;
     let res = init(
         &h.app,
         &c,
@@ -128,14 +111,7 @@ async fn a_canceled_payment_that_was_paid_is_credited_from_the_unverified_list()
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["data"]["amount"], 40_500);
     // The payer paid the discounted price: the redemption is honoured.
-    assert_eq!(
-        count(
-            &h.ctx,
-            "SELECT count(*) AS n FROM discount_redemptions WHERE status = 'confirmed'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(redemptions_in(&h.ctx, "confirmed").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,9 +125,8 @@ async fn a_session_never_paid_expires_and_releases_its_discount() {
         .post("/internal/discounts")
         .header("X-Internal-Token", INTERNAL_TOKEN)
         .json(&json!({ "code": "x", "percent_off": 10 }))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let res = init(
         &h.app,
         &c,
@@ -164,14 +139,7 @@ async fn a_session_never_paid_expires_and_releases_its_discount() {
         status_is(&h.ctx, id_of(&init), "expired")
     })
     .await;
-    assert_eq!(
-        count(
-            &h.ctx,
-            "SELECT count(*) AS n FROM discount_redemptions WHERE status = 'released'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(redemptions_in(&h.ctx, "released").await, 1);
     assert!(outbox(&h.ctx, "payment.verified").await.is_empty());
     assert!(
         h.fake.session(&authority_of(&init)).unwrap().verify_calls >= 1,
@@ -315,15 +283,7 @@ async fn admin_can_reconcile_a_payment_or_a_round_on_demand() {
     assert_eq!(payment(&h.ctx, id_of(&second)).await.status, "succeeded");
     assert_eq!(outbox(&h.ctx, "payment.verified").await.len(), 2);
 
-    let metrics = h
-        .app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.app.get("/metrics").call().await.text().await.unwrap();
     assert!(metrics.contains("zimmer_zarinpal_calls_total"), "{metrics}");
     assert!(metrics.contains("zimmer_billing_payment_outcomes_total"));
 }

@@ -16,18 +16,6 @@ use zimmer_testkit::{TestApp, TestContext, eventually};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn create_code(app: &TestApp, body: Value) -> Value {
-    let res = app
-        .post("/internal/discounts")
-        .header("X-Internal-Token", INTERNAL_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED, "create {body}");
-    res.json().await.unwrap()
-}
-
 async fn code_stats(app: &TestApp, id: &Value) -> Value {
     let body: Value = app
         .get(&format!("/internal/discounts/{id}"))
@@ -48,6 +36,13 @@ async fn redemption_status(ctx: &TestContext, payment_id: i64) -> String {
         .first(&mut conn)
         .await
         .unwrap()
+}
+
+/// The job every second and payments expiring after 3 s.
+fn expiring_in_3s() -> Vec<(&'static str, &'static str)> {
+    let mut env = job("1");
+    env.push(("PAYMENT_EXPIRE_AFTER_SECS", "3"));
+    env
 }
 
 fn with_code(c: &Customer, code: &str) -> Value {
@@ -71,11 +66,7 @@ async fn a_forged_nok_keeps_the_payment_pending_and_its_discount_reserved() {
     let authority = authority_of(&first);
 
     // The forged redirect (the payer never went to the bank).
-    let body: Value = callback_json(&h.app, &authority, "NOK")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = callback_body(&h.app, &authority, "NOK").await;
     assert_eq!(body["status"], "pending", "{body}");
     let p = payment(&h.ctx, id_of(&first)).await;
     assert_eq!(p.status, "pending");
@@ -92,23 +83,16 @@ async fn a_forged_nok_keeps_the_payment_pending_and_its_discount_reserved() {
 
     // The payer pays after all: credited once, the redemption confirmed.
     assert!(h.fake.pay(&authority));
-    assert_eq!(
-        h.app
-            .post(&format!("/internal/payments/{}/reconcile", p.id))
-            .header("X-Internal-Token", INTERNAL_TOKEN)
-            .status()
-            .await,
-        StatusCode::OK
-    );
+    h.app
+        .post(&format!("/internal/payments/{}/reconcile", p.id))
+        .header("X-Internal-Token", INTERNAL_TOKEN)
+        .expect_status(StatusCode::OK)
+        .await;
     assert_eq!(payment(&h.ctx, p.id).await.status, "succeeded");
     assert_eq!(redemption_status(&h.ctx, p.id).await, "confirmed");
     assert_eq!(outbox(&h.ctx, "payment.verified").await.len(), 1);
     // A NOK now changes nothing.
-    let body: Value = callback_json(&h.app, &authority, "NOK")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = callback_body(&h.app, &authority, "NOK").await;
     assert_eq!(body["status"], "succeeded");
 }
 
@@ -132,11 +116,7 @@ async fn a_nok_is_settled_by_what_the_gateway_says() {
     let res = init(&h.app, &c, with_code(&c, "ten")).await;
     let canceled: Value = res.json().await.unwrap();
     let (authority, status) = start_pay(&payment_url_of(&canceled), Some("NOK")).await;
-    let body: Value = callback_json(&h.app, &authority, &status)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = callback_body(&h.app, &authority, &status).await;
     assert_eq!(body["status"], "canceled");
     assert_eq!(
         redemption_status(&h.ctx, id_of(&canceled)).await,
@@ -153,14 +133,7 @@ async fn a_nok_is_settled_by_what_the_gateway_says() {
 /// and its payment needs review.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_forged_nok_attack_ends_with_the_limit_confirmed_and_the_rest_reviewed() {
-    let h = harness(&[
-        ("RECONCILE_ENABLED", "true"),
-        ("RECONCILE_INTERVAL_SECS", "1"),
-        ("RECONCILE_MIN_AGE_SECS", "1"),
-        ("RECONCILE_RETRY_BASE_SECS", "1"),
-        ("PAYMENT_EXPIRE_AFTER_SECS", "3"),
-    ])
-    .await;
+    let h = harness(&expiring_in_3s()).await;
     let a = automation(&h.ctx, "A", 15_000).await;
     let c = customer(&h.ctx, "attacker@example.com", a).await;
     let code = create_code(
@@ -243,14 +216,7 @@ async fn the_forged_nok_attack_ends_with_the_limit_confirmed_and_the_rest_review
 /// held the slot keeps it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_payment_past_the_codes_limit_is_credited_and_reviewed() {
-    let h = harness(&[
-        ("RECONCILE_ENABLED", "true"),
-        ("RECONCILE_INTERVAL_SECS", "1"),
-        ("RECONCILE_MIN_AGE_SECS", "1"),
-        ("RECONCILE_RETRY_BASE_SECS", "1"),
-        ("PAYMENT_EXPIRE_AFTER_SECS", "3"),
-    ])
-    .await;
+    let h = harness(&expiring_in_3s()).await;
     let a = automation(&h.ctx, "A", 15_000).await;
     let late = customer(&h.ctx, "late@example.com", a).await;
     let other = customer(&h.ctx, "other@example.com", a).await;
@@ -365,19 +331,15 @@ async fn the_json_callback_tells_details_only_to_the_owner() {
         .app
         .get(&format!("/api/user/payments/{}", p.id))
         .bearer_auth(&owner.token)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let own: Value = res.json().await.unwrap();
     assert_eq!(own["card_pan"], "502229******5995");
-    assert_eq!(
-        h.app
-            .get(&format!("/api/user/payments/{}", p.id))
-            .bearer_auth(&stranger.token)
-            .status()
-            .await,
-        StatusCode::NOT_FOUND
-    );
+    h.app
+        .get(&format!("/api/user/payments/{}", p.id))
+        .bearer_auth(&stranger.token)
+        .expect_status(StatusCode::NOT_FOUND)
+        .await;
 }
 
 async fn validate_as(app: &TestApp, token: &str, ip: &str) -> reqwest::Response {
@@ -385,9 +347,8 @@ async fn validate_as(app: &TestApp, token: &str, ip: &str) -> reqwest::Response 
         .bearer_auth(token)
         .header("X-Real-IP", ip)
         .json(&json!({ "code": "guess", "amount": 10_000 }))
-        .send()
+        .call()
         .await
-        .unwrap()
 }
 
 /// Item 2: validation is limited per user (20 per 10 minutes by default) and, separately, per

@@ -1,12 +1,14 @@
-//! The public catalogue (cached in Redis, see `cache.rs`).
+//! The public catalogue: answered from this process's memory (the serialised body, see
+//! `local_cache`), else from Redis (see `queries/cache.rs`), else from the database.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, web, web::Bytes};
 use serde::{Deserialize, Serialize};
 use zimmer_http::{ApiError, HttpResult, PageQuery, Paged};
 use zimmer_jwt::MaybeUser;
 
 use crate::{
     AppState,
+    local_cache::json_ok,
     queries::catalogue::{self, CatalogueItem},
 };
 
@@ -71,6 +73,32 @@ async fn page_of(
     Ok(fresh)
 }
 
+/// The answer for `shape` and this query from memory, else built by `build` from the page
+/// (Redis or the database) and kept for the next callers.
+async fn answer<T: Serialize>(
+    state: &AppState,
+    shape: &str,
+    search: Option<&str>,
+    page: &PageQuery,
+    build: impl FnOnce(CachedPage) -> T,
+) -> HttpResult {
+    let key = format!(
+        "{shape}|{}|{}|{}",
+        page.page(),
+        page.page_size(),
+        search.unwrap_or("")
+    );
+    let local = &state.cache.pages;
+    if let Some(body) = local.get(key.as_str()) {
+        return Ok(json_ok(body));
+    }
+    let ticket = local.ticket();
+    let found = page_of(state, search, page).await?;
+    let body = Bytes::from(serde_json::to_vec(&build(found)).map_err(ApiError::internal)?);
+    local.store(key, body.clone(), ticket);
+    Ok(json_ok(body))
+}
+
 /// `GET /api/automations/marketplace` (and `/available`, `/api/automations`): listed, active
 /// automations, `search` in name and description, paged.
 pub async fn list(state: web::Data<AppState>, query: web::Query<CatalogueQuery>) -> HttpResult {
@@ -79,8 +107,10 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<CatalogueQuery>)
         page: query.page,
         page_size: query.page_size,
     };
-    let found = page_of(&state, search.as_deref(), &page).await?;
-    Ok(HttpResponse::Ok().json(Paged::new(found.items, found.total, &page)))
+    answer(&state, "list", search.as_deref(), &page, |found| {
+        Paged::new(found.items, found.total, &page)
+    })
+    .await
 }
 
 /// `GET /api/optimized/automations/marketplace`: the panel's shape, `{automations: […]}`.
@@ -93,11 +123,13 @@ pub async fn optimized(
         page: query.page,
         page_size: Some(query.page_size.unwrap_or(OPTIMIZED_PAGE_SIZE)),
     };
-    let found = page_of(&state, search.as_deref(), &page).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "automations": found.items,
-        "total": found.total,
-    })))
+    answer(&state, "optimized", search.as_deref(), &page, |found| {
+        serde_json::json!({
+            "automations": found.items,
+            "total": found.total,
+        })
+    })
+    .await
 }
 
 #[derive(Debug, Serialize)]

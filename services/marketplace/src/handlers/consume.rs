@@ -1,13 +1,15 @@
 //! `POST /api/automation-usage/consume`: an automation vendor spends a customer's tokens.
 //!
-//! Exactness: the user automation's row is locked (`SELECT … FOR UPDATE`) for the whole
-//! transaction that checks the balance, inserts the ledger entry and updates the balances, so
-//! concurrent calls serialise and the balance can never be overdrawn or charged twice.
-//! Idempotency: the ledger entry's source key is `usage:<automation id>:<idempotency key>`
-//! and its meta stores the answer; a repeated key (checked under the same lock) gets that
-//! stored answer without a second charge. A refused call (not enough tokens) changes nothing
-//! and stores nothing, so retrying it with the same key after a top-up can succeed. The
-//! transaction is `ops::consume`; this handler authenticates and validates.
+//! This handler authenticates the caller's header and validates the body, then hands the call
+//! to the consume batcher (`workers::consume_batcher`), which applies it with the calls that
+//! arrived meanwhile in one transaction (`ops::consume`) and answers after the commit.
+//! Exactness: the batch locks the user automations it touches (`SELECT … FOR UPDATE`) and
+//! decides its calls one after another against the locked balances, so the balance can never
+//! be overdrawn or charged twice. Idempotency: the ledger entry's source key is
+//! `usage:<automation id>:<idempotency key>` and its meta stores the answer; a repeated key
+//! gets that stored answer without a second charge. A refused call (not enough tokens)
+//! changes nothing and stores nothing, so retrying it with the same key after a top-up can
+//! succeed.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use diesel_async::AsyncPgConnection;
@@ -18,10 +20,7 @@ use super::json_body;
 use crate::{
     AppState,
     domain::tokens::{SERVICE_TOKEN_HEADER, token_hash},
-    ops::{
-        self,
-        consume::{Checked, Outcome, unauthorized},
-    },
+    ops::consume::{Call, Checked, Outcome, unauthorized},
     queries::automations,
 };
 
@@ -43,6 +42,15 @@ pub struct ConsumeRequest {
 
 fn valid_key(key: &str) -> bool {
     (1..=KEY_MAX).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 fn check(req: &HttpRequest, body: ConsumeRequest, max_units: i64) -> Result<Checked, ApiError> {
@@ -103,6 +111,9 @@ fn check(req: &HttpRequest, body: ConsumeRequest, max_units: i64) -> Result<Chec
         Some(m @ serde_json::Value::Object(_)) => {
             if serde_json::to_vec(&m).map_or(usize::MAX, |b| b.len()) > META_MAX_BYTES {
                 v.error("meta", "is larger than 4 KB");
+            } else if has_nul(&m) {
+                // PostgreSQL's jsonb cannot store U+0000.
+                v.error("meta", "must not contain the character U+0000");
             }
             Some(m)
         }
@@ -121,6 +132,20 @@ fn check(req: &HttpRequest, body: ConsumeRequest, max_units: i64) -> Result<Chec
     })
 }
 
+/// The `X-Zimmer-Service-Token` of the request, else 401.
+fn service_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    req.headers()
+        .get(SERVICE_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauthorized("Service token required", "service_token_required"))
+}
+
+fn invalid_token() -> ApiError {
+    unauthorized("Invalid service token", "invalid_service_token")
+}
+
 /// The automation whose `X-Zimmer-Service-Token` the request carries: `(id, status)`, else 401.
 /// Every vendor route (consumption, knowledge, fallback reports) authenticates with this
 /// before looking at the body or query: an unauthenticated caller learns nothing.
@@ -128,41 +153,40 @@ pub async fn vendor_automation(
     req: &HttpRequest,
     conn: &mut AsyncPgConnection,
 ) -> Result<(i64, String), ApiError> {
-    let token = req
-        .headers()
-        .get(SERVICE_TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| unauthorized("Service token required", "service_token_required"))?;
-    let hash = token_hash(token);
+    let hash = token_hash(service_token(req)?);
     automations::by_token_hash(conn, &hash)
         .await?
-        .ok_or_else(|| unauthorized("Invalid service token", "invalid_service_token"))
+        .ok_or_else(invalid_token)
 }
 
 pub async fn consume(req: HttpRequest, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
-    let mut conn = state.platform.pool.get().await?;
-    let (automation_id, automation_status) = vendor_automation(&req, &mut conn).await?;
-
-    let body: ConsumeRequest = json_body(&raw)?;
-    let c = check(&req, body, state.config.consume_max_units)?;
-    let key = c
+    let token_hash = token_hash(service_token(&req)?);
+    let checked = json_body::<ConsumeRequest>(&raw)
+        .and_then(|body| check(&req, body, state.config.consume_max_units));
+    let checked = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            // The token of a valid call is checked in its batch's transaction; a caller
+            // with a bad body hears 401 before anything about the body if its token is bad.
+            let mut conn = state.platform.pool.get().await?;
+            automations::by_token_hash(&mut conn, &token_hash)
+                .await?
+                .ok_or_else(invalid_token)?;
+            return Err(e);
+        }
+    };
+    let key = checked
         .key
         .clone()
         .unwrap_or_else(|| format!("auto-{}", uuid::Uuid::now_v7()));
-    let source_key = format!("usage:{automation_id}:{key}");
-    let threshold = state.config.low_tokens_threshold;
-
-    let outcome = ops::consume::consume(
-        &mut conn,
-        &c,
-        automation_id,
-        &automation_status,
-        &source_key,
-        threshold,
-    )
-    .await?;
+    let outcome = state
+        .consume
+        .submit(Call {
+            token_hash,
+            checked,
+            key,
+        })
+        .await?;
     let label = match &outcome {
         Outcome::Answered(a) if a.accepted => "accepted",
         Outcome::Answered(_) => "refused",

@@ -282,6 +282,8 @@ pub async fn adjust(_: InternalCaller, state: web::Data<AppState>, raw: web::Byt
     let mut conn = state.platform.pool.get().await?;
     let (answer, replayed) =
         ops::adjust::adjust(&mut conn, &body, &key, &reason, &source_key, threshold).await?;
+    // Committed: customers' lists in memory show the new balance (staff adjustments are rare).
+    state.mine.forget_all();
     if replayed {
         Ok(HttpResponse::Ok()
             .insert_header(("Idempotent-Replayed", "true"))

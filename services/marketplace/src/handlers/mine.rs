@@ -1,6 +1,6 @@
 //! A customer's own automations: list, add (with the demo grant), view, bot token.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, web, web::Bytes};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::AsyncConnection;
 use serde::Deserialize;
@@ -9,20 +9,34 @@ use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::CurrentUser;
 
 use super::{UserAutomationView, double_option, optional_json};
-use crate::{AppState, domain::bot_token, ops, queries::user_automations};
+use crate::{AppState, domain::bot_token, local_cache::json_ok, ops, queries::user_automations};
 
 /// The caller's automations with balances: a bare array (docs/panels.md), few per customer.
+/// Kept in memory per user for a moment (`local_cache`: this process's own changes forget it).
 pub async fn list(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
-    let mut conn = state.platform.pool.get().await?;
-    let items = user_automations::list(&mut conn, user.id, false).await?;
-    Ok(HttpResponse::Ok().json(items))
+    listed(&state, user.id, false).await
 }
 
 /// The same, status `active` only.
 pub async fn list_active(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
-    let mut conn = state.platform.pool.get().await?;
-    let items = user_automations::list(&mut conn, user.id, true).await?;
-    Ok(HttpResponse::Ok().json(items))
+    listed(&state, user.id, true).await
+}
+
+/// The list of the authenticated `user_id`: the key is the verified token's user, so an
+/// entry can only ever answer that user.
+async fn listed(state: &AppState, user_id: i64, active_only: bool) -> HttpResult {
+    let key = (user_id, active_only);
+    if let Some(body) = state.mine.get(&key) {
+        return Ok(json_ok(body));
+    }
+    let ticket = state.mine.ticket();
+    let items = {
+        let mut conn = state.platform.pool.get().await?;
+        user_automations::list(&mut conn, user_id, active_only).await?
+    };
+    let body = Bytes::from(serde_json::to_vec(&items).map_err(ApiError::internal)?);
+    state.mine.store(key, body.clone(), ticket);
+    Ok(json_ok(body))
 }
 
 fn not_added() -> ApiError {
@@ -57,6 +71,7 @@ pub async fn add(
     let mut conn = state.platform.pool.get().await?;
     let (ua, automation) =
         ops::user_automations::add(&mut conn, user.id, automation_id, threshold).await?;
+    state.mine.forget_user(user.id);
     let view = UserAutomationView::new(ua, automation, &state.bot_tokens);
     state.provisioner.wake();
     Ok(HttpResponse::Created().json(json!({ "user_automation": view })))
@@ -124,6 +139,7 @@ pub async fn update(
         })
         .await?;
     if changed {
+        state.mine.forget_user(user.id);
         state.provisioner.wake();
     }
     Ok(HttpResponse::Ok().json(json!({ "user_automation": view })))

@@ -1,21 +1,26 @@
-//! A vendor's consumption of a customer's tokens, in one transaction: the user automation's
-//! row is locked (`SELECT … FOR UPDATE`) while the balance is checked, the ledger entry
-//! inserted and the balances updated, so concurrent calls serialise and the balance can never
-//! be overdrawn or charged twice. A repeated idempotency key (checked under the same lock)
+//! Vendors' consumption of customers' tokens, applied in batches: every call that reached the
+//! batcher (`workers::consume_batcher`) while the previous batch was being written goes into
+//! one transaction, so one commit (one WAL flush) serves many calls. Inside it the vendors'
+//! service tokens are checked, the user automations of the batch locked (`SELECT … FOR
+//! UPDATE`, in id order), the idempotency keys looked up, then every call is decided in
+//! arrival order against the locked balances in memory (so calls on one balance serialise
+//! exactly as they would one transaction each: never overdrawn, never charged twice), and the
+//! ledger entries and new balances are written with one statement. A repeated idempotency key
 //! gets the stored answer; a refused call changes and stores nothing. Every call carries a
-//! source key (a generated one without an idempotency key), so a new key's insert never
-//! conflicts and the common path is lock, insert, update.
+//! source key (a generated one without an idempotency key). No call is answered before the
+//! batch commits.
+
+use std::collections::HashMap;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use zimmer_db::models::marketplace::LedgerEntry;
 use zimmer_http::ApiError;
 
 use crate::{
     domain::ledger::{balances, split_consumption},
-    ops::ledger::{self, Change},
-    queries::{self, user_automations},
+    ops::ledger,
+    queries::consume as qc,
 };
 
 /// A consume call that passed validation (`handlers::consume`).
@@ -59,23 +64,29 @@ pub fn not_for_user_automation() -> ApiError {
     )
 }
 
-fn replay(prev: &LedgerEntry, ua_id: i64, units: i64) -> Result<ConsumeAnswer, ApiError> {
-    let same = prev.user_automation_id == ua_id
-        && prev.meta.get("units").and_then(serde_json::Value::as_i64) == Some(units);
+/// The stored answer of an earlier call with the same key (its entry's user automation and
+/// meta), or 409 when that call was for another user automation or amount.
+fn replay(
+    prev_ua_id: i64,
+    prev_meta: &serde_json::Value,
+    ua_id: i64,
+    units: i64,
+) -> Result<ConsumeAnswer, ApiError> {
+    let same = prev_ua_id == ua_id
+        && prev_meta.get("units").and_then(serde_json::Value::as_i64) == Some(units);
     if !same {
         return Err(ApiError::conflict(
             "idempotency_conflict",
             "This idempotency key was already used for a different request",
         ));
     }
-    prev.meta
+    prev_meta
         .get("response")
         .cloned()
         .and_then(|r| serde_json::from_value(r).ok())
         .ok_or_else(|| {
             ApiError::internal(anyhow::anyhow!(
-                "usage entry {} has no stored answer",
-                prev.id
+                "usage entry of user automation {prev_ua_id} has no stored answer"
             ))
         })
 }
@@ -95,100 +106,200 @@ fn refused(
     }
 }
 
-/// Runs one consume call for the vendor of `automation_id`; `source_key` is the ledger key of
-/// the call (`usage:<automation id>:<idempotency key>`).
-pub async fn consume(
+/// One call of a batch, validated by the handler.
+pub struct Call {
+    /// SHA-256 of the vendor's `X-Zimmer-Service-Token`, checked in the batch's transaction
+    /// (so a rotated token stops working at the next batch, no cache in between).
+    pub token_hash: Vec<u8>,
+    pub checked: Checked,
+    /// The idempotency key, or a generated one; the ledger's source key is
+    /// `usage:<automation id>:<key>`.
+    pub key: String,
+}
+
+/// The answer to one call: an outcome, or its own 4xx (bad token, another vendor's user
+/// automation, a key reused for another request).
+pub type CallResult = Result<Outcome, ApiError>;
+
+/// Why a whole batch was rolled back (nothing of it was applied).
+#[derive(Debug)]
+pub enum BatchError {
+    Db(diesel::result::Error),
+    /// A source key of the batch was committed by another transaction after the batch looked
+    /// its keys up (another instance's batch, same key): run the batch again, it will see it.
+    KeyRace,
+}
+
+impl From<diesel::result::Error> for BatchError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+/// Applies `calls` in one transaction, in order, and answers each (same order). Nothing is
+/// answered unless the transaction commits: on `Err` none of the calls was applied.
+pub async fn consume_batch(
     conn: &mut AsyncPgConnection,
-    c: &Checked,
-    automation_id: i64,
-    automation_status: &str,
-    source_key: &str,
+    calls: &[Call],
     threshold: i64,
-) -> Result<Outcome, ApiError> {
+) -> Result<Vec<CallResult>, BatchError> {
     conn.transaction(async |conn| {
-        // The same answer whether the user automation does not exist or belongs to another
-        // automation: a vendor cannot probe other vendors' customers.
-        let ua = user_automations::lock(conn, c.ua_id)
-            .await?
-            .filter(|ua| ua.automation_id == automation_id)
-            .ok_or_else(not_for_user_automation)?;
-        // What this call would answer if its key is new. A refusal changes nothing, so a key
-        // seen before (rare here) is looked up first and its stored answer wins.
-        let refusal = if automation_status != "active" {
-            Some(refused(
-                &ua,
-                "automation_inactive",
-                "This automation is inactive",
-            ))
-        } else if ua.status != "active" {
-            Some(refused(
-                &ua,
-                "user_automation_inactive",
-                "The customer's automation is not active",
-            ))
-        } else {
-            None
-        };
-        let split = match (refusal, split_consumption(&balances(&ua), c.units)) {
-            (None, Some(split)) => split,
-            (refusal, _) => {
-                if c.key.is_some()
-                    && let Some(prev) = queries::ledger::by_source_key(conn, source_key).await?
-                {
-                    return Ok(Outcome::Replayed(replay(&prev, ua.id, c.units)?));
-                }
-                return Ok(Outcome::Answered(refusal.unwrap_or_else(|| {
-                    refused(&ua, "insufficient_tokens", "Insufficient tokens")
-                })));
+        let mut hashes: Vec<Vec<u8>> = calls.iter().map(|c| c.token_hash.clone()).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let vendors = qc::vendors_by_token_hashes(conn, &hashes).await?;
+        // Only rows named with a valid token are locked.
+        let mut ua_ids: Vec<i64> = calls
+            .iter()
+            .filter(|c| vendors.contains_key(&c.token_hash))
+            .map(|c| c.checked.ua_id)
+            .collect();
+        ua_ids.sort_unstable();
+        ua_ids.dedup();
+        let mut uas = qc::lock_many(conn, &ua_ids).await?;
+        // The source key of each call whose token and user automation check out.
+        let source_keys: Vec<Option<String>> = calls
+            .iter()
+            .map(|c| {
+                let (automation_id, _) = vendors.get(&c.token_hash)?;
+                uas.get(&c.checked.ua_id)
+                    .filter(|ua| ua.automation_id == *automation_id)?;
+                Some(format!("usage:{automation_id}:{}", c.key))
+            })
+            .collect();
+        // Generated keys too: a batch run again after a commit whose answer was lost (the
+        // connection dropped) replays its calls instead of refusing them as duplicates.
+        let lookup: Vec<String> = source_keys.iter().flatten().cloned().collect();
+        let seen = qc::entries_by_source_keys(conn, &lookup).await?;
+
+        let mut entries = qc::Entries::default();
+        // Source key → index in `entries`: a key repeated within the batch replays the first.
+        let mut pending: HashMap<&str, usize> = HashMap::new();
+        let mut touched: Vec<i64> = Vec::new();
+        let mut alerts = Vec::new();
+        let mut results = Vec::with_capacity(calls.len());
+        for (call, source_key) in calls.iter().zip(&source_keys) {
+            let c = &call.checked;
+            let Some((_, automation_status)) = vendors.get(&call.token_hash) else {
+                results.push(Err(unauthorized(
+                    "Invalid service token",
+                    "invalid_service_token",
+                )));
+                continue;
+            };
+            // The same answer whether the user automation does not exist or belongs to
+            // another automation: a vendor cannot probe other vendors' customers.
+            let (Some(source_key), Some(ua)) = (source_key, uas.get_mut(&c.ua_id)) else {
+                results.push(Err(not_for_user_automation()));
+                continue;
+            };
+            // A key seen before (committed, or earlier in this batch) gets its stored answer,
+            // whatever the balance is now.
+            if let Some(prev) = seen.get(source_key) {
+                results.push(
+                    replay(prev.user_automation_id, &prev.meta, ua.id, c.units)
+                        .map(Outcome::Replayed),
+                );
+                continue;
             }
-        };
-        let answer = ConsumeAnswer {
-            accepted: true,
-            remaining_demo_tokens: balances(&ua).spendable_demo() - split.from_demo,
-            remaining_paid_tokens: ua.tokens_remaining - split.from_paid,
-            message: format!("{} tokens consumed", c.units),
-            reason: None,
-        };
-        let meta = json!({
-            "units": c.units,
-            "idempotency_key": c.key,
-            "request_meta": c.meta,
-            "response": answer,
-        });
-        // The accepted path inserts straight away (one round trip less under the row lock,
-        // issue 16): the ledger's unique source key refuses a key seen before, and only
-        // then is the earlier entry read, for its stored answer.
-        let applied = ledger::apply(
-            conn,
-            &ua,
-            &Change {
-                kind: "consumption",
-                delta: -split.from_paid,
-                demo_delta: -split.from_demo,
-                source_key,
-                usage_type: c.usage_type.as_deref(),
-                meta: &meta,
-                actor_id: None,
-                reason: None,
-            },
-            threshold,
-        )
-        .await?;
-        let Some(applied) = applied else {
-            // The key was used before (or concurrently, committed first): replay it, or
-            // refuse it if it was for another user automation or amount.
-            let prev = queries::ledger::by_source_key(conn, source_key)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::conflict(
-                        "idempotency_conflict",
-                        "This idempotency key was already used for a different request",
+            if let Some(&i) = pending.get(source_key.as_str()) {
+                results.push(
+                    replay(
+                        entries.user_automation_id[i],
+                        &entries.meta[i],
+                        ua.id,
+                        c.units,
                     )
-                })?;
-            return Ok(Outcome::Replayed(replay(&prev, ua.id, c.units)?));
-        };
-        ledger::enqueue_alerts(conn, &applied).await?;
-        Ok::<_, ApiError>(Outcome::Answered(answer))
+                    .map(Outcome::Replayed),
+                );
+                continue;
+            }
+            let refusal = if automation_status != "active" {
+                Some(refused(
+                    ua,
+                    "automation_inactive",
+                    "This automation is inactive",
+                ))
+            } else if ua.status != "active" {
+                Some(refused(
+                    ua,
+                    "user_automation_inactive",
+                    "The customer's automation is not active",
+                ))
+            } else {
+                None
+            };
+            let split = match (refusal, split_consumption(&balances(ua), c.units)) {
+                (None, Some(split)) => split,
+                (refusal, _) => {
+                    results.push(Ok(Outcome::Answered(refusal.unwrap_or_else(|| {
+                        refused(ua, "insufficient_tokens", "Insufficient tokens")
+                    }))));
+                    continue;
+                }
+            };
+            let answer = ConsumeAnswer {
+                accepted: true,
+                remaining_demo_tokens: balances(ua).spendable_demo() - split.from_demo,
+                remaining_paid_tokens: ua.tokens_remaining - split.from_paid,
+                message: format!("{} tokens consumed", c.units),
+                reason: None,
+            };
+            let meta = json!({
+                "units": c.units,
+                "idempotency_key": c.key,
+                "request_meta": c.meta,
+                "response": answer,
+            });
+            let planned = ledger::plan(
+                ua,
+                "consumption",
+                -split.from_paid,
+                -split.from_demo,
+                threshold,
+            );
+            ledger::set_columns(ua, &planned.columns);
+            pending.insert(source_key, entries.source_key.len());
+            entries.user_automation_id.push(ua.id);
+            entries.delta.push(-split.from_paid);
+            entries.demo_delta.push(-split.from_demo);
+            entries.balance_after.push(planned.columns.paid);
+            entries.demo_balance_after.push(planned.columns.demo);
+            entries.source_key.push(source_key.clone());
+            entries.usage_type.push(c.usage_type.clone());
+            entries.meta.push(meta);
+            if !touched.contains(&ua.id) {
+                touched.push(ua.id);
+            }
+            if planned.alerts.low || planned.alerts.depleted {
+                alerts.push((ua.clone(), planned.alerts));
+            }
+            results.push(Ok(Outcome::Answered(answer)));
+        }
+
+        if !touched.is_empty() {
+            let mut rows = qc::Balances::default();
+            for ua in touched.iter().filter_map(|id| uas.get(id)) {
+                rows.id.push(ua.id);
+                rows.paid.push(ua.tokens_remaining);
+                rows.demo.push(ua.demo_tokens);
+                rows.demo_active.push(ua.is_demo_active);
+                rows.demo_expired.push(ua.demo_expired);
+                rows.low_alert_sent.push(ua.low_alert_sent);
+            }
+            let written = qc::write(conn, &entries, &rows).await?;
+            if usize::try_from(written.inserted).ok() != Some(entries.source_key.len()) {
+                return Err(BatchError::KeyRace);
+            }
+            if usize::try_from(written.updated).ok() != Some(rows.id.len()) {
+                // Cannot happen: the rows are locked by this transaction.
+                return Err(BatchError::Db(diesel::result::Error::NotFound));
+            }
+        }
+        for (ua, fired) in &alerts {
+            ledger::enqueue_alerts_of(conn, ua, *fired).await?;
+        }
+        Ok(results)
     })
     .await
 }

@@ -38,21 +38,28 @@ pub struct Applied {
     pub alerts: Alerts,
 }
 
-/// Applies `change` to `ua`, which the caller has locked in this transaction. `None` when an
-/// entry with the same source key exists already (nothing changed). The caller makes sure the
-/// balances stay >= 0 (the table's CHECKs refuse it otherwise).
-pub async fn apply(
-    conn: &mut AsyncPgConnection,
+/// What a change does to a user automation's balance columns, and the alerts it fires: the
+/// rules of [`apply`], without the SQL (a consume batch applies several changes to one row in
+/// memory before writing it once, `ops::consume`).
+#[derive(Debug, Clone, Copy)]
+pub struct Planned {
+    pub columns: BalanceColumns,
+    pub alerts: Alerts,
+}
+
+pub fn plan(
     ua: &UserAutomation,
-    change: &Change<'_>,
+    kind: &str,
+    delta: i64,
+    demo_delta: i64,
     low_threshold: i64,
-) -> QueryResult<Option<Applied>> {
+) -> Planned {
     let before = balances(ua);
-    let paid = ua.tokens_remaining + change.delta;
-    let demo = ua.demo_tokens + change.demo_delta;
-    let (demo_active, demo_expired) = if change.kind == "demo_grant" {
+    let paid = ua.tokens_remaining + delta;
+    let demo = ua.demo_tokens + demo_delta;
+    let (demo_active, demo_expired) = if kind == "demo_grant" {
         (demo > 0, false)
-    } else if change.demo_delta < 0 && demo == 0 {
+    } else if demo_delta < 0 && demo == 0 {
         // The demo ends when its tokens run out.
         (false, true)
     } else {
@@ -63,7 +70,7 @@ pub async fn apply(
         demo,
         demo_active: demo_active && !demo_expired,
     };
-    let fired = if change.delta + change.demo_delta < 0 {
+    let fired = if delta + demo_delta < 0 {
         alerts(
             before.total(),
             after.total(),
@@ -73,8 +80,44 @@ pub async fn apply(
     } else {
         Alerts::default()
     };
-    let low_flag = low_flag_after(ua.low_alert_sent, after.total(), low_threshold, fired);
+    Planned {
+        columns: BalanceColumns {
+            paid,
+            demo,
+            demo_active,
+            demo_expired,
+            low_alert_sent: low_flag_after(ua.low_alert_sent, after.total(), low_threshold, fired),
+        },
+        alerts: fired,
+    }
+}
 
+/// `ua` as [`plan`] leaves it.
+pub fn set_columns(ua: &mut UserAutomation, b: &BalanceColumns) {
+    ua.tokens_remaining = b.paid;
+    ua.demo_tokens = b.demo;
+    ua.is_demo_active = b.demo_active;
+    ua.demo_expired = b.demo_expired;
+    ua.low_alert_sent = b.low_alert_sent;
+}
+
+/// Applies `change` to `ua`, which the caller has locked in this transaction. `None` when an
+/// entry with the same source key exists already (nothing changed). The caller makes sure the
+/// balances stay >= 0 (the table's CHECKs refuse it otherwise).
+pub async fn apply(
+    conn: &mut AsyncPgConnection,
+    ua: &UserAutomation,
+    change: &Change<'_>,
+    low_threshold: i64,
+) -> QueryResult<Option<Applied>> {
+    let planned = plan(
+        ua,
+        change.kind,
+        change.delta,
+        change.demo_delta,
+        low_threshold,
+    );
+    let b = planned.columns;
     let entry = lq::insert_entry(
         conn,
         NewLedgerEntry {
@@ -82,8 +125,8 @@ pub async fn apply(
             kind: change.kind,
             delta: change.delta,
             demo_delta: change.demo_delta,
-            balance_after: paid,
-            demo_balance_after: demo,
+            balance_after: b.paid,
+            demo_balance_after: b.demo,
             source_key: change.source_key,
             usage_type: change.usage_type,
             meta: change.meta,
@@ -95,30 +138,27 @@ pub async fn apply(
     let Some(entry) = entry else {
         return Ok(None);
     };
-    let user_automation = lq::set_balances(
-        conn,
-        ua.id,
-        BalanceColumns {
-            paid,
-            demo,
-            demo_active,
-            demo_expired,
-            low_alert_sent: low_flag,
-        },
-    )
-    .await?;
+    let user_automation = lq::set_balances(conn, ua.id, b).await?;
     Ok(Some(Applied {
         entry,
         user_automation,
-        alerts: fired,
+        alerts: planned.alerts,
     }))
 }
 
 /// `tokens.low` / `tokens.depleted` for what [`apply`] reported, in the same transaction.
 pub async fn enqueue_alerts(conn: &mut AsyncPgConnection, applied: &Applied) -> QueryResult<()> {
-    let ua = &applied.user_automation;
+    enqueue_alerts_of(conn, &applied.user_automation, applied.alerts).await
+}
+
+/// `alerts`, fired by a change that left the user automation as `ua`.
+pub async fn enqueue_alerts_of(
+    conn: &mut AsyncPgConnection,
+    ua: &UserAutomation,
+    alerts: Alerts,
+) -> QueryResult<()> {
     let remaining = balances(ua).total();
-    if applied.alerts.low {
+    if alerts.low {
         zimmer_events::enqueue_event(
             conn,
             PRODUCER,
@@ -131,7 +171,7 @@ pub async fn enqueue_alerts(conn: &mut AsyncPgConnection, applied: &Applied) -> 
         )
         .await?;
     }
-    if applied.alerts.depleted {
+    if alerts.depleted {
         zimmer_events::enqueue_event(
             conn,
             PRODUCER,

@@ -4,6 +4,7 @@
 pub mod automations;
 pub mod cache;
 pub mod catalogue;
+pub mod consume;
 pub mod fallbacks;
 pub mod kb_monitoring;
 pub mod knowledge;

@@ -4,6 +4,7 @@
 //! to `/healthz` through a [`TaskHandle`], so a loop that dies makes the instance unhealthy
 //! instead of silently doing nothing.
 
+pub mod consume_batcher;
 pub mod health;
 pub mod payments;
 pub mod provisioning;

@@ -27,9 +27,8 @@ const URLS: [&str; 7] = [
 async fn put(app: &TestApp, id: i64, body: Value) -> (StatusCode, Value) {
     let res = internal(app.put(&format!("/internal/automations/{id}")))
         .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let status = res.status();
     (status, res.json().await.unwrap_or(Value::Null))
 }
@@ -174,20 +173,15 @@ async fn a_chosen_token_is_stored_hashed_with_its_tail_and_works_at_once() {
     // The same token again: 409, nothing created.
     let res = internal(app.post("/internal/automations"))
         .json(&json!({ "name": "Copy", "price_per_token": 1, "service_token": chosen }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CONFLICT);
+        .call_expecting(StatusCode::CONFLICT)
+        .await;
     assert_eq!(json_of(res).await["code"], "service_token_in_use");
     // Too short, with a space, or on an update: 422.
     for bad in ["short".to_owned(), format!("{} x", "a".repeat(40))] {
-        assert_eq!(
-            internal(app.post("/internal/automations"))
-                .json(&json!({ "name": "Bad", "price_per_token": 1, "service_token": bad }))
-                .status()
-                .await,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
+        internal(app.post("/internal/automations"))
+            .json(&json!({ "name": "Bad", "price_per_token": 1, "service_token": bad }))
+            .expect_status(StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
     }
     let (status, _) = put(&app, a.id, json!({ "service_token": "y".repeat(40) })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -202,10 +196,8 @@ async fn issuing_replaces_the_token_and_removing_it_refuses_consumption_without_
     let id = a["id"].as_i64().unwrap();
     let issue = || async {
         let res = internal(app.post(&format!("/internal/automations/{id}/service-token")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::CREATED);
+            .call_expecting(StatusCode::CREATED)
+            .await;
         serde_json::from_value::<IssuedServiceToken>(json_of(res).await).unwrap()
     };
     let first = issue().await;
@@ -228,10 +220,8 @@ async fn issuing_replaces_the_token_and_removing_it_refuses_consumption_without_
 
     let remove = || async {
         let res = internal(app.delete(&format!("/internal/automations/{id}/service-token")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
+            .call_expecting(StatusCode::OK)
+            .await;
         serde_json::from_value::<ServiceTokenRemoved>(json_of(res).await).unwrap()
     };
     assert!(remove().await.removed);
@@ -250,12 +240,9 @@ async fn issuing_replaces_the_token_and_removing_it_refuses_consumption_without_
     assert_eq!(view.service_token_masked, None);
     assert!(view.is_listed, "removing the token does not unlist");
     assert_eq!(stored_hash_and_tail(&ctx, id).await, (None, None));
-    assert_eq!(
-        internal(app.delete("/internal/automations/999999/service-token"))
-            .status()
-            .await,
-        StatusCode::NOT_FOUND
-    );
+    internal(app.delete("/internal/automations/999999/service-token"))
+        .expect_status(StatusCode::NOT_FOUND)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,10 +256,8 @@ async fn delete_says_whether_it_deleted_or_unlisted() {
         let app = &app;
         async move {
             let res = internal(app.delete(&format!("/internal/automations/{id}")))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), StatusCode::OK);
+                .call_expecting(StatusCode::OK)
+                .await;
             serde_json::from_value::<AutomationDeleted>(json_of(res).await).unwrap()
         }
     };

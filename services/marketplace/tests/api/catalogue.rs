@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn names(app: &zimmer_testkit::TestApp, path: &str) -> (Vec<String>, Value) {
-    let res = app.get(path).send().await.unwrap();
+    let res = app.get(path).call().await;
     assert_eq!(res.status(), StatusCode::OK, "{path}");
     let body = json_of(res).await;
     let list = body
@@ -120,17 +120,12 @@ async fn lists_listed_active_automations_with_search_and_paging() {
             "/api/automations/marketplace?search={}",
             "a".repeat(101)
         ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        .call_expecting(StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
     assert_eq!(json_of(res).await["errors"][0]["field"], "search");
-    assert_eq!(
-        app.get("/api/automations/marketplace?page=abc")
-            .status()
-            .await,
-        StatusCode::BAD_REQUEST
-    );
+    app.get("/api/automations/marketplace?page=abc")
+        .expect_status(StatusCode::BAD_REQUEST)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,23 +161,19 @@ async fn one_automation_unwrapped_with_user_has_automation_for_a_bearer() {
 
     let res = app
         .get(&format!("/api/automations/{}", hidden["id"]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        .call_expecting(StatusCode::NOT_FOUND)
+        .await;
     assert_eq!(json_of(res).await["code"], "not_found");
-    assert_eq!(
-        app.get("/api/automations/999999").status().await,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get("/api/automations/abc").status().await,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get(&path).bearer_auth("garbage").status().await,
-        StatusCode::UNAUTHORIZED
-    );
+    app.get("/api/automations/999999")
+        .expect_status(StatusCode::NOT_FOUND)
+        .await;
+    app.get("/api/automations/abc")
+        .expect_status(StatusCode::NOT_FOUND)
+        .await;
+    app.get(&path)
+        .bearer_auth("garbage")
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,10 +224,7 @@ async fn the_catalogue_is_cached_and_invalidated_when_an_automation_changes() {
 
     // ... a change through the service invalidates every cached page at once.
     assert_eq!(
-        internal(app.put(&format!("/internal/automations/{id}")))
-            .json(&json!({ "description": "new text" }))
-            .status()
-            .await,
+        update_automation(&app, id, json!({ "description": "new text" })).await,
         StatusCode::OK
     );
     assert_eq!(price("/api/automations/marketplace".to_owned()).await, 2000);
@@ -245,9 +233,8 @@ async fn the_catalogue_is_cached_and_invalidated_when_an_automation_changes() {
     // Unlisting removes it from the catalogue at once.
     internal(app.put(&format!("/internal/automations/{id}")))
         .json(&json!({ "is_listed": false }))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let body = app.get("/api/automations/marketplace").json_body().await;
     assert_eq!(body["total"], 0);
     assert_eq!(app.get(&detail_path).status().await, StatusCode::NOT_FOUND);
@@ -268,10 +255,8 @@ async fn the_openapi_document_is_published() {
     let (_ctx, app) = market().await;
     let res = app
         .get("/api/marketplace/openapi.json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let doc = json_of(res).await;
     assert_eq!(doc["openapi"], "3.1.0");
     for path in [
@@ -295,9 +280,8 @@ async fn a_wrong_method_is_a_json_405() {
         let res = app
             .client
             .request(method.parse().unwrap(), app.url(path))
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(
             res.status(),
             StatusCode::METHOD_NOT_ALLOWED,

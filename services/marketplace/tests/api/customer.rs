@@ -19,10 +19,8 @@ async fn adding_grants_demo_tokens_through_the_ledger_once() {
     let res = app
         .post(&format!("/api/user/automations/{id}"))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+        .call_expecting(StatusCode::CREATED)
+        .await;
     let ua = json_of(res).await["user_automation"].clone();
     assert_eq!(ua["automation_id"], id);
     assert_eq!(ua["demo_tokens"], 7);
@@ -60,10 +58,8 @@ async fn adding_grants_demo_tokens_through_the_ledger_once() {
     let res = app
         .post(&format!("/api/user/automations/{id}"))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CONFLICT);
+        .call_expecting(StatusCode::CONFLICT)
+        .await;
     let err = json_of(res).await;
     assert_eq!(err["code"], "already_added");
     assert!(err["detail"].as_str().unwrap().len() > 5);
@@ -118,16 +114,14 @@ async fn only_listed_active_automations_can_be_added() {
         let res = app
             .post(&format!("/api/user/automations/{id}"))
             .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "automation {id}");
         assert_eq!(json_of(res).await["code"], "not_found");
     }
-    assert_eq!(
-        app.post("/api/user/automations/1").status().await,
-        StatusCode::UNAUTHORIZED
-    );
+    app.post("/api/user/automations/1")
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
     assert_eq!(
         db_count(&ctx, "SELECT count(*) AS n FROM user_automations").await,
         0
@@ -176,11 +170,7 @@ async fn customers_see_their_own_automations_and_never_anothers() {
         .await;
     assert_eq!(active.as_array().unwrap().len(), 2);
 
-    let view = app
-        .get(&format!("/api/user/automations/{a_id}"))
-        .bearer_auth(&alice)
-        .json_body()
-        .await;
+    let view = user_view(&app, &alice, a_id).await;
     let ua = &view["user_automation"];
     for field in [
         "id",
@@ -209,11 +199,9 @@ async fn customers_see_their_own_automations_and_never_anothers() {
         );
     }
     assert_eq!(
-        app.put(&format!("/api/user/automations/{b_id}"))
-            .bearer_auth(&bob)
-            .json(&json!({ "telegram_bot_token": BOT_TOKEN }))
-            .status()
-            .await,
+        user_update(&app, &bob, b_id, json!({ "telegram_bot_token": BOT_TOKEN }))
+            .await
+            .status(),
         StatusCode::NOT_FOUND
     );
     let bob_list = app
@@ -222,10 +210,9 @@ async fn customers_see_their_own_automations_and_never_anothers() {
         .json_body()
         .await;
     assert_eq!(bob_list.as_array().unwrap().len(), 1);
-    assert_eq!(
-        app.get("/api/user/automations").status().await,
-        StatusCode::UNAUTHORIZED
-    );
+    app.get("/api/user/automations")
+        .expect_status(StatusCode::UNAUTHORIZED)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,9 +230,8 @@ async fn bot_tokens_are_checked_unique_and_never_shown_in_full() {
             app.put(&format!("/api/user/automations/{id}"))
                 .bearer_auth(access)
                 .json(&body)
-                .send()
+                .call()
                 .await
-                .unwrap()
         }
     };
 
@@ -282,9 +268,8 @@ async fn bot_tokens_are_checked_unique_and_never_shown_in_full() {
         let text = app
             .get(&path)
             .bearer_auth(&alice)
-            .send()
+            .call()
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();
@@ -318,10 +303,8 @@ async fn bot_tokens_are_checked_unique_and_never_shown_in_full() {
     let res = app
         .put(&format!("/api/user/automations/{id}"))
         .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     assert_eq!(
         json_of(res).await["user_automation"]["telegram_bot_token"],
         "123456789:****sawQ"
@@ -385,7 +368,7 @@ async fn usage_per_day_per_month_and_per_automation() {
     let get = |path: &'static str| {
         let (app, access) = (&app, access.clone());
         async move {
-            let res = app.get(path).bearer_auth(access).send().await.unwrap();
+            let res = app.get(path).bearer_auth(access).call().await;
             assert_eq!(res.status(), StatusCode::OK, "{path}");
             json_of(res).await
         }
@@ -407,19 +390,14 @@ async fn usage_per_day_per_month_and_per_automation() {
         json!({ "day": three_ago, "tokens": 4, "sessions": 1 })
     );
     assert_eq!(days[0]["tokens"], 0);
-    assert_eq!(
-        get("/api/user/usage").await.as_array().unwrap().len(),
-        7,
-        "7d by default"
-    );
-    assert_eq!(
-        get("/api/user/usage?range=30d")
-            .await
-            .as_array()
-            .unwrap()
-            .len(),
-        30
-    );
+    // One entry a day or a month of the range; 7 days by default.
+    for (path, entries) in [
+        ("/api/user/usage", 7),
+        ("/api/user/usage?range=30d", 30),
+        ("/api/user/usage?range=12m", 12),
+    ] {
+        assert_eq!(get(path).await.as_array().unwrap().len(), entries, "{path}");
+    }
 
     let months = get("/api/user/usage?range=6m").await;
     let months = months.as_array().unwrap();
@@ -428,14 +406,6 @@ async fn usage_per_day_per_month_and_per_automation() {
     assert_eq!(months[5]["month"], this_month);
     let total: i64 = months.iter().map(|m| m["value"].as_i64().unwrap()).sum();
     assert_eq!(total, 10);
-    assert_eq!(
-        get("/api/user/usage?range=12m")
-            .await
-            .as_array()
-            .unwrap()
-            .len(),
-        12
-    );
 
     let dist = get("/api/user/usage/distribution").await;
     assert_eq!(
@@ -448,10 +418,8 @@ async fn usage_per_day_per_month_and_per_automation() {
     let res = app
         .get("/api/user/usage?range=2y")
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        .call_expecting(StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
     assert_eq!(json_of(res).await["errors"][0]["field"], "range");
 
     // Usage history of one automation with a date window.
@@ -461,27 +429,22 @@ async fn usage_per_day_per_month_and_per_automation() {
             "/api/user/automations/{b_id}/usage?from={from}&to={from}"
         ))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     let page = json_of(res).await;
     assert_eq!(page["total"], 1, "the old one is outside the window");
-    assert_eq!(
-        app.get(&format!(
-            "/api/user/automations/{b_id}/usage?from=yesterday"
-        ))
-        .bearer_auth(&access)
-        .status()
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    app.get(&format!(
+        "/api/user/automations/{b_id}/usage?from=yesterday"
+    ))
+    .bearer_auth(&access)
+    .expect_status(StatusCode::UNPROCESSABLE_ENTITY)
+    .await;
     // Another user sees none of it.
     let (_, other) = customer(&ctx, "other@example.com").await;
     let res = app
         .get("/api/user/usage/distribution")
         .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(json_of(res).await, json!([]));
 }

@@ -31,7 +31,7 @@ async fn internal_routes_need_the_service_credential() {
             if let Some(t) = token {
                 rb = rb.header("X-Internal-Token", t);
             }
-            let res = rb.send().await.unwrap();
+            let res = rb.call().await;
             assert_eq!(
                 res.status(),
                 StatusCode::UNAUTHORIZED,
@@ -97,27 +97,19 @@ async fn automations_are_created_validated_updated_and_deleted_or_unlisted() {
     ] {
         let res = internal(app.post("/internal/automations"))
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .call()
+            .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let err = json_of(res).await;
         assert!(
-            err["errors"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["field"] == field),
+            zimmer_testkit::has_field_error(&err, field),
             "{body}: {err}"
         );
     }
-    assert_eq!(
-        internal(app.post("/internal/automations"))
-            .json(&json!({ "name": "x", "price_per_token": "lots" }))
-            .status()
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    internal(app.post("/internal/automations"))
+        .json(&json!({ "name": "x", "price_per_token": "lots" }))
+        .expect_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
 
     // Partial update; null clears a URL.
     let res = internal(
@@ -125,44 +117,33 @@ async fn automations_are_created_validated_updated_and_deleted_or_unlisted() {
             .patch(app.url(&format!("/internal/automations/{id}"))),
     )
     .json(&json!({ "price_per_token": 25_000, "provision_url": null }))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    .call_expecting(StatusCode::OK)
+    .await;
     let updated = json_of(res).await;
     assert_eq!(updated["price_per_token"], 25_000);
     assert!(updated["provision_url"].is_null());
     assert_eq!(updated["name"], "Full Bot");
-    assert_eq!(
-        internal(app.put("/internal/automations/999999"))
-            .json(&json!({ "name": "y" }))
-            .status()
-            .await,
-        StatusCode::NOT_FOUND
-    );
+    internal(app.put("/internal/automations/999999"))
+        .json(&json!({ "name": "y" }))
+        .expect_status(StatusCode::NOT_FOUND)
+        .await;
 
     // Nobody has it: deleted.
     let lonely = create_automation(&app, json!({ "name": "Lonely" })).await;
     let res = internal(app.delete(&format!("/internal/automations/{}", lonely["id"])))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(json_of(res).await["deleted"], true);
-    assert_eq!(
-        internal(app.get(&format!("/internal/automations/{}", lonely["id"])))
-            .status()
-            .await,
-        StatusCode::NOT_FOUND
-    );
+    internal(app.get(&format!("/internal/automations/{}", lonely["id"])))
+        .expect_status(StatusCode::NOT_FOUND)
+        .await;
 
     // A customer has it: unlisted instead, and the customer keeps it.
     let (_, access) = customer(&ctx, "keeper@example.com").await;
     add(&app, &access, id).await;
     let res = internal(app.delete(&format!("/internal/automations/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let body = json_of(res).await;
     assert_eq!(
         (body["deleted"].clone(), body["unlisted"].clone()),
@@ -170,13 +151,10 @@ async fn automations_are_created_validated_updated_and_deleted_or_unlisted() {
     );
     let catalogue = app.get("/api/automations/marketplace").json_body().await;
     assert_eq!(catalogue["total"], 0);
-    assert_eq!(
-        app.get(&format!("/api/user/automations/{id}"))
-            .bearer_auth(&access)
-            .status()
-            .await,
-        StatusCode::OK
-    );
+    app.get(&format!("/api/user/automations/{id}"))
+        .bearer_auth(&access)
+        .expect_status(StatusCode::OK)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,10 +163,8 @@ async fn a_service_token_is_shown_once_and_stored_only_as_its_hash() {
     let a = create_automation(&app, json!({})).await;
     let id = a["id"].as_i64().unwrap();
     let res = internal(app.post(&format!("/internal/automations/{id}/service-token")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+        .call_expecting(StatusCode::CREATED)
+        .await;
     assert_eq!(res.headers()["cache-control"], "no-store");
     let token = json_of(res).await["service_token"]
         .as_str()
@@ -213,20 +189,16 @@ async fn a_service_token_is_shown_once_and_stored_only_as_its_hash() {
         Some(zimmer_marketplace::domain::tokens::token_hash(&token))
     );
     let view = internal(app.get(&format!("/internal/automations/{id}")))
-        .send()
+        .call()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
     assert!(!view.contains(&token));
     assert!(view.contains("\"has_service_token\":true"));
-    assert_eq!(
-        internal(app.post("/internal/automations/999999/service-token"))
-            .status()
-            .await,
-        StatusCode::NOT_FOUND
-    );
+    internal(app.post("/internal/automations/999999/service-token"))
+        .expect_status(StatusCode::NOT_FOUND)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

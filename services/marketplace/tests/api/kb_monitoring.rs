@@ -68,13 +68,13 @@ async fn subscriber(ctx: &TestContext, name: &str, automation: i64, status: &str
 }
 
 async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
-    let res = internal(app.get(path)).send().await.unwrap();
+    let res = internal(app.get(path)).call().await;
     let status = res.status();
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
 async fn post(app: &TestApp, path: &str) -> (StatusCode, Value) {
-    let res = internal(app.post(path)).send().await.unwrap();
+    let res = internal(app.post(path)).call().await;
     let status = res.status();
     (status, res.json().await.unwrap_or(Value::Null))
 }
@@ -118,12 +118,7 @@ async fn status_maps_each_vendor_answer_and_keeps_one_history_row_per_customer()
     assert_eq!(report["automation_id"], id);
     assert_eq!(report["automation_name"], "KB Bot");
     assert_eq!(report["total_users"], 5, "canceled customers are not asked");
-    let order: Vec<i64> = report["kb_statuses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["user_automation_id"].as_i64().unwrap())
-        .collect();
+    let order = zimmer_testkit::ids_in(&report["kb_statuses"], "user_automation_id");
     assert_eq!(order, vec![ok, warn, prob, odd, down]);
     assert!(!order.contains(&gone));
 
@@ -317,9 +312,8 @@ async fn status_needs_a_known_automation_with_a_kb_status_url() {
     // Without the internal credential, nothing.
     let res = app
         .get(&format!("/internal/kb/status?automation_id={plain}"))
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert!(res.status() == StatusCode::UNAUTHORIZED || res.status() == StatusCode::FORBIDDEN);
     assert_eq!(
         db_count(&ctx, "SELECT count(*) AS n FROM kb_status_history").await,

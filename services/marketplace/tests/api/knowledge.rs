@@ -11,11 +11,11 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 async fn post(app: &zimmer_testkit::TestApp, path: &str, body: &Value) -> Response {
-    internal(app.post(path)).json(body).send().await.unwrap()
+    internal(app.post(path)).json(body).call().await
 }
 
 async fn get(app: &zimmer_testkit::TestApp, path: &str) -> Value {
-    let res = internal(app.get(path)).send().await.unwrap();
+    let res = internal(app.get(path)).call().await;
     assert_eq!(res.status(), StatusCode::OK, "GET {path}");
     json_of(res).await
 }
@@ -36,7 +36,7 @@ async fn vendor_get(app: &zimmer_testkit::TestApp, token: Option<&str>, query: &
     if let Some(t) = token {
         rb = rb.header("X-Zimmer-Service-Token", t);
     }
-    rb.send().await.unwrap()
+    rb.call().await
 }
 
 async fn report(app: &zimmer_testkit::TestApp, token: Option<&str>, body: &Value) -> Response {
@@ -44,7 +44,17 @@ async fn report(app: &zimmer_testkit::TestApp, token: Option<&str>, body: &Value
     if let Some(t) = token {
         rb = rb.header("X-Zimmer-Service-Token", t);
     }
-    rb.send().await.unwrap()
+    rb.call().await
+}
+
+/// POST of a knowledge entry through the internal API.
+async fn post_entry(app: &zimmer_testkit::TestApp, body: Value) -> Response {
+    post(app, "/internal/knowledge", &body).await
+}
+
+/// POST of a KB template through the internal API.
+async fn post_template(app: &zimmer_testkit::TestApp, body: Value) -> Response {
+    post(app, "/internal/kb-templates", &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +78,7 @@ async fn knowledge_routes_need_the_service_credential() {
             if let Some(t) = token {
                 rb = rb.header("X-Internal-Token", t);
             }
-            let res = rb.send().await.unwrap();
+            let res = rb.call().await;
             assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
             assert_eq!(json_of(res).await["code"], "unauthorized");
         }
@@ -83,10 +93,9 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
     let manager = staff(&ctx, "manager@example.com").await;
 
     // Persian kept exactly (ZWNJ), text trimmed; 201 with the customer's name.
-    let res = post(
+    let res = post_entry(
         &app,
-        "/internal/knowledge",
-        &json!({ "client_id": ali, "category": "  سوالات\u{200C}متداول ",
+        json!({ "client_id": ali, "category": "  سوالات\u{200C}متداول ",
                  "answer": " ساعت کاری ۹ تا ۱۷\nشنبه تا چهارشنبه ", "created_by": manager }),
     )
     .await;
@@ -99,10 +108,9 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
     assert_eq!(e["created_by"], manager);
     assert!(e["id"].is_i64() && e["created_at"].is_string() && e["updated_at"].is_string());
     for (client, category) in [(ali, "Billing"), (ali, "Shipping"), (sara, "billing FAQ")] {
-        let res = post(
+        let res = post_entry(
             &app,
-            "/internal/knowledge",
-            &json!({ "client_id": client, "category": category, "answer": "yes" }),
+            json!({ "client_id": client, "category": category, "answer": "yes" }),
         )
         .await;
         assert_eq!(res.status(), StatusCode::CREATED);
@@ -141,7 +149,7 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
             "category",
         ),
     ] {
-        let res = post(&app, "/internal/knowledge", &body).await;
+        let res = post_entry(&app, body.clone()).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(
             field_errors(&json_of(res).await).contains(&field.to_owned()),
@@ -149,18 +157,16 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
         );
     }
     // 100 Persian characters (200 bytes) and 5,000 are within the limits.
-    let res = post(
+    let res = post_entry(
         &app,
-        "/internal/knowledge",
-        &json!({ "client_id": sara, "category": "ب".repeat(100), "answer": "a".repeat(5000) }),
+        json!({ "client_id": sara, "category": "ب".repeat(100), "answer": "a".repeat(5000) }),
     )
     .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     // Unknown or deleted account: 404.
-    let res = post(
+    let res = post_entry(
         &app,
-        "/internal/knowledge",
-        &json!({ "client_id": 999_999, "category": "c", "answer": "x" }),
+        json!({ "client_id": 999_999, "category": "c", "answer": "x" }),
     )
     .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -175,10 +181,9 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
     )
     .await
     .unwrap();
-    let res = post(
+    let res = post_entry(
         &app,
-        "/internal/knowledge",
-        &json!({ "client_id": gone, "category": "c", "answer": "x" }),
+        json!({ "client_id": gone, "category": "c", "answer": "x" }),
     )
     .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -190,12 +195,7 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
     // Lists: newest first, client exact, category case-insensitive anywhere, blank ignored.
     let all = get(&app, "/internal/knowledge").await;
     assert_eq!(all["total"], 5);
-    let ids: Vec<i64> = all["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_i64().unwrap())
-        .collect();
+    let ids = zimmer_testkit::ids_in(&all["items"], "id");
     let mut sorted = ids.clone();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(ids, sorted, "newest first");
@@ -234,10 +234,9 @@ async fn kb_templates_are_created_replaced_listed_and_deleted() {
     let a = automation_named(&app, "FAQ bot").await;
     let b = automation_named(&app, "Other bot").await;
 
-    let res = post(
+    let res = post_template(
         &app,
-        "/internal/kb-templates",
-        &json!({ "automation_id": a, "category": "", "question": " Hours? ", "answer": "9-17" }),
+        json!({ "automation_id": a, "category": "", "question": " Hours? ", "answer": "9-17" }),
     )
     .await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -246,19 +245,17 @@ async fn kb_templates_are_created_replaced_listed_and_deleted() {
     assert_eq!(t["question"], "Hours?");
     let id = t["id"].as_i64().unwrap();
     for (auto, cat) in [(a, Some("Billing")), (b, None)] {
-        let res = post(
+        let res = post_template(
             &app,
-            "/internal/kb-templates",
-            &json!({ "automation_id": auto, "category": cat, "question": "q", "answer": "a" }),
+            json!({ "automation_id": auto, "category": cat, "question": "q", "answer": "a" }),
         )
         .await;
         assert_eq!(res.status(), StatusCode::CREATED);
     }
     // Unknown automation: 404; bad fields: 422.
-    let res = post(
+    let res = post_template(
         &app,
-        "/internal/kb-templates",
-        &json!({ "automation_id": 999_999, "question": "q", "answer": "a" }),
+        json!({ "automation_id": 999_999, "question": "q", "answer": "a" }),
     )
     .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -280,7 +277,7 @@ async fn kb_templates_are_created_replaced_listed_and_deleted() {
             "category",
         ),
     ] {
-        let res = post(&app, "/internal/kb-templates", &body).await;
+        let res = post_template(&app, body.clone()).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(
             field_errors(&json_of(res).await).contains(&field.to_owned()),
@@ -305,30 +302,24 @@ async fn kb_templates_are_created_replaced_listed_and_deleted() {
             .put(app.url(&format!("/internal/kb-templates/{id}"))),
     )
     .json(&json!({ "automation_id": b, "question": "Opening hours?", "answer": "9 to 5" }))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    .call_expecting(StatusCode::OK)
+    .await;
     let t2 = json_of(res).await;
     assert_eq!(t2["automation_id"], b);
     assert_eq!(t2["question"], "Opening hours?");
     assert!(t2["category"].is_null());
     assert_eq!(t2["created_at"], t["created_at"]);
-    let res = internal(app.client.put(app.url("/internal/kb-templates/999999")))
+    internal(app.client.put(app.url("/internal/kb-templates/999999")))
         .json(&json!({ "automation_id": b, "question": "q", "answer": "a" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let res = internal(
+        .expect_status(StatusCode::NOT_FOUND)
+        .await;
+    internal(
         app.client
             .put(app.url(&format!("/internal/kb-templates/{id}"))),
     )
     .json(&json!({ "automation_id": 999_999, "question": "q", "answer": "a" }))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    .expect_status(StatusCode::NOT_FOUND)
+    .await;
 
     // DELETE: 204, then 404.
     for expected in [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND] {
@@ -336,9 +327,8 @@ async fn kb_templates_are_created_replaced_listed_and_deleted() {
             app.client
                 .delete(app.url(&format!("/internal/kb-templates/{id}"))),
         )
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
         assert_eq!(res.status(), expected);
     }
     // Deleting an automation nobody has takes its templates with it.
@@ -346,10 +336,8 @@ async fn kb_templates_are_created_replaced_listed_and_deleted() {
         app.client
             .delete(app.url(&format!("/internal/automations/{a}"))),
     )
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    .call_expecting(StatusCode::OK)
+    .await;
     assert_eq!(json_of(res).await["deleted"], true);
     assert_eq!(
         db_count(&ctx, "SELECT count(*) AS n FROM kb_templates").await,
@@ -368,19 +356,17 @@ async fn vendors_read_their_customers_knowledge_with_their_own_token() {
     let (sara, _) = customer(&ctx, "sara@example.com").await;
     let ua = add(&app, &ali_access, a).await;
     for (client, cat) in [(ali, "Hours"), (ali, "Address"), (sara, "Secret")] {
-        let res = post(
+        let res = post_entry(
             &app,
-            "/internal/knowledge",
-            &json!({ "client_id": client, "category": cat, "answer": format!("{cat} answer") }),
+            json!({ "client_id": client, "category": cat, "answer": format!("{cat} answer") }),
         )
         .await;
         assert_eq!(res.status(), StatusCode::CREATED);
     }
     for (auto, q) in [(a, "A question"), (b, "B question")] {
-        let res = post(
+        let res = post_template(
             &app,
-            "/internal/kb-templates",
-            &json!({ "automation_id": auto, "category": "General", "question": q, "answer": "ans" }),
+            json!({ "automation_id": auto, "category": "General", "question": q, "answer": "ans" }),
         )
         .await;
         assert_eq!(res.status(), StatusCode::CREATED);
@@ -538,10 +524,8 @@ async fn fallbacks_are_reported_once_per_key_listed_and_resolved() {
         .header("X-Zimmer-Service-Token", &token_a)
         .header("Idempotency-Key", "fb-1")
         .json(&json!({ "user_automation_id": ua_ali, "message": "ربات جواب نداد" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     assert_eq!(json_of(res).await["id"], first);
     assert_eq!(
         db_count(&ctx, "SELECT count(*) AS n FROM fallback_logs").await,

@@ -31,22 +31,15 @@ async fn publish(channel: &lapin::Channel, exchange: &str, envelope: &Envelope) 
     confirm.await.unwrap();
 }
 
+/// The service's Prometheus text.
+async fn metrics(app: &TestApp) -> String {
+    app.get("/metrics").call().await.text().await.unwrap()
+}
+
 /// The value of `zimmer_events_consumed_total` for this consumer and outcome.
 async fn consumed(app: &TestApp, outcome: &str) -> u64 {
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("zimmer_events_consumed_total{"))
-        .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")))
-        .filter(|l| l.contains(&format!("consumer=\"{PAYMENTS_CONSUMER}\"")))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    let labels = [("outcome", outcome), ("consumer", PAYMENTS_CONSUMER)];
+    zimmer_testkit::metric_sum(&metrics(app).await, "zimmer_events_consumed_total", &labels)
 }
 
 async fn setup(ctx: &TestContext, app: &TestApp) -> (i64, i64, i64, lapin::Channel, Broker) {
@@ -137,26 +130,17 @@ async fn a_payment_is_credited_once_however_often_it_is_delivered() {
     assert_eq!(payload["data"]["user_id"], user_id);
 
     // A different payment is a different credit, delivered through the running consumer.
-    publish(
-        &channel,
-        &ctx.exchange,
-        &verified(43, user_id, automation_id, ua, 7),
-    )
-    .await;
+    let ev = verified(43, user_id, automation_id, ua, 7);
+    publish(&channel, &ctx.exchange, &ev).await;
     eventually("payment 43 credited", WAIT, || async {
         balances(&ctx, ua).await.0 == 107
     })
     .await;
     // The customer sees paid tokens next to the untouched demo tokens.
     let access = ctx.mint_access_token(user_id, zimmer_jwt::Role::Customer, uuid::Uuid::new_v4());
-    let res = app
-        .get(&format!("/api/user/automations/{automation_id}"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let view = json_of(res).await;
+    let path = format!("/api/user/automations/{automation_id}");
+    let (status, view) = app.get(&path).bearer_auth(&access).json_of().await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(view["user_automation"]["tokens_remaining"], 107);
     assert_eq!(view["user_automation"]["demo_tokens"], 5);
 }
@@ -168,27 +152,12 @@ async fn a_payment_for_someone_elses_balance_is_dead_lettered_not_credited() {
     let stranger = ctx
         .create_user("stranger@example.com", zimmer_jwt::Role::Customer)
         .await;
-    publish(
-        &channel,
-        &ctx.exchange,
-        &verified(77, stranger, automation_id, ua, 50),
-    )
-    .await;
-    publish(
-        &channel,
-        &ctx.exchange,
-        &verified(78, user_id, automation_id, ua, 0),
-    )
-    .await;
+    let ev = verified(77, stranger, automation_id, ua, 50);
+    publish(&channel, &ctx.exchange, &ev).await;
+    let ev = verified(78, user_id, automation_id, ua, 0);
+    publish(&channel, &ctx.exchange, &ev).await;
     eventually("both dead-lettered", WAIT, || async {
-        let text = app
-            .get("/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics(&app).await;
         text.lines()
             .any(|l| l.starts_with("zimmer_events_dead_lettered_total{") && l.ends_with(" 2"))
     })
@@ -216,14 +185,7 @@ async fn a_payment_event_of_an_unknown_version_is_dead_lettered_not_credited() {
     };
     publish(&channel, &ctx.exchange, &newer).await;
     eventually("dead-lettered", WAIT, || async {
-        let text = app
-            .get("/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics(&app).await;
         text.lines().any(|l| {
             l.starts_with("zimmer_events_dead_lettered_total{")
                 && l.contains("payment.verified")
@@ -234,12 +196,8 @@ async fn a_payment_event_of_an_unknown_version_is_dead_lettered_not_credited() {
     assert_eq!(balances(&ctx, ua).await.0, 0, "nothing credited");
     assert_eq!(consumed(&app, "applied").await, 0);
 
-    publish(
-        &channel,
-        &ctx.exchange,
-        &verified(91, user_id, automation_id, ua, 40),
-    )
-    .await;
+    let ev = verified(91, user_id, automation_id, ua, 40);
+    publish(&channel, &ctx.exchange, &ev).await;
     eventually("version 1 credited", WAIT, || async {
         balances(&ctx, ua).await.0 == 40
     })

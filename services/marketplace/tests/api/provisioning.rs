@@ -27,8 +27,9 @@ async fn vendor_automation(app: &TestApp, vendor_knows_token: bool) -> (i64, Fak
     })
     .await
     .unwrap();
-    assert_eq!(internal(app.put(&format!("/internal/automations/{id}")))
-        .json(&json!({ "provision_url": vendor.provision_url(), "health_check_url": vendor.health_url() })).status().await, StatusCode::OK);
+    let urls =
+        json!({ "provision_url": vendor.provision_url(), "health_check_url": vendor.health_url() });
+    assert_eq!(update_automation(app, id, urls).await, StatusCode::OK);
     (id, vendor)
 }
 
@@ -57,21 +58,20 @@ async fn a_new_automation_and_a_new_bot_token_are_provisioned_with_signed_calls(
         }]
     );
     assert_eq!(vendor.unauthorized(), 0);
-    let view = app
-        .get(&format!("/api/user/automations/{id}"))
-        .bearer_auth(&access)
-        .json_body()
-        .await;
+    let view = user_view(&app, &access, id).await;
     assert_eq!(view["user_automation"]["integration_status"], "provisioned");
     assert!(view["user_automation"]["provisioned_at"].is_string());
 
     // A new bot token goes to the vendor (in full: it runs the bot) and is recorded again.
     assert_eq!(
-        app.put(&format!("/api/user/automations/{id}"))
-            .bearer_auth(&access)
-            .json(&json!({ "telegram_bot_token": BOT_TOKEN }))
-            .status()
-            .await,
+        user_update(
+            &app,
+            &access,
+            id,
+            json!({ "telegram_bot_token": BOT_TOKEN })
+        )
+        .await
+        .status(),
         StatusCode::OK
     );
     eventually("the bot token reached the vendor", WAIT, || async {
@@ -88,10 +88,8 @@ async fn a_new_automation_and_a_new_bot_token_are_provisioned_with_signed_calls(
         .client
         .post(format!("{}/simulate/consume", vendor.address))
         .json(&json!({ "user_automation_id": ua, "units": 2 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["accepted"], true);
     assert_eq!(body["remaining_demo_tokens"], 3);
@@ -109,10 +107,8 @@ async fn vendor_down_fails_after_the_retries_and_a_later_retry_succeeds_without_
     let res = app
         .post(&format!("/api/user/automations/{id}"))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+        .call_expecting(StatusCode::CREATED)
+        .await;
     let ua = json_of(res).await["user_automation"]["id"]
         .as_i64()
         .unwrap();
@@ -124,9 +120,8 @@ async fn vendor_down_fails_after_the_retries_and_a_later_retry_succeeds_without_
     let list = app
         .get("/api/user/automations")
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(
         list.status(),
         StatusCode::OK,
@@ -236,10 +231,8 @@ async fn staff_can_run_a_health_check_now() {
     let (id, vendor) = vendor_automation(&app, true).await;
     let check = || async {
         let res = internal(app.post(&format!("/internal/automations/{id}/health-check")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
+            .call_expecting(StatusCode::OK)
+            .await;
         json_of(res).await
     };
     let first = check().await;
@@ -258,17 +251,12 @@ async fn staff_can_run_a_health_check_now() {
         "/internal/automations/{}/health-check",
         bare["id"]
     )))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(res.status(), StatusCode::CONFLICT);
+    .call_expecting(StatusCode::CONFLICT)
+    .await;
     assert_eq!(json_of(res).await["code"], "no_health_check_url");
-    assert_eq!(
-        internal(app.post("/internal/automations/999999/health-check"))
-            .status()
-            .await,
-        StatusCode::NOT_FOUND
-    );
+    internal(app.post("/internal/automations/999999/health-check"))
+        .expect_status(StatusCode::NOT_FOUND)
+        .await;
 }
 
 /// The fake vendor is a separate crate that does not read the marketplace's code: its demo

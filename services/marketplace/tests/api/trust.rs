@@ -65,9 +65,8 @@ async fn vendor_urls_that_reach_the_internal_network_are_refused_when_saved() {
         async move {
             internal(app.post("/internal/automations"))
                 .json(&body)
-                .send()
+                .call()
                 .await
-                .unwrap()
         }
     };
     for (field, url, says) in [
@@ -122,10 +121,12 @@ async fn vendor_urls_that_reach_the_internal_network_are_refused_when_saved() {
     let a = create_automation(&app, json!({})).await;
     let id = a["id"].as_i64().unwrap();
     assert_eq!(
-        internal(app.put(&format!("/internal/automations/{id}")))
-            .json(&json!({ "health_check_url": "http://localhost:8003/readyz" }))
-            .status()
-            .await,
+        update_automation(
+            &app,
+            id,
+            json!({ "health_check_url": "http://localhost:8003/readyz" })
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(
@@ -138,10 +139,12 @@ async fn vendor_urls_that_reach_the_internal_network_are_refused_when_saved() {
     );
     // Clearing a URL needs no check.
     assert_eq!(
-        internal(app.put(&format!("/internal/automations/{id}")))
-            .json(&json!({ "health_check_url": null, "provision_url": "" }))
-            .status()
-            .await,
+        update_automation(
+            &app,
+            id,
+            json!({ "health_check_url": null, "provision_url": "" })
+        )
+        .await,
         StatusCode::OK
     );
 }
@@ -202,10 +205,8 @@ async fn the_workers_never_call_an_internal_address_stored_in_the_database() {
         "/internal/automations/{}/health-check",
         automations[1]
     )))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    .call_expecting(StatusCode::OK)
+    .await;
     let report = json_of(res).await;
     assert_eq!(report["health_status"], "down");
     assert!(
@@ -239,18 +240,12 @@ async fn an_allow_listed_host_is_called_with_internal_addresses_refused_otherwis
     let vendor = fake_vendor(&app, issue_token(&app, id).await).await;
     let url = format!("http://localhost:{}/provision", vendor.port);
     assert_eq!(
-        internal(app.put(&format!("/internal/automations/{id}")))
-            .json(&json!({ "provision_url": url }))
-            .status()
-            .await,
+        update_automation(&app, id, json!({ "provision_url": url })).await,
         StatusCode::OK
     );
     // The same vendor by its address is not on the list.
     assert_eq!(
-        internal(app.put(&format!("/internal/automations/{id}")))
-            .json(&json!({ "health_check_url": vendor.health_url() }))
-            .status()
-            .await,
+        update_automation(&app, id, json!({ "health_check_url": vendor.health_url() })).await,
         StatusCode::UNPROCESSABLE_ENTITY
     );
 
@@ -265,6 +260,14 @@ async fn an_allow_listed_host_is_called_with_internal_addresses_refused_otherwis
     assert_eq!(vendor.provisions()[0].user_id, user_id);
 }
 
+/// Whether the vendor was sent [`BOT_TOKEN`] for the user automation `ua`.
+fn got_bot_token(vendor: &FakeVendor, ua: i64) -> bool {
+    vendor
+        .provisions()
+        .iter()
+        .any(|p| p.user_automation_id == ua && p.bot_token.as_deref() == Some(BOT_TOKEN))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bot_tokens_are_sealed_at_rest_and_reach_the_vendor_intact() {
     let (ctx, app) = market().await;
@@ -272,23 +275,14 @@ async fn bot_tokens_are_sealed_at_rest_and_reach_the_vendor_intact() {
     let id = a["id"].as_i64().unwrap();
     let vendor = fake_vendor(&app, issue_token(&app, id).await).await;
     assert_eq!(
-        internal(app.put(&format!("/internal/automations/{id}")))
-            .json(&json!({ "provision_url": vendor.provision_url() }))
-            .status()
-            .await,
+        update_automation(&app, id, json!({ "provision_url": vendor.provision_url() })).await,
         StatusCode::OK
     );
     let (_, alice) = customer(&ctx, "alice@example.com").await;
     let (_, bob) = customer(&ctx, "bob@example.com").await;
     let ua = add(&app, &alice, id).await;
     let bob_ua = add(&app, &bob, id).await;
-    let res = app
-        .put(&format!("/api/user/automations/{id}"))
-        .bearer_auth(&alice)
-        .json(&json!({ "telegram_bot_token": BOT_TOKEN }))
-        .send()
-        .await
-        .unwrap();
+    let res = user_update(&app, &alice, id, json!({ "telegram_bot_token": BOT_TOKEN })).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         json_of(res).await["user_automation"]["telegram_bot_token"],
@@ -319,20 +313,17 @@ async fn bot_tokens_are_sealed_at_rest_and_reach_the_vendor_intact() {
 
     // The vendor, which runs the bot, gets it in full.
     eventually("the bot token reached the vendor", WAIT, || async {
-        vendor
-            .provisions()
-            .iter()
-            .any(|p| p.user_automation_id == ua && p.bot_token.as_deref() == Some(BOT_TOKEN))
+        got_bot_token(&vendor, ua)
     })
     .await;
     // Uniqueness still holds, through the hash.
-    let res = app
-        .put(&format!("/api/user/automations/{id}"))
-        .bearer_auth(&bob)
-        .json(&json!({ "telegram_bot_token": format!("{BOT_TOKEN} ") }))
-        .send()
-        .await
-        .unwrap();
+    let res = user_update(
+        &app,
+        &bob,
+        id,
+        json!({ "telegram_bot_token": format!("{BOT_TOKEN} ") }),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert_eq!(json_of(res).await["code"], "bot_token_in_use");
     assert_eq!(token_columns(&ctx, bob_ua).await, (None, None, None));
@@ -348,11 +339,7 @@ async fn bot_tokens_are_sealed_at_rest_and_reach_the_vendor_intact() {
         ),
     )
     .await;
-    let view = app
-        .get(&format!("/api/user/automations/{id}"))
-        .bearer_auth(&bob)
-        .json_body()
-        .await;
+    let view = user_view(&app, &bob, id).await;
     assert_eq!(view["user_automation"]["telegram_bot_token"], "****");
 }
 
@@ -374,11 +361,7 @@ async fn bot_tokens_stored_before_sealing_are_resealed_and_still_work() {
     )
     .await;
     // Served meanwhile: the masked view reads the legacy value.
-    let view = first
-        .get(&format!("/api/user/automations/{id}"))
-        .bearer_auth(&access)
-        .json_body()
-        .await;
+    let view = user_view(&first, &access, id).await;
     assert_eq!(
         view["user_automation"]["telegram_bot_token"],
         "123456789:****sawQ"
@@ -393,11 +376,7 @@ async fn bot_tokens_stored_before_sealing_are_resealed_and_still_work() {
         legacy.is_none() && sealed.is_some() && hash.is_some()
     })
     .await;
-    let view = second
-        .get(&format!("/api/user/automations/{id}"))
-        .bearer_auth(&access)
-        .json_body()
-        .await;
+    let view = user_view(&second, &access, id).await;
     assert_eq!(
         view["user_automation"]["telegram_bot_token"],
         "123456789:****sawQ"
@@ -406,21 +385,25 @@ async fn bot_tokens_stored_before_sealing_are_resealed_and_still_work() {
     let (_, other) = customer(&ctx, "copycat@example.com").await;
     add(&second, &other, id).await;
     assert_eq!(
-        second
-            .put(&format!("/api/user/automations/{id}"))
-            .bearer_auth(&other)
-            .json(&json!({ "telegram_bot_token": BOT_TOKEN }))
-            .status()
-            .await,
+        user_update(
+            &second,
+            &other,
+            id,
+            json!({ "telegram_bot_token": BOT_TOKEN })
+        )
+        .await
+        .status(),
         StatusCode::CONFLICT
     );
 
     // And the vendor still gets the right token.
     assert_eq!(
-        internal(second.put(&format!("/internal/automations/{id}")))
-            .json(&json!({ "provision_url": vendor.provision_url() }))
-            .status()
-            .await,
+        update_automation(
+            &second,
+            id,
+            json!({ "provision_url": vendor.provision_url() })
+        )
+        .await,
         StatusCode::OK
     );
     sql(
@@ -429,10 +412,7 @@ async fn bot_tokens_stored_before_sealing_are_resealed_and_still_work() {
     )
     .await;
     eventually("the re-sealed token reached the vendor", WAIT, || async {
-        vendor
-            .provisions()
-            .iter()
-            .any(|p| p.user_automation_id == ua && p.bot_token.as_deref() == Some(BOT_TOKEN))
+        got_bot_token(&vendor, ua)
     })
     .await;
 }

@@ -8,7 +8,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use zimmer_db::models::support::{
     NewTicket, NewTicketAttachment, NewTicketMessage, Ticket, TicketAttachment, TicketMessage,
 };
-use zimmer_events::contracts::{TicketCreated, TicketReplied};
+use zimmer_events::{
+    Envelope,
+    contracts::{TicketCreated, TicketReplied},
+};
 use zimmer_http::ApiError;
 use zimmer_jwt::Role;
 
@@ -191,70 +194,124 @@ pub struct NewTicketInput {
 }
 
 /// Opens a ticket with its first message (and attachment); emits `ticket.created`.
+///
+/// One statement ([`tq::create_ticket`]): one round trip, and the ticket, message, attachment
+/// row and outbox event commit together (or not at all) before the answer. The relay is woken
+/// in-process after that commit instead of by a `pg_notify` in the transaction: PostgreSQL
+/// serialises notifying commits (one global lock held through the WAL flush), which capped
+/// ticket creation at one commit per flush.
 pub async fn create_ticket(
     state: &AppState,
     actor: Actor,
     input: NewTicketInput,
     upload: Option<Upload>,
 ) -> Result<TicketView, ApiError> {
+    // The event's id is chosen here; the statement writes the ticket id into its data.
+    let envelope = Envelope::of(
+        PRODUCER,
+        &TicketCreated {
+            ticket_id: 0,
+            user_id: actor.id,
+            priority: input.importance.clone(),
+        },
+    )
+    .map_err(ApiError::internal)?;
+    let (payload, headers) = zimmer_events::outbox_json(&envelope).map_err(ApiError::internal)?;
     let stored = store(state, upload.as_ref()).await?;
     let result = async {
+        let attachment = match &stored {
+            Some(s) => Some(tq::NewAttachmentFile {
+                filename: &s.upload.filename,
+                content_type: s.upload.kind.content_type(),
+                size: i64::try_from(s.upload.bytes.len()).map_err(ApiError::internal)?,
+                storage_key: &s.key,
+            }),
+            None => None,
+        };
+        let new = tq::CreateTicket {
+            ticket: &NewTicket {
+                user_id: actor.id,
+                title: &input.subject,
+                description: &input.message,
+                // Triage starts from what the customer chose.
+                priority: &input.importance,
+                importance: &input.importance,
+                category: input.category.as_deref(),
+                user_automation_id: input.user_automation_id,
+            },
+            attachment,
+            event_id: envelope.id,
+            producer: PRODUCER,
+            event_type: &envelope.event_type,
+            event_payload: &payload,
+            event_headers: &headers,
+        };
         let mut conn = state.platform.pool.get().await?;
-        conn.transaction(async |conn| {
-            if let Some(ua) = input.user_automation_id
-                && !tq::owns_user_automation(conn, ua, actor.id).await?
-            {
-                return Err(ApiError::invalid(
-                    "user_automation_id",
-                    "is not one of your automations",
-                ));
-            }
-            let ticket = tq::insert_ticket(
-                conn,
-                &NewTicket {
-                    user_id: actor.id,
-                    title: &input.subject,
-                    description: &input.message,
-                    // Triage starts from what the customer chose.
-                    priority: &input.importance,
-                    importance: &input.importance,
-                    category: input.category.as_deref(),
-                    user_automation_id: input.user_automation_id,
-                },
-            )
-            .await?;
-            let message = tq::insert_message(
-                conn,
-                &NewTicketMessage {
-                    ticket_id: ticket.id,
-                    author_id: actor.id,
-                    is_staff: false,
-                    body: &input.message,
-                },
-            )
-            .await?;
-            if let Some(s) = &stored {
-                attach(conn, message.id, s).await?;
-            }
-            zimmer_events::enqueue_event(
-                conn,
-                PRODUCER,
-                &TicketCreated {
-                    ticket_id: ticket.id,
-                    user_id: ticket.user_id,
-                    priority: ticket.priority.clone(),
-                },
-            )
-            .await?;
-            detail(conn, ticket).await
+        let created = tq::create_ticket(&mut conn, &new).await?;
+        drop(conn);
+        created.ok_or_else(|| {
+            ApiError::invalid("user_automation_id", "is not one of your automations")
         })
-        .await
     }
     .await;
-    if result.is_err() {
-        unstore(state, stored).await;
+    match result {
+        Ok(row) => {
+            state.relay.wake();
+            Ok(created_view(row, stored.as_ref()))
+        }
+        Err(e) => {
+            unstore(state, stored).await;
+            Err(e)
+        }
     }
-    result
+}
+
+/// The new ticket's view, as [`detail`] would read it back: its one message (and attachment).
+fn created_view(row: tq::CreatedTicket, stored: Option<&Stored<'_>>) -> TicketView {
+    let message = TicketMessage {
+        id: row.message_id,
+        ticket_id: row.id,
+        author_id: row.user_id,
+        is_staff: false,
+        body: row.description.clone(),
+        created_at: row.message_created_at,
+    };
+    let attachments = match (stored, row.attachment_id, row.attachment_created_at) {
+        (Some(s), Some(id), Some(created_at)) => vec![TicketAttachment {
+            id,
+            message_id: row.message_id,
+            filename: s.upload.filename.clone(),
+            content_type: s.upload.kind.content_type().to_owned(),
+            size: i64::try_from(s.upload.bytes.len()).unwrap_or(i64::MAX),
+            storage_key: s.key.clone(),
+            created_at,
+        }],
+        _ => Vec::new(),
+    };
+    let author = row.author_name;
+    let ticket = Ticket {
+        id: row.id,
+        user_id: row.user_id,
+        title: row.title,
+        description: row.description,
+        status: row.status,
+        priority: row.priority,
+        importance: row.importance,
+        category: row.category,
+        user_automation_id: row.user_automation_id,
+        assigned_to: row.assigned_to,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        closed_at: row.closed_at,
+    };
+    TicketView::detail(
+        ticket,
+        vec![(message, author)],
+        attachments,
+        1,
+        0,
+        DEFAULT_PAGE.limit,
+    )
 }
 
 async fn attach(

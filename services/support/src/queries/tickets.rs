@@ -1,24 +1,203 @@
 //! Tickets, their messages and attachments.
 
 use chrono::{DateTime, Utc};
-use diesel::{dsl::now, prelude::*};
+use diesel::{
+    dsl::now,
+    pg::Pg,
+    prelude::*,
+    query_builder::{AstPass, Query, QueryFragment, QueryId},
+    sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
 use zimmer_db::{
     models::support::{
         NewTicket, NewTicketAttachment, NewTicketMessage, Ticket, TicketAttachment, TicketMessage,
     },
-    schema::{ticket_attachments, ticket_messages, tickets, user_automations, users},
+    schema::{ticket_attachments, ticket_messages, tickets, users},
 };
 
-pub async fn insert_ticket(
+/// A new ticket as [`create_ticket`] writes it: the ticket, the first message's attachment (if
+/// any) and the `ticket.created` outbox row.
+pub struct CreateTicket<'a> {
+    pub ticket: &'a NewTicket<'a>,
+    pub attachment: Option<NewAttachmentFile<'a>>,
+    pub event_id: Uuid,
+    pub producer: &'a str,
+    pub event_type: &'a str,
+    /// The envelope (`zimmer_events::outbox_json`); the statement writes the new ticket's id
+    /// into its `data.ticket_id`.
+    pub event_payload: &'a serde_json::Value,
+    pub event_headers: &'a serde_json::Value,
+}
+
+/// The attachment of a new ticket's first message (the message id comes from the statement).
+pub struct NewAttachmentFile<'a> {
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub size: i64,
+    pub storage_key: &'a str,
+}
+
+/// What [`create_ticket`] answers: the ticket's row, its first message's id and time, the
+/// attachment's id and time when there is one, and the author's name.
+#[derive(Debug, QueryableByName)]
+pub struct CreatedTicket {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub user_id: i64,
+    #[diesel(sql_type = Text)]
+    pub title: String,
+    #[diesel(sql_type = Text)]
+    pub description: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Text)]
+    pub priority: String,
+    #[diesel(sql_type = Text)]
+    pub importance: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub category: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub user_automation_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub assigned_to: Option<i64>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub updated_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub closed_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = BigInt)]
+    pub message_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    pub message_created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub attachment_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub attachment_created_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Text)]
+    pub author_name: String,
+}
+
+/// A new ticket in ONE statement (one round trip, one commit, atomic on its own): the ticket,
+/// but only when its `user_automation_id` is absent or the customer's own; its first message;
+/// that message's attachment row when a file was stored; and the `ticket.created` outbox row
+/// carrying the new ticket's id. When the automation is not the customer's nothing is written
+/// and no row comes back. The parameters come first, as the CTE `p` ([`CreateTicketQuery`]).
+const CREATE_TICKET_SQL: &str = "
+, t AS (
+    INSERT INTO tickets (user_id, title, description, priority, importance, category,
+                         user_automation_id)
+    SELECT p.user_id, p.title, p.description, p.priority, p.importance, p.category,
+           p.user_automation_id
+    FROM p
+    WHERE p.user_automation_id IS NULL
+       OR EXISTS (SELECT 1 FROM user_automations ua
+                  WHERE ua.id = p.user_automation_id AND ua.user_id = p.user_id)
+    RETURNING id, user_id, title, description, status, priority, importance, category,
+              user_automation_id, assigned_to, created_at, updated_at, closed_at
+), m AS (
+    INSERT INTO ticket_messages (ticket_id, author_id, is_staff, body)
+    SELECT t.id, t.user_id, false, t.description FROM t
+    RETURNING id, created_at
+), a AS (
+    INSERT INTO ticket_attachments (message_id, filename, content_type, size, storage_key)
+    SELECT m.id, p.filename, p.content_type, p.size, p.storage_key
+    FROM m CROSS JOIN p WHERE p.storage_key IS NOT NULL
+    RETURNING id, created_at
+), o AS (
+    INSERT INTO outbox (id, producer, event_type, payload, headers)
+    SELECT p.event_id, p.producer, p.event_type,
+           jsonb_set(p.payload, '{data,ticket_id}', to_jsonb(t.id)), p.headers
+    FROM t CROSS JOIN p
+)
+SELECT t.*, m.id AS message_id, m.created_at AS message_created_at,
+       a.id AS attachment_id, a.created_at AS attachment_created_at,
+       COALESCE((SELECT u.name FROM users u JOIN p ON u.id = p.user_id), '') AS author_name
+FROM t CROSS JOIN m LEFT JOIN a ON true";
+
+/// [`CREATE_TICKET_SQL`] as a query type of its own rather than `sql_query` (which diesel
+/// never caches): the connection keeps its prepared statement, so a ticket costs one
+/// Bind/Execute instead of a Parse round trip and a fresh plan of the whole CTE each time.
+struct CreateTicketQuery<'a> {
+    c: &'a CreateTicket<'a>,
+    filename: Option<&'a str>,
+    content_type: Option<&'a str>,
+    size: Option<i64>,
+    storage_key: Option<&'a str>,
+}
+
+/// The cache key of [`CreateTicketQuery`]'s prepared statement (its SQL never varies).
+struct CreateTicketQueryId;
+
+impl QueryId for CreateTicketQuery<'_> {
+    type QueryId = CreateTicketQueryId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for CreateTicketQuery<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl QueryFragment<Pg> for CreateTicketQuery<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let c = self.c;
+        let t = c.ticket;
+        out.push_sql("WITH p AS (SELECT ");
+        out.push_bind_param::<BigInt, _>(&t.user_id)?;
+        out.push_sql("::int8 AS user_id, ");
+        out.push_bind_param::<Text, _>(&t.title)?;
+        out.push_sql("::text AS title, ");
+        out.push_bind_param::<Text, _>(&t.description)?;
+        out.push_sql("::text AS description, ");
+        out.push_bind_param::<Text, _>(&t.priority)?;
+        out.push_sql("::text AS priority, ");
+        out.push_bind_param::<Text, _>(&t.importance)?;
+        out.push_sql("::text AS importance, ");
+        out.push_bind_param::<Nullable<Text>, _>(&t.category)?;
+        out.push_sql("::text AS category, ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&t.user_automation_id)?;
+        out.push_sql("::int8 AS user_automation_id, ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.filename)?;
+        out.push_sql("::text AS filename, ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.content_type)?;
+        out.push_sql("::text AS content_type, ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&self.size)?;
+        out.push_sql("::int8 AS size, ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.storage_key)?;
+        out.push_sql("::text AS storage_key, ");
+        out.push_bind_param::<SqlUuid, _>(&c.event_id)?;
+        out.push_sql("::uuid AS event_id, ");
+        out.push_bind_param::<Text, _>(&c.producer)?;
+        out.push_sql("::text AS producer, ");
+        out.push_bind_param::<Text, _>(&c.event_type)?;
+        out.push_sql("::text AS event_type, ");
+        out.push_bind_param::<Jsonb, _>(c.event_payload)?;
+        out.push_sql("::jsonb AS payload, ");
+        out.push_bind_param::<Jsonb, _>(c.event_headers)?;
+        out.push_sql("::jsonb AS headers)");
+        out.push_sql(CREATE_TICKET_SQL);
+        Ok(())
+    }
+}
+
+pub async fn create_ticket(
     conn: &mut AsyncPgConnection,
-    new: &NewTicket<'_>,
-) -> QueryResult<Ticket> {
-    diesel::insert_into(tickets::table)
-        .values(new)
-        .returning(Ticket::as_returning())
-        .get_result(conn)
-        .await
+    c: &CreateTicket<'_>,
+) -> QueryResult<Option<CreatedTicket>> {
+    let a = c.attachment.as_ref();
+    CreateTicketQuery {
+        c,
+        filename: a.map(|a| a.filename),
+        content_type: a.map(|a| a.content_type),
+        size: a.map(|a| a.size),
+        storage_key: a.map(|a| a.storage_key),
+    }
+    .get_result(conn)
+    .await
+    .optional()
 }
 
 pub async fn insert_message(
@@ -91,22 +270,6 @@ pub async fn user_name(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Opt
         .first(conn)
         .await
         .optional()
-}
-
-/// Support reads marketplace's `user_automations` only to check that a ticket's
-/// `user_automation_id` is the customer's own.
-pub async fn owns_user_automation(
-    conn: &mut AsyncPgConnection,
-    user_automation_id: i64,
-    user_id: i64,
-) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        user_automations::table
-            .filter(user_automations::id.eq(user_automation_id))
-            .filter(user_automations::user_id.eq(user_id)),
-    ))
-    .get_result(conn)
-    .await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,7 +355,7 @@ pub async fn messages_of(
 /// How many messages a ticket has and how many characters they hold together: what the
 /// thread limits are checked against (under the ticket's row lock).
 pub async fn thread_size(conn: &mut AsyncPgConnection, ticket_id: i64) -> QueryResult<(i64, i64)> {
-    use diesel::{dsl::sql, sql_types::BigInt};
+    use diesel::dsl::sql;
     ticket_messages::table
         .filter(ticket_messages::ticket_id.eq(ticket_id))
         .select(sql::<(BigInt, BigInt)>(

@@ -10,40 +10,32 @@ use crate::common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
-use uuid::Uuid;
 use zimmer_jwt::Role;
 use zimmer_testkit::{Gateway, Process, TempDir, TestContext, Upstreams, client};
+
+/// The support binary (attachments in a folder of its own) behind the gateway; the folders
+/// (its log and its files) live as long as the returned [`TempDir`]s, dropped last.
+async fn behind_the_gateway(ctx: &TestContext) -> ([TempDir; 2], Process, Gateway) {
+    let logs = TempDir::new("zimmer-e2e-logs");
+    let files = TempDir::new("zimmer-e2e-files");
+    let dir = files.path.to_string_lossy().into_owned();
+    let env = ctx.process_env(&[], vec![("ATTACHMENTS_DIR".into(), dir)]);
+    let support = Process::start("support", &env, &logs.path).await;
+    let gw = Gateway::start(&Upstreams::of(&[&support]), &["http://localhost:3000"]).await;
+    ([logs, files], support, gw)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tickets_attachments_and_the_stream_through_the_gateway() {
     let ctx = TestContext::new().await;
-    let logs = TempDir::new("zimmer-e2e-logs");
-    let files = TempDir::new("zimmer-e2e-files");
-    let mut env: Vec<(String, String)> = ctx
-        .env_pairs()
-        .into_iter()
-        .filter(|(k, _)| k != "HTTP_PORT")
-        .collect();
-    env.push((
-        "ATTACHMENTS_DIR".into(),
-        files.path.to_string_lossy().into_owned(),
-    ));
-    let support = Process::start_service("zimmer-support", "support", &env, &logs.path).await;
-    let gw = Gateway::start(
-        &Upstreams {
-            support: vec![format!("127.0.0.1:{}", support.port)],
-            ..Default::default()
-        },
-        &["http://localhost:3000"],
-    )
-    .await;
+    let (_dirs, support, gw) = behind_the_gateway(&ctx).await;
     let http = client();
-    let customer = ctx.create_user("panel@example.com", Role::Customer).await;
-    let ct = ctx.mint_access_token(customer, Role::Customer, Uuid::new_v4());
-    let staff = ctx
-        .create_user("agent@example.com", Role::SupportStaff)
+    let (customer, ct) = ctx
+        .user_with_token("panel@example.com", Role::Customer)
         .await;
-    let st = ctx.mint_access_token(staff, Role::SupportStaff, Uuid::new_v4());
+    let (_, st) = ctx
+        .user_with_token("agent@example.com", Role::SupportStaff)
+        .await;
 
     // The panel's call: multipart with user_id, subject, message, importance and a file.
     let (status, t) = Form::new()
@@ -110,8 +102,9 @@ async fn tickets_attachments_and_the_stream_through_the_gateway() {
     assert_eq!(n["data"]["ticket_id"], id);
 
     // Another customer: 404 through the gateway too.
-    let other = ctx.create_user("other@example.com", Role::Customer).await;
-    let ot = ctx.mint_access_token(other, Role::Customer, Uuid::new_v4());
+    let (_, ot) = ctx
+        .user_with_token("other@example.com", Role::Customer)
+        .await;
     assert_eq!(
         http.get(gw.url(&url)).bearer_auth(&ot).status().await,
         StatusCode::NOT_FOUND
@@ -135,34 +128,14 @@ async fn tickets_attachments_and_the_stream_through_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_bounds_open_streams_per_client_address() {
     let ctx = TestContext::new().await;
-    let logs = TempDir::new("zimmer-e2e-logs");
-    let files = TempDir::new("zimmer-e2e-files");
-    let mut env: Vec<(String, String)> = ctx
-        .env_pairs()
-        .into_iter()
-        .filter(|(k, _)| k != "HTTP_PORT")
-        .collect();
-    env.push((
-        "ATTACHMENTS_DIR".into(),
-        files.path.to_string_lossy().into_owned(),
-    ));
-    let support = Process::start_service("zimmer-support", "support", &env, &logs.path).await;
-    let gw = Gateway::start(
-        &Upstreams {
-            support: vec![format!("127.0.0.1:{}", support.port)],
-            ..Default::default()
-        },
-        &["http://localhost:3000"],
-    )
-    .await;
+    let (_dirs, _support, gw) = behind_the_gateway(&ctx).await;
     let http = client();
     let mut streams = Vec::new();
     for i in 0..20 {
         // A different account each time: the service's per-user cap plays no part.
-        let id = ctx
-            .create_user(&format!("s{i}@example.com"), Role::Customer)
+        let (_, token) = ctx
+            .user_with_token(&format!("s{i}@example.com"), Role::Customer)
             .await;
-        let token = ctx.mint_access_token(id, Role::Customer, Uuid::new_v4());
         let res = http
             .get(gw.url(&format!("/api/notifications/stream?token={token}")))
             .send()
@@ -173,10 +146,9 @@ async fn the_gateway_bounds_open_streams_per_client_address() {
         sse.next(WAIT).await.expect("the opening block");
         streams.push(sse);
     }
-    let id = ctx
-        .create_user("one-more@example.com", Role::Customer)
+    let (_, token) = ctx
+        .user_with_token("one-more@example.com", Role::Customer)
         .await;
-    let token = ctx.mint_access_token(id, Role::Customer, Uuid::new_v4());
     let url = gw.url(&format!("/api/notifications/stream?token={token}"));
     let (status, body) = http.get(&url).json_or_text().await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");

@@ -8,5 +8,6 @@ mod notifications;
 mod openapi;
 mod streams;
 mod threads;
+mod ticket_create;
 mod ticket_delete;
 mod tickets;

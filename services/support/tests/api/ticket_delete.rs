@@ -59,12 +59,7 @@ async fn a_manager_deletes_a_ticket_and_it_is_gone_for_everyone_but_its_messages
         let (status, list) = s.get("/api/tickets", token).json_or_text().await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(list["total"], 1, "{list}");
-        let ids: Vec<i64> = list["tickets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_i64().unwrap())
-            .collect();
+        let ids = zimmer_testkit::ids_in(&list["tickets"], "id");
         assert_eq!(ids, vec![kept]);
         assert_eq!(
             s.get(&format!("/api/tickets/{gone}"), token).status().await,

@@ -34,6 +34,32 @@ impl With {
         billing: true,
         support: true,
     };
+    pub const AUTH: With = With {
+        auth: true,
+        ..With::NONE
+    };
+    pub const MARKETPLACE: With = With {
+        marketplace: true,
+        ..With::NONE
+    };
+    pub const BILLING: With = With {
+        billing: true,
+        ..With::NONE
+    };
+    pub const SUPPORT: With = With {
+        support: true,
+        ..With::NONE
+    };
+
+    /// The services of both.
+    pub const fn and(self, other: With) -> With {
+        With {
+            auth: self.auth || other.auth,
+            marketplace: self.marketplace || other.marketplace,
+            billing: self.billing || other.billing,
+            support: self.support || other.support,
+        }
+    }
 }
 
 pub struct World {
@@ -194,12 +220,7 @@ impl World {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Response {
-        self.admin
-            .get(path)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.admin.get(path).bearer_auth(token).call().await
     }
 
     pub async fn json(&self, path: &str, token: &str) -> Value {
@@ -220,12 +241,24 @@ impl World {
             .request(method, self.admin.url(path))
             .bearer_auth(token)
             .json(body)
-            .send()
+            .call()
             .await
-            .unwrap()
     }
+}
+
+/// A fake vendor for the knowledge-base pages (status and reset calls); it calls no
+/// marketplace back.
+pub async fn kb_vendor() -> zimmer_fake_vendor::FakeVendor {
+    zimmer_fake_vendor::FakeVendor::start(zimmer_fake_vendor::FakeVendorConfig {
+        host: "127.0.0.1".to_owned(),
+        port: 0,
+        service_tokens: vec![],
+        marketplace_url: "http://127.0.0.1:9".to_owned(),
+    })
+    .await
+    .unwrap()
 }
 
 /// The body of a response, for assertion messages.
 #[allow(unused_imports)] // not every test binary uses it
-pub use zimmer_testkit::json_of as body;
+pub use zimmer_testkit::{Call, json_of as body};

@@ -49,6 +49,35 @@ pub async fn spawn_billing(
         .await
 }
 
+/// The reconciliation job every second; fresh pending payments are left alone for `min_age`
+/// seconds.
+pub fn job(min_age: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("RECONCILE_ENABLED", "true"),
+        ("RECONCILE_INTERVAL_SECS", "1"),
+        ("RECONCILE_MIN_AGE_SECS", min_age),
+        ("RECONCILE_RETRY_BASE_SECS", "1"),
+    ]
+}
+
+/// A discount code made through the admin's internal API (201 expected).
+pub async fn create_code(app: &TestApp, body: Value) -> Value {
+    let res = app
+        .post("/internal/discounts")
+        .header("X-Internal-Token", INTERNAL_TOKEN)
+        .json(&body)
+        .call()
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "create {body}");
+    res.json().await.unwrap()
+}
+
+/// How many discount redemptions there are with `status`.
+pub async fn redemptions_in(ctx: &TestContext, status: &str) -> i64 {
+    let sql = format!("SELECT count(*) AS n FROM discount_redemptions WHERE status = '{status}'");
+    count(ctx, &sql).await
+}
+
 /// An automation in the catalogue (marketplace's table; a fixture here).
 pub async fn automation(ctx: &TestContext, name: &str, price_per_token: i64) -> i64 {
     let mut conn = ctx.db.connect().await;
@@ -104,9 +133,8 @@ pub async fn init(app: &TestApp, c: &Customer, body: Value) -> Response {
     app.post("/api/payments/zarinpal/init")
         .bearer_auth(&c.token)
         .json(&body)
-        .send()
+        .call()
         .await
-        .unwrap()
 }
 
 /// Starts a purchase of `tokens` and answers the init body.
@@ -128,7 +156,7 @@ pub async fn start_pay(payment_url: &str, choice: Option<&str>) -> (String, Stri
         Some(c) => format!("{payment_url}?status={c}"),
         None => payment_url.to_owned(),
     };
-    let res = zimmer_testkit::client().get(url).send().await.unwrap();
+    let res = zimmer_testkit::client().get(url).call().await;
     assert_eq!(res.status(), StatusCode::FOUND, "StartPay redirects");
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(
@@ -152,20 +180,27 @@ pub async fn callback_browser(app: &TestApp, authority: &str, status: &str) -> R
         "/api/payments/zarinpal/callback?Authority={authority}&Status={status}"
     ))
     .header("Accept", "text/html")
-    .send()
+    .call()
     .await
-    .unwrap()
 }
 
 /// The same callback asking for JSON (the panel's result page).
+/// [`callback_json`]'s body.
+pub async fn callback_body(app: &TestApp, authority: &str, status: &str) -> Value {
+    callback_json(app, authority, status)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 pub async fn callback_json(app: &TestApp, authority: &str, status: &str) -> Response {
     app.get(&format!(
         "/api/payments/zarinpal/callback?Authority={authority}&Status={status}"
     ))
     .header("Accept", "application/json")
-    .send()
+    .call()
     .await
-    .unwrap()
 }
 
 pub async fn payment(ctx: &TestContext, id: i64) -> Payment {

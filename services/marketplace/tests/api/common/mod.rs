@@ -71,9 +71,8 @@ pub async fn create_automation(app: &TestApp, extra: Value) -> Value {
     }
     let res = internal(app.post("/internal/automations"))
         .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED, "create automation");
     json_of(res).await
 }
@@ -82,10 +81,8 @@ pub async fn issue_token(app: &TestApp, automation_id: i64) -> String {
     let res = internal(app.post(&format!(
         "/internal/automations/{automation_id}/service-token"
     )))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+    .call_expecting(StatusCode::CREATED)
+    .await;
     json_of(res).await["service_token"]
         .as_str()
         .unwrap()
@@ -94,9 +91,25 @@ pub async fn issue_token(app: &TestApp, automation_id: i64) -> String {
 
 /// A customer with an access token.
 pub async fn customer(ctx: &TestContext, email: &str) -> (i64, String) {
-    let id = ctx.create_user(email, Role::Customer).await;
-    let token = ctx.mint_access_token(id, Role::Customer, uuid::Uuid::new_v4());
-    (id, token)
+    ctx.user_with_token(email, Role::Customer).await
+}
+
+/// An update of automation `id` through the internal API; answers the status.
+pub async fn update_automation(app: &TestApp, id: i64, body: Value) -> StatusCode {
+    let path = format!("/internal/automations/{id}");
+    internal(app.put(&path)).json(&body).status().await
+}
+
+/// The customer's view of their automation `id` (`GET /api/user/automations/{id}`).
+pub async fn user_view(app: &TestApp, access: &str, id: i64) -> Value {
+    let path = format!("/api/user/automations/{id}");
+    app.get(&path).bearer_auth(access).json_body().await
+}
+
+/// The customer's update of their automation `id` (`PUT /api/user/automations/{id}`).
+pub async fn user_update(app: &TestApp, access: &str, id: i64, body: Value) -> Response {
+    let path = format!("/api/user/automations/{id}");
+    app.put(&path).bearer_auth(access).json(&body).call().await
 }
 
 pub async fn staff(ctx: &TestContext, email: &str) -> i64 {
@@ -108,9 +121,8 @@ pub async fn add(app: &TestApp, access: &str, automation_id: i64) -> i64 {
     let res = app
         .post(&format!("/api/user/automations/{automation_id}"))
         .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+        .call()
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED, "add automation");
     json_of(res).await["user_automation"]["id"]
         .as_i64()
@@ -121,9 +133,8 @@ pub async fn consume(app: &TestApp, service_token: &str, body: &Value) -> Respon
     app.post("/api/automation-usage/consume")
         .header("X-Zimmer-Service-Token", service_token)
         .json(body)
-        .send()
+        .call()
         .await
-        .unwrap()
 }
 
 /// Credits paid tokens through the internal adjustment API.
@@ -136,9 +147,8 @@ pub async fn adjust(app: &TestApp, ua_id: i64, delta: i64, key: &str, actor: i64
             "idempotency_key": key,
             "actor_id": actor,
         }))
-        .send()
+        .call()
         .await
-        .unwrap()
 }
 
 #[allow(unused_imports)] // not every test binary uses it

@@ -158,21 +158,9 @@ impl Support {
 
     /// `zimmer_events_consumed_total` of the support consumer for one type and outcome.
     pub async fn consumed(&self, event_type: &str, outcome: &str) -> u64 {
-        let text = self
-            .app
-            .get("/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| l.starts_with("zimmer_events_consumed_total{"))
-            .filter(|l| l.contains(&format!("type=\"{event_type}\"")))
-            .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+        let text = self.app.get("/metrics").call().await.text().await.unwrap();
+        let labels = [("type", event_type), ("outcome", outcome)];
+        zimmer_testkit::metric_sum(&text, "zimmer_events_consumed_total", &labels)
     }
 }
 
