@@ -5,6 +5,7 @@
 
 mod error;
 mod internal;
+pub mod local_cache;
 mod middleware;
 pub mod paging;
 mod probes;

@@ -75,8 +75,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         }
     }));
     let throttle = Throttle::new(platform.redis.clone(), policy, &platform.metrics.registry);
-    let users = cache::UserCache::from_env();
-    let _user_events = users.listen(&platform.broker);
+    let users = cache::from_env();
+    let _user_events = cache::listen(&users, &platform.broker);
     let state = AppState {
         platform: platform.clone(),
         signer,

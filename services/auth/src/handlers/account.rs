@@ -166,7 +166,7 @@ pub async fn me(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
             .content_type(actix_web::http::header::ContentType::json())
             .body(body)
     };
-    if let Some(body) = state.users.get(user.id) {
+    if let Some(body) = state.users.get(&user.id) {
         return Ok(json(body));
     }
     let ticket = state.users.ticket();
@@ -232,7 +232,7 @@ pub async fn update_profile(
         })
         .await?
     };
-    state.users.forget(user.id);
+    state.users.forget(&user.id);
     Ok(HttpResponse::Ok().json(UserView::from(updated)))
 }
 

@@ -135,7 +135,7 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>, raw: web::Byte
             .map_err(ApiError::from)?;
         return match user {
             Some(user) => {
-                st.users.forget(user.id);
+                st.users.forget(&user.id);
                 Ok(verified(user))
             }
             None => Err(ApiError::invalid(
@@ -184,7 +184,7 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>, raw: web::Byte
         .await?;
     match (outcome, user) {
         (CodeOutcome::Verified, Some(user)) => {
-            st.users.forget(user.id);
+            st.users.forget(&user.id);
             Ok(verified(user))
         }
         (CodeOutcome::Wrong { attempts_left }, _) if attempts_left > 0 => Err(ApiError::invalid(

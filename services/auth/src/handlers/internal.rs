@@ -280,7 +280,7 @@ async fn apply_update(
             Ok::<_, ApiError>((view, revoked, deactivation))
         })
         .await?;
-    st.users.forget(target_id);
+    st.users.forget(&target_id);
     revoke_locally(st, &revoked);
     if let Some(d) = &deactivation {
         deactivate_locally(st, d);

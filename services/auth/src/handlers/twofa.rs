@@ -241,7 +241,7 @@ pub async fn activate(
     check_otp_field(st, user.id, &secret, code).await?;
     let (codes, hashes) = hashed_new_codes(st, user.id);
     let revoked = ops::twofa::enable(st, user.id, user.session_id, &sealed, &hashes).await?;
-    st.users.forget(user.id);
+    st.users.forget(&user.id);
     st.mailer
         .send_in_background(mail::twofa_changed(&found.email, &found.name, true));
     tracing::info!(
@@ -286,7 +286,7 @@ pub async fn disable(user: CurrentUser, state: web::Data<AppState>, raw: web::By
     }
     // Not on (or only pending): nothing to protect; a pending secret is dropped.
     let revoked = ops::twofa::disable(st, user.id, user.session_id, s.enabled).await?;
-    st.users.forget(user.id);
+    st.users.forget(&user.id);
     if s.enabled {
         st.mailer
             .send_in_background(mail::twofa_changed(&found.email, &found.name, false));

@@ -62,7 +62,7 @@ pub async fn deactivate_in_tx(
 
 /// After commit: this instance rejects the user's tokens at once.
 pub fn deactivate_locally(state: &AppState, d: &Deactivation) {
-    state.users.forget(d.user_id);
+    state.users.forget(&d.user_id);
     revoke_locally(state, &d.sessions);
     state
         .platform
@@ -145,7 +145,7 @@ pub async fn reset_password(
         })
         .await?;
     drop(conn);
-    state.users.forget(user_id); // the email is now verified
+    state.users.forget(&user_id); // the email is now verified
     revoke_locally(state, &revoked);
     Ok(revoked)
 }
@@ -193,7 +193,7 @@ pub async fn erase_in_tx(
 
 /// After commit: this instance rejects the user's tokens at once and forgets the cached user.
 pub fn erase_locally(state: &AppState, e: &Erasure) {
-    state.users.forget(e.user_id);
+    state.users.forget(&e.user_id);
     if let Some(d) = &e.deactivation {
         deactivate_locally(state, d);
     }

@@ -9,7 +9,13 @@ use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::CurrentUser;
 
 use super::{UserAutomationView, double_option, optional_json};
-use crate::{AppState, domain::bot_token, local_cache::json_ok, ops, queries::user_automations};
+use crate::{
+    AppState,
+    domain::bot_token,
+    local_cache::{self, json_ok},
+    ops,
+    queries::user_automations,
+};
 
 /// The caller's automations with balances: a bare array (docs/panels.md), few per customer.
 /// Kept in memory per user for a moment (`local_cache`: this process's own changes forget it).
@@ -71,7 +77,7 @@ pub async fn add(
     let mut conn = state.platform.pool.get().await?;
     let (ua, automation) =
         ops::user_automations::add(&mut conn, user.id, automation_id, threshold).await?;
-    state.mine.forget_user(user.id);
+    local_cache::forget_user(&state.mine, user.id);
     let view = UserAutomationView::new(ua, automation, &state.bot_tokens);
     state.provisioner.wake();
     Ok(HttpResponse::Created().json(json!({ "user_automation": view })))
@@ -139,7 +145,7 @@ pub async fn update(
         })
         .await?;
     if changed {
-        state.mine.forget_user(user.id);
+        local_cache::forget_user(&state.mine, user.id);
         state.provisioner.wake();
     }
     Ok(HttpResponse::Ok().json(json!({ "user_automation": view })))
