@@ -25,7 +25,7 @@ use std::{
 };
 
 use actix_web::{
-    App, HttpRequest, HttpResponse, HttpServer,
+    HttpRequest, HttpResponse,
     dev::{Server, ServerHandle},
     web,
 };
@@ -100,16 +100,11 @@ impl FakeOpenAi {
             ..FakeState::default()
         });
         let data = web::Data::from(state.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
+        let server = zimmer_service::fake::server(listener, move |cfg| {
+            cfg.app_data(data.clone())
                 .app_data(web::PayloadConfig::default().limit(1024 * 1024))
-                .route("/v1/chat/completions", web::post().to(chat_completions))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+                .route("/v1/chat/completions", web::post().to(chat_completions));
+        })?;
         let fake = Self {
             base_url: format!("http://127.0.0.1:{port}/v1"),
             port,

@@ -7,16 +7,8 @@ use zimmer_fake_openai::{FakeConfig, FakeOpenAi};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let addr = std::env::var("FAKE_OPENAI_ADDR").unwrap_or_else(|_| {
-        let port = std::env::var("HTTP_PORT").unwrap_or_else(|_| "8093".into());
-        format!("127.0.0.1:{port}")
-    });
+    zimmer_service::fake::init_tracing();
+    let addr = zimmer_service::fake::listen_addr("FAKE_OPENAI_ADDR", 8093);
     let keys = std::env::var("FAKE_OPENAI_KEYS").unwrap_or_else(|_| "sk-zimmer-dev-key".into());
     let config = FakeConfig {
         valid_keys: keys
@@ -30,11 +22,6 @@ async fn main() -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(&addr)?;
     let (fake, server) = FakeOpenAi::serve(listener, config)?;
     tracing::info!(base_url = %fake.base_url, "fake OpenAI listening (not the real API)");
-    let handle = server.handle();
-    tokio::spawn(async move {
-        zimmer_service::shutdown_signal().await;
-        handle.stop(true).await;
-    });
-    server.await?;
+    zimmer_service::fake::run(server).await?;
     Ok(())
 }

@@ -28,7 +28,7 @@ use std::{
 };
 
 use actix_web::{
-    App, HttpResponse, HttpServer,
+    HttpResponse,
     dev::{Server, ServerHandle},
     http::StatusCode,
     web,
@@ -159,16 +159,11 @@ impl FakeZarinpal {
             inner.next_ref = 201;
         }
         let data = web::Data::from(state.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .app_data(web::PayloadConfig::default().limit(64 * 1024))
-                .configure(configure)
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        let server = zimmer_service::fake::server(listener, move |cfg| {
+            cfg.app_data(data.clone())
+                .app_data(web::PayloadConfig::default().limit(64 * 1024));
+            configure(cfg);
+        })?;
         let fake = Self {
             base_url: format!("http://127.0.0.1:{port}"),
             port,
@@ -271,6 +266,11 @@ fn error(status: StatusCode, code: i64, message: &str, validations: Vec<Value>) 
     }))
 }
 
+/// A 422 refusal without validation messages (the gateway's business errors).
+fn refused(code: i64, message: &str) -> HttpResponse {
+    error(StatusCode::UNPROCESSABLE_ENTITY, code, message, vec![])
+}
+
 fn validation_error(validations: Vec<Value>) -> HttpResponse {
     error(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -308,11 +308,9 @@ fn merchant_session<'a>(
             "Invalid authority.",
             vec![],
         ))),
-        Some(s) if s.merchant_id != merchant_id => Err(Box::new(error(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        Some(s) if s.merchant_id != merchant_id => Err(Box::new(refused(
             -53,
             "Session is not this merchant_id session.",
-            vec![],
         ))),
         Some(s) => Ok(s),
     }
@@ -424,21 +422,11 @@ async fn request(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
         return validation_error(vec![]);
     };
     if rial > MAX_AMOUNT {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            -41,
-            "Amount is more than the maximum allowed.",
-            vec![],
-        );
+        return refused(-41, "Amount is more than the maximum allowed.");
     }
     let mut inner = state.lock();
     if let Some(code) = inner.controls.request_error_code.take() {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            code,
-            "Request refused (fake control).",
-            vec![],
-        );
+        return refused(code, "Request refused (fake control).");
     }
     let authority = new_authority();
     inner.sessions.insert(
@@ -502,12 +490,9 @@ async fn verify(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
             Ok(s) => {
                 s.verify_calls += 1;
                 match s.state {
-                    SessionState::Paid | SessionState::Verified if s.amount != amount => error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        -50,
-                        "Session is not valid, amounts values is not the same.",
-                        vec![],
-                    ),
+                    SessionState::Paid | SessionState::Verified if s.amount != amount => {
+                        refused(-50, "Session is not valid, amounts values is not the same.")
+                    }
                     SessionState::Paid => {
                         s.state = SessionState::Verified;
                         s.verified_at = Some(Utc::now());
@@ -521,12 +506,9 @@ async fn verify(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
                         verified(code, s)
                     }
                     SessionState::Verified => verified(101, s),
-                    SessionState::InBank | SessionState::Failed | SessionState::Reversed => error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        -51,
-                        "Session is not valid, session is not active paid try.",
-                        vec![],
-                    ),
+                    SessionState::InBank | SessionState::Failed | SessionState::Reversed => {
+                        refused(-51, "Session is not valid, session is not active paid try.")
+                    }
                 }
             }
         };
@@ -612,22 +594,14 @@ async fn reverse(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
     let mut inner = state.lock();
     match merchant_session(&mut inner, &merchant_id, &authority) {
         Err(res) => *res,
-        Ok(s) if s.state != SessionState::Verified => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            -61,
-            "Session is not in success status.",
-            vec![],
-        ),
+        Ok(s) if s.state != SessionState::Verified => {
+            refused(-61, "Session is not in success status.")
+        }
         Ok(s)
             if s.verified_at
                 .is_some_and(|t| Utc::now() - t > chrono::Duration::minutes(30)) =>
         {
-            error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                -63,
-                "Maximum time for reverse this session is expired.",
-                vec![],
-            )
+            refused(-63, "Maximum time for reverse this session is expired.")
         }
         Ok(s) => {
             s.state = SessionState::Reversed;

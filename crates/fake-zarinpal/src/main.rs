@@ -7,16 +7,8 @@ use zimmer_fake_zarinpal::{Controls, FakeZarinpal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let addr = std::env::var("FAKE_ZARINPAL_ADDR").unwrap_or_else(|_| {
-        let port = std::env::var("HTTP_PORT").unwrap_or_else(|_| "8091".into());
-        format!("127.0.0.1:{port}")
-    });
+    zimmer_service::fake::init_tracing();
+    let addr = zimmer_service::fake::listen_addr("FAKE_ZARINPAL_ADDR", 8091);
     let auto_verify = matches!(
         std::env::var("FAKE_ZARINPAL_AUTO_VERIFY").as_deref(),
         Ok("1" | "true" | "yes")
@@ -30,11 +22,6 @@ async fn main() -> anyhow::Result<()> {
         },
     )?;
     tracing::info!(base_url = %fake.base_url, "fake zarinpal listening (not a real gateway)");
-    let handle = server.handle();
-    tokio::spawn(async move {
-        zimmer_service::shutdown_signal().await;
-        handle.stop(true).await;
-    });
-    server.await?;
+    zimmer_service::fake::run(server).await?;
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod paging;
 mod probes;
 pub mod routes;
 mod server;
+mod time_bound;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult, FieldError, request_id};
@@ -19,6 +20,7 @@ pub use middleware::Observability;
 pub use paging::{PageQuery, Paged};
 pub use probes::{Check, Probes};
 pub use server::{bind, default_service, extractor_configs, probe_routes};
+pub use time_bound::time_bound;
 
 /// Answers `{"detail", "code"}` shapes: handlers return `ApiResult<HttpResponse>`.
 pub type HttpResult = ApiResult<actix_web::HttpResponse>;

@@ -235,6 +235,48 @@ impl Stack {
         Panel::new(&self.gw.address, &self.panel_origin)
     }
 
+    /// The notification stream as the panel's `EventSource` opens it: the token in the query,
+    /// no Authorization header, the panel's `Origin`, a browser's `Accept-Encoding`. Checks the
+    /// answer: 200, CORS for the panel, an event stream, never compressed (it would be buffered).
+    pub async fn open_stream(&self, token: &str) -> SseReader {
+        use zimmer_testkit::Call;
+        let res = reqwest::Client::new()
+            .get(
+                self.gw
+                    .url(&format!("/api/notifications/stream?token={token}")),
+            )
+            .header("Origin", PANEL)
+            .header("Accept", "text/event-stream")
+            .header("Cache-Control", "no-cache")
+            .header("Accept-Encoding", "gzip, deflate, br")
+            .call()
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_cors("stream", res.headers(), PANEL);
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream"),
+            "{:?}",
+            res.headers()
+        );
+        assert!(
+            res.headers().get("content-encoding").is_none(),
+            "the stream is never compressed (it would be buffered)"
+        );
+        SseReader::new(res)
+    }
+
+    /// Runs a test's `scenario` on this stack; if it panics, prints every process's log first.
+    pub async fn run_showing_logs(&self, scenario: impl std::future::Future<Output = ()>) {
+        use futures_util::FutureExt;
+        if let Err(panic) = std::panic::AssertUnwindSafe(scenario).catch_unwind().await {
+            eprintln!("service logs:{}", self.logs());
+            std::panic::resume_unwind(panic);
+        }
+    }
+
     /// Every process's log, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();

@@ -3,7 +3,10 @@
 //! server with the common middleware and extractor configuration. A service adds its routes,
 //! consumers and workers on top.
 
+mod cli;
 mod draining;
+pub mod fake;
+mod loops;
 mod revocation_feed;
 
 use std::{net::TcpListener, time::Duration};
@@ -22,6 +25,7 @@ use zimmer_jwt::{AuthState, Revocations, Verifier};
 use zimmer_redis::Redis;
 use zimmer_telemetry::Metrics;
 
+pub use cli::run_command_line;
 pub use draining::Draining;
 pub use revocation_feed::{
     RevocationList, RevocationLoader, RevokedSession, RevokedUser, apply_revocation_event,

@@ -122,15 +122,22 @@ fn template_name() -> String {
     format!("zimmer_test_tpl_{:016x}", hasher.finish())
 }
 
+/// One statement of the template's set-up; a failure fails the test (`what` says which).
+async fn run(admin: &mut AsyncPgConnection, sql: String, what: &str) {
+    diesel::sql_query(sql).execute(admin).await.expect(what);
+}
+
 async fn ensure_template() -> String {
     let name = template_name();
     let mut admin = AsyncPgConnection::establish(&admin_url())
         .await
         .expect("connect to the PostgreSQL admin database (is PostgreSQL running?)");
-    diesel::sql_query(format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))
-        .execute(&mut admin)
-        .await
-        .expect("template lock");
+    run(
+        &mut admin,
+        format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"),
+        "template lock",
+    )
+    .await;
     #[derive(diesel::QueryableByName)]
     struct Exists {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -147,29 +154,33 @@ async fn ensure_template() -> String {
         // Built under another name and renamed when complete: a crash half-way leaves no
         // half-migrated template behind under the real name.
         let building = format!("{name}_building");
-        diesel::sql_query(format!(
-            "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
-        ))
-        .execute(&mut admin)
-        .await
-        .expect("drop stale template");
-        diesel::sql_query(format!("CREATE DATABASE \"{building}\""))
-            .execute(&mut admin)
-            .await
-            .expect("create template");
+        run(
+            &mut admin,
+            format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"),
+            "drop stale template",
+        )
+        .await;
+        run(
+            &mut admin,
+            format!("CREATE DATABASE \"{building}\""),
+            "create template",
+        )
+        .await;
         zimmer_db::migrate(&url_for(&building))
             .await
             .expect("migrate template");
-        diesel::sql_query(format!(
-            "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
-        ))
-        .execute(&mut admin)
-        .await
-        .expect("rename template");
+        run(
+            &mut admin,
+            format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\""),
+            "rename template",
+        )
+        .await;
     }
-    diesel::sql_query(format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"))
-        .execute(&mut admin)
-        .await
-        .expect("template unlock");
+    run(
+        &mut admin,
+        format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"),
+        "template unlock",
+    )
+    .await;
     name
 }

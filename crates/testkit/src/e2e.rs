@@ -76,9 +76,28 @@ impl Process {
         log_dir: &Path,
         port: u16,
     ) -> Self {
-        let log = log_dir.join(format!("{service}.log"));
+        let p = Self::launch(binary, service, env, log_dir, port);
+        p.wait_ready(&format!("http://127.0.0.1:{port}/readyz"))
+            .await;
+        p
+    }
+
+    /// As [`Process::start`] without waiting for anything: for a test of an instance that is
+    /// not (yet) meant to be ready.
+    pub fn spawn(service: &str, env: &[(String, String)], log_dir: &Path) -> Self {
+        Self::launch(
+            &format!("zimmer-{service}"),
+            service,
+            env,
+            log_dir,
+            free_port(),
+        )
+    }
+
+    fn launch(bin: &str, name: &str, env: &[(String, String)], dir: &Path, port: u16) -> Self {
+        let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(binary_path(binary))
+        let child = Command::new(binary_path(bin))
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("HTTP_PORT", port.to_string())
             .env("RUST_LOG", "info")
@@ -87,15 +106,12 @@ impl Process {
             .stderr(file)
             .spawn()
             .expect("spawn service");
-        let p = Self {
-            name: service.to_owned(),
+        Self {
+            name: name.to_owned(),
             port,
             child,
             log,
-        };
-        p.wait_ready(&format!("http://127.0.0.1:{port}/readyz"))
-            .await;
-        p
+        }
     }
 
     async fn wait_ready(&self, url: &str) {
@@ -139,15 +155,27 @@ impl Process {
     /// SIGTERM (what an orchestrator sends first), then waits up to `within` for the process
     /// to exit by itself. `None` if it did not (it is then killed).
     pub async fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let sent = Command::new("kill")
+        let sent = self.sigterm();
+        self.wait_exit(if sent { within } else { Duration::ZERO })
+            .await
+    }
+
+    /// Sends SIGTERM; false if it could not be sent.
+    pub fn sigterm(&self) -> bool {
+        Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .is_ok_and(|s| s.success());
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Waits up to `within` for the process to exit by itself (after [`Process::sigterm`]).
+    /// `None` if it did not (it is then killed).
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + within;
-        while sent && Instant::now() < deadline {
+        while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }

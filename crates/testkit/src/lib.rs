@@ -402,6 +402,17 @@ pub fn ids_in(list: &serde_json::Value, field: &str) -> Vec<i64> {
         .collect()
 }
 
+/// The text of `{base}/metrics` (a service's Prometheus answer).
+pub async fn scrape_metrics(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("/metrics body")
+}
+
 /// The sum of the Prometheus samples of `metric` in `text` (a `/metrics` answer) whose labels
 /// include every `(name, value)` of `labels`.
 pub fn metric_sum(text: &str, metric: &str, labels: &[(&str, &str)]) -> u64 {

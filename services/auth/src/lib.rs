@@ -16,8 +16,6 @@ mod state;
 use std::sync::Arc;
 
 use zimmer_config::Settings;
-use zimmer_events::OutboxRelay;
-use zimmer_http::Check;
 use zimmer_jwt::{Signer, Verifier};
 use zimmer_service::{Application, Platform, RevocationLoader};
 
@@ -58,22 +56,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let own_revocations = own_revocations(&settings);
     let mut platform =
         Platform::start_with_own_revocations(settings, verifier, own_revocations).await?;
-    let relay = OutboxRelay::spawn(
-        platform.pool.clone(),
-        platform.broker.clone(),
-        ops::PRODUCER,
-        platform.metrics.clone(),
-    );
-    platform.alive_while(Check::new("outbox_relay", move || {
-        let running = relay.is_running();
-        async move {
-            if running {
-                Ok(())
-            } else {
-                Err("stopped".to_owned())
-            }
-        }
-    }));
+    platform.spawn_outbox_relay(ops::PRODUCER);
     let throttle = Throttle::new(platform.redis.clone(), policy, &platform.metrics.registry);
     let users = cache::from_env();
     let _user_events = cache::listen(&users, &platform.broker);

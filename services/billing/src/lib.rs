@@ -15,7 +15,6 @@ pub mod workers;
 use std::sync::Arc;
 
 use zimmer_config::Settings;
-use zimmer_events::OutboxRelay;
 use zimmer_service::{Application, Platform};
 
 pub use ops::settle::Billing;
@@ -35,13 +34,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         config: Arc::new(config),
         metrics: BillingMetrics::register(&platform.metrics.registry)?,
     };
-    let relay = OutboxRelay::spawn(
-        platform.pool.clone(),
-        platform.broker.clone(),
-        ops::settle::PRODUCER,
-        platform.metrics.clone(),
-    );
-    platform.alive_while(relay.liveness_check());
+    platform.spawn_outbox_relay(ops::settle::PRODUCER);
     if billing.config.reconcile_enabled {
         let job = workers::reconcile::spawn(billing.clone());
         platform.alive_while(job.liveness_check());

@@ -19,7 +19,7 @@ pub use ops::seed;
 use std::sync::Arc;
 
 use zimmer_config::Settings;
-use zimmer_events::{ConsumerSpec, OutboxRelay, spawn_consumer};
+use zimmer_events::ConsumerSpec;
 use zimmer_service::{Application, Platform};
 
 pub use state::AppState;
@@ -61,17 +61,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let bot_tokens = BotTokenVault::from_settings(&settings)?;
     let mut platform = Platform::start(settings, None).await?;
 
-    let relay = OutboxRelay::spawn(
-        platform.pool.clone(),
-        platform.broker.clone(),
-        PRODUCER,
-        platform.metrics.clone(),
-    );
-    platform.alive_while(relay.liveness_check());
-
-    let payments = spawn_consumer(
-        platform.pool.clone(),
-        platform.broker.clone(),
+    platform.spawn_outbox_relay(PRODUCER);
+    platform.spawn_consumer(
         ConsumerSpec::new(
             PAYMENTS_CONSUMER,
             [<zimmer_events::contracts::PaymentVerified as zimmer_events::Event>::NAME],
@@ -79,9 +70,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         Arc::new(PaymentCredits {
             low_threshold: config.low_tokens_threshold,
         }),
-        platform.metrics.clone(),
     );
-    platform.alive_while(payments.liveness_check());
 
     let consume_total = counter(
         &platform,

@@ -16,7 +16,6 @@ pub use workers::consumer;
 use std::sync::Arc;
 
 use zimmer_config::Settings;
-use zimmer_events::{OutboxRelay, spawn_consumer};
 use zimmer_http::Check;
 use zimmer_service::{Application, Platform};
 
@@ -27,20 +26,6 @@ use crate::{domain::attachment::AttachmentStore, workers::live::Hub};
 
 /// The producer name of support's events (outbox `producer`, envelope `producer`).
 pub const PRODUCER: &str = "support";
-
-fn check(name: &'static str, ok: impl Fn() -> bool + Send + Sync + 'static) -> Check {
-    let ok = Arc::new(ok);
-    Check::new(name, move || {
-        let up = ok();
-        async move {
-            if up {
-                Ok(())
-            } else {
-                Err("stopped".to_owned())
-            }
-        }
-    })
-}
 
 /// Builds support: the platform, the outbox relay, the notifications consumer, the live
 /// notification listener and the routes.
@@ -54,25 +39,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         )
     })?;
     let mut platform = Platform::start(settings, None).await?;
-    let relay = OutboxRelay::spawn(
-        platform.pool.clone(),
-        platform.broker.clone(),
-        PRODUCER,
-        platform.metrics.clone(),
-    );
-    let consumer = spawn_consumer(
-        platform.pool.clone(),
-        platform.broker.clone(),
-        consumer::spec(),
-        Arc::new(consumer::Notifier),
-        platform.metrics.clone(),
-    );
+    let relay = platform.spawn_outbox_relay(PRODUCER);
+    platform.spawn_consumer(consumer::spec(), Arc::new(consumer::Notifier));
     let hub = Hub::new();
     hub.spawn_listener(platform.pool.clone());
-    platform.alive_while(relay.liveness_check());
-    platform.alive_while(consumer.liveness_check());
     let listener = hub.clone();
-    platform.alive_while(check("notification_listener", move || {
+    platform.alive_while(Check::flag("notification_listener", "stopped", move || {
         listener.listener_running()
     }));
     let state = AppState {

@@ -1,20 +1,9 @@
-use zimmer_config::Settings;
-
 const USAGE: &str = "usage: zimmer-support [serve | migrate]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::from_process_env("support")?;
-    let _telemetry = zimmer_telemetry::init(&settings);
-    match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => {
-            zimmer_support::build(settings)
-                .await?
-                .run_until_stopped()
-                .await?
-        }
-        Some("migrate") => zimmer_service::migrate(&settings).await?,
-        Some(other) => anyhow::bail!("unknown command `{other}`; {USAGE}"),
-    }
-    Ok(())
+    zimmer_service::run_command_line("support", USAGE, zimmer_support::build, async |_, _| {
+        Ok(false)
+    })
+    .await
 }

@@ -11,9 +11,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{
-    Probe, Proxy, TestDb, WAIT, amqp_settings, amqp_settings_with_url, amqp_url, eventually,
-};
+use common::{Probe, TestDb, WAIT, amqp_settings, eventually};
 use diesel_async::AsyncConnection;
 use serde_json::json;
 use uuid::Uuid;
@@ -36,6 +34,31 @@ fn unpublished(id: Uuid) -> String {
 
 fn published(id: Uuid) -> String {
     format!("SELECT count(*) AS n FROM outbox WHERE id = '{id}' AND published_at IS NOT NULL")
+}
+
+/// The next message the probe gets within `within` is the event `id`.
+async fn assert_delivered(probe: &mut Probe, id: Uuid, within: Duration, what: &str) {
+    let delivery = probe.next(within).await.expect(what);
+    assert_eq!(
+        delivery.properties.message_id().as_ref().unwrap().as_str(),
+        id.to_string()
+    );
+}
+
+/// The event `id` reaches the probe within `within`, is marked published, and comes only once.
+async fn assert_published_once(
+    probe: &mut Probe,
+    db: &TestDb,
+    id: Uuid,
+    within: Duration,
+    what: &str,
+) {
+    assert_delivered(probe, id, within, what).await;
+    assert!(db.wait_count(&published(id), 1).await);
+    assert!(
+        probe.next(Duration::from_secs(3)).await.is_none(),
+        "exactly once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,16 +118,7 @@ async fn unreachable_broker_never_blocks_commits_and_events_go_out_once_it_is_ba
         metrics.clone(),
     );
 
-    let delivery = probe.next(WAIT).await.expect("the kept event is published");
-    assert_eq!(
-        delivery.properties.message_id().as_ref().unwrap().as_str(),
-        id.to_string()
-    );
-    assert!(db.wait_count(&published(id), 1).await);
-    assert!(
-        probe.next(Duration::from_secs(3)).await.is_none(),
-        "exactly once"
-    );
+    assert_published_once(&mut probe, &db, id, WAIT, "the kept event is published").await;
     assert!(broker_up.is_connected() && !broker_down.is_connected());
     assert!(relay_down.is_running());
 }
@@ -113,13 +127,8 @@ async fn unreachable_broker_never_blocks_commits_and_events_go_out_once_it_is_ba
 async fn relay_resumes_by_itself_after_a_broker_outage() {
     common::init_telemetry();
     let db = TestDb::new().await;
-    let proxy = Proxy::start().await;
-    let settings = amqp_settings_with_url(proxy.url());
     // The probe talks to RabbitMQ directly, so it sees what arrives during the outage.
-    let direct = AmqpSettings {
-        url: Secret::new(amqp_url()),
-        ..settings.clone()
-    };
+    let (proxy, settings, direct) = common::proxied().await;
     let metrics = Metrics::new("events-test");
     let broker = Broker::start(&settings, "events-test");
     broker.wait_connected(WAIT).await.unwrap();
@@ -127,11 +136,7 @@ async fn relay_resumes_by_itself_after_a_broker_outage() {
     let relay = OutboxRelay::spawn(db.pool.clone(), broker.clone(), PRODUCER, metrics.clone());
 
     let before = enqueue_committed(&db, "test.before").await;
-    let d = probe.next(WAIT).await.expect("published while up");
-    assert_eq!(
-        d.properties.message_id().as_ref().unwrap().as_str(),
-        before.to_string()
-    );
+    assert_delivered(&mut probe, before, WAIT, "published while up").await;
 
     proxy.down().await;
     assert!(
@@ -143,19 +148,14 @@ async fn relay_resumes_by_itself_after_a_broker_outage() {
     assert_eq!(db.count(&unpublished(during)).await, 1);
 
     proxy.up().await;
-    let d = probe
-        .next(Duration::from_secs(90))
-        .await
-        .expect("published after the broker is back");
-    assert_eq!(
-        d.properties.message_id().as_ref().unwrap().as_str(),
-        during.to_string()
-    );
-    assert!(db.wait_count(&published(during), 1).await);
-    assert!(
-        probe.next(Duration::from_secs(3)).await.is_none(),
-        "exactly once"
-    );
+    assert_published_once(
+        &mut probe,
+        &db,
+        during,
+        Duration::from_secs(90),
+        "published after the broker is back",
+    )
+    .await;
     assert!(broker.is_connected());
     assert!(relay.is_running());
 }
@@ -168,12 +168,7 @@ async fn relay_resumes_by_itself_after_a_broker_outage() {
 async fn relay_resumes_after_an_outage_longer_than_lapin_recovery() {
     common::init_telemetry();
     let db = TestDb::new().await;
-    let proxy = Proxy::start().await;
-    let settings = amqp_settings_with_url(proxy.url());
-    let direct = AmqpSettings {
-        url: Secret::new(amqp_url()),
-        ..settings.clone()
-    };
+    let (proxy, settings, direct) = common::proxied().await;
     let metrics = Metrics::new("events-test");
     let options = BrokerOptions {
         recovery_retries: 1,
@@ -196,19 +191,14 @@ async fn relay_resumes_after_an_outage_longer_than_lapin_recovery() {
     assert_eq!(db.count(&unpublished(during)).await, 1);
     proxy.up().await;
 
-    let d = probe
-        .next(Duration::from_secs(60))
-        .await
-        .expect("published after the outage");
-    assert_eq!(
-        d.properties.message_id().as_ref().unwrap().as_str(),
-        during.to_string()
-    );
-    assert!(db.wait_count(&published(during), 1).await);
-    assert!(
-        probe.next(Duration::from_secs(3)).await.is_none(),
-        "exactly once"
-    );
+    assert_published_once(
+        &mut probe,
+        &db,
+        during,
+        Duration::from_secs(60),
+        "published after the outage",
+    )
+    .await;
     let second = broker.wait_connected(WAIT).await.unwrap();
     assert!(
         !std::sync::Arc::ptr_eq(&first, &second),

@@ -17,8 +17,8 @@ use lapin::{Channel, Connection};
 use serde_json::json;
 use zimmer_config::AmqpSettings;
 use zimmer_events::{
-    Broker, ConsumerSpec, Envelope, OutboxRelay, RETRY_HEADER, spawn_broadcast_listener,
-    spawn_consumer, topology,
+    Broker, ConsumerHandle, ConsumerSpec, Envelope, EventHandler, OutboxRelay, RETRY_HEADER,
+    spawn_broadcast_listener, topology,
 };
 use zimmer_telemetry::Metrics;
 
@@ -53,6 +53,19 @@ async fn ctx() -> Ctx {
 }
 
 impl Ctx {
+    fn consume(&self, spec: ConsumerSpec, handler: Arc<dyn EventHandler>) -> ConsumerHandle {
+        common::spawn_on(&self.db, &self.broker, &self.metrics, spec, handler)
+    }
+    /// A consumer of `spec`, subscribed.
+    async fn consuming(
+        &self,
+        spec: ConsumerSpec,
+        handler: Arc<dyn EventHandler>,
+    ) -> ConsumerHandle {
+        let consumer = self.consume(spec, handler);
+        assert!(consumer.wait_consuming(WAIT).await);
+        consumer
+    }
     fn consumed(&self, consumer: &str, outcome: &str) -> u64 {
         self.consumed_type(consumer, EVENT, outcome)
     }
@@ -87,14 +100,9 @@ impl Ctx {
 async fn the_same_event_five_times_has_one_effect() {
     let c = ctx().await;
     let handler = Arc::new(RecordingHandler::default());
-    let consumer = spawn_consumer(
-        c.db.pool.clone(),
-        c.broker.clone(),
-        ConsumerSpec::new("idempotent", [EVENT]),
-        handler.clone(),
-        c.metrics.clone(),
-    );
-    assert!(consumer.wait_consuming(WAIT).await);
+    let consumer = c
+        .consuming(ConsumerSpec::new("idempotent", [EVENT]), handler.clone())
+        .await;
 
     let envelope = Envelope::new("tester", EVENT, json!({"k": 1}));
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
@@ -139,14 +147,9 @@ async fn transient_failures_are_retried_with_backoff_and_applied_once() {
         fail_transient_first: 2,
         ..Default::default()
     });
-    let consumer = spawn_consumer(
-        c.db.pool.clone(),
-        c.broker.clone(),
-        ConsumerSpec::new("flaky", [EVENT]),
-        handler.clone(),
-        c.metrics.clone(),
-    );
-    assert!(consumer.wait_consuming(WAIT).await);
+    let _consumer = c
+        .consuming(ConsumerSpec::new("flaky", [EVENT]), handler.clone())
+        .await;
 
     let envelope = Envelope::new("tester", EVENT, json!({}));
     let started = Instant::now();
@@ -179,14 +182,9 @@ async fn a_permanent_failure_goes_to_the_dead_letter_queue_at_once() {
         fail_permanently: true,
         ..Default::default()
     });
-    let consumer = spawn_consumer(
-        c.db.pool.clone(),
-        c.broker.clone(),
-        ConsumerSpec::new("doomed", [EVENT]),
-        handler.clone(),
-        c.metrics.clone(),
-    );
-    assert!(consumer.wait_consuming(WAIT).await);
+    let consumer = c
+        .consuming(ConsumerSpec::new("doomed", [EVENT]), handler.clone())
+        .await;
 
     let envelope = Envelope::new("tester", EVENT, json!({"bad": true}));
     c.publish(&envelope).await;
@@ -220,14 +218,7 @@ async fn retries_are_bounded_then_the_event_is_dead_lettered() {
         max_retries: 2,
         ..ConsumerSpec::new("hopeless", [EVENT])
     };
-    let consumer = spawn_consumer(
-        c.db.pool.clone(),
-        c.broker.clone(),
-        spec,
-        handler.clone(),
-        c.metrics.clone(),
-    );
-    assert!(consumer.wait_consuming(WAIT).await);
+    let _consumer = c.consuming(spec, handler.clone()).await;
 
     let envelope = Envelope::new("tester", EVENT, json!({}));
     c.publish(&envelope).await;
@@ -252,14 +243,9 @@ async fn retries_are_bounded_then_the_event_is_dead_lettered() {
 async fn an_unparseable_message_is_dead_lettered_and_counted() {
     let c = ctx().await;
     let handler = Arc::new(RecordingHandler::default());
-    let consumer = spawn_consumer(
-        c.db.pool.clone(),
-        c.broker.clone(),
-        ConsumerSpec::new("strict", [EVENT]),
-        handler.clone(),
-        c.metrics.clone(),
-    );
-    assert!(consumer.wait_consuming(WAIT).await);
+    let _consumer = c
+        .consuming(ConsumerSpec::new("strict", [EVENT]), handler.clone())
+        .await;
 
     publish_raw(
         &c.channel,
@@ -325,12 +311,9 @@ async fn broadcast_listener_gets_its_event_types_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_shutdown_stops_every_loop() {
     let c = ctx().await;
-    let consumer = spawn_consumer(
-        c.db.pool.clone(),
-        c.broker.clone(),
+    let consumer = c.consume(
         ConsumerSpec::new("stopping", [EVENT]),
         Arc::new(RecordingHandler::default()),
-        c.metrics.clone(),
     );
     let listener = spawn_broadcast_listener(c.broker.clone(), vec![EVENT.to_owned()], |_| {});
     let relay = OutboxRelay::spawn(
@@ -379,14 +362,12 @@ impl zimmer_events::EventHandler for TypedHandler {
 async fn an_unknown_event_version_is_dead_lettered_not_guessed_at() {
     use zimmer_events::contracts::PaymentFailed;
     let c = ctx().await;
-    let consumer = spawn_consumer(
-        c.db.pool.clone(),
-        c.broker.clone(),
-        ConsumerSpec::new("versioned", ["payment.failed"]),
-        Arc::new(TypedHandler),
-        c.metrics.clone(),
-    );
-    assert!(consumer.wait_consuming(WAIT).await);
+    let consumer = c
+        .consuming(
+            ConsumerSpec::new("versioned", ["payment.failed"]),
+            Arc::new(TypedHandler),
+        )
+        .await;
 
     let payload = PaymentFailed {
         payment_id: 7,

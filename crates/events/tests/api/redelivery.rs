@@ -7,16 +7,12 @@ use crate::common;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use common::{
-    Gate, Proxy, RecordingHandler, TestDb, WAIT, amqp_settings, amqp_settings_with_url, amqp_url,
-    connect, eventually, publish_envelope, publisher_channel,
+    Gate, RecordingHandler, TestDb, WAIT, amqp_settings, connect, eventually, publish_envelope,
+    publisher_channel,
 };
 use futures_util::StreamExt;
-use lapin::{options::BasicConsumeOptions, types::FieldTable};
 use serde_json::json;
-use zimmer_config::{AmqpSettings, Secret};
-use zimmer_events::{
-    Broker, BrokerOptions, ConsumerSpec, Envelope, Outcome, apply_once, spawn_consumer, topology,
-};
+use zimmer_events::{Broker, BrokerOptions, ConsumerSpec, Envelope, Outcome, apply_once, topology};
 use zimmer_telemetry::Metrics;
 
 const EVENT: &str = "test.happened";
@@ -54,15 +50,7 @@ async fn redelivery_after_commit_without_ack_is_a_noop() {
     {
         let crash_conn = connect().await;
         let crash_channel = crash_conn.create_channel().await.unwrap();
-        let mut deliveries = crash_channel
-            .basic_consume(
-                queue.as_str().into(),
-                "about-to-crash".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let mut deliveries = common::consume(&crash_channel, &queue, "about-to-crash").await;
         let delivery = tokio::time::timeout(WAIT, deliveries.next())
             .await
             .unwrap()
@@ -82,12 +70,12 @@ async fn redelivery_after_commit_without_ack_is_a_noop() {
     assert_eq!(db.effects(envelope.id).await, 1);
 
     let broker = Broker::start(&settings, "events-test");
-    let consumer = spawn_consumer(
-        db.pool.clone(),
-        broker.clone(),
+    let consumer = common::spawn_on(
+        &db,
+        &broker,
+        &metrics,
         ConsumerSpec::new(name, [EVENT]),
         handler.clone(),
-        metrics.clone(),
     );
     assert!(
         eventually(WAIT, || async {
@@ -127,12 +115,7 @@ async fn crash_between_commit_and_ack(outage: Duration, options: BrokerOptions) 
     common::init_telemetry();
     let db = TestDb::new().await;
     db.create_effects_table().await;
-    let proxy = Proxy::start().await;
-    let settings = amqp_settings_with_url(proxy.url());
-    let direct = AmqpSettings {
-        url: Secret::new(amqp_url()),
-        ..settings.clone()
-    };
+    let (proxy, settings, direct) = common::proxied().await;
     let metrics = Metrics::new("events-test");
     let gate = Arc::new(Gate::default());
     let handler = Arc::new(RecordingHandler {
@@ -141,12 +124,12 @@ async fn crash_between_commit_and_ack(outage: Duration, options: BrokerOptions) 
     });
     let name = "survivor";
     let broker = Broker::start_with(&settings, "events-test", options);
-    let consumer = spawn_consumer(
-        db.pool.clone(),
-        broker.clone(),
+    let consumer = common::spawn_on(
+        &db,
+        &broker,
+        &metrics,
         ConsumerSpec::new(name, [EVENT]),
         handler.clone(),
-        metrics.clone(),
     );
     assert!(consumer.wait_consuming(WAIT).await);
 

@@ -14,11 +14,10 @@
 
 use std::{net::TcpListener, path::Path, time::Duration};
 
-use futures_util::FutureExt;
 use zimmer_platform_tests::*;
 use zimmer_testkit::{TEST_PASSWORD, count};
 
-use crate::browser::{Browser, Site, checked_report, chromium_binary, matches_path};
+use crate::browser::{Run, Site, assert_made, chromium_binary};
 
 /// How long the whole run may take in the browser (generous: a loaded 2-core machine).
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
@@ -43,6 +42,15 @@ const PAGES: &[&str] = &[
     "notifications",
     "logout",
 ];
+
+/// The run as the test checks it: through every page, within `RUN_TIMEOUT`.
+const WALK: Run = Run {
+    key: "pages",
+    expected: PAGES,
+    labels: &["page", "how"],
+    completed: "the run completed",
+    timeout: RUN_TIMEOUT,
+};
 /// Calls the run must have made (method, path without query; `{id}` = digits).
 const CALLS: &[(&str, &str)] = &[
     ("POST", "/api/auth/login"),
@@ -89,11 +97,9 @@ async fn a_manager_goes_through_the_admin_dashboard_pages_in_a_real_browser() {
         ..StackOptions::default()
     })
     .await;
-    let run = scenario(&stack, &site, &chromium);
-    if let Err(panic) = std::panic::AssertUnwindSafe(run).catch_unwind().await {
-        eprintln!("service logs:{}", stack.logs());
-        std::panic::resume_unwind(panic);
-    }
+    stack
+        .run_showing_logs(scenario(&stack, &site, &chromium))
+        .await;
 }
 
 async fn scenario(stack: &Stack, site: &Site, chromium: &Path) {
@@ -164,34 +170,11 @@ async fn scenario(stack: &Stack, site: &Site, chromium: &Path) {
         api_base(stack),
         TEST_PASSWORD.replace(' ', "%20"),
     );
-    let browser = Browser::start(chromium, &url);
-    let report = site
-        .reports
-        .wait_for_end(&browser, RUN_TIMEOUT, "pages")
-        .await;
-    let browser_log = browser.log();
-    drop(browser);
-
-    let (calls, context) = checked_report(
-        &report,
-        &browser_log,
-        &run,
-        &["page", "how"],
-        ("pages", PAGES),
-        "the run completed",
-    );
+    let (_, calls, context) = site.walk(chromium, &url, &run, &WALK).await;
     for c in &calls {
         assert!(c["status"].as_i64().unwrap() < 400, "{context}");
     }
-    for (method, pattern) in CALLS {
-        assert!(
-            calls
-                .iter()
-                .any(|c| c["method"] == *method
-                    && matches_path(c["path"].as_str().unwrap(), pattern)),
-            "the run made {method} {pattern}\n{context}"
-        );
-    }
+    assert_made(&calls, CALLS, &context);
 
     // The writes, as the platform recorded them.
     for (what, sql) in [

@@ -23,7 +23,6 @@ use std::{
 };
 
 use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
-use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::Notify;
 use zimmer_platform_tests::*;
@@ -46,6 +45,15 @@ const STEPS: &[&str] = &[
     "logout",
     "done",
 ];
+
+/// The flow as the test checks it: through every step, within `FLOW_TIMEOUT`.
+const FLOW: Run = Run {
+    key: "steps",
+    expected: STEPS,
+    labels: &["step"],
+    completed: "the flow completed",
+    timeout: FLOW_TIMEOUT,
+};
 /// Every call of docs/panels.md this flow must have made (method, path without ids/query).
 const FLOW_CALLS: &[(&str, &str)] = &[
     ("POST", "/api/auth/signup"),
@@ -80,11 +88,9 @@ async fn a_new_customer_goes_through_the_panel_in_a_real_browser() {
         ..StackOptions::default()
     })
     .await;
-    let run = scenario(&stack, &panel, &chromium);
-    if let Err(panic) = std::panic::AssertUnwindSafe(run).catch_unwind().await {
-        eprintln!("service logs:{}", stack.logs());
-        std::panic::resume_unwind(panic);
-    }
+    stack
+        .run_showing_logs(scenario(&stack, &panel, &chromium))
+        .await;
 }
 
 async fn scenario(stack: &Stack, panel: &Site, chromium: &Path) {
@@ -98,22 +104,7 @@ async fn scenario(stack: &Stack, panel: &Site, chromium: &Path) {
         stack.api_base()
     );
 
-    let browser = Browser::start(chromium, &url);
-    let report = panel
-        .reports
-        .wait_for_end(&browser, FLOW_TIMEOUT, "steps")
-        .await;
-    let browser_log = browser.log();
-    drop(browser);
-
-    let (calls, context) = checked_report(
-        &report,
-        &browser_log,
-        &run,
-        &["step"],
-        ("steps", STEPS),
-        "the flow completed",
-    );
+    let (report, calls, context) = panel.walk(chromium, &url, &run, &FLOW).await;
     let refused: Vec<&Value> = calls
         .iter()
         .filter(|c| c["status"].as_i64().unwrap() >= 400)
@@ -125,15 +116,7 @@ async fn scenario(stack: &Stack, panel: &Site, chromium: &Path) {
     );
     assert_eq!(refused[0]["path"], "/api/auth/refresh");
     assert_eq!(refused[0]["step"], "logout");
-    for (method, pattern) in FLOW_CALLS {
-        assert!(
-            calls
-                .iter()
-                .any(|c| c["method"] == *method
-                    && matches_path(c["path"].as_str().unwrap(), pattern)),
-            "the flow made {method} {pattern}\n{context}"
-        );
-    }
+    assert_made(&calls, FLOW_CALLS, &context);
     assert_eq!(report["notes"]["paymentStatus"], "succeeded", "{context}");
 
     // What the browser did, as the platform recorded it.
@@ -229,6 +212,17 @@ async fn scenario(stack: &Stack, panel: &Site, chromium: &Path) {
 }
 
 /// `/api/automations/123` matches `/api/automations/{id}`.
+/// What a page's run must show: its progress list under `key` is `expected`, it ends within
+/// `timeout`; `labels` name the report fields shown beside each call in failure messages, and
+/// `completed` says what a run that did not end "done" failed to do.
+pub(crate) struct Run<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) expected: &'a [&'a str],
+    pub(crate) labels: &'a [&'a str],
+    pub(crate) completed: &'a str,
+    pub(crate) timeout: Duration,
+}
+
 /// Checks a page's final report: it is this run's, it completed, it went through `expected`
 /// (the report's list under `key`), and no call failed or answered a status it did not expect.
 /// Returns the calls and a context (every call, labelled by the `labels` fields, and Chromium's
@@ -237,9 +231,13 @@ pub(crate) fn checked_report(
     report: &Value,
     browser_log: &str,
     run: &str,
-    labels: &[&str],
-    (key, expected): (&str, &[&str]),
-    completed: &str,
+    &Run {
+        key,
+        expected,
+        labels,
+        completed,
+        ..
+    }: &Run<'_>,
 ) -> (Vec<Value>, String) {
     let calls = report["calls"].as_array().cloned().unwrap_or_default();
     let calls_text = calls
@@ -286,6 +284,19 @@ pub(crate) fn checked_report(
         );
     }
     (calls, context)
+}
+
+/// Every `(method, path pattern)` of `expected` is among the report's `calls`.
+pub(crate) fn assert_made(calls: &[Value], expected: &[(&str, &str)], context: &str) {
+    for (method, pattern) in expected {
+        assert!(
+            calls
+                .iter()
+                .any(|c| c["method"] == *method
+                    && matches_path(c["path"].as_str().unwrap(), pattern)),
+            "the browser made {method} {pattern}\n{context}"
+        );
+    }
 }
 
 pub(crate) fn matches_path(path: &str, pattern: &str) -> bool {
@@ -367,6 +378,26 @@ impl Reports {
 }
 
 impl Site {
+    /// Opens `url` in Chromium, waits for the page's final report and checks it as the run
+    /// `run` ([`checked_report`]): the report, its calls and the context for failure messages.
+    pub(crate) async fn walk(
+        &self,
+        chromium: &Path,
+        url: &str,
+        run: &str,
+        expect: &Run<'_>,
+    ) -> (Value, Vec<Value>, String) {
+        let browser = Browser::start(chromium, url);
+        let report = self
+            .reports
+            .wait_for_end(&browser, expect.timeout, expect.key)
+            .await;
+        let browser_log = browser.log();
+        drop(browser);
+        let (calls, context) = checked_report(&report, &browser_log, run, expect);
+        (report, calls, context)
+    }
+
     /// Serves the page `name` (files under `browser/`) on `listeners`, as `origin`.
     pub(crate) fn start(
         name: &str,

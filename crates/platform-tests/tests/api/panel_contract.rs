@@ -89,13 +89,10 @@ async fn every_call_of_the_panel_answers_what_it_reads_through_the_gateway() {
         ),
     )
     .await;
-    let other_id = stack
+    let (other_id, other_access) = stack
         .ctx
-        .create_user("other@example.com", Role::Customer)
+        .user_with_token("other@example.com", Role::Customer)
         .await;
-    let other_access = stack
-        .ctx
-        .mint_access_token(other_id, Role::Customer, Uuid::new_v4());
     let staff_email = "agent@example.com".to_owned();
     let staff_id = stack
         .ctx
@@ -1043,28 +1040,8 @@ async fn notifications(w: &World) {
     let res = p.get("/api/notifications/unread-count", a).await;
     assert_eq!(unread(res.expect(200)), 0);
 
-    // The stream as EventSource opens it: ?token=, no Authorization, Origin. (Its events are
-    // tested in sse.rs.)
-    let res = reqwest::Client::new()
-        .get(
-            w.stack
-                .gw
-                .url(&format!("/api/notifications/stream?token={a}")),
-        )
-        .header("Origin", PANEL)
-        .header("Accept", "text/event-stream")
-        .header("Cache-Control", "no-cache")
-        .call()
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_cors("stream", res.headers(), PANEL);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-    let mut sse = SseReader::new(res);
+    // The stream as EventSource opens it (its events are tested in sse.rs).
+    let mut sse = w.stack.open_stream(a).await;
     let first_block = sse.next(WAIT).await.expect("the stream opens at once");
     assert!(
         !matches!(first_block, SseBlock::Event { .. }),

@@ -4,10 +4,8 @@
 //! exactly one data event, the notification's JSON, and nothing else but comments.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use futures_util::FutureExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use uuid::Uuid;
 use zimmer_jwt::Role;
 use zimmer_platform_tests::*;
 use zimmer_testkit::Call;
@@ -22,11 +20,7 @@ async fn the_stream_carries_one_data_event_per_notification_and_comments_between
         ..StackOptions::default()
     })
     .await;
-    let run = scenario(&stack);
-    if let Err(panic) = std::panic::AssertUnwindSafe(run).catch_unwind().await {
-        eprintln!("service logs:{}", stack.logs());
-        std::panic::resume_unwind(panic);
-    }
+    stack.run_showing_logs(scenario(&stack)).await;
 }
 
 /// A block as it was read, for the failure message.
@@ -72,34 +66,7 @@ async fn scenario(stack: &Stack) {
         .await;
     let ticket = res.expect(201)["id"].as_i64().unwrap();
 
-    // The stream as EventSource opens it: the token in the query, no Authorization header.
-    let res = reqwest::Client::new()
-        .get(
-            stack
-                .gw
-                .url(&format!("/api/notifications/stream?token={access}")),
-        )
-        .header("Origin", PANEL)
-        .header("Accept", "text/event-stream")
-        .header("Cache-Control", "no-cache")
-        .header("Accept-Encoding", "gzip, deflate, br")
-        .call()
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_cors("stream", res.headers(), PANEL);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream"),
-        "{:?}",
-        res.headers()
-    );
-    assert!(
-        res.headers().get("content-encoding").is_none(),
-        "the stream is never compressed (it would be buffered)"
-    );
-    let mut sse = SseReader::new(res);
+    let mut sse = stack.open_stream(&access).await;
     let mut blocks: Vec<SseBlock> = Vec::new();
 
     // Two keep-alives pass: nothing the browser would dispatch.
@@ -117,13 +84,10 @@ async fn scenario(stack: &Stack) {
     );
 
     // Support answers the ticket: the customer gets one new notification.
-    let staff = stack
+    let (_, staff_token) = stack
         .ctx
-        .create_user("agent@example.com", Role::SupportStaff)
+        .user_with_token("agent@example.com", Role::SupportStaff)
         .await;
-    let staff_token = stack
-        .ctx
-        .mint_access_token(staff, Role::SupportStaff, Uuid::new_v4());
     let res = zimmer_testkit::client()
         .post(stack.gw.url(&format!("/api/tickets/{ticket}/messages")))
         .bearer_auth(&staff_token)

@@ -7,27 +7,12 @@
 //! `revocations_unavailable` instead of accepting a token that may have been logged out.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use zimmer_jwt::{Role, Signer};
-use zimmer_testkit::{
-    Process, TempDir, TestContext, ToggleProxy, binary_path, eventually, free_port,
-};
-
-/// Kills the child if the test fails before the end.
-struct Reaper(std::process::Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use zimmer_testkit::{Process, TempDir, TestContext, ToggleProxy, eventually};
 
 async fn get(http: &reqwest::Client, url: &str, token: &str) -> (StatusCode, Value) {
     let res = http.get(url).bearer_auth(token).send().await.unwrap();
@@ -35,46 +20,32 @@ async fn get(http: &reqwest::Client, url: &str, token: &str) -> (StatusCode, Val
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_service_started_while_auth_is_down_says_503_keys_unavailable_then_recovers() {
-    let ctx = TestContext::new().await;
-    let logs = TempDir::new("zimmer-auth-outage");
-    let auth_env: Vec<(String, String)> = ctx
+/// A real auth, with the test's signing key, on a port of its own.
+async fn start_auth(ctx: &TestContext, logs: &TempDir) -> Process {
+    let env: Vec<(String, String)> = ctx
         .env_pairs()
         .into_iter()
         .filter(|(k, _)| k != "JWT_PUBLIC_KEY" && k != "HTTP_PORT")
         .collect();
-    let auth = Process::start_service("zimmer-auth", "auth", &auth_env, &logs.path).await;
-    // Auth as the marketplace sees it: through a proxy that starts cut.
-    let proxy = ToggleProxy::start(&format!("127.0.0.1:{}", auth.port), false).await;
-    let auth_url = format!("http://127.0.0.1:{}", proxy.port);
+    Process::start_service("zimmer-auth", "auth", &env, &logs.path).await
+}
 
-    let port = free_port();
-    let log = std::fs::File::create(logs.path.join("marketplace.log")).unwrap();
-    let child = Command::new(binary_path("zimmer-marketplace"))
-        .envs(
-            ctx.env_pairs()
-                .into_iter()
-                .filter(|(k, _)| k != "JWT_PUBLIC_KEY" && k != "JWT_PRIVATE_KEY"),
-        )
-        .env("HTTP_PORT", port.to_string())
-        .env("JWKS_URL", format!("{auth_url}/.well-known/jwks.json"))
-        .env("AUTH_INTERNAL_URL", &auth_url)
-        .env("REVOCATION_LOAD_REQUIRED", "true")
-        .env("HEALTH_CHECK_ENABLED", "false")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let _child = Reaper(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let http = zimmer_testkit::client();
-    let market_log =
-        || std::fs::read_to_string(logs.path.join("marketplace.log")).unwrap_or_default();
+/// A marketplace instance (log `marketplace.log`) with `env`, reaching auth's API at
+/// `auth_url` only, that must load the revocations before it is ready; not waited for.
+fn marketplace(mut env: Vec<(String, String)>, auth_url: &str, logs: &TempDir) -> Process {
+    env.extend(
+        [
+            ("AUTH_INTERNAL_URL", auth_url),
+            ("REVOCATION_LOAD_REQUIRED", "true"),
+            ("HEALTH_CHECK_ENABLED", "false"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    Process::spawn("marketplace", &env, &logs.path)
+}
 
-    // Start-up does not fail because auth is down: the process serves (alive), not ready.
+/// Waits until `base` serves (`/healthz`) and returns its `/readyz` body, which must be a 503.
+async fn alive_not_ready(http: &reqwest::Client, base: &str) -> Value {
     eventually("marketplace is up", Duration::from_secs(30), || async {
         http.get(format!("{base}/healthz"))
             .send()
@@ -84,12 +55,39 @@ async fn a_service_started_while_auth_is_down_says_503_keys_unavailable_then_rec
     .await;
     let res = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let ready: Value = res.json().await.unwrap();
+    res.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_started_while_auth_is_down_says_503_keys_unavailable_then_recovers() {
+    let ctx = TestContext::new().await;
+    let logs = TempDir::new("zimmer-auth-outage");
+    let auth = start_auth(&ctx, &logs).await;
+    // Auth as the marketplace sees it: through a proxy that starts cut.
+    let proxy = ToggleProxy::start(&format!("127.0.0.1:{}", auth.port), false).await;
+    let auth_url = format!("http://127.0.0.1:{}", proxy.port);
+    // No verification key of its own: it has to fetch auth's JWKS.
+    let mut env: Vec<(String, String)> = ctx
+        .env_pairs()
+        .into_iter()
+        .filter(|(k, _)| k != "JWT_PUBLIC_KEY" && k != "JWT_PRIVATE_KEY")
+        .collect();
+    env.push((
+        "JWKS_URL".to_owned(),
+        format!("{auth_url}/.well-known/jwks.json"),
+    ));
+    let market = marketplace(env, &auth_url, &logs);
+    let base = market.url();
+    let http = zimmer_testkit::client();
+
+    // Start-up does not fail because auth is down: the process serves (alive), not ready.
+    let ready = alive_not_ready(&http, &base).await;
     assert_ne!(ready["checks"]["keys"], "ok", "{ready}");
 
     // A valid token (auth signs with this test's key) is "try again", never "logged out".
-    let customer = ctx.create_user("outage@example.com", Role::Customer).await;
-    let token = ctx.mint_access_token(customer, Role::Customer, uuid::Uuid::new_v4());
+    let (customer, token) = ctx
+        .user_with_token("outage@example.com", Role::Customer)
+        .await;
     let mine = format!("{base}/api/user/automations");
     for _ in 0..5 {
         let (status, body) = get(&http, &mine, &token).await;
@@ -97,7 +95,7 @@ async fn a_service_started_while_auth_is_down_says_503_keys_unavailable_then_rec
             status,
             StatusCode::SERVICE_UNAVAILABLE,
             "{body}\n{}",
-            market_log()
+            market.log()
         );
         assert_eq!(body["code"], "keys_unavailable", "{body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -137,12 +135,7 @@ async fn a_service_started_while_auth_is_down_says_503_keys_unavailable_then_rec
 async fn before_its_first_revocation_load_a_service_is_unready_and_accepts_no_token() {
     let ctx = TestContext::new().await;
     let logs = TempDir::new("zimmer-revocation-gate");
-    let auth_env: Vec<(String, String)> = ctx
-        .env_pairs()
-        .into_iter()
-        .filter(|(k, _)| k != "JWT_PUBLIC_KEY" && k != "HTTP_PORT")
-        .collect();
-    let auth = Process::start_service("zimmer-auth", "auth", &auth_env, &logs.path).await;
+    let auth = start_auth(&ctx, &logs).await;
     let auth_base = format!("http://127.0.0.1:{}", auth.port);
     let http = zimmer_testkit::client();
 
@@ -169,39 +162,19 @@ async fn before_its_first_revocation_load_a_service_is_unready_and_accepts_no_to
 
     // The instance has its verification key (configured) but cannot reach auth's API yet.
     let proxy = ToggleProxy::start(&format!("127.0.0.1:{}", auth.port), false).await;
-    let port = free_port();
-    let log = std::fs::File::create(logs.path.join("marketplace.log")).unwrap();
-    let child = Command::new(binary_path("zimmer-marketplace"))
-        .envs(ctx.env_pairs())
-        .env("HTTP_PORT", port.to_string())
-        .env(
-            "AUTH_INTERNAL_URL",
-            format!("http://127.0.0.1:{}", proxy.port),
-        )
-        .env("REVOCATION_LOAD_REQUIRED", "true")
-        .env("HEALTH_CHECK_ENABLED", "false")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let _child = Reaper(child);
-    let base = format!("http://127.0.0.1:{port}");
-    eventually("marketplace is up", Duration::from_secs(30), || async {
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
-    let res = http.get(format!("{base}/readyz")).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let ready: Value = res.json().await.unwrap();
+    let market = marketplace(
+        ctx.env_pairs(),
+        &format!("http://127.0.0.1:{}", proxy.port),
+        &logs,
+    );
+    let base = market.url();
+    let ready = alive_not_ready(&http, &base).await;
     assert_eq!(ready["checks"]["keys"], "ok", "{ready}");
     assert_ne!(ready["checks"]["revocations"], "ok", "{ready}");
 
-    let customer = ctx.create_user("gate-2@example.com", Role::Customer).await;
-    let valid = ctx.mint_access_token(customer, Role::Customer, uuid::Uuid::new_v4());
+    let (_, valid) = ctx
+        .user_with_token("gate-2@example.com", Role::Customer)
+        .await;
     let mine = format!("{base}/api/user/automations");
     for token in [&valid, &out] {
         let (status, body) = get(&http, &mine, token).await;

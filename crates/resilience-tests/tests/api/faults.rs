@@ -22,6 +22,11 @@ struct Market {
     http: reqwest::Client,
     f: Funded,
     _logs: TempDir,
+    /// What the instance reaches PostgreSQL, Redis and RabbitMQ through (open at first; last,
+    /// so dropped after the process).
+    pg: ToggleProxy,
+    redis: ToggleProxy,
+    amqp: ToggleProxy,
 }
 
 impl Market {
@@ -47,15 +52,7 @@ impl Market {
 
     /// `zimmer_dependency_up{dependency=…}` as scraped from `/metrics`.
     async fn dependency_up(&self, dependency: &str) -> Option<i64> {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = zimmer_testkit::scrape_metrics(&self.http, &self.process.url()).await;
         let label = format!("dependency=\"{dependency}\"");
         text.lines()
             .find(|l| l.starts_with("zimmer_dependency_up{") && l.contains(&label))
@@ -113,9 +110,12 @@ impl Market {
     }
 }
 
-/// A marketplace process whose database, Redis and broker connections go through the proxies,
-/// with a funded user automation (`paid` tokens).
-async fn market(pg: &ToggleProxy, redis: &ToggleProxy, amqp: &ToggleProxy, paid: i64) -> Market {
+/// A marketplace process whose database, Redis and broker connections go through proxies of
+/// its own, with a funded user automation (`paid` tokens).
+async fn market(paid: i64) -> Market {
+    let pg = ToggleProxy::start("127.0.0.1:5432", true).await;
+    let redis = ToggleProxy::start("127.0.0.1:6379", true).await;
+    let amqp = ToggleProxy::start("127.0.0.1:5672", true).await;
     let ctx = TestContext::new().await;
     let logs = TempDir::new("zimmer-faults");
     let mut env: Vec<(String, String)> = ctx
@@ -150,6 +150,9 @@ async fn market(pg: &ToggleProxy, redis: &ToggleProxy, amqp: &ToggleProxy, paid:
     let base = format!("http://127.0.0.1:{}", process.port);
     let f = funded_automation(&ctx, &http, &base, &base, "fault", paid).await;
     Market {
+        pg,
+        redis,
+        amqp,
         ctx,
         process,
         http,
@@ -160,16 +163,13 @@ async fn market(pg: &ToggleProxy, redis: &ToggleProxy, amqp: &ToggleProxy, paid:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cut_is_reported_degraded_not_unready_and_consumption_stays_exact() {
-    let pg = ToggleProxy::start("127.0.0.1:5432", true).await;
-    let redis = ToggleProxy::start("127.0.0.1:6379", true).await;
-    let amqp = ToggleProxy::start("127.0.0.1:5672", true).await;
-    let m = market(&pg, &redis, &amqp, 10).await;
+    let m = market(10).await;
     assert_eq!(m.readyz().await, StatusCode::OK);
 
     assert_eq!(m.dependency_up("redis").await, Some(1));
 
     // Redis is best effort: the instance stays in the load balancer, degraded.
-    redis.disable();
+    m.redis.disable();
     m.degraded_but_ready("redis").await;
     // The money path does not need Redis: spends are still exact and idempotent.
     let (s, a) = m.consume(2, "r-1").await;
@@ -179,7 +179,7 @@ async fn a_redis_cut_is_reported_degraded_not_unready_and_consumption_stays_exac
     assert_eq!(s, StatusCode::OK);
     assert_eq!(again, a, "the retry replays, it does not spend twice");
 
-    redis.enable();
+    m.redis.enable();
     eventually("readyz is clean again with Redis", WAIT, || async {
         let (status, body) = m.readiness().await;
         status == StatusCode::OK && body["status"] == "ready"
@@ -195,15 +195,12 @@ async fn a_redis_cut_is_reported_degraded_not_unready_and_consumption_stays_exac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_cut_is_a_clear_503_and_the_pool_recovers_without_losing_a_spend() {
-    let pg = ToggleProxy::start("127.0.0.1:5432", true).await;
-    let redis = ToggleProxy::start("127.0.0.1:6379", true).await;
-    let amqp = ToggleProxy::start("127.0.0.1:5672", true).await;
-    let m = market(&pg, &redis, &amqp, 10).await;
+    let m = market(10).await;
     let (s, _) = m.consume(1, "p-1").await;
     assert_eq!(s, StatusCode::OK);
 
     // Without its database the instance cannot serve: not ready.
-    pg.disable();
+    m.pg.disable();
     eventually("readyz reports the database down", WAIT, || async {
         m.readyz().await == StatusCode::SERVICE_UNAVAILABLE
     })
@@ -217,7 +214,7 @@ async fn a_postgres_cut_is_a_clear_503_and_the_pool_recovers_without_losing_a_sp
     let res = m.http.get(m.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 
-    pg.enable();
+    m.pg.enable();
     eventually("the pool reconnects by itself", WAIT, || async {
         m.readyz().await == StatusCode::OK
     })
@@ -235,10 +232,7 @@ async fn a_postgres_cut_is_a_clear_503_and_the_pool_recovers_without_losing_a_sp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rabbitmq_cut_mid_run_holds_events_in_the_outbox_and_publishes_each_once_after() {
-    let pg = ToggleProxy::start("127.0.0.1:5432", true).await;
-    let redis = ToggleProxy::start("127.0.0.1:6379", true).await;
-    let amqp = ToggleProxy::start("127.0.0.1:5672", true).await;
-    let m = market(&pg, &redis, &amqp, 4).await;
+    let m = market(4).await;
     eventually("the funding event is published", WAIT, || async {
         m.n("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
             .await
@@ -247,7 +241,7 @@ async fn a_rabbitmq_cut_mid_run_holds_events_in_the_outbox_and_publishes_each_on
     .await;
 
     // The outbox keeps writes safe: a broker outage degrades the instance, it stays ready.
-    amqp.disable();
+    m.amqp.disable();
     m.degraded_but_ready("broker").await;
     // Spending down to zero emits tokens.low / tokens.depleted while the broker is gone: the
     // request succeeds, the events wait in the outbox.
@@ -260,7 +254,7 @@ async fn a_rabbitmq_cut_mid_run_holds_events_in_the_outbox_and_publishes_each_on
         .await;
     assert!(pending >= 1, "events are held while the broker is down");
 
-    amqp.enable();
+    m.amqp.enable();
     eventually(
         "the relay reconnects and drains the outbox",
         WAIT,

@@ -56,13 +56,12 @@ pub async fn funded_automation(
         .as_str()
         .unwrap()
         .to_owned();
-    let customer = ctx
-        .create_user(&format!("{tag}@example.com"), Role::Customer)
+    let (customer, access) = ctx
+        .user_with_token(&format!("{tag}@example.com"), Role::Customer)
         .await;
     let manager = ctx
         .create_user(&format!("{tag}-mgr@example.com"), Role::Manager)
         .await;
-    let access = ctx.mint_access_token(customer, Role::Customer, uuid::Uuid::new_v4());
     let res = http
         .post(format!("{public}/api/user/automations/{automation_id}"))
         .bearer_auth(&access)

@@ -2,6 +2,7 @@
 //! database; token consumption stays exact and idempotency keys hold across instances.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use diesel_async::AsyncPgConnection;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -24,21 +25,39 @@ fn base(p: &Process) -> String {
 
 /// `zimmer_marketplace_consume_total` summed per outcome, as one instance counted it.
 async fn consumed(client: &reqwest::Client, p: &Process, outcome: &str) -> u64 {
-    let text = client
-        .get(format!("{}/metrics", base(p)))
+    let text = zimmer_testkit::scrape_metrics(client, &base(p)).await;
+    zimmer_testkit::metric_sum(
+        &text,
+        "zimmer_marketplace_consume_total",
+        &[("outcome", outcome)],
+    )
+}
+
+/// One spend posted to `url` with the service token: 200 and its answer.
+async fn spend(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> Value {
+    let res = client
+        .post(url)
+        .header("X-Zimmer-Service-Token", token)
+        .json(body)
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
-    text.lines()
-        .filter(|l| {
-            l.starts_with("zimmer_marketplace_consume_total{")
-                && l.contains(&format!("outcome=\"{outcome}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+/// The customer automation's paid balance.
+async fn balance(conn: &mut AsyncPgConnection, ua: i64) -> i64 {
+    let sql = format!("SELECT tokens_remaining AS n FROM user_automations WHERE id = {ua}");
+    zimmer_testkit::count(conn, &sql).await
+}
+
+/// Its consumption entries in the ledger.
+async fn consumptions(conn: &mut AsyncPgConnection, ua: i64) -> i64 {
+    let sql = format!(
+        "SELECT count(*) AS n FROM token_ledger WHERE kind = 'consumption' AND user_automation_id = {ua}"
+    );
+    zimmer_testkit::count(conn, &sql).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,24 +95,9 @@ async fn two_marketplace_instances_behind_nginx_consume_exactly_the_balance() {
 
     // 60 concurrent 1-token calls through the gateway (under its burst of 100 per IP); nginx
     // spreads them over both instances.
-    let calls = (0..60).map(|_| {
-        let (client, token, url) = (
-            client.clone(),
-            token.clone(),
-            gw.url("/api/automation-usage/consume"),
-        );
-        async move {
-            let res = client
-                .post(url)
-                .header("X-Zimmer-Service-Token", token)
-                .json(&json!({ "user_automation_id": ua, "units": 1 }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), StatusCode::OK);
-            res.json::<Value>().await.unwrap()
-        }
-    });
+    let consume = gw.url("/api/automation-usage/consume");
+    let body = json!({ "user_automation_id": ua, "units": 1 });
+    let calls = (0..60).map(|_| spend(&client, &consume, &token, &body));
     let answers = join_all(calls).await;
     let accepted = answers.iter().filter(|x| x["accepted"] == true).count();
     assert_eq!(accepted, 40, "exactly the balance is accepted: {answers:?}");
@@ -104,18 +108,8 @@ async fn two_marketplace_instances_behind_nginx_consume_exactly_the_balance() {
             .all(|x| x["reason"] == "insufficient_tokens")
     );
     let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        zimmer_testkit::count(
-            &mut conn,
-            &format!("SELECT tokens_remaining AS n FROM user_automations WHERE id = {ua}")
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        zimmer_testkit::count(&mut conn, &format!("SELECT count(*) AS n FROM token_ledger WHERE kind = 'consumption' AND user_automation_id = {ua}")).await,
-        40
-    );
+    assert_eq!(balance(&mut conn, ua).await, 0);
+    assert_eq!(consumptions(&mut conn, ua).await, 40);
     assert_eq!(
         zimmer_testkit::count(&mut conn, &format!("SELECT COALESCE(SUM(delta), 0)::bigint AS n FROM token_ledger WHERE user_automation_id = {ua}")).await,
         0,
@@ -140,48 +134,24 @@ async fn two_marketplace_instances_behind_nginx_consume_exactly_the_balance() {
     // One idempotency key sent 10 times to each instance at once: charged once, same answer.
     assert_eq!(adjust(5, "fund-5", base(&b)).await, StatusCode::CREATED);
     let body = json!({ "user_automation_id": ua, "units": 3, "idempotency_key": "scale-key-1" });
+    let (consume_a, consume_b) = (
+        format!("{}/api/automation-usage/consume", base(&a)),
+        format!("{}/api/automation-usage/consume", base(&b)),
+    );
     let calls = (0..20).map(|i| {
-        let (client, token, body) = (client.clone(), token.clone(), body.clone());
-        let at = if i % 2 == 0 { base(&a) } else { base(&b) };
-        async move {
-            let res = client
-                .post(format!("{at}/api/automation-usage/consume"))
-                .header("X-Zimmer-Service-Token", token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), StatusCode::OK);
-            res.json::<Value>().await.unwrap()
-        }
+        let at = if i % 2 == 0 { &consume_a } else { &consume_b };
+        spend(&client, at, &token, &body)
     });
     let answers = join_all(calls).await;
     assert_eq!(answers[0]["accepted"], true, "{answers:?}");
     assert_eq!(answers[0]["remaining_paid_tokens"], 2);
     assert!(answers.iter().all(|x| x == &answers[0]), "{answers:?}");
-    assert_eq!(
-        zimmer_testkit::count(
-            &mut conn,
-            &format!("SELECT tokens_remaining AS n FROM user_automations WHERE id = {ua}")
-        )
-        .await,
-        2
-    );
-    assert_eq!(
-        zimmer_testkit::count(&mut conn, &format!("SELECT count(*) AS n FROM token_ledger WHERE kind = 'consumption' AND user_automation_id = {ua}")).await,
-        41
-    );
+    assert_eq!(balance(&mut conn, ua).await, 2);
+    assert_eq!(consumptions(&mut conn, ua).await, 41);
     // Replaying the funding key on the other instance credits nothing more.
     let again = adjust(5, "fund-5", base(&a)).await;
     assert!(again.is_success(), "{again}");
-    assert_eq!(
-        zimmer_testkit::count(
-            &mut conn,
-            &format!("SELECT tokens_remaining AS n FROM user_automations WHERE id = {ua}")
-        )
-        .await,
-        2
-    );
+    assert_eq!(balance(&mut conn, ua).await, 2);
     drop(gw);
     drop((a, b));
 }

@@ -5,10 +5,7 @@
 //! exits 0; the spend is recorded exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -16,7 +13,7 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use zimmer_testkit::{TestContext, binary_path, eventually, free_port};
+use zimmer_testkit::{Process, TempDir, TestContext, eventually};
 
 use crate::fixtures::funded_automation;
 
@@ -46,41 +43,22 @@ async fn read_response(stream: &mut TcpStream) -> String {
     head + &String::from_utf8_lossy(&body)
 }
 
-/// Kills the child if the test fails before it exits on its own.
-struct Reaper(std::process::Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_unready_keeps_serving_through_the_drain_then_finishes_in_flight_and_exits_0()
 {
     let ctx = TestContext::new().await;
-    let port = free_port();
-    let child = Command::new(binary_path("zimmer-marketplace"))
-        .envs(ctx.env_pairs())
-        .env("HTTP_PORT", port.to_string())
-        .env("HEALTH_CHECK_ENABLED", "false")
-        .env("SHUTDOWN_DRAIN_SECS", "3")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = Reaper(child);
-    let base = format!("http://127.0.0.1:{port}");
+    let logs = TempDir::new("zimmer-shutdown");
+    let mut env = ctx.env_pairs();
+    env.extend(
+        [
+            ("HEALTH_CHECK_ENABLED", "false"),
+            ("SHUTDOWN_DRAIN_SECS", "3"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let mut market = Process::start("marketplace", &env, &logs.path).await;
+    let (port, base) = (market.port, market.url());
     let http = zimmer_testkit::client();
-    eventually("marketplace ready", Duration::from_secs(30), || async {
-        http.get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
 
     let f = funded_automation(&ctx, &http, &base, &base, "drain", 5).await;
     let (ua, token, access) = (f.user_automation_id, &f.service_token, &f.access);
@@ -115,11 +93,7 @@ async fn sigterm_turns_unready_keeps_serving_through_the_drain_then_finishes_in_
         "{first}"
     );
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    assert!(market.sigterm());
     let signalled = std::time::Instant::now();
 
     // Draining: not ready any more, at once…
@@ -176,10 +150,10 @@ async fn sigterm_turns_unready_keeps_serving_through_the_drain_then_finishes_in_
     assert!(answer.contains("\"remaining_paid_tokens\":3"), "{answer}");
 
     // The process exits by itself, cleanly.
-    let status = tokio::task::spawn_blocking(move || child.0.wait())
+    let status = market
+        .wait_exit(Duration::from_secs(60))
         .await
-        .unwrap()
-        .unwrap();
+        .expect("the process exits by itself");
     assert!(status.success(), "{status}");
     let mut conn = ctx.db.connect().await;
     assert_eq!(

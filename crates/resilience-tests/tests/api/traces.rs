@@ -150,8 +150,9 @@ async fn one_trace_id_links_the_callback_the_event_and_the_marketplace_consumer(
             .await
             .unwrap()
     };
-    let user = ctx.create_user("trace@example.com", Role::Customer).await;
-    let access = ctx.mint_access_token(user, Role::Customer, uuid::Uuid::new_v4());
+    let (_, access) = ctx
+        .user_with_token("trace@example.com", Role::Customer)
+        .await;
     let res = http
         .post(gw.url(&format!("/api/user/automations/{automation_id}")))
         .bearer_auth(&access)

@@ -1,8 +1,9 @@
 //! Calls to the owners' internal APIs (`/internal/...`, `X-Internal-Token` = admin's own
 //! credential, `INTERNAL_API_TOKEN`): admin writes nothing of theirs itself. Changes to users
 //! also carry the acting staff member's own access token (`X-Acting-User-Token`, see
-//! [`Upstreams::send_acting`]), from which auth takes the actor and checks the role. Each call carries the trace context and the request id, has a
-//! connect and a total timeout, and maps the answer for the admin caller:
+//! [`Upstreams::call_as`]), from which auth takes the actor and checks the role. Each call
+//! carries the trace context and the request id, has a connect and a total timeout, and maps
+//! the answer for the admin caller:
 //! - 2xx → the JSON body;
 //! - 4xx (except 401) → the same status, `detail` and `code` (a 422 keeps its field errors):
 //!   the owner refused the change for a reason the caller can act on;
@@ -125,21 +126,11 @@ impl Upstreams {
         req
     }
 
-    /// One call; `query` pairs are appended to the URL, `body` sent as JSON.
-    pub async fn call<B: Serialize + ?Sized>(
-        &self,
-        service: Service,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<&B>,
-    ) -> Result<Reply, ApiError> {
-        self.call_as(service, method, path, query, body, None).await
-    }
-
-    /// [`Upstreams::call`], on behalf of a staff member when `acting_token` is given (see
-    /// [`Upstreams::send_acting`]).
-    pub(crate) async fn call_as<B: Serialize + ?Sized>(
+    /// One call; `query` pairs are appended to the URL, `body` sent as JSON. With
+    /// `acting_token` (a staff member's own access token, the Bearer of the admin request) the
+    /// owner verifies it and takes the actor from it, so admin's credential alone cannot act for
+    /// anybody.
+    pub async fn call_as<B: Serialize + ?Sized>(
         &self,
         service: Service,
         method: Method,
@@ -153,9 +144,7 @@ impl Upstreams {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let (status, body) = exchange(service, req).await?;
-        tracing::debug!(service = service.name(), %method, path = %path, status, "internal call");
-        map_answer(service, status, body)
+        answer(service, &method, &path, req).await
     }
 
     /// A `GET` allowed to take longer than the usual upstream timeout: the KB status of an
@@ -170,8 +159,7 @@ impl Upstreams {
     ) -> Result<Reply, ApiError> {
         let path = with_query(path, query)?;
         let req = self.request(service, Method::GET, &path, None);
-        let (status, body) = exchange(service, req.timeout(timeout)).await?;
-        map_answer(service, status, body)
+        answer(service, &Method::GET, &path, req.timeout(timeout)).await
     }
 
     pub async fn get(
@@ -180,32 +168,7 @@ impl Upstreams {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Reply, ApiError> {
-        self.call::<Value>(service, Method::GET, path, query, None)
-            .await
-    }
-
-    pub async fn send<B: Serialize + ?Sized>(
-        &self,
-        service: Service,
-        method: Method,
-        path: &str,
-        body: &B,
-    ) -> Result<Reply, ApiError> {
-        self.call(service, method, path, &[], Some(body)).await
-    }
-
-    /// [`Upstreams::send`] on behalf of a staff member: `acting_token` is their own access
-    /// token (the Bearer of the admin request), which the owner verifies and takes the actor
-    /// from, so admin's credential alone cannot act for anybody.
-    pub async fn send_acting<B: Serialize + ?Sized>(
-        &self,
-        service: Service,
-        method: Method,
-        path: &str,
-        body: &B,
-        acting_token: &str,
-    ) -> Result<Reply, ApiError> {
-        self.call_as(service, method, path, &[], Some(body), Some(acting_token))
+        self.call_as::<Value>(service, Method::GET, path, query, None, None)
             .await
     }
 
@@ -242,6 +205,18 @@ fn with_query(path: &str, query: &[(&str, String)]) -> Result<String, ApiError> 
     Ok(format!("{path}?{}", url.query().unwrap_or_default()))
 }
 
+/// Sends the request and maps the owner's answer for the admin caller.
+async fn answer(
+    service: Service,
+    method: &Method,
+    path: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<Reply, ApiError> {
+    let (status, body) = exchange(service, req).await?;
+    tracing::debug!(service = service.name(), %method, path = %path, status, "internal call");
+    map_answer(service, status, body)
+}
+
 /// Sends the request: its status and JSON body (`null` when empty or not JSON).
 async fn exchange(
     service: Service,
@@ -255,12 +230,20 @@ async fn exchange(
 }
 
 fn unreachable(service: Service, e: &reqwest::Error) -> ApiError {
+    unavailable(
+        service,
+        anyhow::anyhow!("{} call failed: {e}", service.name()),
+    )
+}
+
+/// 503 `upstream_unavailable`: the caller may retry later.
+fn unavailable(service: Service, cause: anyhow::Error) -> ApiError {
     ApiError::unavailable(format!(
         "The {} service is unavailable; please retry",
         service.name()
     ))
     .with_code("upstream_unavailable")
-    .with_cause(anyhow::anyhow!("{} call failed: {e}", service.name()))
+    .with_cause(cause)
 }
 
 fn map_answer(service: Service, status: u16, body: Value) -> Result<Reply, ApiError> {
@@ -305,12 +288,7 @@ fn map_answer(service: Service, status: u16, body: Value) -> Result<Reply, ApiEr
     let cause = anyhow::anyhow!("{} answered {status}: {body}", service.name());
     if status == 503 {
         // The owner is up but its own dependencies are not: retryable, like unreachable.
-        return Err(ApiError::unavailable(format!(
-            "The {} service is unavailable; please retry",
-            service.name()
-        ))
-        .with_code("upstream_unavailable")
-        .with_cause(cause));
+        return Err(unavailable(service, cause));
     }
     Err(ApiError::new(
         StatusCode::BAD_GATEWAY,

@@ -3,9 +3,9 @@
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use zimmer_http::{HttpResult, Paged};
+use zimmer_http::{HttpResult, Paged, time_bound};
 
-use super::{Listing, PageOnly, parse_time, user_automations::people_of};
+use super::{Listing, PageOnly, user_automations::people_of};
 use crate::{
     AppState,
     queries::audit::{self as q, AuditFilter},
@@ -52,8 +52,8 @@ pub async fn list(
         action: text(query.action.as_deref()),
         target_type: text(query.target_type.as_deref()),
         target_id: text(query.target_id.as_deref()),
-        from: parse_time("from", query.from.as_deref(), false)?,
-        to: parse_time("to", query.to.as_deref(), true)?,
+        from: time_bound("from", query.from.as_deref(), false)?,
+        to: time_bound("to", query.to.as_deref(), true)?,
     };
     let page = query.paging.query();
     let mut conn = state.platform.pool.get().await?;

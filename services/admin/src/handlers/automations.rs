@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use zimmer_db::models::marketplace::Automation as AutomationRow;
 use zimmer_events::contracts::internal::automations::{
     Automation, AutomationDeleted, AutomationInput, IssuedServiceToken, PasswordRecheck,
     PasswordRechecked, Secret, ServiceTokenRemoved, masked,
@@ -20,7 +21,7 @@ use crate::{
     clients::Service,
     domain::automations::{dashboard_pricing_type, input_from_dashboard, new_service_token},
     ops::{Audit, OwnerCall, call_owner, typed},
-    queries::automations::{self as q, AutomationFilter, AutomationRow},
+    queries::automations::{self as q, AutomationFilter},
     rbac::Staff,
 };
 
@@ -88,8 +89,9 @@ fn view(a: Automation, users_count: i64) -> AutomationView {
 }
 
 /// A row read from the catalogue table, as the marketplace's internal API shows it (the same
-/// [`Automation`], so both reads give one view).
-fn from_row(a: AutomationRow, has_service_token: bool) -> Automation {
+/// [`Automation`], so both reads give one view; marketplace's `domain::automations::staff_view`).
+fn from_row(a: AutomationRow) -> Automation {
+    let has_service_token = a.service_token_hash.is_some();
     Automation {
         id: a.id,
         name: a.name,
@@ -116,8 +118,8 @@ fn from_row(a: AutomationRow, has_service_token: bool) -> Automation {
     }
 }
 
-fn row_view((a, has_token, users_count): (AutomationRow, bool, i64)) -> AutomationView {
-    view(from_row(a, has_token), users_count)
+fn row_view((a, users_count): (AutomationRow, i64)) -> AutomationView {
+    view(from_row(a), users_count)
 }
 
 /// The request body as JSON (an empty body is `null`, refused by the caller as "not an

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zimmer_db::models::admin::{BackupLog, backup_status};
-use zimmer_http::{ApiError, HttpResult};
+use zimmer_http::{ApiError, HttpResult, time_bound};
 
-use super::{one_of, parse_time};
+use super::one_of;
 use crate::{
     AppState,
     ops::{Audit, audit_after, backups},
@@ -86,8 +86,8 @@ pub async fn list(
         q.status_filter.as_deref(),
         &[backup_status::SUCCESS, backup_status::FAILED],
     )?;
-    let from = parse_time("from_date", q.from_date.as_deref(), false)?;
-    let to = parse_time("to_date", q.to_date.as_deref(), true)?;
+    let from = time_bound("from_date", q.from_date.as_deref(), false)?;
+    let to = time_bound("to_date", q.to_date.as_deref(), true)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 100"));
@@ -216,7 +216,7 @@ pub async fn verify(staff: Staff, state: web::Data<AppState>, path: web::Path<i6
         .ok_or_else(busy)?;
     let job = tokio::spawn(async move {
         let result = backups::verify_and_record(&pool, &cfg, &row).await;
-        drop(lock);
+        lock.release().await;
         result
     });
     let result = job.await.map_err(ApiError::internal)?;
@@ -283,7 +283,7 @@ pub async fn cleanup(
     let cleaned = backups::cleanup(&pool, &cfg, days)
         .await
         .map_err(ApiError::internal)?;
-    drop(lock);
+    lock.release().await;
     audit_after(
         &state,
         &staff,

@@ -34,32 +34,48 @@ struct Content {
     data: serde_json::Value,
 }
 
-/// `type`, `title`, `body` and `data` as both calls check them: `type` defaults to `admin`
-/// (api.md's broadcast had none), the body may be empty. `None` when `v` has an error.
-fn check_content(
-    v: &mut Validator,
-    kind: Option<&str>,
-    title: &str,
-    body: &str,
-    data: Option<&serde_json::Value>,
-) -> Option<Content> {
-    let kind = match kind.map(str::trim).filter(|k| !k.is_empty()) {
-        None => Some("admin"),
-        Some(k) => v.check("type", contract::check_type(k)),
-    };
-    let title = v.check("title", validate::line(title, contract::MAX_TITLE_CHARS));
-    let body = if body.trim().is_empty() {
-        Some(String::new())
-    } else {
-        v.check("body", validate::text(body, contract::MAX_BODY_CHARS))
-    };
-    let data = v.check("data", contract::check_data(data));
-    Some(Content {
-        kind: kind?,
-        title: title?,
-        body: body?,
-        data: data?,
-    })
+/// What both calls send: `type?`, `title`, `body` (also accepted as `message`), `data?`.
+#[derive(Debug, Deserialize)]
+pub struct ContentBody {
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    pub title: String,
+    #[serde(default, alias = "message")]
+    pub body: String,
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+}
+
+impl ContentBody {
+    /// Checked as both calls check it: `type` defaults to `admin` (api.md's broadcast had
+    /// none), the body may be empty. `None` when `v` has an error.
+    fn check(&self, v: &mut Validator) -> Option<Content> {
+        let kind = match self
+            .kind
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
+            None => Some("admin"),
+            Some(k) => v.check("type", contract::check_type(k)),
+        };
+        let title = v.check(
+            "title",
+            validate::line(&self.title, contract::MAX_TITLE_CHARS),
+        );
+        let body = if self.body.trim().is_empty() {
+            Some(String::new())
+        } else {
+            v.check("body", validate::text(&self.body, contract::MAX_BODY_CHARS))
+        };
+        let data = v.check("data", contract::check_data(self.data.as_ref()));
+        Some(Content {
+            kind: kind?,
+            title: title?,
+            body: body?,
+            data: data?,
+        })
+    }
 }
 
 /// The content of a request whose checks all passed (`v` had no error, so it is there).
@@ -70,17 +86,11 @@ fn checked(v: Validator, content: Option<Content>) -> Result<Content, ApiError> 
 
 #[derive(Debug, Deserialize)]
 pub struct BroadcastBody {
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    pub title: String,
-    /// Also accepted as `message`.
-    #[serde(default, alias = "message")]
-    pub body: String,
+    #[serde(flatten)]
+    pub content: ContentBody,
     /// One of the four roles, or absent / `null` / `""` / `all` for everyone.
     #[serde(default)]
     pub role: Option<String>,
-    #[serde(default)]
-    pub data: Option<serde_json::Value>,
 }
 
 /// `POST /api/admin/notifications/broadcast` `{type?, title, body, role?, data?}` → 202
@@ -92,13 +102,7 @@ pub async fn send(
 ) -> HttpResult {
     let body = body.into_inner();
     let mut v = Validator::new();
-    let content = check_content(
-        &mut v,
-        body.kind.as_deref(),
-        &body.title,
-        &body.body,
-        body.data.as_ref(),
-    );
+    let content = body.content.check(&mut v);
     let role = match body.role.as_deref().map(str::trim) {
         None | Some("" | "all") => None,
         Some(r) if r.parse::<zimmer_jwt::Role>().is_ok() => Some(r.to_owned()),
@@ -162,13 +166,8 @@ pub async fn send(
 pub struct DirectBody {
     #[serde(default)]
     pub user_ids: Vec<i64>,
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    pub title: String,
-    #[serde(default, alias = "message")]
-    pub body: String,
-    #[serde(default)]
-    pub data: Option<serde_json::Value>,
+    #[serde(flatten)]
+    pub content: ContentBody,
 }
 
 /// `POST /api/admin/notifications` `{user_ids, type, title, body, data?}` → 200 `{created,
@@ -189,13 +188,7 @@ pub async fn send_to_users(
     } else if body.user_ids.len() > contract::MAX_RECIPIENTS {
         v.error("user_ids", "must hold at most 10,000 ids");
     }
-    let content = check_content(
-        &mut v,
-        body.kind.as_deref(),
-        &body.title,
-        &body.body,
-        body.data.as_ref(),
-    );
+    let content = body.content.check(&mut v);
     let content = checked(v, content)?;
     let request = DirectNotifications {
         user_ids: body.user_ids,

@@ -11,7 +11,7 @@ use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zimmer_db::models::admin::{NewOpenAiKey, OpenAiKey, key_status};
-use zimmer_events::contracts::internal::openai::LeaseRequest;
+use zimmer_events::contracts::internal::{nullable, openai::LeaseRequest};
 use zimmer_http::{ApiError, HttpResult, InternalCaller, validate, validate::Validator};
 
 use crate::{
@@ -291,14 +291,6 @@ pub async fn create(
     Ok(HttpResponse::Created().json(KeyView::new(row, Utc::now())))
 }
 
-fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    Deserialize::deserialize(de).map(Some)
-}
-
 /// A partial update; a limit sent as `null` removes it.
 #[derive(Debug, Default, Deserialize)]
 pub struct UpdateBody {
@@ -310,10 +302,10 @@ pub struct UpdateBody {
     #[serde(
         default,
         alias = "daily_token_limit",
-        deserialize_with = "double_option"
+        deserialize_with = "nullable::deserialize"
     )]
     pub daily_limit: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "nullable::deserialize")]
     pub rpm_limit: Option<Option<i64>>,
     /// A replacement key (rotation); stored encrypted like the first. Absent, null or `""`
     /// keeps the stored key (the dashboard's edit form sends `""` when not replacing it).

@@ -21,7 +21,6 @@ pub mod users;
 use std::ops::Deref;
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, http::StatusCode, web};
-use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use zimmer_http::{ApiError, HttpResult, PageQuery};
@@ -168,29 +167,6 @@ pub fn listed<T: Serialize>(key: &str, items: Vec<T>, total: i64, p: &ListPage) 
 /// The newest rows a dashboard list answers without paging (README.md).
 pub const WHOLE_LIST: i64 = 500;
 
-/// A date filter: `2026-11-25` (the start of that UTC day, or with `end` the start of the next
-/// day, so `to` includes the whole day) or an RFC 3339 instant.
-pub fn parse_time(
-    field: &'static str,
-    raw: Option<&str>,
-    end: bool,
-) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(Some(t.with_timezone(&Utc)));
-    }
-    let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .map_err(|_| ApiError::invalid(field, "must be a date (YYYY-MM-DD) or an RFC 3339 time"))?;
-    let day = if end {
-        day.succ_opt().unwrap_or(day)
-    } else {
-        day
-    };
-    Ok(day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
-}
-
 /// A trimmed, non-empty search text of at most 100 characters.
 pub fn search_text(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
@@ -280,8 +256,10 @@ pub fn acting_token(req: &HttpRequest) -> Result<&str, ApiError> {
 mod tests {
     use super::*;
 
+    /// The date filters of every list (`zimmer_http::time_bound`).
     #[test]
     fn dates_in_filters() {
+        let parse_time = zimmer_http::time_bound;
         let from = parse_time("from", Some("2026-11-25"), false).ok().flatten();
         let to = parse_time("to", Some("2026-11-25"), true).ok().flatten();
         assert_eq!(

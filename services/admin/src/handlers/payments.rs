@@ -7,9 +7,9 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zimmer_db::models::billing::payment_status;
-use zimmer_http::{ApiError, HttpResult};
+use zimmer_http::{ApiError, HttpResult, time_bound};
 
-use super::{Listing, WHOLE_LIST, listed, parse_time, user_automations::names_of};
+use super::{Listing, WHOLE_LIST, listed, user_automations::names_of};
 use crate::{
     AppState,
     clients::Service,
@@ -141,8 +141,8 @@ pub async fn list(
         status: status_filter(query.status.as_deref())?,
         user_id: query.user_id,
         automation_id: query.automation_id,
-        from: parse_time("from", query.from.as_deref(), false)?,
-        to: parse_time("to", query.to.as_deref(), true)?,
+        from: time_bound("from", query.from.as_deref(), false)?,
+        to: time_bound("to", query.to.as_deref(), true)?,
     };
     if let (Some(f), Some(t)) = (filter.from, filter.to)
         && f >= t

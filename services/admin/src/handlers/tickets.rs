@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use zimmer_db::models::support::Ticket;
 use zimmer_http::{ApiError, HttpResult};
 
 use super::{
@@ -19,7 +20,7 @@ use crate::{
     AppState,
     clients::Service,
     ops::{Audit, OwnerCall, call_owner},
-    queries::tickets::{self as q, TicketFilter, TicketRow},
+    queries::tickets::{self as q, TicketFilter},
     rbac::Staff,
 };
 
@@ -82,7 +83,7 @@ fn flatten(
 }
 
 fn view(
-    t: TicketRow,
+    t: Ticket,
     n: i64,
     thread: &[(i64, String)],
     people: &HashMap<i64, (String, String)>,

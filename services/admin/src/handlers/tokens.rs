@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use zimmer_http::{ApiError, HttpResult, Paged, validate, validate::Validator};
+use zimmer_http::{ApiError, HttpResult, Paged, time_bound, validate, validate::Validator};
 
-use super::{Listing, PageOnly, WHOLE_LIST, listed, parse_time, user_automations::names_of};
+use super::{Listing, PageOnly, WHOLE_LIST, listed, user_automations::names_of};
 use crate::{
     AppState,
     clients::Service,
@@ -275,8 +275,8 @@ pub async fn adjustments(
         user_id: query.user_id,
         actor_id: query.admin_id,
         automation_id: query.automation_id,
-        from: parse_time("start_date", query.start_date.as_deref(), false)?,
-        to: parse_time("end_date", query.end_date.as_deref(), true)?,
+        from: time_bound("start_date", query.start_date.as_deref(), false)?,
+        to: time_bound("end_date", query.end_date.as_deref(), true)?,
     };
     let page = query.page(WHOLE_LIST);
     let (rows, total, people, automations) =

@@ -24,41 +24,21 @@ use crate::{
 
 const ROLES: [&str; 4] = ["customer", "support_staff", "technical_team", "manager"];
 
+/// A user as the API shows it: the row, with what the dashboard reads from it.
 #[derive(Debug, Serialize)]
 pub struct UserView {
-    pub id: i64,
-    pub name: String,
-    pub email: String,
-    pub phone_number: Option<String>,
-    pub role: String,
+    #[serde(flatten)]
+    pub user: UserRow,
     pub is_admin: bool,
-    pub is_active: bool,
     pub email_verified: bool,
-    pub email_verified_at: Option<DateTime<Utc>>,
-    pub twofa_enabled: bool,
-    pub last_login_at: Option<DateTime<Utc>>,
-    pub deactivated_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
 }
 
 impl From<UserRow> for UserView {
-    fn from(u: UserRow) -> Self {
+    fn from(user: UserRow) -> Self {
         Self {
-            is_admin: u.role.parse::<Role>().is_ok_and(Role::is_staff),
-            id: u.id,
-            name: u.name,
-            email: u.email,
-            phone_number: u.phone_number,
-            role: u.role,
-            is_active: u.is_active,
-            email_verified: u.email_verified_at.is_some(),
-            email_verified_at: u.email_verified_at,
-            twofa_enabled: u.twofa_enabled,
-            last_login_at: u.last_login_at,
-            deactivated_at: u.deactivated_at,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
+            is_admin: user.role.parse::<Role>().is_ok_and(Role::is_staff),
+            email_verified: user.email_verified_at.is_some(),
+            user,
         }
     }
 }

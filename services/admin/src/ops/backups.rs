@@ -50,6 +50,23 @@ impl Drop for JobLock {
     }
 }
 
+impl JobLock {
+    /// Ends a job that finished: unlocks on the same session at once, so the next job finds the
+    /// lock free (closing the connection frees it only once the server has seen the disconnect).
+    /// The connection goes back to the pool unlocked; if the unlock fails it is closed instead.
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
+                .execute(&mut *conn)
+                .await;
+            if unlocked.is_err() {
+                drop(DbConn::take(conn));
+            }
+        }
+    }
+}
+
 #[derive(QueryableByName)]
 struct Locked {
     #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -137,7 +154,7 @@ pub async fn start(
 /// end.
 pub async fn run(pool: DbPool, cfg: BackupConfig, row: BackupLog, lock: JobLock) -> RunOutcome {
     let outcome = run_inner(&pool, &cfg, &row).await;
-    drop(lock);
+    lock.release().await;
     outcome
 }
 

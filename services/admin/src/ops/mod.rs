@@ -96,9 +96,9 @@ impl<'a> OwnerCall<'a> {
         self
     }
 
-    /// Sent with the staff member's own access token (see [`Upstreams::send_acting`]).
+    /// Sent with the staff member's own access token (see [`Upstreams::call_as`]).
     ///
-    /// [`Upstreams::send_acting`]: crate::clients::Upstreams::send_acting
+    /// [`Upstreams::call_as`]: crate::clients::Upstreams::call_as
     pub fn acting(mut self, token: &'a str) -> Self {
         self.acting_token = Some(token);
         self

@@ -13,6 +13,8 @@ use zimmer_db::{
     schema::admin_audit_log,
 };
 
+use super::paged;
+
 pub async fn record(conn: &mut AsyncPgConnection, entry: &NewAuditEntry<'_>) -> QueryResult<()> {
     diesel::insert_into(admin_audit_log::table)
         .values(entry)
@@ -92,16 +94,9 @@ pub async fn list(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<AuditEntry>, i64)> {
-    let total = filtered(f).count().get_result(conn).await?;
-    let rows = filtered(f)
-        .select(AuditEntry::as_select())
-        .order((
-            admin_audit_log::created_at.desc(),
-            admin_audit_log::id.desc(),
-        ))
-        .offset(offset)
-        .limit(limit)
-        .load(conn)
-        .await?;
-    Ok((rows, total))
+    let rows = filtered(f).select(AuditEntry::as_select()).order((
+        admin_audit_log::created_at.desc(),
+        admin_audit_log::id.desc(),
+    ));
+    paged(conn, filtered(f).count(), rows, offset, limit).await
 }

@@ -1,11 +1,13 @@
 //! The automation catalogue as staff see it (marketplace's table, read only).
 
-use chrono::{DateTime, Utc};
 use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use zimmer_db::schema::{automations, user_automations};
+use zimmer_db::{
+    models::marketplace::Automation,
+    schema::{automations, user_automations},
+};
 
-use super::contains_pattern;
+use super::{paged, with_counts};
 
 #[derive(Debug, Default, Clone)]
 pub struct AutomationFilter {
@@ -15,37 +17,10 @@ pub struct AutomationFilter {
     pub health_status: Option<String>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = automations)]
-#[diesel(check_for_backend(Pg))]
-pub struct AutomationRow {
-    pub id: i64,
-    pub name: String,
-    pub description: String,
-    pub pricing_type: String,
-    pub price_per_token: i64,
-    pub demo_tokens: i64,
-    pub status: String,
-    pub is_listed: bool,
-    pub health_status: String,
-    pub last_health_at: Option<DateTime<Utc>>,
-    pub provision_url: Option<String>,
-    pub health_check_url: Option<String>,
-    pub api_base_url: Option<String>,
-    pub api_usage_url: Option<String>,
-    pub api_kb_status_url: Option<String>,
-    pub api_kb_reset_url: Option<String>,
-    pub dashboard_url: Option<String>,
-    /// The token's last four characters (never the token, never its hash).
-    pub service_token_tail: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
 fn filtered(f: &AutomationFilter) -> automations::BoxedQuery<'static, Pg> {
     let mut q = automations::table.into_boxed();
     if let Some(s) = &f.search {
-        let p = contains_pattern(s);
+        let p = zimmer_db::contains_pattern(s);
         q = q.filter(
             automations::name
                 .ilike(p.clone())
@@ -64,61 +39,34 @@ fn filtered(f: &AutomationFilter) -> automations::BoxedQuery<'static, Pg> {
     q
 }
 
-/// A page, newest first: each with whether it has a service token and how many customers.
+/// A page, newest first, each with how many customers have it.
 pub async fn list(
     conn: &mut AsyncPgConnection,
     f: &AutomationFilter,
     offset: i64,
     limit: i64,
-) -> QueryResult<(Vec<(AutomationRow, bool, i64)>, i64)> {
-    let total = filtered(f).count().get_result(conn).await?;
-    let rows: Vec<(AutomationRow, bool)> = filtered(f)
-        .select((
-            AutomationRow::as_select(),
-            automations::service_token_hash.is_not_null(),
-        ))
-        .order(automations::id.desc())
-        .offset(offset)
-        .limit(limit)
-        .load(conn)
-        .await?;
-    let ids: Vec<i64> = rows.iter().map(|(a, _)| a.id).collect();
+) -> QueryResult<(Vec<(Automation, i64)>, i64)> {
+    let rows = filtered(f)
+        .select(Automation::as_select())
+        .order(automations::id.desc());
+    let (rows, total): (Vec<Automation>, i64) =
+        paged(conn, filtered(f).count(), rows, offset, limit).await?;
+    let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
     let counts = users_per_automation(conn, &ids).await?;
-    let out = rows
-        .into_iter()
-        .map(|(a, has_token)| {
-            let n = counts
-                .iter()
-                .find(|(id, _)| *id == a.id)
-                .map_or(0, |(_, n)| *n);
-            (a, has_token, n)
-        })
-        .collect();
-    Ok((out, total))
+    Ok((with_counts(rows, &counts, |a| a.id), total))
 }
 
-pub async fn get(
-    conn: &mut AsyncPgConnection,
-    id: i64,
-) -> QueryResult<Option<(AutomationRow, bool, i64)>> {
-    let row: Option<(AutomationRow, bool)> = automations::table
+pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<(Automation, i64)>> {
+    let row: Option<Automation> = automations::table
         .find(id)
-        .select((
-            AutomationRow::as_select(),
-            automations::service_token_hash.is_not_null(),
-        ))
+        .select(Automation::as_select())
         .first(conn)
         .await
         .optional()?;
-    let Some((a, has_token)) = row else {
+    let Some(a) = row else {
         return Ok(None);
     };
-    let n = users_per_automation(conn, &[id])
-        .await?
-        .into_iter()
-        .next()
-        .map_or(0, |(_, n)| n);
-    Ok(Some((a, has_token, n)))
+    Ok(Some((a, users_count(conn, id).await?)))
 }
 
 /// How many customers have automation `id`.

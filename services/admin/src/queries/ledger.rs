@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use diesel::{QueryResult, pg::Pg, prelude::*};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use zimmer_db::schema::{token_ledger, user_automations};
+
+use super::paged;
 
 #[derive(Debug, Default, Clone)]
 pub struct AdjustmentFilter {
@@ -69,7 +71,6 @@ pub async fn adjustments(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<AdjustmentRow>, i64)> {
-    let total = filtered(f).count().get_result(conn).await?;
     let rows = filtered(f)
         .select((
             token_ledger::id,
@@ -86,10 +87,6 @@ pub async fn adjustments(
             token_ledger::meta,
             token_ledger::created_at,
         ))
-        .order((token_ledger::created_at.desc(), token_ledger::id.desc()))
-        .offset(offset)
-        .limit(limit)
-        .load(conn)
-        .await?;
-    Ok((rows, total))
+        .order((token_ledger::created_at.desc(), token_ledger::id.desc()));
+    paged(conn, filtered(f).count(), rows, offset, limit).await
 }

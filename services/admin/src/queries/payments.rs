@@ -5,6 +5,8 @@ use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use zimmer_db::schema::{discount_redemptions, payments};
 
+use super::paged;
+
 #[derive(Debug, Default, Clone)]
 pub struct PaymentFilter {
     /// Any of these (empty: every status).
@@ -72,15 +74,10 @@ pub async fn list(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<PaymentRow>, i64)> {
-    let total = filtered(f).count().get_result(conn).await?;
     let rows = filtered(f)
         .select(PaymentRow::as_select())
-        .order((payments::created_at.desc(), payments::id.desc()))
-        .offset(offset)
-        .limit(limit)
-        .load(conn)
-        .await?;
-    Ok((rows, total))
+        .order((payments::created_at.desc(), payments::id.desc()));
+    paged(conn, filtered(f).count(), rows, offset, limit).await
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<PaymentRow>> {

@@ -3,9 +3,12 @@
 use chrono::{DateTime, Utc};
 use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use zimmer_db::schema::{ticket_attachments, ticket_messages, tickets};
+use zimmer_db::{
+    models::support::Ticket,
+    schema::{ticket_attachments, ticket_messages, tickets},
+};
 
-use super::contains_pattern;
+use super::{paged, with_counts};
 
 #[derive(Debug, Default, Clone)]
 pub struct TicketFilter {
@@ -16,25 +19,6 @@ pub struct TicketFilter {
     pub unassigned: bool,
     pub user_id: Option<i64>,
     pub search: Option<String>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = tickets)]
-#[diesel(check_for_backend(Pg))]
-pub struct TicketRow {
-    pub id: i64,
-    pub user_id: i64,
-    pub title: String,
-    pub description: String,
-    pub status: String,
-    pub priority: String,
-    pub importance: String,
-    pub category: Option<String>,
-    pub user_automation_id: Option<i64>,
-    pub assigned_to: Option<i64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub closed_at: Option<DateTime<Utc>>,
 }
 
 /// Deleted tickets are left out of every list, count and view (docs/panels.md "Ticket delete").
@@ -58,7 +42,7 @@ fn filtered(f: &TicketFilter) -> tickets::BoxedQuery<'static, Pg> {
         q = q.filter(tickets::user_id.eq(u));
     }
     if let Some(s) = &f.search {
-        let p = contains_pattern(s);
+        let p = zimmer_db::contains_pattern(s);
         q = q.filter(
             tickets::title
                 .ilike(p.clone())
@@ -74,15 +58,12 @@ pub async fn list(
     f: &TicketFilter,
     offset: i64,
     limit: i64,
-) -> QueryResult<(Vec<(TicketRow, i64)>, i64)> {
-    let total = filtered(f).count().get_result(conn).await?;
-    let rows: Vec<TicketRow> = filtered(f)
-        .select(TicketRow::as_select())
-        .order((tickets::updated_at.desc(), tickets::id.desc()))
-        .offset(offset)
-        .limit(limit)
-        .load(conn)
-        .await?;
+) -> QueryResult<(Vec<(Ticket, i64)>, i64)> {
+    let rows = filtered(f)
+        .select(Ticket::as_select())
+        .order((tickets::updated_at.desc(), tickets::id.desc()));
+    let (rows, total): (Vec<Ticket>, i64) =
+        paged(conn, filtered(f).count(), rows, offset, limit).await?;
     let ids: Vec<i64> = rows.iter().map(|t| t.id).collect();
     let counts: Vec<(i64, i64)> = if ids.is_empty() {
         Vec::new()
@@ -94,24 +75,14 @@ pub async fn list(
             .load(conn)
             .await?
     };
-    let rows = rows
-        .into_iter()
-        .map(|t| {
-            let n = counts
-                .iter()
-                .find(|(id, _)| *id == t.id)
-                .map_or(0, |(_, n)| *n);
-            (t, n)
-        })
-        .collect();
-    Ok((rows, total))
+    Ok((with_counts(rows, &counts, |t| t.id), total))
 }
 
-pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<TicketRow>> {
+pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Ticket>> {
     tickets::table
         .find(id)
         .filter(tickets::deleted_at.is_null())
-        .select(TicketRow::as_select())
+        .select(Ticket::as_select())
         .first(conn)
         .await
         .optional()

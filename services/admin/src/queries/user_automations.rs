@@ -5,6 +5,8 @@ use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use zimmer_db::schema::{automations, user_automations, users};
 
+use super::paged;
+
 #[derive(Debug, Default, Clone)]
 pub struct UaFilter {
     pub user_id: Option<i64>,
@@ -55,7 +57,6 @@ pub async fn list(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<(UaRow, bool)>, i64)> {
-    let total = filtered(f).count().get_result(conn).await?;
     let rows = filtered(f)
         .select((
             UaRow::as_select(),
@@ -64,12 +65,8 @@ pub async fn list(
                 .is_not_null()
                 .or(user_automations::telegram_bot_token.is_not_null()),
         ))
-        .order(user_automations::id.desc())
-        .offset(offset)
-        .limit(limit)
-        .load(conn)
-        .await?;
-    Ok((rows, total))
+        .order(user_automations::id.desc());
+    paged(conn, filtered(f).count(), rows, offset, limit).await
 }
 
 /// `(id, email, name)` of the given users, for lists that show who.

@@ -3,11 +3,12 @@
 use chrono::{DateTime, Utc};
 use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
 use zimmer_db::schema::{automations, user_automations, users};
 
-use super::contains_pattern;
+use super::paged;
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = users)]
 #[diesel(check_for_backend(Pg))]
 pub struct UserRow {
@@ -39,7 +40,7 @@ fn filtered(f: &UserFilter) -> users::BoxedQuery<'static, Pg> {
         .filter(users::deleted_at.is_null())
         .into_boxed();
     if let Some(s) = &f.search {
-        let p = contains_pattern(s);
+        let p = zimmer_db::contains_pattern(s);
         q = q.filter(
             users::email
                 .ilike(p.clone())
@@ -63,15 +64,10 @@ pub async fn list(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<UserRow>, i64)> {
-    let total = filtered(f).count().get_result(conn).await?;
     let rows = filtered(f)
         .select(UserRow::as_select())
-        .order(users::id.desc())
-        .offset(offset)
-        .limit(limit)
-        .load(conn)
-        .await?;
-    Ok((rows, total))
+        .order(users::id.desc());
+    paged(conn, filtered(f).count(), rows, offset, limit).await
 }
 
 /// A user not deleted.

@@ -55,7 +55,7 @@ async fn scheduled_once(
         "scheduled backup"
     );
     let cleaned = cleanup(pool, cfg, cfg.retention_days).await?;
-    drop(lock);
+    lock.release().await;
     if !cleaned.is_empty() {
         tracing::info!(count = cleaned.len(), "old backups removed");
     }

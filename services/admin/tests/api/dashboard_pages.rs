@@ -7,7 +7,7 @@
 
 use crate::common::{self, Call, With, World};
 use crate::dashboard_contract::{
-    Dashboard, ORIGIN, assert_types, boolean, list, num, text, text_or_null,
+    Dashboard, Field, ORIGIN, assert_types, boolean, list, num, text, text_or_null,
 };
 
 use reqwest::{Method, StatusCode};
@@ -33,6 +33,23 @@ async fn refused(d: &Dashboard, method: Method, path: &str, token: &str, body: O
     let (status, v) = d.call(method.clone(), path, token, body).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {v}");
     assert!(v["detail"].is_string(), "{method} {path}: {v}");
+}
+
+/// Each of `paths` (the whole list and a filtered one) lists exactly one row under `key`,
+/// with the fields the dashboard reads.
+async fn one_row_each(
+    d: &Dashboard,
+    token: &str,
+    paths: [&str; 2],
+    key: &str,
+    fields: &[Field<'_>],
+) {
+    for path in paths {
+        let v = d.get(path, token).await;
+        let rows = list(&v, key);
+        assert_eq!(rows.len(), 1, "{path}: {v}");
+        assert_types(&rows[0], fields, &format!("{path}: {key}"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -217,14 +234,7 @@ async fn dashboard_knowledge_templates_and_kb_monitoring_pages() {
     let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
     let (customer, _) = w.user("customer@example.com", Role::Customer).await;
-    let automation = w
-        .insert(&format!(
-            "INSERT INTO automations (name, description, price_per_token, api_kb_status_url, \
-             api_kb_reset_url) VALUES ('KB Bot', 'kb', 1000, '{}', '{}') RETURNING id",
-            kb.kb_status_url(),
-            kb.kb_reset_url()
-        ))
-        .await;
+    let automation = w.kb_automation(&kb).await;
     let ua = w
         .insert(&format!(
             "INSERT INTO user_automations (user_id, automation_id) VALUES ({customer}, \
@@ -242,26 +252,22 @@ async fn dashboard_knowledge_templates_and_kb_monitoring_pages() {
         Some(json!({"client_id": customer, "category": "ارسال", "answer": "سه روز کاری"})),
     )
     .await;
-    for path in [
-        "/api/admin/knowledge".to_owned(),
-        format!("/api/admin/knowledge?client_id={customer}&category=%D8%A7%D8%B1"),
-    ] {
-        let v = d.get(&path, &manager).await;
-        let entries = list(&v, "knowledge_entries");
-        assert_eq!(entries.len(), 1, "{path}: {v}");
-        assert_types(
-            &entries[0],
-            &[
-                ("id", num),
-                ("client_id", num),
-                ("client_name", text),
-                ("category", text),
-                ("answer", text),
-                ("created_at", text),
-            ],
-            "knowledge entry",
-        );
-    }
+    let filtered = format!("/api/admin/knowledge?client_id={customer}&category=%D8%A7%D8%B1");
+    one_row_each(
+        &d,
+        &manager,
+        ["/api/admin/knowledge", &filtered],
+        "knowledge_entries",
+        &[
+            ("id", num),
+            ("client_id", num),
+            ("client_name", text),
+            ("category", text),
+            ("answer", text),
+            ("created_at", text),
+        ],
+    )
+    .await;
     refused(&d, Method::GET, "/api/admin/knowledge", &support, None).await;
 
     // KB templates: create (category ""), list, replace, delete.
@@ -841,26 +847,22 @@ async fn dashboard_tickets_discounts_fallbacks_and_notifications() {
          error_type) VALUES ({ua}, {customer}, {automation}, 'no answer', 'no_answer')"
     ))
     .await;
-    for path in [
-        "/api/admin/fallbacks".to_owned(),
-        format!("/api/admin/fallbacks?client_id={customer}"),
-    ] {
-        let v = d.get(&path, &support).await;
-        let rows = list(&v, "fallbacks");
-        assert_eq!(rows.len(), 1, "{path}");
-        assert_types(
-            &rows[0],
-            &[
-                ("id", num),
-                ("client_id", num),
-                ("client_name", text),
-                ("message", text),
-                ("status", text),
-                ("created_at", text),
-            ],
-            "fallback",
-        );
-    }
+    let filtered = format!("/api/admin/fallbacks?client_id={customer}");
+    one_row_each(
+        &d,
+        &support,
+        ["/api/admin/fallbacks", &filtered],
+        "fallbacks",
+        &[
+            ("id", num),
+            ("client_id", num),
+            ("client_name", text),
+            ("message", text),
+            ("status", text),
+            ("created_at", text),
+        ],
+    )
+    .await;
     let v = d.get("/api/admin/users", &support).await;
     assert!(list(&v, "users").iter().any(|u| u["id"] == customer));
 

@@ -3,7 +3,10 @@
 //! after the next run folds them in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::common;
+use crate::{
+    common,
+    stats::{Base, base},
+};
 
 use common::{With, World};
 use diesel::{QueryableByName, sql_types::Jsonb};
@@ -14,35 +17,23 @@ use zimmer_jwt::Role;
 /// Redis down: every request computes (no cache between the steps of a test).
 const NO_CACHE: &[(&str, &str)] = &[("REDIS_URL", "redis://127.0.0.1:1")];
 
-/// Rows over many days: today, yesterday, days in the 30-day window, its edges, months back.
+/// [`base`], then rows over many days: today, yesterday, days in the 30-day window, its
+/// edges, months back.
 async fn seed(w: &World) -> i64 {
-    let (c1, _) = w.user("c1@example.com", Role::Customer).await;
-    let (c2, _) = w.user("c2@example.com", Role::Customer).await;
-    let (c3, _) = w.user("c3@example.com", Role::Customer).await;
+    let Base { c1, a1, ua1, ua2 } = base(w).await;
     let (c4, _) = w.user("c4@example.com", Role::Customer).await;
     let (c5, _) = w.user("c5@example.com", Role::Customer).await;
     w.user("support@example.com", Role::SupportStaff).await;
     w.sql(&format!(
-        "UPDATE users SET created_at = now() - interval '400 days' WHERE id = {c2}"
-    ))
-    .await;
-    w.sql(&format!(
         "UPDATE users SET created_at = now() - interval '5 days' WHERE id = {c5}"
-    ))
-    .await;
-    w.sql(&format!(
-        "UPDATE users SET is_active = false WHERE id = {c3}"
     ))
     .await;
     w.sql(&format!(
         "UPDATE users SET deleted_at = now(), is_active = false WHERE id = {c4}"
     ))
     .await;
-    let (a1, ua1) = w.automation_for(c1, "Bot one", 100).await;
-    let (_, ua2) = w.automation_for(c2, "Bot two", 0).await;
     w.sql(&format!(
-        "UPDATE user_automations SET status = 'paused', created_at = now() - interval '50 days' \
-         WHERE id = {ua2}"
+        "UPDATE user_automations SET created_at = now() - interval '50 days' WHERE id = {ua2}"
     ))
     .await;
     let mut payments = Vec::new();
@@ -104,12 +95,6 @@ async fn seed(w: &World) -> i64 {
         "INSERT INTO token_ledger (user_automation_id, kind, delta, demo_delta, balance_after, \
          demo_balance_after, source_key, created_at) VALUES {}",
         ledger.join(", ")
-    ))
-    .await;
-    w.sql(&format!(
-        "INSERT INTO tickets (user_id, title, description, status) VALUES \
-         ({c1}, 't', 'd', 'open'), ({c1}, 't', 'd', 'in_progress'), \
-         ({c2}, 't', 'd', 'pending'), ({c2}, 't', 'd', 'closed')"
     ))
     .await;
     w.sql(&format!(

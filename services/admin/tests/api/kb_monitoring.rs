@@ -25,9 +25,7 @@ async fn subscribe(w: &World, email: &str, name: &str, automation: i64) -> i64 {
 }
 
 async fn post(w: &World, path: &str, token: &str) -> (StatusCode, Value) {
-    let res = w.send(Method::POST, path, token, &json!({})).await;
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
+    common::body(w.send(Method::POST, path, token, &json!({})).await).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -46,14 +44,7 @@ async fn kb_reset_by_position_resets_exactly_the_row_this_staff_member_was_shown
              {decoy_automation}) RETURNING id"
         ))
         .await;
-    let automation = w
-        .insert(&format!(
-            "INSERT INTO automations (name, description, price_per_token, api_kb_status_url, \
-             api_kb_reset_url) VALUES ('KB Bot', 'kb', 1000, '{}', '{}') RETURNING id",
-            kb.kb_status_url(),
-            kb.kb_reset_url()
-        ))
-        .await;
+    let automation = w.kb_automation(&kb).await;
     let first = subscribe(&w, "ann@example.com", "Ann", automation).await;
     let second = subscribe(&w, "bob@example.com", "Bob", automation).await;
     assert!(decoy1 <= 2 && decoy2 <= 2 && first > 2 && second > 2);

@@ -5,7 +5,7 @@
 use crate::common;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use common::{Call, With, World, body};
+use common::{Call, With, World};
 use diesel::{
     QueryableByName,
     sql_types::{Bytea, Text},
@@ -114,16 +114,15 @@ async fn the_database_never_holds_a_key_in_plaintext_and_the_api_shows_only_its_
 
     // Status, limits, rename; null removes the limit; a rotation re-encrypts.
     let payload = json!({ "status": "disabled", "daily_limit": null, "alias": "old primary" });
-    let res = w
-        .send(
+    let v = w
+        .send_expecting(
             Method::PATCH,
             &format!("/api/admin/openai-keys/{id}"),
             &tech,
             &payload,
+            StatusCode::OK,
         )
         .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "disabled");
     assert_eq!(v["daily_limit"], serde_json::Value::Null);
     assert_eq!(v["alias"], "old primary");

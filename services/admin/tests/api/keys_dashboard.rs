@@ -151,9 +151,9 @@ async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads()
     // Edit: partial; `api_key: ""` keeps the key; null removes a limit.
     let payload = json!({"alias": "primary", "rpm_limit": null, "daily_token_limit": 500, "status": "active", "api_key": ""});
     let path = format!("/api/admin/keys/{id}");
-    let res = w.send(Method::PUT, &path, &tech, &payload).await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    let v = w
+        .send_expecting(Method::PUT, &path, &tech, &payload, StatusCode::OK)
+        .await;
     assert_eq!(
         (
             &v["alias"],
@@ -352,30 +352,12 @@ async fn the_key_test_asks_openai_and_marks_a_refused_key() {
     .await;
     let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let a = automation(&w, "Bot A").await;
-    let good = create(
-        &w,
-        &tech,
-        json!({"automation_id": a, "alias": "good", "api_key": VALID}),
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
-    let bad = create(
-        &w,
-        &tech,
-        json!({"automation_id": a, "alias": "bad", "api_key": WRONG}),
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
-    let off = create(
-        &w,
-        &tech,
-        json!({"automation_id": a, "alias": "off", "api_key": VALID, "status": "disabled"}),
-    )
-    .await["id"]
-        .as_i64()
-        .unwrap();
+    let key = async |body: Value| create(&w, &tech, body).await["id"].as_i64().unwrap();
+    let good = key(json!({"automation_id": a, "alias": "good", "api_key": VALID})).await;
+    let bad = key(json!({"automation_id": a, "alias": "bad", "api_key": WRONG})).await;
+    let off =
+        key(json!({"automation_id": a, "alias": "off", "api_key": VALID, "status": "disabled"}))
+            .await;
 
     let test = |id: i64| {
         let w = &w;

@@ -61,11 +61,15 @@ async fn chosen_users_get_one_notification_each_and_the_count_is_exact() {
         "body": "",
         "data": {"payment_id": 7}
     });
-    let res = w
-        .send(Method::POST, "/api/admin/notifications", &agent, &payload)
+    let v = w
+        .send_expecting(
+            Method::POST,
+            "/api/admin/notifications",
+            &agent,
+            &payload,
+            StatusCode::OK,
+        )
         .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(
         v["created"], 2,
         "sara once, reza; the inactive and unknown skipped: {v}"
@@ -193,17 +197,7 @@ async fn a_broadcast_carries_type_and_data_and_names_the_roles_it_accepts() {
         }
     }
 
-    let res = w
-        .send(
-            Method::POST,
-            "/api/admin/notifications/broadcast",
-            &manager,
-            &json!({"type": "automation", "title": "نسخه جدید", "body": "", "role": "customer",
-                    "data": {"automation_id": 3}}),
-        )
-        .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let v = w.send_expecting(Method::POST, "/api/admin/notifications/broadcast", &manager, &json!({"type": "automation", "title": "نسخه جدید", "body": "", "role": "customer", "data": {"automation_id": 3}}), StatusCode::ACCEPTED).await;
     assert_eq!(v["created"], 3, "the active customers: {v}");
     assert!(v["event_id"].is_string());
     let event = w
@@ -226,16 +220,15 @@ async fn a_broadcast_carries_type_and_data_and_names_the_roles_it_accepts() {
 
     // Without a role, everyone active (the manager included); without a type, `admin`.
     let payload = json!({"title": "همه", "body": "b"});
-    let res = w
-        .send(
+    let v = w
+        .send_expecting(
             Method::POST,
             "/api/admin/notifications/broadcast",
             &manager,
             &payload,
+            StatusCode::ACCEPTED,
         )
         .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["created"], 4);
     zimmer_testkit::eventually("everyone active notified", WAIT, || async {
         w.count("SELECT count(*) AS n FROM notifications WHERE title = 'همه' AND kind = 'admin'")

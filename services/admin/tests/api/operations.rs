@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{Call, WAIT, With, World, body};
+use common::{WAIT, With, World, body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
@@ -92,10 +92,7 @@ async fn automations_are_managed_through_the_marketplace() {
     ))
     .await;
     let res = w
-        .admin
-        .delete(&format!("/api/admin/automations/{id}"))
-        .bearer_auth(&tech)
-        .call()
+        .delete(&format!("/api/admin/automations/{id}"), &tech)
         .await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -109,10 +106,7 @@ async fn automations_are_managed_through_the_marketplace() {
         .await;
     let other = body(res).await.1["id"].as_i64().unwrap();
     let res = w
-        .admin
-        .delete(&format!("/api/admin/automations/{other}"))
-        .bearer_auth(&tech)
-        .call()
+        .delete(&format!("/api/admin/automations/{other}"), &tech)
         .await;
     assert_eq!(body(res).await.1["deleted"], true);
     assert_eq!(
@@ -122,13 +116,14 @@ async fn automations_are_managed_through_the_marketplace() {
         StatusCode::NOT_FOUND
     );
 
-    for (path, total) in [
-        ("/api/admin/automations?is_listed=false".to_owned(), 1),
-        ("/api/admin/automations?search=تلگرام".to_owned(), 1),
-    ] {
-        let v = w.json(&path, &tech).await;
-        assert_eq!(v["total"], total, "{path}");
-    }
+    w.assert_totals(
+        &tech,
+        &[
+            ("/api/admin/automations?is_listed=false", 1),
+            ("/api/admin/automations?search=تلگرام", 1),
+        ],
+    )
+    .await;
 
     let actions = audit_actions(&w, &manager).await;
     for a in [
@@ -192,9 +187,9 @@ async fn discounts_and_payments_for_managers() {
     }
     let payload = json!({ "active": false, "max_redemptions": null });
     let path = format!("/api/admin/discounts/{id}");
-    let res = w.send(Method::PUT, &path, &manager, &payload).await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    let v = w
+        .send_expecting(Method::PUT, &path, &manager, &payload, StatusCode::OK)
+        .await;
     assert_eq!(v["active"], false);
     let v = w.json("/api/admin/discounts?search=norooz", &manager).await;
     assert_eq!(v["total"], 1);
@@ -228,19 +223,17 @@ async fn discounts_and_payments_for_managers() {
     assert_eq!(v["items"][0]["status"], "completed");
     assert_eq!(v["items"][0]["user_email"], "c1@example.com");
     assert_eq!(v["items"][0]["automation_name"], "Pay bot");
-    let v = w.json("/api/admin/payments?status=failed", &manager).await;
-    assert_eq!(v["total"], 1);
-    let v = w
-        .json(&format!("/api/admin/payments?user_id={c2}"), &manager)
-        .await;
-    assert_eq!(v["total"], 1);
-    let v = w
-        .json(
-            "/api/admin/payments?from=2025-01-15&to=2025-01-15",
-            &manager,
-        )
-        .await;
-    assert_eq!(v["total"], 1, "`to` includes the whole day");
+    let of_c2 = format!("/api/admin/payments?user_id={c2}");
+    w.assert_totals(
+        &manager,
+        &[
+            ("/api/admin/payments?status=failed", 1),
+            (&of_c2, 1),
+            // `to` includes the whole day.
+            ("/api/admin/payments?from=2025-01-15&to=2025-01-15", 1),
+        ],
+    )
+    .await;
     let v = w
         .json(
             "/api/admin/payments?from=2025-01-16T00:00:00Z&page_size=1&page=2",
@@ -249,19 +242,16 @@ async fn discounts_and_payments_for_managers() {
         .await;
     assert_eq!(v["total"], 2);
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
-    for bad in [
-        "status=paid",
-        "from=yesterday",
-        "from=2025-02-01&to=2025-01-01",
-    ] {
-        assert_eq!(
-            w.get(&format!("/api/admin/payments?{bad}"), &manager)
-                .await
-                .status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{bad}"
-        );
-    }
+    let bad = StatusCode::UNPROCESSABLE_ENTITY;
+    w.assert_statuses(
+        &manager,
+        &[
+            ("/api/admin/payments?status=paid", bad),
+            ("/api/admin/payments?from=yesterday", bad),
+            ("/api/admin/payments?from=2025-02-01&to=2025-01-01", bad),
+        ],
+    )
+    .await;
     let v = w
         .json(&format!("/api/admin/payments/{pid}"), &manager)
         .await;
@@ -279,17 +269,14 @@ async fn discounts_and_payments_for_managers() {
     // Reconciling a settled payment checks nothing (billing's rule) and is audited.
     let payload = json!({});
     let path = format!("/api/admin/payments/{pid}/reconcile");
-    let res = w.send(Method::POST, &path, &manager, &payload).await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    let v = w
+        .send_expecting(Method::POST, &path, &manager, &payload, StatusCode::OK)
+        .await;
     assert_eq!(v["checked"], false);
 
     // A used code is deactivated, not deleted.
     let res = w
-        .admin
-        .delete(&format!("/api/admin/discounts/{id}"))
-        .bearer_auth(&manager)
-        .call()
+        .delete(&format!("/api/admin/discounts/{id}"), &manager)
         .await;
     let (status, v) = body(res).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -334,35 +321,33 @@ async fn tickets_are_overseen_and_answered_through_support() {
     assert_eq!(v["items"][0]["id"], t1, "most recently active first");
     assert_eq!(v["items"][0]["messages_count"], 1);
     assert_eq!(v["items"][0]["user_email"], "c1@example.com");
-    let v = w.json("/api/admin/tickets?status=closed", &support).await;
-    assert_eq!(v["total"], 1);
-    let v = w
-        .json(
-            "/api/admin/tickets?assigned_to=none&priority=high",
-            &support,
-        )
-        .await;
-    assert_eq!(v["total"], 1);
-    let v = w.json("/api/admin/tickets?search=نمی‌دهد", &support).await;
-    assert_eq!(v["total"], 1);
-    assert_eq!(
-        w.get("/api/admin/tickets?assigned_to=me", &support)
-            .await
-            .status(),
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    w.assert_totals(
+        &support,
+        &[
+            ("/api/admin/tickets?status=closed", 1),
+            ("/api/admin/tickets?assigned_to=none&priority=high", 1),
+            ("/api/admin/tickets?search=نمی‌دهد", 1),
+        ],
+    )
+    .await;
+    w.assert_statuses(
+        &support,
+        &[(
+            "/api/admin/tickets?assigned_to=me",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )],
+    )
+    .await;
 
     // Assign and change status, then reply, all as the staff member, through support.
     let payload = json!({ "status": "in_progress", "assigned_to": support_id, "actor_id": 1 });
     let path = format!("/api/admin/tickets/{t1}");
-    let res = w.send(Method::PUT, &path, &support, &payload).await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    w.send_expecting(Method::PUT, &path, &support, &payload, StatusCode::OK)
+        .await;
     let payload = json!({ "message": "در حال بررسی هستیم" });
     let path = format!("/api/admin/tickets/{t1}/messages");
-    let res = w.send(Method::POST, &path, &support, &payload).await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
+    w.send_expecting(Method::POST, &path, &support, &payload, StatusCode::CREATED)
+        .await;
     assert_eq!(
         w.count(&format!(
             "SELECT count(*) AS n FROM tickets WHERE id = {t1} AND status = 'in_progress' \
@@ -403,16 +388,15 @@ async fn a_broadcast_reaches_every_matching_user_once() {
         w.user(&format!("c{i}@example.com"), Role::Customer).await;
     }
     let payload = json!({ "title": "به‌روزرسانی", "body": "سرویس امشب ساعت ۲ به‌روز می‌شود", "role": "customer" });
-    let res = w
-        .send(
+    let v = w
+        .send_expecting(
             Method::POST,
             "/api/admin/notifications/broadcast",
             &support,
             &payload,
+            StatusCode::ACCEPTED,
         )
         .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     assert!(v["event_id"].is_string());
     zimmer_testkit::eventually("support notifies every customer", WAIT, || async {
         w.count("SELECT count(*) AS n FROM notifications WHERE kind = 'admin'")

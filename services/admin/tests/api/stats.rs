@@ -8,9 +8,17 @@ use common::{With, World};
 use reqwest::StatusCode;
 use zimmer_jwt::Role;
 
-/// A small platform: 3 customers, 2 automations (one unlisted), payments in several states,
-/// consumption today and 10 days ago (and 40 days ago, outside the 30-day window), tickets.
-async fn seed(w: &World) -> (i64, i64) {
+/// What both dashboard suites start from (dashboard_rollup.rs too): customers c1, c2 (signed
+/// up 400 days ago, so "new this month" is not everyone) and c3 (deactivated); c1's active
+/// user automation ua1 of a1, c2's paused ua2; tickets open, in progress, pending, closed.
+pub(crate) struct Base {
+    pub c1: i64,
+    pub a1: i64,
+    pub ua1: i64,
+    pub ua2: i64,
+}
+
+pub(crate) async fn base(w: &World) -> Base {
     let (c1, _) = w.user("c1@example.com", Role::Customer).await;
     let (c2, _) = w.user("c2@example.com", Role::Customer).await;
     let (c3, _) = w.user("c3@example.com", Role::Customer).await;
@@ -18,8 +26,6 @@ async fn seed(w: &World) -> (i64, i64) {
         "UPDATE users SET is_active = false WHERE id = {c3}"
     ))
     .await;
-    // c2 signed up 3 days ago, before "this month" only if the month began since; use a
-    // fixed old date for one user so "new this month" is not everyone.
     w.sql(&format!(
         "UPDATE users SET created_at = now() - interval '400 days' WHERE id = {c2}"
     ))
@@ -27,11 +33,24 @@ async fn seed(w: &World) -> (i64, i64) {
     let (a1, ua1) = w.automation_for(c1, "Listed bot", 100).await;
     let (_, ua2) = w.automation_for(c2, "Hidden bot", 0).await;
     w.sql(&format!(
-        "UPDATE automations SET is_listed = false WHERE id <> {a1}"
+        "UPDATE user_automations SET status = 'paused' WHERE id = {ua2}"
     ))
     .await;
     w.sql(&format!(
-        "UPDATE user_automations SET status = 'paused' WHERE id = {ua2}"
+        "INSERT INTO tickets (user_id, title, description, status) VALUES \
+         ({c1}, 't', 'd', 'open'), ({c1}, 't', 'd', 'in_progress'), \
+         ({c2}, 't', 'd', 'pending'), ({c2}, 't', 'd', 'closed')"
+    ))
+    .await;
+    Base { c1, a1, ua1, ua2 }
+}
+
+/// A small platform: [`base`], one automation unlisted, payments in several states,
+/// consumption today and 10 days ago (and 40 days ago, outside the 30-day window).
+async fn seed(w: &World) -> (i64, i64) {
+    let Base { c1, a1, ua1, .. } = base(w).await;
+    w.sql(&format!(
+        "UPDATE automations SET is_listed = false WHERE id <> {a1}"
     ))
     .await;
     w.sql(&format!(
@@ -51,12 +70,6 @@ async fn seed(w: &World) -> (i64, i64) {
          ({ua1}, 'consumption', -7, 0, 88, 0, 'usage:1:b', now() - interval '10 days'), \
          ({ua1}, 'consumption', -50, 0, 38, 0, 'usage:1:c', now() - interval '40 days'), \
          ({ua1}, 'purchase', 100, 0, 138, 0, 'payment:1', now())"
-    ))
-    .await;
-    w.sql(&format!(
-        "INSERT INTO tickets (user_id, title, description, status) VALUES \
-         ({c1}, 't', 'd', 'open'), ({c1}, 't', 'd', 'in_progress'), \
-         ({c2}, 't', 'd', 'pending'), ({c2}, 't', 'd', 'closed')"
     ))
     .await;
     (c1, ua1)

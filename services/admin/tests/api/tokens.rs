@@ -72,19 +72,27 @@ async fn an_adjustment_sent_twice_with_one_key_changes_the_balance_once_and_logs
     // The same key for a different adjustment is a conflict, not a second change.
     let mut other = adjust.clone();
     other["delta"] = json!(5);
-    let res = w
-        .send(Method::POST, "/api/admin/tokens/adjust", &tech, &other)
+    let v = w
+        .send_expecting(
+            Method::POST,
+            "/api/admin/tokens/adjust",
+            &tech,
+            &other,
+            StatusCode::CONFLICT,
+        )
         .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["code"], "idempotency_conflict");
     // Below zero is refused by the ledger, with its reason.
     let payload = json!({ "user_automation_id": ua, "delta": -51, "reason": "typo", "idempotency_key": "adj-0002" });
-    let res = w
-        .send(Method::POST, "/api/admin/tokens/adjust", &tech, &payload)
+    let v = w
+        .send_expecting(
+            Method::POST,
+            "/api/admin/tokens/adjust",
+            &tech,
+            &payload,
+            StatusCode::CONFLICT,
+        )
         .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["code"], "insufficient_tokens");
     // The key may come as the Idempotency-Key header.
     w.admin
@@ -161,11 +169,15 @@ async fn a_marketplace_that_is_down_changes_nothing_and_says_so() {
     let (_, ua) = w.automation_for(customer, "Ledger bot", 10).await;
     let payload =
         json!({ "user_automation_id": ua, "delta": 5, "reason": "x", "idempotency_key": "k1" });
-    let res = w
-        .send(Method::POST, "/api/admin/tokens/adjust", &tech, &payload)
+    let v = w
+        .send_expecting(
+            Method::POST,
+            "/api/admin/tokens/adjust",
+            &tech,
+            &payload,
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
         .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("marketplace"));
     assert_eq!(balance(&w, ua).await, 10);
     assert_eq!(

@@ -65,9 +65,9 @@ async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
     // Any staff member may deactivate a customer (docs/rbac.md).
     let payload = json!({ "is_active": false });
     let path = format!("/api/admin/users/{customer}");
-    let res = w.send(Method::PUT, &path, &support, &payload).await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    let v = w
+        .send_expecting(Method::PUT, &path, &support, &payload, StatusCode::OK)
+        .await;
     assert_eq!(v["is_active"], false);
     let deactivated = Instant::now();
 
@@ -148,9 +148,15 @@ async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
     // Nobody changes their own role or deactivates themselves.
     let payload = json!({ "is_active": false });
     let path = format!("/api/admin/users/{manager_id}");
-    let res = w.send(Method::PUT, &path, &manager, &payload).await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    let v = w
+        .send_expecting(
+            Method::PUT,
+            &path,
+            &manager,
+            &payload,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
     assert_eq!(v["code"], "self_change");
     // Bad input is a 422, an unknown user a 404.
     assert_eq!(
@@ -164,9 +170,9 @@ async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
     // A manager promotes a customer; auth did it (the row) and admin logged it.
     let payload = json!({ "role": "support_staff", "user_id": 1 });
     let path = format!("/api/admin/users/{customer}");
-    let res = w.send(Method::PUT, &path, &manager, &payload).await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    let v = w
+        .send_expecting(Method::PUT, &path, &manager, &payload, StatusCode::OK)
+        .await;
     assert_eq!(v["role"], "support_staff");
     assert_eq!(
         w.count(&format!(
@@ -203,11 +209,15 @@ async fn managers_create_staff_accounts_through_auth() {
         "role": "support_staff",
         "password": "a-long-enough-password",
     });
-    let res = w
-        .send(Method::POST, "/api/admin/users", &manager, &new)
+    let v = w
+        .send_expecting(
+            Method::POST,
+            "/api/admin/users",
+            &manager,
+            &new,
+            StatusCode::CREATED,
+        )
         .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["email"], "new.staff@example.com");
     assert_eq!(v["role"], "support_staff");
     assert_eq!(v["name"], "نگار\u{200C}سادات");
@@ -226,11 +236,15 @@ async fn managers_create_staff_accounts_through_auth() {
         StatusCode::OK
     );
     // Twice: auth's 409 reaches the caller as is.
-    let res = w
-        .send(Method::POST, "/api/admin/users", &manager, &new)
+    let v = w
+        .send_expecting(
+            Method::POST,
+            "/api/admin/users",
+            &manager,
+            &new,
+            StatusCode::CONFLICT,
+        )
         .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(v["code"], "email_taken");
     // A customer role is not a staff account.
     let payload = json!({ "name": "x", "email": "x@example.com", "role": "customer" });
@@ -254,9 +268,15 @@ async fn an_unreachable_auth_is_a_clear_503_and_nothing_is_logged() {
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
     let payload = json!({ "is_active": false });
     let path = format!("/api/admin/users/{customer}");
-    let res = w.send(Method::PUT, &path, &manager, &payload).await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let v = w
+        .send_expecting(
+            Method::PUT,
+            &path,
+            &manager,
+            &payload,
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .await;
     assert_eq!(v["code"], "upstream_unavailable");
     assert!(v["detail"].as_str().unwrap().contains("auth"));
     assert_eq!(
@@ -289,41 +309,35 @@ async fn users_are_searched_filtered_paged_and_viewed() {
     assert_eq!(v["total"], 26);
     assert_eq!(v["page"], 3);
     assert_eq!(v["items"].as_array().unwrap().len(), 6);
-    let v = w
-        .json(
-            "/api/admin/users?search=SHOP.example&page_size=100",
-            &support,
-        )
-        .await;
-    assert_eq!(v["total"], 25);
+    w.assert_totals(
+        &support,
+        &[
+            ("/api/admin/users?search=SHOP.example&page_size=100", 25),
+            ("/api/admin/users?is_active=false", 1),
+        ],
+    )
+    .await;
     // LIKE wildcards in a search are literal.
     let v = w.json("/api/admin/users?search=100%25", &support).await;
     assert_eq!(v["total"], 1);
     assert_eq!(v["items"][0]["id"], alice);
-    let v = w.json("/api/admin/users?is_active=false", &support).await;
-    assert_eq!(v["total"], 1);
     // Newest first.
     let v = w.json("/api/admin/users", &support).await;
     assert_eq!(v["items"][0]["id"], alice);
     // Bad filters are clear 4xx, never 500.
-    assert_eq!(
-        w.get("/api/admin/users?role=king", &support).await.status(),
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        w.get("/api/admin/users?is_active=maybe", &support)
-            .await
-            .status(),
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        w.get("/api/admin/users/abc", &support).await.status(),
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        w.get("/api/admin/users/424242", &support).await.status(),
-        StatusCode::NOT_FOUND
-    );
+    w.assert_statuses(
+        &support,
+        &[
+            (
+                "/api/admin/users?role=king",
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            ("/api/admin/users?is_active=maybe", StatusCode::BAD_REQUEST),
+            ("/api/admin/users/abc", StatusCode::NOT_FOUND),
+            ("/api/admin/users/424242", StatusCode::NOT_FOUND),
+        ],
+    )
+    .await;
 
     // The view: automations and counters; money spent only for managers.
     let (automation, ua) = w.automation_for(alice, "Viewer bot", 30).await;

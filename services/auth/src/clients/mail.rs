@@ -139,6 +139,21 @@ fn link_html(link: &str) -> String {
     format!("<a href=\"{l}\" dir=\"ltr\">{l}</a>")
 }
 
+/// A mail to `name` at `to`: `text` as it is, and an HTML part of `paragraphs` between the
+/// greeting and the signature (the plain text carries its own).
+fn mail(to: &str, name: &str, subject: &str, text: String, paragraphs: Vec<String>) -> Mail {
+    let mut all = Vec::with_capacity(paragraphs.len() + 2);
+    all.push(format!("سلام {}،", escape(name)));
+    all.extend(paragraphs);
+    all.push("زیمر".to_owned());
+    Mail {
+        to: to.to_owned(),
+        subject: subject.to_owned(),
+        text,
+        html: html(&all),
+    }
+}
+
 /// The verification mail: a link and the 6-digit code the panel asks for.
 pub fn verification(to: &str, name: &str, link: &str, code: &str, hours: i64) -> Mail {
     let text = format!(
@@ -148,27 +163,25 @@ pub fn verification(to: &str, name: &str, link: &str, code: &str, hours: i64) ->
          این پیوند و کد تا {hours} ساعت معتبر است. اگر این درخواست از طرف شما نبوده، این ایمیل را نادیده بگیرید.\n\n\
          زیمر"
     );
-    let html = html(&[
-        format!("سلام {}،", escape(name)),
-        format!(
-            "برای تأیید ایمیل حساب کاربری خود در زیمر روی پیوند زیر بزنید:<br>{}",
-            link_html(link)
-        ),
-        format!(
-            "یا این کد را در پنل کاربری وارد کنید: <strong dir=\"ltr\">{}</strong>",
-            escape(code)
-        ),
-        format!(
-            "این پیوند و کد تا {hours} ساعت معتبر است. اگر این درخواست از طرف شما نبوده، این ایمیل را نادیده بگیرید."
-        ),
-        "زیمر".to_owned(),
-    ]);
-    Mail {
-        to: to.to_owned(),
-        subject: "تأیید ایمیل حساب زیمر".to_owned(),
+    mail(
+        to,
+        name,
+        "تأیید ایمیل حساب زیمر",
         text,
-        html,
-    }
+        vec![
+            format!(
+                "برای تأیید ایمیل حساب کاربری خود در زیمر روی پیوند زیر بزنید:<br>{}",
+                link_html(link)
+            ),
+            format!(
+                "یا این کد را در پنل کاربری وارد کنید: <strong dir=\"ltr\">{}</strong>",
+                escape(code)
+            ),
+            format!(
+                "این پیوند و کد تا {hours} ساعت معتبر است. اگر این درخواست از طرف شما نبوده، این ایمیل را نادیده بگیرید."
+            ),
+        ],
+    )
 }
 
 /// The password-reset mail.
@@ -180,8 +193,12 @@ pub fn password_reset(to: &str, name: &str, link: &str, minutes: i64) -> Mail {
          اگر این درخواست از طرف شما نبوده، این ایمیل را نادیده بگیرید؛ رمز عبور شما تغییری نمی‌کند.\n\n\
          زیمر"
     );
-    let html = html(&[
-        format!("سلام {}،", escape(name)),
+    mail(
+        to,
+        name,
+        "بازیابی رمز عبور زیمر",
+        text,
+        vec![
         format!(
             "درخواستی برای بازیابی رمز عبور حساب شما در زیمر ثبت شد. برای انتخاب رمز عبور جدید روی پیوند زیر بزنید:<br>{}",
             link_html(link)
@@ -191,14 +208,8 @@ pub fn password_reset(to: &str, name: &str, link: &str, minutes: i64) -> Mail {
         ),
         "اگر این درخواست از طرف شما نبوده، این ایمیل را نادیده بگیرید؛ رمز عبور شما تغییری نمی‌کند."
             .to_owned(),
-        "زیمر".to_owned(),
-    ]);
-    Mail {
-        to: to.to_owned(),
-        subject: "بازیابی رمز عبور زیمر".to_owned(),
-        text,
-        html,
-    }
+        ],
+    )
 }
 
 /// A staff account made without a password: the link sets the first one.
@@ -209,21 +220,19 @@ pub fn staff_invitation(to: &str, name: &str, link: &str, hours: i64) -> Mail {
          این پیوند تا {hours} ساعت معتبر است و فقط یک بار کار می‌کند.\n\n\
          زیمر"
     );
-    let html = html(&[
-        format!("سلام {}،", escape(name)),
-        format!(
-            "یک حساب کاربری کارمندی برای شما در زیمر ساخته شد. برای انتخاب رمز عبور روی پیوند زیر بزنید:<br>{}",
-            link_html(link)
-        ),
-        format!("این پیوند تا {hours} ساعت معتبر است و فقط یک بار کار می‌کند."),
-        "زیمر".to_owned(),
-    ]);
-    Mail {
-        to: to.to_owned(),
-        subject: "حساب کاربری شما در زیمر".to_owned(),
+    mail(
+        to,
+        name,
+        "حساب کاربری شما در زیمر",
         text,
-        html,
-    }
+        vec![
+            format!(
+                "یک حساب کاربری کارمندی برای شما در زیمر ساخته شد. برای انتخاب رمز عبور روی پیوند زیر بزنید:<br>{}",
+                link_html(link)
+            ),
+            format!("این پیوند تا {hours} ساعت معتبر است و فقط یک بار کار می‌کند."),
+        ],
+    )
 }
 
 /// Two-factor sign-in was turned on or off: the owner hears of it (a thief holding a session
@@ -239,18 +248,7 @@ pub fn twofa_changed(to: &str, name: &str, enabled: bool) -> Mail {
     );
     let warn = "اگر این کار را شما انجام نداده‌اید، همین حالا رمز عبور خود را تغییر دهید و با پشتیبانی زیمر تماس بگیرید.";
     let text = format!("سلام {name}،\n\n{what}\n{warn}\n\nزیمر");
-    let html = html(&[
-        format!("سلام {}،", escape(name)),
-        what,
-        warn.to_owned(),
-        "زیمر".to_owned(),
-    ]);
-    Mail {
-        to: to.to_owned(),
-        subject: subject.to_owned(),
-        text,
-        html,
-    }
+    mail(to, name, subject, text, vec![what, warn.to_owned()])
 }
 
 #[cfg(test)]

@@ -9,10 +9,13 @@
 //! burst); here memory is bounded to threads × 19 MiB, and a thread idle for
 //! `PASSWORD_HASH_IDLE_RELEASE_MS` (default 2000) hands its block back.
 //!
-//! The hashing threads run at a lower scheduling priority (nice `PASSWORD_HASH_NICE`, default
-//! 10): with every core hashing during a login flood, the request threads still get the CPU
-//! first, so the other routes keep their rate; an idle machine gives the hashing threads all
-//! of it anyway (docs: README, "Performance").
+//! The hashing threads run at nice `PASSWORD_HASH_NICE` (default 10) under the policy
+//! `PASSWORD_HASH_SCHED` names (default `normal`; `idle` is Linux's SCHED_IDLE): with `idle`,
+//! every core hashing during a login flood, a request thread that wakes up takes the core at
+//! once and the scheduler treats a core that only hashes as free, so the other routes keep
+//! their rate; an idle machine gives the hashing threads all of it anyway. Under nice alone a
+//! woken request thread may still wait for the running hash's time slice, and `/api/me` kept
+//! only about half its rate during a login flood (docs: README, "Performance").
 
 use std::{
     collections::VecDeque,
@@ -28,6 +31,7 @@ use argon2::{
         phc::{Output, ParamsString, PasswordHash, Salt},
     },
 };
+use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
 use tokio::sync::oneshot;
 use zimmer_http::ApiError;
 
@@ -113,10 +117,40 @@ fn hash_into(
     argon.hash_password_into_with_memory(password, salt, out, blocks.as_mut_slice())
 }
 
-/// Lowers the calling thread's scheduling priority to nice `PASSWORD_HASH_NICE` (default
-/// 10; 0 leaves it as it is). Called by every hashing thread when it starts (and by
-/// `bench/tools` on its threads, so argon2id's own rate is measured as auth runs it).
+/// Lowers the calling thread's scheduling priority: SCHED_OTHER unless `PASSWORD_HASH_SCHED`
+/// says `batch` or `idle`, and nice `PASSWORD_HASH_NICE` (default 10; 0 leaves it; under
+/// SCHED_IDLE it only matters if the policy cannot be set). Called by every hashing thread
+/// when it starts (and by `bench/tools` on its threads, so argon2id's own rate is measured as
+/// auth runs it).
 pub fn lower_this_thread_priority() {
+    let policy = match std::env::var("PASSWORD_HASH_SCHED")
+        .as_deref()
+        .map(str::trim)
+    {
+        // Default normal (+ nice): it met both login targets in the one quiet run; SCHED_IDLE
+        // is unmeasured and can starve logins on a saturated machine.
+        Ok("normal") | Err(_) => None,
+        Ok("batch") => Some(NormalThreadSchedulePolicy::Batch),
+        Ok("idle") => Some(NormalThreadSchedulePolicy::Idle),
+        Ok(other) => {
+            tracing::warn!(
+                value = other,
+                "PASSWORD_HASH_SCHED is not idle, batch or normal: normal"
+            );
+            None
+        }
+    };
+    if let Some(policy) = policy {
+        // Static priority 0, the only one these policies take (the crate also sets nice 0,
+        // which the nice below replaces).
+        if let Err(e) = thread_priority::set_thread_priority_and_policy(
+            thread_priority::thread_native_id(),
+            ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(policy),
+        ) {
+            tracing::warn!(error = ?e, ?policy, "could not set a hashing thread's scheduling policy");
+        }
+    }
     let nice = env_number("PASSWORD_HASH_NICE")
         .and_then(|n| i32::try_from(n.min(19)).ok())
         .unwrap_or(DEFAULT_NICE);
@@ -442,10 +476,17 @@ mod tests {
         assert!(!ran.load(Ordering::SeqCst), "a dropped caller's job ran");
     }
 
-    /// The hashing threads run at nice `PASSWORD_HASH_NICE` (10 unless set).
+    /// The hashing threads run under SCHED_IDLE and at nice `PASSWORD_HASH_NICE` (10 unless
+    /// set), or under the policy `PASSWORD_HASH_SCHED` names.
     #[tokio::test]
     async fn hashing_threads_run_at_a_lower_priority() {
         let expected = env_number("PASSWORD_HASH_NICE").map_or(10, |n| n.min(19));
+        // Linux's numbers: SCHED_OTHER 0, SCHED_BATCH 3, SCHED_IDLE 5.
+        let expected_policy = match std::env::var("PASSWORD_HASH_SCHED").as_deref() {
+            Ok("idle") => 5,
+            Ok("batch") => 3,
+            _ => 0,
+        };
         let h = PasswordHasher::with_pool(1, Duration::from_secs(5));
         let stat = h
             .blocking(|_| Ok(std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default()))
@@ -458,6 +499,13 @@ mod tests {
             .and_then(|v| v.parse().ok())
             .unwrap();
         assert_eq!(nice, expected);
+        // Field 41 is the scheduling policy.
+        let policy: u64 = stat
+            .split_whitespace()
+            .nth(40)
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert_eq!(policy, expected_policy);
     }
 
     /// A burst of 32 concurrent verifications runs on the pool's own threads only (not on

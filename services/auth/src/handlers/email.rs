@@ -77,10 +77,7 @@ pub async fn request(user: CurrentUser, state: web::Data<AppState>, raw: web::By
     })
     .await?;
     drop(conn);
-    let link = format!(
-        "{}/verify-email?token={token}",
-        st.platform.settings.frontend_url.trim_end_matches('/')
-    );
+    let link = super::frontend_link(st, "verify-email", &token);
     let hours = i64::try_from(ttl.as_secs() / 3600).unwrap_or(24).max(1);
     st.mailer.send_in_background(mail::verification(
         &found.email,

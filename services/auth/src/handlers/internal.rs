@@ -14,22 +14,21 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::Deserialize;
 use zimmer_db::models::{NewUser, User};
+use zimmer_events::contracts::UserUpdated;
 pub use zimmer_events::contracts::internal::users::{
     CreateUser as CreateStaff, DeletedUser, InternalUser, UpdateUser,
 };
-use zimmer_events::contracts::{UserRegistered, UserUpdated};
 use zimmer_http::{ApiError, HttpResult, InternalCaller, validate, validate::Validator};
 use zimmer_jwt::Role;
 
 use super::{
-    PRODUCER, UserView, deactivate_in_tx, deactivate_locally, enqueue_revoked,
-    enqueue_user_updated, revoke_locally,
+    UserView, deactivate_in_tx, deactivate_locally, enqueue_revoked, enqueue_user_updated,
+    revoke_locally,
 };
-use crate::ops::account::{erase_in_tx, erase_locally};
+use crate::ops::account::{erase_in_tx, erase_locally, insert_registered_in_tx};
 use crate::{
     AppState,
     clients::mail,
@@ -174,14 +173,19 @@ pub async fn update_user(
     path: web::Path<i64>,
     body: web::Json<UpdateUser>,
 ) -> HttpResult {
-    let actor_id = acting_user(&caller, &req, state.get_ref()).await?;
-    apply_update(
-        state.get_ref(),
-        actor_id,
-        path.into_inner(),
-        body.into_inner(),
-    )
-    .await
+    update_as_actor(&caller, &req, &state, path.into_inner(), body.into_inner()).await
+}
+
+/// The acting staff member's change of one user (the body of every update route).
+async fn update_as_actor(
+    caller: &InternalCaller,
+    req: &HttpRequest,
+    st: &AppState,
+    target_id: i64,
+    update: UpdateUser,
+) -> HttpResult {
+    let actor_id = acting_user(caller, req, st).await?;
+    apply_update(st, actor_id, target_id, update).await
 }
 
 async fn apply_update(
@@ -296,12 +300,11 @@ pub async fn deactivate(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> HttpResult {
-    let actor_id = acting_user(&caller, &req, state.get_ref()).await?;
     let update = UpdateUser {
         is_active: Some(false),
         ..UpdateUser::default()
     };
-    apply_update(state.get_ref(), actor_id, path.into_inner(), update).await
+    update_as_actor(&caller, &req, &state, path.into_inner(), update).await
 }
 
 /// `POST /internal/users/{id}/activate` (any body is ignored)
@@ -311,12 +314,11 @@ pub async fn activate(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> HttpResult {
-    let actor_id = acting_user(&caller, &req, state.get_ref()).await?;
     let update = UpdateUser {
         is_active: Some(true),
         ..UpdateUser::default()
     };
-    apply_update(state.get_ref(), actor_id, path.into_inner(), update).await
+    update_as_actor(&caller, &req, &state, path.into_inner(), update).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -332,12 +334,11 @@ pub async fn change_role(
     path: web::Path<i64>,
     body: web::Json<RoleChange>,
 ) -> HttpResult {
-    let actor_id = acting_user(&caller, &req, state.get_ref()).await?;
     let update = UpdateUser {
         role: Some(body.into_inner().role),
         ..UpdateUser::default()
     };
-    apply_update(state.get_ref(), actor_id, path.into_inner(), update).await
+    update_as_actor(&caller, &req, &state, path.into_inner(), update).await
 }
 
 /// `POST /internal/users` `{name, email, role, password?, phone_number?, is_active?,
@@ -400,7 +401,7 @@ pub async fn create_staff(
             if actor_role != Role::Manager {
                 return Err(ApiError::forbidden("Only a manager can create accounts"));
             }
-            let user = queries::insert_user(
+            let user = insert_registered_in_tx(
                 conn,
                 &NewUser {
                     name: &name,
@@ -409,14 +410,9 @@ pub async fn create_staff(
                     password_hash: &password_hash,
                     role: role.as_str(),
                 },
+                Some(actor_id),
             )
-            .await
-            .map_err(|e| match e {
-                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                    ApiError::conflict("email_taken", "An account with this email already exists")
-                }
-                other => other.into(),
-            })?;
+            .await?;
             if invite {
                 queries::create_reset_token(
                     conn,
@@ -431,18 +427,6 @@ pub async fn create_staff(
             } else {
                 user
             };
-            zimmer_events::enqueue_event(
-                conn,
-                PRODUCER,
-                &UserRegistered {
-                    user_id: user.id,
-                    email: user.email.clone(),
-                    name: user.name.clone(),
-                    role: Some(user.role.clone()),
-                    created_by: Some(actor_id),
-                },
-            )
-            .await?;
             let deactivation = if deactivated {
                 deactivate_in_tx(conn, st, user.id, "deactivated").await?
             } else {
@@ -461,10 +445,7 @@ pub async fn create_staff(
         deactivate_locally(st, d);
     }
     if invite {
-        let link = format!(
-            "{}/reset-password?token={invite_token}",
-            st.platform.settings.frontend_url.trim_end_matches('/')
-        );
+        let link = super::frontend_link(st, "reset-password", &invite_token);
         let hours = i64::try_from(invite_ttl.as_secs() / 3600)
             .unwrap_or(72)
             .max(1);

@@ -227,6 +227,14 @@ pub fn present(field: Option<&str>) -> Option<&str> {
     field.map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// A link into the user panel (`frontend_url`) that carries a one-time token.
+pub fn frontend_link(state: &AppState, page: &str, token: &str) -> String {
+    format!(
+        "{}/{page}?token={token}",
+        state.platform.settings.frontend_url.trim_end_matches('/')
+    )
+}
+
 /// The end of a successful login (password, then 2FA when on): a new session and the tokens.
 pub async fn finish_login(
     state: &AppState,

@@ -52,10 +52,7 @@ pub async fn forgot(
     .await?;
     drop(conn);
     if let Some(target) = target {
-        let link = format!(
-            "{}/reset-password?token={token}",
-            st.platform.settings.frontend_url.trim_end_matches('/')
-        );
+        let link = super::frontend_link(st, "reset-password", &token);
         let minutes = i64::try_from(ttl.as_secs() / 60).unwrap_or(30).max(1);
         st.mailer.send_in_background(mail::password_reset(
             &target.email,

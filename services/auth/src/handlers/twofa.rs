@@ -71,15 +71,17 @@ pub async fn check_otp(
     Ok(())
 }
 
-/// A signed-in action's code check, answered as a 422 on the field (the caller is
-/// authenticated: a wrong code is bad input, not missing credentials).
+/// A signed-in action's code check against the stored (sealed) secret, answered as a 422 on
+/// the field (the caller is authenticated: a wrong code is bad input, not missing
+/// credentials).
 async fn check_otp_field(
     state: &AppState,
     user_id: i64,
-    secret: &[u8],
+    sealed: &[u8],
     code: &str,
 ) -> Result<(), ApiError> {
-    check_otp(state, user_id, secret, code).await.map_err(|e| {
+    let secret = open_secret(state, user_id, sealed)?;
+    check_otp(state, user_id, &secret, code).await.map_err(|e| {
         if e.status() == actix_web::http::StatusCode::UNAUTHORIZED {
             ApiError::invalid("otp_code", e.detail().to_owned()).with_code(e.code().to_owned())
         } else {
@@ -100,12 +102,31 @@ fn hashed_new_codes(state: &AppState, user_id: i64) -> (Vec<String>, Vec<Vec<u8>
     (codes, hashes)
 }
 
+fn account_not_found() -> ApiError {
+    ApiError::unauthorized("Account not found")
+}
+
+/// The account and its 2FA state, read on one connection.
+async fn user_and_twofa_state(
+    state: &AppState,
+    user_id: i64,
+) -> Result<(User, queries::TwofaState), ApiError> {
+    let mut conn = state.platform.pool.get().await?;
+    let found = queries::user_by_id(&mut conn, user_id)
+        .await?
+        .ok_or_else(account_not_found)?;
+    let s = queries::twofa_state(&mut conn, user_id)
+        .await?
+        .ok_or_else(account_not_found)?;
+    Ok((found, s))
+}
+
 /// `GET /api/auth/2fa/status`
 pub async fn status(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
     let mut conn = state.platform.pool.get().await?;
     let s = queries::twofa_state(&mut conn, user.id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+        .ok_or_else(account_not_found)?;
     let remaining = if s.enabled {
         queries::unused_recovery_codes(&mut conn, user.id).await?
     } else {
@@ -131,7 +152,7 @@ pub async fn initiate(
     let mut conn = st.platform.pool.get().await?;
     let found = queries::user_by_id(&mut conn, user.id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+        .ok_or_else(account_not_found)?;
     drop(conn);
     recent_sign_in_or_password(st, &user, &found, &body).await?;
     let mut conn = st.platform.pool.get().await?;
@@ -168,6 +189,11 @@ pub struct CodeBody {
     pub otp_code: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+}
+
+/// The request's `otp_code`, or a 422 on it that says what the code is for.
+fn required_otp<'a>(body: &'a CodeBody, missing: &'static str) -> Result<&'a str, ApiError> {
+    present(body.otp_code.as_deref()).ok_or_else(|| ApiError::invalid("otp_code", missing))
 }
 
 fn reauth_required(state: &AppState) -> ApiError {
@@ -209,20 +235,11 @@ pub async fn activate(
 ) -> HttpResult {
     let st = state.get_ref();
     let body: CodeBody = optional_json(&raw)?;
-    let Some(code) = present(body.otp_code.as_deref()) else {
-        return Err(ApiError::invalid(
-            "otp_code",
-            "Enter the 6-digit code from your authenticator app to turn on two-factor authentication",
-        ));
-    };
-    let mut conn = st.platform.pool.get().await?;
-    let found = queries::user_by_id(&mut conn, user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
-    let s = queries::twofa_state(&mut conn, user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
-    drop(conn);
+    let code = required_otp(
+        &body,
+        "Enter the 6-digit code from your authenticator app to turn on two-factor authentication",
+    )?;
+    let (found, s) = user_and_twofa_state(st, user.id).await?;
     // Before the code is looked at: a stale session learns nothing and burns no code.
     recent_sign_in_or_password(st, &user, &found, &body).await?;
     if s.enabled {
@@ -237,8 +254,7 @@ pub async fn activate(
             "Start two-factor setup first (initiate), then send a code",
         ));
     };
-    let secret = open_secret(st, user.id, &sealed)?;
-    check_otp_field(st, user.id, &secret, code).await?;
+    check_otp_field(st, user.id, &sealed, code).await?;
     let (codes, hashes) = hashed_new_codes(st, user.id);
     let revoked = ops::twofa::enable(st, user.id, user.session_id, &sealed, &hashes).await?;
     st.users.forget(&user.id);
@@ -267,19 +283,11 @@ pub async fn disable(user: CurrentUser, state: web::Data<AppState>, raw: web::By
             "To turn off two-factor authentication, send a current code from your authenticator app (otp_code) or your password",
         ));
     }
-    let mut conn = st.platform.pool.get().await?;
-    let found = queries::user_by_id(&mut conn, user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
-    let s = queries::twofa_state(&mut conn, user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
-    drop(conn);
+    let (found, s) = user_and_twofa_state(st, user.id).await?;
     if s.enabled {
         if let Some(code) = code {
             let sealed = s.sealed_secret.clone().unwrap_or_default();
-            let secret = open_secret(st, user.id, &sealed)?;
-            check_otp_field(st, user.id, &secret, code).await?;
+            check_otp_field(st, user.id, &sealed, code).await?;
         } else if let Some(password) = password {
             recheck_password(st, &found, password).await?;
         }
@@ -326,16 +334,14 @@ pub async fn regenerate(
 ) -> HttpResult {
     let st = state.get_ref();
     let body: CodeBody = optional_json(&raw)?;
-    let Some(code) = present(body.otp_code.as_deref()) else {
-        return Err(ApiError::invalid(
-            "otp_code",
-            "Enter a current code from your authenticator app (otp_code) to get new recovery codes",
-        ));
-    };
+    let code = required_otp(
+        &body,
+        "Enter a current code from your authenticator app (otp_code) to get new recovery codes",
+    )?;
     let mut conn = st.platform.pool.get().await?;
     let s = queries::twofa_state(&mut conn, user.id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+        .ok_or_else(account_not_found)?;
     drop(conn);
     let (true, Some(sealed)) = (s.enabled, s.sealed_secret) else {
         return Err(ApiError::conflict(
@@ -343,8 +349,7 @@ pub async fn regenerate(
             "Two-factor authentication is not on",
         ));
     };
-    let secret = open_secret(st, user.id, &sealed)?;
-    check_otp_field(st, user.id, &secret, code).await?;
+    check_otp_field(st, user.id, &sealed, code).await?;
     let (codes, hashes) = hashed_new_codes(st, user.id);
     let mut conn = st.platform.pool.get().await?;
     conn.transaction(async |conn| queries::replace_recovery_codes(conn, user.id, &hashes).await)

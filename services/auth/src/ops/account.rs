@@ -71,6 +71,35 @@ pub fn deactivate_locally(state: &AppState, d: &Deactivation) {
         .deactivate_user(d.user_id, d.at.timestamp());
 }
 
+/// Inserts an account and puts `user.registered` in the outbox, inside the caller's
+/// transaction; 409 `email_taken` when the email is already in use. `created_by` is the
+/// manager who made the account (the event then names its role too); None for a signup.
+pub async fn insert_registered_in_tx(
+    conn: &mut AsyncPgConnection,
+    new: &NewUser<'_>,
+    created_by: Option<i64>,
+) -> Result<User, ApiError> {
+    let user = queries::insert_user(conn, new).await.map_err(|e| match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            ApiError::conflict("email_taken", "An account with this email already exists")
+        }
+        other => other.into(),
+    })?;
+    zimmer_events::enqueue_event(
+        conn,
+        PRODUCER,
+        &UserRegistered {
+            user_id: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            role: created_by.map(|_| user.role.clone()),
+            created_by,
+        },
+    )
+    .await?;
+    Ok(user)
+}
+
 /// A self-service signup: the customer, their first session, and `user.registered` in the
 /// outbox, in one transaction. 409 `email_taken` when the email is already in use.
 pub async fn register(
@@ -80,25 +109,8 @@ pub async fn register(
 ) -> Result<(User, Session, String), ApiError> {
     let mut conn = state.platform.pool.get().await?;
     conn.transaction(async |conn| {
-        let user = queries::insert_user(conn, new).await.map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                ApiError::conflict("email_taken", "An account with this email already exists")
-            }
-            other => other.into(),
-        })?;
+        let user = insert_registered_in_tx(conn, new, None).await?;
         let (session, refresh) = open_session(conn, state, user.id, meta).await?;
-        zimmer_events::enqueue_event(
-            conn,
-            PRODUCER,
-            &UserRegistered {
-                user_id: user.id,
-                email: user.email.clone(),
-                name: user.name.clone(),
-                role: None,
-                created_by: None,
-            },
-        )
-        .await?;
         Ok::<_, ApiError>((user, session, refresh))
     })
     .await

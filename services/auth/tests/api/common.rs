@@ -156,6 +156,15 @@ pub async fn me_status(app: &TestApp, access: &str) -> StatusCode {
     app.get("/api/me").bearer_auth(access).status().await
 }
 
+/// The marketplace's answer to `access` on a route that needs a signed-in user.
+pub async fn market_status(market: &TestApp, access: &str) -> StatusCode {
+    market
+        .get("/api/user/automations")
+        .bearer_auth(access)
+        .status()
+        .await
+}
+
 pub async fn refresh_with_cookie(app: &TestApp, refresh: &str) -> Response {
     app.post("/api/auth/refresh")
         .header("Cookie", format!("zimmer_refresh={refresh}"))

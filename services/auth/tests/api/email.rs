@@ -23,6 +23,15 @@ async fn request_verification(
     req.json_of().await
 }
 
+/// The verification link used without signing in: its status and JSON answer.
+async fn verify_link(app: &zimmer_testkit::TestApp, token: &str) -> (StatusCode, Value) {
+    json_of(
+        app.post_json("/api/auth/verify-email", &json!({ "token": token }))
+            .await,
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verification_by_link_is_single_use_and_stored_hashed() {
     let (ctx, app, mail) = auth_with(&[]).await;
@@ -80,19 +89,11 @@ async fn verification_by_link_is_single_use_and_stored_hashed() {
     );
 
     // The link works without signing in, once.
-    let (status, body) = json_of(
-        app.post_json("/api/auth/verify-email", &json!({ "token": token }))
-            .await,
-    )
-    .await;
+    let (status, body) = verify_link(&app, &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["user"]["email_verified"], true);
     assert!(body["user"]["email_verified_at"].is_string());
-    let (status, body) = json_of(
-        app.post_json("/api/auth/verify-email", &json!({ "token": token }))
-            .await,
-    )
-    .await;
+    let (status, body) = verify_link(&app, &token).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["code"], "invalid_token");
     assert!(body["detail"].is_string());
@@ -188,11 +189,7 @@ async fn verification_by_code_needs_the_bearer_and_allows_five_attempts() {
     let m2 = mail.wait_for("code@example.com", 2).await;
     let code2 = mailed_code(&m2);
     let old_link = link_token(&m, "/verify-email");
-    let (status, _) = json_of(
-        app.post_json("/api/auth/verify-email", &json!({ "token": old_link }))
-            .await,
-    )
-    .await;
+    let (status, _) = verify_link(&app, &old_link).await;
     assert_eq!(
         status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -216,11 +213,7 @@ async fn expired_verification_links_are_refused() {
          SELECT count(*) AS n FROM u",
     )
     .await;
-    let (status, body) = json_of(
-        app.post_json("/api/auth/verify-email", &json!({ "token": token }))
-            .await,
-    )
-    .await;
+    let (status, body) = verify_link(&app, &token).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["code"], "invalid_token");
 }
@@ -282,35 +275,20 @@ async fn reset_sets_the_password_once_and_revokes_every_session() {
     assert_eq!(m["subject"], "بازیابی رمز عبور زیمر");
     let token = link_token(&m, "/reset-password");
 
+    let reset =
+        async |body: Value| json_of(app.post_json("/api/reset-password", &body).await).await;
     // Password rules apply; a bad token is refused without touching anything.
-    let (status, body) = json_of(
-        app.post_json(
-            "/api/reset-password",
-            &json!({ "token": token, "new_password": "short" }),
-        )
-        .await,
-    )
-    .await;
+    let (status, body) = reset(json!({ "token": token, "new_password": "short" })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["field"], "new_password");
-    let (status, body) = json_of(
-        app.post_json(
-            "/api/reset-password",
-            &json!({ "token": "made-up", "new_password": "a brand new passphrase" }),
-        )
-        .await,
-    )
-    .await;
+    let (status, body) =
+        reset(json!({ "token": "made-up", "new_password": "a brand new passphrase" })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "invalid_token");
 
     let new_password = "a brand new passphrase";
-    let (status, body) = json_of(
-        app.post_json(
-            "/api/reset-password",
-            &json!({ "token": token, "new_password": new_password, "confirm_password": new_password }),
-        )
-        .await,
+    let (status, body) = reset(
+        json!({ "token": token, "new_password": new_password, "confirm_password": new_password }),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -345,14 +323,8 @@ async fn reset_sets_the_password_once_and_revokes_every_session() {
     assert_eq!(ok.status(), StatusCode::OK);
     // The link reached the inbox: the address counts as verified.
     assert!(ok.json::<Value>().await.unwrap()["user"]["email_verified_at"].is_string());
-    let (status, _) = json_of(
-        app.post_json(
-            "/api/reset-password",
-            &json!({ "token": token, "new_password": "yet another passphrase" }),
-        )
-        .await,
-    )
-    .await;
+    let (status, _) =
+        reset(json!({ "token": token, "new_password": "yet another passphrase" })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -360,24 +332,20 @@ async fn reset_sets_the_password_once_and_revokes_every_session() {
 async fn only_the_latest_reset_link_works_and_expired_ones_do_not() {
     let (ctx, app, mail) = auth_with(&[]).await;
     register(&app, "twice@example.com", PASSWORD).await;
-    app.post_json(
-        "/api/forgot-password",
-        &json!({ "email": "twice@example.com" }),
-    )
-    .await;
-    let first = link_token(
-        &mail.wait_for("twice@example.com", 1).await,
-        "/reset-password",
-    );
-    app.post_json(
-        "/api/forgot-password",
-        &json!({ "email": "twice@example.com" }),
-    )
-    .await;
-    let second = link_token(
-        &mail.wait_for("twice@example.com", 2).await,
-        "/reset-password",
-    );
+    // The n-th reset link asked for.
+    let new_link = async |n: usize| {
+        app.post_json(
+            "/api/forgot-password",
+            &json!({ "email": "twice@example.com" }),
+        )
+        .await;
+        link_token(
+            &mail.wait_for("twice@example.com", n).await,
+            "/reset-password",
+        )
+    };
+    let first = new_link(1).await;
+    let second = new_link(2).await;
     assert_ne!(first, second);
     let reset = async |token: String| {
         app.post_json(

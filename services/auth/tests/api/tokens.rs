@@ -122,13 +122,8 @@ async fn forged_expired_and_misaddressed_tokens_are_rejected_everywhere() {
         );
         let body: Value = a.json().await.unwrap();
         assert!(body["detail"].is_string(), "{what}");
-        let m = market
-            .get("/api/user/automations")
-            .header("Authorization", format!("Bearer {token}"))
-            .call()
-            .await;
         assert_eq!(
-            m.status(),
+            market_status(&market, token).await,
             StatusCode::UNAUTHORIZED,
             "marketplace accepted: {what}"
         );

@@ -253,32 +253,16 @@ mod tests {
             check_discount(&c, &[7, 9], Some(7), ok, now),
             Err(DiscountRefusal::InactiveOrWindow)
         );
-        assert_eq!(
-            check_discount(
-                &code(),
-                &[7, 9],
-                Some(7),
-                Usage {
-                    total: 2,
-                    by_user: 0
-                },
-                now
-            ),
-            Err(DiscountRefusal::MaxRedeemed)
-        );
-        assert_eq!(
-            check_discount(
-                &code(),
-                &[7, 9],
-                Some(7),
-                Usage {
-                    total: 1,
-                    by_user: 1
-                },
-                now
-            ),
-            Err(DiscountRefusal::PerUserLimit)
-        );
+        for (total, by_user, refusal) in [
+            (2, 0, DiscountRefusal::MaxRedeemed),
+            (1, 1, DiscountRefusal::PerUserLimit),
+        ] {
+            let usage = Usage { total, by_user };
+            assert_eq!(
+                check_discount(&code(), &[7, 9], Some(7), usage, now),
+                Err(refusal)
+            );
+        }
     }
 
     #[test]

@@ -4,13 +4,12 @@
 //! `zimmer_contracts::internal::discounts`, shared with admin.
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
-use zimmer_db::models::billing::payment_status as ps;
+use zimmer_db::models::billing::{Payment, payment_status as ps};
 use zimmer_events::contracts::internal::discounts::{
     DiscountList, DiscountPatch, NewDiscount, Redemption, RedemptionList,
 };
-use zimmer_http::{ApiError, HttpResult, InternalCaller, PageQuery};
+use zimmer_http::{ApiError, HttpResult, InternalCaller, PageQuery, time_bound};
 
 use super::{
     PaymentView,
@@ -19,7 +18,7 @@ use super::{
 use crate::{
     AppState,
     ops::discounts as ops,
-    queries::{self, DiscountChanges, PaymentFilter},
+    queries::{self, PaymentFilter},
 };
 
 /// The most codes one unpaged call answers (the admin dashboard has no paging:
@@ -86,9 +85,7 @@ pub async fn get_discount(
     path: web::Path<i64>,
 ) -> HttpResult {
     let mut conn = state.billing.pool.get().await?;
-    let d = queries::discount_by_id(&mut conn, path.into_inner())
-        .await?
-        .ok_or_else(|| ApiError::not_found("Discount code not found"))?;
+    let d = ops::existing(&mut conn, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(ops::view(&mut conn, d).await?))
 }
 
@@ -110,26 +107,13 @@ pub async fn delete_discount(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> HttpResult {
-    let id = path.into_inner();
     let mut conn = state.billing.pool.get().await?;
-    queries::discount_by_id(&mut conn, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Discount code not found"))?;
-    let stats = queries::discount_stats(&mut conn, id).await?;
-    if stats.reserved + stats.confirmed + stats.released == 0 {
-        queries::delete_discount(&mut conn, id).await?;
-        return Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": true })));
-    }
-    queries::update_discount(
-        &mut conn,
-        id,
-        &DiscountChanges {
-            active: Some(false),
-            ..DiscountChanges::default()
-        },
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": false, "deactivated": true })))
+    let answer = if ops::delete(&mut conn, path.into_inner()).await? {
+        serde_json::json!({ "deleted": true })
+    } else {
+        serde_json::json!({ "deleted": false, "deactivated": true })
+    };
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 pub async fn list_redemptions(
@@ -140,9 +124,7 @@ pub async fn list_redemptions(
 ) -> HttpResult {
     let id = path.into_inner();
     let mut conn = state.billing.pool.get().await?;
-    queries::discount_by_id(&mut conn, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Discount code not found"))?;
+    ops::existing(&mut conn, id).await?;
     let (rows, total) =
         queries::list_redemptions(&mut conn, id, page.offset(), page.limit()).await?;
     let items = rows
@@ -182,21 +164,6 @@ pub struct AdminPaymentsQuery {
     pub order: Option<String>,
 }
 
-/// RFC 3339, or a date (`YYYY-MM-DD`, midnight UTC).
-fn parse_time(field: &'static str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let Some(s) = s.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(Some(t.with_timezone(&Utc)));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| Some(t.and_utc()))
-        .ok_or_else(|| ApiError::invalid(field, "must be a date or an RFC 3339 time"))
-}
-
 pub async fn list_payments(
     _caller: InternalCaller,
     state: web::Data<AppState>,
@@ -207,8 +174,9 @@ pub async fn list_payments(
         user_id: q.user_id,
         automation_id: q.automation_id,
         status: parse_status(q.status.as_deref())?,
-        from: parse_time("from", q.from.as_deref())?,
-        to: parse_time("to", q.to.as_deref())?,
+        from: time_bound("from", q.from.as_deref(), false)?,
+        // A `to` day means its start here (as before), not the whole day.
+        to: time_bound("to", q.to.as_deref(), false)?,
         ascending: parse_order(q.order.as_deref())?,
     };
     let (offset, limit, page, page_size) = window(&ListQuery {
@@ -223,14 +191,7 @@ pub async fn list_payments(
     let (rows, total) = queries::list_payments(&mut conn, &filter, offset, limit).await?;
     let items: Vec<serde_json::Value> = rows
         .into_iter()
-        .map(|(p, name)| {
-            let user_id = p.user_id;
-            let verify_attempts = p.verify_attempts;
-            let mut v = serde_json::to_value(PaymentView::new(p, name)).unwrap_or_default();
-            v["user_id"] = user_id.into();
-            v["verify_attempts"] = verify_attempts.into();
-            v
-        })
+        .map(|(p, name)| admin_listed(p, name))
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "items": items, "total": total, "page": page, "page_size": page_size,
@@ -249,17 +210,19 @@ pub async fn get_payment(
     Ok(HttpResponse::Ok().json(admin_payment(p)))
 }
 
-fn admin_payment(p: zimmer_db::models::billing::Payment) -> serde_json::Value {
-    let (user_id, attempts, meta, next, last) = (
-        p.user_id,
-        p.verify_attempts,
-        p.meta.clone(),
-        p.next_check_at,
-        p.last_checked_at,
-    );
-    let mut v = serde_json::to_value(PaymentView::new(p, None)).unwrap_or_default();
+/// A payment as admin lists it: the panel's view, its owner and its verification attempts.
+fn admin_listed(p: Payment, automation_name: Option<String>) -> serde_json::Value {
+    let (user_id, attempts) = (p.user_id, p.verify_attempts);
+    let mut v = serde_json::to_value(PaymentView::new(p, automation_name)).unwrap_or_default();
     v["user_id"] = user_id.into();
     v["verify_attempts"] = attempts.into();
+    v
+}
+
+/// One payment as admin reads it: as listed, with its reconciliation state.
+fn admin_payment(p: Payment) -> serde_json::Value {
+    let (meta, next, last) = (p.meta.clone(), p.next_check_at, p.last_checked_at);
+    let mut v = admin_listed(p, None);
     v["meta"] = meta;
     v["next_check_at"] = serde_json::to_value(next).unwrap_or_default();
     v["last_checked_at"] = serde_json::to_value(last).unwrap_or_default();

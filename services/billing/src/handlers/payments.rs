@@ -1,6 +1,6 @@
 //! Buying tokens (`POST /api/payments/zarinpal/init`) and the customer's payment history.
 
-use std::time::Duration;
+use std::{borrow::Cow, ops::RangeInclusive, time::Duration};
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -63,35 +63,21 @@ pub async fn init(
     let config = &st.billing.config;
 
     let mut v = Validator::new();
-    let automation_id = match int_value(body.automation_id.as_ref()) {
-        Ok(Some(id)) if id > 0 => Some(id),
-        Ok(_) => {
-            v.error("automation_id", "is required");
-            None
-        }
-        Err(m) => {
-            v.error("automation_id", m);
-            None
-        }
-    };
-    let tokens = match int_value(body.tokens.as_ref()) {
-        Ok(Some(t)) if (1..=config.max_tokens).contains(&t) => Some(t),
-        Ok(Some(_)) => {
-            v.error(
-                "tokens",
-                format!("must be between 1 and {}", config.max_tokens),
-            );
-            None
-        }
-        Ok(None) => {
-            v.error("tokens", "is required");
-            None
-        }
-        Err(m) => {
-            v.error("tokens", m);
-            None
-        }
-    };
+    // An id below 1 is as good as none.
+    let automation_id = required_int(
+        &mut v,
+        "automation_id",
+        body.automation_id.as_ref(),
+        1..=i64::MAX,
+        "is required",
+    );
+    let tokens = required_int(
+        &mut v,
+        "tokens",
+        body.tokens.as_ref(),
+        1..=config.max_tokens,
+        format!("must be between 1 and {}", config.max_tokens),
+    );
     let return_path = body
         .return_path
         .as_deref()
@@ -231,6 +217,24 @@ pub async fn init(
             Err(gateway_unavailable())
         }
     }
+}
+
+/// A required whole number of the body in `range`; otherwise `None` and an error for `field`
+/// in `v` ("is required", not a whole number, or `out_of_range`).
+fn required_int(
+    v: &mut Validator,
+    field: &'static str,
+    raw: Option<&Value>,
+    range: RangeInclusive<i64>,
+    out_of_range: impl Into<Cow<'static, str>>,
+) -> Option<i64> {
+    match int_value(raw) {
+        Ok(Some(n)) if range.contains(&n) => return Some(n),
+        Ok(Some(_)) => v.error(field, out_of_range),
+        Ok(None) => v.error(field, "is required"),
+        Err(m) => v.error(field, m),
+    }
+    None
 }
 
 fn gateway_unavailable() -> ApiError {

@@ -178,15 +178,41 @@ pub async fn create(
     .await
 }
 
+/// The code `id`; 404 when there is none.
+pub async fn existing(conn: &mut AsyncPgConnection, id: i64) -> Result<DiscountCode, ApiError> {
+    queries::discount_by_id(conn, id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("Discount code not found")
+}
+
+/// Deletes a code nobody used and answers `true`; a used code is deactivated instead (its
+/// redemptions are history) and the answer is `false`. 404 when there is none.
+pub async fn delete(conn: &mut AsyncPgConnection, id: i64) -> Result<bool, ApiError> {
+    existing(conn, id).await?;
+    let stats = queries::discount_stats(conn, id).await?;
+    if stats.reserved + stats.confirmed + stats.released == 0 {
+        queries::delete_discount(conn, id).await?;
+        return Ok(true);
+    }
+    let deactivate = DiscountChanges {
+        active: Some(false),
+        ..DiscountChanges::default()
+    };
+    queries::update_discount(conn, id, &deactivate).await?;
+    Ok(false)
+}
+
 /// A partial update (absent keeps, `null` clears); 404 unknown, 409 a code another one has.
 pub async fn update(
     conn: &mut AsyncPgConnection,
     id: i64,
     patch: &DiscountPatch,
 ) -> Result<Discount, ApiError> {
-    let current = queries::discount_by_id(conn, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Discount code not found"))?;
+    let current = existing(conn, id).await?;
     let mut v = Validator::new();
     let code = patch.code.as_ref().map(|c| {
         let c = domain::normalize_code(Some(c)).unwrap_or_default();
@@ -228,7 +254,7 @@ pub async fn update(
         let d = queries::update_discount(conn, id, &changes)
             .await
             .map_err(duplicate_code)?
-            .ok_or_else(|| ApiError::not_found("Discount code not found"))?;
+            .ok_or_else(not_found)?;
         if let Some(ids) = &set {
             queries::set_discount_automations(conn, id, ids).await?;
         }

@@ -151,23 +151,34 @@ fn is_closed(status: &str) -> bool {
 }
 
 impl Billing {
+    /// Claims the payment of `authority` if it is in one of `from`, for a callback (the
+    /// connection goes back to the pool before the gateway is called).
+    async fn claim_for_callback(
+        &self,
+        authority: &str,
+        from: &[&str],
+    ) -> Result<Option<Payment>, ApiError> {
+        let mut conn = self.pool.get().await?;
+        let claimed = queries::claim_by_authority(
+            &mut conn,
+            authority,
+            from,
+            self.config.claim_lease(),
+            CALLBACK_RECHECK_INTERVAL,
+        )
+        .await?;
+        Ok(claimed)
+    }
+
     /// Claims the payment of `authority` (a callback with `Status=OK`) and settles it. A
     /// caller that loses the claim waits briefly for the winner and answers the state then.
     /// None: no payment has this authority.
     pub async fn settle_by_authority(&self, authority: &str) -> Result<Option<Payment>, ApiError> {
-        let claimed = {
-            let mut conn = self.pool.get().await?;
-            queries::claim_by_authority(
-                &mut conn,
-                authority,
-                // A payer whose payment was canceled (a forged or early NOK) or expired may
-                // still have paid: only the verify knows.
-                &[ps::PENDING, ps::CANCELED, ps::EXPIRED],
-                self.config.claim_lease(),
-                CALLBACK_RECHECK_INTERVAL,
-            )
-            .await?
-        };
+        // A payer whose payment was canceled (a forged or early NOK) or expired may still
+        // have paid: only the verify knows.
+        let claimed = self
+            .claim_for_callback(authority, &[ps::PENDING, ps::CANCELED, ps::EXPIRED])
+            .await?;
         match claimed {
             Some(p) => self.verify_claimed(p).await.map(Some),
             None => self.await_settled(authority).await,
@@ -181,17 +192,7 @@ impl Billing {
     /// again; if the gateway says it was paid after all, it is verified now.
     /// None: no payment has this authority.
     pub async fn cancel_by_authority(&self, authority: &str) -> Result<Option<Payment>, ApiError> {
-        let claimed = {
-            let mut conn = self.pool.get().await?;
-            queries::claim_by_authority(
-                &mut conn,
-                authority,
-                &[ps::PENDING],
-                self.config.claim_lease(),
-                CALLBACK_RECHECK_INTERVAL,
-            )
-            .await?
-        };
+        let claimed = self.claim_for_callback(authority, &[ps::PENDING]).await?;
         let Some(claimed) = claimed else {
             // Settled, closed, being checked, or checked a moment ago: NOK changes nothing.
             return self.await_settled(authority).await;

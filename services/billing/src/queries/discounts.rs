@@ -331,7 +331,7 @@ pub async fn list_discounts(
     let filtered = || {
         let mut q = discount_codes::table.into_boxed();
         if let Some(s) = search {
-            let pattern = format!("%{}%", escape_like(&s.to_lowercase()));
+            let pattern = zimmer_db::contains_pattern(&s.to_lowercase());
             q = q.filter(discount_codes::code.like(pattern).escape('\\'));
         }
         if let Some(a) = active {
@@ -348,12 +348,6 @@ pub async fn list_discounts(
         .load(conn)
         .await?;
     Ok((items, total))
-}
-
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 pub async fn list_redemptions(

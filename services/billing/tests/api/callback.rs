@@ -270,10 +270,8 @@ async fn an_amount_mismatch_needs_review_and_never_credits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auto_verifying_terminal_answering_101_first_is_success_once() {
-    let h = harness(&[]).await;
+    let (h, _, c) = shop("auto@example.com").await;
     h.fake.set_auto_verify(true);
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "auto@example.com", a).await;
     let init = buy(&h.app, &c, 3).await;
     let (authority, status) = start_pay(&payment_url_of(&init), None).await;
     let body: Value = callback_body(&h.app, &authority, &status).await;

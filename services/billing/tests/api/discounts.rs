@@ -145,9 +145,7 @@ async fn validate_answers_the_amounts_or_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redemption_is_reserved_at_init_then_confirmed_or_released() {
-    let h = harness(&[]).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "redeem@example.com", a).await;
+    let (h, a, c) = shop("redeem@example.com").await;
     let code = create_code(
         &h.app,
         json!({ "code": "once", "percent_off": 20, "per_user_limit": 1 }),
@@ -251,9 +249,7 @@ async fn concurrent_purchases_never_redeem_past_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_discount_succeeds_at_once_without_the_gateway() {
-    let h = harness(&[]).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "free@example.com", a).await;
+    let (h, a, c) = shop("free@example.com").await;
     create_code(
         &h.app,
         json!({ "code": "gift", "percent_off": 100, "automation_id": a }),
@@ -284,9 +280,7 @@ async fn a_full_discount_succeeds_at_once_without_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_manages_codes_through_the_internal_api() {
-    let h = harness(&[]).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "crud@example.com", a).await;
+    let (h, a, c) = shop("crud@example.com").await;
     let call = |method: reqwest::Method, path: &str| {
         h.app
             .client

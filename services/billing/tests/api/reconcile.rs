@@ -28,8 +28,7 @@ async fn a_verify_that_times_out_stays_pending_and_the_job_credits_it_once() {
     let mut env = job("3600");
     env.push(("ZARINPAL_TIMEOUT_MS", "500"));
     let h = harness(&env).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "timeout@example.com", a).await;
+    let c = customer_of_a(&h, "timeout@example.com").await;
     let init = buy(&h.app, &c, 3).await;
     let (authority, status) = start_pay(&payment_url_of(&init), None).await;
 
@@ -62,8 +61,7 @@ async fn a_verify_that_times_out_stays_pending_and_the_job_credits_it_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_callback_is_verified_by_the_job() {
     let h = harness(&job("1")).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "lost@example.com", a).await;
+    let c = customer_of_a(&h, "lost@example.com").await;
     let init = buy(&h.app, &c, 3).await;
     // The payer pays and closes the tab: no callback ever arrives.
     assert!(h.fake.pay(&authority_of(&init)));
@@ -81,8 +79,8 @@ async fn a_lost_callback_is_verified_by_the_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canceled_payment_that_was_paid_is_credited_from_the_unverified_list() {
     let h = harness(&job("1")).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "latepayer@example.com", a).await;
+    let c = customer_of_a(&h, "latepayer@example.com").await;
+    let a = c.automation_id;
     h.app
         .post("/internal/discounts")
         .header("X-Internal-Token", INTERNAL_TOKEN)
@@ -119,8 +117,8 @@ async fn a_session_never_paid_expires_and_releases_its_discount() {
     let mut env = job("1");
     env.push(("PAYMENT_EXPIRE_AFTER_SECS", "2"));
     let h = harness(&env).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "abandoned@example.com", a).await;
+    let c = customer_of_a(&h, "abandoned@example.com").await;
+    let a = c.automation_id;
     h.app
         .post("/internal/discounts")
         .header("X-Internal-Token", INTERNAL_TOKEN)
@@ -150,8 +148,8 @@ async fn a_session_never_paid_expires_and_releases_its_discount() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_of_a_dead_process_and_requests_that_never_got_an_authority_are_recovered() {
     let h = harness(&job("1")).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "crash@example.com", a).await;
+    let c = customer_of_a(&h, "crash@example.com").await;
+    let a = c.automation_id;
     let init = buy(&h.app, &c, 3).await;
     assert!(h.fake.pay(&authority_of(&init)));
     // A process claimed it and died mid-verify: `verifying` with a lease long past.
@@ -235,8 +233,7 @@ async fn two_replicas_reconciling_together_settle_each_payment_once() {
 async fn admin_can_reconcile_a_payment_or_a_round_on_demand() {
     // The job is off: only the internal calls settle anything.
     let h = harness(&[("RECONCILE_MIN_AGE_SECS", "0")]).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "ondemand@example.com", a).await;
+    let c = customer_of_a(&h, "ondemand@example.com").await;
     let first = buy(&h.app, &c, 3).await;
     let second = buy(&h.app, &c, 4).await;
     assert!(h.fake.pay(&authority_of(&first)));

@@ -134,8 +134,7 @@ async fn a_nok_is_settled_by_what_the_gateway_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_forged_nok_attack_ends_with_the_limit_confirmed_and_the_rest_reviewed() {
     let h = harness(&expiring_in_3s()).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "attacker@example.com", a).await;
+    let c = customer_of_a(&h, "attacker@example.com").await;
     let code = create_code(
         &h.app,
         json!({ "code": "half", "percent_off": 50, "per_user_limit": 1 }),
@@ -217,8 +216,8 @@ async fn the_forged_nok_attack_ends_with_the_limit_confirmed_and_the_rest_review
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_payment_past_the_codes_limit_is_credited_and_reviewed() {
     let h = harness(&expiring_in_3s()).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let late = customer(&h.ctx, "late@example.com", a).await;
+    let late = customer_of_a(&h, "late@example.com").await;
+    let a = late.automation_id;
     let other = customer(&h.ctx, "other@example.com", a).await;
     let code = create_code(
         &h.app,
@@ -398,8 +397,7 @@ async fn the_validation_limit_is_configurable_and_fails_open_without_redis() {
         ("DISCOUNT_VALIDATE_WINDOW_SECS", "60"),
     ])
     .await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, "cfg@example.com", a).await;
+    let c = customer_of_a(&h, "cfg@example.com").await;
     for _ in 0..3 {
         assert_eq!(
             validate_as(&h.app, &c.token, "10.1.1.1").await.status(),

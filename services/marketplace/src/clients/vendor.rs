@@ -111,22 +111,9 @@ impl VendorClient {
         body: &serde_json::Value,
         timeout: Duration,
     ) -> Result<(), CallError> {
-        let url = self.target(url).map_err(|r| CallError::Refused(r.0))?;
-        let raw = serde_json::to_vec(body).map_err(|e| CallError::Permanent(e.to_string()))?;
-        let request = self
-            .http
-            .post(url)
-            .timeout(timeout)
-            .header("content-type", "application/json");
         let response = self
-            .signed(request, automation_id, Some(token_hash), &raw)
-            .body(raw)
-            .send()
-            .await
-            .map_err(|e| match refusal_in(&e) {
-                Some(r) => CallError::Refused(r.0),
-                None => CallError::Retryable(without_url(&e)),
-            })?;
+            .post_signed(url, automation_id, Some(token_hash), body, timeout)
+            .await?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -153,26 +140,12 @@ impl VendorClient {
         timeout: Duration,
     ) -> Result<(StatusCode, serde_json::Value), CallError> {
         const MAX_ANSWER: usize = 64 * 1024;
-        let url = self.target(url).map_err(|r| CallError::Refused(r.0))?;
-        let raw = serde_json::to_vec(body).map_err(|e| CallError::Permanent(e.to_string()))?;
-        let request = self
-            .http
-            .post(url)
-            .timeout(timeout)
-            .header("content-type", "application/json");
-        let fail = |e: reqwest::Error| match refusal_in(&e) {
-            Some(r) => CallError::Refused(r.0),
-            None => CallError::Retryable(without_url(&e)),
-        };
         let mut response = self
-            .signed(request, automation_id, token_hash, &raw)
-            .body(raw)
-            .send()
-            .await
-            .map_err(fail)?;
+            .post_signed(url, automation_id, token_hash, body, timeout)
+            .await?;
         let status = response.status();
         let mut answer = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(fail)? {
+        while let Some(chunk) = response.chunk().await.map_err(call_error)? {
             answer.extend_from_slice(&chunk);
             if answer.len() > MAX_ANSWER {
                 return Ok((status, serde_json::Value::Null));
@@ -182,6 +155,29 @@ impl VendorClient {
             status,
             serde_json::from_slice(&answer).unwrap_or(serde_json::Value::Null),
         ))
+    }
+
+    /// `POST url` with the JSON body, signed (with the service token when there is one).
+    async fn post_signed(
+        &self,
+        url: &str,
+        automation_id: i64,
+        token_hash: Option<&[u8]>,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, CallError> {
+        let url = self.target(url).map_err(|r| CallError::Refused(r.0))?;
+        let raw = serde_json::to_vec(body).map_err(|e| CallError::Permanent(e.to_string()))?;
+        let request = self
+            .http
+            .post(url)
+            .timeout(timeout)
+            .header("content-type", "application/json");
+        self.signed(request, automation_id, token_hash, &raw)
+            .body(raw)
+            .send()
+            .await
+            .map_err(call_error)
     }
 
     /// `GET health_check_url`: a 2xx is healthy unless its JSON `status` says `degraded`
@@ -227,6 +223,14 @@ impl VendorClient {
             Some("down" | "unhealthy" | "error") => Health::Down,
             _ => Health::Healthy,
         })
+    }
+}
+
+/// A call that got no (whole) answer: refused by the outbound policy, else worth a retry.
+fn call_error(e: reqwest::Error) -> CallError {
+    match refusal_in(&e) {
+        Some(r) => CallError::Refused(r.0),
+        None => CallError::Retryable(without_url(&e)),
     }
 }
 

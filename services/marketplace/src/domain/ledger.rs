@@ -110,23 +110,20 @@ mod tests {
 
     #[test]
     fn low_fires_once_per_crossing_and_depleted_at_zero() {
-        assert_eq!(
-            alerts(6, 5, 5, false),
-            Alerts {
-                low: true,
-                depleted: false
-            }
-        );
-        assert_eq!(alerts(5, 4, 5, true), Alerts::default());
-        assert_eq!(alerts(5, 4, 5, false), Alerts::default(), "no crossing");
-        assert_eq!(
-            alerts(20, 0, 5, false),
-            Alerts {
-                low: false,
-                depleted: true
-            }
-        );
-        assert_eq!(alerts(0, 0, 5, true), Alerts::default());
+        // (before, after, threshold, low alert sent already) → (low, depleted)
+        for (before, after, threshold, sent, (low, depleted)) in [
+            (6, 5, 5, false, (true, false)),
+            (5, 4, 5, true, (false, false)),
+            (5, 4, 5, false, (false, false)), // no crossing
+            (20, 0, 5, false, (false, true)),
+            (0, 0, 5, true, (false, false)),
+        ] {
+            assert_eq!(
+                alerts(before, after, threshold, sent),
+                Alerts { low, depleted },
+                "{before} → {after}"
+            );
+        }
         let a = alerts(6, 5, 5, false);
         assert!(low_flag_after(false, 5, 5, a));
         assert!(

@@ -2,7 +2,7 @@
 //! `InternalCaller` requires the shared service credential). Admin records what it did in its
 //! own audit log; these handlers are the only writers of the marketplace's tables.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, HttpResponseBuilder, web};
 use chrono::Utc;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use zimmer_db::models::marketplace::{AutomationChanges, NewAutomation};
@@ -42,8 +42,12 @@ pub async fn get(
     let mut conn = state.platform.pool.get().await?;
     let a = automations::get(&mut conn, path.into_inner())
         .await?
-        .ok_or_else(|| ApiError::not_found("Automation not found"))?;
+        .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(staff_view(a)))
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("Automation not found")
 }
 
 /// Vendor URLs must lead to public addresses (see `outbound`): a URL that is, or whose host
@@ -105,14 +109,12 @@ pub async fn create(_: InternalCaller, state: web::Data<AppState>, raw: web::Byt
         service_token_hash: token.as_ref().map(|(h, _)| h.as_slice()),
         service_token_tail: token.as_ref().map(|(_, t)| t.as_str()),
     };
-    let created = {
-        let mut conn = state.platform.pool.get().await?;
-        automations::insert(&mut conn, &new)
-            .await
-            .map_err(token_in_use)?
-    };
-    state.cache.invalidate().await;
-    Ok(HttpResponse::Created().json(staff_view(created)))
+    let mut conn = state.platform.pool.get().await?;
+    let created = automations::insert(&mut conn, &new)
+        .await
+        .map_err(token_in_use)?;
+    drop(conn);
+    written(&state, HttpResponse::Created(), created).await
 }
 
 /// `PUT|PATCH /internal/automations/{id}` [`AutomationInput`] → [`Automation`]: only the
@@ -126,14 +128,23 @@ pub async fn update(
     let input: AutomationInput = json_body(&raw)?;
     let c = rules::check(input, false)?.changes;
     check_destinations(&state, &c).await?;
-    let updated = {
-        let mut conn = state.platform.pool.get().await?;
-        automations::update(&mut conn, path.into_inner(), &c)
-            .await?
-            .ok_or_else(|| ApiError::not_found("Automation not found"))?
-    };
+    let mut conn = state.platform.pool.get().await?;
+    let updated = automations::update(&mut conn, path.into_inner(), &c)
+        .await?
+        .ok_or_else(not_found)?;
+    drop(conn);
+    written(&state, HttpResponse::Ok(), updated).await
+}
+
+/// The answer to a write: the catalogue caches forget the old automation first (the
+/// connection is back in the pool by then).
+async fn written(
+    state: &AppState,
+    mut answer: HttpResponseBuilder,
+    a: zimmer_db::models::marketplace::Automation,
+) -> HttpResult {
     state.cache.invalidate().await;
-    Ok(HttpResponse::Ok().json(staff_view(updated)))
+    Ok(answer.json(staff_view(a)))
 }
 
 /// Deletes an automation nobody has (and nothing else refers to); otherwise unlists it, so
@@ -147,7 +158,7 @@ pub async fn delete(
     let mut conn = state.platform.pool.get().await?;
     automations::get(&mut conn, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Automation not found"))?;
+        .ok_or_else(not_found)?;
     let deleted = if automations::has_users(&mut conn, id).await? {
         false
     } else {
@@ -174,7 +185,7 @@ pub async fn delete(
         };
         let a = automations::update(&mut conn, id, &changes)
             .await?
-            .ok_or_else(|| ApiError::not_found("Automation not found"))?;
+            .ok_or_else(not_found)?;
         AutomationDeleted {
             automation_id: id,
             deleted: false,
@@ -203,7 +214,7 @@ pub async fn issue_service_token(
     let tail = service_token_tail(&token);
     let mut conn = state.platform.pool.get().await?;
     if !automations::set_token_hash(&mut conn, id, &token_hash(&token), &tail).await? {
-        return Err(ApiError::not_found("Automation not found"));
+        return Err(not_found());
     }
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
@@ -226,7 +237,7 @@ pub async fn remove_service_token(
     let mut conn = state.platform.pool.get().await?;
     let removed = automations::clear_token(&mut conn, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Automation not found"))?;
+        .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(ServiceTokenRemoved {
         automation_id: id,
         removed,
@@ -247,7 +258,7 @@ pub async fn health_check(
         .health
         .check_one(path.into_inner())
         .await?
-        .ok_or_else(|| ApiError::not_found("Automation not found"))?;
+        .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(report))
 }
 

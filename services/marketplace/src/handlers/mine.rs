@@ -5,10 +5,11 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::AsyncConnection;
 use serde::Deserialize;
 use serde_json::json;
+use zimmer_events::contracts::internal::nullable;
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::CurrentUser;
 
-use super::{UserAutomationView, double_option, optional_json};
+use super::{UserAutomationView, optional_json};
 use crate::{
     AppState,
     domain::bot_token,
@@ -87,7 +88,7 @@ pub async fn add(
 #[schema(as = UserAutomationUpdate)]
 pub struct UpdateBody {
     /// Absent: unchanged; `null` or empty: disconnect the bot; a token: connect it.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "nullable::deserialize")]
     pub telegram_bot_token: Option<Option<String>>,
 }
 

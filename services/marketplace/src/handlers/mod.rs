@@ -10,7 +10,7 @@ pub mod mine;
 pub mod usage;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 use zimmer_db::models::marketplace::UserAutomation;
 use zimmer_http::ApiError;
 
@@ -87,14 +87,4 @@ pub fn json_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiErr
             ApiError::bad_request("Malformed JSON body")
         }
     })
-}
-
-/// For `Option<Option<T>>` fields: absent → `None`, `null` → `Some(None)`, a value →
-/// `Some(Some(v))` (use with `#[serde(default, deserialize_with = "double_option")]`).
-pub fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: Deserializer<'de>,
-{
-    Option::<T>::deserialize(de).map(Some)
 }

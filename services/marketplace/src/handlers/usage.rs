@@ -1,9 +1,9 @@
 //! A customer's token usage: history per automation, per day / month, per automation.
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::Utc;
 use serde::Deserialize;
-use zimmer_http::{ApiError, HttpResult, PageQuery, Paged};
+use zimmer_http::{ApiError, HttpResult, PageQuery, Paged, time_bound};
 use zimmer_jwt::CurrentUser;
 
 use crate::{
@@ -23,29 +23,6 @@ pub struct HistoryQuery {
     pub to: Option<String>,
 }
 
-/// An RFC 3339 instant, or a UTC day `YYYY-MM-DD` (as `to`, the whole day is included).
-fn parse_bound(
-    field: &'static str,
-    raw: Option<&str>,
-    end: bool,
-) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
-        return Ok(None);
-    };
-    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(Some(t.with_timezone(&Utc)));
-    }
-    let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .map_err(|_| ApiError::invalid(field, "must be a date (YYYY-MM-DD) or an RFC 3339 time"))?;
-    let day = if end {
-        day.checked_add_days(Days::new(1))
-            .ok_or_else(|| ApiError::invalid(field, "is out of range"))?
-    } else {
-        day
-    };
-    Ok(day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
-}
-
 /// `GET /api/user/automations/{automation_id}/usage`: consumption records, newest first.
 pub async fn history(
     user: CurrentUser,
@@ -53,8 +30,8 @@ pub async fn history(
     path: web::Path<i64>,
     query: web::Query<HistoryQuery>,
 ) -> HttpResult {
-    let from = parse_bound("from", query.from.as_deref(), false)?;
-    let to = parse_bound("to", query.to.as_deref(), true)?;
+    let from = time_bound("from", query.from.as_deref(), false)?;
+    let to = time_bound("to", query.to.as_deref(), true)?;
     if let (Some(f), Some(t)) = (from, to)
         && f >= t
     {

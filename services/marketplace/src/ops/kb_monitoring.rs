@@ -38,15 +38,7 @@ pub async fn status(
         let customers = q::customers(&mut conn, automation_id).await?;
         (target, customers)
     };
-    let url = target
-        .kb_status_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request("This automation has no KB status URL (api_kb_status_url)")
-                .with_code("no_kb_status_url")
-        })?;
+    let url = kb_url(target.kb_status_url.as_deref(), "status")?;
     let hash = target.token_hash.as_deref();
 
     let mut answers: HashMap<i64, (KbCheck, DateTime<Utc>)> = HashMap::new();
@@ -127,15 +119,7 @@ pub async fn reset(
             .await?
             .ok_or_else(|| ApiError::not_found("User automation not found"))?
     };
-    let url = target
-        .kb_reset_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request("This automation has no KB reset URL (api_kb_reset_url)")
-                .with_code("no_kb_reset_url")
-        })?;
+    let url = kb_url(target.kb_reset_url.as_deref(), "reset")?;
     let reset_status = kb::reset(
         vendor,
         url,
@@ -167,6 +151,17 @@ pub async fn reset(
         automation_id: target.automation_id,
         automation_name: target.automation_name,
         reset_status,
+    })
+}
+
+/// The automation's KB `kind` URL (`api_kb_{kind}_url`, "status" or "reset"); 400
+/// `no_kb_{kind}_url` when it has none.
+fn kb_url<'a>(url: Option<&'a str>, kind: &str) -> Result<&'a str, ApiError> {
+    url.map(str::trim).filter(|u| !u.is_empty()).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "This automation has no KB {kind} URL (api_kb_{kind}_url)"
+        ))
+        .with_code(format!("no_kb_{kind}_url"))
     })
 }
 

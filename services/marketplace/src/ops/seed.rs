@@ -85,18 +85,20 @@ pub async fn demo_automations(settings: &Settings) -> anyhow::Result<()> {
             .first(&mut conn)
             .await
             .optional()?;
+        // What ties the demo to the vendor: written on creation and followed on every run.
+        let vendor_columns = (
+            automations::provision_url.eq(&provision_url),
+            automations::health_check_url.eq(&health_url),
+            automations::api_kb_status_url.eq(&kb_status_url),
+            automations::api_kb_reset_url.eq(&kb_reset_url),
+            automations::service_token_hash.eq(&hash),
+            automations::service_token_tail.eq(&tail),
+        );
         match existing {
             Some(id) => {
                 // Follow the current vendor address and token (restarts with other settings).
                 diesel::update(automations::table.find(id))
-                    .set((
-                        automations::provision_url.eq(&provision_url),
-                        automations::health_check_url.eq(&health_url),
-                        automations::api_kb_status_url.eq(&kb_status_url),
-                        automations::api_kb_reset_url.eq(&kb_reset_url),
-                        automations::service_token_hash.eq(&hash),
-                        automations::service_token_tail.eq(&tail),
-                    ))
+                    .set(vendor_columns)
                     .execute(&mut conn)
                     .await?;
             }
@@ -107,12 +109,7 @@ pub async fn demo_automations(settings: &Settings) -> anyhow::Result<()> {
                         automations::description.eq(demo.description),
                         automations::pricing_type.eq(demo.pricing_type),
                         automations::price_per_token.eq(demo.price_per_token),
-                        automations::provision_url.eq(&provision_url),
-                        automations::health_check_url.eq(&health_url),
-                        automations::api_kb_status_url.eq(&kb_status_url),
-                        automations::api_kb_reset_url.eq(&kb_reset_url),
-                        automations::service_token_hash.eq(&hash),
-                        automations::service_token_tail.eq(&tail),
+                        vendor_columns,
                     ))
                     .execute(&mut conn)
                     .await?;

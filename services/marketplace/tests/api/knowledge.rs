@@ -48,6 +48,26 @@ async fn report(app: &zimmer_testkit::TestApp, token: Option<&str>, body: &Value
 }
 
 /// POST of a knowledge entry through the internal API.
+/// Two automations ("Bot A", "Bot B"), each with its service token.
+async fn two_vendors(app: &zimmer_testkit::TestApp) -> ((i64, String), (i64, String)) {
+    let a = automation_named(app, "Bot A").await;
+    let b = automation_named(app, "Bot B").await;
+    (
+        (a, issue_token(app, a).await),
+        (b, issue_token(app, b).await),
+    )
+}
+
+/// The tokens a vendor call is refused with (401), as consumption refuses them, and the
+/// `code` of each: none, an unknown one, `other_vendor`'s for a customer of another vendor.
+fn refused_tokens(other_vendor: &str) -> [(Option<&str>, &'static str); 3] {
+    [
+        (None, "service_token_required"),
+        (Some("zst_not-a-token"), "invalid_service_token"),
+        (Some(other_vendor), "token_not_for_user_automation"),
+    ]
+}
+
 async fn post_entry(app: &zimmer_testkit::TestApp, body: Value) -> Response {
     post(app, "/internal/knowledge", &body).await
 }
@@ -348,10 +368,7 @@ async fn kb_templates_are_created_replaced_listed_and_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vendors_read_their_customers_knowledge_with_their_own_token() {
     let (ctx, app) = market().await;
-    let a = automation_named(&app, "Bot A").await;
-    let b = automation_named(&app, "Bot B").await;
-    let token_a = issue_token(&app, a).await;
-    let token_b = issue_token(&app, b).await;
+    let ((a, token_a), (b, token_b)) = two_vendors(&app).await;
     let (ali, ali_access) = customer(&ctx, "ali@example.com").await;
     let (sara, _) = customer(&ctx, "sara@example.com").await;
     let ua = add(&app, &ali_access, a).await;
@@ -388,11 +405,7 @@ async fn vendors_read_their_customers_knowledge_with_their_own_token() {
     assert_eq!(templates[0]["category"], "General");
 
     // As consumption: no token, a wrong token, another automation's token → 401.
-    for (token, code) in [
-        (None, "service_token_required"),
-        (Some("zst_not-a-token"), "invalid_service_token"),
-        (Some(token_b.as_str()), "token_not_for_user_automation"),
-    ] {
+    for (token, code) in refused_tokens(&token_b) {
         let res = vendor_get(&app, token, &format!("?user_automation_id={ua}")).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{token:?}");
         assert_eq!(json_of(res).await["code"], code);
@@ -418,10 +431,7 @@ async fn vendors_read_their_customers_knowledge_with_their_own_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallbacks_are_reported_once_per_key_listed_and_resolved() {
     let (ctx, app) = market().await;
-    let a = automation_named(&app, "Bot A").await;
-    let b = automation_named(&app, "Bot B").await;
-    let token_a = issue_token(&app, a).await;
-    let token_b = issue_token(&app, b).await;
+    let ((a, token_a), (_, token_b)) = two_vendors(&app).await;
     let (ali, ali_access) = customer(&ctx, "ali@example.com").await;
     let (sara, sara_access) = customer(&ctx, "sara@example.com").await;
     let ua_ali = add(&app, &ali_access, a).await;
@@ -430,11 +440,7 @@ async fn fallbacks_are_reported_once_per_key_listed_and_resolved() {
 
     // Authentication as consumption, before the body is looked at.
     let body = json!({ "user_automation_id": ua_ali, "message": "hi" });
-    for (token, code) in [
-        (None, "service_token_required"),
-        (Some("zst_nope"), "invalid_service_token"),
-        (Some(token_b.as_str()), "token_not_for_user_automation"),
-    ] {
+    for (token, code) in refused_tokens(&token_b) {
         let res = report(&app, token, &body).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{token:?}");
         assert_eq!(json_of(res).await["code"], code);

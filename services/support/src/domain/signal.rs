@@ -62,23 +62,9 @@ pub fn event(event_id: Uuid) -> serde_json::Result<String> {
 mod tests {
     use super::*;
 
-    fn view(user_id: i64, id: i64) -> NotificationView {
-        NotificationView {
-            id,
-            kind: "system".into(),
-            title: "t".into(),
-            body: "b".into(),
-            data: serde_json::json!({}),
-            is_read: false,
-            created_at: chrono::Utc::now(),
-            read_at: None,
-            user_id,
-        }
-    }
-
     #[test]
     fn inline_signal_round_trips_with_its_user() {
-        let v = view(5, 99);
+        let v = NotificationView::sample(5, 99);
         let s = serde_json::to_string(&Inline { u: 5, n: v.clone() }).unwrap();
         let back: Inline = serde_json::from_str(&s).unwrap();
         assert_eq!(back.u, 5);

@@ -23,6 +23,24 @@ pub struct NotificationView {
     pub user_id: i64,
 }
 
+#[cfg(test)]
+impl NotificationView {
+    /// A plain unread notification `id` of `user_id`, for unit tests.
+    pub(crate) fn sample(user_id: i64, id: i64) -> Self {
+        Self {
+            id,
+            kind: "system".into(),
+            title: "t".into(),
+            body: "b".into(),
+            data: serde_json::json!({}),
+            is_read: false,
+            created_at: Utc::now(),
+            read_at: None,
+            user_id,
+        }
+    }
+}
+
 impl From<Notification> for NotificationView {
     fn from(n: Notification) -> Self {
         Self {

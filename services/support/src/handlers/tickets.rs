@@ -8,7 +8,8 @@ use actix_web::{
     http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE},
     web,
 };
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+use zimmer_events::contracts::internal::nullable;
 use zimmer_http::{
     ApiError, HttpResult, PageQuery,
     validate::{self, Validator},
@@ -341,15 +342,6 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// Absent → `None`; `null` → `Some(None)`; a value → `Some(Some(v))`.
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// `PUT /api/tickets/{id}`: `{status?, priority?, importance?, assigned_to?}` and/or `{message}`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct UpdateBody {
@@ -359,7 +351,8 @@ pub struct UpdateBody {
     pub priority: Option<String>,
     #[serde(default)]
     pub importance: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    /// Absent: unchanged; `null`: unassigned.
+    #[serde(default, with = "nullable")]
     pub assigned_to: Option<Option<i64>>,
     #[serde(default)]
     pub message: Option<String>,

@@ -385,6 +385,18 @@ async fn write_message(
     Ok((message, attachment, next))
 }
 
+/// Ticket `id` locked for a change, when `actor` may see it; 404 otherwise.
+async fn locked_for(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    id: i64,
+) -> Result<Ticket, ApiError> {
+    tq::ticket_for_update(conn, id)
+        .await?
+        .filter(|t| actor.can_see(t))
+        .ok_or_else(not_found)
+}
+
 /// Whether `actor` may see ticket `id` (before storing a file for it).
 async fn precheck(state: &AppState, actor: Actor, id: i64) -> Result<(), ApiError> {
     let mut conn = state.platform.pool.get().await?;
@@ -416,10 +428,7 @@ pub async fn add_message(
     let result = async {
         let mut conn = state.platform.pool.get().await?;
         conn.transaction(async |conn| {
-            let ticket = tq::ticket_for_update(conn, ticket_id)
-                .await?
-                .filter(|t| actor.can_see(t))
-                .ok_or_else(not_found)?;
+            let ticket = locked_for(conn, actor, ticket_id).await?;
             let (message, attachment, next) =
                 write_message(conn, actor, &ticket, &text, stored.as_ref()).await?;
             tq::update_ticket(
@@ -487,10 +496,7 @@ pub async fn update_ticket(
 ) -> Result<TicketView, ApiError> {
     let mut conn = state.platform.pool.get().await?;
     conn.transaction(async |conn| {
-        let ticket = tq::ticket_for_update(conn, ticket_id)
-            .await?
-            .filter(|t| actor.can_see(t))
-            .ok_or_else(not_found)?;
+        let ticket = locked_for(conn, actor, ticket_id).await?;
         let side = actor.side(&ticket);
         if side == Side::Customer
             && (update.priority.is_some()

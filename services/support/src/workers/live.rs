@@ -342,26 +342,12 @@ impl Drop for Subscription {
 mod tests {
     use super::*;
 
-    fn view(user_id: i64, id: i64) -> NotificationView {
-        NotificationView {
-            id,
-            kind: "system".into(),
-            title: "t".into(),
-            body: "b".into(),
-            data: serde_json::json!({}),
-            is_read: false,
-            created_at: chrono::Utc::now(),
-            read_at: None,
-            user_id,
-        }
-    }
-
     #[tokio::test]
     async fn delivers_only_to_that_users_streams_and_cleans_up() {
         let hub = Hub::new();
         let mut a = hub.subscribe(1, LIMITS).unwrap();
         let mut b = hub.subscribe(2, LIMITS).unwrap();
-        hub.deliver(view(1, 10));
+        hub.deliver(NotificationView::sample(1, 10));
         match a.rx.recv().await.unwrap() {
             Push::One(v) => assert_eq!(v.id, 10),
             Push::Resync => panic!("expected a notification"),

@@ -93,23 +93,7 @@ async fn each_event_type_notifies_the_right_people() {
     let (staff, _) = s.user("staff@example.com", Role::SupportStaff).await;
     let (tech, _) = s.user("tech@example.com", Role::TechnicalTeam).await;
     let (manager, _) = s.user("manager@example.com", Role::Manager).await;
-    let ua: i64 = {
-        #[derive(diesel::QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            id: i64,
-        }
-        use diesel_async::RunQueryDsl;
-        let mut conn = s.ctx.db.connect().await;
-        diesel::sql_query(format!(
-            "WITH a AS (INSERT INTO automations (name) VALUES ('ربات فروش') RETURNING id) \
-             INSERT INTO user_automations (user_id, automation_id) SELECT {c1}, id FROM a RETURNING id"
-        ))
-        .get_result::<Id>(&mut conn)
-        .await
-        .unwrap()
-        .id
-    };
+    let ua = s.user_automation(c1, "ربات فروش").await;
     let p = s.publisher().await;
     let events = [
         Envelope::new(
@@ -348,27 +332,13 @@ async fn the_notification_api_only_touches_own_notifications() {
     );
 }
 
-async fn open_stream(s: &Support, path: &str) -> Sse {
-    let res = s.app.get(path).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.headers()["content-type"], "text/event-stream");
-    let mut sse = Sse::new(res);
-    // The opening block: `retry` and a comment, no event.
-    let first = sse.next(WAIT).await.unwrap();
-    assert!(
-        first.iter().all(|i| !matches!(i, SseItem::Event { .. })),
-        "{first:?}"
-    );
-    sse
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staff_reply_reaches_the_customers_stream_once() {
     let s = Support::start().await;
     let (customer, ct) = s.user("streamer@example.com", Role::Customer).await;
     let (_staff, st) = s.user("agent@example.com", Role::SupportStaff).await;
     let id = s.ticket(&ct, "کمک", "سلام").await;
-    let mut sse = open_stream(&s, &format!("/api/notifications/stream?token={ct}")).await;
+    let mut sse = s.open_stream(&ct).await;
 
     let sent = Instant::now();
     assert_eq!(
@@ -457,12 +427,12 @@ async fn streams_authenticate_keep_alive_with_comments_and_replay_what_was_misse
     }
     // Two streams per user here: a third is served and replaces the oldest of the other
     // two (`bearer` is that one, so it is opened again; tests/streams.rs covers the rest).
-    let _second = open_stream(&s, &format!("/api/notifications/stream?token={token}")).await;
-    let _third = open_stream(&s, &format!("/api/notifications/stream?token={token}")).await;
+    let _second = s.open_stream(&token).await;
+    let _third = s.open_stream(&token).await;
     assert!(bearer.ends_within(WAIT).await, "the oldest stream ends");
     drop(_second);
     drop(_third);
-    let mut bearer = open_stream(&s, &format!("/api/notifications/stream?token={token}")).await;
+    let mut bearer = s.open_stream(&token).await;
 
     // Two notifications; another user's is never shown.
     let p = s.publisher().await;
@@ -487,7 +457,7 @@ async fn streams_authenticate_keep_alive_with_comments_and_replay_what_was_misse
     // A reconnect with Last-Event-ID gets what came after it.
     let res = s
         .app
-        .get(&format!("/api/notifications/stream?token={token}"))
+        .get(&stream_path(&token))
         .header("Last-Event-ID", first_id.unwrap())
         .send()
         .await
@@ -506,7 +476,7 @@ async fn a_revoked_session_ends_its_stream() {
         .await;
     let session = Uuid::new_v4();
     let token = s.ctx.mint_access_token(id, Role::Customer, session);
-    let mut sse = open_stream(&s, &format!("/api/notifications/stream?token={token}")).await;
+    let mut sse = s.open_stream(&token).await;
     let p = s.publisher().await;
     let revoked = Envelope::new(
         "auth",
@@ -525,10 +495,7 @@ async fn a_revoked_session_ends_its_stream() {
         }
     }
     assert_eq!(
-        s.app
-            .get(&format!("/api/notifications/stream?token={token}"))
-            .status()
-            .await,
+        s.app.get(&stream_path(&token)).status().await,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -549,14 +516,7 @@ async fn a_reply_on_one_instance_reaches_a_stream_on_another() {
     let (_c, ct) = s.user("two@example.com", Role::Customer).await;
     let (_m, mt) = s.user("mgr@example.com", Role::Manager).await;
     let id = s.ticket(&ct, "multi", "instance").await;
-    let res = other
-        .get(&format!("/api/notifications/stream?token={ct}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let mut sse = Sse::new(res);
-    sse.next(WAIT).await.unwrap();
+    let mut sse = Sse::opened(other.get(&stream_path(&ct)).send().await.unwrap()).await;
     assert_eq!(
         s.put(&format!("/api/tickets/{id}"), &mt)
             .json(&json!({"message": "answered elsewhere", "status": "resolved"}))

@@ -9,27 +9,10 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Call, Sse, SseItem, Support, WAIT, json, spawn_support};
+use common::{Call, Sse, Support, WAIT, json, spawn_support, stream_path};
 use reqwest::StatusCode;
 use serde_json::json;
 use zimmer_jwt::Role;
-
-async fn open(s: &Support, token: &str) -> Sse {
-    let res = s
-        .app
-        .get(&format!("/api/notifications/stream?token={token}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let mut sse = Sse::new(res);
-    let first = sse.next(WAIT).await.expect("the opening block");
-    assert!(
-        first.iter().all(|i| !matches!(i, SseItem::Event { .. })),
-        "{first:?}"
-    );
-    sse
-}
 
 /// A staff reply on the customer's ticket: one notification for the customer, at commit.
 async fn reply(s: &Support, staff_token: &str, ticket: i64, text: &str) {
@@ -49,10 +32,10 @@ async fn a_users_stream_beyond_the_cap_replaces_their_oldest() {
     let (_a, at) = s.user("agent@example.com", Role::SupportStaff).await;
     let ticket = s.ticket(&ct, "tabs", "many tabs").await;
 
-    let mut oldest = open(&s, &ct).await;
-    let mut middle = open(&s, &ct).await;
+    let mut oldest = s.open_stream(&ct).await;
+    let mut middle = s.open_stream(&ct).await;
     // Today's panel, moving between pages: one more stream than the cap. It is served…
-    let mut newest = open(&s, &ct).await;
+    let mut newest = s.open_stream(&ct).await;
     // …and the oldest ends, telling its client when to come back and from where.
     assert!(
         oldest.ends_within(WAIT).await,
@@ -81,14 +64,9 @@ async fn the_instance_is_bounded_and_a_client_that_goes_away_frees_its_slot_prom
     let (_a, at) = s.user("first@example.com", Role::Customer).await;
     let (_b, bt) = s.user("second@example.com", Role::Customer).await;
 
-    let first = open(&s, &at).await;
+    let first = s.open_stream(&at).await;
     // The instance is full: a clear JSON 503 with Retry-After, not a hanging connection.
-    let res = s
-        .app
-        .get(&format!("/api/notifications/stream?token={bt}"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.app.get(&stream_path(&bt)).send().await.unwrap();
     assert!(res.headers().get("retry-after").is_some());
     let (status, body) = json(res).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -98,12 +76,7 @@ async fn the_instance_is_bounded_and_a_client_that_goes_away_frees_its_slot_prom
     drop(first);
     let gone = Instant::now();
     loop {
-        let res = s
-            .app
-            .get(&format!("/api/notifications/stream?token={bt}"))
-            .send()
-            .await
-            .unwrap();
+        let res = s.app.get(&stream_path(&bt)).send().await.unwrap();
         if res.status() == StatusCode::OK {
             break;
         }
@@ -134,7 +107,7 @@ async fn draining_ends_every_stream_and_a_reconnect_elsewhere_loses_nothing() {
     reply(&s, &at, ticket, "before any stream").await;
 
     // One stream that carries an event, and one opened after it that carries none.
-    let mut busy = open(&s, &ct).await;
+    let mut busy = s.open_stream(&ct).await;
     reply(&s, &at, ticket, "while streaming").await;
     let live_id = s
         .count(&format!(
@@ -150,7 +123,7 @@ async fn draining_ends_every_stream_and_a_reconnect_elsewhere_loses_nothing() {
             break id;
         }
     };
-    let mut quiet = open(&s, &ct).await;
+    let mut quiet = s.open_stream(&ct).await;
 
     s.draining.start();
     for (name, sse) in [("busy", &mut busy), ("quiet", &mut quiet)] {
@@ -165,12 +138,7 @@ async fn draining_ends_every_stream_and_a_reconnect_elsewhere_loses_nothing() {
     }
     // A stream opened on the draining instance is served and ended at once, so its client
     // reconnects (elsewhere) instead of failing.
-    let res = s
-        .app
-        .get(&format!("/api/notifications/stream?token={ct}"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.app.get(&stream_path(&ct)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert!(Sse::new(res).ends_within(Duration::from_secs(5)).await);
 
@@ -180,7 +148,7 @@ async fn draining_ends_every_stream_and_a_reconnect_elsewhere_loses_nothing() {
     // Each client reconnects to the other instance with its Last-Event-ID.
     for name in ["busy", "quiet"] {
         let res = other
-            .get(&format!("/api/notifications/stream?token={ct}"))
+            .get(&stream_path(&ct))
             .header("Last-Event-ID", seen_id.clone().unwrap())
             .send()
             .await

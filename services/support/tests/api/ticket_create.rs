@@ -12,25 +12,6 @@ use serde_json::Value;
 use zimmer_events::{Envelope, contracts::TicketCreated};
 use zimmer_jwt::Role;
 
-async fn insert_user_automation(s: &Support, user_id: i64) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        id: i64,
-    }
-    use diesel_async::RunQueryDsl;
-    let mut conn = s.ctx.db.connect().await;
-    diesel::sql_query(format!(
-        "WITH a AS (INSERT INTO automations (name) VALUES ('ربات پشتیبانی') RETURNING id) \
-         INSERT INTO user_automations (user_id, automation_id) SELECT {user_id}, id FROM a \
-         RETURNING id"
-    ))
-    .get_result::<Id>(&mut conn)
-    .await
-    .unwrap()
-    .id
-}
-
 /// The `ticket.created` outbox rows: (payload, published).
 async fn created_events(s: &Support) -> Vec<(Value, bool)> {
     #[derive(diesel::QueryableByName)]
@@ -59,7 +40,7 @@ async fn a_new_ticket_answers_what_is_stored_and_its_event_carries_its_id() {
     let s = Support::start().await;
     let (customer, ct) = s.user("nika@example.com", Role::Customer).await;
     s.set_name(customer, "نیکا").await;
-    let ua = insert_user_automation(&s, customer).await;
+    let ua = s.user_automation(customer, "ربات پشتیبانی").await;
 
     // The panel's multipart, with the customer's own automation and a file.
     let res = Form::new()
@@ -130,7 +111,7 @@ async fn someone_elses_automation_writes_nothing_not_even_the_file() {
     let s = Support::start().await;
     let (owner, _) = s.user("owner@example.com", Role::Customer).await;
     let (_other, ot) = s.user("other@example.com", Role::Customer).await;
-    let ua = insert_user_automation(&s, owner).await;
+    let ua = s.user_automation(owner, "ربات پشتیبانی").await;
 
     let res = Form::new()
         .text("subject", "not mine")

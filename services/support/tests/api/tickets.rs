@@ -556,26 +556,18 @@ async fn staff_filter_assign_and_the_assignee_must_be_staff() {
             .map(|t| t["id"].as_i64().unwrap())
             .collect()
     };
-    let (_, l) = s
-        .get("/api/tickets?assigned_to=me", &agent_t)
-        .json_or_text()
-        .await;
-    assert_eq!(ids(&l), vec![t1]);
-    let (_, l) = s
-        .get("/api/tickets?assigned_to=none", &mt)
-        .json_or_text()
-        .await;
-    assert_eq!(ids(&l), vec![t2]);
-    let (_, l) = s
-        .get(&format!("/api/tickets?user_id={c1}"), &mt)
-        .json_or_text()
-        .await;
-    assert_eq!(ids(&l), vec![t1]);
-    let (_, l) = s
-        .get("/api/tickets?status=open,resolved", &mt)
-        .json_or_text()
-        .await;
-    assert_eq!(ids(&l), vec![t2]);
+    for (query, token, want) in [
+        ("assigned_to=me".to_owned(), &agent_t, vec![t1]),
+        ("assigned_to=none".to_owned(), &mt, vec![t2]),
+        (format!("user_id={c1}"), &mt, vec![t1]),
+        ("status=open,resolved".to_owned(), &mt, vec![t2]),
+    ] {
+        let (_, l) = s
+            .get(&format!("/api/tickets?{query}"), token)
+            .json_or_text()
+            .await;
+        assert_eq!(ids(&l), want, "{query}");
+    }
     let (_, l) = s
         .get("/api/tickets?page=2&page_size=1", &mt)
         .json_or_text()

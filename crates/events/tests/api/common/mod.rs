@@ -27,7 +27,11 @@ use tokio::{net::TcpSocket, task::JoinHandle};
 use uuid::Uuid;
 use zimmer_config::{AmqpSettings, DatabaseSettings, Secret};
 use zimmer_db::DbPool;
-use zimmer_events::{BoxFuture, Envelope, EventHandler, HandlerError};
+use zimmer_events::{
+    BoxFuture, Broker, ConsumerHandle, ConsumerSpec, Envelope, EventHandler, HandlerError,
+    spawn_consumer,
+};
+use zimmer_telemetry::Metrics;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -202,6 +206,36 @@ pub fn amqp_settings_with_url(url: String) -> AmqpSettings {
     }
 }
 
+/// `spawn_consumer` of `spec` and `handler` on the test's database, broker and metrics.
+pub fn spawn_on(
+    db: &TestDb,
+    broker: &Broker,
+    metrics: &Metrics,
+    spec: ConsumerSpec,
+    handler: Arc<dyn EventHandler>,
+) -> ConsumerHandle {
+    spawn_consumer(
+        db.pool.clone(),
+        broker.clone(),
+        spec,
+        handler,
+        metrics.clone(),
+    )
+}
+
+/// A consumer of `queue` on `channel` (acks are the caller's).
+pub async fn consume(channel: &Channel, queue: &str, tag: &str) -> lapin::Consumer {
+    channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+}
+
 pub async fn connect() -> Connection {
     Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
@@ -264,15 +298,7 @@ impl Probe {
             )
             .await
             .unwrap();
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let consumer = consume(&channel, &queue, "").await;
         Probe {
             conn,
             channel,
@@ -433,6 +459,19 @@ pub struct Proxy {
     target: SocketAddr,
     accept: Mutex<Option<JoinHandle<()>>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+/// A proxy in front of RabbitMQ and settings for an exchange of the test's own: the first
+/// through the proxy (for the code under test), the second straight to RabbitMQ (for the test's
+/// own probe and publisher, which see and send across the outage).
+pub async fn proxied() -> (Proxy, AmqpSettings, AmqpSettings) {
+    let proxy = Proxy::start().await;
+    let settings = amqp_settings_with_url(proxy.url());
+    let direct = AmqpSettings {
+        url: Secret::new(amqp_url()),
+        ..settings.clone()
+    };
+    (proxy, settings, direct)
 }
 
 impl Proxy {

@@ -6,7 +6,6 @@ use diesel::{QueryableByName, sql_types::BigInt};
 use diesel_async::RunQueryDsl;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
-use uuid::Uuid;
 use zimmer_jwt::Role;
 use zimmer_testkit::{TempDir, TestApp, TestContext};
 
@@ -172,8 +171,7 @@ impl World {
 
     /// A user row and an access token for them (what auth would issue).
     pub async fn user(&self, email: &str, role: Role) -> (i64, String) {
-        let id = self.ctx.create_user(email, role).await;
-        (id, self.ctx.mint_access_token(id, role, Uuid::new_v4()))
+        self.ctx.user_with_token(email, role).await
     }
 
     pub async fn sql(&self, sql: &str) {
@@ -219,6 +217,17 @@ impl World {
         (automation, ua)
     }
 
+    /// The automation "KB Bot", its knowledge-base status and reset calls served by `kb`.
+    pub async fn kb_automation(&self, kb: &zimmer_fake_vendor::FakeVendor) -> i64 {
+        self.insert(&format!(
+            "INSERT INTO automations (name, description, price_per_token, api_kb_status_url, \
+             api_kb_reset_url) VALUES ('KB Bot', 'kb', 1000, '{}', '{}') RETURNING id",
+            kb.kb_status_url(),
+            kb.kb_reset_url()
+        ))
+        .await
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.admin.get(path).bearer_auth(token).call().await
     }
@@ -227,6 +236,39 @@ impl World {
         let res = self.get(path, token).await;
         assert_eq!(res.status(), StatusCode::OK, "GET {path}");
         res.json().await.unwrap()
+    }
+
+    /// Each list's `total` as `token` reads it: `(path, expected)`.
+    pub async fn assert_totals(&self, token: &str, cases: &[(&str, i64)]) {
+        for (path, total) in cases {
+            assert_eq!(self.json(path, token).await["total"], *total, "{path}");
+        }
+    }
+
+    /// Each GET's status as `token` calls it: `(path, expected)`.
+    pub async fn assert_statuses(&self, token: &str, cases: &[(&str, StatusCode)]) {
+        for (path, status) in cases {
+            assert_eq!(self.get(path, token).await.status(), *status, "GET {path}");
+        }
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.admin.delete(path).bearer_auth(token).call().await
+    }
+
+    /// [`World::send`] that must answer `expected`; the body as JSON (`Null` when none).
+    pub async fn send_expecting(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+        expected: StatusCode,
+    ) -> Value {
+        let (status, v) =
+            zimmer_testkit::json_of(self.send(method.clone(), path, token, body).await).await;
+        assert_eq!(status, expected, "{method} {path}: {v}");
+        v
     }
 
     pub async fn send(

@@ -120,13 +120,18 @@ pub async fn customer(ctx: &TestContext, email: &str, automation_id: i64) -> Cus
     }
 }
 
+/// A customer of an automation "A" at 15,000 rials a token, in `h`.
+pub async fn customer_of_a(h: &Harness, email: &str) -> Customer {
+    let a = automation(&h.ctx, "A", 15_000).await;
+    customer(&h.ctx, email, a).await
+}
+
 /// Billing started with no overrides, an automation "A" at 15,000 rials a token and a
-/// customer of it: how most payment tests begin.
+/// customer of it: how most payment tests begin (with overrides: [`customer_of_a`]).
 pub async fn shop(email: &str) -> (Harness, i64, Customer) {
     let h = harness(&[]).await;
-    let a = automation(&h.ctx, "A", 15_000).await;
-    let c = customer(&h.ctx, email, a).await;
-    (h, a, c)
+    let c = customer_of_a(&h, email).await;
+    (h, c.automation_id, c)
 }
 
 pub async fn init(app: &TestApp, c: &Customer, body: Value) -> Response {

@@ -116,6 +116,35 @@ impl Support {
         self.app.delete(path).bearer_auth(token)
     }
 
+    /// Opens this instance's notification stream for `token` ([`Sse::opened`]).
+    pub async fn open_stream(&self, token: &str) -> Sse {
+        Sse::opened(self.app.get(&stream_path(token)).send().await.unwrap()).await
+    }
+
+    /// A subscription of `user_id` to a new automation called `name`: its
+    /// `user_automations` id.
+    pub async fn user_automation(&self, user_id: i64, name: &str) -> i64 {
+        use diesel::sql_types::{BigInt, Text};
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+        }
+        let mut conn = self.ctx.db.connect().await;
+        diesel::sql_query(
+            "WITH a AS (INSERT INTO automations (name) VALUES ($1) RETURNING id) \
+             INSERT INTO user_automations (user_id, automation_id) SELECT $2, id FROM a \
+             RETURNING id",
+        )
+        .bind::<Text, _>(name)
+        .bind::<BigInt, _>(user_id)
+        .get_result::<Id>(&mut conn)
+        .await
+        .unwrap()
+        .id
+    }
+
     /// A JSON ticket; answers its id.
     pub async fn ticket(&self, token: &str, subject: &str, message: &str) -> i64 {
         let res = self
@@ -248,6 +277,11 @@ pub fn png_bytes() -> Vec<u8> {
     b
 }
 
+/// The notification stream with the token in the query, as `EventSource` connects.
+pub fn stream_path(token: &str) -> String {
+    format!("/api/notifications/stream?token={token}")
+}
+
 /// Reads an SSE response chunk by chunk.
 pub struct Sse {
     res: Response,
@@ -279,6 +313,20 @@ impl Sse {
             closed: false,
             last_event_id: None,
         }
+    }
+
+    /// A stream that opened: 200, `text/event-stream`, and its opening block (`retry` and a
+    /// comment, no event) already read.
+    pub async fn opened(res: Response) -> Self {
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        let mut sse = Self::new(res);
+        let first = sse.next(WAIT).await.expect("the opening block");
+        assert!(
+            first.iter().all(|i| !matches!(i, SseItem::Event { .. })),
+            "{first:?}"
+        );
+        sse
     }
 
     /// The next block (up to a blank line), or `None` when the stream ends or `within` passes.
