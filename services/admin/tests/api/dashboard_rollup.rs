@@ -336,6 +336,12 @@ async fn one_run_at_a_time() {
         w.count("SELECT count(*) AS n FROM dashboard_daily").await,
         0
     );
+    // Unlock explicitly: dropping the connection frees the lock only when the backend has
+    // exited, which can come after the next statement (a flaky race otherwise).
+    diesel::sql_query("SELECT pg_advisory_unlock(x'7a696d6d65727275'::bigint)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
     drop(holder);
     let run = zimmer_admin::workers::rollup::run_on(&mut conn)
         .await
