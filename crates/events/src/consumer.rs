@@ -357,6 +357,33 @@ async fn await_recovery(broker: &Broker, conn: &Arc<Connection>, channel: &Chann
     }
 }
 
+/// A session's delivery stream failed (`error`) or ended (`None`). After a failure it waits
+/// for lapin to recover the channel (`None`: the subscription carries on); otherwise the
+/// channel is closed and the session ends to be rebuilt.
+async fn stream_lost(
+    broker: &Broker,
+    conn: &Arc<Connection>,
+    channel: &Channel,
+    handle: &ConsumerHandle,
+    error: Option<lapin::Error>,
+) -> Option<SessionEnd> {
+    let reason = match error {
+        Some(e) => {
+            handle.set_consuming(false);
+            tracing::warn!(consumer = handle.name(), error = %e, "consumer channel down; waiting for recovery");
+            if await_recovery(broker, conn, channel).await {
+                tracing::info!(consumer = handle.name(), "consumer channel recovered");
+                handle.set_consuming(true);
+                return None;
+            }
+            "channel not recovered"
+        }
+        None => "subscription cancelled",
+    };
+    close_channel(channel).await;
+    Some(SessionEnd::Rebuild(reason.to_owned()))
+}
+
 /// Sets the channel's prefetch, declares its queues (`declare`) and starts consuming `queue`;
 /// if any step fails the channel is closed, so a half-prepared channel never lingers.
 async fn start_consuming(
@@ -483,20 +510,13 @@ impl Worker {
                         return SessionEnd::Rebuild(reason);
                     }
                 }
-                Some(Err(e)) => {
-                    handle.set_consuming(false);
-                    tracing::warn!(consumer = self.name(), error = %e, "consumer channel down; waiting for recovery");
-                    if await_recovery(&self.broker, &conn, &channel).await {
-                        tracing::info!(consumer = self.name(), "consumer channel recovered");
-                        handle.set_consuming(true);
-                        continue;
+                lost => {
+                    let error = lost.and_then(Result::err);
+                    if let Some(end) =
+                        stream_lost(&self.broker, &conn, &channel, &handle, error).await
+                    {
+                        return end;
                     }
-                    close_channel(&channel).await;
-                    return SessionEnd::Rebuild("channel not recovered".to_owned());
-                }
-                None => {
-                    close_channel(&channel).await;
-                    return SessionEnd::Rebuild("subscription cancelled".to_owned());
                 }
             }
         }
@@ -936,19 +956,11 @@ where
                     .await;
                 }
             },
-            Some(Err(e)) => {
-                handle.set_consuming(false);
-                tracing::warn!(error = %e, "broadcast channel down; waiting for recovery");
-                if await_recovery(broker, &conn, &channel).await {
-                    handle.set_consuming(true);
-                    continue;
+            lost => {
+                let error = lost.and_then(Result::err);
+                if let Some(end) = stream_lost(broker, &conn, &channel, handle, error).await {
+                    return end;
                 }
-                close_channel(&channel).await;
-                return SessionEnd::Rebuild("channel not recovered".to_owned());
-            }
-            None => {
-                close_channel(&channel).await;
-                return SessionEnd::Rebuild("subscription cancelled".to_owned());
             }
         }
     }

@@ -50,9 +50,12 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
+/// A request's JSON body (always an object: see `body_object`).
+type Body = serde_json::Map<String, Value>;
+
 /// An integer the way the gateway accepts one: a JSON number (integral) or a numeric string.
-fn int_field(v: &Value, key: &str) -> Option<i64> {
-    match v.get(key)? {
+fn int_field(body: &Body, key: &str) -> Option<i64> {
+    match body.get(key)? {
         Value::Number(n) => n
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
@@ -285,7 +288,7 @@ fn ok(data: Value) -> HttpResponse {
 }
 
 /// The JSON body, or the -9 answer for one that is not an object.
-fn body_object(raw: &[u8]) -> Result<serde_json::Map<String, Value>, Box<HttpResponse>> {
+fn body_object(raw: &[u8]) -> Result<Body, Box<HttpResponse>> {
     match serde_json::from_slice::<Value>(raw) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(Box::new(validation_error(vec![
@@ -329,7 +332,37 @@ fn merchant_and_authority(raw: &[u8]) -> Result<(String, String), Box<HttpRespon
     }
 }
 
-fn merchant(body: &serde_json::Map<String, Value>, v: &mut Vec<Value>) -> Option<String> {
+/// The body of a call about an amount (request, verify) with its `merchant_id` and `amount`
+/// checked (their validation messages go to `v`), or the answer to a non-object.
+fn merchant_and_amount(
+    raw: &[u8],
+    v: &mut Vec<Value>,
+) -> Result<(Body, Option<String>, Option<i64>), Box<HttpResponse>> {
+    let body = body_object(raw)?;
+    let merchant_id = merchant(&body, v);
+    let amount = amount(&body, v);
+    Ok((body, merchant_id, amount))
+}
+
+/// The answer to a call that names one of the merchant's sessions (inquiry, reverse):
+/// `answer`'s, or the gateway's to a malformed request or a session that is not there.
+fn on_session(
+    state: &FakeState,
+    raw: &[u8],
+    answer: impl FnOnce(&mut Session) -> HttpResponse,
+) -> HttpResponse {
+    let (merchant_id, authority) = match merchant_and_authority(raw) {
+        Ok(pair) => pair,
+        Err(res) => return *res,
+    };
+    let mut inner = state.lock();
+    match merchant_session(&mut inner, &merchant_id, &authority) {
+        Ok(s) => answer(s),
+        Err(res) => *res,
+    }
+}
+
+fn merchant(body: &Body, v: &mut Vec<Value>) -> Option<String> {
     match body.get("merchant_id").and_then(Value::as_str) {
         None => {
             v.push(json!({"merchant_id": "The merchant id field is required."}));
@@ -343,7 +376,7 @@ fn merchant(body: &serde_json::Map<String, Value>, v: &mut Vec<Value>) -> Option
     }
 }
 
-fn amount(body: &Value, v: &mut Vec<Value>) -> Option<i64> {
+fn amount(body: &Body, v: &mut Vec<Value>) -> Option<i64> {
     match int_field(body, "amount") {
         Some(a) if a > 0 => Some(a),
         Some(_) => {
@@ -357,7 +390,7 @@ fn amount(body: &Value, v: &mut Vec<Value>) -> Option<i64> {
     }
 }
 
-fn authority(body: &serde_json::Map<String, Value>, v: &mut Vec<Value>) -> Option<String> {
+fn authority(body: &Body, v: &mut Vec<Value>) -> Option<String> {
     match body.get("authority").and_then(Value::as_str) {
         Some(a) if !a.trim().is_empty() => Some(a.trim().to_owned()),
         _ => {
@@ -368,14 +401,11 @@ fn authority(body: &serde_json::Map<String, Value>, v: &mut Vec<Value>) -> Optio
 }
 
 async fn request(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
-    let body = match body_object(&raw) {
-        Ok(b) => b,
+    let mut v = Vec::new();
+    let (body, merchant_id, amount) = match merchant_and_amount(&raw, &mut v) {
+        Ok(checked) => checked,
         Err(res) => return *res,
     };
-    let whole = Value::Object(body.clone());
-    let mut v = Vec::new();
-    let merchant_id = merchant(&body, &mut v);
-    let amount = amount(&whole, &mut v);
     let currency = match body.get("currency") {
         None | Some(Value::Null) => "IRR".to_owned(),
         Some(Value::String(c)) if c == "IRR" || c == "IRT" => c.clone(),
@@ -460,14 +490,11 @@ async fn request(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
 }
 
 async fn verify(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
-    let body = match body_object(&raw) {
-        Ok(b) => b,
+    let mut v = Vec::new();
+    let (body, merchant_id, amount) = match merchant_and_amount(&raw, &mut v) {
+        Ok(checked) => checked,
         Err(res) => return *res,
     };
-    let whole = Value::Object(body.clone());
-    let mut v = Vec::new();
-    let merchant_id = merchant(&body, &mut v);
-    let amount = amount(&whole, &mut v);
     let authority = authority(&body, &mut v);
     let (Some(merchant_id), Some(amount), Some(authority)) = (merchant_id, amount, authority)
     else {
@@ -533,24 +560,16 @@ fn verified(code: i64, s: &Session) -> HttpResponse {
 }
 
 async fn inquiry(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
-    let (merchant_id, authority) = match merchant_and_authority(&raw) {
-        Ok(pair) => pair,
-        Err(res) => return *res,
-    };
-    let mut inner = state.lock();
-    match merchant_session(&mut inner, &merchant_id, &authority) {
-        Err(res) => *res,
-        // The state as the bank has it: a payer's browser saying NOK does not change it (a
-        // session is FAILED only when the payer canceled or the bank declined at StartPay).
-        Ok(s) => {
-            s.inquiry_calls += 1;
-            ok(json!({
+    // The state as the bank has it: a payer's browser saying NOK does not change it (a
+    // session is FAILED only when the payer canceled or the bank declined at StartPay).
+    on_session(&state, &raw, |s| {
+        s.inquiry_calls += 1;
+        ok(json!({
             "code": 100,
             "message": "Success",
             "status": serde_json::to_value(s.state).unwrap_or(Value::Null),
-            }))
-        }
-    }
+        }))
+    })
 }
 
 async fn unverified(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
@@ -587,27 +606,19 @@ async fn unverified(state: web::Data<FakeState>, raw: web::Bytes) -> HttpRespons
 }
 
 async fn reverse(state: web::Data<FakeState>, raw: web::Bytes) -> HttpResponse {
-    let (merchant_id, authority) = match merchant_and_authority(&raw) {
-        Ok(pair) => pair,
-        Err(res) => return *res,
-    };
-    let mut inner = state.lock();
-    match merchant_session(&mut inner, &merchant_id, &authority) {
-        Err(res) => *res,
-        Ok(s) if s.state != SessionState::Verified => {
+    on_session(&state, &raw, |s| {
+        let expired = s
+            .verified_at
+            .is_some_and(|t| Utc::now() - t > chrono::Duration::minutes(30));
+        if s.state != SessionState::Verified {
             refused(-61, "Session is not in success status.")
-        }
-        Ok(s)
-            if s.verified_at
-                .is_some_and(|t| Utc::now() - t > chrono::Duration::minutes(30)) =>
-        {
+        } else if expired {
             refused(-63, "Maximum time for reverse this session is expired.")
-        }
-        Ok(s) => {
+        } else {
             s.state = SessionState::Reversed;
             ok(json!({ "code": 100, "message": "Reversed" }))
         }
-    }
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -711,5 +722,66 @@ mod tests {
         assert!(a.starts_with('A'));
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, new_authority());
+    }
+
+    /// The code of an answer: `data.code` on success, `errors.code` on a refusal.
+    fn code(answer: &Value) -> i64 {
+        answer["data"]["code"]
+            .as_i64()
+            .or_else(|| answer["errors"]["code"].as_i64())
+            .unwrap_or(0)
+    }
+
+    #[actix_web::test]
+    async fn inquiry_and_reverse_answer_for_the_merchants_own_session() {
+        use actix_web::{App, test};
+        let state = web::Data::new(FakeState::default());
+        let app = test::init_service(App::new().app_data(state.clone()).configure(configure)).await;
+        let merchant = "0123abcd-0000-4000-8000-00000000000a";
+        let other = "0123abcd-0000-4000-8000-00000000000b";
+        let call = async |path: &str, body: Value| -> Value {
+            let req = test::TestRequest::post()
+                .uri(&format!("/pg/v4/payment/{path}.json"))
+                .set_json(body)
+                .to_request();
+            test::call_and_read_body_json(&app, req).await
+        };
+        let created = call(
+            "request",
+            json!({"merchant_id": merchant, "amount": 20_000, "description": "x",
+                   "callback_url": "https://shop.example/back"}),
+        )
+        .await;
+        assert_eq!(code(&created), 100, "{created}");
+        let authority = created["data"]["authority"].as_str().unwrap_or_default();
+        let session = json!({"merchant_id": merchant, "authority": authority});
+
+        let inquiry = call("inquiry", session.clone()).await;
+        assert_eq!(inquiry["data"]["status"], "IN_BANK", "{inquiry}");
+        let theirs = json!({"merchant_id": other, "authority": authority});
+        assert_eq!(code(&call("inquiry", theirs.clone()).await), -53);
+        let unknown = json!({"merchant_id": merchant, "authority": "A0"});
+        assert_eq!(code(&call("inquiry", unknown).await), -54);
+        assert_eq!(code(&call("inquiry", json!({})).await), -9);
+        assert_eq!(
+            code(&call("reverse", session.clone()).await),
+            -61,
+            "not verified"
+        );
+
+        if let Some(s) = state.lock().sessions.get_mut(authority) {
+            s.state = SessionState::Paid;
+        }
+        let verify = json!({"merchant_id": merchant, "authority": authority, "amount": 20_000});
+        assert_eq!(code(&call("verify", verify).await), 100);
+        assert_eq!(code(&call("reverse", theirs).await), -53);
+        assert_eq!(code(&call("reverse", session.clone()).await), 100);
+        assert_eq!(
+            code(&call("reverse", session.clone()).await),
+            -61,
+            "reversed once"
+        );
+        let inquiry = call("inquiry", session).await;
+        assert_eq!(inquiry["data"]["status"], "REVERSED", "{inquiry}");
     }
 }

@@ -81,27 +81,11 @@
       error: null,
     };
     state.calls.push(call);
-    let data = null;
-    try {
-      const res = await fetch(state.api + path, { method, headers, body, credentials: 'include' });
-      call.status = res.status;
-      const text = await res.text();
-      if (text) {
-        try {
-          data = JSON.parse(text);
-        } catch (e) {
-          call.error = 'not JSON: ' + text.slice(0, 200);
-        }
-      }
-    } catch (e) {
-      call.error = 'fetch failed (network or CORS): ' + e;
-    }
+    const init = { method, headers, body, credentials: 'include' };
+    const data = await recordedFetch(call, state.api + path, init);
     save();
     show(`${method} ${path} → ${call.status}${call.error ? ' ' + call.error : ''}`);
-    if (call.error || !expect.includes(call.status)) {
-      const detail = data && (data.detail || data.message);
-      throw new Error(`${method} ${path}: ${call.status} ${call.error || detail || JSON.stringify(data)}`);
-    }
+    checkRecorded(call, method, path, expect, data);
     return data;
   }
 

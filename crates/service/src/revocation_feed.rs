@@ -103,6 +103,19 @@ fn from_auth_api(settings: &Settings) -> RevocationLoader {
     })
 }
 
+/// The first successful load: applied, and the set marked loaded (tokens are accepted from
+/// now on).
+fn first_load(list: &RevocationList, revocations: &Revocations, source: &str) {
+    list.apply(revocations);
+    revocations.mark_loaded();
+    tracing::info!(
+        source,
+        sessions = list.sessions.len(),
+        users = list.users.len(),
+        "loaded live revocations"
+    );
+}
+
 /// How long the first load may hold up start-up before it continues in the background.
 const FIRST_LOAD_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -153,14 +166,7 @@ pub(crate) async fn start(
     };
     let loaded = match first {
         Ok(list) => {
-            list.apply(revocations);
-            revocations.mark_loaded();
-            tracing::info!(
-                source,
-                sessions = list.sessions.len(),
-                users = list.users.len(),
-                "loaded live revocations"
-            );
+            first_load(&list, revocations, source);
             true
         }
         Err(e) => {
@@ -182,8 +188,8 @@ pub(crate) async fn start(
             tokio::time::sleep(wait).await;
             match loader(pool.clone()).await {
                 Ok(list) => {
-                    list.apply(&feed);
                     if loaded {
+                        list.apply(&feed);
                         tracing::debug!(
                             source,
                             sessions = list.sessions.len(),
@@ -191,13 +197,7 @@ pub(crate) async fn start(
                             "resynchronised live revocations"
                         );
                     } else {
-                        feed.mark_loaded();
-                        tracing::info!(
-                            source,
-                            sessions = list.sessions.len(),
-                            users = list.users.len(),
-                            "loaded live revocations"
-                        );
+                        first_load(&list, &feed, source);
                     }
                     loaded = true;
                     before_load.reset();

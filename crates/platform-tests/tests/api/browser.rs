@@ -127,41 +127,32 @@ async fn scenario(stack: &Stack, panel: &Site, chromium: &Path) {
     )
     .await;
     let payment_id = report["notes"]["paymentId"].as_i64().unwrap();
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!(
+    let ticket_id = report["notes"]["ticketId"].as_i64().unwrap();
+    for (what, sql) in [
+        (
+            "the payment",
+            format!(
                 "SELECT count(*) AS n FROM payments WHERE id = {payment_id} AND user_id = {user_id} \
                  AND status = 'succeeded' AND tokens_purchased = 10 AND discount_code = 'yalda'"
-            )
-        )
-        .await,
-        1
-    );
-    let ticket_id = report["notes"]["ticketId"].as_i64().unwrap();
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!(
+            ),
+        ),
+        (
+            "the ticket: the Persian subject arrives exactly as typed (ZWNJ included)",
+            format!(
                 "SELECT count(*) AS n FROM tickets WHERE id = {ticket_id} AND user_id = {user_id} \
                  AND title = 'ربات تلگرام به پیام‌ها پاسخ نمی‌دهد' AND importance = 'high'"
-            )
-        )
-        .await,
-        1,
-        "the Persian subject arrives exactly as typed (ZWNJ included)"
-    );
-    // Signup and login each opened a session; logout ended the one the cookie named.
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!(
+            ),
+        ),
+        (
+            // Signup and login each opened a session; logout ended the one the cookie named.
+            "the session logout ended",
+            format!(
                 "SELECT count(*) AS n FROM sessions WHERE user_id = {user_id} AND revoked_at IS NOT NULL"
-            )
-        )
-        .await,
-        1
-    );
+            ),
+        ),
+    ] {
+        assert_eq!(count(&mut conn, &sql).await, 1, "{what}: {sql}");
+    }
     stack
         .wait_for_count(
             "the purchased tokens are credited",
@@ -408,6 +399,8 @@ impl Site {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
         let read = |file: String| std::fs::read_to_string(dir.join(&file)).expect(&file);
         let (html, js) = (read(format!("{name}.html")), read(format!("{name}.js")));
+        // The recorded call both pages make (`record.js`, loaded before the page's own script).
+        let shared_js = read("record.js".to_owned());
         let js_path = format!("/{name}.js");
         let reports = Arc::new(Reports::default());
         let state = web::Data::from(Arc::clone(&reports));
@@ -419,11 +412,13 @@ impl Site {
         };
         let page = serve(html, "text/html; charset=utf-8");
         let script = serve(js, "application/javascript; charset=utf-8");
+        let shared_script = serve(shared_js, "application/javascript; charset=utf-8");
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
                 .app_data(state.clone())
                 .app_data(web::JsonConfig::default().limit(1 << 20))
                 .route(&js_path, web::get().to(script.clone()))
+                .route("/record.js", web::get().to(shared_script.clone()))
                 .route("/report", web::post().to(report));
             for path in std::iter::once(&"/").chain(pages) {
                 app = app.route(path, web::get().to(page.clone()));

@@ -15,7 +15,7 @@ use zimmer_events::contracts::internal::automations::{
 };
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Listing, WHOLE_LIST, acting_token, listed, one_of, search_text};
+use super::{Listing, WHOLE_LIST, acting_token, listed, one_of, search_text, to_json};
 use crate::{
     AppState,
     clients::Service,
@@ -193,7 +193,7 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
 /// token is kept as its hash and tail, 409 when it is some automation's token already.
 pub async fn create(staff: Staff, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
     let input = input_from_dashboard(json_of(&raw)?, true)?;
-    let body = serde_json::to_value(&input).map_err(ApiError::internal)?;
+    let body = to_json(&input)?;
     let call = OwnerCall::new(Service::Marketplace, Method::POST, "/internal/automations");
     let reply = call_owner(&state, &staff, call.body(&body).changes_stats(), |reply| {
         let id = reply.body.get("id").and_then(Value::as_i64);
@@ -220,7 +220,7 @@ pub async fn update(
 ) -> HttpResult {
     let id = path.into_inner();
     let input = input_from_dashboard(json_of(&raw)?, false)?;
-    let body = serde_json::to_value(&input).map_err(ApiError::internal)?;
+    let body = to_json(&input)?;
     let path = format!("/internal/automations/{id}");
     let call = OwnerCall::new(Service::Marketplace, Method::PUT, &path);
     let reply = call_owner(&state, &staff, call.body(&body).changes_stats(), |_| {
@@ -406,7 +406,7 @@ pub async fn generate_token(
             .with_code("password_required"));
     };
     let acting = acting_token(&req)?;
-    let recheck = serde_json::to_value(PasswordRecheck { password }).map_err(ApiError::internal)?;
+    let recheck = to_json(&PasswordRecheck { password })?;
     let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/password-recheck")
         .json(recheck)
         .acting(acting);

@@ -15,6 +15,7 @@ use zimmer_events::contracts::{
 };
 use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
 
+use super::to_json;
 use crate::{
     AppState, PRODUCER,
     clients::Service,
@@ -199,7 +200,7 @@ pub async fn send_to_users(
         actor_id: staff.id(),
     };
     let call = OwnerCall::new(Service::Support, Method::POST, "/internal/notifications")
-        .json(serde_json::to_value(&request).map_err(ApiError::internal)?);
+        .json(to_json(&request)?);
     let reply = call_owner(&state, &staff, call, |reply| {
         let details = json!({
             "type": request.kind,

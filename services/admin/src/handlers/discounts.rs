@@ -14,7 +14,7 @@ use zimmer_events::contracts::internal::discounts::{
 };
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Listing, PageOnly, not_an_object, picked};
+use super::{Listing, PageOnly, listed_as, not_an_object, picked, to_json};
 use crate::{
     AppState,
     clients::Service,
@@ -120,15 +120,7 @@ pub async fn list(
     let list: DiscountList =
         read_owner(&state, Service::Billing, "/internal/discounts", &q).await?;
     let items: Vec<DiscountView> = list.items.into_iter().map(Into::into).collect();
-    let items = serde_json::to_value(items).map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "discounts": items,
-        "items": items,
-        "total": list.total,
-        "total_count": list.total,
-        "page": list.page,
-        "page_size": list.page_size,
-    })))
+    listed_as("discounts", items, list.total, (list.page, list.page_size))
 }
 
 /// The dashboard's create and edit forms → billing's fields (docs/panels.md "Discount
@@ -233,7 +225,7 @@ pub async fn create(
     body: web::Json<Value>,
 ) -> HttpResult {
     let new: NewDiscount = form(from_dashboard(body.into_inner())?)?;
-    let body = serde_json::to_value(&new).map_err(ApiError::internal)?;
+    let body = to_json(&new)?;
     let call = OwnerCall::new(Service::Billing, Method::POST, "/internal/discounts");
     let reply = call_owner(&state, &staff, call.body(&body), |reply| {
         let id = reply.body.get("id").and_then(Value::as_i64);
@@ -256,7 +248,7 @@ pub async fn update(
 ) -> HttpResult {
     let id = path.into_inner();
     let patch: DiscountPatch = form(from_dashboard(body.into_inner())?)?;
-    let body = serde_json::to_value(&patch).map_err(ApiError::internal)?;
+    let body = to_json(&patch)?;
     let path = format!("/internal/discounts/{id}");
     let call = OwnerCall::new(Service::Billing, Method::PUT, &path);
     let reply = call_owner(&state, &staff, call.body(&body), |_| {

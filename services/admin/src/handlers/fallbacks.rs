@@ -12,9 +12,7 @@ use zimmer_events::contracts::internal::knowledge::{Fallback, FallbackList, Fall
 use zimmer_http::{ApiError, HttpResult};
 
 use super::{
-    Listing, WHOLE_LIST,
-    knowledge::{body_of, owner_list},
-    listed, path_id,
+    Listing, WHOLE_LIST, knowledge::owner_list, listed, path_id, to_json,
     user_automations::names_of,
 };
 use crate::{
@@ -123,7 +121,7 @@ pub async fn update(
     let reply = call_owner(
         &state,
         &staff,
-        OwnerCall::new(Service::Marketplace, Method::PUT, &owner_path).json(body_of(&change)?),
+        OwnerCall::new(Service::Marketplace, Method::PUT, &owner_path).json(to_json(&change)?),
         |reply| {
             let action = if reply.body.get("status").and_then(Value::as_str) == Some("resolved") {
                 "fallback.resolve"

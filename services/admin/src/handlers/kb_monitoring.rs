@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::json;
 use zimmer_events::contracts::internal::kb_monitoring::{
     KbChart, KbHistoryItem, KbHistoryStats, KbResetAnswer, KbStatusReport,
@@ -63,6 +63,18 @@ pub struct KbQuery {
     page: Option<String>,
     limit: Option<String>,
     days: Option<String>,
+}
+
+/// The marketplace's answer to a history read at `path` with the `keys` of `query`, as its
+/// contract type `T` (another shape is a 500, not relayed).
+async fn relay<T: DeserializeOwned + Serialize>(
+    state: &AppState,
+    path: &str,
+    query: &KbQuery,
+    keys: &[&'static str],
+) -> HttpResult {
+    let answer: T = read_owner(state, Service::Marketplace, path, &query.pairs(keys)).await?;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 impl KbQuery {
@@ -212,10 +224,7 @@ pub async fn history(
         "page",
         "limit",
     ];
-    let path = "/internal/kb/history";
-    let items: Vec<KbHistoryItem> =
-        read_owner(&state, Service::Marketplace, path, &query.pairs(&keys)).await?;
-    Ok(HttpResponse::Ok().json(items))
+    relay::<Vec<KbHistoryItem>>(&state, "/internal/kb/history", &query, &keys).await
 }
 
 /// `GET /api/admin/kb-history/stats`
@@ -225,10 +234,7 @@ pub async fn stats(
     query: web::Query<KbQuery>,
 ) -> HttpResult {
     let keys = ["automation_id", "user_id", "from_date", "to_date"];
-    let path = "/internal/kb/history/stats";
-    let stats: KbHistoryStats =
-        read_owner(&state, Service::Marketplace, path, &query.pairs(&keys)).await?;
-    Ok(HttpResponse::Ok().json(stats))
+    relay::<KbHistoryStats>(&state, "/internal/kb/history/stats", &query, &keys).await
 }
 
 /// `GET /api/admin/kb-history/chart-data`
@@ -238,10 +244,7 @@ pub async fn chart(
     query: web::Query<KbQuery>,
 ) -> HttpResult {
     let keys = ["automation_id", "user_id", "days"];
-    let path = "/internal/kb/history/chart-data";
-    let chart: KbChart =
-        read_owner(&state, Service::Marketplace, path, &query.pairs(&keys)).await?;
-    Ok(HttpResponse::Ok().json(chart))
+    relay::<KbChart>(&state, "/internal/kb/history/chart-data", &query, &keys).await
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use zimmer_events::contracts::internal::knowledge::{
 };
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{ListPage, Listing, WHOLE_LIST, listed, path_id, query_id};
+use super::{ListPage, Listing, WHOLE_LIST, listed, path_id, query_id, to_json};
 use crate::{
     AppState,
     clients::Service,
@@ -55,11 +55,6 @@ fn object(raw: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
         )),
         Err(_) => Err(ApiError::bad_request("Malformed JSON body")),
     }
-}
-
-/// A contract value as a request body.
-pub(crate) fn body_of<T: Serialize>(v: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(v).map_err(ApiError::internal)
 }
 
 /// This page of one of the marketplace's lists at `path` (`{items, total}`, as the contract
@@ -120,7 +115,7 @@ pub async fn create(staff: Staff, state: web::Data<AppState>, raw: web::Bytes) -
         &state,
         &staff,
         OwnerCall::new(Service::Marketplace, Method::POST, "/internal/knowledge")
-            .json(body_of(&new)?),
+            .json(to_json(&new)?),
         |reply| {
             Audit::new(
                 "knowledge.create",
@@ -233,7 +228,7 @@ async fn save_template(
     let reply = call_owner(
         state,
         staff,
-        OwnerCall::new(Service::Marketplace, method, &path).json(body_of(input)?),
+        OwnerCall::new(Service::Marketplace, method, &path).json(to_json(input)?),
         |reply| {
             Audit::new(
                 action,

@@ -149,18 +149,33 @@ pub fn list_page(
     }
 }
 
+/// `v` as JSON, to send or to shape: our types always serialize, so a failure is a bug (500).
+pub fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(v).map_err(ApiError::internal)
+}
+
 /// A list answer both our clients and the admin dashboard read: `items` (ours) and the same
 /// array under the dashboard's `key` (`payments`, `tickets`, ...), with `total` and
 /// `total_count` (the whole count), `page` and `page_size`.
 pub fn listed<T: Serialize>(key: &str, items: Vec<T>, total: i64, p: &ListPage) -> HttpResult {
-    let items = serde_json::to_value(items).map_err(ApiError::internal)?;
+    listed_as(key, items, total, (p.page, p.page_size))
+}
+
+/// [`listed`] of a page the owner cut: its `(page, page_size)`.
+pub fn listed_as<T: Serialize>(
+    key: &str,
+    items: Vec<T>,
+    total: i64,
+    (page, page_size): (i64, i64),
+) -> HttpResult {
+    let items = to_json(&items)?;
     let mut body = serde_json::Map::new();
     body.insert(key.to_owned(), items.clone());
     body.insert("items".to_owned(), items);
     body.insert("total".to_owned(), total.into());
     body.insert("total_count".to_owned(), total.into());
-    body.insert("page".to_owned(), p.page.into());
-    body.insert("page_size".to_owned(), p.page_size.into());
+    body.insert("page".to_owned(), page.into());
+    body.insert("page_size".to_owned(), page_size.into());
     Ok(HttpResponse::Ok().json(body))
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use zimmer_db::models::billing::payment_status;
 use zimmer_http::{ApiError, HttpResult, time_bound};
 
-use super::{Listing, WHOLE_LIST, listed, user_automations::names_of};
+use super::{Listing, WHOLE_LIST, listed, to_json, user_automations::names_of};
 use crate::{
     AppState,
     clients::Service,
@@ -182,7 +182,7 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
     drop(conn);
     let user = people.get(&p.user_id).cloned();
     let name = names.get(&p.automation_id).cloned();
-    let mut body = serde_json::to_value(view(p, user, name)).map_err(ApiError::internal)?;
+    let mut body = to_json(&view(p, user, name))?;
     if let Some(map) = body.as_object_mut() {
         map.insert(
             "redemption".into(),

@@ -13,7 +13,7 @@ use zimmer_events::contracts::internal::users::{CreateUser, DeletedUser, UpdateU
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::Role;
 
-use super::{ListPage, Listing, WHOLE_LIST, acting_token, listed, one_of, search_text};
+use super::{ListPage, Listing, WHOLE_LIST, acting_token, listed, one_of, search_text, to_json};
 use crate::{
     AppState,
     clients::{Reply, Service},
@@ -227,7 +227,7 @@ async fn apply_update(
     let active_changes = change.is_active.is_some_and(|a| a != before.is_active);
     let name_changes = change.name.as_deref().is_some_and(|n| n != before.name);
     if !role_changes && !active_changes && !name_changes {
-        return serde_json::to_value(UserView::from(before)).map_err(ApiError::internal);
+        return to_json(&UserView::from(before));
     }
     if id == staff.id() && (role_changes || active_changes) {
         return Err(
@@ -329,7 +329,7 @@ async fn create_user(
     new: CreateUser,
     invited: bool,
 ) -> HttpResult {
-    let new = serde_json::to_value(new).map_err(ApiError::internal)?;
+    let new = to_json(&new)?;
     let call = OwnerCall::new(Service::Auth, Method::POST, "/internal/users")
         .json(new)
         .acting(acting_token(req)?)

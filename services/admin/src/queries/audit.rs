@@ -9,6 +9,7 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use zimmer_db::{
+    FilterSome,
     models::admin::{AuditEntry, NewAuditEntry},
     schema::admin_audit_log,
 };
@@ -65,26 +66,16 @@ pub struct AuditFilter {
 }
 
 fn filtered(f: &AuditFilter) -> admin_audit_log::BoxedQuery<'static, Pg> {
-    let mut q = admin_audit_log::table.into_boxed();
-    if let Some(a) = f.actor_id {
-        q = q.filter(admin_audit_log::actor_id.eq(a));
-    }
-    if let Some(a) = &f.action {
-        q = q.filter(admin_audit_log::action.eq(a.clone()));
-    }
-    if let Some(t) = &f.target_type {
-        q = q.filter(admin_audit_log::target_type.eq(t.clone()));
-    }
-    if let Some(t) = &f.target_id {
-        q = q.filter(admin_audit_log::target_id.eq(t.clone()));
-    }
-    if let Some(from) = f.from {
-        q = q.filter(admin_audit_log::created_at.ge(from));
-    }
-    if let Some(to) = f.to {
-        q = q.filter(admin_audit_log::created_at.lt(to));
-    }
-    q
+    admin_audit_log::table
+        .into_boxed()
+        .filter_some(f.actor_id, |a| admin_audit_log::actor_id.eq(a))
+        .filter_some(f.action.clone(), |a| admin_audit_log::action.eq(a))
+        .filter_some(f.target_type.clone(), |t| {
+            admin_audit_log::target_type.eq(t)
+        })
+        .filter_some(f.target_id.clone(), |t| admin_audit_log::target_id.eq(t))
+        .filter_some(f.from, |from| admin_audit_log::created_at.ge(from))
+        .filter_some(f.to, |to| admin_audit_log::created_at.lt(to))
 }
 
 /// Newest first.

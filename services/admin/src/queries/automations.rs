@@ -3,6 +3,7 @@
 use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use zimmer_db::{
+    FilterSome,
     models::marketplace::Automation,
     schema::{automations, user_automations},
 };
@@ -18,25 +19,19 @@ pub struct AutomationFilter {
 }
 
 fn filtered(f: &AutomationFilter) -> automations::BoxedQuery<'static, Pg> {
-    let mut q = automations::table.into_boxed();
-    if let Some(s) = &f.search {
-        let p = zimmer_db::contains_pattern(s);
-        q = q.filter(
+    let search = f.search.as_deref().map(zimmer_db::contains_pattern);
+    automations::table
+        .into_boxed()
+        .filter_some(search, |p| {
             automations::name
                 .ilike(p.clone())
-                .or(automations::description.ilike(p)),
-        );
-    }
-    if let Some(s) = &f.status {
-        q = q.filter(automations::status.eq(s.clone()));
-    }
-    if let Some(l) = f.is_listed {
-        q = q.filter(automations::is_listed.eq(l));
-    }
-    if let Some(h) = &f.health_status {
-        q = q.filter(automations::health_status.eq(h.clone()));
-    }
-    q
+                .or(automations::description.ilike(p))
+        })
+        .filter_some(f.status.clone(), |s| automations::status.eq(s))
+        .filter_some(f.is_listed, |l| automations::is_listed.eq(l))
+        .filter_some(f.health_status.clone(), |h| {
+            automations::health_status.eq(h)
+        })
 }
 
 /// A page, newest first, each with how many customers have it.

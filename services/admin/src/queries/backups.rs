@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use zimmer_db::{
+    FilterSome,
     models::admin::{BackupLog, NewBackupLog, backup_status},
     schema::backup_logs,
 };
@@ -107,20 +108,14 @@ pub struct ListFilter {
 
 /// Finished runs, newest first.
 pub async fn list(conn: &mut AsyncPgConnection, f: &ListFilter) -> QueryResult<Vec<BackupLog>> {
-    let mut q = backup_logs::table
+    backup_logs::table
         .filter(backup_logs::status.ne(backup_status::RUNNING))
         .select(BackupLog::as_select())
-        .into_boxed();
-    if let Some(s) = &f.status {
-        q = q.filter(backup_logs::status.eq(s.clone()));
-    }
-    if let Some(from) = f.from {
-        q = q.filter(backup_logs::backup_date.ge(from));
-    }
-    if let Some(to) = f.to {
-        q = q.filter(backup_logs::backup_date.lt(to));
-    }
-    q.order((backup_logs::backup_date.desc(), backup_logs::id.desc()))
+        .into_boxed()
+        .filter_some(f.status.clone(), |s| backup_logs::status.eq(s))
+        .filter_some(f.from, |from| backup_logs::backup_date.ge(from))
+        .filter_some(f.to, |to| backup_logs::backup_date.lt(to))
+        .order((backup_logs::backup_date.desc(), backup_logs::id.desc()))
         .limit(f.limit)
         .offset(f.offset)
         .load(conn)

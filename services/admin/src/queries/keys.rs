@@ -8,6 +8,7 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use zimmer_db::{
+    FilterSome,
     models::admin::{NewOpenAiKey, OpenAiKey, key_status},
     schema::{automations, openai_keys},
 };
@@ -25,14 +26,11 @@ pub async fn list(
     filter: &KeyFilter,
     limit: i64,
 ) -> QueryResult<Vec<OpenAiKey>> {
-    let mut q = openai_keys::table.into_boxed();
-    if let Some(a) = filter.automation_id {
-        q = q.filter(openai_keys::automation_id.eq(a));
-    }
-    if let Some(s) = &filter.status {
-        q = q.filter(openai_keys::status.eq(s.clone()));
-    }
-    q.select(OpenAiKey::as_select())
+    openai_keys::table
+        .into_boxed()
+        .filter_some(filter.automation_id, |a| openai_keys::automation_id.eq(a))
+        .filter_some(filter.status.clone(), |s| openai_keys::status.eq(s))
+        .select(OpenAiKey::as_select())
         .order(openai_keys::id)
         .limit(limit)
         .load(conn)

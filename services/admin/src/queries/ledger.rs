@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::AsyncPgConnection;
-use zimmer_db::schema::{token_ledger, user_automations};
+use zimmer_db::{
+    FilterSome,
+    schema::{token_ledger, user_automations},
+};
 
 use super::paged;
 
@@ -39,29 +42,18 @@ pub struct AdjustmentRow {
 type Source = diesel::dsl::InnerJoin<token_ledger::table, user_automations::table>;
 
 fn filtered(f: &AdjustmentFilter) -> diesel::dsl::IntoBoxed<'static, Source, Pg> {
-    let mut q = token_ledger::table
+    token_ledger::table
         .inner_join(user_automations::table)
         .filter(token_ledger::kind.eq("adjustment"))
-        .into_boxed();
-    if let Some(id) = f.user_automation_id {
-        q = q.filter(token_ledger::user_automation_id.eq(id));
-    }
-    if let Some(id) = f.user_id {
-        q = q.filter(user_automations::user_id.eq(id));
-    }
-    if let Some(id) = f.actor_id {
-        q = q.filter(token_ledger::actor_id.eq(id));
-    }
-    if let Some(id) = f.automation_id {
-        q = q.filter(user_automations::automation_id.eq(id));
-    }
-    if let Some(t) = f.from {
-        q = q.filter(token_ledger::created_at.ge(t));
-    }
-    if let Some(t) = f.to {
-        q = q.filter(token_ledger::created_at.lt(t));
-    }
-    q
+        .into_boxed()
+        .filter_some(f.user_automation_id, |id| {
+            token_ledger::user_automation_id.eq(id)
+        })
+        .filter_some(f.user_id, |id| user_automations::user_id.eq(id))
+        .filter_some(f.actor_id, |id| token_ledger::actor_id.eq(id))
+        .filter_some(f.automation_id, |id| user_automations::automation_id.eq(id))
+        .filter_some(f.from, |t| token_ledger::created_at.ge(t))
+        .filter_some(f.to, |t| token_ledger::created_at.lt(t))
 }
 
 /// Newest first; `(kind, created_at)` serves the unfiltered history.

@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use zimmer_db::schema::{discount_redemptions, payments};
+use zimmer_db::{
+    FilterSome,
+    schema::{discount_redemptions, payments},
+};
 
 use super::paged;
 
@@ -48,23 +51,14 @@ pub struct PaymentRow {
 }
 
 fn filtered(f: &PaymentFilter) -> payments::BoxedQuery<'static, Pg> {
-    let mut q = payments::table.into_boxed();
-    if !f.status.is_empty() {
-        q = q.filter(payments::status.eq_any(f.status.clone()));
-    }
-    if let Some(u) = f.user_id {
-        q = q.filter(payments::user_id.eq(u));
-    }
-    if let Some(a) = f.automation_id {
-        q = q.filter(payments::automation_id.eq(a));
-    }
-    if let Some(from) = f.from {
-        q = q.filter(payments::created_at.ge(from));
-    }
-    if let Some(to) = f.to {
-        q = q.filter(payments::created_at.lt(to));
-    }
-    q
+    let any_status = (!f.status.is_empty()).then(|| f.status.clone());
+    payments::table
+        .into_boxed()
+        .filter_some(any_status, |s| payments::status.eq_any(s))
+        .filter_some(f.user_id, |u| payments::user_id.eq(u))
+        .filter_some(f.automation_id, |a| payments::automation_id.eq(a))
+        .filter_some(f.from, |from| payments::created_at.ge(from))
+        .filter_some(f.to, |to| payments::created_at.lt(to))
 }
 
 /// Newest first, with the page's count and the sum of its succeeded amounts.

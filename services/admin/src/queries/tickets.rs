@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use zimmer_db::{
+    FilterSome,
     models::support::Ticket,
     schema::{ticket_attachments, ticket_messages, tickets},
 };
@@ -23,33 +24,24 @@ pub struct TicketFilter {
 
 /// Deleted tickets are left out of every list, count and view (docs/panels.md "Ticket delete").
 fn filtered(f: &TicketFilter) -> tickets::BoxedQuery<'static, Pg> {
-    let mut q = tickets::table
+    let search = f.search.as_deref().map(zimmer_db::contains_pattern);
+    let q = tickets::table
         .filter(tickets::deleted_at.is_null())
-        .into_boxed();
-    if let Some(s) = &f.status {
-        q = q.filter(tickets::status.eq(s.clone()));
-    }
-    if let Some(p) = &f.priority {
-        q = q.filter(tickets::priority.eq(p.clone()));
-    }
-    if let Some(a) = f.assigned_to {
-        q = q.filter(tickets::assigned_to.eq(a));
-    }
-    if f.unassigned {
-        q = q.filter(tickets::assigned_to.is_null());
-    }
-    if let Some(u) = f.user_id {
-        q = q.filter(tickets::user_id.eq(u));
-    }
-    if let Some(s) = &f.search {
-        let p = zimmer_db::contains_pattern(s);
-        q = q.filter(
+        .into_boxed()
+        .filter_some(f.status.clone(), |s| tickets::status.eq(s))
+        .filter_some(f.priority.clone(), |p| tickets::priority.eq(p))
+        .filter_some(f.assigned_to, |a| tickets::assigned_to.eq(a))
+        .filter_some(f.user_id, |u| tickets::user_id.eq(u))
+        .filter_some(search, |p| {
             tickets::title
                 .ilike(p.clone())
-                .or(tickets::description.ilike(p)),
-        );
+                .or(tickets::description.ilike(p))
+        });
+    if f.unassigned {
+        q.filter(tickets::assigned_to.is_null())
+    } else {
+        q
     }
-    q
 }
 
 /// Most recently active first, with each ticket's message count.

@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use zimmer_db::schema::{automations, user_automations, users};
+use zimmer_db::{
+    FilterSome,
+    schema::{automations, user_automations, users},
+};
 
 use super::paged;
 
@@ -16,20 +19,14 @@ pub struct UaFilter {
 }
 
 fn filtered(f: &UaFilter) -> user_automations::BoxedQuery<'static, Pg> {
-    let mut q = user_automations::table.into_boxed();
-    if let Some(u) = f.user_id {
-        q = q.filter(user_automations::user_id.eq(u));
-    }
-    if let Some(a) = f.automation_id {
-        q = q.filter(user_automations::automation_id.eq(a));
-    }
-    if let Some(s) = &f.status {
-        q = q.filter(user_automations::status.eq(s.clone()));
-    }
-    if let Some(s) = &f.integration_status {
-        q = q.filter(user_automations::integration_status.eq(s.clone()));
-    }
-    q
+    user_automations::table
+        .into_boxed()
+        .filter_some(f.user_id, |u| user_automations::user_id.eq(u))
+        .filter_some(f.automation_id, |a| user_automations::automation_id.eq(a))
+        .filter_some(f.status.clone(), |s| user_automations::status.eq(s))
+        .filter_some(f.integration_status.clone(), |s| {
+            user_automations::integration_status.eq(s)
+        })
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

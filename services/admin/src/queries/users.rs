@@ -4,7 +4,10 @@ use chrono::{DateTime, Utc};
 use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
-use zimmer_db::schema::{automations, user_automations, users};
+use zimmer_db::{
+    FilterSome,
+    schema::{automations, user_automations, users},
+};
 
 use super::paged;
 
@@ -36,25 +39,18 @@ pub struct UserFilter {
 
 /// Deleted (anonymised) accounts leave every list and count (docs/panels.md "Users").
 fn filtered(f: &UserFilter) -> users::BoxedQuery<'static, Pg> {
-    let mut q = users::table
+    let search = f.search.as_deref().map(zimmer_db::contains_pattern);
+    users::table
         .filter(users::deleted_at.is_null())
-        .into_boxed();
-    if let Some(s) = &f.search {
-        let p = zimmer_db::contains_pattern(s);
-        q = q.filter(
+        .into_boxed()
+        .filter_some(search, |p| {
             users::email
                 .ilike(p.clone())
                 .or(users::name.ilike(p.clone()))
-                .or(users::phone_number.ilike(p)),
-        );
-    }
-    if let Some(r) = &f.role {
-        q = q.filter(users::role.eq(r.clone()));
-    }
-    if let Some(a) = f.is_active {
-        q = q.filter(users::is_active.eq(a));
-    }
-    q
+                .or(users::phone_number.ilike(p))
+        })
+        .filter_some(f.role.clone(), |r| users::role.eq(r))
+        .filter_some(f.is_active, |a| users::is_active.eq(a))
 }
 
 /// A page of users, newest first, and how many match.

@@ -133,13 +133,9 @@ async fn the_page_reads_every_field_and_edits_in_its_own_words() {
     assert_eq!(a["dashboard_url"], "https://vendor.example/dash");
     assert_eq!(a["has_service_token"], false);
     assert_eq!(a["service_token_masked"], Value::Null);
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(&format!(
             "SELECT count(*) AS n FROM automations WHERE id = {id} AND pricing_type = 'token_per_step'"
-        ))
-        .await,
-        1
-    );
+        ), 1).await;
 
     // The row's select: `{status}` alone; nothing else moves (never is_listed).
     let path = format!("/api/admin/automations/{id}");
@@ -253,10 +249,8 @@ async fn the_wizard_gets_a_token_for_its_password_and_creates_the_automation_wit
     let token = v["token"].as_str().unwrap().to_owned();
     assert!(token.len() >= 32, "{token}");
     // Nothing stored yet.
-    assert_eq!(
-        w.count("SELECT count(*) AS n FROM automations").await,
-        before
-    );
+    w.assert_count("SELECT count(*) AS n FROM automations", before)
+        .await;
 
     // The wizard's create: blank URLs as "", `status: true`, the token.
     let wizard = json!({
@@ -436,12 +430,10 @@ async fn generate_rotate_and_disconnect_share_one_mechanism() {
         .await;
     assert_eq!(log, 4);
     for t in [&first, &second, &third] {
-        assert_eq!(
-            w.count(&format!(
-                "SELECT count(*) AS n FROM admin_audit_log WHERE details::text LIKE '%{t}%'"
-            ))
-            .await,
-            0
-        );
+        w.assert_count(
+            &format!("SELECT count(*) AS n FROM admin_audit_log WHERE details::text LIKE '%{t}%'"),
+            0,
+        )
+        .await;
     }
 }

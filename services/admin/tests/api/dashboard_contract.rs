@@ -76,10 +76,23 @@ impl Dashboard {
         (status, v)
     }
 
-    pub(crate) async fn get(&self, path: &str, token: &str) -> Value {
-        let (status, v) = self.call(Method::GET, path, token, None).await;
-        assert_eq!(status, StatusCode::OK, "GET {path}: {v}");
+    /// [`Dashboard::call`] that must answer `expected`; the body.
+    pub(crate) async fn expect(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+        expected: StatusCode,
+    ) -> Value {
+        let (status, v) = self.call(method.clone(), path, token, body).await;
+        assert_eq!(status, expected, "{method} {path}: {v}");
         v
+    }
+
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Value {
+        self.expect(Method::GET, path, token, None, StatusCode::OK)
+            .await
     }
 }
 
@@ -101,6 +114,13 @@ pub(crate) fn assert_types(row: &Value, fields: &[Field<'_>], what: &str) {
             "{what}.{field} has the wrong type in {row}"
         );
     }
+}
+
+/// The one row of `rows`, with the fields the dashboard reads.
+pub(crate) fn only_row<'a>(rows: &'a [Value], fields: &[Field<'_>], what: &str) -> &'a Value {
+    assert_eq!(rows.len(), 1, "{what}: {rows:?}");
+    assert_types(&rows[0], fields, what);
+    &rows[0]
 }
 
 pub(crate) fn num(v: &Value) -> bool {
@@ -197,10 +217,8 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
 
     // Payments: `{payments}`, in the dashboard's status words; managers only.
     let v = d.get("/api/admin/payments", &manager).await;
-    let payments = list(&v, "payments");
-    assert_eq!(payments.len(), 1);
-    assert_types(
-        &payments[0],
+    let payment = only_row(
+        list(&v, "payments"),
         &[
             ("id", num),
             ("user_id", num),
@@ -219,8 +237,8 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
         ],
         "payment",
     );
-    assert_eq!(payments[0]["status"], "completed");
-    assert_eq!(payments[0]["payment_status"], "succeeded");
+    assert_eq!(payment["status"], "completed");
+    assert_eq!(payment["payment_status"], "succeeded");
     let v = d
         .get("/api/admin/payments?status=completed", &manager)
         .await;
@@ -257,24 +275,23 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
         "email": "new.agent@example.com", "name": "Sara", "password": "Long-enough-pass-2026",
         "role": "support_staff", "is_admin": true, "is_active": true,
     });
-    let (status, v) = d
-        .call(
-            Method::POST,
-            "/api/admin/users/managers",
-            &support,
-            Some(form.clone()),
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
-    let (status, v) = d
-        .call(
+    d.expect(
+        Method::POST,
+        "/api/admin/users/managers",
+        &support,
+        Some(form.clone()),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let v = d
+        .expect(
             Method::POST,
             "/api/admin/users/managers",
             &manager,
             Some(form),
+            StatusCode::CREATED,
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
     let new_id = v["id"].as_i64().unwrap();
     let (status, v) = d
         .call(
@@ -294,15 +311,14 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
     // The edit form always sends `{role, is_active}` to /role: a support agent saving a
     // customer unchanged is fine, promoting one is a manager's call.
     let path = format!("/api/admin/users/managers/{customer}/role");
-    let (status, v) = d
-        .call(
-            Method::PUT,
-            &path,
-            &support,
-            Some(json!({"role": "customer", "is_active": true})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    d.expect(
+        Method::PUT,
+        &path,
+        &support,
+        Some(json!({"role": "customer", "is_active": true})),
+        StatusCode::OK,
+    )
+    .await;
     let (status, _) = d
         .call(
             Method::PUT,
@@ -312,40 +328,35 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, v) = d
-        .call(
-            Method::PUT,
-            &format!("/api/admin/users/managers/{new_id}/role"),
-            &manager,
-            Some(json!({"role": "manager", "is_active": true})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    assert_eq!(
-        w.count(&format!(
-            "SELECT count(*) AS n FROM users WHERE id = {new_id} AND role = 'manager'"
-        ))
-        .await,
-        1
-    );
+    d.expect(
+        Method::PUT,
+        &format!("/api/admin/users/managers/{new_id}/role"),
+        &manager,
+        Some(json!({"role": "manager", "is_active": true})),
+        StatusCode::OK,
+    )
+    .await;
+    w.assert_count(
+        &format!("SELECT count(*) AS n FROM users WHERE id = {new_id} AND role = 'manager'"),
+        1,
+    )
+    .await;
     // "Deactivate": DELETE with no body.
-    let (status, v) = d
-        .call(
+    let v = d
+        .expect(
             Method::DELETE,
             &format!("/api/admin/users/managers/{new_id}"),
             &manager,
             None,
+            StatusCode::OK,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
     assert!(v["message"].is_string());
-    assert_eq!(
-        w.count(&format!(
-            "SELECT count(*) AS n FROM users WHERE id = {new_id} AND NOT is_active"
-        ))
-        .await,
-        1
-    );
+    w.assert_count(
+        &format!("SELECT count(*) AS n FROM users WHERE id = {new_id} AND NOT is_active"),
+        1,
+    )
+    .await;
 
     // The fallbacks page's customer filter and the debug page read `GET /users` as `{users}`.
     let v = d.get("/api/admin/users", &support).await;
@@ -358,10 +369,8 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
 
     // User automations: `{user_automations}`.
     let v = d.get("/api/admin/user-automations", &support).await;
-    let uas = list(&v, "user_automations");
-    assert_eq!(uas.len(), 1);
-    assert_types(
-        &uas[0],
+    only_row(
+        list(&v, "user_automations"),
         &[
             ("id", num),
             ("user_id", num),
@@ -378,27 +387,27 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
     // Token adjustments: `delta_tokens`, no idempotency key: each call is one adjustment.
     let adjust = json!({"user_automation_id": ua, "delta_tokens": 25, "reason": "goodwill"});
     for expected in [125, 150] {
-        let (status, v) = d
-            .call(
+        let v = d
+            .expect(
                 Method::POST,
                 "/api/admin/tokens/adjust",
                 &tech,
                 Some(adjust.clone()),
+                StatusCode::CREATED,
             )
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{v}");
         assert_eq!(v["tokens_remaining"], expected);
         assert_eq!(v["delta_tokens"], 25);
     }
-    let (status, v) = d
-        .call(
+    let v = d
+        .expect(
             Method::POST,
             "/api/admin/tokens/adjust",
             &tech,
             Some(json!({"user_automation_id": ua, "delta_tokens": -1000, "reason": "x"})),
+            StatusCode::CONFLICT,
         )
         .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert!(v["detail"].is_string());
     // History page: `items` + `total`; user-automations page: `adjustments`.
     let v = d
@@ -454,10 +463,14 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
         "automation",
     );
     let path = format!("/api/admin/automations/{automation}");
-    let (status, v) = d
-        .call(Method::PUT, &path, &tech, Some(json!({"status": false})))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    d.expect(
+        Method::PUT,
+        &path,
+        &tech,
+        Some(json!({"status": false})),
+        StatusCode::OK,
+    )
+    .await;
     let form = json!({
         "name": "Contract bot 2", "description": "d", "price_per_token": 2000,
         "pricing_type": "token_per_message", "status": true, "api_base_url": null,
@@ -467,20 +480,26 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
     let v = d.get(&path, &tech).await;
     assert_eq!(v["status"], false);
     assert_eq!(v["is_listed"], true, "status never unlists");
-    let (status, v) = d.call(Method::PUT, &path, &tech, Some(form.clone())).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    d.expect(
+        Method::PUT,
+        &path,
+        &tech,
+        Some(form.clone()),
+        StatusCode::OK,
+    )
+    .await;
     let v = d.get(&path, &tech).await;
     assert_eq!(v["status"], true);
     assert_eq!(v["pricing_type"], "token_per_message");
     assert_eq!(v["api_provision_url"], "https://vendor.example/provision");
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM automations WHERE id = {automation} \
              AND pricing_type = 'token_per_step' AND price_per_token = 2000"
-        ))
-        .await,
-        1
-    );
+        ),
+        1,
+    )
+    .await;
     let (status, _) = d
         .call(
             Method::PUT,
@@ -492,31 +511,36 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let mut create = form;
     create["name"] = json!("Wizard bot");
-    let (status, v) = d
-        .call(Method::POST, "/api/admin/automations", &tech, Some(create))
+    let v = d
+        .expect(
+            Method::POST,
+            "/api/admin/automations",
+            &tech,
+            Some(create),
+            StatusCode::CREATED,
+        )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
     let created = v["id"].as_i64().unwrap();
     // Tokens: "generate" and "rotate" (no body), one mechanism.
-    let (status, v) = d
-        .call(
+    let v = d
+        .expect(
             Method::POST,
             &format!("/api/admin/automations/{created}/generate-service-token"),
             &tech,
             None,
+            StatusCode::OK,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
     let first = v["service_token"].as_str().unwrap().to_owned();
-    let (status, v) = d
-        .call(
+    let v = d
+        .expect(
             Method::POST,
             &format!("/api/admin/automations/{created}/rotate-token"),
             &tech,
             None,
+            StatusCode::OK,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
     let second = v["new_token"].as_str().unwrap();
     assert_ne!(first, second);
     assert!(v["masked_token"].as_str().unwrap().starts_with("****"));
@@ -524,15 +548,14 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
         .get(&format!("/api/admin/automations/{created}"), &tech)
         .await;
     assert_eq!(v["has_service_token"], true);
-    let (status, v) = d
-        .call(
-            Method::DELETE,
-            &format!("/api/admin/automations/{created}"),
-            &tech,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    d.expect(
+        Method::DELETE,
+        &format!("/api/admin/automations/{created}"),
+        &tech,
+        None,
+        StatusCode::OK,
+    )
+    .await;
 
     // Tickets: `{tickets}` with `description` and `priority` (and the panel's names).
     let v = d.get("/api/admin/tickets", &support).await;
@@ -561,8 +584,8 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
 
     // Discounts: create with the form's set of automations, list as `{discounts}`, edit in
     // the edit page's vocabulary (zone-less times are UTC).
-    let (status, v) = d
-        .call(
+    let v = d
+        .expect(
             Method::POST,
             "/api/admin/discounts",
             &manager,
@@ -571,9 +594,9 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
                 "ends_at": null, "max_redemptions": null, "per_user_limit": null,
                 "automation_ids": [automation]}),
             ),
+            StatusCode::CREATED,
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
     let discount = v["id"].as_i64().unwrap();
     let v = d.get("/api/admin/discounts", &manager).await;
     let codes = list(&v, "discounts");
@@ -591,27 +614,26 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
         "discount",
     );
     assert_eq!(codes[0]["automation_ids"], json!([automation]));
-    let (status, v) = d
-        .call(
-            Method::PUT,
-            &format!("/api/admin/discounts/{discount}"),
-            &manager,
-            Some(
-                json!({"code": "SPRING10", "description": "spring", "discount_type": "percentage",
+    d.expect(
+        Method::PUT,
+        &format!("/api/admin/discounts/{discount}"),
+        &manager,
+        Some(
+            json!({"code": "SPRING10", "description": "spring", "discount_type": "percentage",
                 "discount_value": 15, "is_active": true, "valid_from": "2026-01-01T10:00",
                 "valid_until": "2027-01-01T10:00"}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    assert_eq!(
-        w.count(&format!(
+        ),
+        StatusCode::OK,
+    )
+    .await;
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM discount_codes WHERE id = {discount} AND percent_off = 15 \
              AND starts_at = '2026-01-01T10:00:00Z'"
-        ))
-        .await,
-        1
-    );
+        ),
+        1,
+    )
+    .await;
 
     // Broadcast: `created` is the number of accounts it reaches.
     let (status, v) = d

@@ -7,7 +7,7 @@
 
 use crate::common::{self, Call, With, World};
 use crate::dashboard_contract::{
-    Dashboard, Field, ORIGIN, assert_types, boolean, list, num, text, text_or_null,
+    Dashboard, Field, ORIGIN, assert_types, boolean, list, num, only_row, text, text_or_null,
 };
 
 use reqwest::{Method, StatusCode};
@@ -46,9 +46,7 @@ async fn one_row_each(
 ) {
     for path in paths {
         let v = d.get(path, token).await;
-        let rows = list(&v, key);
-        assert_eq!(rows.len(), 1, "{path}: {v}");
-        assert_types(&rows[0], fields, &format!("{path}: {key}"));
+        only_row(list(&v, key), fields, &format!("{path}: {key}"));
     }
 }
 
@@ -185,13 +183,11 @@ async fn dashboard_users_page_edits_deactivates_and_deletes_permanently() {
         Some(json!({"name": "Renamed", "role": "customer", "is_admin": false, "is_active": true})),
     )
     .await;
-    assert_eq!(
-        w.count(&format!(
-            "SELECT count(*) AS n FROM users WHERE id = {customer} AND name = 'Renamed'"
-        ))
-        .await,
-        1
-    );
+    w.assert_count(
+        &format!("SELECT count(*) AS n FROM users WHERE id = {customer} AND name = 'Renamed'"),
+        1,
+    )
+    .await;
     // Permanent delete: manager only, and only once deactivated.
     refused(
         &d,
@@ -332,10 +328,8 @@ async fn dashboard_knowledge_templates_and_kb_monitoring_pages() {
         ],
         "kb-status",
     );
-    let rows = v["kb_statuses"].as_array().unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_types(
-        &rows[0],
+    let row = only_row(
+        v["kb_statuses"].as_array().unwrap(),
         &[
             ("user_id", num),
             ("user_automation_id", num),
@@ -348,7 +342,7 @@ async fn dashboard_knowledge_templates_and_kb_monitoring_pages() {
         ],
         "kb status row",
     );
-    assert_eq!(rows[0]["kb_health"], "warning");
+    assert_eq!(row["kb_health"], "warning");
     let v = ok(&d, Method::POST, "/api/admin/kb-reset/1", &tech, None).await;
     assert_eq!(v["user_automation_id"], ua, "{v}");
     let v = d
@@ -357,10 +351,8 @@ async fn dashboard_knowledge_templates_and_kb_monitoring_pages() {
             &tech,
         )
         .await;
-    let history = v.as_array().expect("kb-history is a bare array");
-    assert_eq!(history.len(), 1);
-    assert_types(
-        &history[0],
+    let entry = only_row(
+        v.as_array().expect("kb-history is a bare array"),
         &[
             ("id", num),
             ("user_id", num),
@@ -374,7 +366,7 @@ async fn dashboard_knowledge_templates_and_kb_monitoring_pages() {
         ],
         "kb history row",
     );
-    assert!(history[0]["error_logs"].is_array() || history[0]["error_logs"].is_null());
+    assert!(entry["error_logs"].is_array() || entry["error_logs"].is_null());
     let v = d
         .get(
             &format!("/api/admin/kb-history/stats?automation_id={automation}"),
@@ -454,10 +446,8 @@ async fn dashboard_backups_page() {
             &tech,
         )
         .await;
-    let rows = v.as_array().expect("backups is a bare array");
-    assert_eq!(rows.len(), 1);
-    assert_types(
-        &rows[0],
+    let row = only_row(
+        v.as_array().expect("backups is a bare array"),
         &[
             ("id", num),
             ("backup_date", text),
@@ -470,7 +460,7 @@ async fn dashboard_backups_page() {
         ],
         "backup",
     );
-    let id = rows[0]["id"].as_i64().unwrap();
+    let id = row["id"].as_i64().unwrap();
     let v = d.get("/api/admin/backups/stats", &tech).await;
     assert_types(
         &v,
@@ -612,25 +602,23 @@ async fn dashboard_automation_token_buttons_and_api_keys_page() {
     )
     .await;
     let key = v["id"].as_i64().unwrap();
-    let (status, v) = d
-        .call(
+    let v = d
+        .expect(
             Method::POST,
             "/api/admin/",
             &tech,
             Some(json!({"automation_id": 0, "alias": "x", "api_key": "sk-x", "status": "active"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(v["detail"].is_string());
     for path in [
         "/api/admin/list".to_owned(),
         format!("/api/admin/list?automation_id={automation}&status=active"),
     ] {
         let v = d.get(&path, &tech).await;
-        let keys = v.as_array().expect("/list is a bare array");
-        assert_eq!(keys.len(), 1, "{path}");
-        assert_types(
-            &keys[0],
+        let row = only_row(
+            v.as_array().expect("/list is a bare array"),
             &[
                 ("id", num),
                 ("automation_id", num),
@@ -645,9 +633,9 @@ async fn dashboard_automation_token_buttons_and_api_keys_page() {
                 ("created_at", text),
                 ("updated_at", text),
             ],
-            "key",
+            &format!("{path}: key"),
         );
-        assert_eq!(keys[0]["masked_key"], "sk-****1234");
+        assert_eq!(row["masked_key"], "sk-****1234");
     }
     ok(
         &d,
@@ -791,10 +779,8 @@ async fn dashboard_tickets_discounts_fallbacks_and_notifications() {
             &manager,
         )
         .await;
-    let rows = v.as_array().expect("redemptions: a bare array");
-    assert_eq!(rows.len(), 1);
-    assert_types(
-        &rows[0],
+    only_row(
+        v.as_array().expect("redemptions: a bare array"),
         &[
             ("id", num),
             ("user_id", num),
@@ -887,13 +873,12 @@ async fn dashboard_tickets_discounts_fallbacks_and_notifications() {
         Some(json!({"user_ids": [customer], "type": "admin", "title": "t", "body": "b"})),
     )
     .await;
-    let (status, v) = d
-        .call(
-            Method::POST,
-            "/api/admin/notifications/broadcast",
-            &support,
-            Some(json!({"type": "system", "title": "t", "body": "b", "role": "admin"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    d.expect(
+        Method::POST,
+        "/api/admin/notifications/broadcast",
+        &support,
+        Some(json!({"type": "system", "title": "t", "body": "b", "role": "admin"})),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 }

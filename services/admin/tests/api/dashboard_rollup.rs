@@ -3,6 +3,9 @@
 //! after the next run folds them in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use chrono::Utc;
+use zimmer_admin::domain::rollup::closed_before;
+
 use crate::{
     common,
     stats::{Base, base},
@@ -238,13 +241,29 @@ async fn figures_with_the_rollup_equal_a_count_from_scratch() {
     // Never rolled up: every figure from the raw rows.
     assert_exact(&w, &manager, "before any run").await;
 
-    // A run writes every closed day since the first row (400 days back), zeros included.
+    // A run writes every closed day since the first row (the account made 400 days back),
+    // zeros included, up to the first day not closed: today, or yesterday in the hour after
+    // midnight UTC (so 400 days, or 399 then).
+    let first_open_at_start = closed_before(Utc::now(), None);
     let run = roll_up(&w).await;
-    assert!(run.days >= 400, "{run:?}");
-    let closed = w
-        .count("SELECT count(*) AS n FROM dashboard_rollup_state WHERE closed_before IS NOT NULL")
+    let first_open_at_end = closed_before(Utc::now(), None);
+    w.assert_count(
+        &format!(
+            "SELECT count(*) AS n FROM dashboard_rollup_state \
+             WHERE closed_before IN ('{first_open_at_start}', '{first_open_at_end}')"
+        ),
+        1,
+    )
+    .await;
+    let closed_days = w
+        .count(
+            "SELECT (closed_before - (SELECT (min(created_at) AT TIME ZONE 'UTC')::date \
+                                      FROM users))::bigint AS n \
+             FROM dashboard_rollup_state",
+        )
         .await;
-    assert_eq!(closed, 1);
+    assert!((399..=400).contains(&closed_days), "{closed_days}");
+    assert_eq!(run.days, closed_days, "{run:?}");
     assert_eq!(
         w.count(
             "SELECT sum(tokens_consumed)::bigint AS n FROM dashboard_daily \
@@ -297,14 +316,12 @@ async fn figures_with_the_rollup_equal_a_count_from_scratch() {
         .await;
     let run = roll_up(&w).await;
     assert!(run.ledger_max_id > before, "{run:?}");
-    assert_eq!(
-        w.count(
-            "SELECT tokens_consumed AS n FROM dashboard_daily \
-             WHERE day = ((now() - interval '300 days') AT TIME ZONE 'UTC')::date"
-        )
-        .await,
-        13
-    );
+    w.assert_count(
+        "SELECT tokens_consumed AS n FROM dashboard_daily \
+         WHERE day = ((now() - interval '300 days') AT TIME ZONE 'UTC')::date",
+        13,
+    )
+    .await;
     assert_exact(&w, &manager, "after the late rows were folded in").await;
 
     // Idempotent: running again changes no figure.
@@ -313,7 +330,7 @@ async fn figures_with_the_rollup_equal_a_count_from_scratch() {
                 FROM dashboard_daily";
     let once = w.count(sums).await;
     roll_up(&w).await;
-    assert_eq!(w.count(sums).await, once);
+    w.assert_count(sums, once).await;
     assert_exact(&w, &manager, "after a second run").await;
 }
 
@@ -332,10 +349,8 @@ async fn one_run_at_a_time() {
         .await
         .unwrap();
     assert!(run.is_none(), "{run:?}");
-    assert_eq!(
-        w.count("SELECT count(*) AS n FROM dashboard_daily").await,
-        0
-    );
+    w.assert_count("SELECT count(*) AS n FROM dashboard_daily", 0)
+        .await;
     // Unlock explicitly: dropping the connection frees the lock only when the backend has
     // exited, which can come after the next statement (a flaky race otherwise).
     diesel::sql_query("SELECT pg_advisory_unlock(x'7a696d6d65727275'::bigint)")

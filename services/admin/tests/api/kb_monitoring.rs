@@ -99,15 +99,15 @@ async fn kb_reset_by_position_resets_exactly_the_row_this_staff_member_was_shown
     assert_eq!(reset, vec![second, first]);
 
     // Audited with the real user automation id.
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM admin_audit_log WHERE action = 'kb.reset' \
              AND target_type = 'user_automation' AND target_id = '{second}' \
              AND actor_id = {manager} AND details->>'position' = '2'"
-        ))
-        .await,
-        1
-    );
+        ),
+        1,
+    )
+    .await;
 
     // Outside the listing, or another staff member's (who loaded none): 409.
     for path in ["/api/admin/kb-reset/3", "/api/admin/kb-reset/0"] {

@@ -446,14 +446,14 @@ async fn the_key_test_asks_openai_and_marks_a_refused_key() {
         5,
         "two valid, three refused or slow; the disabled key was not tested"
     );
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM admin_audit_log WHERE details::text LIKE '%{}%' \
              OR details::text LIKE '%{}%'",
             &VALID[8..],
             &WRONG[8..]
-        ))
-        .await,
-        0
-    );
+        ),
+        0,
+    )
+    .await;
 }

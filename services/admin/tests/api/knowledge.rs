@@ -161,10 +161,8 @@ async fn knowledge_entries_as_the_knowledge_page_reads_and_writes_them() {
             .await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
     }
-    assert_eq!(
-        w.count("SELECT count(*) AS n FROM knowledge_entries").await,
-        2
-    );
+    w.assert_count("SELECT count(*) AS n FROM knowledge_entries", 2)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

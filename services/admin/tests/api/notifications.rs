@@ -99,13 +99,11 @@ async fn chosen_users_get_one_notification_each_and_the_count_is_exact() {
             .all(|n| n["title"] != "پرداخت شما بررسی شد")
     );
     let _ = bystander;
-    assert_eq!(
-        w.count(&format!(
-            "SELECT count(*) AS n FROM notifications WHERE user_id = {gone}"
-        ))
-        .await,
-        0
-    );
+    w.assert_count(
+        &format!("SELECT count(*) AS n FROM notifications WHERE user_id = {gone}"),
+        0,
+    )
+    .await;
 
     // The open stream delivers it live.
     let mut seen = String::new();
@@ -123,14 +121,12 @@ async fn chosen_users_get_one_notification_each_and_the_count_is_exact() {
     assert!(delivered, "not on the stream: {seen}");
 
     // Audited with the count, not the recipients' data.
-    assert_eq!(
-        w.count(
-            "SELECT count(*) AS n FROM admin_audit_log WHERE action = 'notification.send' \
-             AND (details ->> 'created')::int = 2"
-        )
-        .await,
-        1
-    );
+    w.assert_count(
+        "SELECT count(*) AS n FROM admin_audit_log WHERE action = 'notification.send' \
+         AND (details ->> 'created')::int = 2",
+        1,
+    )
+    .await;
 
     // Refusals: 422 with a detail; technical_team 403.
     let many: Vec<i64> = (1..=10_001).collect();

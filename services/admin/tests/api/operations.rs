@@ -34,14 +34,14 @@ async fn automations_are_managed_through_the_marketplace() {
     let (status, created) = body(res).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_i64().unwrap();
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM automations WHERE id = {id} AND name = 'دستیار تلگرام' \
              AND price_per_token = 1500"
-        ))
-        .await,
-        1
-    );
+        ),
+        1,
+    )
+    .await;
     // Edit; the owner's validation reaches the caller as a 422 with its field errors.
     let path = format!("/api/admin/automations/{id}");
     for (edit, expected, field) in [
@@ -72,13 +72,11 @@ async fn automations_are_managed_through_the_marketplace() {
     assert_eq!(v["has_service_token"], true);
     assert_eq!(v["price_per_token"], 2000);
     assert!(!v.to_string().contains(&token));
-    assert_eq!(
-        w.count(&format!(
-            "SELECT count(*) AS n FROM admin_audit_log WHERE details::text LIKE '%{token}%'"
-        ))
-        .await,
-        0
-    );
+    w.assert_count(
+        &format!("SELECT count(*) AS n FROM admin_audit_log WHERE details::text LIKE '%{token}%'"),
+        0,
+    )
+    .await;
 
     // Health check now: no URL configured is the owner's clear 409.
     let payload = json!({});
@@ -348,14 +346,14 @@ async fn tickets_are_overseen_and_answered_through_support() {
     let path = format!("/api/admin/tickets/{t1}/messages");
     w.send_expecting(Method::POST, &path, &support, &payload, StatusCode::CREATED)
         .await;
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM tickets WHERE id = {t1} AND status = 'in_progress' \
              AND assigned_to = {support_id}"
-        ))
-        .await,
-        1
-    );
+        ),
+        1,
+    )
+    .await;
     let v = w.json(&format!("/api/admin/tickets/{t1}"), &support).await;
     assert_eq!(v["assigned_to_name"], "Test User");
     let thread = v["messages"].as_array().unwrap();
@@ -404,14 +402,12 @@ async fn a_broadcast_reaches_every_matching_user_once() {
             == 3
     })
     .await;
-    assert_eq!(
-        w.count(
-            "SELECT count(*) AS n FROM notifications n JOIN users u ON u.id = n.user_id \
-             WHERE n.kind = 'admin' AND u.role <> 'customer'"
-        )
-        .await,
-        0
-    );
+    w.assert_count(
+        "SELECT count(*) AS n FROM notifications n JOIN users u ON u.id = n.user_id \
+         WHERE n.kind = 'admin' AND u.role <> 'customer'",
+        0,
+    )
+    .await;
     assert_eq!(
         w.count("SELECT count(*) AS n FROM notifications WHERE title = 'به‌روزرسانی'")
             .await,
@@ -443,11 +439,11 @@ async fn a_broadcast_reaches_every_matching_user_once() {
             .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
-    assert_eq!(
-        w.count("SELECT count(*) AS n FROM outbox WHERE producer = 'admin'")
-            .await,
-        1
-    );
+    w.assert_count(
+        "SELECT count(*) AS n FROM outbox WHERE producer = 'admin'",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

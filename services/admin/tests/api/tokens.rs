@@ -4,10 +4,18 @@
 
 use crate::common;
 
-use common::{Call, With, World, body};
+use common::{Call, With, World};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use zimmer_jwt::Role;
+
+const ADJUST: &str = "/api/admin/tokens/adjust";
+
+/// An adjustment as `token` that must answer `expected`; the body.
+async fn adjust_expecting(w: &World, token: &str, body: &Value, expected: StatusCode) -> Value {
+    w.send_expecting(Method::POST, ADJUST, token, body, expected)
+        .await
+}
 
 async fn balance(w: &World, ua: i64) -> i64 {
     w.count(&format!(
@@ -30,35 +38,29 @@ async fn an_adjustment_sent_twice_with_one_key_changes_the_balance_once_and_logs
         "idempotency_key": "adj-0001",
     });
 
-    let res = w
-        .send(Method::POST, "/api/admin/tokens/adjust", &tech, &adjust)
-        .await;
-    let (status, first) = body(res).await;
-    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let first = adjust_expecting(&w, &tech, &adjust, StatusCode::CREATED).await;
     assert_eq!(first["tokens_remaining"], 50);
     // The retry (e.g. the dashboard timed out) and two more at once.
-    let res = w
-        .send(Method::POST, "/api/admin/tokens/adjust", &tech, &adjust)
-        .await;
+    let res = w.send(Method::POST, ADJUST, &tech, &adjust).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["idempotent-replayed"], "true");
     let again: serde_json::Value = res.json().await.unwrap();
     assert_eq!(again["ledger_id"], first["ledger_id"]);
     let (a, b) = tokio::join!(
-        w.send(Method::POST, "/api/admin/tokens/adjust", &tech, &adjust),
-        w.send(Method::POST, "/api/admin/tokens/adjust", &tech, &adjust),
+        w.send(Method::POST, ADJUST, &tech, &adjust),
+        w.send(Method::POST, ADJUST, &tech, &adjust),
     );
     assert!(a.status().is_success() && b.status().is_success());
 
     assert_eq!(balance(&w, ua).await, 50, "applied once");
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM token_ledger WHERE user_automation_id = {ua} \
              AND kind = 'adjustment'"
-        ))
-        .await,
-        1
-    );
+        ),
+        1,
+    )
+    .await;
     assert_eq!(
         w.count(
             "SELECT count(*) AS n FROM admin_audit_log WHERE action = 'tokens.adjust' \
@@ -72,42 +74,26 @@ async fn an_adjustment_sent_twice_with_one_key_changes_the_balance_once_and_logs
     // The same key for a different adjustment is a conflict, not a second change.
     let mut other = adjust.clone();
     other["delta"] = json!(5);
-    let v = w
-        .send_expecting(
-            Method::POST,
-            "/api/admin/tokens/adjust",
-            &tech,
-            &other,
-            StatusCode::CONFLICT,
-        )
-        .await;
+    let v = adjust_expecting(&w, &tech, &other, StatusCode::CONFLICT).await;
     assert_eq!(v["code"], "idempotency_conflict");
     // Below zero is refused by the ledger, with its reason.
     let payload = json!({ "user_automation_id": ua, "delta": -51, "reason": "typo", "idempotency_key": "adj-0002" });
-    let v = w
-        .send_expecting(
-            Method::POST,
-            "/api/admin/tokens/adjust",
-            &tech,
-            &payload,
-            StatusCode::CONFLICT,
-        )
-        .await;
+    let v = adjust_expecting(&w, &tech, &payload, StatusCode::CONFLICT).await;
     assert_eq!(v["code"], "insufficient_tokens");
     // The key may come as the Idempotency-Key header.
     w.admin
-        .post("/api/admin/tokens/adjust")
+        .post(ADJUST)
         .bearer_auth(&tech)
         .header("Idempotency-Key", "adj-0003")
         .json(&json!({ "user_automation_id": ua, "delta": -20, "reason": "refund reversal" }))
         .expect_status(StatusCode::CREATED)
         .await;
     assert_eq!(balance(&w, ua).await, 30);
-    assert_eq!(
-        w.count("SELECT count(*) AS n FROM admin_audit_log WHERE action = 'tokens.adjust'")
-            .await,
-        2
-    );
+    w.assert_count(
+        "SELECT count(*) AS n FROM admin_audit_log WHERE action = 'tokens.adjust'",
+        2,
+    )
+    .await;
 
     // Validation: a reason is required, zero is not a change, a key must be well formed;
     // unknown → 404. (Without a key the server makes a fresh one: dashboard_contract.rs.)
@@ -130,9 +116,7 @@ async fn an_adjustment_sent_twice_with_one_key_changes_the_balance_once_and_logs
         ),
         (json!({ "user_automation_id": "x", "delta": 5 }), 422),
     ] {
-        let res = w
-            .send(Method::POST, "/api/admin/tokens/adjust", &tech, &bad)
-            .await;
+        let res = w.send(Method::POST, ADJUST, &tech, &bad).await;
         assert_eq!(res.status().as_u16(), expected, "{bad}");
     }
     assert_eq!(balance(&w, ua).await, 30);
@@ -169,21 +153,11 @@ async fn a_marketplace_that_is_down_changes_nothing_and_says_so() {
     let (_, ua) = w.automation_for(customer, "Ledger bot", 10).await;
     let payload =
         json!({ "user_automation_id": ua, "delta": 5, "reason": "x", "idempotency_key": "k1" });
-    let v = w
-        .send_expecting(
-            Method::POST,
-            "/api/admin/tokens/adjust",
-            &tech,
-            &payload,
-            StatusCode::SERVICE_UNAVAILABLE,
-        )
-        .await;
+    let v = adjust_expecting(&w, &tech, &payload, StatusCode::SERVICE_UNAVAILABLE).await;
     assert!(v["detail"].as_str().unwrap().contains("marketplace"));
     assert_eq!(balance(&w, ua).await, 10);
-    assert_eq!(
-        w.count("SELECT count(*) AS n FROM admin_audit_log").await,
-        0
-    );
+    w.assert_count("SELECT count(*) AS n FROM admin_audit_log", 0)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,11 +172,7 @@ async fn staff_cannot_adjust_the_balance_of_their_own_automation() {
     // nothing is logged as done.
     for (token, ua, key) in [(&tech, tech_ua, "self-1"), (&manager, manager_ua, "self-2")] {
         let payload = json!({ "user_automation_id": ua, "delta": 1000, "reason": "mine", "idempotency_key": key });
-        let res = w
-            .send(Method::POST, "/api/admin/tokens/adjust", token, &payload)
-            .await;
-        let (status, v) = body(res).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+        let v = adjust_expecting(&w, token, &payload, StatusCode::FORBIDDEN).await;
         assert_eq!(v["code"], "self_adjustment");
         assert!(
             v["detail"]
@@ -213,22 +183,20 @@ async fn staff_cannot_adjust_the_balance_of_their_own_automation() {
         );
         assert_eq!(balance(&w, ua).await, 10);
     }
-    assert_eq!(
-        w.count("SELECT count(*) AS n FROM token_ledger WHERE kind = 'adjustment'")
-            .await,
-        0
-    );
-    assert_eq!(
-        w.count("SELECT count(*) AS n FROM admin_audit_log WHERE action = 'tokens.adjust'")
-            .await,
-        0
-    );
+    w.assert_count(
+        "SELECT count(*) AS n FROM token_ledger WHERE kind = 'adjustment'",
+        0,
+    )
+    .await;
+    w.assert_count(
+        "SELECT count(*) AS n FROM admin_audit_log WHERE action = 'tokens.adjust'",
+        0,
+    )
+    .await;
 
     // Another staff member may (the four-eyes way round).
     let payload = json!({ "user_automation_id": tech_ua, "delta": 5, "reason": "outage", "idempotency_key": "other-1" });
-    let res = w
-        .send(Method::POST, "/api/admin/tokens/adjust", &manager, &payload)
-        .await;
+    let res = w.send(Method::POST, ADJUST, &manager, &payload).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(balance(&w, tech_ua).await, 15);
 }

@@ -30,6 +30,26 @@ async fn sign_up(w: &World, email: &str) -> (i64, String) {
     )
 }
 
+/// `PUT /api/admin/users/{id}` as `token`, which must answer `expected`; the body.
+async fn put_user(w: &World, id: i64, token: &str, body: Value, expected: StatusCode) -> Value {
+    let path = format!("/api/admin/users/{id}");
+    w.send_expecting(Method::PUT, &path, token, &body, expected)
+        .await
+}
+
+/// `POST /api/admin/users` (a staff account) as `token`, which must answer `expected`; the
+/// body.
+async fn create_staff(w: &World, token: &str, form: &Value, expected: StatusCode) -> Value {
+    w.send_expecting(Method::POST, "/api/admin/users", token, form, expected)
+        .await
+}
+
+/// The dashboard's role form, `PUT /api/admin/users/managers/{id}/role`: status and body.
+async fn put_role(w: &World, id: i64, token: &str, form: Value) -> (StatusCode, Value) {
+    let path = format!("/api/admin/users/managers/{id}/role");
+    body(w.send(Method::PUT, &path, token, &form).await).await
+}
+
 async fn login_status(w: &World, email: &str) -> StatusCode {
     w.auth
         .as_ref()
@@ -63,11 +83,14 @@ async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
     .await;
 
     // Any staff member may deactivate a customer (docs/rbac.md).
-    let payload = json!({ "is_active": false });
-    let path = format!("/api/admin/users/{customer}");
-    let v = w
-        .send_expecting(Method::PUT, &path, &support, &payload, StatusCode::OK)
-        .await;
+    let v = put_user(
+        &w,
+        customer,
+        &support,
+        json!({ "is_active": false }),
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(v["is_active"], false);
     let deactivated = Instant::now();
 
@@ -93,31 +116,33 @@ async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
             .is_client_error(),
         "a deactivated user cannot log in"
     );
-    assert_eq!(
-        w.count(&format!(
-            "SELECT count(*) AS n FROM users WHERE id = {customer} AND NOT is_active"
-        ))
-        .await,
-        1
-    );
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!("SELECT count(*) AS n FROM users WHERE id = {customer} AND NOT is_active"),
+        1,
+    )
+    .await;
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM admin_audit_log WHERE action = 'user.deactivate' \
              AND target_id = '{customer}'"
-        ))
-        .await,
-        1
-    );
+        ),
+        1,
+    )
+    .await;
     // The admin view says so too, and re-activating lets them log in again.
     let v = w
         .json(&format!("/api/admin/users/{customer}"), &support)
         .await;
     assert_eq!(v["is_active"], false);
     assert!(v["deactivated_at"].is_string());
-    let payload = json!({ "is_active": true });
-    let path = format!("/api/admin/users/{customer}");
-    let res = w.send(Method::PUT, &path, &support, &payload).await;
-    assert_eq!(res.status(), StatusCode::OK);
+    put_user(
+        &w,
+        customer,
+        &support,
+        json!({ "is_active": true }),
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(
         login_status(&w, "leaving@example.com").await,
         StatusCode::OK
@@ -130,57 +155,32 @@ async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
     let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
-    let put = |id: i64, token: &str, b: Value| {
-        let path = format!("/api/admin/users/{id}");
-        let token = token.to_owned();
-        let w = &w;
-        async move { w.send(Method::PUT, &path, &token, &b).await.status() }
-    };
-    // Technical team: no role changes, no staff (de)activation.
-    assert_eq!(
-        put(customer, &tech, json!({ "role": "support_staff" })).await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        put(manager_id, &tech, json!({ "is_active": false })).await,
-        StatusCode::FORBIDDEN
-    );
+    // Technical team: no role changes, no staff (de)activation. Bad input is a 422, an
+    // unknown user a 404.
+    for (id, token, change, expected) in [
+        (customer, &tech, json!({ "role": "support_staff" }), 403),
+        (manager_id, &tech, json!({ "is_active": false }), 403),
+        (customer, &manager, json!({ "role": "emperor" }), 422),
+        (987_654, &manager, json!({ "is_active": false }), 404),
+    ] {
+        let expected = StatusCode::from_u16(expected).unwrap();
+        put_user(&w, id, token, change, expected).await;
+    }
     // Nobody changes their own role or deactivates themselves.
     let payload = json!({ "is_active": false });
-    let path = format!("/api/admin/users/{manager_id}");
-    let v = w
-        .send_expecting(
-            Method::PUT,
-            &path,
-            &manager,
-            &payload,
-            StatusCode::FORBIDDEN,
-        )
-        .await;
+    let v = put_user(&w, manager_id, &manager, payload, StatusCode::FORBIDDEN).await;
     assert_eq!(v["code"], "self_change");
-    // Bad input is a 422, an unknown user a 404.
-    assert_eq!(
-        put(customer, &manager, json!({ "role": "emperor" })).await,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        put(987_654, &manager, json!({ "is_active": false })).await,
-        StatusCode::NOT_FOUND
-    );
     // A manager promotes a customer; auth did it (the row) and admin logged it.
     let payload = json!({ "role": "support_staff", "user_id": 1 });
-    let path = format!("/api/admin/users/{customer}");
-    let v = w
-        .send_expecting(Method::PUT, &path, &manager, &payload, StatusCode::OK)
-        .await;
+    let v = put_user(&w, customer, &manager, payload, StatusCode::OK).await;
     assert_eq!(v["role"], "support_staff");
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM users WHERE id = {customer} AND role = 'support_staff'"
-        ))
-        .await,
-        1
-    );
+        ),
+        1,
+    )
+    .await;
     let log = w
         .json("/api/admin/audit-log?action=user.change_role", &manager)
         .await;
@@ -192,10 +192,8 @@ async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
     );
     // And the technical team member may still deactivate a customer-role user... who is now
     // staff, so no longer.
-    assert_eq!(
-        put(customer, &tech, json!({ "is_active": false })).await,
-        StatusCode::FORBIDDEN
-    );
+    let deactivate = json!({ "is_active": false });
+    put_user(&w, customer, &tech, deactivate, StatusCode::FORBIDDEN).await;
     let _ = tech_id;
 }
 
@@ -209,15 +207,7 @@ async fn managers_create_staff_accounts_through_auth() {
         "role": "support_staff",
         "password": "a-long-enough-password",
     });
-    let v = w
-        .send_expecting(
-            Method::POST,
-            "/api/admin/users",
-            &manager,
-            &new,
-            StatusCode::CREATED,
-        )
-        .await;
+    let v = create_staff(&w, &manager, &new, StatusCode::CREATED).await;
     assert_eq!(v["email"], "new.staff@example.com");
     assert_eq!(v["role"], "support_staff");
     assert_eq!(v["name"], "نگار\u{200C}سادات");
@@ -236,22 +226,11 @@ async fn managers_create_staff_accounts_through_auth() {
         StatusCode::OK
     );
     // Twice: auth's 409 reaches the caller as is.
-    let v = w
-        .send_expecting(
-            Method::POST,
-            "/api/admin/users",
-            &manager,
-            &new,
-            StatusCode::CONFLICT,
-        )
-        .await;
+    let v = create_staff(&w, &manager, &new, StatusCode::CONFLICT).await;
     assert_eq!(v["code"], "email_taken");
     // A customer role is not a staff account.
     let payload = json!({ "name": "x", "email": "x@example.com", "role": "customer" });
-    let res = w
-        .send(Method::POST, "/api/admin/users", &manager, &payload)
-        .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    create_staff(&w, &manager, &payload, StatusCode::UNPROCESSABLE_ENTITY).await;
     // Audited once, without the password.
     let log = w
         .json("/api/admin/audit-log?action=user.create_staff", &manager)
@@ -267,22 +246,18 @@ async fn an_unreachable_auth_is_a_clear_503_and_nothing_is_logged() {
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
     let payload = json!({ "is_active": false });
-    let path = format!("/api/admin/users/{customer}");
-    let v = w
-        .send_expecting(
-            Method::PUT,
-            &path,
-            &manager,
-            &payload,
-            StatusCode::SERVICE_UNAVAILABLE,
-        )
-        .await;
+    let v = put_user(
+        &w,
+        customer,
+        &manager,
+        payload,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
     assert_eq!(v["code"], "upstream_unavailable");
     assert!(v["detail"].as_str().unwrap().contains("auth"));
-    assert_eq!(
-        w.count("SELECT count(*) AS n FROM admin_audit_log").await,
-        0
-    );
+    w.assert_count("SELECT count(*) AS n FROM admin_audit_log", 0)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,14 +418,14 @@ async fn auth_checks_the_acting_staff_members_own_token() {
     };
     let (st, v) = as_manager("e@example.com").await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.registered' \
              AND (payload->'data'->>'created_by')::bigint = {manager_id}"
-        ))
-        .await,
-        2
-    );
+        ),
+        2,
+    )
+    .await;
     // A token that still says manager for somebody who no longer is one (demoted in the
     // database behind auth's back): admin's guard trusts the claim, auth does not.
     w.sql(&format!(
@@ -459,11 +434,11 @@ async fn auth_checks_the_acting_staff_members_own_token() {
     .await;
     let (st, v) = as_manager("f@example.com").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    assert_eq!(
-        w.count("SELECT count(*) AS n FROM users WHERE email = 'f@example.com'")
-            .await,
-        0
-    );
+    w.assert_count(
+        "SELECT count(*) AS n FROM users WHERE email = 'f@example.com'",
+        0,
+    )
+    .await;
 }
 
 /// docs/panels.md "Users: the managers list and permanent delete": a manager anonymises a
@@ -530,14 +505,14 @@ async fn a_manager_deletes_a_deactivated_account_permanently() {
     let (status, v) = body(delete(manager.clone(), manager_id).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(v["code"], "self_change");
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM users WHERE id = {customer} AND deleted_at IS NULL \
              AND email = 'erase.me@example.com'"
-        ))
-        .await,
-        1
-    );
+        ),
+        1,
+    )
+    .await;
 
     // Deactivated first ("deactivate" is DELETE without /permanent), then deleted.
     let res = delete(manager.clone(), customer).await;
@@ -552,16 +527,16 @@ async fn a_manager_deletes_a_deactivated_account_permanently() {
     assert!(v["message"].is_string());
 
     // Erased: name, email, phone, password, 2FA, tokens, sessions; deleted_at set.
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM users WHERE id = {customer} AND deleted_at IS NOT NULL \
              AND NOT is_active AND name = 'Deleted user' \
              AND email = 'deleted-{customer}@deleted.invalid' AND phone_number IS NULL \
              AND password_hash = '!deleted' AND twofa_secret IS NULL AND NOT twofa_enabled"
-        ))
-        .await,
-        1
-    );
+        ),
+        1,
+    )
+    .await;
     for table in [
         "sessions",
         "password_reset_tokens",
@@ -578,27 +553,21 @@ async fn a_manager_deletes_a_deactivated_account_permanently() {
         );
     }
     // The history keeps the id.
-    assert_eq!(
-        w.count(&format!(
-            "SELECT count(*) AS n FROM payments WHERE user_id = {customer}"
-        ))
-        .await,
-        1
-    );
-    assert_eq!(
-        w.count(&format!(
-            "SELECT count(*) AS n FROM token_ledger WHERE user_automation_id = {ua}"
-        ))
-        .await,
-        1
-    );
-    assert_eq!(
-        w.count(&format!(
-            "SELECT count(*) AS n FROM tickets WHERE user_id = {customer}"
-        ))
-        .await,
-        1
-    );
+    w.assert_count(
+        &format!("SELECT count(*) AS n FROM payments WHERE user_id = {customer}"),
+        1,
+    )
+    .await;
+    w.assert_count(
+        &format!("SELECT count(*) AS n FROM token_ledger WHERE user_automation_id = {ua}"),
+        1,
+    )
+    .await;
+    w.assert_count(
+        &format!("SELECT count(*) AS n FROM tickets WHERE user_id = {customer}"),
+        1,
+    )
+    .await;
     // A second time: gone (404).
     assert_eq!(
         delete(manager.clone(), customer).await.status(),
@@ -642,16 +611,14 @@ async fn a_manager_deletes_a_deactivated_account_permanently() {
     let (again, _) = sign_up(&w, "erase.me@example.com").await;
     assert_ne!(again, customer);
     // A deleted account cannot be reactivated or renamed.
-    let path = format!("/api/admin/users/managers/{customer}/role");
-    let res = w
-        .send(
-            Method::PUT,
-            &path,
-            &manager,
-            &json!({ "role": "customer", "is_active": true }),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let (status, v) = put_role(
+        &w,
+        customer,
+        &manager,
+        json!({ "role": "customer", "is_active": true }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
     // Audited with the id only.
     let log = w
         .json(
@@ -663,15 +630,11 @@ async fn a_manager_deletes_a_deactivated_account_permanently() {
     assert_eq!(log["items"][0]["target_id"], customer.to_string());
     assert!(!log.to_string().contains("erase.me"));
     // `user.updated` says so, naming the manager.
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(&format!(
             "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.updated' \
              AND payload->'data'->>'user_id' = '{customer}' AND payload->'data'->>'deleted' = 'true' \
              AND payload->'data'->>'actor_id' = '{manager_id}'"
-        ))
-        .await,
-        1
-    );
+        ), 1).await;
 }
 
 /// docs/panels.md "Users": the dashboard's form creates any role, customers included
@@ -720,14 +683,12 @@ async fn the_dashboard_creates_customers_and_renames_accounts() {
         login_status(&w, "c2@example.com").await,
         StatusCode::FORBIDDEN
     );
-    assert_eq!(
-        w.count(
-            "SELECT count(*) AS n FROM users WHERE email = 'c2@example.com' AND NOT is_active \
-                 AND deactivated_at IS NOT NULL"
-        )
-        .await,
-        1
-    );
+    w.assert_count(
+        "SELECT count(*) AS n FROM users WHERE email = 'c2@example.com' AND NOT is_active \
+         AND deactivated_at IS NOT NULL",
+        1,
+    )
+    .await;
 
     // Names: any staff member for a customer, a manager for staff; equal is no change.
     let rename = |token: &str, id: i64, name: &str| {
@@ -757,45 +718,40 @@ async fn the_dashboard_creates_customers_and_renames_accounts() {
     // Oneself: a name is not a role, and an unchanged form answers 200.
     let (status, v) = rename(&manager, manager_id, "The Boss").await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    let (status, v) = body_of(
-        w.send(
-            Method::PUT,
-            &format!("/api/admin/users/managers/{manager_id}/role"),
-            &manager,
-            &json!({ "role": "manager", "is_active": true }),
-        )
-        .await,
+    let (status, v) = put_role(
+        &w,
+        manager_id,
+        &manager,
+        json!({ "role": "manager", "is_active": true }),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    let (status, v) = body_of(
-        w.send(
-            Method::PUT,
-            &format!("/api/admin/users/managers/{manager_id}/role"),
-            &manager,
-            &json!({ "role": "customer", "is_active": true }),
-        )
-        .await,
+    let (status, v) = put_role(
+        &w,
+        manager_id,
+        &manager,
+        json!({ "role": "customer", "is_active": true }),
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(v["code"], "self_change");
-    assert_eq!(
-        w.count(&format!(
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM users WHERE (id = {c1} AND name = 'Dana Karimi') \
-             OR (id = {staff_id} AND name = 'Agent Smith') OR (id = {manager_id} AND name = 'The Boss')"
-        ))
-        .await,
-        3
-    );
-    assert_eq!(
-        w.count(&format!(
+             OR (id = {staff_id} AND name = 'Agent Smith') \
+             OR (id = {manager_id} AND name = 'The Boss')"
+        ),
+        3,
+    )
+    .await;
+    w.assert_count(
+        &format!(
             "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.updated' \
              AND payload->'data'->>'user_id' = '{c1}' AND payload->'data'->>'name' = 'Dana Karimi'"
-        ))
-        .await,
-        1
-    );
+        ),
+        1,
+    )
+    .await;
     let log = w
         .json("/api/admin/audit-log?action=user.rename", &manager)
         .await;

@@ -17,7 +17,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::Deserialize;
 use zimmer_db::models::User;
 use zimmer_http::{ApiError, HttpResult};
@@ -115,18 +115,24 @@ async fn user_and_twofa_state(
     let found = queries::user_by_id(&mut conn, user_id)
         .await?
         .ok_or_else(account_not_found)?;
-    let s = queries::twofa_state(&mut conn, user_id)
-        .await?
-        .ok_or_else(account_not_found)?;
+    let s = twofa_state_of(&mut conn, user_id).await?;
     Ok((found, s))
+}
+
+/// The user's 2FA state; 404 when the account is gone.
+async fn twofa_state_of(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> Result<queries::TwofaState, ApiError> {
+    queries::twofa_state(conn, user_id)
+        .await?
+        .ok_or_else(account_not_found)
 }
 
 /// `GET /api/auth/2fa/status`
 pub async fn status(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
     let mut conn = state.platform.pool.get().await?;
-    let s = queries::twofa_state(&mut conn, user.id)
-        .await?
-        .ok_or_else(account_not_found)?;
+    let s = twofa_state_of(&mut conn, user.id).await?;
     let remaining = if s.enabled {
         queries::unused_recovery_codes(&mut conn, user.id).await?
     } else {
@@ -339,9 +345,7 @@ pub async fn regenerate(
         "Enter a current code from your authenticator app (otp_code) to get new recovery codes",
     )?;
     let mut conn = st.platform.pool.get().await?;
-    let s = queries::twofa_state(&mut conn, user.id)
-        .await?
-        .ok_or_else(account_not_found)?;
+    let s = twofa_state_of(&mut conn, user.id).await?;
     drop(conn);
     let (true, Some(sealed)) = (s.enabled, s.sealed_secret) else {
         return Err(ApiError::conflict(

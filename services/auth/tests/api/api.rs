@@ -424,12 +424,7 @@ async fn logout_by_bearer_or_by_cookie_alone() {
 async fn sessions_list_revoke_and_logout_all() {
     let (_ctx, app) = auth().await;
     let a = register(&app, "many@example.com", PASSWORD).await;
-    let second = login(&app, "many@example.com", PASSWORD)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    let second_access = second["access_token"].as_str().unwrap().to_owned();
+    let second_access = login_access(&app, "many@example.com", PASSWORD).await;
     let list: Value = app
         .get("/api/auth/sessions")
         .bearer_auth(&a.access)
@@ -492,12 +487,7 @@ async fn sessions_list_revoke_and_logout_all() {
 async fn change_password_revokes_the_other_sessions() {
     let (_ctx, app) = auth().await;
     let a = register(&app, "pw@example.com", PASSWORD).await;
-    let other = login(&app, "pw@example.com", PASSWORD)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    let other_access = other["access_token"].as_str().unwrap().to_owned();
+    let other_access = login_access(&app, "pw@example.com", PASSWORD).await;
 
     assert_eq!(app
         .post("/api/user/change-password")

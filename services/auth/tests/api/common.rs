@@ -152,6 +152,14 @@ pub async fn login(app: &TestApp, email: &str, password: &str) -> Response {
     .await
 }
 
+/// A login that must succeed; its access token.
+pub async fn login_access(app: &TestApp, email: &str, password: &str) -> String {
+    let res = login(app, email, password).await;
+    assert_eq!(res.status(), StatusCode::OK, "login {email}");
+    let body: Value = res.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 pub async fn me_status(app: &TestApp, access: &str) -> StatusCode {
     app.get("/api/me").bearer_auth(access).status().await
 }
@@ -212,13 +220,16 @@ pub async fn enable_2fa(app: &TestApp, access: &str) -> (String, Vec<String>) {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{act}");
-    let codes = act["recovery_codes"]
-        .as_array()
-        .unwrap()
+    (secret, recovery_codes(&act["recovery_codes"]))
+}
+
+/// The recovery codes of an answer (a JSON array of strings).
+pub fn recovery_codes(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
         .iter()
         .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    (secret, codes)
+        .collect()
 }
 
 /// A login of a 2FA account: the challenge token.

@@ -260,11 +260,7 @@ async fn forgot_password_never_reveals_whether_an_account_exists() {
 async fn reset_sets_the_password_once_and_revokes_every_session() {
     let (ctx, app, mail) = auth_with(&[]).await;
     let r = register(&app, "reset@example.com", PASSWORD).await;
-    let second = login(&app, "reset@example.com", PASSWORD).await;
-    let second_access = second.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second_access = login_access(&app, "reset@example.com", PASSWORD).await;
 
     app.post_json(
         "/api/forgot-password",

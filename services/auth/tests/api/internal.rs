@@ -48,15 +48,19 @@ async fn internal(
     call(app, DEV_INTERNAL_TOKEN, Some(acting), method, path, body).await
 }
 
-async fn put_user(app: &TestApp, acting: &str, id: i64, body: Value) -> (StatusCode, Value) {
-    internal(
-        app,
-        acting,
-        reqwest::Method::PUT,
-        &format!("/internal/users/{id}"),
-        body,
-    )
-    .await
+/// A change of user `id` acting for the holder of `acting`, which must answer `expected`;
+/// the body.
+async fn put_user(
+    app: &TestApp,
+    acting: &str,
+    id: i64,
+    body: Value,
+    expected: StatusCode,
+) -> Value {
+    let path = format!("/internal/users/{id}");
+    let (status, v) = internal(app, acting, reqwest::Method::PUT, &path, body).await;
+    assert_eq!(status, expected, "PUT {path}: {v}");
+    v
 }
 
 /// How many `event_type` events the outbox holds that also match the SQL condition `and`
@@ -71,12 +75,6 @@ async fn events(ctx: &TestContext, event_type: &str, and: &str) -> i64 {
 /// A staff member's access token, as auth issues it (signed with the test's key).
 fn token(ctx: &TestContext, id: i64, role: Role) -> String {
     ctx.mint_access_token(id, role, Uuid::new_v4())
-}
-
-async fn token_of(app: &TestApp, email: &str, password: &str) -> String {
-    let (st, body) = json_of(login(app, email, password).await).await;
-    assert_eq!(st, StatusCode::OK, "{email}: {body}");
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,34 +123,31 @@ async fn a_role_change_revokes_the_sessions_and_follows_rbac() {
     // A valid token of a user auth does not know.
     let as_unknown = token(&ctx, r.user_id + 1000, Role::Manager);
 
-    // Support staff may not change roles; nobody changes their own.
-    let (st, _) = put_user(
-        &app,
-        &as_support,
-        r.user_id,
-        json!({ "role": "technical_team" }),
-    )
-    .await;
-    assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, body) = put_user(&app, &as_manager, manager, json!({ "role": "customer" })).await;
-    assert_eq!(st, StatusCode::FORBIDDEN);
+    // Support staff may not change roles, bad input is a 422, an unknown user a 404, an
+    // unknown actor a 403; and nobody changes their own role.
+    for (acting, id, role, expected) in [
+        (&as_support, r.user_id, "technical_team", 403),
+        (&as_manager, r.user_id, "emperor", 422),
+        (&as_manager, 999_999, "manager", 404),
+        (&as_unknown, r.user_id, "manager", 403),
+    ] {
+        let expected = StatusCode::from_u16(expected).unwrap();
+        put_user(&app, acting, id, json!({ "role": role }), expected).await;
+    }
+    let own = json!({ "role": "customer" });
+    let body = put_user(&app, &as_manager, manager, own, StatusCode::FORBIDDEN).await;
     assert_eq!(body["code"], "self_change");
-    let (st, _) = put_user(&app, &as_manager, r.user_id, json!({ "role": "emperor" })).await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    let (st, _) = put_user(&app, &as_manager, 999_999, json!({ "role": "manager" })).await;
-    assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = put_user(&app, &as_unknown, r.user_id, json!({ "role": "manager" })).await;
-    assert_eq!(st, StatusCode::FORBIDDEN, "an unknown actor");
     assert_eq!(me_status(&app, &r.access).await, StatusCode::OK);
 
-    let (st, body) = put_user(
+    let promote = json!({ "role": "technical_team" });
+    let body = put_user(
         &app,
         &as_manager,
         r.user_id,
-        json!({ "role": "technical_team" }),
+        promote.clone(),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["role"], "technical_team");
     assert_eq!(body["is_admin"], true);
     // The customer-role token is dead; a new login carries the new role.
@@ -171,14 +166,7 @@ async fn a_role_change_revokes_the_sessions_and_follows_rbac() {
     );
     assert_eq!(events(&ctx, "user.updated", &promoted).await, 1);
     // Repeating it changes nothing and emits nothing.
-    let (st, _) = put_user(
-        &app,
-        &as_manager,
-        r.user_id,
-        json!({ "role": "technical_team" }),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK);
+    put_user(&app, &as_manager, r.user_id, promote, StatusCode::OK).await;
     assert_eq!(events(&ctx, "user.updated", "TRUE").await, 1);
 }
 
@@ -259,8 +247,14 @@ async fn deactivation_blocks_login_and_tokens_everywhere_and_can_be_undone() {
     );
 
     // Deactivating again is a no-op.
-    let (st, _) = put_user(&app, &as_support, r.user_id, json!({ "is_active": false })).await;
-    assert_eq!(st, StatusCode::OK);
+    put_user(
+        &app,
+        &as_support,
+        r.user_id,
+        json!({ "is_active": false }),
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(events(&ctx, "user.deactivated", "TRUE").await, 1);
 
     // Reactivated: a new login works everywhere; the old token stays dead.
@@ -269,7 +263,7 @@ async fn deactivation_blocks_login_and_tokens_everywhere_and_can_be_undone() {
     assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["is_active"], true);
     assert!(body["deactivated_at"].is_null());
-    let fresh = token_of(&app, "leaving@example.com", PASSWORD).await;
+    let fresh = login_access(&app, "leaving@example.com", PASSWORD).await;
     assert_eq!(me_status(&app, &fresh).await, StatusCode::OK);
     assert_eq!(market_status(&market, &fresh).await, StatusCode::OK);
     assert_eq!(me_status(&app, &r.access).await, StatusCode::UNAUTHORIZED);
@@ -328,7 +322,7 @@ async fn only_a_manager_creates_staff_with_a_password_or_an_invitation() {
     assert_eq!(body["role"], "support_staff");
     assert_eq!(body["email"], "maryam@example.com");
     assert_eq!(body["name"], "مریم پشتیبان");
-    let token = token_of(app, "maryam@example.com", PASSWORD).await;
+    let token = login_access(app, "maryam@example.com", PASSWORD).await;
     assert_eq!(me_status(app, &token).await, StatusCode::OK);
     let (st, body) = create(manager, json!({ "name": "Dup", "email": "maryam@example.com", "role": "manager", "password": PASSWORD })).await;
     assert_eq!(st, StatusCode::CONFLICT);
@@ -544,10 +538,7 @@ async fn only_admin_acting_for_a_manager_creates_a_manager() {
         assert_eq!(body["code"], "invalid_actor_token", "{what}");
     }
     // A manager who signed out: the token is revoked.
-    let (st, login_body) =
-        json_of(login(&app, "boss@example.com", zimmer_testkit::TEST_PASSWORD).await).await;
-    assert_eq!(st, StatusCode::OK, "{login_body}");
-    let signed_out = login_body["access_token"].as_str().unwrap().to_owned();
+    let signed_out = login_access(&app, "boss@example.com", zimmer_testkit::TEST_PASSWORD).await;
     let res = app
         .post("/api/auth/logout")
         .bearer_auth(&signed_out)

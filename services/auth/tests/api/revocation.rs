@@ -106,12 +106,7 @@ async fn logout_reaches_all_four_other_services_within_a_second() {
         .await;
     // A manager, so that admin's staff-only routes answer too.
     ctx.create_user("chief@example.com", Role::Manager).await;
-    let res = login(&auth, "chief@example.com", TEST_PASSWORD).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let access = res.json::<serde_json::Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let access = login_access(&auth, "chief@example.com", TEST_PASSWORD).await;
 
     let targets = [
         ("marketplace", &market, "/api/user/automations"),

@@ -151,10 +151,8 @@ async fn a_refresh_keeps_the_sign_in_time_and_a_fresh_login_keeps_the_panel_flow
     assert_reauth_required(st, &body);
 
     // The panel right after a login: initiate with no body, activate with {otp_code}.
-    let (st, body) = json_of(login(&app, "refresh-age@example.com", PASSWORD).await).await;
-    assert_eq!(st, StatusCode::OK, "{body}");
-    let fresh = body["access_token"].as_str().unwrap();
-    let (secret, codes) = enable_2fa(&app, fresh).await;
+    let fresh = login_access(&app, "refresh-age@example.com", PASSWORD).await;
+    let (secret, codes) = enable_2fa(&app, &fresh).await;
     assert!(!secret.is_empty());
     assert_eq!(codes.len(), 10);
 }
@@ -164,9 +162,7 @@ async fn turning_two_factor_on_and_off_signs_out_other_sessions_and_mails_the_ow
     let (ctx, app, mail) = auth_with(&[]).await;
     let email = "onoff@example.com";
     let r = register(&app, email, PASSWORD).await;
-    let (st, body) = json_of(login(&app, email, PASSWORD).await).await;
-    assert_eq!(st, StatusCode::OK, "{body}");
-    let other = body["access_token"].as_str().unwrap().to_owned();
+    let other = login_access(&app, email, PASSWORD).await;
     let other_sid = claims(&other)["sid"].as_str().unwrap().to_owned();
 
     let (secret, _) = enable_2fa(&app, &r.access).await;

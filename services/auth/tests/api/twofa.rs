@@ -82,12 +82,7 @@ async fn setup_stores_the_secret_encrypted_and_gives_ten_hashed_recovery_codes()
         .json_of()
         .await;
     assert_eq!(st, StatusCode::OK, "{body}");
-    let codes: Vec<String> = body["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let codes = recovery_codes(&body["recovery_codes"]);
     assert_eq!(codes.len(), 10);
     let s = status(&app, &r.access).await;
     assert_eq!(s["enabled"], true);
@@ -234,12 +229,7 @@ async fn recovery_codes_are_single_use_and_regenerate_replaces_them() {
         .await;
     assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["codes"], body["recovery_codes"]);
-    let fresh: Vec<String> = body["codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let fresh = recovery_codes(&body["codes"]);
     assert_eq!(fresh.len(), 10);
     assert_eq!(
         status(&app, &r.access).await["recovery_codes_remaining"],

@@ -339,15 +339,10 @@ pub async fn list_discounts(
         }
         q
     };
-    let total = filtered().count().get_result(conn).await?;
-    let items = filtered()
+    let rows = filtered()
         .order(discount_codes::id.desc())
-        .offset(offset)
-        .limit(limit)
-        .select(DiscountCode::as_select())
-        .load(conn)
-        .await?;
-    Ok((items, total))
+        .select(DiscountCode::as_select());
+    zimmer_db::paged(conn, filtered().count(), rows, offset, limit).await
 }
 
 pub async fn list_redemptions(
@@ -356,20 +351,12 @@ pub async fn list_redemptions(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<DiscountRedemption>, i64)> {
-    let total = discount_redemptions::table
-        .filter(discount_redemptions::discount_id.eq(discount_id))
-        .count()
-        .get_result(conn)
-        .await?;
-    let items = discount_redemptions::table
-        .filter(discount_redemptions::discount_id.eq(discount_id))
+    let of_code =
+        discount_redemptions::table.filter(discount_redemptions::discount_id.eq(discount_id));
+    let rows = of_code
         .order(discount_redemptions::id.desc())
-        .offset(offset)
-        .limit(limit)
-        .select(DiscountRedemption::as_select())
-        .load(conn)
-        .await?;
-    Ok((items, total))
+        .select(DiscountRedemption::as_select());
+    zimmer_db::paged(conn, of_code.count(), rows, offset, limit).await
 }
 
 /// The code's automations (docs/panels.md "Discount codes for several automations"): empty

@@ -188,20 +188,13 @@ pub async fn list_payments(
         }
         q
     };
-    let total = filtered().count().get_result(conn).await?;
-    let mut q = filtered();
-    q = if filter.ascending {
-        q.order((payments::created_at.asc(), payments::id.asc()))
+    let ordered = if filter.ascending {
+        filtered().order((payments::created_at.asc(), payments::id.asc()))
     } else {
-        q.order((payments::created_at.desc(), payments::id.desc()))
+        filtered().order((payments::created_at.desc(), payments::id.desc()))
     };
-    let items = q
-        .offset(offset)
-        .limit(limit)
-        .select((Payment::as_select(), automations::name.nullable()))
-        .load(conn)
-        .await?;
-    Ok((items, total))
+    let rows = ordered.select((Payment::as_select(), automations::name.nullable()));
+    zimmer_db::paged(conn, filtered().count(), rows, offset, limit).await
 }
 
 #[derive(Debug, Serialize, QueryableByName)]

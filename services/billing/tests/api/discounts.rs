@@ -255,14 +255,13 @@ async fn a_full_discount_succeeds_at_once_without_the_gateway() {
         json!({ "code": "gift", "percent_off": 100, "automation_id": a }),
     )
     .await;
-    let res = init(
+    let body = init_expecting(
         &h.app,
         &c,
         json!({ "automation_id": a, "tokens": 5, "discount_code": "gift", "return_path": "/done" }),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], "succeeded");
     assert_eq!(body["amount"], 0);
     assert!(body["payment_url"].is_null());

@@ -15,17 +15,16 @@ async fn init_prices_on_the_server_and_ignores_a_client_amount() {
     let c = customer(&h.ctx, "buyer@example.com", a).await;
 
     // The panel's body plus a forged amount, price and user id: all ignored.
-    let res = init(
+    let body = init_expecting(
         &h.app,
         &c,
         json!({
             "automation_id": a, "tokens": "3", "return_path": "/payment/return",
             "discount_code": "", "amount": 1, "price_per_token": 1, "user_id": 999
         }),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
     assert_eq!(body["amount"], 45_000);
     assert_eq!(body["tokens"], 3);
     assert_eq!(body["status"], "pending");
@@ -115,9 +114,13 @@ async fn bad_input_and_out_of_range_amounts_are_clear_4xx() {
         assert_eq!(err["errors"][0]["field"], field, "{body}: {err}");
     }
     // 2 × 900,000,000 Rial: above the gateway's 1,000,000,000.
-    let res = init(&h.app, &d, json!({ "automation_id": dear, "tokens": 2 })).await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let err: Value = res.json().await.unwrap();
+    let err = init_expecting(
+        &h.app,
+        &d,
+        json!({ "automation_id": dear, "tokens": 2 }),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(err["code"], "amount_out_of_range");
 
     // Malformed JSON and a non-object body.
@@ -148,15 +151,11 @@ async fn gateway_refusals_and_outages_close_the_payment_with_a_clear_error() {
     let body = json!({ "automation_id": a, "tokens": 3 });
 
     h.fake.fail_next_request(-13);
-    let res = init(&h.app, &c, body.clone()).await;
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let err: Value = res.json().await.unwrap();
+    let err = init_expecting(&h.app, &c, body.clone(), StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(err["code"], "gateway_busy");
 
     h.fake.fail_next_request(-11);
-    let res = init(&h.app, &c, body.clone()).await;
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let err: Value = res.json().await.unwrap();
+    let err = init_expecting(&h.app, &c, body.clone(), StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(err["code"], "gateway_unavailable");
 
     assert_eq!(

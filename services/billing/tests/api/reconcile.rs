@@ -81,19 +81,9 @@ async fn a_canceled_payment_that_was_paid_is_credited_from_the_unverified_list()
     let h = harness(&job("1")).await;
     let c = customer_of_a(&h, "latepayer@example.com").await;
     let a = c.automation_id;
-    h.app
-        .post("/internal/discounts")
-        .header("X-Internal-Token", INTERNAL_TOKEN)
-        .json(&json!({ "code": "late", "percent_off": 10 }))
-        .expect_status(StatusCode::CREATED)
-        .await;
-    let res = init(
-        &h.app,
-        &c,
-        json!({ "automation_id": a, "tokens": 3, "discount_code": "late" }),
-    )
-    .await;
-    let init: Value = res.json().await.unwrap();
+    create_code(&h.app, json!({ "code": "late", "percent_off": 10 })).await;
+    let body = json!({ "automation_id": a, "tokens": 3, "discount_code": "late" });
+    let init = init_expecting(&h.app, &c, body, StatusCode::OK).await;
     let authority = authority_of(&init);
     // A forged NOK: the gateway says the session is still at the bank, so it stays pending
     // (it no longer cancels; see trust.rs). The payer pays anyway.
@@ -119,19 +109,9 @@ async fn a_session_never_paid_expires_and_releases_its_discount() {
     let h = harness(&env).await;
     let c = customer_of_a(&h, "abandoned@example.com").await;
     let a = c.automation_id;
-    h.app
-        .post("/internal/discounts")
-        .header("X-Internal-Token", INTERNAL_TOKEN)
-        .json(&json!({ "code": "x", "percent_off": 10 }))
-        .call()
-        .await;
-    let res = init(
-        &h.app,
-        &c,
-        json!({ "automation_id": a, "tokens": 3, "discount_code": "x" }),
-    )
-    .await;
-    let init: Value = res.json().await.unwrap();
+    create_code(&h.app, json!({ "code": "x", "percent_off": 10 })).await;
+    let body = json!({ "automation_id": a, "tokens": 3, "discount_code": "x" });
+    let init = init_expecting(&h.app, &c, body, StatusCode::OK).await;
     // The payer reached the bank and left.
     eventually("the job expires it", WAIT, || {
         status_is(&h.ctx, id_of(&init), "expired")

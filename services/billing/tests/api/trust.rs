@@ -60,9 +60,7 @@ async fn a_forged_nok_keeps_the_payment_pending_and_its_discount_reserved() {
         json!({ "code": "half", "percent_off": 50, "per_user_limit": 1 }),
     )
     .await;
-    let res = init(&h.app, &c, with_code(&c, "half")).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let first: Value = res.json().await.unwrap();
+    let first = init_expecting(&h.app, &c, with_code(&c, "half"), StatusCode::OK).await;
     let authority = authority_of(&first);
 
     // The forged redirect (the payer never went to the bank).
@@ -76,9 +74,13 @@ async fn a_forged_nok_keeps_the_payment_pending_and_its_discount_reserved() {
     assert_eq!(session.verify_calls, 0);
 
     // The slot is still held: a second discounted purchase is refused.
-    let res = init(&h.app, &c, with_code(&c, "half")).await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let err: Value = res.json().await.unwrap();
+    let err = init_expecting(
+        &h.app,
+        &c,
+        with_code(&c, "half"),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(err["code"], "discount_per_user_limit");
 
     // The payer pays after all: credited once, the redemption confirmed.
@@ -141,9 +143,7 @@ async fn the_forged_nok_attack_ends_with_the_limit_confirmed_and_the_rest_review
     )
     .await;
 
-    let res = init(&h.app, &c, with_code(&c, "half")).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let first: Value = res.json().await.unwrap();
+    let first = init_expecting(&h.app, &c, with_code(&c, "half"), StatusCode::OK).await;
     assert_eq!(first["amount"], 22_500);
     callback_json(&h.app, &authority_of(&first), "NOK").await;
     let res = init(&h.app, &c, with_code(&c, "half")).await;
@@ -158,9 +158,7 @@ async fn the_forged_nok_attack_ends_with_the_limit_confirmed_and_the_rest_review
         payment(&h.ctx, id_of(&first)).await.status == "expired"
     })
     .await;
-    let res = init(&h.app, &c, with_code(&c, "half")).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let second: Value = res.json().await.unwrap();
+    let second = init_expecting(&h.app, &c, with_code(&c, "half"), StatusCode::OK).await;
     callback_json(&h.app, &authority_of(&second), "NOK").await;
     let res = init(&h.app, &c, with_code(&c, "half")).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -230,9 +228,7 @@ async fn a_late_payment_past_the_codes_limit_is_credited_and_reviewed() {
         payment(&h.ctx, id_of(&first)).await.status == "expired"
     })
     .await;
-    let res = init(&h.app, &other, with_code(&other, "one")).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let second: Value = res.json().await.unwrap();
+    let second = init_expecting(&h.app, &other, with_code(&other, "one"), StatusCode::OK).await;
 
     // Both pay; the job settles them in whatever order.
     assert!(h.fake.pay(&authority_of(&first)));
@@ -350,6 +346,16 @@ async fn validate_as(app: &TestApp, token: &str, ip: &str) -> reqwest::Response 
         .await
 }
 
+/// A refusal for too many requests: its `Retry-After`, in seconds.
+fn retry_after_429(res: &reqwest::Response) -> u64 {
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// Item 2: validation is limited per user (20 per 10 minutes by default) and, separately, per
 /// client IP, with 429, `Retry-After` and a JSON detail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,12 +367,7 @@ async fn discount_validation_is_rate_limited_per_user_and_per_ip() {
         assert_eq!(res.status(), StatusCode::OK, "call {i}");
     }
     let res = validate_as(&h.app, &guesser.token, "10.0.1.1").await;
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after_429(&res);
     assert!((1..=600).contains(&retry), "{retry}");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "rate_limited");
@@ -405,13 +406,8 @@ async fn the_validation_limit_is_configurable_and_fails_open_without_redis() {
         );
     }
     let res = validate_as(&h.app, &c.token, "10.1.1.1").await;
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry));
+    let retry = retry_after_429(&res);
+    assert!((1..=60).contains(&retry), "{retry}");
 
     let down = spawn_billing(
         &h.ctx,

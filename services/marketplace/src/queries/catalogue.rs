@@ -49,15 +49,10 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> QueryResult<(Vec<CatalogueItem>, i64)> {
-    let total: i64 = listed(search).count().get_result(conn).await?;
-    let items = listed(search)
+    let rows = listed(search)
         .order((automations::created_at.asc(), automations::id.asc()))
-        .limit(limit)
-        .offset(offset)
-        .select(CatalogueItem::as_select())
-        .load(conn)
-        .await?;
-    Ok((items, total))
+        .select(CatalogueItem::as_select());
+    zimmer_db::paged(conn, listed(search).count(), rows, offset, limit).await
 }
 
 /// A listed automation (of any status: its page says when it is inactive).

@@ -66,15 +66,10 @@ pub async fn list(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<FallbackRow>, i64)> {
-    let total = filtered(client_id).count().get_result(conn).await?;
     let rows = filtered(client_id)
         .order((fallback_logs::created_at.desc(), fallback_logs::id.desc()))
-        .offset(offset)
-        .limit(limit)
-        .select(FallbackRow::as_select())
-        .load(conn)
-        .await?;
-    Ok((rows, total))
+        .select(FallbackRow::as_select());
+    zimmer_db::paged(conn, filtered(client_id).count(), rows, offset, limit).await
 }
 
 /// Inserts a report; `None` when its idempotency key was already used by this automation.

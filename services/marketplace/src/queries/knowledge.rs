@@ -99,18 +99,13 @@ pub async fn entries(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<(EntryRow, Option<String>)>, i64)> {
-    let total = entries_filtered(client_id, category)
-        .count()
-        .get_result(conn)
-        .await?;
-    let rows: Vec<(EntryRow, String)> = entries_filtered(client_id, category)
+    let rows = entries_filtered(client_id, category)
         .inner_join(users::table.on(users::id.eq(knowledge_entries::client_id)))
         .order(knowledge_entries::id.desc())
-        .offset(offset)
-        .limit(limit)
-        .select((EntryRow::as_select(), users::name))
-        .load(conn)
-        .await?;
+        .select((EntryRow::as_select(), users::name));
+    let count = entries_filtered(client_id, category).count();
+    let (rows, total): (Vec<(EntryRow, String)>, i64) =
+        zimmer_db::paged(conn, count, rows, offset, limit).await?;
     Ok((
         rows.into_iter().map(|(r, name)| (r, Some(name))).collect(),
         total,
@@ -176,18 +171,11 @@ pub async fn templates(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<TemplateRow>, i64)> {
-    let total = templates_filtered(automation_id, category)
-        .count()
-        .get_result(conn)
-        .await?;
     let rows = templates_filtered(automation_id, category)
         .order(kb_templates::id.desc())
-        .offset(offset)
-        .limit(limit)
-        .select(TemplateRow::as_select())
-        .load(conn)
-        .await?;
-    Ok((rows, total))
+        .select(TemplateRow::as_select());
+    let count = templates_filtered(automation_id, category).count();
+    zimmer_db::paged(conn, count, rows, offset, limit).await
 }
 
 /// An automation's templates for its vendor, by category (none first), then oldest first.

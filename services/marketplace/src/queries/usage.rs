@@ -63,14 +63,8 @@ pub async fn history(
     limit: i64,
     offset: i64,
 ) -> QueryResult<(Vec<UsageRecord>, i64)> {
-    let total: i64 = consumption_of(ua_id, from, to)
-        .count()
-        .get_result(conn)
-        .await?;
-    let rows: Vec<Row> = consumption_of(ua_id, from, to)
+    let rows = consumption_of(ua_id, from, to)
         .order((token_ledger::created_at.desc(), token_ledger::id.desc()))
-        .limit(limit)
-        .offset(offset)
         .select((
             token_ledger::id,
             token_ledger::delta,
@@ -80,9 +74,9 @@ pub async fn history(
             token_ledger::usage_type,
             token_ledger::meta,
             token_ledger::created_at,
-        ))
-        .load(conn)
-        .await?;
+        ));
+    let count = consumption_of(ua_id, from, to).count();
+    let (rows, total): (Vec<Row>, i64) = zimmer_db::paged(conn, count, rows, offset, limit).await?;
     let items = rows
         .into_iter()
         .map(

@@ -138,8 +138,7 @@ async fn vendor_urls_are_stored_shown_cleared_and_left_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_vendor_url_goes_through_the_ssrf_guard_at_save_time() {
     let (_ctx, app) = market_with(&[("VENDOR_URL_ALLOW_PRIVATE", "false")]).await;
-    let a = create_automation(&app, json!({ "name": "Guarded" })).await;
-    let id = a["id"].as_i64().unwrap();
+    let id = automation_with(&app, json!({ "name": "Guarded" })).await;
     for f in URLS {
         let (status, v) = put(&app, id, json!({ f: "http://127.0.0.1:8080/x" })).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{f}: {v}");
@@ -192,8 +191,7 @@ async fn a_chosen_token_is_stored_hashed_with_its_tail_and_works_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issuing_replaces_the_token_and_removing_it_refuses_consumption_without_unlisting() {
     let (ctx, app) = market().await;
-    let a = create_automation(&app, json!({})).await;
-    let id = a["id"].as_i64().unwrap();
+    let id = automation_with(&app, json!({})).await;
     let issue = || async {
         let res = internal(app.post(&format!("/internal/automations/{id}/service-token")))
             .call_expecting(StatusCode::CREATED)

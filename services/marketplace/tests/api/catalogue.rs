@@ -131,8 +131,7 @@ async fn lists_listed_active_automations_with_search_and_paging() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_automation_unwrapped_with_user_has_automation_for_a_bearer() {
     let (ctx, app) = market().await;
-    let a = create_automation(&app, json!({ "name": "Detail Bot" })).await;
-    let id = a["id"].as_i64().unwrap();
+    let id = automation_with(&app, json!({ "name": "Detail Bot" })).await;
     let hidden = create_automation(&app, json!({ "name": "Hidden", "is_listed": false })).await;
 
     let body = app

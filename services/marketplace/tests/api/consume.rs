@@ -15,8 +15,7 @@ async fn funded(
     app: &zimmer_testkit::TestApp,
     paid: i64,
 ) -> (i64, String) {
-    let a = create_automation(app, json!({ "demo_tokens": 0 })).await;
-    let automation_id = a["id"].as_i64().unwrap();
+    let automation_id = automation_with(app, json!({ "demo_tokens": 0 })).await;
     let token = issue_token(app, automation_id).await;
     let (_, access) = customer(ctx, "buyer@example.com").await;
     let ua = add(app, &access, automation_id).await;
@@ -119,14 +118,7 @@ async fn the_same_idempotency_key_ten_times_at_once_is_charged_once_and_answers_
         "one applied, nine replayed"
     );
     assert_eq!(balances(&ctx, ua).await.0, 17);
-    assert_eq!(
-        db_count(
-            &ctx,
-            "SELECT count(*) AS n FROM token_ledger WHERE kind = 'consumption'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(ledger_count(&ctx, "consumption").await, 1);
 
     // The key in the Idempotency-Key header is the same key.
     let res = app
@@ -162,13 +154,12 @@ async fn demo_tokens_go_first_then_paid_and_the_demo_expires_when_they_run_out()
     let manager = staff(&ctx, "m@example.com").await;
     adjust(&app, ua, 10, "credit-10", manager).await;
 
-    let res = consume(
+    let body = consume_json(
         &app,
         &token,
         &json!({ "user_automation_id": ua, "units": 3 }),
     )
     .await;
-    let body = json_of(res).await;
     assert_eq!(
         (
             body["accepted"].clone(),
@@ -180,13 +171,10 @@ async fn demo_tokens_go_first_then_paid_and_the_demo_expires_when_they_run_out()
     assert!(body["message"].is_string());
     assert_eq!(balances(&ctx, ua).await, (10, 2, true, false, false));
 
-    let body = json_of(
-        consume(
-            &app,
-            &token,
-            &json!({ "user_automation_id": ua, "units": 4 }),
-        )
-        .await,
+    let body = consume_json(
+        &app,
+        &token,
+        &json!({ "user_automation_id": ua, "units": 4 }),
     )
     .await;
     assert_eq!(body["remaining_demo_tokens"], 0);
@@ -195,35 +183,22 @@ async fn demo_tokens_go_first_then_paid_and_the_demo_expires_when_they_run_out()
     assert_eq!((paid, demo, active, expired), (8, 0, false, true));
 
     // More than is left: refused whole, nothing recorded, nothing spent.
-    let body = json_of(
-        consume(
-            &app,
-            &token,
-            &json!({ "user_automation_id": ua, "units": 9, "idempotency_key": "big" }),
-        )
-        .await,
+    let body = consume_json(
+        &app,
+        &token,
+        &json!({ "user_automation_id": ua, "units": 9, "idempotency_key": "big" }),
     )
     .await;
     assert_eq!(body["accepted"], false);
     assert_eq!(body["reason"], "insufficient_tokens");
     assert_eq!(balances(&ctx, ua).await.0, 8);
-    assert_eq!(
-        db_count(
-            &ctx,
-            "SELECT count(*) AS n FROM token_ledger WHERE kind = 'consumption'"
-        )
-        .await,
-        2
-    );
+    assert_eq!(ledger_count(&ctx, "consumption").await, 2);
     // A refusal is not remembered: after a top-up the same key goes through.
     adjust(&app, ua, 1, "credit-1", manager).await;
-    let body = json_of(
-        consume(
-            &app,
-            &token,
-            &json!({ "user_automation_id": ua, "units": 9, "idempotency_key": "big" }),
-        )
-        .await,
+    let body = consume_json(
+        &app,
+        &token,
+        &json!({ "user_automation_id": ua, "units": 9, "idempotency_key": "big" }),
     )
     .await;
     assert_eq!(body["accepted"], true);
@@ -255,13 +230,10 @@ async fn low_fires_once_per_crossing_and_depleted_at_zero() {
     let spend = |units: i64| {
         let (app, token) = (&app, token.clone());
         async move {
-            let body = json_of(
-                consume(
-                    app,
-                    &token,
-                    &json!({ "user_automation_id": ua, "units": units }),
-                )
-                .await,
+            let body = consume_json(
+                app,
+                &token,
+                &json!({ "user_automation_id": ua, "units": units }),
             )
             .await;
             assert_eq!(body["accepted"], true, "{body}");
@@ -280,18 +252,7 @@ async fn low_fires_once_per_crossing_and_depleted_at_zero() {
     assert_eq!(outbox_count(&ctx, "tokens.depleted").await, 1);
     assert_eq!(outbox_count(&ctx, "tokens.low").await, 2);
 
-    let mut conn = ctx.db.connect().await;
-    let payload: Value = {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        use zimmer_db::schema::outbox;
-        outbox::table
-            .filter(outbox::event_type.eq("tokens.low"))
-            .select(outbox::payload)
-            .first(&mut conn)
-            .await
-            .unwrap()
-    };
+    let payload = outbox_payload(&ctx, "tokens.low").await;
     assert_eq!(payload["producer"], "marketplace");
     assert_eq!(payload["data"]["user_automation_id"], ua);
     assert_eq!(payload["data"]["remaining"], 5);

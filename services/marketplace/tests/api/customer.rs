@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_grants_demo_tokens_through_the_ledger_once() {
     let (ctx, app) = market().await;
-    let a = create_automation(&app, json!({ "name": "Adder", "demo_tokens": 7 })).await;
-    let id = a["id"].as_i64().unwrap();
+    let id = automation_with(&app, json!({ "name": "Adder", "demo_tokens": 7 })).await;
     let (user_id, access) = customer(&ctx, "adder@example.com").await;
 
     let res = app
@@ -37,19 +36,7 @@ async fn adding_grants_demo_tokens_through_the_ledger_once() {
         1
     );
     assert_eq!(outbox_count(&ctx, "user_automation.created").await, 1);
-    let data = {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        use zimmer_db::schema::outbox;
-        let mut conn = ctx.db.connect().await;
-        outbox::table
-            .filter(outbox::event_type.eq("user_automation.created"))
-            .select(outbox::payload)
-            .first::<Value>(&mut conn)
-            .await
-            .unwrap()["data"]
-            .clone()
-    };
+    let data = outbox_payload(&ctx, "user_automation.created").await["data"].clone();
     assert_eq!(
         data,
         json!({ "user_automation_id": ua_id, "user_id": user_id, "automation_id": id, "demo_tokens": 7 })
@@ -90,14 +77,7 @@ async fn adding_grants_demo_tokens_through_the_ledger_once() {
             .count(),
         4
     );
-    assert_eq!(
-        db_count(
-            &ctx,
-            "SELECT count(*) AS n FROM token_ledger WHERE kind = 'demo_grant'"
-        )
-        .await,
-        2
-    );
+    assert_eq!(ledger_count(&ctx, "demo_grant").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,9 +179,7 @@ async fn customers_see_their_own_automations_and_never_anothers() {
         );
     }
     assert_eq!(
-        user_update(&app, &bob, b_id, json!({ "telegram_bot_token": BOT_TOKEN }))
-            .await
-            .status(),
+        connect_bot(&app, &bob, b_id, BOT_TOKEN).await,
         StatusCode::NOT_FOUND
     );
     let bob_list = app

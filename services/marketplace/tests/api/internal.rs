@@ -7,7 +7,7 @@ use crate::common;
 use common::*;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_routes_need_the_service_credential() {
@@ -160,8 +160,7 @@ async fn automations_are_created_validated_updated_and_deleted_or_unlisted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_token_is_shown_once_and_stored_only_as_its_hash() {
     let (ctx, app) = market().await;
-    let a = create_automation(&app, json!({})).await;
-    let id = a["id"].as_i64().unwrap();
+    let id = automation_with(&app, json!({})).await;
     let res = internal(app.post(&format!("/internal/automations/{id}/service-token")))
         .call_expecting(StatusCode::CREATED)
         .await;
@@ -240,19 +239,7 @@ async fn adjustments_are_idempotent_audited_and_never_go_below_zero() {
         1
     );
     assert_eq!(outbox_count(&ctx, "tokens.adjusted").await, 1);
-    let data: Value = {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        use zimmer_db::schema::outbox;
-        let mut conn = ctx.db.connect().await;
-        outbox::table
-            .filter(outbox::event_type.eq("tokens.adjusted"))
-            .select(outbox::payload)
-            .first::<Value>(&mut conn)
-            .await
-            .unwrap()["data"]
-            .clone()
-    };
+    let data = outbox_payload(&ctx, "tokens.adjusted").await["data"].clone();
     assert_eq!(data["user_id"], user_id);
     assert_eq!(data["delta"], 30);
     assert_eq!(data["reason"], "test credit");

@@ -19,8 +19,7 @@ async fn sql(ctx: &TestContext, sql: &str) {
 
 /// An automation whose KB URLs lead to a fresh fake vendor that knows its service token.
 async fn kb_automation(app: &TestApp, ctx: &TestContext, name: &str) -> (i64, FakeVendor) {
-    let a = create_automation(app, json!({ "name": name })).await;
-    let id = a["id"].as_i64().unwrap();
+    let id = automation_with(app, json!({ "name": name })).await;
     let token = issue_token(app, id).await;
     let vendor = FakeVendor::start(FakeVendorConfig {
         host: "127.0.0.1".to_owned(),

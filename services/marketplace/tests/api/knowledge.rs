@@ -47,7 +47,6 @@ async fn report(app: &zimmer_testkit::TestApp, token: Option<&str>, body: &Value
     rb.call().await
 }
 
-/// POST of a knowledge entry through the internal API.
 /// Two automations ("Bot A", "Bot B"), each with its service token.
 async fn two_vendors(app: &zimmer_testkit::TestApp) -> ((i64, String), (i64, String)) {
     let a = automation_named(app, "Bot A").await;
@@ -68,13 +67,25 @@ fn refused_tokens(other_vendor: &str) -> [(Option<&str>, &'static str); 3] {
     ]
 }
 
-async fn post_entry(app: &zimmer_testkit::TestApp, body: Value) -> Response {
-    post(app, "/internal/knowledge", &body).await
+/// POST of a knowledge entry through the internal API, which must answer `expected`; the body.
+async fn post_entry(app: &zimmer_testkit::TestApp, body: Value, expected: StatusCode) -> Value {
+    post_expecting(app, "/internal/knowledge", &body, expected).await
 }
 
-/// POST of a KB template through the internal API.
-async fn post_template(app: &zimmer_testkit::TestApp, body: Value) -> Response {
-    post(app, "/internal/kb-templates", &body).await
+/// POST of a KB template through the internal API, which must answer `expected`; the body.
+async fn post_template(app: &zimmer_testkit::TestApp, body: Value, expected: StatusCode) -> Value {
+    post_expecting(app, "/internal/kb-templates", &body, expected).await
+}
+
+async fn post_expecting(
+    app: &zimmer_testkit::TestApp,
+    path: &str,
+    body: &Value,
+    expected: StatusCode,
+) -> Value {
+    let (status, v) = zimmer_testkit::json_of(post(app, path, body).await).await;
+    assert_eq!(status, expected, "POST {path} {body}: {v}");
+    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,14 +124,13 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
     let manager = staff(&ctx, "manager@example.com").await;
 
     // Persian kept exactly (ZWNJ), text trimmed; 201 with the customer's name.
-    let res = post_entry(
+    let e = post_entry(
         &app,
         json!({ "client_id": ali, "category": "  سوالات\u{200C}متداول ",
                  "answer": " ساعت کاری ۹ تا ۱۷\nشنبه تا چهارشنبه ", "created_by": manager }),
+        StatusCode::CREATED,
     )
     .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let e = json_of(res).await;
     assert_eq!(e["category"], "سوالات\u{200C}متداول");
     assert_eq!(e["answer"], "ساعت کاری ۹ تا ۱۷\nشنبه تا چهارشنبه");
     assert_eq!(e["client_id"], ali);
@@ -128,12 +138,12 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
     assert_eq!(e["created_by"], manager);
     assert!(e["id"].is_i64() && e["created_at"].is_string() && e["updated_at"].is_string());
     for (client, category) in [(ali, "Billing"), (ali, "Shipping"), (sara, "billing FAQ")] {
-        let res = post_entry(
+        post_entry(
             &app,
             json!({ "client_id": client, "category": category, "answer": "yes" }),
+            StatusCode::CREATED,
         )
         .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
     }
 
     // Validation: 422 naming the field, nothing stored.
@@ -169,28 +179,24 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
             "category",
         ),
     ] {
-        let res = post_entry(&app, body.clone()).await;
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert!(
-            field_errors(&json_of(res).await).contains(&field.to_owned()),
-            "{body}"
-        );
+        let err = post_entry(&app, body.clone(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(field_errors(&err).contains(&field.to_owned()), "{body}");
     }
     // 100 Persian characters (200 bytes) and 5,000 are within the limits.
-    let res = post_entry(
+    post_entry(
         &app,
         json!({ "client_id": sara, "category": "ب".repeat(100), "answer": "a".repeat(5000) }),
+        StatusCode::CREATED,
     )
     .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
     // Unknown or deleted account: 404.
-    let res = post_entry(
+    let err = post_entry(
         &app,
         json!({ "client_id": 999_999, "category": "c", "answer": "x" }),
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    assert!(json_of(res).await["detail"].is_string());
+    assert!(err["detail"].is_string());
     let (gone, _) = customer(&ctx, "gone@example.com").await;
     let mut conn = ctx.db.connect().await;
     diesel_async::RunQueryDsl::execute(
@@ -201,12 +207,12 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
     )
     .await
     .unwrap();
-    let res = post_entry(
+    post_entry(
         &app,
         json!({ "client_id": gone, "category": "c", "answer": "x" }),
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         db_count(&ctx, "SELECT count(*) AS n FROM knowledge_entries").await,
         5
@@ -254,31 +260,30 @@ async fn kb_templates_are_created_replaced_listed_and_deleted() {
     let a = automation_named(&app, "FAQ bot").await;
     let b = automation_named(&app, "Other bot").await;
 
-    let res = post_template(
+    let t = post_template(
         &app,
         json!({ "automation_id": a, "category": "", "question": " Hours? ", "answer": "9-17" }),
+        StatusCode::CREATED,
     )
     .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let t = json_of(res).await;
     assert!(t["category"].is_null(), "\"\" is no category: {t}");
     assert_eq!(t["question"], "Hours?");
     let id = t["id"].as_i64().unwrap();
     for (auto, cat) in [(a, Some("Billing")), (b, None)] {
-        let res = post_template(
+        post_template(
             &app,
             json!({ "automation_id": auto, "category": cat, "question": "q", "answer": "a" }),
+            StatusCode::CREATED,
         )
         .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
     }
     // Unknown automation: 404; bad fields: 422.
-    let res = post_template(
+    post_template(
         &app,
         json!({ "automation_id": 999_999, "question": "q", "answer": "a" }),
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
     for (body, field) in [
         (
             json!({ "automation_id": a, "question": "", "answer": "a" }),
@@ -297,12 +302,8 @@ async fn kb_templates_are_created_replaced_listed_and_deleted() {
             "category",
         ),
     ] {
-        let res = post_template(&app, body.clone()).await;
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert!(
-            field_errors(&json_of(res).await).contains(&field.to_owned()),
-            "{body}"
-        );
+        let err = post_template(&app, body.clone(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(field_errors(&err).contains(&field.to_owned()), "{body}");
     }
 
     let list = get(&app, "/internal/kb-templates").await;
@@ -373,20 +374,20 @@ async fn vendors_read_their_customers_knowledge_with_their_own_token() {
     let (sara, _) = customer(&ctx, "sara@example.com").await;
     let ua = add(&app, &ali_access, a).await;
     for (client, cat) in [(ali, "Hours"), (ali, "Address"), (sara, "Secret")] {
-        let res = post_entry(
+        post_entry(
             &app,
             json!({ "client_id": client, "category": cat, "answer": format!("{cat} answer") }),
+            StatusCode::CREATED,
         )
         .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
     }
     for (auto, q) in [(a, "A question"), (b, "B question")] {
-        let res = post_template(
+        post_template(
             &app,
             json!({ "automation_id": auto, "category": "General", "question": q, "answer": "ans" }),
+            StatusCode::CREATED,
         )
         .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
     }
 
     let res = vendor_get(&app, Some(&token_a), &format!("?user_automation_id={ua}")).await;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use common::*;
 use lapin::options::BasicPublishOptions;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use zimmer_events::{Broker, Envelope, Outcome, apply_once, topology};
 use zimmer_marketplace::workers::payments::{PAYMENTS_CONSUMER, PaymentCredits};
 use zimmer_testkit::{TestApp, TestContext, eventually};
@@ -43,8 +43,7 @@ async fn consumed(app: &TestApp, outcome: &str) -> u64 {
 }
 
 async fn setup(ctx: &TestContext, app: &TestApp) -> (i64, i64, i64, lapin::Channel, Broker) {
-    let a = create_automation(app, json!({ "demo_tokens": 5 })).await;
-    let automation_id = a["id"].as_i64().unwrap();
+    let automation_id = automation_with(app, json!({ "demo_tokens": 5 })).await;
     let (user_id, access) = customer(ctx, "payer@example.com").await;
     let ua = add(app, &access, automation_id).await;
     // Declare the consumer's queue (idempotent, same arguments as the service) so nothing
@@ -113,17 +112,7 @@ async fn a_payment_is_credited_once_however_often_it_is_delivered() {
         1
     );
     assert_eq!(outbox_count(&ctx, "tokens.credited").await, 1);
-    let payload: Value = {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        use zimmer_db::schema::outbox;
-        outbox::table
-            .filter(outbox::event_type.eq("tokens.credited"))
-            .select(outbox::payload)
-            .first(&mut conn)
-            .await
-            .unwrap()
-    };
+    let payload = outbox_payload(&ctx, "tokens.credited").await;
     assert_eq!(payload["data"]["tokens"], 100);
     assert_eq!(payload["data"]["balance"], 100);
     assert_eq!(payload["data"]["source"], "payment");
@@ -163,14 +152,7 @@ async fn a_payment_for_someone_elses_balance_is_dead_lettered_not_credited() {
     })
     .await;
     assert_eq!(balances(&ctx, ua).await.0, 0);
-    assert_eq!(
-        db_count(
-            &ctx,
-            "SELECT count(*) AS n FROM token_ledger WHERE kind = 'purchase'"
-        )
-        .await,
-        0
-    );
+    assert_eq!(ledger_count(&ctx, "purchase").await, 0);
 }
 
 /// A `payment.verified` of a payload version this build does not know (a newer billing) is

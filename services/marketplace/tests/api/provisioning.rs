@@ -12,8 +12,7 @@ use zimmer_testkit::{TestApp, eventually};
 
 /// An automation wired to a fake vendor that holds its service token.
 async fn vendor_automation(app: &TestApp, vendor_knows_token: bool) -> (i64, FakeVendor) {
-    let a = create_automation(app, json!({ "name": "Vendor Bot", "demo_tokens": 5 })).await;
-    let id = a["id"].as_i64().unwrap();
+    let id = automation_with(app, json!({ "name": "Vendor Bot", "demo_tokens": 5 })).await;
     let token = issue_token(app, id).await;
     let vendor = FakeVendor::start(FakeVendorConfig {
         host: "127.0.0.1".to_owned(),
@@ -64,14 +63,7 @@ async fn a_new_automation_and_a_new_bot_token_are_provisioned_with_signed_calls(
 
     // A new bot token goes to the vendor (in full: it runs the bot) and is recorded again.
     assert_eq!(
-        user_update(
-            &app,
-            &access,
-            id,
-            json!({ "telegram_bot_token": BOT_TOKEN })
-        )
-        .await
-        .status(),
+        connect_bot(&app, &access, id, BOT_TOKEN).await,
         StatusCode::OK
     );
     eventually("the bot token reached the vendor", WAIT, || async {

@@ -235,8 +235,7 @@ async fn an_allow_listed_host_is_called_with_internal_addresses_refused_otherwis
         ("VENDOR_URL_ALLOWLIST", "localhost"),
     ])
     .await;
-    let a = create_automation(&app, json!({ "name": "Local vendor" })).await;
-    let id = a["id"].as_i64().unwrap();
+    let id = automation_with(&app, json!({ "name": "Local vendor" })).await;
     let vendor = fake_vendor(&app, issue_token(&app, id).await).await;
     let url = format!("http://localhost:{}/provision", vendor.port);
     assert_eq!(
@@ -385,14 +384,7 @@ async fn bot_tokens_stored_before_sealing_are_resealed_and_still_work() {
     let (_, other) = customer(&ctx, "copycat@example.com").await;
     add(&second, &other, id).await;
     assert_eq!(
-        user_update(
-            &second,
-            &other,
-            id,
-            json!({ "telegram_bot_token": BOT_TOKEN })
-        )
-        .await
-        .status(),
+        connect_bot(&second, &other, id, BOT_TOKEN).await,
         StatusCode::CONFLICT
     );
 

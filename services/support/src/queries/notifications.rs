@@ -2,7 +2,9 @@
 //! rollback) that `ops::notifications` sends beside every insert.
 
 use diesel::{
+    pg::Pg,
     prelude::*,
+    query_builder::{BoxedSqlQuery, SqlQuery},
     sql_types::{Array, Jsonb, Text, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -73,6 +75,26 @@ pub async fn insert(
         .optional()
 }
 
+/// The one-statement fan-out: one notification per active user whose `column` is among the
+/// caller's `$6`, skipping a user `source_event_id` already notified.
+fn insert_for_active_users<'a>(
+    column: &str,
+    draft: &'a Draft,
+    source_event_id: Uuid,
+) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+    diesel::sql_query(format!(
+        "INSERT INTO notifications (user_id, kind, title, body, data, source_event_id) \
+         SELECT id, $1, $2, $3, $4, $5 FROM users WHERE is_active AND {column} = ANY($6) \
+         ON CONFLICT (user_id, source_event_id) DO NOTHING"
+    ))
+    .into_boxed()
+    .bind::<Text, _>(draft.kind)
+    .bind::<Text, _>(&draft.title)
+    .bind::<Text, _>(&draft.body)
+    .bind::<Jsonb, _>(&draft.data)
+    .bind::<SqlUuid, _>(source_event_id)
+}
+
 /// One notification per active user whose role is in `roles`, in one statement; a re-run of
 /// the same event adds nothing. Returns how many were created.
 pub async fn insert_for_roles(
@@ -82,19 +104,10 @@ pub async fn insert_for_roles(
     source_event_id: Uuid,
 ) -> QueryResult<usize> {
     let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
-    diesel::sql_query(
-        "INSERT INTO notifications (user_id, kind, title, body, data, source_event_id) \
-         SELECT id, $1, $2, $3, $4, $5 FROM users WHERE is_active AND role = ANY($6) \
-         ON CONFLICT (user_id, source_event_id) DO NOTHING",
-    )
-    .bind::<Text, _>(draft.kind)
-    .bind::<Text, _>(&draft.title)
-    .bind::<Text, _>(&draft.body)
-    .bind::<Jsonb, _>(&draft.data)
-    .bind::<SqlUuid, _>(source_event_id)
-    .bind::<Array<Text>, _>(&roles)
-    .execute(conn)
-    .await
+    insert_for_active_users("role", draft, source_event_id)
+        .bind::<Array<Text>, _>(roles)
+        .execute(conn)
+        .await
 }
 
 /// One notification per distinct id of an existing, active account among `user_ids` (others
@@ -106,19 +119,10 @@ pub async fn insert_for_users(
     draft: &Draft,
     batch: Uuid,
 ) -> QueryResult<usize> {
-    diesel::sql_query(
-        "INSERT INTO notifications (user_id, kind, title, body, data, source_event_id) \
-         SELECT id, $1, $2, $3, $4, $5 FROM users WHERE is_active AND id = ANY($6) \
-         ON CONFLICT (user_id, source_event_id) DO NOTHING",
-    )
-    .bind::<Text, _>(draft.kind)
-    .bind::<Text, _>(&draft.title)
-    .bind::<Text, _>(&draft.body)
-    .bind::<Jsonb, _>(&draft.data)
-    .bind::<SqlUuid, _>(batch)
-    .bind::<Array<diesel::sql_types::BigInt>, _>(user_ids)
-    .execute(conn)
-    .await
+    insert_for_active_users("id", draft, batch)
+        .bind::<Array<diesel::sql_types::BigInt>, _>(user_ids)
+        .execute(conn)
+        .await
 }
 
 pub async fn event_already_notified(
@@ -140,10 +144,7 @@ pub struct NotificationFilter {
     pub read: Option<bool>,
 }
 
-fn filtered(
-    user_id: i64,
-    f: &NotificationFilter,
-) -> notifications::BoxedQuery<'static, diesel::pg::Pg> {
+fn filtered(user_id: i64, f: &NotificationFilter) -> notifications::BoxedQuery<'static, Pg> {
     let mut q = notifications::table
         .filter(notifications::user_id.eq(user_id))
         .into_boxed();
@@ -166,15 +167,11 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> QueryResult<(Vec<Notification>, i64)> {
-    let total: i64 = filtered(user_id, filter).count().get_result(conn).await?;
-    let items = filtered(user_id, filter)
+    let rows = filtered(user_id, filter)
         .order((notifications::created_at.desc(), notifications::id.desc()))
-        .limit(limit)
-        .offset(offset)
-        .select(Notification::as_select())
-        .load(conn)
-        .await?;
-    Ok((items, total))
+        .select(Notification::as_select());
+    let count = filtered(user_id, filter).count();
+    zimmer_db::paged(conn, count, rows, offset, limit).await
 }
 
 pub async fn unread_count(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<i64> {

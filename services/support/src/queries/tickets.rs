@@ -320,15 +320,10 @@ pub async fn list_tickets(
     limit: i64,
     offset: i64,
 ) -> QueryResult<(Vec<Ticket>, i64)> {
-    let total: i64 = filtered(filter).count().get_result(conn).await?;
-    let items = filtered(filter)
+    let rows = filtered(filter)
         .order((tickets::created_at.desc(), tickets::id.desc()))
-        .limit(limit)
-        .offset(offset)
-        .select(Ticket::as_select())
-        .load(conn)
-        .await?;
-    Ok((items, total))
+        .select(Ticket::as_select());
+    zimmer_db::paged(conn, filtered(filter).count(), rows, offset, limit).await
 }
 
 /// The messages of some tickets in conversation order, with their authors' names.

@@ -57,11 +57,9 @@ async fn payment_verified_delivered_three_times_notifies_once() {
     );
 
     // What the panel reads, in Persian.
-    let (status, body) = s
-        .get("/api/notifications?limit=20&offset=0&type=payment", &token)
-        .json_or_text()
+    let body = s
+        .read("/api/notifications?limit=20&offset=0&type=payment", &token)
         .await;
-    assert_eq!(status, StatusCode::OK);
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     let receipt = items
@@ -157,10 +155,7 @@ async fn each_event_type_notifies_the_right_people() {
     assert_eq!(s.count(&of(tech)).await, 1);
     assert_eq!(s.count(&of(manager)).await, 1);
 
-    let (_, body) = s
-        .get("/api/notifications?limit=50", &c1t)
-        .json_or_text()
-        .await;
+    let body = s.read("/api/notifications?limit=50", &c1t).await;
     let items = body["items"].as_array().unwrap();
     let by_title = |t: &str| {
         items
@@ -224,25 +219,16 @@ async fn the_notification_api_only_touches_own_notifications() {
             .map(|n| n["id"].as_i64().unwrap())
             .collect()
     };
-    let (_, all) = s.get("/api/notifications", &at).json_or_text().await;
+    let all = s.read("/api/notifications", &at).await;
     assert_eq!(all["total"], 3);
     let a_ids = ids(&all);
-    let (_, b_all) = s.get("/api/notifications", &bt).json_or_text().await;
+    let b_all = s.read("/api/notifications", &bt).await;
     let b_id = ids(&b_all)[0];
-    let (_, l) = s
-        .get("/api/notifications?type=payment,ticket", &at)
-        .json_or_text()
-        .await;
+    let l = s.read("/api/notifications?type=payment,ticket", &at).await;
     assert_eq!(l["total"], 2);
-    let (_, l) = s
-        .get("/api/notifications?limit=1&offset=1", &at)
-        .json_or_text()
-        .await;
+    let l = s.read("/api/notifications?limit=1&offset=1", &at).await;
     assert_eq!(ids(&l), vec![a_ids[1]]);
-    let (_, c) = s
-        .get("/api/notifications/unread-count", &at)
-        .json_or_text()
-        .await;
+    let c = s.read("/api/notifications/unread-count", &at).await;
     assert_eq!(c, json!({"count": 3}));
 
     // Someone else's id: 404 alone, ignored in a list.
@@ -258,25 +244,13 @@ async fn the_notification_api_only_touches_own_notifications() {
         .json_or_text()
         .await;
     assert_eq!((status, r["updated"].as_i64()), (StatusCode::OK, Some(1)));
-    let (_, c) = s
-        .get("/api/notifications/unread-count", &bt)
-        .json_or_text()
-        .await;
+    let c = s.read("/api/notifications/unread-count", &bt).await;
     assert_eq!(c["count"], 1, "B's stays unread");
-    let (_, l) = s
-        .get("/api/notifications?read=false", &at)
-        .json_or_text()
-        .await;
+    let l = s.read("/api/notifications?read=false", &at).await;
     assert_eq!(l["total"], 2);
-    let (_, l) = s
-        .get("/api/notifications?unread_only=true", &at)
-        .json_or_text()
-        .await;
+    let l = s.read("/api/notifications?unread_only=true", &at).await;
     assert_eq!(l["total"], 2);
-    let (_, l) = s
-        .get("/api/notifications?read=true", &at)
-        .json_or_text()
-        .await;
+    let l = s.read("/api/notifications?read=true", &at).await;
     assert_eq!(l["items"][0]["is_read"], true);
     assert!(l["items"][0]["read_at"].is_string());
     assert_eq!(
@@ -291,10 +265,7 @@ async fn the_notification_api_only_touches_own_notifications() {
             .await,
         StatusCode::OK
     );
-    let (_, c) = s
-        .get("/api/notifications/unread-count", &at)
-        .json_or_text()
-        .await;
+    let c = s.read("/api/notifications/unread-count", &at).await;
     assert_eq!(c["count"], 0);
 
     assert_eq!(
@@ -342,10 +313,7 @@ async fn a_staff_reply_reaches_the_customers_stream_once() {
 
     let sent = Instant::now();
     assert_eq!(
-        s.post(&format!("/api/tickets/{id}/messages"), &st)
-            .json(&json!({"message": "در حال بررسی است"}))
-            .status()
-            .await,
+        s.post_message(id, &st, "در حال بررسی است").await.0,
         StatusCode::CREATED
     );
     let (event_id, n) = sse
@@ -380,10 +348,7 @@ async fn a_staff_reply_reaches_the_customers_stream_once() {
         sse.next_event(Duration::from_millis(1500)).await.is_none(),
         "exactly one event"
     );
-    let (_, c) = s
-        .get("/api/notifications/unread-count", &ct)
-        .json_or_text()
-        .await;
+    let c = s.read("/api/notifications/unread-count", &ct).await;
     assert_eq!(c["count"], 1);
 }
 
@@ -518,10 +483,13 @@ async fn a_reply_on_one_instance_reaches_a_stream_on_another() {
     let id = s.ticket(&ct, "multi", "instance").await;
     let mut sse = Sse::opened(other.get(&stream_path(&ct)).send().await.unwrap()).await;
     assert_eq!(
-        s.put(&format!("/api/tickets/{id}"), &mt)
-            .json(&json!({"message": "answered elsewhere", "status": "resolved"}))
-            .status()
-            .await,
+        s.update_ticket(
+            id,
+            &mt,
+            json!({"message": "answered elsewhere", "status": "resolved"})
+        )
+        .await
+        .0,
         StatusCode::OK
     );
     let mut titles = Vec::new();

@@ -9,18 +9,14 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Call, Sse, Support, WAIT, json, spawn_support, stream_path};
+use common::{Sse, Support, WAIT, json, spawn_support, stream_path};
 use reqwest::StatusCode;
-use serde_json::json;
 use zimmer_jwt::Role;
 
 /// A staff reply on the customer's ticket: one notification for the customer, at commit.
 async fn reply(s: &Support, staff_token: &str, ticket: i64, text: &str) {
     assert_eq!(
-        s.post(&format!("/api/tickets/{ticket}/messages"), staff_token)
-            .json(&json!({ "message": text }))
-            .status()
-            .await,
+        s.post_message(ticket, staff_token, text).await.0,
         StatusCode::CREATED
     );
 }

@@ -27,13 +27,6 @@ async fn fill(s: &Support, ticket: i64, customer: i64, staff: i64, n: i64, chars
     .unwrap();
 }
 
-async fn post_message(s: &Support, token: &str, ticket: i64, text: &str) -> (StatusCode, Value) {
-    s.post(&format!("/api/tickets/{ticket}/messages"), token)
-        .json(&json!({ "message": text }))
-        .json_or_text()
-        .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thread_is_capped_in_messages_and_characters() {
     // No per-user message rate here: the caps must hold on their own.
@@ -44,19 +37,17 @@ async fn a_thread_is_capped_in_messages_and_characters() {
     // 200 messages: the first, 198 more, and one last one through the API.
     let full = s.ticket(&ct, "many", "first").await;
     fill(&s, full, c, a, 198, 20).await;
-    let (status, m) = post_message(&s, &ct, full, "the 200th").await;
+    let (status, m) = s.post_message(full, &ct, "the 200th").await;
     assert_eq!(status, StatusCode::CREATED, "{m}");
     for (token, who) in [(&ct, "customer"), (&at, "staff")] {
-        let (status, e) = post_message(&s, token, full, "one more").await;
+        let (status, e) = s.post_message(full, token, "one more").await;
         assert_eq!(status, StatusCode::CONFLICT, "{who}: {e}");
         assert_eq!(e["code"], "ticket_thread_full");
         assert!(e["detail"].as_str().unwrap().contains("new ticket"), "{e}");
     }
     // The panel's PUT {message} is bounded the same way.
     let (status, e) = s
-        .put(&format!("/api/tickets/{full}"), &ct)
-        .json(&json!({"message": "and via PUT"}))
-        .json_or_text()
+        .update_ticket(full, &ct, json!({"message": "and via PUT"}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{e}");
     assert_eq!(e["code"], "ticket_thread_full");
@@ -71,13 +62,13 @@ async fn a_thread_is_capped_in_messages_and_characters() {
     // 100,000 characters: 9 full messages plus the first leave 9,995 characters.
     let long = s.ticket(&ct, "long", "first").await;
     fill(&s, long, c, a, 9, 10_000).await;
-    let (status, e) = post_message(&s, &ct, long, &"y".repeat(10_000)).await;
+    let (status, e) = s.post_message(long, &ct, &"y".repeat(10_000)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{e}");
     assert_eq!(e["code"], "ticket_thread_too_long");
     assert!(e["detail"].as_str().unwrap().contains("9995"), "{e}");
-    let (status, m) = post_message(&s, &ct, long, &"y".repeat(9_995)).await;
+    let (status, m) = s.post_message(long, &ct, &"y".repeat(9_995)).await;
     assert_eq!(status, StatusCode::CREATED, "{m}");
-    let (status, e) = post_message(&s, &at, long, "z").await;
+    let (status, e) = s.post_message(long, &at, "z").await;
     assert_eq!(status, StatusCode::CONFLICT, "{e}");
     assert_eq!(
         s.count(&format!(
@@ -96,14 +87,13 @@ async fn the_staff_list_summarises_and_the_ticket_view_pages_its_messages() {
     s.set_name(a, "رضا").await;
 
     let short = s.ticket(&ct, "short", "hello").await;
-    let (status, _) = post_message(&s, &at, short, "hi, looking").await;
+    let (status, _) = s.post_message(short, &at, "hi, looking").await;
     assert_eq!(status, StatusCode::CREATED);
     let long = s.ticket(&ct, "long", "first").await;
     fill(&s, long, c, a, 60, 30).await;
 
     // Staff: each ticket's last message and count, not its thread.
-    let (status, list) = s.get("/api/tickets", &at).json_or_text().await;
-    assert_eq!(status, StatusCode::OK, "{list}");
+    let list = s.read("/api/tickets", &at).await;
     let item = |id: i64| -> Value {
         list["tickets"]
             .as_array()
@@ -123,7 +113,7 @@ async fn the_staff_list_summarises_and_the_ticket_view_pages_its_messages() {
     assert!(lo.get("messages").is_none());
 
     // The customer's own list still carries the whole conversation (the panel reads it).
-    let (_, mine) = s.get("/api/tickets", &ct).json_or_text().await;
+    let mine = s.read("/api/tickets", &ct).await;
     let own_short = mine["tickets"]
         .as_array()
         .unwrap()
@@ -137,31 +127,24 @@ async fn the_staff_list_summarises_and_the_ticket_view_pages_its_messages() {
     assert_eq!(own_short["message_count"], 2);
 
     // A short thread's view is as before: every message, `message` the whole thread.
-    let (_, t) = s
-        .get(&format!("/api/tickets/{short}"), &ct)
-        .json_or_text()
-        .await;
+    let t = s.read(&format!("/api/tickets/{short}"), &ct).await;
     assert_eq!(t["messages"].as_array().unwrap().len(), 2);
     assert_eq!(t["message"], "hello\n\n--- Reply from رضا ---\nhi, looking");
     assert_eq!(t["messages_offset"], 0);
 
     // A long one opens at its end: the last 50 of 61.
-    let (_, t) = s
-        .get(&format!("/api/tickets/{long}"), &ct)
-        .json_or_text()
-        .await;
+    let t = s.read(&format!("/api/tickets/{long}"), &ct).await;
     let msgs = t["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 50);
     assert_eq!(t["message_count"], 61);
     assert_eq!(t["messages_offset"], 11);
     assert!(msgs[49]["message"].as_str().unwrap().starts_with("m60:"));
     // Earlier pages on request.
-    let (_, t) = s
-        .get(
+    let t = s
+        .read(
             &format!("/api/tickets/{long}?messages_limit=20&messages_offset=0"),
             &at,
         )
-        .json_or_text()
         .await;
     let msgs = t["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 20);

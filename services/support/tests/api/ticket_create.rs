@@ -77,11 +77,7 @@ async fn a_new_ticket_answers_what_is_stored_and_its_event_carries_its_id() {
     );
 
     // The answer is the ticket as any later read shows it.
-    let (status, read) = s
-        .get(&format!("/api/tickets/{id}"), &ct)
-        .json_or_text()
-        .await;
-    assert_eq!(status, StatusCode::OK, "{read}");
+    let read = s.read(&format!("/api/tickets/{id}"), &ct).await;
     assert_eq!(read, created);
     let url = m["attachment"]["url"].as_str().unwrap();
     let file = s.get(url, &ct).send().await.unwrap();

@@ -39,9 +39,7 @@ async fn a_conversation_in_the_panels_shapes_with_status_rules() {
 
     // A staff reply moves an open ticket to in_progress.
     let (status, m) = s
-        .post(&format!("/api/tickets/{id}/messages"), &st)
-        .json(&json!({"message": "لطفاً توکن ربات را دوباره وارد کنید"}))
-        .json_or_text()
+        .post_message(id, &st, "لطفاً توکن ربات را دوباره وارد کنید")
         .await;
     assert_eq!(status, StatusCode::CREATED, "{m}");
     assert_eq!(m["is_staff"], true);
@@ -49,16 +47,13 @@ async fn a_conversation_in_the_panels_shapes_with_status_rules() {
 
     // The panel replies with PUT {message}.
     let (status, t) = s
-        .put(&format!("/api/tickets/{id}"), &ct)
-        .json(&json!({"message": "درست شد، ممنون"}))
-        .json_or_text()
+        .update_ticket(id, &ct, json!({"message": "درست شد، ممنون"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{t}");
     assert_eq!(t["status"], "in_progress");
 
     // The list: `{tickets, total}`, `message` = the conversation as one string.
-    let (status, list) = s.get("/api/tickets", &ct).json_or_text().await;
-    assert_eq!(status, StatusCode::OK);
+    let list = s.read("/api/tickets", &ct).await;
     assert_eq!(list["total"], 1);
     let item = &list["tickets"][0];
     for field in [
@@ -84,19 +79,14 @@ async fn a_conversation_in_the_panels_shapes_with_status_rules() {
         json!({"assigned_to": null}),
     ] {
         assert_eq!(
-            s.put(&format!("/api/tickets/{id}"), &ct)
-                .json(&body)
-                .status()
-                .await,
+            s.update_ticket(id, &ct, body.clone()).await.0,
             StatusCode::FORBIDDEN,
             "{body}"
         );
     }
     // Staff resolve; a customer message reopens a resolved ticket.
     let (status, t) = s
-        .put(&format!("/api/tickets/{id}"), &st)
-        .json(&json!({"status": "resolved", "priority": "urgent"}))
-        .json_or_text()
+        .update_ticket(id, &st, json!({"status": "resolved", "priority": "urgent"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{t}");
     assert_eq!(
@@ -105,18 +95,12 @@ async fn a_conversation_in_the_panels_shapes_with_status_rules() {
     );
     assert_eq!(t["importance"], "high", "the customer's choice stays");
     let (_, t) = s
-        .put(&format!("/api/tickets/{id}"), &ct)
-        .json(&json!({"message": "دوباره خراب شد"}))
-        .json_or_text()
+        .update_ticket(id, &ct, json!({"message": "دوباره خراب شد"}))
         .await;
     assert_eq!(t["status"], "open");
 
     // The owner closes; closed is final for everyone.
-    let (status, t) = s
-        .put(&format!("/api/tickets/{id}"), &ct)
-        .json(&json!({"status": "closed"}))
-        .json_or_text()
-        .await;
+    let (status, t) = s.update_ticket(id, &ct, json!({"status": "closed"})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(t["status"], "closed");
     assert!(t["closed_at"].is_string());
@@ -127,19 +111,12 @@ async fn a_conversation_in_the_panels_shapes_with_status_rules() {
         (&st, json!({"status": "open"})),
         (&st, json!({"priority": "low"})),
     ] {
-        let (status, e) = s
-            .put(&format!("/api/tickets/{id}"), token)
-            .json(&body)
-            .json_or_text()
-            .await;
+        let (status, e) = s.update_ticket(id, token, body.clone()).await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}: {e}");
         assert_eq!(e["code"], "ticket_closed");
     }
     assert_eq!(
-        s.post(&format!("/api/tickets/{id}/messages"), &ct)
-            .json(&json!({"message": "سلام؟"}))
-            .status()
-            .await,
+        s.post_message(id, &ct, "سلام؟").await.0,
         StatusCode::CONFLICT
     );
     assert_eq!(
@@ -148,10 +125,9 @@ async fn a_conversation_in_the_panels_shapes_with_status_rules() {
     );
     // Closing again is a harmless repeat.
     assert_eq!(
-        s.put(&format!("/api/tickets/{id}"), &ct)
-            .json(&json!({"status": "closed"}))
-            .status()
-            .await,
+        s.update_ticket(id, &ct, json!({"status": "closed"}))
+            .await
+            .0,
         StatusCode::OK
     );
 }
@@ -234,14 +210,14 @@ async fn customers_never_see_each_others_tickets() {
     );
 
     // Lists: own only for customers (and technical_team); all for managers.
-    let (_, list) = s.get("/api/tickets", &bt).json_or_text().await;
+    let list = s.read("/api/tickets", &bt).await;
     assert_eq!(list["total"], 1);
     assert_eq!(list["tickets"][0]["id"], b_ticket);
-    let (_, list) = s.get("/api/tickets?user_id=0", &bt).json_or_text().await;
+    let list = s.read("/api/tickets?user_id=0", &bt).await;
     assert_eq!(list["total"], 1, "a customer's user_id filter is ignored");
-    let (_, list) = s.get("/api/tickets", &tt).json_or_text().await;
+    let list = s.read("/api/tickets", &tt).await;
     assert_eq!(list["total"], 0);
-    let (_, list) = s.get("/api/tickets", &mt).json_or_text().await;
+    let list = s.read("/api/tickets", &mt).await;
     assert_eq!(list["total"], 2);
 
     // The owner and staff download it: the checked type and a safe attachment disposition.
@@ -524,18 +500,16 @@ async fn staff_filter_assign_and_the_assignee_must_be_staff() {
         json!({"assigned_to": tech}),
         json!({"assigned_to": 987654}),
     ] {
-        let (status, e) = s
-            .put(&format!("/api/tickets/{t1}"), &mt)
-            .json(&bad)
-            .json_or_text()
-            .await;
+        let (status, e) = s.update_ticket(t1, &mt, bad.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {e}");
         assert_eq!(e["errors"][0]["field"], "assigned_to");
     }
     let (status, t) = s
-        .put(&format!("/api/tickets/{t1}"), &mt)
-        .json(&json!({"assigned_to": agent, "status": "in_progress"}))
-        .json_or_text()
+        .update_ticket(
+            t1,
+            &mt,
+            json!({"assigned_to": agent, "status": "in_progress"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{t}");
     assert_eq!(t["assigned_to"], agent);
@@ -562,16 +536,10 @@ async fn staff_filter_assign_and_the_assignee_must_be_staff() {
         (format!("user_id={c1}"), &mt, vec![t1]),
         ("status=open,resolved".to_owned(), &mt, vec![t2]),
     ] {
-        let (_, l) = s
-            .get(&format!("/api/tickets?{query}"), token)
-            .json_or_text()
-            .await;
+        let l = s.read(&format!("/api/tickets?{query}"), token).await;
         assert_eq!(ids(&l), want, "{query}");
     }
-    let (_, l) = s
-        .get("/api/tickets?page=2&page_size=1", &mt)
-        .json_or_text()
-        .await;
+    let l = s.read("/api/tickets?page=2&page_size=1", &mt).await;
     assert_eq!(
         (l["total"].as_i64(), l["page"].as_i64(), ids(&l)),
         (Some(2), Some(2), vec![t1])
@@ -579,10 +547,7 @@ async fn staff_filter_assign_and_the_assignee_must_be_staff() {
 
     // A customer writing on an assigned ticket notifies the assignee.
     assert_eq!(
-        s.post(&format!("/api/tickets/{t1}/messages"), &c1t)
-            .json(&json!({"message": "any news?"}))
-            .status()
-            .await,
+        s.post_message(t1, &c1t, "any news?").await.0,
         StatusCode::CREATED
     );
     assert_eq!(
@@ -594,9 +559,7 @@ async fn staff_filter_assign_and_the_assignee_must_be_staff() {
     );
     // Unassign.
     let (_, t) = s
-        .put(&format!("/api/tickets/{t1}"), &agent_t)
-        .json(&json!({"assigned_to": null}))
-        .json_or_text()
+        .update_ticket(t1, &agent_t, json!({"assigned_to": null}))
         .await;
     assert!(t["assigned_to"].is_null(), "{t}");
 }
@@ -608,45 +571,34 @@ async fn the_internal_api_acts_as_a_named_staff_member() {
     let (agent, _) = s.user("agent@example.com", Role::SupportStaff).await;
     let (tech, _) = s.user("tech@example.com", Role::TechnicalTeam).await;
     let id = s.ticket(&ct, "help", "please").await;
-    let token = zimmer_config::DEV_INTERNAL_TOKEN;
+    let path = format!("/internal/tickets/{id}");
+    let internal = |rb: reqwest::RequestBuilder| {
+        rb.header("X-Internal-Token", zimmer_config::DEV_INTERNAL_TOKEN)
+    };
 
-    assert_eq!(
-        s.app.get(&format!("/internal/tickets/{id}")).status().await,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(s.app.get(&path).status().await, StatusCode::UNAUTHORIZED);
     assert_eq!(
         s.app
-            .get(&format!("/internal/tickets/{id}"))
+            .get(&path)
             .header("X-Internal-Token", "wrong")
             .status()
             .await,
         StatusCode::UNAUTHORIZED
     );
-    let (status, t) = s
-        .app
-        .get(&format!("/internal/tickets/{id}"))
-        .header("X-Internal-Token", token)
-        .json_or_text()
-        .await;
+    let (status, t) = internal(s.app.get(&path)).json_or_text().await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(t["user_id"], c);
 
     for actor in [c, tech] {
+        let change = json!({"actor_id": actor, "status": "resolved"});
         assert_eq!(
-            s.app
-                .put(&format!("/internal/tickets/{id}"))
-                .header("X-Internal-Token", token)
-                .json(&json!({"actor_id": actor, "status": "resolved"}))
-                .status()
-                .await,
+            internal(s.app.put(&path)).json(&change).status().await,
             StatusCode::FORBIDDEN
         );
     }
-    let (status, t) = s
-        .app
-        .put(&format!("/internal/tickets/{id}"))
-        .header("X-Internal-Token", token)
-        .json(&json!({"actor_id": agent, "assigned_to": agent, "priority": "urgent"}))
+    let change = json!({"actor_id": agent, "assigned_to": agent, "priority": "urgent"});
+    let (status, t) = internal(s.app.put(&path))
+        .json(&change)
         .json_or_text()
         .await;
     assert_eq!(status, StatusCode::OK, "{t}");
@@ -654,11 +606,9 @@ async fn the_internal_api_acts_as_a_named_staff_member() {
         (t["assigned_to"].as_i64(), t["priority"].as_str()),
         (Some(agent), Some("urgent"))
     );
-    let (status, m) = s
-        .app
-        .post(&format!("/internal/tickets/{id}/messages"))
-        .header("X-Internal-Token", token)
-        .json(&json!({"actor_id": agent, "message": "از داشبورد"}))
+    let reply = json!({"actor_id": agent, "message": "از داشبورد"});
+    let (status, m) = internal(s.app.post(&format!("{path}/messages")))
+        .json(&reply)
         .json_or_text()
         .await;
     assert_eq!(status, StatusCode::CREATED, "{m}");

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use diesel::{QueryableByName, sql_types::BigInt};
 use diesel_async::RunQueryDsl;
+use futures_util::future::OptionFuture;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use zimmer_jwt::Role;
@@ -81,72 +82,42 @@ impl World {
 
     pub async fn start_with(with: With, admin_overrides: &[(&str, &str)]) -> Self {
         let ctx = TestContext::new().await;
-        let auth = if with.auth {
-            Some(
-                ctx.spawn(ctx.settings("auth", &[]), zimmer_auth::build)
-                    .await,
-            )
-        } else {
-            None
-        };
-        let auth_url = auth
-            .as_ref()
-            .map_or(NOWHERE.to_owned(), |a| a.address.clone());
-        let market = if with.marketplace {
-            Some(
-                ctx.spawn(
-                    ctx.settings(
-                        "marketplace",
-                        &[
-                            ("AUTH_INTERNAL_URL", auth_url.as_str()),
-                            ("HEALTH_CHECK_ENABLED", "false"),
-                        ],
-                    ),
-                    zimmer_marketplace::build,
-                )
-                .await,
-            )
-        } else {
-            None
-        };
-        let billing = if with.billing {
-            Some(
-                ctx.spawn(
-                    ctx.settings(
-                        "billing",
-                        &[
-                            ("AUTH_INTERNAL_URL", auth_url.as_str()),
-                            ("RECONCILE_ENABLED", "false"),
-                        ],
-                    ),
-                    zimmer_billing::build,
-                )
-                .await,
-            )
-        } else {
-            None
-        };
-        let (support, files) = if with.support {
-            let files = TempDir::new("admin-support-attachments");
-            let dir = files.path.to_string_lossy().into_owned();
-            let app = ctx
-                .spawn(
-                    ctx.settings(
-                        "support",
-                        &[
-                            ("AUTH_INTERNAL_URL", auth_url.as_str()),
-                            ("ATTACHMENTS_DIR", dir.as_str()),
-                        ],
-                    ),
-                    zimmer_support::build,
-                )
-                .await;
-            (Some(app), Some(files))
-        } else {
-            (None, None)
-        };
+        let auth = OptionFuture::from(
+            with.auth
+                .then(|| ctx.spawn(ctx.settings("auth", &[]), zimmer_auth::build)),
+        )
+        .await;
         let url =
             |a: &Option<TestApp>| a.as_ref().map_or(NOWHERE.to_owned(), |a| a.address.clone());
+        let auth_url = url(&auth);
+        // The services beside admin check tokens with this auth.
+        let beside = |service: &'static str, setting: (&'static str, &str)| {
+            ctx.settings(
+                service,
+                &[("AUTH_INTERNAL_URL", auth_url.as_str()), setting],
+            )
+        };
+        let market = OptionFuture::from(with.marketplace.then(|| {
+            let settings = beside("marketplace", ("HEALTH_CHECK_ENABLED", "false"));
+            ctx.spawn(settings, zimmer_marketplace::build)
+        }))
+        .await;
+        let billing = OptionFuture::from(with.billing.then(|| {
+            let settings = beside("billing", ("RECONCILE_ENABLED", "false"));
+            ctx.spawn(settings, zimmer_billing::build)
+        }))
+        .await;
+        let files = with
+            .support
+            .then(|| TempDir::new("admin-support-attachments"));
+        let support = OptionFuture::from(files.as_ref().map(|files| {
+            let dir = files.path.to_string_lossy().into_owned();
+            ctx.spawn(
+                beside("support", ("ATTACHMENTS_DIR", dir.as_str())),
+                zimmer_support::build,
+            )
+        }))
+        .await;
         let (m, b, s) = (url(&market), url(&billing), url(&support));
         let mut overrides: Vec<(&str, &str)> = vec![
             ("AUTH_INTERNAL_URL", auth_url.as_str()),
@@ -197,6 +168,11 @@ impl World {
     pub async fn count(&self, sql: &str) -> i64 {
         let mut conn = self.ctx.db.connect().await;
         zimmer_testkit::count(&mut conn, sql).await
+    }
+
+    /// The `… AS n` of `sql` must be `expected`.
+    pub async fn assert_count(&self, sql: &str, expected: i64) {
+        assert_eq!(self.count(sql).await, expected, "{sql}");
     }
 
     /// An automation, a customer's user automation of it (with `tokens` paid tokens), and

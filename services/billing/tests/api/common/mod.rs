@@ -142,16 +142,22 @@ pub async fn init(app: &TestApp, c: &Customer, body: Value) -> Response {
         .await
 }
 
+/// [`init`] that must answer `expected`; the body.
+pub async fn init_expecting(
+    app: &TestApp,
+    c: &Customer,
+    body: Value,
+    expected: StatusCode,
+) -> Value {
+    let res = init(app, c, body).await;
+    assert_eq!(res.status(), expected, "init");
+    res.json().await.unwrap()
+}
+
 /// Starts a purchase of `tokens` and answers the init body.
 pub async fn buy(app: &TestApp, c: &Customer, tokens: i64) -> Value {
-    let res = init(
-        app,
-        c,
-        json!({ "automation_id": c.automation_id, "tokens": tokens }),
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::OK, "init");
-    res.json().await.unwrap()
+    let body = json!({ "automation_id": c.automation_id, "tokens": tokens });
+    init_expecting(app, c, body, StatusCode::OK).await
 }
 
 /// The payer at the fake's StartPay page (`choice`: None pays; "NOK", "unpaid", "in_bank").

@@ -50,9 +50,12 @@ pub async fn json_of(res: Response) -> Value {
 
 /// An automation with the defaults but its name; answers its id.
 pub async fn automation_named(app: &TestApp, name: &str) -> i64 {
-    create_automation(app, json!({ "name": name })).await["id"]
-        .as_i64()
-        .unwrap()
+    automation_with(app, json!({ "name": name })).await
+}
+
+/// [`create_automation`], answering only the id.
+pub async fn automation_with(app: &TestApp, extra: Value) -> i64 {
+    create_automation(app, extra).await["id"].as_i64().unwrap()
 }
 
 /// Creates an automation through the internal API; `extra` fields override the defaults.
@@ -112,6 +115,12 @@ pub async fn user_update(app: &TestApp, access: &str, id: i64, body: Value) -> R
     app.put(&path).bearer_auth(access).json(&body).call().await
 }
 
+/// The customer connects the Telegram bot `bot_token` to their automation `id`; the status.
+pub async fn connect_bot(app: &TestApp, access: &str, id: i64, bot_token: &str) -> StatusCode {
+    let body = json!({ "telegram_bot_token": bot_token });
+    user_update(app, access, id, body).await.status()
+}
+
 pub async fn staff(ctx: &TestContext, email: &str) -> i64 {
     ctx.create_user(email, Role::Manager).await
 }
@@ -135,6 +144,11 @@ pub async fn consume(app: &TestApp, service_token: &str, body: &Value) -> Respon
         .json(body)
         .call()
         .await
+}
+
+/// [`consume`]'s answer as JSON.
+pub async fn consume_json(app: &TestApp, service_token: &str, body: &Value) -> Value {
+    json_of(consume(app, service_token, body).await).await
 }
 
 /// Credits paid tokens through the internal adjustment API.
@@ -187,10 +201,30 @@ pub async fn integration_status(ctx: &TestContext, ua_id: i64) -> String {
         .unwrap()
 }
 
+/// How many `kind` rows the token ledger holds.
+pub async fn ledger_count(ctx: &TestContext, kind: &str) -> i64 {
+    let sql = format!("SELECT count(*) AS n FROM token_ledger WHERE kind = '{kind}'");
+    db_count(ctx, &sql).await
+}
+
 pub async fn outbox_count(ctx: &TestContext, event_type: &str) -> i64 {
     db_count(
         ctx,
         &format!("SELECT count(*) AS n FROM outbox WHERE event_type = '{event_type}'"),
     )
     .await
+}
+
+/// The payload of an `event_type` event in the outbox (the tests check there is one).
+pub async fn outbox_payload(ctx: &TestContext, event_type: &str) -> Value {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use zimmer_db::schema::outbox;
+    let mut conn = ctx.db.connect().await;
+    outbox::table
+        .filter(outbox::event_type.eq(event_type))
+        .select(outbox::payload)
+        .first(&mut conn)
+        .await
+        .unwrap()
 }

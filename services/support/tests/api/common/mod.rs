@@ -159,6 +159,29 @@ impl Support {
         body["id"].as_i64().unwrap()
     }
 
+    /// A `GET` as `token` that must answer 200; the body.
+    pub async fn read(&self, path: &str, token: &str) -> Value {
+        let (status, v) = self.get(path, token).json_or_text().await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {v}");
+        v
+    }
+
+    /// A message on ticket `id` as `token`: status and body.
+    pub async fn post_message(&self, id: i64, token: &str, text: &str) -> (StatusCode, Value) {
+        self.post(&format!("/api/tickets/{id}/messages"), token)
+            .json(&serde_json::json!({ "message": text }))
+            .json_or_text()
+            .await
+    }
+
+    /// `PUT /api/tickets/{id}` (the panel's replies and edits) as `token`: status and body.
+    pub async fn update_ticket(&self, id: i64, token: &str, body: Value) -> (StatusCode, Value) {
+        self.put(&format!("/api/tickets/{id}"), token)
+            .json(&body)
+            .json_or_text()
+            .await
+    }
+
     /// A publisher on this test's exchange, with the support consumer's queue declared first
     /// (so nothing published before the service subscribed is lost).
     pub async fn publisher(&self) -> Publisher {
