@@ -411,7 +411,7 @@ echo "# wrk -t$THREADS -c$CONNECTIONS -d$DURATION per scenario through nginx (pe
 echo "# GLIBC_TUNABLES=${GLIBC_TUNABLES:-(none)}"
 echo "# ceiling $CEILING req/s; argon2id (m=19 MiB, t=2, p=1) on $PASSWORD_HASH_THREADS threads (= auth's PASSWORD_HASH_THREADS):"
 echo "# $ARGON2_BEFORE hashes/s just before the login scenario, $ARGON2_AFTER just after, mean $ARGON2_RATE;"
-echo "# hashing threads (auth's and this measurement's): PASSWORD_HASH_SCHED=${PASSWORD_HASH_SCHED:-idle}, nice ${PASSWORD_HASH_NICE:-10}."
+echo "# hashing threads (auth's and this measurement's): PASSWORD_HASH_SCHED=${PASSWORD_HASH_SCHED:-normal}, nice ${PASSWORD_HASH_NICE:-10}."
 echo
 echo "| scenario | req/s | p50 | p99 | non-2xx | share | target | |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"

@@ -2,11 +2,11 @@
 //! batcher (`workers::consume_batcher`) while the previous batch was being written goes into
 //! one transaction, so one commit (one WAL flush) serves many calls. Inside it the vendors'
 //! service tokens are checked, the user automations of the batch locked (`SELECT … FOR
-//! UPDATE`, in id order), the idempotency keys looked up, then every call is decided in
-//! arrival order against the locked balances in memory (so calls on one balance serialise
-//! exactly as they would one transaction each: never overdrawn, never charged twice), and the
-//! ledger entries and new balances are written with one statement. A repeated idempotency key
-//! gets the stored answer; a refused call changes and stores nothing. Every call carries a
+//! UPDATE`, in id order), then every call is decided in arrival order against the locked
+//! balances in memory (so calls on one balance serialise exactly as they would one transaction
+//! each: never overdrawn, never charged twice), and the ledger entries and new balances are
+//! written with one statement. A repeated idempotency key gets the stored answer (how keys are
+//! checked: `consume_batch`); a refused call changes and stores nothing. Every call carries a
 //! source key (a generated one without an idempotency key). No call is answered before the
 //! batch commits.
 
@@ -125,8 +125,9 @@ pub type CallResult = Result<Outcome, ApiError>;
 #[derive(Debug)]
 pub enum BatchError {
     Db(diesel::result::Error),
-    /// A source key of the batch was committed by another transaction after the batch looked
-    /// its keys up (another instance's batch, same key): run the batch again, it will see it.
+    /// A source key of an accepted call was committed already (before this batch, when its
+    /// keys were not looked up, or by another instance's batch meanwhile): decide the batch
+    /// again with every key looked up.
     KeyRace,
 }
 
@@ -138,10 +139,39 @@ impl From<diesel::result::Error> for BatchError {
 
 /// Applies `calls` in one transaction, in order, and answers each (same order). Nothing is
 /// answered unless the transaction commits: on `Err` none of the calls was applied.
+///
+/// Idempotency keys are almost always new, so the first attempt does not look them up: the
+/// ledger's unique source key is the check. A refused call's key is looked up before the
+/// commit (a refusal and a replay both leave the balances alone, so the other decisions
+/// stand); an accepted call whose key was committed before makes the insert fall short, and
+/// the batch is rolled back and decided again with every key looked up. This took a query
+/// off the batch's locked section (issue 16: see README, "Performance").
 pub async fn consume_batch(
     conn: &mut AsyncPgConnection,
     calls: &[Call],
     threshold: i64,
+) -> Result<Vec<CallResult>, BatchError> {
+    match decide_and_write(conn, calls, threshold, Lookup::Refused).await {
+        Err(BatchError::KeyRace) => decide_and_write(conn, calls, threshold, Lookup::All).await,
+        done => done,
+    }
+}
+
+/// Which idempotency keys a batch looks up in the ledger.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// Only those of refused calls, after deciding (a key of an accepted call that exists
+    /// already shows as a short insert: `BatchError::KeyRace`).
+    Refused,
+    /// Every key, before deciding.
+    All,
+}
+
+async fn decide_and_write(
+    conn: &mut AsyncPgConnection,
+    calls: &[Call],
+    threshold: i64,
+    lookup_mode: Lookup,
 ) -> Result<Vec<CallResult>, BatchError> {
     conn.transaction(async |conn| {
         let mut hashes: Vec<Vec<u8>> = calls.iter().map(|c| c.token_hash.clone()).collect();
@@ -169,8 +199,14 @@ pub async fn consume_batch(
             .collect();
         // Generated keys too: a batch run again after a commit whose answer was lost (the
         // connection dropped) replays its calls instead of refusing them as duplicates.
-        let lookup: Vec<String> = source_keys.iter().flatten().cloned().collect();
-        let seen = qc::entries_by_source_keys(conn, &lookup).await?;
+        let seen = if lookup_mode == Lookup::All {
+            let lookup: Vec<String> = source_keys.iter().flatten().cloned().collect();
+            qc::entries_by_source_keys(conn, &lookup).await?
+        } else {
+            HashMap::new()
+        };
+        // Calls refused without a lookup: (index, source key), looked up after the loop.
+        let mut refused_unseen: Vec<(usize, &str)> = Vec::new();
 
         let mut entries = qc::Entries::default();
         // Source key → index in `entries`: a key repeated within the batch replays the first.
@@ -232,6 +268,9 @@ pub async fn consume_batch(
             let split = match (refusal, split_consumption(&balances(ua), c.units)) {
                 (None, Some(split)) => split,
                 (refusal, _) => {
+                    if lookup_mode == Lookup::Refused {
+                        refused_unseen.push((results.len(), source_key.as_str()));
+                    }
                     results.push(Ok(Outcome::Answered(refusal.unwrap_or_else(|| {
                         refused(ua, "insufficient_tokens", "Insufficient tokens")
                     }))));
@@ -275,6 +314,21 @@ pub async fn consume_batch(
                 alerts.push((ua.clone(), planned.alerts));
             }
             results.push(Ok(Outcome::Answered(answer)));
+        }
+
+        if !refused_unseen.is_empty() {
+            let keys: Vec<String> = refused_unseen
+                .iter()
+                .map(|(_, k)| (*k).to_owned())
+                .collect();
+            let found = qc::entries_by_source_keys(conn, &keys).await?;
+            for (i, key) in &refused_unseen {
+                if let Some(prev) = found.get(*key) {
+                    let c = &calls[*i].checked;
+                    results[*i] = replay(prev.user_automation_id, &prev.meta, c.ua_id, c.units)
+                        .map(Outcome::Replayed);
+                }
+            }
         }
 
         if !touched.is_empty() {

@@ -142,14 +142,29 @@ async fn one_batch_decides_its_calls_in_order_and_charges_a_repeated_key_once() 
     .expect("the batch commits");
     assert_eq!(answered(&again[0]), (true, true, 3));
     assert_eq!(error_code(&again[1]), "idempotency_conflict");
-    assert_eq!(
-        db_count(
-            &ctx,
-            "SELECT count(*) AS n FROM token_ledger WHERE kind = 'consumption'"
-        )
-        .await,
-        4
-    );
+    assert_eq!(ledger_count(&ctx, "consumption").await, 4);
+
+    // A committed key on a balance that could pay again (the batch's first attempt does not
+    // look keys up and is rolled back): replayed, not charged; the new call beside it applies.
+    let (third_ua, third_token) = funded(&ctx, &app, "e@example.com", 10).await;
+    let first = consume_batch(&mut conn, &[call(&third_token, third_ua, 2, "r1")], 5)
+        .await
+        .expect("the batch commits");
+    assert_eq!(answered(&first[0]), (true, false, 8));
+    let repeat = consume_batch(
+        &mut conn,
+        &[
+            call(&third_token, third_ua, 2, "r1"),
+            call(&third_token, third_ua, 3, "r2"),
+        ],
+        5,
+    )
+    .await
+    .expect("the batch commits");
+    assert_eq!(answered(&repeat[0]), (true, true, 8));
+    assert_eq!(answered(&repeat[1]), (true, false, 5));
+    assert_eq!(balances(&ctx, third_ua).await.0, 5);
+    assert_eq!(ledger_count(&ctx, "consumption").await, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
