@@ -42,7 +42,8 @@ export HTTP_HOST="${HTTP_HOST:-127.0.0.1}"
 export COOKIE_SECURE="${COOKIE_SECURE:-false}"
 export LOG_FORMAT="${LOG_FORMAT:-pretty}"
 export JWT_PRIVATE_KEY_FILE="${JWT_PRIVATE_KEY_FILE:-$DATA/jwt-ed25519.pem}"
-export FRONTEND_URL="${FRONTEND_URL:-http://localhost:3000}"
+# Where the payment result sends the browser: the host the panel is opened on (docs/panels.md).
+export FRONTEND_URL="${FRONTEND_URL:-http://127.0.0.1:3000}"
 # Admin's PostgreSQL backups (the backups page; pg_dump/pg_restore from postgresql-client).
 export BACKUP_DIR="${BACKUP_DIR:-$DATA/backups}"
 # The fake automation vendor (crates/fake-vendor) runs the demo
