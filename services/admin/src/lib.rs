@@ -18,7 +18,6 @@ pub mod workers;
 use std::sync::Arc;
 
 use zimmer_config::Settings;
-use zimmer_events::OutboxRelay;
 use zimmer_service::{Application, Platform};
 
 pub use state::AppState;
@@ -36,13 +35,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let cipher = KeyCipher::from_settings(&settings)?;
     let upstreams = Upstreams::new(&settings, &config)?;
     let mut platform = Platform::start(settings, None).await?;
-    let relay = OutboxRelay::spawn(
-        platform.pool.clone(),
-        platform.broker.clone(),
-        PRODUCER,
-        platform.metrics.clone(),
-    );
-    platform.alive_while(relay.liveness_check());
+    platform.spawn_outbox_relay(PRODUCER);
     workers::backups::spawn_schedule(platform.pool.clone(), config.backups.clone());
     workers::rollup::spawn(platform.pool.clone());
     let state = AppState {

@@ -492,20 +492,16 @@ mod tests {
             .blocking(|_| Ok(std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default()))
             .await
             .unwrap();
-        // Field 19 is the nice value; the thread's name `(argon2-0)` has no spaces.
-        let nice: u64 = stat
-            .split_whitespace()
-            .nth(18)
-            .and_then(|v| v.parse().ok())
-            .unwrap();
-        assert_eq!(nice, expected);
-        // Field 41 is the scheduling policy.
-        let policy: u64 = stat
-            .split_whitespace()
-            .nth(40)
-            .and_then(|v| v.parse().ok())
-            .unwrap();
-        assert_eq!(policy, expected_policy);
+        // The thread's name `(argon2-0)` has no spaces, so fields split on white space.
+        let field = |n: usize| -> u64 {
+            stat.split_whitespace()
+                .nth(n - 1)
+                .and_then(|v| v.parse().ok())
+                .unwrap()
+        };
+        // Field 19 is the nice value, field 41 the scheduling policy.
+        assert_eq!(field(19), expected);
+        assert_eq!(field(41), expected_policy);
     }
 
     /// A burst of 32 concurrent verifications runs on the pool's own threads only (not on
