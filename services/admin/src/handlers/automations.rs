@@ -122,6 +122,17 @@ fn row_view((a, users_count): (AutomationRow, i64)) -> AutomationView {
     view(from_row(a), users_count)
 }
 
+/// A call to the marketplace about automation `id`: `/internal/automations/{id}{rest}`.
+fn on_automation(method: Method, id: i64, rest: &str) -> OwnerCall<'static> {
+    let path = format!("/internal/automations/{id}{rest}");
+    OwnerCall::new(Service::Marketplace, method, path)
+}
+
+/// The audit entry of a change to automation `id`.
+fn automation_audit(action: &str, id: i64, details: Value) -> Audit<'_> {
+    Audit::new(action, "automation", Some(id), details)
+}
+
 /// The request body as JSON (an empty body is `null`, refused by the caller as "not an
 /// object"); malformed JSON is 400.
 fn json_of(raw: &[u8]) -> Result<Value, ApiError> {
@@ -221,15 +232,9 @@ pub async fn update(
     let id = path.into_inner();
     let input = input_from_dashboard(json_of(&raw)?, false)?;
     let body = to_json(&input)?;
-    let path = format!("/internal/automations/{id}");
-    let call = OwnerCall::new(Service::Marketplace, Method::PUT, &path);
+    let call = on_automation(Method::PUT, id, "");
     let reply = call_owner(&state, &staff, call.body(&body).changes_stats(), |_| {
-        Audit::new(
-            "automation.update",
-            "automation",
-            Some(id),
-            audited_fields(&input),
-        )
+        automation_audit("automation.update", id, audited_fields(&input))
     })
     .await?;
     let updated: Automation = typed(Service::Marketplace, reply)?;
@@ -242,21 +247,15 @@ pub async fn update(
 /// (customers keep what they bought); `{message, deleted, unlisted, automation_id}` says which.
 pub async fn delete(staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
     let id = path.into_inner();
-    let path = format!("/internal/automations/{id}");
-    let call = OwnerCall::new(Service::Marketplace, Method::DELETE, &path);
-    let reply = call_owner(&state, &staff, call.changes_stats(), |reply| {
+    let call = on_automation(Method::DELETE, id, "").changes_stats();
+    let reply = call_owner(&state, &staff, call, |reply| {
         let deleted = reply.body.get("deleted").and_then(Value::as_bool) == Some(true);
         let action = if deleted {
             "automation.delete"
         } else {
             "automation.unlist"
         };
-        Audit::new(
-            action,
-            "automation",
-            Some(id),
-            json!({ "deleted": deleted }),
-        )
+        automation_audit(action, id, json!({ "deleted": deleted }))
     })
     .await?;
     let done: AutomationDeleted = typed(Service::Marketplace, reply)?;
@@ -277,10 +276,9 @@ async fn new_token(
     id: i64,
     action: &str,
 ) -> Result<IssuedServiceToken, ApiError> {
-    let path = format!("/internal/automations/{id}/service-token");
-    let call = OwnerCall::new(Service::Marketplace, Method::POST, &path);
+    let call = on_automation(Method::POST, id, "/service-token");
     let reply = call_owner(state, staff, call, |_| {
-        Audit::new(action, "automation", Some(id), json!({}))
+        automation_audit(action, id, json!({}))
     })
     .await?;
     typed(Service::Marketplace, reply)
@@ -360,14 +358,12 @@ pub async fn remove_service_token(
     path: web::Path<i64>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let path = format!("/internal/automations/{id}/service-token");
-    let call = OwnerCall::new(Service::Marketplace, Method::DELETE, &path);
+    let call = on_automation(Method::DELETE, id, "/service-token");
     let reply = call_owner(&state, &staff, call, |reply| {
         let removed = reply.body.get("removed").and_then(Value::as_bool);
-        Audit::new(
+        automation_audit(
             "automation.remove_service_token",
-            "automation",
-            Some(id),
+            id,
             json!({ "removed": removed }),
         )
     })
@@ -437,14 +433,13 @@ pub async fn health_check(
     path: web::Path<i64>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let path = format!("/internal/automations/{id}/health-check");
-    let call = OwnerCall::new(Service::Marketplace, Method::POST, &path).json(json!({}));
+    let call = on_automation(Method::POST, id, "/health-check").json(json!({}));
     let reply = call_owner(&state, &staff, call, |reply| {
         let details = json!({
             "health_status": reply.body.get("health_status"),
             "previous": reply.body.get("previous"),
         });
-        Audit::new("automation.health_check", "automation", Some(id), details)
+        automation_audit("automation.health_check", id, details)
     })
     .await?;
     Ok(HttpResponse::Ok().json(reply.body))

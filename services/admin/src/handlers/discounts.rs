@@ -191,10 +191,15 @@ fn form<T: serde::de::DeserializeOwned>(m: Map<String, Value>) -> Result<T, ApiE
     })
 }
 
+/// Code `id` as billing has it (billing's refusal, as a 404, passed on).
+async fn read_discount(state: &AppState, id: i64) -> Result<Discount, ApiError> {
+    let path = format!("/internal/discounts/{id}");
+    read_owner(state, Service::Billing, &path, &[]).await
+}
+
 /// `GET /api/admin/discounts/{id}`
 pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
-    let path = format!("/internal/discounts/{}", path.into_inner());
-    let d: Discount = read_owner(&state, Service::Billing, &path, &[]).await?;
+    let d = read_discount(&state, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(DiscountView::from(d)))
 }
 
@@ -304,8 +309,7 @@ pub async fn redemptions(
     query: web::Query<PageOnly>,
 ) -> HttpResult {
     let id = path.into_inner();
-    let path = format!("/internal/discounts/{id}");
-    let code: Discount = read_owner(&state, Service::Billing, &path, &[]).await?;
+    let code = read_discount(&state, id).await?;
     let mut q: Vec<(&str, String)> = Vec::new();
     if let Some(p) = query.page {
         q.push(("page", p.to_string()));

@@ -12,7 +12,7 @@ use zimmer_events::contracts::internal::knowledge::{Fallback, FallbackList, Fall
 use zimmer_http::{ApiError, HttpResult};
 
 use super::{
-    Listing, WHOLE_LIST, knowledge::owner_list, listed, path_id, to_json,
+    Listing, WHOLE_LIST, knowledge::owner_list, listed, only_view, path_id, to_json,
     user_automations::names_of,
 };
 use crate::{
@@ -138,9 +138,6 @@ pub async fn update(
     )
     .await?;
     let f: Fallback = typed(Service::Marketplace, reply)?;
-    let mut v = views(&state, vec![f]).await?;
-    let view = v
-        .pop()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("fallback view lost")))?;
+    let view = only_view(views(&state, vec![f]).await?, "fallback")?;
     Ok(HttpResponse::Ok().json(view))
 }

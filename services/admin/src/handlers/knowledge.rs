@@ -16,7 +16,7 @@ use zimmer_events::contracts::internal::knowledge::{
 };
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{ListPage, Listing, WHOLE_LIST, listed, path_id, query_id, to_json};
+use super::{ListPage, Listing, WHOLE_LIST, listed, only_view, path_id, query_id, to_json};
 use crate::{
     AppState,
     clients::Service,
@@ -244,10 +244,7 @@ async fn save_template(
     )
     .await?;
     let t: KbTemplate = typed(Service::Marketplace, reply)?;
-    let mut views = template_views(state, vec![t]).await?;
-    views
-        .pop()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("template view lost")))
+    only_view(template_views(state, vec![t]).await?, "template")
 }
 
 /// `POST /api/admin/kb-templates` `{automation_id, category, question, answer}` → 201.

@@ -252,6 +252,14 @@ pub fn query_id(field: &'static str, raw: Option<&str>) -> Result<Option<i64>, A
     }
 }
 
+/// The one view a list's view maker made of one item (`views(vec![item])`): one in is one
+/// out, so none is a bug (500).
+pub fn only_view<T>(mut views: Vec<T>, what: &str) -> Result<T, ApiError> {
+    views
+        .pop()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("{what} view lost")))
+}
+
 /// 422 for a body that is JSON but not an object.
 pub fn not_an_object() -> ApiError {
     ApiError::new(

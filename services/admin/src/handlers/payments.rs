@@ -1,6 +1,8 @@
 //! Payments of every user (managers): read from billing's table; a reconciliation on demand
 //! goes through billing.
 
+use std::collections::HashMap;
+
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use reqwest::Method;
@@ -96,8 +98,15 @@ struct PaymentView {
     updated_at: DateTime<Utc>,
 }
 
-fn view(p: PaymentRow, user: Option<(String, String)>, automation: Option<String>) -> PaymentView {
-    let (email, name) = user.unzip();
+/// The payment with its customer's email and name and its automation's name, looked up in
+/// what [`names_of`] loaded.
+fn view(
+    p: PaymentRow,
+    people: &HashMap<i64, (String, String)>,
+    automations: &HashMap<i64, String>,
+) -> PaymentView {
+    let (email, name) = people.get(&p.user_id).cloned().unzip();
+    let automation = automations.get(&p.automation_id).cloned();
     PaymentView {
         id: p.id,
         user_id: p.user_id,
@@ -159,14 +168,7 @@ pub async fn list(
     )
     .await?;
     drop(conn);
-    let items: Vec<PaymentView> = rows
-        .into_iter()
-        .map(|p| {
-            let user = people.get(&p.user_id).cloned();
-            let name = names.get(&p.automation_id).cloned();
-            view(p, user, name)
-        })
-        .collect();
+    let items: Vec<PaymentView> = rows.into_iter().map(|p| view(p, &people, &names)).collect();
     listed("payments", items, total, &page)
 }
 
@@ -180,9 +182,7 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
     let redemption = q::redemption_of(&mut conn, id).await?;
     let (people, names) = names_of(&mut conn, [p.user_id], [p.automation_id]).await?;
     drop(conn);
-    let user = people.get(&p.user_id).cloned();
-    let name = names.get(&p.automation_id).cloned();
-    let mut body = to_json(&view(p, user, name))?;
+    let mut body = to_json(&view(p, &people, &names))?;
     if let Some(map) = body.as_object_mut() {
         map.insert(
             "redemption".into(),

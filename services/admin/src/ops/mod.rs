@@ -64,7 +64,7 @@ impl<'a> Audit<'a> {
 pub struct OwnerCall<'a> {
     service: Service,
     method: Method,
-    path: &'a str,
+    path: Cow<'a, str>,
     body: Option<Cow<'a, serde_json::Value>>,
     acting_token: Option<&'a str>,
     idempotency_key: Option<&'a str>,
@@ -72,11 +72,12 @@ pub struct OwnerCall<'a> {
 }
 
 impl<'a> OwnerCall<'a> {
-    pub fn new(service: Service, method: Method, path: &'a str) -> Self {
+    /// `path` borrowed, or made for this call (`format!` with the target's id).
+    pub fn new(service: Service, method: Method, path: impl Into<Cow<'a, str>>) -> Self {
         Self {
             service,
             method,
-            path,
+            path: path.into(),
             body: None,
             acting_token: None,
             idempotency_key: None,
@@ -132,7 +133,7 @@ pub async fn call_owner<'a>(
         .call_as(
             call.service,
             call.method,
-            call.path,
+            &call.path,
             &[],
             call.body.as_deref(),
             call.acting_token,

@@ -21,11 +21,27 @@ fn str_array(v: &Value) -> bool {
     v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
 }
 
+/// The `name=value` part of each cookie `res` sets, as the browser sends it back.
+fn cookie_pairs(res: &reqwest::Response) -> Vec<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").to_owned())
+        .collect()
+}
+
 /// A call that must answer 2xx; returns the body.
 async fn ok(d: &Dashboard, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
     let (status, v) = d.call(method.clone(), path, token, body).await;
     assert!(status.is_success(), "{method} {path}: {status} {v}");
     v
+}
+
+/// The API keys page's "test" button for key `id`: its answer says whether the key works.
+async fn test_key(d: &Dashboard, id: i64, token: &str) -> Value {
+    let path = format!("/api/admin/keys/{id}/test");
+    ok(d, Method::POST, &path, token, None).await
 }
 
 /// A call a role may not make: 403 with a `detail` (the dashboard's toast).
@@ -70,13 +86,7 @@ async fn dashboard_sign_in_login_refresh_logout_and_signup_through_the_gateway()
         .await;
     assert_eq!(res.headers()["access-control-allow-origin"], ORIGIN);
     assert_eq!(res.headers()["access-control-allow-credentials"], "true");
-    let cookies: Vec<String> = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").to_owned())
-        .collect();
+    let cookies = cookie_pairs(&res);
     assert!(!cookies.is_empty(), "login sets the refresh cookie");
     let cookie = cookies.join("; ");
     let v: Value = res.json().await.unwrap();
@@ -104,13 +114,7 @@ async fn dashboard_sign_in_login_refresh_logout_and_signup_through_the_gateway()
         .header("Cookie", &cookie)
         .call_expecting(StatusCode::OK)
         .await;
-    let rotated: Vec<String> = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").to_owned())
-        .collect();
+    let rotated = cookie_pairs(&res);
     let v: Value = res.json().await.unwrap();
     assert!(v["access_token"].is_string(), "{v}");
     let cookie = if rotated.is_empty() {
@@ -645,14 +649,7 @@ async fn dashboard_automation_token_buttons_and_api_keys_page() {
         Some(json!({"alias": "main2", "rpm_limit": null, "daily_token_limit": 5000, "status": "active", "api_key": ""})),
     )
     .await;
-    let v = ok(
-        &d,
-        Method::POST,
-        &format!("/api/admin/keys/{key}/test"),
-        &tech,
-        None,
-    )
-    .await;
+    let v = test_key(&d, key, &tech).await;
     assert_eq!(v["success"], true, "{v}");
     assert!(v["latency_ms"].is_i64() && v["model"].is_string(), "{v}");
     ok(
@@ -663,14 +660,7 @@ async fn dashboard_automation_token_buttons_and_api_keys_page() {
         Some(json!({"status": "disabled"})),
     )
     .await;
-    let v = ok(
-        &d,
-        Method::POST,
-        &format!("/api/admin/keys/{key}/test"),
-        &tech,
-        None,
-    )
-    .await;
+    let v = test_key(&d, key, &tech).await;
     assert_eq!(v["success"], false, "a disabled key: {v}");
     assert!(v["error_message"].is_string());
     refused(&d, Method::GET, "/api/admin/list", &support, None).await;

@@ -28,6 +28,16 @@ async fn post(w: &World, path: &str, token: &str) -> (StatusCode, Value) {
     common::body(w.send(Method::POST, path, token, &json!({})).await).await
 }
 
+/// The direct reset path of user automation `ua` (no listing position involved).
+async fn reset_directly(w: &World, ua: i64, token: &str) -> (StatusCode, Value) {
+    post(
+        w,
+        &format!("/api/admin/user-automations/{ua}/kb-reset"),
+        token,
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kb_reset_by_position_resets_exactly_the_row_this_staff_member_was_shown() {
     let w = World::start(With::MARKETPLACE).await;
@@ -124,31 +134,16 @@ async fn kb_reset_by_position_resets_exactly_the_row_this_staff_member_was_shown
     assert_eq!(kb.kb_resets().len(), 2, "nothing else was reset");
 
     // The direct path.
-    let (status, body) = post(
-        &w,
-        &format!("/api/admin/user-automations/{first}/kb-reset"),
-        &t_token,
-    )
-    .await;
+    let (status, body) = reset_directly(&w, first, &t_token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["user_automation_id"], first);
     assert_eq!(kb.kb_resets().last().unwrap().user_automation_id, first);
-    let (status, _) = post(&w, "/api/admin/user-automations/999999/kb-reset", &t_token).await;
+    let (status, _) = reset_directly(&w, 999999, &t_token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, body) = post(
-        &w,
-        &format!("/api/admin/user-automations/{decoy1}/kb-reset"),
-        &t_token,
-    )
-    .await;
+    let (status, body) = reset_directly(&w, decoy1, &t_token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "no KB reset URL: {body}");
     kb.set_kb_reset(KbAnswer::body(json!({ "detail": "busy" })).http(500));
-    let (status, body) = post(
-        &w,
-        &format!("/api/admin/user-automations/{first}/kb-reset"),
-        &t_token,
-    )
-    .await;
+    let (status, body) = reset_directly(&w, first, &t_token).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("500"), "{body}");
 

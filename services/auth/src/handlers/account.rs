@@ -1,6 +1,6 @@
 //! Registration, login, the current user, profile and password.
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use diesel_async::AsyncConnection;
 use serde::Deserialize;
 use zimmer_db::models::NewUser;
@@ -9,8 +9,9 @@ use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
 use zimmer_jwt::{CurrentUser, Role};
 
 use super::{
-    ClientMeta, PRODUCER, UserView, clear_refresh_cookie, enqueue_revoked, finish_login,
-    optional_json, revoke_locally, token_response_with, twofa::recheck_password,
+    ClientMeta, PRODUCER, TokensFor, UserView, account_disabled, clear_refresh_cookie,
+    enqueue_revoked, finish_login, optional_json, revoke_locally, token_response,
+    twofa::recheck_password,
 };
 use crate::{
     AppState,
@@ -82,15 +83,7 @@ pub async fn register(
     .await?;
     tracing::info!(user_id = user.id, "user registered");
     // The flat fields are for the admin dashboard's signup page (docs/panels.md).
-    token_response_with(
-        st,
-        StatusCode::CREATED,
-        user,
-        &session,
-        refresh,
-        &meta,
-        true,
-    )
+    token_response(st, TokensFor::SignUp, user, &session, refresh, &meta)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -126,24 +119,25 @@ pub async fn login(
     };
     // Never hold a pooled connection across the slow hash.
     drop(conn);
-    let Some(user) = user else {
-        st.hasher.verify_dummy(&body.password).await?;
+    let password_ok = match &user {
+        Some(user) => {
+            st.hasher
+                .verify(&body.password, &user.password_hash)
+                .await?
+        }
+        None => {
+            st.hasher.verify_dummy(&body.password).await?;
+            false
+        }
+    };
+    // An unknown email and a wrong password: one answer, one throttle count.
+    let (Some(user), true) = (user, password_ok) else {
         st.throttle.login_failed(&attempt).await;
         return Err(ApiError::unauthorized(BAD_CREDENTIALS).with_code("invalid_credentials"));
     };
-    if !st
-        .hasher
-        .verify(&body.password, &user.password_hash)
-        .await?
-    {
-        st.throttle.login_failed(&attempt).await;
-        return Err(ApiError::unauthorized(BAD_CREDENTIALS).with_code("invalid_credentials"));
-    }
     st.throttle.login_succeeded(&attempt).await;
     if !user.is_active {
-        return Err(
-            ApiError::forbidden("This account has been deactivated").with_code("account_disabled")
-        );
+        return Err(account_disabled());
     }
     if user.twofa_enabled {
         let now = chrono::Utc::now().timestamp();

@@ -300,11 +300,7 @@ pub async fn deactivate(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> HttpResult {
-    let update = UpdateUser {
-        is_active: Some(false),
-        ..UpdateUser::default()
-    };
-    update_as_actor(&caller, &req, &state, path.into_inner(), update).await
+    set_active(&caller, &req, &state, path.into_inner(), false).await
 }
 
 /// `POST /internal/users/{id}/activate` (any body is ignored)
@@ -314,11 +310,22 @@ pub async fn activate(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> HttpResult {
+    set_active(&caller, &req, &state, path.into_inner(), true).await
+}
+
+/// Deactivate and activate: the update of `PUT /internal/users/{id}` with only `is_active`.
+async fn set_active(
+    caller: &InternalCaller,
+    req: &HttpRequest,
+    state: &AppState,
+    target_id: i64,
+    is_active: bool,
+) -> HttpResult {
     let update = UpdateUser {
-        is_active: Some(true),
+        is_active: Some(is_active),
         ..UpdateUser::default()
     };
-    update_as_actor(&caller, &req, &state, path.into_inner(), update).await
+    update_as_actor(caller, req, state, target_id, update).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

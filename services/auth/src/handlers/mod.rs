@@ -108,28 +108,25 @@ impl ClientMeta {
     }
 }
 
+/// What [`token_response`] answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokensFor {
+    /// 200: a login (password, then 2FA when on) or a refresh.
+    SignIn,
+    /// 201, with `user_id`, `email`, `name` beside `user` (the admin dashboard's signup page,
+    /// docs/panels.md).
+    SignUp,
+}
+
 /// The answer of login, signup and refresh: a new access token, the user, and the refresh
 /// token in its cookie (and, for non-browser clients, in the body).
 pub fn token_response(
     state: &AppState,
-    status: StatusCode,
+    tokens_for: TokensFor,
     user: User,
     session: &Session,
     refresh: String,
     meta: &ClientMeta,
-) -> Result<HttpResponse, ApiError> {
-    token_response_with(state, status, user, session, refresh, meta, false)
-}
-
-/// As [`token_response`]; `flat` adds `user_id`, `email`, `name` beside `user` (signup).
-pub fn token_response_with(
-    state: &AppState,
-    status: StatusCode,
-    user: User,
-    session: &Session,
-    refresh: String,
-    meta: &ClientMeta,
-    flat: bool,
 ) -> Result<HttpResponse, ApiError> {
     let role = user
         .role
@@ -146,6 +143,10 @@ pub fn token_response_with(
         jwt,
     ))?;
     let cookie = refresh_cookie(state, &refresh);
+    let (status, flat) = match tokens_for {
+        TokensFor::SignIn => (StatusCode::OK, false),
+        TokensFor::SignUp => (StatusCode::CREATED, true),
+    };
     let (user_id, email, name) = if flat {
         (
             Some(user.id),
@@ -245,10 +246,18 @@ pub async fn finish_login(
     let Some((session, refresh)) =
         ops::sessions::login(state, user.id, meta, recovery_code_hash).await?
     else {
-        return Err(
-            ApiError::unauthorized("Invalid or already used recovery code")
-                .with_code("invalid_recovery_code"),
-        );
+        return Err(invalid_recovery_code());
     };
-    token_response(state, StatusCode::OK, user, &session, refresh, meta)
+    token_response(state, TokensFor::SignIn, user, &session, refresh, meta)
+}
+
+/// 401 `invalid_recovery_code`: malformed, unknown or already used.
+pub fn invalid_recovery_code() -> ApiError {
+    ApiError::unauthorized("Invalid or already used recovery code")
+        .with_code("invalid_recovery_code")
+}
+
+/// 403 `account_disabled`: the credentials were right but the account is deactivated.
+pub fn account_disabled() -> ApiError {
+    ApiError::forbidden("This account has been deactivated").with_code("account_disabled")
 }

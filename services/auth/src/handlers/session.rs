@@ -3,7 +3,6 @@
 use actix_web::{
     HttpRequest, HttpResponse,
     cookie::{Cookie, SameSite},
-    http::StatusCode,
     web,
 };
 use chrono::{DateTime, Utc};
@@ -14,8 +13,8 @@ use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::{CurrentUser, bearer_token};
 
 use super::{
-    ClientMeta, REFRESH_COOKIE, check_cookie_origin, clear_refresh_cookie, enqueue_revoked,
-    revoke_locally, token_response,
+    ClientMeta, REFRESH_COOKIE, TokensFor, check_cookie_origin, clear_refresh_cookie,
+    enqueue_revoked, revoke_locally, token_response,
 };
 use crate::{
     AppState,
@@ -105,7 +104,7 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, raw: web::Byt
         Outcome::Rotated(rotated) => {
             let (user, session) = *rotated;
             let meta = ClientMeta::of(&req);
-            token_response(st, StatusCode::OK, user, &session, new_refresh, &meta)
+            token_response(st, TokensFor::SignIn, user, &session, new_refresh, &meta)
         }
         Outcome::ReuseDetected(revoked) => {
             revoke_locally(st, &revoked);

@@ -23,7 +23,9 @@ use zimmer_db::models::User;
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::CurrentUser;
 
-use super::{ClientMeta, finish_login, optional_json, present};
+use super::{
+    ClientMeta, account_disabled, finish_login, invalid_recovery_code, optional_json, present,
+};
 use crate::{
     AppState,
     clients::mail,
@@ -174,10 +176,7 @@ pub async fn initiate(
         .encrypt(&secret, &secret_context(user.id))
         .map_err(ApiError::internal)?;
     if !queries::set_pending_twofa_secret(&mut conn, user.id, &sealed).await? {
-        return Err(ApiError::conflict(
-            "twofa_already_enabled",
-            "Two-factor authentication is already on",
-        ));
+        return Err(already_on());
     }
     drop(conn);
     let (base32, uri) = twofa::provisioning(&secret, &st.flows.totp_issuer, &found.email)
@@ -200,6 +199,14 @@ pub struct CodeBody {
 /// The request's `otp_code`, or a 422 on it that says what the code is for.
 fn required_otp<'a>(body: &'a CodeBody, missing: &'static str) -> Result<&'a str, ApiError> {
     present(body.otp_code.as_deref()).ok_or_else(|| ApiError::invalid("otp_code", missing))
+}
+
+/// 409 `twofa_already_enabled` (found when the secret is written or the code is checked).
+fn already_on() -> ApiError {
+    ApiError::conflict(
+        "twofa_already_enabled",
+        "Two-factor authentication is already on",
+    )
 }
 
 fn reauth_required(state: &AppState) -> ApiError {
@@ -249,10 +256,7 @@ pub async fn activate(
     // Before the code is looked at: a stale session learns nothing and burns no code.
     recent_sign_in_or_password(st, &user, &found, &body).await?;
     if s.enabled {
-        return Err(ApiError::conflict(
-            "twofa_already_enabled",
-            "Two-factor authentication is already on",
-        ));
+        return Err(already_on());
     }
     let Some(sealed) = s.sealed_secret else {
         return Err(ApiError::conflict(
@@ -430,9 +434,7 @@ pub async fn verify(
         _ => return Err(invalid_challenge()),
     };
     if !user.is_active {
-        return Err(
-            ApiError::forbidden("This account has been deactivated").with_code("account_disabled")
-        );
+        return Err(account_disabled());
     }
 
     let mut recovery_hash = None;
@@ -440,19 +442,13 @@ pub async fn verify(
         let secret = open_secret(st, user.id, &sealed.unwrap_or_default())?;
         check_otp(st, user.id, &secret, code).await?;
     } else if let Some(code) = recovery {
-        let normalized = twofa::normalize_recovery_code(code).ok_or_else(|| {
-            ApiError::unauthorized("Invalid or already used recovery code")
-                .with_code("invalid_recovery_code")
-        })?;
+        let normalized = twofa::normalize_recovery_code(code).ok_or_else(invalid_recovery_code)?;
         let hash = twofa::recovery_code_hash(&st.secrets, user.id, &normalized);
         // Looked at first so a typo does not burn the challenge; used for real (once,
         // atomically) in the transaction that opens the session.
         let mut conn = st.platform.pool.get().await?;
         if !queries::recovery_code_unused(&mut conn, user.id, &hash).await? {
-            return Err(
-                ApiError::unauthorized("Invalid or already used recovery code")
-                    .with_code("invalid_recovery_code"),
-            );
+            return Err(invalid_recovery_code());
         }
         recovery_hash = Some(hash);
     }

@@ -1,7 +1,7 @@
 //! Sessions and their refresh tokens, and the revocation list every service loads.
 
 use chrono::{DateTime, Utc};
-use diesel::{dsl::now, prelude::*};
+use diesel::{dsl::now, pg::Pg, prelude::*, query_builder::BoxedUpdateStatement};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 use zimmer_db::{
@@ -116,22 +116,14 @@ pub async fn revoke_session(
     user_id: Option<i64>,
     reason: &str,
 ) -> QueryResult<Option<Session>> {
-    let mut query = diesel::update(sessions::table)
+    let mut which = diesel::update(sessions::table)
         .filter(sessions::id.eq(session_id))
-        .filter(sessions::revoked_at.is_null())
         .into_boxed();
     if let Some(user_id) = user_id {
-        query = query.filter(sessions::user_id.eq(user_id));
+        which = which.filter(sessions::user_id.eq(user_id));
     }
-    query
-        .set((
-            sessions::revoked_at.eq(now),
-            sessions::revoked_reason.eq(reason),
-        ))
-        .returning(Session::as_returning())
-        .get_result(conn)
-        .await
-        .optional()
+    // The id is the key: one row at most.
+    Ok(revoke_active(conn, which, reason).await?.pop())
 }
 
 /// Revokes every active session of a user (but `keep`), returning those it revoked.
@@ -141,14 +133,23 @@ pub async fn revoke_user_sessions(
     keep: Option<Uuid>,
     reason: &str,
 ) -> QueryResult<Vec<Session>> {
-    let mut query = diesel::update(sessions::table)
+    let mut which = diesel::update(sessions::table)
         .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::revoked_at.is_null())
         .into_boxed();
     if let Some(keep) = keep {
-        query = query.filter(sessions::id.ne(keep));
+        which = which.filter(sessions::id.ne(keep));
     }
-    query
+    revoke_active(conn, which, reason).await
+}
+
+/// Revokes those of the sessions `which` selects that are still active, returning them.
+async fn revoke_active(
+    conn: &mut AsyncPgConnection,
+    which: BoxedUpdateStatement<'_, Pg, sessions::table>,
+    reason: &str,
+) -> QueryResult<Vec<Session>> {
+    which
+        .filter(sessions::revoked_at.is_null())
         .set((
             sessions::revoked_at.eq(now),
             sessions::revoked_reason.eq(reason),

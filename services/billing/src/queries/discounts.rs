@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use diesel::{
-    dsl::{count_star, now},
+    dsl::{AsSelect, count_star, now},
+    pg::Pg,
     prelude::*,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -19,16 +20,20 @@ use zimmer_db::{
 
 use crate::domain::Usage;
 
+/// The row of the code `code`.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn with_code<'a>(code: &'a str) -> _ {
+    let row: AsSelect<DiscountCode, Pg> = DiscountCode::as_select();
+    discount_codes::table
+        .filter(discount_codes::code.eq(code))
+        .select(row)
+}
+
 pub async fn discount_by_code(
     conn: &mut AsyncPgConnection,
     code: &str,
 ) -> QueryResult<Option<DiscountCode>> {
-    discount_codes::table
-        .filter(discount_codes::code.eq(code))
-        .select(DiscountCode::as_select())
-        .first(conn)
-        .await
-        .optional()
+    with_code(code).first(conn).await.optional()
 }
 
 /// The code's row, locked until the transaction ends: concurrent purchases with the same code
@@ -37,13 +42,7 @@ pub async fn lock_discount_by_code(
     conn: &mut AsyncPgConnection,
     code: &str,
 ) -> QueryResult<Option<DiscountCode>> {
-    discount_codes::table
-        .filter(discount_codes::code.eq(code))
-        .select(DiscountCode::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()
+    with_code(code).for_update().first(conn).await.optional()
 }
 
 /// Reserved and confirmed redemptions of a code: in total and by one user.

@@ -8,7 +8,11 @@ pub mod tickets;
 
 use std::time::Duration;
 
-use zimmer_http::ApiError;
+use serde::Deserialize;
+use zimmer_http::{
+    ApiError, PageQuery,
+    paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
+};
 
 use crate::AppState;
 
@@ -29,6 +33,41 @@ pub async fn rate_limit(
         Err(e) => {
             tracing::warn!(error = %e, key, "rate limit unavailable; allowing");
             Ok(())
+        }
+    }
+}
+
+/// The paging of a list: `page`/`page_size` (docs/api.md) or `limit`/`offset` (what list UIs
+/// often send). A query extractor of its own beside the list's filters, because serde's
+/// `flatten` cannot read numbers from a query string.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListPaging {
+    #[serde(default)]
+    pub page: Option<i64>,
+    #[serde(default)]
+    pub page_size: Option<i64>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub offset: Option<i64>,
+}
+
+impl ListPaging {
+    /// `(limit, offset, page, page_size)`; `limit`/`offset` win when either is sent.
+    pub fn window(&self) -> (i64, i64, i64, i64) {
+        match (self.limit, self.offset) {
+            (None, None) => {
+                let q = PageQuery {
+                    page: self.page,
+                    page_size: self.page_size,
+                };
+                (q.limit(), q.offset(), q.page(), q.page_size())
+            }
+            (limit, offset) => {
+                let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
+                let offset = offset.unwrap_or(0).max(0);
+                (limit, offset, offset / limit + 1, limit)
+            }
         }
     }
 }

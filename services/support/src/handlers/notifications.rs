@@ -5,7 +5,7 @@ use serde::Deserialize;
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::CurrentUser;
 
-use super::tickets::paging;
+use super::ListPaging;
 use crate::{
     AppState,
     domain::views::NotificationView,
@@ -17,14 +17,6 @@ const MAX_IDS: usize = 500;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
-    #[serde(default)]
-    pub page: Option<i64>,
-    #[serde(default)]
-    pub page_size: Option<i64>,
-    #[serde(default)]
-    pub limit: Option<i64>,
-    #[serde(default)]
-    pub offset: Option<i64>,
     /// One type or several, comma-separated (payment, ticket, automation, admin, system).
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
@@ -50,6 +42,7 @@ pub async fn list(
     user: CurrentUser,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
+    paging: web::Query<ListPaging>,
 ) -> HttpResult {
     let q = query.into_inner();
     let mut read = flag("read", q.read.as_deref())?;
@@ -65,7 +58,7 @@ pub async fn list(
         .filter(|s| !s.is_empty())
         .collect();
     let filter = NotificationFilter { kinds, read };
-    let (limit, offset, page, page_size) = paging(q.page, q.page_size, q.limit, q.offset);
+    let (limit, offset, page, page_size) = paging.window();
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = nq::list(&mut conn, user.id, &filter, limit, offset).await?;
     let items: Vec<NotificationView> = rows.into_iter().map(Into::into).collect();

@@ -11,12 +11,13 @@ use actix_web::{
 use serde::Deserialize;
 use zimmer_events::contracts::internal::nullable;
 use zimmer_http::{
-    ApiError, HttpResult, PageQuery,
+    ApiError, HttpResult,
     validate::{self, Validator},
 };
 use zimmer_jwt::CurrentUser;
 
 use super::{
+    ListPaging,
     input::{self, Body, RawFile, Upload, form_field},
     rate_limit,
 };
@@ -177,14 +178,6 @@ pub async fn create(
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
-    #[serde(default)]
-    pub page: Option<i64>,
-    #[serde(default)]
-    pub page_size: Option<i64>,
-    #[serde(default)]
-    pub limit: Option<i64>,
-    #[serde(default)]
-    pub offset: Option<i64>,
     /// One status or several, comma-separated.
     #[serde(default)]
     pub status: Option<String>,
@@ -212,32 +205,13 @@ fn comma_list(
         .collect()
 }
 
-/// `page`/`page_size` (docs/api.md) or `limit`/`offset` (what list UIs often send).
-pub fn paging(
-    page: Option<i64>,
-    page_size: Option<i64>,
-    limit: Option<i64>,
-    offset: Option<i64>,
-) -> (i64, i64, i64, i64) {
-    let q = PageQuery { page, page_size };
-    match (limit, offset) {
-        (None, None) => (q.limit(), q.offset(), q.page(), q.page_size()),
-        _ => {
-            let limit = limit
-                .unwrap_or(zimmer_http::paging::DEFAULT_PAGE_SIZE)
-                .clamp(1, zimmer_http::paging::MAX_PAGE_SIZE);
-            let offset = offset.unwrap_or(0).max(0);
-            (limit, offset, offset / limit + 1, limit)
-        }
-    }
-}
-
 /// Customers (and technical_team) see their own tickets; support staff and managers see all,
 /// with `status`, `priority`, `assigned_to` and `user_id` filters.
 pub async fn list(
     user: CurrentUser,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
+    paging: web::Query<ListPaging>,
 ) -> HttpResult {
     let q = query.into_inner();
     let actor = actor(&user);
@@ -265,7 +239,7 @@ pub async fn list(
         filter.owner = Some(user.id);
     }
     v.finish()?;
-    let (limit, offset, page, page_size) = paging(q.page, q.page_size, q.limit, q.offset);
+    let (limit, offset, page, page_size) = paging.window();
     let mut conn = state.platform.pool.get().await?;
     let (tickets, total) = tq::list_tickets(&mut conn, &filter, limit, offset).await?;
     let ids: Vec<i64> = tickets.iter().map(|t| t.id).collect();

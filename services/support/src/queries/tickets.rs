@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::{
-    dsl::now,
+    dsl::{AsSelect, now},
     pg::Pg,
     prelude::*,
     query_builder::{AstPass, Query, QueryFragment, QueryId},
@@ -222,16 +222,19 @@ pub async fn insert_attachment(
         .await
 }
 
-/// A ticket that is not deleted: a deleted one is unknown to every route (docs/panels.md
-/// "Ticket delete").
-pub async fn ticket_by_id(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Ticket>> {
+/// The ticket `id` unless it is deleted: a deleted one is unknown to every route
+/// (docs/panels.md "Ticket delete").
+#[diesel::dsl::auto_type(no_type_alias)]
+fn live_ticket(id: i64) -> _ {
+    let row: AsSelect<Ticket, Pg> = Ticket::as_select();
     tickets::table
         .find(id)
         .filter(tickets::deleted_at.is_null())
-        .select(Ticket::as_select())
-        .first(conn)
-        .await
-        .optional()
+        .select(row)
+}
+
+pub async fn ticket_by_id(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Ticket>> {
+    live_ticket(id).first(conn).await.optional()
 }
 
 /// The ticket row locked until the transaction ends: concurrent replies and status changes
@@ -240,14 +243,7 @@ pub async fn ticket_for_update(
     conn: &mut AsyncPgConnection,
     id: i64,
 ) -> QueryResult<Option<Ticket>> {
-    tickets::table
-        .find(id)
-        .filter(tickets::deleted_at.is_null())
-        .select(Ticket::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()
+    live_ticket(id).for_update().first(conn).await.optional()
 }
 
 /// Who may be assigned tickets or act as staff: role and whether the account is active.
@@ -334,17 +330,24 @@ pub async fn messages_of(
     if ticket_ids.is_empty() {
         return Ok(Vec::new());
     }
-    ticket_messages::table
-        .inner_join(users::table)
-        .filter(ticket_messages::ticket_id.eq_any(ticket_ids))
+    with_authors(ticket_ids)
         .order((
             ticket_messages::ticket_id,
             ticket_messages::created_at,
             ticket_messages::id,
         ))
-        .select((TicketMessage::as_select(), users::name))
         .load(conn)
         .await
+}
+
+/// The messages of some tickets, each with its author's name.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn with_authors<'a>(ticket_ids: &'a [i64]) -> _ {
+    let row: (AsSelect<TicketMessage, Pg>, users::name) = (TicketMessage::as_select(), users::name);
+    ticket_messages::table
+        .inner_join(users::table)
+        .filter(ticket_messages::ticket_id.eq_any(ticket_ids))
+        .select(row)
 }
 
 /// How many messages a ticket has and how many characters they hold together: what the
@@ -385,16 +388,13 @@ pub async fn last_messages(
     if ticket_ids.is_empty() {
         return Ok(Vec::new());
     }
-    ticket_messages::table
-        .inner_join(users::table)
-        .filter(ticket_messages::ticket_id.eq_any(ticket_ids))
+    with_authors(ticket_ids)
         .distinct_on(ticket_messages::ticket_id)
         .order((
             ticket_messages::ticket_id,
             ticket_messages::created_at.desc(),
             ticket_messages::id.desc(),
         ))
-        .select((TicketMessage::as_select(), users::name))
         .load(conn)
         .await
 }
