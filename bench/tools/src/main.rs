@@ -7,9 +7,9 @@
 //!   most requests per second anything behind that nginx can answer here.
 //! - `zimmer-bench argon2 <seconds> [threads]`: hashes per second of argon2id with auth's
 //!   production parameters and code (`zimmer_auth::domain::password::hash_with`), on as many
-//!   threads as auth's hashing pool has (`run.sh` passes `PASSWORD_HASH_THREADS`; one per core
-//!   by default, auth's default too), at the pool's priority (`PASSWORD_HASH_NICE`). Prints
-//!   the rate alone on stdout.
+//!   threads as auth's hashing pool has (`run.sh` passes `PASSWORD_HASH_THREADS`; by default
+//!   auth's own default, one fewer than the cores), at the pool's priority
+//!   (`PASSWORD_HASH_NICE`). Prints the rate alone on stdout.
 
 use std::{
     sync::{
@@ -32,10 +32,6 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: T) -> anyhow::R
             .parse()
             .map_err(|_| anyhow::anyhow!("argument {i} ({v}) is not a number")),
     }
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn ceiling(port: u16, workers: usize) -> anyhow::Result<()> {
@@ -106,7 +102,10 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("ceiling") => ceiling(arg(&args, 2, 18990)?, arg(&args, 3, 2)?),
-        Some("argon2") => argon2_rate(arg(&args, 2, 5.0)?, arg(&args, 3, cores())?),
+        Some("argon2") => argon2_rate(
+            arg(&args, 2, 5.0)?,
+            arg(&args, 3, zimmer_auth::domain::password::default_threads())?,
+        ),
         _ => anyhow::bail!(
             "usage: zimmer-bench ceiling <port> [workers] | argon2 <seconds> [threads]"
         ),

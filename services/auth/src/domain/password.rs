@@ -1,7 +1,8 @@
 //! Password hashing with argon2id at OWASP's parameters (19 MiB, 2 passes, 1 lane). Hashing
 //! costs tens of milliseconds of CPU, so it runs on a dedicated pool of hashing threads (one
-//! per core by default, `PASSWORD_HASH_THREADS` to change) fed by one job queue: the async
-//! workers keep serving, and a login flood queues instead of spawning threads.
+//! fewer than the cores by default, at least one: [`default_threads`]; `PASSWORD_HASH_THREADS`
+//! to change) fed by one job queue: the async workers keep serving, and a login flood queues
+//! instead of spawning threads.
 //!
 //! Each hashing thread owns ONE argon2 memory block and hashes into it. Letting argon2
 //! allocate 19 MiB per call on tokio's blocking threads left every thread that ever hashed
@@ -253,6 +254,15 @@ fn verify_with(password: &[u8], hash: &str, blocks: &mut Vec<Block>) -> bool {
     Output::new(out).is_ok_and(|computed| computed == *expected)
 }
 
+/// The hashing pool's default size: one thread fewer than the cores, at least one, so that a
+/// login flood always leaves the request threads a core. Measured on 2 cores (one thread
+/// against two, alternating, docs/performance.md): `/api/me` kept 85 % of its solo rate during
+/// a login flood instead of 70 %, and logins ran at 93–98 % of argon2's own one-thread rate,
+/// i.e. about 70 logins/s instead of about 110 at the flood's peak.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
 impl Default for PasswordHasher {
     fn default() -> Self {
         Self::new()
@@ -260,13 +270,13 @@ impl Default for PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// One hashing thread per core unless `PASSWORD_HASH_THREADS` says otherwise; a thread
-    /// frees its block after `PASSWORD_HASH_IDLE_RELEASE_MS` (default 2000) without work.
+    /// [`default_threads`] hashing threads unless `PASSWORD_HASH_THREADS` says otherwise; a
+    /// thread frees its block after `PASSWORD_HASH_IDLE_RELEASE_MS` (default 2000) without work.
     pub fn new() -> Self {
         let threads = env_number("PASSWORD_HASH_THREADS")
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            .unwrap_or_else(default_threads);
         let idle_release =
             Duration::from_millis(env_number("PASSWORD_HASH_IDLE_RELEASE_MS").unwrap_or(2000));
         Self::with_pool(threads, idle_release)
