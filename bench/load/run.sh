@@ -163,10 +163,9 @@ measure() { # key, url, [wrk args...]
     parse_wrk "$key" "$out"
 }
 
-# Auth's hashing pool and the argon2 measurement use the same thread count: auth's default, one
-# fewer than the cores (at least one), so that logins always leave the other routes a core.
-CORES="$(nproc)"
-export PASSWORD_HASH_THREADS="${PASSWORD_HASH_THREADS:-$((CORES > 1 ? CORES - 1 : 1))}"
+# Auth's hashing pool and the argon2 measurement use the same thread count: auth's default (one
+# fewer than the cores, at least one, so that logins always leave the other routes a core).
+export PASSWORD_HASH_THREADS="${PASSWORD_HASH_THREADS:-$("$BIN/zimmer-bench" hash-threads)}"
 argon2_rate() {
     zimmer_log "argon2id's own rate (production parameters, $PASSWORD_HASH_THREADS threads, 5 s)"
     "$BIN/zimmer-bench" argon2 5 "$PASSWORD_HASH_THREADS"

@@ -10,6 +10,8 @@
 //!   threads as auth's hashing pool has (`run.sh` passes `PASSWORD_HASH_THREADS`; by default
 //!   auth's own default, one fewer than the cores), at the pool's priority
 //!   (`PASSWORD_HASH_NICE`). Prints the rate alone on stdout.
+//! - `zimmer-bench hash-threads`: auth's default size of that pool on this machine, so that
+//!   `run.sh` reads auth's rule instead of restating it.
 
 use std::{
     sync::{
@@ -106,8 +108,12 @@ fn main() -> anyhow::Result<()> {
             arg(&args, 2, 5.0)?,
             arg(&args, 3, zimmer_auth::domain::password::default_threads())?,
         ),
+        Some("hash-threads") => {
+            println!("{}", zimmer_auth::domain::password::default_threads());
+            Ok(())
+        }
         _ => anyhow::bail!(
-            "usage: zimmer-bench ceiling <port> [workers] | argon2 <seconds> [threads]"
+            "usage: zimmer-bench ceiling <port> [workers] | argon2 <seconds> [threads] | hash-threads"
         ),
     }
 }
