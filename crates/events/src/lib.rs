@@ -40,7 +40,7 @@ pub use consumer::{
 };
 pub use envelope::{DecodeError, ENVELOPE_VERSION, Envelope, string_headers};
 pub use outbox::{
-    OUTBOX_CHANNEL, OutboxRelay, RelayHandle, RelayOptions, enqueue, enqueue_envelope,
+    HandoffSlot, OUTBOX_CHANNEL, OutboxRelay, RelayHandle, RelayOptions, enqueue, enqueue_envelope,
     enqueue_event, outbox_json,
 };
 

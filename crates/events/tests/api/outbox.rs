@@ -192,3 +192,118 @@ async fn two_relays_publish_every_event_exactly_once() {
     );
     assert!(relay_a.is_running() && relay_b.is_running());
 }
+
+/// Writes `envelope`'s outbox row as a producer that hands it off does: in its own statement,
+/// already leased for `lease_secs` (`HandoffSlot::lease_secs`). Returns the stored payload
+/// and headers.
+async fn insert_leased(
+    db: &TestDb,
+    envelope: &Envelope,
+    lease_secs: f64,
+) -> (serde_json::Value, serde_json::Value) {
+    let (payload, headers) = zimmer_events::outbox_json(envelope).unwrap();
+    db.exec(&format!(
+        "INSERT INTO outbox (id, producer, event_type, payload, headers, locked_until) \
+         VALUES ('{}', '{}', '{}', '{}'::jsonb, '{}'::jsonb, \
+                 now() + make_interval(secs => {lease_secs}))",
+        envelope.id, envelope.producer, envelope.event_type, payload, headers
+    ))
+    .await;
+    (payload, headers)
+}
+
+/// A hand-off is published once by the relay it was given to and marked published without
+/// ever being claimed (attempts stays 0), while a second relay polling the same table leaves
+/// the leased row alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handed_off_event_is_published_once_without_a_claim() {
+    let db = TestDb::new().await;
+    let settings = amqp_settings();
+    let metrics = Metrics::new("events-test");
+    let broker_a = Broker::start(&settings, "handoff-a");
+    let broker_b = Broker::start(&settings, "handoff-b");
+    broker_a.wait_connected(WAIT).await.unwrap();
+    broker_b.wait_connected(WAIT).await.unwrap();
+    let mut probe = Probe::bind(&settings, "test.#").await;
+    let relay_a = OutboxRelay::spawn(db.pool.clone(), broker_a, PRODUCER, metrics.clone());
+    let relay_b = OutboxRelay::spawn(db.pool.clone(), broker_b, PRODUCER, metrics.clone());
+
+    let mut ids = HashSet::new();
+    for i in 0..20 {
+        let slot = relay_a.reserve().expect("an idle relay has room");
+        let envelope = Envelope::new(PRODUCER, "test.handed", json!({ "i": i }));
+        let (payload, headers) = insert_leased(&db, &envelope, slot.lease_secs()).await;
+        // The other replica polls while the row is committed but not yet handed over.
+        relay_b.wake();
+        slot.send(envelope.id, &envelope.event_type, payload, headers);
+        ids.insert(envelope.id);
+    }
+
+    let mut seen = HashSet::new();
+    while seen.len() < ids.len() {
+        let d = probe.next(WAIT).await.expect("every hand-off arrives");
+        let envelope: Envelope = serde_json::from_slice(&d.data).unwrap();
+        assert_eq!(envelope.event_type, "test.handed");
+        assert!(seen.insert(envelope.id), "{} published twice", envelope.id);
+    }
+    assert_eq!(seen, ids);
+    assert!(
+        probe.next(Duration::from_secs(2)).await.is_none(),
+        "no duplicates"
+    );
+    assert!(
+        db.wait_count(
+            "SELECT count(*) AS n FROM outbox \
+             WHERE published_at IS NOT NULL AND attempts = 0 AND locked_until IS NULL",
+            20
+        )
+        .await,
+        "marked published, never claimed"
+    );
+    relay_a.stop();
+    relay_b.stop();
+}
+
+/// A row written leased for a hand-off that never comes (the process died between its commit
+/// and the hand-off) is published by the poll once its lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_row_whose_hand_off_never_came_is_published_after_its_lease() {
+    let db = TestDb::new().await;
+    let settings = amqp_settings();
+    let metrics = Metrics::new("events-test");
+    let broker = Broker::start(&settings, "handoff-lost");
+    broker.wait_connected(WAIT).await.unwrap();
+    let mut probe = Probe::bind(&settings, "test.#").await;
+    let options = zimmer_events::RelayOptions {
+        handoff_lease: Duration::from_secs(2),
+        poll_interval: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let relay = OutboxRelay::spawn_with(db.pool.clone(), broker, PRODUCER, metrics, options);
+
+    let slot = relay.reserve().expect("room");
+    let envelope = Envelope::new(PRODUCER, "test.orphan", json!({ "n": 1 }));
+    insert_leased(&db, &envelope, slot.lease_secs()).await;
+    drop(slot); // never sent
+    let started = std::time::Instant::now();
+    let d = probe.next(WAIT).await.expect("published after the lease");
+    let published: Envelope = serde_json::from_slice(&d.data).unwrap();
+    assert_eq!(published.id, envelope.id);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "not before the lease ran out ({:?})",
+        started.elapsed()
+    );
+    assert!(
+        db.wait_count(
+            &format!(
+                "SELECT count(*) AS n FROM outbox WHERE id = '{}' \
+                 AND published_at IS NOT NULL AND attempts = 1",
+                envelope.id
+            ),
+            1
+        )
+        .await
+    );
+    relay.stop();
+}

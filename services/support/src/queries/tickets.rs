@@ -6,7 +6,7 @@ use diesel::{
     pg::Pg,
     prelude::*,
     query_builder::{AstPass, Query, QueryFragment, QueryId},
-    sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+    sql_types::{BigInt, Double, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -29,6 +29,9 @@ pub struct CreateTicket<'a> {
     /// into its `data.ticket_id`.
     pub event_payload: &'a serde_json::Value,
     pub event_headers: &'a serde_json::Value,
+    /// The row's lease when it is handed to the relay in memory (`HandoffSlot::lease_secs`);
+    /// `None` writes it unleased, for the relay's poll.
+    pub event_lease_secs: Option<f64>,
 }
 
 /// The attachment of a new ticket's first message (the message id comes from the statement).
@@ -108,9 +111,10 @@ const CREATE_TICKET_SQL: &str = "
     FROM m CROSS JOIN p WHERE p.storage_key IS NOT NULL
     RETURNING id, created_at
 ), o AS (
-    INSERT INTO outbox (id, producer, event_type, payload, headers)
+    INSERT INTO outbox (id, producer, event_type, payload, headers, locked_until)
     SELECT p.event_id, p.producer, p.event_type,
-           jsonb_set(p.payload, '{data,ticket_id}', to_jsonb(t.id)), p.headers
+           jsonb_set(p.payload, '{data,ticket_id}', to_jsonb(t.id)), p.headers,
+           now() + make_interval(secs => p.lease_secs)
     FROM t CROSS JOIN p
 )
 SELECT t.*, m.id AS message_id, m.created_at AS message_created_at,
@@ -177,7 +181,9 @@ impl QueryFragment<Pg> for CreateTicketQuery<'_> {
         out.push_bind_param::<Jsonb, _>(c.event_payload)?;
         out.push_sql("::jsonb AS payload, ");
         out.push_bind_param::<Jsonb, _>(c.event_headers)?;
-        out.push_sql("::jsonb AS headers)");
+        out.push_sql("::jsonb AS headers, ");
+        out.push_bind_param::<Nullable<Double>, _>(&c.event_lease_secs)?;
+        out.push_sql("::float8 AS lease_secs)");
         out.push_sql(CREATE_TICKET_SQL);
         Ok(())
     }
