@@ -8,10 +8,13 @@ pub const MAX_PAGE_SIZE: i64 = 100;
 
 /// Query parameters of a paged list. Out-of-range values are clamped, not refused: a client
 /// asking for page 0 or 10 000 items gets the nearest sensible page.
-#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The page, from 1 (default 1).
     #[serde(default)]
     pub page: Option<i64>,
+    /// Items per page (default 20, at most 100).
     #[serde(default)]
     pub page_size: Option<i64>,
 }

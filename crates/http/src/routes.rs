@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use utoipa::{
-    ToSchema,
+    IntoParams, ToSchema,
     openapi::{
         ArrayBuilder, ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, ObjectBuilder,
         OpenApi, OpenApiBuilder, Paths, Ref, RefOr, Required, ResponseBuilder, Schema, Type,
@@ -106,12 +106,24 @@ fn schema_list<T: ToSchema>(components: &mut Vec<(String, RefOr<Schema>)>) -> Re
     RefOr::T(Schema::Array(ArrayBuilder::new().items(item).build()))
 }
 
+/// The query-string parameters of a type deriving `utoipa::IntoParams` (`in: query`).
+pub type ParamsFn = fn() -> Vec<utoipa::openapi::path::Parameter>;
+
+fn query_params<T: IntoParams>() -> Vec<utoipa::openapi::path::Parameter> {
+    T::into_params(|| Some(ParameterIn::Query))
+}
+
+/// How many query structs one route may read (support's lists: filters + `ListPaging`).
+pub const MAX_QUERIES: usize = 3;
+
 /// A request or response body of a route.
 #[derive(Debug, Clone, Copy)]
 pub struct Body {
     pub schema: SchemaFn,
     /// The media types it may come as (one schema for all).
     pub content_types: &'static [&'static str],
+    /// A request body the handler also accepts absent (or empty).
+    pub optional: bool,
 }
 
 /// Extra, service-specific facts about a route (admin: the capability it needs). They add to
@@ -140,6 +152,8 @@ pub struct Route<M = ()> {
     /// One line for the document.
     pub summary: &'static str,
     pub caller: Caller,
+    /// The query-string structs its handler reads ([`Route::query`]), in order.
+    pub queries: [Option<ParamsFn>; MAX_QUERIES],
     pub request: Option<Body>,
     pub response: Option<Body>,
     /// The success status the response schema goes with.
@@ -186,6 +200,7 @@ impl Route<()> {
             path,
             summary,
             caller,
+            queries: [None; MAX_QUERIES],
             request: None,
             response: None,
             status: 200,
@@ -217,6 +232,7 @@ impl<M: Copy> Route<M> {
             path: self.path,
             summary: self.summary,
             caller: self.caller,
+            queries: self.queries,
             request: self.request,
             response: self.response,
             status: self.status,
@@ -237,11 +253,41 @@ impl<M: Copy> Route<M> {
         self.caller(Caller::Anyone)
     }
 
+    /// A query-string struct its handler reads (`web::Query<T>`); call it once per struct when
+    /// the handler reads several (a list's filters and its paging), each adds its parameters.
+    pub const fn query<T: IntoParams>(mut self) -> Self {
+        let mut i = 0;
+        while i < MAX_QUERIES {
+            if self.queries[i].is_none() {
+                self.queries[i] = Some(query_params::<T>);
+                return self;
+            }
+            i += 1;
+        }
+        panic!("a route reads at most MAX_QUERIES query structs");
+    }
+
+    /// Whether the document shows query parameters for it.
+    pub const fn has_query(&self) -> bool {
+        self.queries[0].is_some()
+    }
+
     /// Its JSON request body.
     pub const fn body<T: ToSchema>(mut self) -> Self {
         self.request = Some(Body {
             schema: schema_ref::<T>,
             content_types: &["application/json"],
+            optional: false,
+        });
+        self
+    }
+
+    /// Its JSON request body, which may also be absent (or empty).
+    pub const fn optional_body<T: ToSchema>(mut self) -> Self {
+        self.request = Some(Body {
+            schema: schema_ref::<T>,
+            content_types: &["application/json"],
+            optional: true,
         });
         self
     }
@@ -251,6 +297,7 @@ impl<M: Copy> Route<M> {
         self.request = Some(Body {
             schema: schema_ref::<T>,
             content_types: &["application/json", "multipart/form-data"],
+            optional: false,
         });
         self
     }
@@ -260,6 +307,7 @@ impl<M: Copy> Route<M> {
         self.request = Some(Body {
             schema: schema_ref::<T>,
             content_types: &["multipart/form-data"],
+            optional: false,
         });
         self
     }
@@ -279,6 +327,7 @@ impl<M: Copy> Route<M> {
         self.response = Some(Body {
             schema: schema_ref::<T>,
             content_types: &["application/json"],
+            optional: false,
         });
         self.status = status;
         self
@@ -289,6 +338,7 @@ impl<M: Copy> Route<M> {
         self.response = Some(Body {
             schema: schema_list::<T>,
             content_types: &["application/json"],
+            optional: false,
         });
         self.status = 200;
         self
@@ -305,6 +355,7 @@ impl<M: Copy> Route<M> {
         self.response = Some(Body {
             schema: schema_ref::<T>,
             content_types,
+            optional: false,
         });
         self
     }
@@ -423,7 +474,7 @@ pub fn document<M: RouteMeta>(info: DocInfo, table: &[Route<M>]) -> OpenApi {
             .operation_id(Some(operation_id(r.method, r.path)))
             .summary(Some(r.summary))
             .tag(tag_of(r))
-            .parameters(Some(path_parameters(r.path)));
+            .parameters(Some(parameters(r)));
         match r.caller {
             Caller::Anyone => {}
             Caller::User => {
@@ -444,7 +495,12 @@ pub fn document<M: RouteMeta>(info: DocInfo, table: &[Route<M>]) -> OpenApi {
         }
         if let Some(body) = r.request {
             let schema = (body.schema)(&mut schemas);
-            let mut rb = RequestBodyBuilder::new().required(Some(Required::True));
+            let required = if body.optional {
+                Required::False
+            } else {
+                Required::True
+            };
+            let mut rb = RequestBodyBuilder::new().required(Some(required));
             for ct in body.content_types {
                 rb = rb.content(
                     *ct,
@@ -584,6 +640,23 @@ fn operation_id(method: Method, path: &str) -> String {
         );
     }
     id
+}
+
+/// The path parameters, then the query parameters of each query struct (a name two structs
+/// share is listed once, as the first declares it).
+fn parameters<M>(r: &Route<M>) -> Vec<utoipa::openapi::path::Parameter> {
+    let mut params = path_parameters(r.path);
+    for q in r.queries.iter().flatten() {
+        for p in q() {
+            if !params
+                .iter()
+                .any(|o| o.name == p.name && o.parameter_in == p.parameter_in)
+            {
+                params.push(p);
+            }
+        }
+    }
+    params
 }
 
 /// `{name}` segments; ids are integers except the few string keys.

@@ -10,6 +10,12 @@
 //! routes would have to be added to [`REGISTRATION_CALLS`].
 //!
 //! [`document_mismatches`] compares a served document with the table, both ways.
+//!
+//! [`declaration_problems`] checks what the table cannot prove by itself: that the routes a
+//! service knows read a query string show their query parameters, and that every POST, PUT and
+//! PATCH shows its request body unless the service lists it as body-less. Whether a handler
+//! reads a query or a body is in its extractors, which the document builder cannot see; each
+//! service's test names its query-taking routes (every list at least) and its body-less writes.
 
 use std::path::Path;
 
@@ -118,6 +124,72 @@ pub fn document_mismatches(doc: &Value, table: &[(&str, &str)]) -> Vec<String> {
     problems
 }
 
+/// What a served document leaves out: a route of `query_routes` without a parameter
+/// `in: query`; a POST, PUT or PATCH without a `requestBody` that is not in `bodyless`; an
+/// entry of `bodyless` that is not such a route or does have a body (so the list stays true).
+pub fn declaration_problems(
+    doc: &Value,
+    query_routes: &[(&str, &str)],
+    bodyless: &[(&str, &str)],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let op = |method: &str, path: &str| doc["paths"][path][method.to_ascii_lowercase()].clone();
+    for (method, path) in query_routes {
+        let o = op(method, path);
+        if o.is_null() {
+            problems.push(format!(
+                "{method} {path} (a query route) is not in the document"
+            ));
+            continue;
+        }
+        let has_query = o["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+        if !has_query {
+            problems.push(format!("{method} {path} shows no query parameters"));
+        }
+    }
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            for (method, o) in item.as_object().into_iter().flatten() {
+                let m = method.to_ascii_uppercase();
+                if !matches!(m.as_str(), "POST" | "PUT" | "PATCH") {
+                    continue;
+                }
+                let listed = bodyless.iter().any(|(bm, bp)| *bm == m && bp == path);
+                match (o["requestBody"].is_null(), listed) {
+                    (true, false) => problems.push(format!(
+                        "{m} {path} shows no request body and is not listed as body-less"
+                    )),
+                    (false, true) => problems.push(format!(
+                        "{m} {path} is listed as body-less but shows a request body"
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (method, path) in bodyless {
+        if op(method, path).is_null() {
+            problems.push(format!(
+                "{method} {path} (listed as body-less) is not in the document"
+            ));
+        }
+    }
+    problems
+}
+
+/// The names of the query parameters of `method path` in a served document, in order.
+pub fn query_parameter_names(doc: &Value, method: &str, path: &str) -> Vec<String> {
+    doc["paths"][path][method.to_ascii_lowercase()]["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["in"] == "query")
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The `(method, path)` pairs of a service's route table, once the table is checked for what
 /// the type system cannot see ([`table_problems`]: none).
 pub fn table_pairs<M: RouteMeta>(table: &[Route<M>]) -> Vec<(&'static str, &'static str)> {
@@ -128,27 +200,28 @@ pub fn table_pairs<M: RouteMeta>(table: &[Route<M>]) -> Vec<(&'static str, &'sta
 /// A service's whole OpenAPI test: its route `table` checked by [`table_pairs`], then
 /// [`assert_served_document_complete`] for the document `app` serves at `doc_path`, with the
 /// source under `manifest_dir/src` scanned (the service crate's `env!("CARGO_MANIFEST_DIR")`).
+/// Answers the served document.
 pub async fn assert_route_table_served<M: RouteMeta>(
     app: &TestApp,
     doc_path: &str,
     table: &[Route<M>],
     manifest_dir: &str,
-) {
+) -> Value {
     let pairs = table_pairs(table);
     let src = Path::new(manifest_dir).join("src");
-    assert_served_document_complete(app, doc_path, &pairs, &src).await;
+    assert_served_document_complete(app, doc_path, &pairs, &src).await
 }
 
 /// The checks of a service's OpenAPI test that are the same in every service: nothing under
 /// `src` registers a route around the table, the document at `doc_path` is served as OpenAPI
 /// 3.1 with exactly the `(method, path)` pairs of the table and every schema it refers to, and
-/// a known path answers other methods with the JSON 405.
+/// a known path answers other methods with the JSON 405. Answers the document.
 pub async fn assert_served_document_complete(
     app: &TestApp,
     doc_path: &str,
     table: &[(&str, &str)],
     src: &Path,
-) {
+) -> Value {
     assert_eq!(
         registrations_outside_table(src, &[]),
         Vec::<String>::new(),
@@ -170,6 +243,7 @@ pub async fn assert_served_document_complete(
     let (status, body) = app.delete(doc_path).json_of().await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["code"], "method_not_allowed");
+    doc
 }
 
 #[cfg(test)]
@@ -191,6 +265,37 @@ mod tests {
                 &[("lib.rs", ".route(\""), ("lib.rs", "web::get(")]
             )
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn finds_missing_query_parameters_and_request_bodies() {
+        let doc = serde_json::json!({"paths": {
+            "/list": {"get": {"parameters": [{"name": "page", "in": "query"}]}},
+            "/bare": {"get": {"parameters": [{"name": "id", "in": "path"}]}},
+            "/w": {"post": {"requestBody": {}}, "put": {}, "patch": {}},
+        }});
+        assert_eq!(
+            declaration_problems(&doc, &[("GET", "/list")], &[("PUT", "/w"), ("PATCH", "/w")]),
+            Vec::<String>::new()
+        );
+        assert_eq!(query_parameter_names(&doc, "GET", "/list"), ["page"]);
+        let mut problems = declaration_problems(
+            &doc,
+            &[("GET", "/bare"), ("GET", "/gone")],
+            &[("POST", "/w"), ("DELETE", "/x")],
+        );
+        problems.sort();
+        assert_eq!(
+            problems,
+            [
+                "DELETE /x (listed as body-less) is not in the document",
+                "GET /bare shows no query parameters",
+                "GET /gone (a query route) is not in the document",
+                "PATCH /w shows no request body and is not listed as body-less",
+                "POST /w is listed as body-less but shows a request body",
+                "PUT /w shows no request body and is not listed as body-less",
+            ]
         );
     }
 

@@ -4,6 +4,8 @@ use zimmer_http::{
     routes::{self, DocInfo, Route},
 };
 
+use zimmer_events::contracts::internal::automations::{PasswordRecheck, PasswordRechecked};
+
 use crate::{
     AppState,
     handlers::{
@@ -91,7 +93,8 @@ pub const ROUTES: &[Route] = &[
     route!(POST "/api/forgot-password" => password::forgot, "Mail a reset link; always 200").public().body::<password::ForgotRequest>(),
     route!(POST "/api/reset-password" => password::reset, "Set a new password with the mailed token").public().body::<password::ResetRequest>(),
     route!(GET "/api/auth/2fa/status" => twofa::status, "`{enabled}`"),
-    route!(POST "/api/auth/2fa/initiate" => twofa::initiate, "Start TOTP set-up: `{secret, otpauth_uri}`"),
+    route!(POST "/api/auth/2fa/initiate" => twofa::initiate, "Start TOTP set-up: `{secret, otpauth_uri}`; no body, or `{password}` when the sign-in is not recent")
+        .optional_body::<twofa::CodeBody>(),
     route!(POST "/api/auth/2fa/activate" => twofa::activate, "Turn TOTP on with a code: `{recovery_codes}`, shown once").body::<twofa::CodeBody>(),
     route!(POST "/api/auth/2fa/disable" => twofa::disable, "Turn TOTP off with `{otp_code}` or `{password}`").body::<twofa::CodeBody>(),
     route!(POST "/api/auth/2fa/recovery-codes/regenerate" => twofa::regenerate, "New recovery codes: `{codes, recovery_codes}`").body::<twofa::CodeBody>(),
@@ -110,7 +113,8 @@ pub const ROUTES: &[Route] = &[
     route!(POST "/internal/users/{id}/activate" => internal::activate, "Activate a user (admin)").ok::<internal::InternalUser>(),
     route!(PUT "/internal/users/{id}/role" => internal::change_role, "Change a user's role (admin)")
         .body::<internal::RoleChange>().ok::<internal::InternalUser>(),
-    route!(POST "/internal/password-recheck" => recheck::password_recheck, "Re-check the acting staff member's own password `{password}` → `{user_id}`; wrong → 403 `wrong_password`, throttled like login (admin)"),
+    route!(POST "/internal/password-recheck" => recheck::password_recheck, "Re-check the acting staff member's own password `{password}` → `{user_id}`; wrong → 403 `wrong_password`, throttled like login (admin)")
+        .body::<PasswordRecheck>().ok::<PasswordRechecked>(),
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {

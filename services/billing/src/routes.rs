@@ -5,6 +5,9 @@ use zimmer_http::{
     routes::{self, DocInfo, Route},
 };
 
+use zimmer_events::contracts::internal::discounts::{DiscountPatch, NewDiscount};
+use zimmer_http::PageQuery;
+
 use crate::{
     AppState,
     handlers::{PaymentView, callback, discounts, internal, payments},
@@ -41,24 +44,31 @@ pub const ROUTES: &[Route] = &[
     route!(POST "/api/payments/zarinpal/init" => payments::init, "Start a payment; the price is computed here; answers the StartPay `redirect_url`")
         .body::<payments::InitBody>().ok::<payments::InitAnswer>(),
     route!(GET "/api/payments/zarinpal/callback" => callback::callback, "Zarinpal's return (`?Authority=&Status=[&payment_id=]`): settles; 302 to the panel, or JSON with `Accept: application/json` or a Bearer (the owner's shape below; anyone else `{status, payment_status, message}`)")
-        .public().ok::<CallbackAnswer>(),
+        .public().ok::<CallbackAnswer>()
+        .query::<callback::CallbackQuery>(),
     route!(GET "/api/user/payments" => payments::list, "The caller's payments, newest first: `limit`/`offset`/`order` or `page`/`page_size`")
-        .ok::<PaymentList>(),
+        .ok::<PaymentList>()
+        .query::<payments::ListQuery>(),
     // Before `{id}`, which would otherwise take "summary".
     route!(GET "/api/user/payments/summary" => payments::summary, "Totals and the monthly spend (`months`, default 6)")
-        .ok::<PaymentSummary>(),
+        .ok::<PaymentSummary>()
+        .query::<payments::SummaryQuery>(),
     route!(GET "/api/user/payments/{id}" => payments::get, "One of the caller's payments").ok::<PaymentView>(),
     route!(POST "/api/discounts/validate" => discounts::validate, "Preview a discount code for an automation and a number of tokens (or an amount)")
         .body::<discounts::ValidateBody>().ok::<DiscountCheck>(),
     // internal (see above)
-    route!(GET "/internal/discounts" => internal::list_discounts, "Discount codes, paged, with redemption counts"),
-    route!(POST "/internal/discounts" => internal::create_discount, "Create a discount code").status(201),
+    route!(GET "/internal/discounts" => internal::list_discounts, "Discount codes, paged, with redemption counts")
+        .query::<internal::DiscountListQuery>(),
+    route!(POST "/internal/discounts" => internal::create_discount, "Create a discount code").status(201).body::<NewDiscount>(),
     route!(GET "/internal/discounts/{id}" => internal::get_discount, "One code with its redemption counts"),
-    route!(PUT "/internal/discounts/{id}" => internal::update_discount, "Partial update; `null` clears a nullable field"),
-    route!(PATCH "/internal/discounts/{id}" => internal::update_discount, "Same as PUT"),
+    route!(PUT "/internal/discounts/{id}" => internal::update_discount, "Partial update; `null` clears a nullable field")
+        .body::<DiscountPatch>(),
+    route!(PATCH "/internal/discounts/{id}" => internal::update_discount, "Same as PUT").body::<DiscountPatch>(),
     route!(DELETE "/internal/discounts/{id}" => internal::delete_discount, "Delete an unused code, deactivate a used one"),
-    route!(GET "/internal/discounts/{id}/redemptions" => internal::list_redemptions, "A code's redemptions, paged"),
-    route!(GET "/internal/payments" => internal::list_payments, "All payments, paged: `status`, `user_id`, `automation_id`, `from`, `to`, `order`"),
+    route!(GET "/internal/discounts/{id}/redemptions" => internal::list_redemptions, "A code's redemptions, paged")
+        .query::<PageQuery>(),
+    route!(GET "/internal/payments" => internal::list_payments, "All payments, paged: `status`, `user_id`, `automation_id`, `from`, `to`, `order`")
+        .query::<internal::AdminPaymentsQuery>(),
     route!(GET "/internal/payments/{id}" => internal::get_payment, "One payment with its reconciliation state"),
     route!(POST "/internal/payments/{id}/reconcile" => internal::reconcile_payment, "Verify one payment with Zarinpal now"),
     route!(POST "/internal/reconcile" => internal::reconcile_now, "Run one reconciliation round now"),

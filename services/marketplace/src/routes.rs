@@ -6,6 +6,15 @@ use zimmer_http::{
     routes::{self, Caller, DocInfo, Route},
 };
 
+use zimmer_events::contracts::internal::{
+    automations::{Automation, AutomationInput},
+    knowledge::{
+        Fallback, FallbackQuery, FallbackStatusChange, KbTemplate, KnowledgeEntry, KnowledgeQuery,
+        NewKnowledgeEntry, TemplateInput, TemplateQuery,
+    },
+    tokens::{AdjustAnswer, AdjustRequest},
+};
+
 use crate::{
     AppState,
     handlers::{
@@ -72,13 +81,17 @@ pub const DOC: DocInfo = DocInfo {
 /// same place): this table registers them and documents them (crates/http/src/routes.rs).
 pub const ROUTES: &[Route] = &[
     route!(GET "/api/automations" => catalogue::list, "Listed, active automations: `search`, paging (alias of /api/automations/marketplace)")
-        .public().ok::<CataloguePage>(),
+        .public().ok::<CataloguePage>()
+        .query::<catalogue::CatalogueQuery>(),
     route!(GET "/api/automations/marketplace" => catalogue::list, "Listed, active automations: `search`, paging; cached")
-        .public().ok::<CataloguePage>(),
+        .public().ok::<CataloguePage>()
+        .query::<catalogue::CatalogueQuery>(),
     route!(GET "/api/automations/available" => catalogue::list, "Alias of /api/automations/marketplace")
-        .public().ok::<CataloguePage>(),
+        .public().ok::<CataloguePage>()
+        .query::<catalogue::CatalogueQuery>(),
     route!(GET "/api/optimized/automations/marketplace" => catalogue::optimized, "The panel's catalogue: `{automations, total}`")
-        .public().ok::<OptimizedCatalogue>(),
+        .public().ok::<OptimizedCatalogue>()
+        .query::<catalogue::CatalogueQuery>(),
     route!(GET "/api/automations/{id}" => catalogue::detail, "One listed automation, unwrapped, with `user_has_automation` for a signed-in caller (`?t=` ignored)")
         .public().ok::<AutomationDetail>(),
     route!(GET "/api/user/automations" => mine::list, "The caller's automations with balances, a bare array")
@@ -92,41 +105,47 @@ pub const ROUTES: &[Route] = &[
     route!(PUT "/api/user/automations/{automation_id}" => mine::update, "Set the Telegram bot token (`{telegram_bot_token}`); provisioning starts")
         .body::<mine::UpdateBody>().ok::<UserAutomationAnswer>(),
     route!(GET "/api/user/automations/{automation_id}/usage" => usage::history, "Usage records of one automation, paged, `from`/`to`")
-        .ok::<UsagePage>(),
+        .ok::<UsagePage>()
+        .query::<usage::HistoryQuery>(),
     route!(GET "/api/user/usage" => usage::summary, "`range=7d|30d`: `[{day, tokens, sessions}]`; `range=6m|12m`: `[{month, value}]` (MonthUsage)")
-        .list::<DayUsage>(),
+        .list::<DayUsage>()
+        .query::<usage::RangeQuery>(),
     route!(GET "/api/user/usage/distribution" => usage::distribution, "Tokens per automation: `[{name, value}]`")
-        .list::<Share>(),
+        .list::<Share>()
+        .query::<usage::RangeQuery>(),
     route!(POST "/api/automation-usage/consume" => consume::consume, "Spend a user automation's tokens (vendor, `X-Zimmer-Service-Token`); once per idempotency key")
         .caller(Caller::Vendor).body::<consume::ConsumeRequest>().ok::<ConsumeAnswer>(),
     route!(GET "/api/automation-usage/knowledge" => knowledge::vendor_read, "The automation's knowledge base (vendor, `X-Zimmer-Service-Token`)")
-        .caller(Caller::Vendor),
+        .caller(Caller::Vendor).query::<knowledge::VendorQuery>(),
     route!(POST "/api/automation-usage/fallback" => fallbacks::report, "Report a question the automation could not answer (vendor, `X-Zimmer-Service-Token`)")
-        .caller(Caller::Vendor),
+        .caller(Caller::Vendor).body::<fallbacks::ReportBody>().status(201),
     Route::openapi_document("/api/marketplace/openapi.json"),
     route!(GET "/internal/automations" => internal::list, "Every automation, listed or not, as staff see it"),
-    route!(POST "/internal/automations" => internal::create, "Create an automation (201); vendor URLs must not point inside"),
+    route!(POST "/internal/automations" => internal::create, "Create an automation (201); vendor URLs must not point inside")
+        .body::<AutomationInput>().created::<Automation>(),
     route!(GET "/internal/automations/{id}" => internal::get, "One automation"),
-    route!(PUT "/internal/automations/{id}" => internal::update, "Edit an automation (absent = unchanged, `null` clears a URL); `is_listed: false` unlists"),
-    route!(PATCH "/internal/automations/{id}" => internal::update, "Same as PUT"),
+    route!(PUT "/internal/automations/{id}" => internal::update, "Edit an automation (absent = unchanged, `null` clears a URL); `is_listed: false` unlists")
+        .body::<AutomationInput>().ok::<Automation>(),
+    route!(PATCH "/internal/automations/{id}" => internal::update, "Same as PUT").body::<AutomationInput>().ok::<Automation>(),
     route!(DELETE "/internal/automations/{id}" => internal::delete, "Delete when nobody has it, else unlist"),
     route!(POST "/internal/automations/{id}/service-token" => internal::issue_service_token, "Issue a new service token, shown once (201); the previous one stops working"),
     route!(DELETE "/internal/automations/{id}/service-token" => internal::remove_service_token, "Remove the service token"),
     route!(POST "/internal/automations/{id}/health-check" => internal::health_check, "Check the automation's health now"),
-    route!(GET "/internal/knowledge" => knowledge::list_entries, "Knowledge base entries"),
-    route!(POST "/internal/knowledge" => knowledge::create_entry, "Create a knowledge base entry"),
-    route!(GET "/internal/kb-templates" => knowledge::list_templates, "KB templates"),
-    route!(POST "/internal/kb-templates" => knowledge::create_template, "Create a KB template"),
-    route!(PUT "/internal/kb-templates/{id}" => knowledge::replace_template, "Replace a KB template"),
+    route!(GET "/internal/knowledge" => knowledge::list_entries, "Knowledge base entries").query::<KnowledgeQuery>(),
+    route!(POST "/internal/knowledge" => knowledge::create_entry, "Create a knowledge base entry").body::<NewKnowledgeEntry>().created::<KnowledgeEntry>(),
+    route!(GET "/internal/kb-templates" => knowledge::list_templates, "KB templates").query::<TemplateQuery>(),
+    route!(POST "/internal/kb-templates" => knowledge::create_template, "Create a KB template").body::<TemplateInput>().created::<KbTemplate>(),
+    route!(PUT "/internal/kb-templates/{id}" => knowledge::replace_template, "Replace a KB template").body::<TemplateInput>().ok::<KbTemplate>(),
     route!(DELETE "/internal/kb-templates/{id}" => knowledge::delete_template, "Delete a KB template"),
-    route!(GET "/internal/fallbacks" => fallbacks::list, "The fallback log"),
-    route!(PUT "/internal/fallbacks/{id}" => fallbacks::set_status, "Set a fallback's status"),
-    route!(POST "/internal/tokens/adjust" => internal::adjust, "Adjust a balance through the ledger, once per idempotency key; emits `tokens.adjusted`"),
-    route!(GET "/internal/kb/status" => kb_monitoring::status, "KB status of the user automations"),
+    route!(GET "/internal/fallbacks" => fallbacks::list, "The fallback log").query::<FallbackQuery>(),
+    route!(PUT "/internal/fallbacks/{id}" => fallbacks::set_status, "Set a fallback's status").body::<FallbackStatusChange>().ok::<Fallback>(),
+    route!(POST "/internal/tokens/adjust" => internal::adjust, "Adjust a balance through the ledger, once per idempotency key; emits `tokens.adjusted`")
+        .body::<AdjustRequest>().created::<AdjustAnswer>(),
+    route!(GET "/internal/kb/status" => kb_monitoring::status, "KB status of the user automations").query::<kb_monitoring::KbQuery>(),
     route!(POST "/internal/kb/reset/{user_automation_id}" => kb_monitoring::reset, "Reset a user automation's KB"),
-    route!(GET "/internal/kb/history" => kb_monitoring::history, "KB check history"),
-    route!(GET "/internal/kb/history/stats" => kb_monitoring::stats, "KB history stats"),
-    route!(GET "/internal/kb/history/chart-data" => kb_monitoring::chart, "KB history as chart data"),
+    route!(GET "/internal/kb/history" => kb_monitoring::history, "KB check history").query::<kb_monitoring::KbQuery>(),
+    route!(GET "/internal/kb/history/stats" => kb_monitoring::stats, "KB history stats").query::<kb_monitoring::KbQuery>(),
+    route!(GET "/internal/kb/history/chart-data" => kb_monitoring::chart, "KB history as chart data").query::<kb_monitoring::KbQuery>(),
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {

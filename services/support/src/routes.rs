@@ -5,10 +5,14 @@ use zimmer_http::{
     routes::{self, DocInfo, Route},
 };
 
+use zimmer_events::contracts::internal::notifications::{
+    DirectNotifications, DirectNotificationsCreated,
+};
+
 use crate::{
     AppState,
     domain::views::{MessageView, NotificationView, TicketView},
-    handlers::{internal, notifications, stream, tickets},
+    handlers::{ListPaging, internal, notifications, stream, tickets},
 };
 
 /// Every route of support, as the gateway forwards them (docs/api.md "support"; docs/panels.md shapes),
@@ -36,9 +40,11 @@ pub const ROUTES: &[Route] = &[
     route!(POST "/api/tickets" => tickets::create, "Open a ticket: JSON, or multipart with one attachment (PNG, JPEG, PDF, text; 5 MiB)")
         .json_or_form::<tickets::CreateBody>().created::<TicketView>(),
     route!(GET "/api/tickets" => tickets::list, "Tickets (own; all for support staff and managers): `status`, `priority`, `assigned_to`, `user_id`, paging")
-        .ok::<TicketList>(),
+        .ok::<TicketList>()
+        .query::<tickets::ListQuery>().query::<ListPaging>(),
     route!(GET "/api/tickets/{id}" => tickets::get, "A ticket with one page of its messages (`messages_limit`, `messages_offset`)")
-        .ok::<TicketView>(),
+        .ok::<TicketView>()
+        .query::<tickets::ThreadQuery>(),
     route!(PUT "/api/tickets/{id}" => tickets::update, "Change status, priority, importance, assignee (the owner may only close), or add `{message}`")
         .body::<tickets::UpdateBody>().ok::<TicketView>(),
     route!(DELETE "/api/tickets/{id}" => tickets::delete, "Delete a ticket (managers)").status(204),
@@ -47,9 +53,11 @@ pub const ROUTES: &[Route] = &[
     route!(GET "/api/tickets/{id}/messages/{message_id}/attachment" => tickets::attachment, "A message's attachment, as a download")
         .answers_as::<Binary>(&["application/octet-stream"]),
     route!(GET "/api/notifications" => notifications::list, "The caller's notifications, newest first: `limit`/`offset` or paging, `type`, `read`")
-        .ok::<NotificationList>(),
+        .ok::<NotificationList>()
+        .query::<notifications::ListQuery>().query::<ListPaging>(),
     route!(GET "/api/notifications/stream" => stream::stream, "Server-Sent Events: one default event per new notification (data = the notification); `?token=` or Bearer")
-        .answers_as::<NotificationView>(&["text/event-stream"]),
+        .answers_as::<NotificationView>(&["text/event-stream"])
+        .query::<stream::StreamQuery>(),
     route!(GET "/api/notifications/unread-count" => notifications::unread_count, "`{count}`").ok::<UnreadCount>(),
     route!(POST "/api/notifications/mark-read" => notifications::mark_read_many, "Mark `{ids}` read: `{updated}`")
         .body::<notifications::IdsBody>().ok::<Updated>(),
@@ -57,8 +65,9 @@ pub const ROUTES: &[Route] = &[
     route!(POST "/api/notifications/mark-read/{id}" => notifications::mark_read_one, "Mark one read: `{updated}`").ok::<Updated>(),
     route!(DELETE "/api/notifications/{id}" => notifications::delete, "Delete one notification").status(204),
     // internal (see above)
-    route!(POST "/internal/notifications" => internal::notify_users, "Notifications to chosen users (admin): `{created, skipped}`"),
-    route!(GET "/internal/tickets/{id}" => internal::get, "Any ticket with its messages").ok::<TicketView>(),
+    route!(POST "/internal/notifications" => internal::notify_users, "Notifications to chosen users (admin): `{created, skipped}`")
+        .body::<DirectNotifications>().ok::<DirectNotificationsCreated>(),
+    route!(GET "/internal/tickets/{id}" => internal::get, "Any ticket with its messages").ok::<TicketView>().query::<tickets::ThreadQuery>(),
     route!(PUT "/internal/tickets/{id}" => internal::update, "A change made by a staff member in the dashboard")
         .body::<internal::ActingUpdate>().ok::<TicketView>(),
     route!(POST "/internal/tickets/{id}/messages" => internal::add_message, "A staff reply from the dashboard")

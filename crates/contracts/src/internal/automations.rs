@@ -53,6 +53,8 @@ pub fn masked(tail: &str) -> String {
 /// A secret on the wire (a service token, a password): serialized as the plain string, never
 /// printed by `Debug`, so a logged request or answer cannot leak it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", schema(value_type = String))]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -74,6 +76,7 @@ impl fmt::Debug for Secret {
 
 /// An automation as staff see it: everything but the token hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Automation {
     pub id: i64,
     pub name: String,
@@ -106,6 +109,7 @@ pub struct Automation {
 /// The body of create and update. On update every field is optional: absent stays as it is,
 /// and for a URL `null` or `""` clears it. Nothing changes `is_listed` or health unless sent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct AutomationInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -146,6 +150,7 @@ pub struct AutomationInput {
 /// The answer of `DELETE /internal/automations/{id}`: deleted when nobody has it (and nothing
 /// else refers to it), otherwise unlisted, so its customers keep it and their tokens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct AutomationDeleted {
     pub automation_id: i64,
     pub deleted: bool,
@@ -160,6 +165,7 @@ pub struct AutomationDeleted {
 /// A new service token, shown this once (only its hash and tail are kept); the previous one
 /// stopped working when this was issued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct IssuedServiceToken {
     pub automation_id: i64,
     pub service_token: Secret,
@@ -170,6 +176,7 @@ pub struct IssuedServiceToken {
 /// The answer of `DELETE /internal/automations/{id}/service-token`: the automation has no
 /// token any more (consumption answers 401); it stays listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ServiceTokenRemoved {
     pub automation_id: i64,
     /// False when it had none (the call is idempotent).
@@ -179,12 +186,14 @@ pub struct ServiceTokenRemoved {
 
 /// `POST /internal/password-recheck` (auth): the acting staff member's own password.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct PasswordRecheck {
     pub password: Secret,
 }
 
 /// The password was right.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct PasswordRechecked {
     pub user_id: i64,
 }

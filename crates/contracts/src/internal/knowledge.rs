@@ -26,7 +26,8 @@ pub const MAX_LIMIT: i64 = 500;
 /// The query of `GET /internal/knowledge`: `client_id` exact, `category` a case-insensitive
 /// substring; absent or blank filters are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "schema", into_params(parameter_in = Query))]
 pub struct KnowledgeQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<i64>,
@@ -75,7 +76,8 @@ pub type KnowledgeList = List<KnowledgeEntry>;
 /// The query of `GET /internal/kb-templates`: `automation_id` exact, `category` a
 /// case-insensitive substring.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "schema", into_params(parameter_in = Query))]
 pub struct TemplateQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automation_id: Option<i64>,
@@ -119,7 +121,8 @@ pub type TemplateList = List<KbTemplate>;
 /// The query of `GET /internal/fallbacks`: `client_id` is the customer (the fallback's
 /// `user_id`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "schema", into_params(parameter_in = Query))]
 pub struct FallbackQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<i64>,

@@ -14,6 +14,7 @@ pub mod knowledge;
 pub mod notifications;
 pub mod openai;
 pub mod tickets;
+pub mod tokens;
 pub mod users;
 
 use serde::{Deserialize, Serialize};

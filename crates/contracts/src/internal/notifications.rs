@@ -17,6 +17,7 @@ pub const MAX_DATA_BYTES: usize = 8 * 1024;
 
 /// Notifications to chosen users, sent by staff member `actor_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct DirectNotifications {
     pub user_ids: Vec<i64>,
     /// One of [`NOTIFICATION_TYPES`].
@@ -32,6 +33,7 @@ pub struct DirectNotifications {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct DirectNotificationsCreated {
     /// Notifications made (one per distinct active recipient).
     pub created: i64,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// One request about to be sent to OpenAI for `automation_id`, costing up to `tokens` tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct LeaseRequest {
     pub automation_id: i64,
     /// Tokens counted against the key's daily cap now (the caller's upper bound, e.g. the
@@ -20,6 +21,7 @@ pub struct LeaseRequest {
 /// The key to use for that one request, already counted. `api_key` is the plaintext: only
 /// over the internal network, never logged, never stored by the caller.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct LeaseGrant {
     pub key_id: i64,
     pub automation_id: i64,

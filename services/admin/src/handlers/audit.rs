@@ -12,7 +12,8 @@ use crate::{
     rbac::Staff,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub actor_id: Option<i64>,
     pub action: Option<String>,

@@ -155,7 +155,8 @@ fn audited_fields(input: &AutomationInput) -> Value {
     v
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub search: Option<String>,
     pub status: Option<String>,
@@ -376,7 +377,7 @@ pub async fn remove_service_token(
     })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct GenerateTokenBody {
     #[serde(default)]
     pub password: Option<Secret>,

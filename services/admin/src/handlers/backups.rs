@@ -59,7 +59,8 @@ impl From<BackupLog> for BackupView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     status_filter: Option<String>,
     from_date: Option<String>,
@@ -247,7 +248,8 @@ pub async fn verify(staff: Staff, state: web::Data<AppState>, path: web::Path<i6
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CleanupQuery {
     retention_days: Option<String>,
 }

@@ -36,11 +36,14 @@ struct Content {
 }
 
 /// What both calls send: `type?`, `title`, `body` (also accepted as `message`), `data?`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NotificationContent)]
 pub struct ContentBody {
+    /// system, payment, ticket, automation or admin.
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
     pub title: String,
+    /// Also accepted as `message`.
     #[serde(default, alias = "message")]
     pub body: String,
     #[serde(default)]
@@ -85,7 +88,7 @@ fn checked(v: Validator, content: Option<Content>) -> Result<Content, ApiError> 
     content.ok_or_else(|| ApiError::bad_request("Invalid request"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BroadcastBody {
     #[serde(flatten)]
     pub content: ContentBody,
@@ -163,7 +166,7 @@ pub async fn send(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct DirectBody {
     #[serde(default)]
     pub user_ids: Vec<i64>,

@@ -210,7 +210,8 @@ pub async fn usage_stats(_staff: Staff, state: web::Data<AppState>) -> HttpResul
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
     pub days: Option<i32>,
 }

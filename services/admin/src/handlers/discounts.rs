@@ -82,7 +82,8 @@ impl From<Discount> for DiscountView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub search: Option<String>,
     pub active: Option<bool>,

@@ -73,7 +73,8 @@ async fn views(state: &AppState, items: Vec<Fallback>) -> Result<Vec<FallbackVie
         .collect())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub client_id: Option<String>,
 }
@@ -92,7 +93,8 @@ pub async fn list(
     listed("fallbacks", items, list.total, &page)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = FallbackStatusBody)]
 pub struct StatusBody {
     #[serde(default)]
     pub status: Option<String>,

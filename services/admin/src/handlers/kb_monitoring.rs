@@ -54,7 +54,8 @@ fn at_position(listing: &Listing, position: u64) -> Option<i64> {
 
 /// The query of the KB calls, relayed as given (blank values dropped): the marketplace
 /// validates it and answers 400 with what is wrong.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct KbQuery {
     automation_id: Option<String>,
     user_id: Option<String>,

@@ -143,7 +143,8 @@ fn choose_an_automation() -> ApiError {
     ApiError::invalid("automation_id", "choose an automation")
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Text: the dashboard sends `automation_id=` (empty) when not filtering.
     #[serde(default)]
@@ -212,7 +213,8 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
     Ok(HttpResponse::Ok().json(KeyView::new(key, Utc::now())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = KeyCreateBody)]
 pub struct CreateBody {
     /// Required (docs/panels.md): 0 or an unknown automation → 422 "choose an automation".
     #[serde(default)]
@@ -292,7 +294,8 @@ pub async fn create(
 }
 
 /// A partial update; a limit sent as `null` removes it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = KeyUpdateBody)]
 pub struct UpdateBody {
     #[serde(default)]
     pub alias: Option<String>,
@@ -324,7 +327,8 @@ pub async fn update(
     apply_update(staff, &state, path.into_inner(), body.into_inner()).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = KeyStatusBody)]
 pub struct StatusBody {
     pub status: String,
 }

@@ -80,7 +80,8 @@ pub(crate) async fn owner_list<L: DeserializeOwned>(
     read_owner(state, Service::Marketplace, path, &pairs).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EntryQuery {
     pub client_id: Option<String>,
     pub category: Option<String>,
@@ -172,7 +173,8 @@ async fn template_views(
         .collect())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TemplateQuery {
     pub automation_id: Option<String>,
     pub category: Option<String>,

@@ -69,11 +69,16 @@ where
 }
 
 /// The paging fields of a dashboard list's query (see [`list_page`]).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
+    /// The page, from 1; without any paging parameter the list answers its newest 500 rows.
     pub page: Option<i64>,
+    /// Rows per page (default 20, at most 100).
     pub page_size: Option<i64>,
+    /// Instead of paging: at most this many rows (at most 100), wins over `page`.
     pub limit: Option<i64>,
+    /// Rows to skip.
     pub offset: Option<i64>,
 }
 
@@ -85,9 +90,12 @@ impl Paging {
 }
 
 /// `page` and `page_size` only, for the lists that page as every other API (no `limit`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageOnly {
+    /// The page, from 1.
     pub page: Option<i64>,
+    /// Rows per page (default 20, at most 100).
     pub page_size: Option<i64>,
 }
 

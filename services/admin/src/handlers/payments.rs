@@ -20,7 +20,8 @@ use crate::{
     rbac::Staff,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub status: Option<String>,
     pub user_id: Option<i64>,

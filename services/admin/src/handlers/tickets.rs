@@ -27,7 +27,8 @@ use crate::{
 const STATUSES: [&str; 5] = ["open", "pending", "in_progress", "resolved", "closed"];
 const PRIORITIES: [&str; 4] = ["low", "medium", "high", "urgent"];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub status: Option<String>,
     pub priority: Option<String>,
@@ -251,7 +252,8 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(reply.body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = TicketReplyBody)]
 pub struct ReplyBody {
     pub message: String,
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use zimmer_events::contracts::internal::tokens::AdjustRequest;
 use zimmer_http::{ApiError, HttpResult, Paged, time_bound, validate, validate::Validator};
 
 use super::{Listing, PageOnly, WHOLE_LIST, listed, user_automations::names_of};
@@ -25,7 +26,8 @@ use crate::{
 /// The largest single adjustment admin accepts (the marketplace has its own bound too).
 const MAX_DELTA: i64 = 1_000_000_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = TokenAdjustBody)]
 pub struct AdjustBody {
     pub user_automation_id: i64,
     /// `delta_tokens` is the admin dashboard's name (README.md).
@@ -103,13 +105,16 @@ pub async fn adjust(
         Method::POST,
         "/internal/tokens/adjust",
     )
-    .json(json!({
-        "user_automation_id": body.user_automation_id,
-        "delta": body.delta,
-        "reason": reason,
-        "idempotency_key": key,
-        "actor_id": staff.id(),
-    }))
+    .json(
+        serde_json::to_value(AdjustRequest {
+            user_automation_id: body.user_automation_id,
+            delta: body.delta,
+            reason: reason.clone(),
+            idempotency_key: key.clone(),
+            actor_id: staff.id(),
+        })
+        .map_err(ApiError::internal)?,
+    )
     .idempotent(&key)
     .changes_stats();
     let reply = call_owner(&state, &staff, call, |reply| {
@@ -168,7 +173,8 @@ async fn adjustments_page(
     Ok((rows, total, people, names))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     pub user_automation_id: Option<i64>,
     pub user_id: Option<i64>,
@@ -232,7 +238,8 @@ pub async fn history(
     Ok(HttpResponse::Ok().json(Paged::new(items, total, &page)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AdjustmentsQuery {
     pub user_id: Option<i64>,
     pub automation_id: Option<i64>,

@@ -16,7 +16,8 @@ use crate::{
     rbac::Staff,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub user_id: Option<i64>,
     pub automation_id: Option<i64>,

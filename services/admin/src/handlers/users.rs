@@ -43,7 +43,8 @@ impl From<UserRow> for UserView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub search: Option<String>,
     pub role: Option<String>,
@@ -152,7 +153,8 @@ pub async fn get(staff: Staff, state: web::Data<AppState>, path: web::Path<i64>)
 }
 
 /// Unknown fields are ignored (docs/api.md); `is_admin` too (the role decides).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = UserUpdateBody)]
 pub struct UpdateBody {
     #[serde(default)]
     pub role: Option<String>,
@@ -282,7 +284,7 @@ async fn apply_update(
     Ok(reply.body)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateStaffBody {
     pub name: String,
     pub email: String,
@@ -364,7 +366,7 @@ pub async fn managers(
 }
 
 /// The admin dashboard's user form. Unknown fields (`is_admin`: the role decides) are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ManagerCreateBody {
     pub name: String,
     pub email: String,

@@ -15,10 +15,13 @@ use zimmer_jwt::{AuthState, bearer_token};
 
 use crate::{AppState, domain, queries};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
+    /// Zarinpal's authority of the payment; also accepted as `authority`.
     #[serde(rename = "Authority", alias = "authority")]
     pub authority: Option<String>,
+    /// Zarinpal's `OK` or `NOK`; also accepted as `status`.
     #[serde(rename = "Status", alias = "status")]
     pub status: Option<String>,
     /// Sent by the panel; only checked against the payment found by authority.

@@ -35,7 +35,8 @@ pub async fn create_discount(
     Ok(HttpResponse::Created().json(d))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DiscountListQuery {
     pub search: Option<String>,
     pub active: Option<bool>,
@@ -150,7 +151,8 @@ pub async fn list_redemptions(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AdminPaymentsQuery {
     pub status: Option<String>,
     pub user_id: Option<i64>,

@@ -243,7 +243,8 @@ fn gateway_unavailable() -> ApiError {
 }
 
 /// `limit`/`offset`/`order` (the panel) or `page`/`page_size` (docs/api.md).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
@@ -323,7 +324,8 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(PaymentView::new(p, name)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SummaryQuery {
     pub months: Option<i32>,
 }

@@ -16,8 +16,10 @@ const SEARCH_MAX_CHARS: usize = 100;
 /// The panel's `/api/optimized/...` call has no paging: it gets up to this many.
 const OPTIMIZED_PAGE_SIZE: i64 = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CatalogueQuery {
+    /// Search text (at most 100 characters); also accepted as `q`.
     #[serde(default, alias = "q")]
     pub search: Option<String>,
     #[serde(default)]

@@ -53,7 +53,7 @@ pub async fn set_status(
     Ok(HttpResponse::Ok().json(Fallback::from(row)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ReportBody {
     pub user_automation_id: i64,
     pub message: String,

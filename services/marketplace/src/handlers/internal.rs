@@ -10,6 +10,7 @@ use zimmer_events::contracts::internal::automations::{
     Automation, AutomationDeleted, AutomationInput, IssuedServiceToken, Secret,
     ServiceTokenRemoved, masked, service_token_tail,
 };
+use zimmer_events::contracts::internal::tokens::AdjustRequest;
 use zimmer_http::{ApiError, HttpResult, InternalCaller, validate};
 
 use super::json_body;
@@ -19,7 +20,7 @@ use crate::{
         automations::{self as rules, staff_view},
         tokens::{new_service_token, token_hash},
     },
-    ops::{self, adjust::AdjustBody},
+    ops,
     queries::automations,
 };
 
@@ -268,7 +269,7 @@ pub async fn health_check(
 /// below zero, 403 `self_adjustment` when the actor owns the user automation. Emits
 /// `tokens.adjusted`.
 pub async fn adjust(_: InternalCaller, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
-    let body: AdjustBody = json_body(&raw)?;
+    let body: AdjustRequest = json_body(&raw)?;
     let mut v = validate::Validator::new();
     if body.delta == 0 {
         v.error("delta", "must not be zero");

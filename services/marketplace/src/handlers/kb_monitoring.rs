@@ -16,7 +16,8 @@ use crate::{
     queries::kb_monitoring::HistoryFilter,
 };
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct KbQuery {
     pub automation_id: Option<String>,
     pub user_id: Option<String>,

@@ -161,7 +161,8 @@ pub async fn delete_template(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VendorQuery {
     pub user_automation_id: Option<String>,
 }

@@ -11,7 +11,8 @@ use crate::{
     queries::{usage, user_automations},
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     #[serde(default)]
     pub page: Option<i64>,
@@ -70,7 +71,8 @@ fn parse_range(raw: Option<&str>, default: Option<Range>) -> Result<Option<Range
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RangeQuery {
     #[serde(default)]
     pub range: Option<String>,

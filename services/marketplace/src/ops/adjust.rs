@@ -2,12 +2,13 @@
 //! under the user automation's row lock: the ledger entry (`adjust:<idempotency key>`), the
 //! balances, `tokens.adjusted` and any `tokens.low` / `tokens.depleted`.
 
-use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zimmer_db::models::marketplace::LedgerEntry;
-use zimmer_events::contracts::TokensAdjusted;
+use zimmer_events::contracts::{
+    TokensAdjusted,
+    internal::tokens::{AdjustAnswer, AdjustRequest as AdjustBody},
+};
 use zimmer_http::ApiError;
 
 use crate::{
@@ -16,40 +17,17 @@ use crate::{
     queries::{self, user_automations},
 };
 
-#[derive(Debug, Deserialize)]
-pub struct AdjustBody {
-    pub user_automation_id: i64,
-    pub delta: i64,
-    pub reason: String,
-    pub idempotency_key: String,
-    pub actor_id: i64,
-}
-
 /// The answer of an adjustment, derived from its ledger entry (so a replay answers the same).
-#[derive(Debug, Serialize)]
-pub struct AdjustAnswer {
-    pub ledger_id: i64,
-    pub user_automation_id: i64,
-    pub delta: i64,
-    pub tokens_remaining: i64,
-    pub demo_tokens: i64,
-    pub reason: Option<String>,
-    pub actor_id: Option<i64>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<&LedgerEntry> for AdjustAnswer {
-    fn from(e: &LedgerEntry) -> Self {
-        Self {
-            ledger_id: e.id,
-            user_automation_id: e.user_automation_id,
-            delta: e.delta,
-            tokens_remaining: e.balance_after,
-            demo_tokens: e.demo_balance_after,
-            reason: e.reason.clone(),
-            actor_id: e.actor_id,
-            created_at: e.created_at,
-        }
+fn answer(e: &LedgerEntry) -> AdjustAnswer {
+    AdjustAnswer {
+        ledger_id: e.id,
+        user_automation_id: e.user_automation_id,
+        delta: e.delta,
+        tokens_remaining: e.balance_after,
+        demo_tokens: e.demo_balance_after,
+        reason: e.reason.clone(),
+        actor_id: e.actor_id,
+        created_at: e.created_at,
     }
 }
 
@@ -83,7 +61,7 @@ pub async fn adjust(
                     "This idempotency key was already used for a different adjustment",
                 ));
             }
-            return Ok((AdjustAnswer::from(&prev), true));
+            return Ok((answer(&prev), true));
         }
         if ua.tokens_remaining + body.delta < 0 {
             return Err(ApiError::conflict(
@@ -129,7 +107,7 @@ pub async fn adjust(
         )
         .await?;
         ledger::enqueue_alerts(conn, &applied).await?;
-        Ok::<_, ApiError>((AdjustAnswer::from(&applied.entry), false))
+        Ok::<_, ApiError>((answer(&applied.entry), false))
     })
     .await
 }

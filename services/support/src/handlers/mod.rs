@@ -40,14 +40,20 @@ pub async fn rate_limit(
 /// The paging of a list: `page`/`page_size` (docs/api.md) or `limit`/`offset` (what list UIs
 /// often send). A query extractor of its own beside the list's filters, because serde's
 /// `flatten` cannot read numbers from a query string.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListPaging {
+    /// The page, from 1.
     #[serde(default)]
     pub page: Option<i64>,
+    /// Items per page (default 20, at most 100).
     #[serde(default)]
     pub page_size: Option<i64>,
+    /// Instead of paging: at most this many items (default 20, at most 100); wins over
+    /// `page`/`page_size` when it or `offset` is sent.
     #[serde(default)]
     pub limit: Option<i64>,
+    /// Instead of paging: items to skip.
     #[serde(default)]
     pub offset: Option<i64>,
 }

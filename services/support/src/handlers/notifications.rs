@@ -15,7 +15,8 @@ use crate::{
 /// At most this many ids in one mark-read call.
 const MAX_IDS: usize = 500;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// One type or several, comma-separated (payment, ticket, automation, admin, system).
     #[serde(default, rename = "type")]

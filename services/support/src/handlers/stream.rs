@@ -55,7 +55,8 @@ const RETRY_AFTER_EVICTION_MS: u64 = 30_000;
 /// all arrive at the other instances at the same moment.
 const RETRY_AFTER_DRAIN_MS: (u64, u64) = (500, 3_000);
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     #[serde(default)]
     pub token: Option<String>,

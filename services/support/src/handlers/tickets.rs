@@ -176,7 +176,8 @@ pub async fn create(
     Ok(HttpResponse::Created().json(view))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// One status or several, comma-separated.
     #[serde(default)]
@@ -266,7 +267,8 @@ pub async fn list(
 
 /// Which messages a ticket view shows: `messages_limit` (1 to 200) and `messages_offset`
 /// (from the start of the conversation; absent = the last page).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ThreadQuery {
     #[serde(default)]
     pub messages_limit: Option<i64>,
