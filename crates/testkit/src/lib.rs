@@ -322,6 +322,20 @@ pub async fn db_count(ctx: &TestContext, sql: &str) -> i64 {
     count(&mut conn, sql).await
 }
 
+/// [`db_count`] must be `expected` (the message names the query).
+pub async fn assert_db_count(ctx: &TestContext, sql: &str, expected: i64) {
+    assert_eq!(db_count(ctx, sql).await, expected, "{sql}");
+}
+
+/// The `Retry-After` of an answer, in seconds (panics when it has none or not a number).
+pub fn retry_after(res: &reqwest::Response) -> u64 {
+    res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// The status and JSON body of an answer (`null` when the body is not JSON).
 pub async fn json_of(res: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
     let status = res.status();

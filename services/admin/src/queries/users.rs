@@ -161,12 +161,12 @@ pub async fn counters(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult
 
 /// Active accounts, all or of one role: how many a broadcast reaches.
 pub async fn count_active(conn: &mut AsyncPgConnection, role: Option<&str>) -> QueryResult<i64> {
-    let mut q = users::table
+    users::table
         .filter(users::is_active.eq(true))
         .filter(users::deleted_at.is_null())
-        .into_boxed();
-    if let Some(r) = role {
-        q = q.filter(users::role.eq(r.to_owned()));
-    }
-    q.count().get_result(conn).await
+        .into_boxed()
+        .filter_some(role, |r| users::role.eq(r.to_owned()))
+        .count()
+        .get_result(conn)
+        .await
 }

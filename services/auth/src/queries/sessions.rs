@@ -5,6 +5,7 @@ use diesel::{dsl::now, pg::Pg, prelude::*, query_builder::BoxedUpdateStatement};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 use zimmer_db::{
+    FilterSome,
     models::{NewRefreshToken, NewSession, Session},
     schema::{refresh_tokens, sessions, users},
 };
@@ -116,12 +117,10 @@ pub async fn revoke_session(
     user_id: Option<i64>,
     reason: &str,
 ) -> QueryResult<Option<Session>> {
-    let mut which = diesel::update(sessions::table)
+    let which = diesel::update(sessions::table)
         .filter(sessions::id.eq(session_id))
-        .into_boxed();
-    if let Some(user_id) = user_id {
-        which = which.filter(sessions::user_id.eq(user_id));
-    }
+        .into_boxed()
+        .filter_some(user_id, |u| sessions::user_id.eq(u));
     // The id is the key: one row at most.
     Ok(revoke_active(conn, which, reason).await?.pop())
 }
@@ -133,12 +132,10 @@ pub async fn revoke_user_sessions(
     keep: Option<Uuid>,
     reason: &str,
 ) -> QueryResult<Vec<Session>> {
-    let mut which = diesel::update(sessions::table)
+    let which = diesel::update(sessions::table)
         .filter(sessions::user_id.eq(user_id))
-        .into_boxed();
-    if let Some(keep) = keep {
-        which = which.filter(sessions::id.ne(keep));
-    }
+        .into_boxed()
+        .filter_some(keep, |k| sessions::id.ne(k));
     revoke_active(conn, which, reason).await
 }
 

@@ -6,7 +6,7 @@ use crate::common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_testkit::count;
+use zimmer_testkit::assert_db_count;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_answers_user_tokens_and_a_safe_cookie() {
@@ -44,14 +44,12 @@ async fn register_answers_user_tokens_and_a_safe_cookie() {
 
     // user.registered went to the outbox in the same transaction.
     let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.registered'"
-        )
-        .await,
-        1
-    );
+    assert_db_count(
+        &ctx,
+        "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.registered'",
+        1,
+    )
+    .await;
     let stored: String = {
         use diesel::prelude::*;
         use diesel_async::RunQueryDsl;

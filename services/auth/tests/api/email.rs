@@ -7,7 +7,7 @@ use crate::common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_testkit::count;
+use zimmer_testkit::{assert_db_count, db_count, retry_after};
 
 async fn request_verification(
     app: &zimmer_testkit::TestApp,
@@ -61,22 +61,19 @@ async fn verification_by_link_is_single_use_and_stored_hashed() {
     let code = mailed_code(&m);
 
     // Neither the token nor the code is stored in the clear.
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM email_verification_tokens \
-             WHERE length(token_hash) = 32 AND length(code_hash) = 32 AND used_at IS NULL"
-        )
-        .await,
-        1
-    );
+    assert_db_count(
+        &ctx,
+        "SELECT count(*) AS n FROM email_verification_tokens \
+         WHERE length(token_hash) = 32 AND length(code_hash) = 32 AND used_at IS NULL",
+        1,
+    )
+    .await;
     let hex = |b: Vec<u8>| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let token_sha = hex(zimmer_auth::domain::tokens::token_hash(&token));
     let code_sha = hex(zimmer_auth::domain::tokens::token_hash(&code));
     assert_eq!(
-        count(
-            &mut conn,
+        db_count(
+            &ctx,
             &format!(
                 "SELECT count(*) AS n FROM email_verification_tokens \
                  WHERE token_hash = decode('{token_sha}', 'hex') \
@@ -206,9 +203,8 @@ async fn expired_verification_links_are_refused() {
     let r = register(&app, "late@example.com", PASSWORD).await;
     request_verification(&app, &r.access, None).await;
     let token = link_token(&mail.wait_for("late@example.com", 1).await, "/verify-email");
-    let mut conn = ctx.db.connect().await;
-    count(
-        &mut conn,
+    db_count(
+        &ctx,
         "WITH u AS (UPDATE email_verification_tokens SET expires_at = now() - interval '1 second' RETURNING 1) \
          SELECT count(*) AS n FROM u",
     )
@@ -243,11 +239,7 @@ async fn forgot_password_never_reveals_whether_an_account_exists() {
     mail.wait_for("known@example.com", 1).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(mail.all().len(), 1, "no mail for an unknown address");
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM password_reset_tokens").await,
-        1
-    );
+    assert_db_count(&ctx, "SELECT count(*) AS n FROM password_reset_tokens", 1).await;
 
     // Malformed input is a 422 (it says nothing about accounts), never a 500.
     let res = app
@@ -300,15 +292,12 @@ async fn reset_sets_the_password_once_and_revokes_every_session() {
         refresh_with_cookie(&app, &r.refresh).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM outbox WHERE event_type = 'session.revoked'"
-        )
-        .await,
-        2
-    );
+    assert_db_count(
+        &ctx,
+        "SELECT count(*) AS n FROM outbox WHERE event_type = 'session.revoked'",
+        2,
+    )
+    .await;
 
     // The old password is dead, the new one works, and the link was single use.
     assert_eq!(
@@ -354,9 +343,8 @@ async fn only_the_latest_reset_link_works_and_expired_ones_do_not() {
         reset(first).await.status(),
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    let mut conn = ctx.db.connect().await;
-    count(
-        &mut conn,
+    db_count(
+        &ctx,
         "WITH u AS (UPDATE password_reset_tokens SET expires_at = now() - interval '1 second' \
          WHERE used_at IS NULL RETURNING 1) SELECT count(*) AS n FROM u",
     )
@@ -387,12 +375,7 @@ async fn forgot_password_is_throttled_per_email_known_or_not() {
             .post_json("/api/forgot-password", &json!({ "email": email }))
             .await;
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "{email}");
-        let retry: u64 = res.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!((1..=3600).contains(&retry));
+        assert!((1..=3600).contains(&retry_after(&res)));
         assert_eq!(res.json::<Value>().await.unwrap()["code"], "rate_limited");
     }
     mail.wait_for("bomb@example.com", 2).await;

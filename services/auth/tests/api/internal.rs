@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use zimmer_config::{DEV_INTERNAL_TOKEN, dev_internal_token};
 use zimmer_jwt::{Claims, Role};
-use zimmer_testkit::{TestApp, TestContext, count};
+use zimmer_testkit::{TestApp, TestContext, assert_db_count, db_count};
 
 /// A call with `credential` (a service's `X-Internal-Token`) and, if given, the acting staff
 /// member's access token.
@@ -66,10 +66,9 @@ async fn put_user(
 /// How many `event_type` events the outbox holds that also match the SQL condition `and`
 /// (`TRUE` for all of them).
 async fn events(ctx: &TestContext, event_type: &str, and: &str) -> i64 {
-    let mut conn = ctx.db.connect().await;
     let sql =
         format!("SELECT count(*) AS n FROM outbox WHERE event_type = '{event_type}' AND {and}");
-    count(&mut conn, &sql).await
+    db_count(ctx, &sql).await
 }
 
 /// A staff member's access token, as auth issues it (signed with the test's key).
@@ -99,15 +98,12 @@ async fn internal_routes_need_the_service_credential() {
             .await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
     }
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM users WHERE NOT is_active"
-        )
-        .await,
-        0
-    );
+    assert_db_count(
+        &ctx,
+        "SELECT count(*) AS n FROM users WHERE NOT is_active",
+        0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,25 +409,19 @@ async fn deleting_an_account_needs_the_password_and_anonymises_it() {
         login(&app, "bye@example.com", PASSWORD).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!(
-                "SELECT count(*) AS n FROM users WHERE id = {} AND NOT is_active \
-                 AND email = 'deleted-{}@deleted.invalid' AND name = 'Deleted user' \
-                 AND phone_number IS NULL AND twofa_secret IS NULL AND NOT twofa_enabled \
-                 AND deactivated_at IS NOT NULL",
-                r.user_id, r.user_id
-            )
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM twofa_recovery_codes").await,
-        0
-    );
+    assert_db_count(
+        &ctx,
+        &format!(
+            "SELECT count(*) AS n FROM users WHERE id = {} AND NOT is_active \
+             AND email = 'deleted-{}@deleted.invalid' AND name = 'Deleted user' \
+             AND phone_number IS NULL AND twofa_secret IS NULL AND NOT twofa_enabled \
+             AND deactivated_at IS NOT NULL",
+            r.user_id, r.user_id
+        ),
+        1,
+    )
+    .await;
+    assert_db_count(&ctx, "SELECT count(*) AS n FROM twofa_recovery_codes", 0).await;
     assert_eq!(events(&ctx, "user.deactivated", "TRUE").await, 1);
     // The address is free for a new account.
     register(&app, "bye@example.com", PASSWORD).await;
@@ -454,9 +444,8 @@ fn claims(user_id: i64, role: Role, exp_offset: i64) -> Claims {
 }
 
 async fn managers(ctx: &TestContext) -> i64 {
-    let mut conn = ctx.db.connect().await;
-    count(
-        &mut conn,
+    db_count(
+        ctx,
         "SELECT count(*) AS n FROM users WHERE role = 'manager'",
     )
     .await

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
-use zimmer_testkit::{EventObserver, TestContext, ToggleProxy, count};
+use zimmer_testkit::{EventObserver, TestContext, ToggleProxy, assert_db_count, db_count};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_survives_a_broker_outage_and_the_event_goes_out_once() {
@@ -41,11 +41,12 @@ async fn registration_survives_a_broker_outage_and_the_event_goes_out_once() {
     assert_eq!(ready["status"], "degraded", "{ready}");
     assert!(ready["degraded"].get("broker").is_some(), "{ready}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.registered' AND published_at IS NULL").await,
-        1
-    );
+    assert_db_count(
+        &ctx,
+        "SELECT count(*) AS n FROM outbox WHERE event_type = 'user.registered' AND published_at IS NULL",
+        1,
+    )
+    .await;
     assert!(
         observer.next(Duration::from_millis(300)).await.is_none(),
         "nothing can have been published yet"
@@ -67,17 +68,13 @@ async fn registration_survives_a_broker_outage_and_the_event_goes_out_once() {
     zimmer_testkit::eventually(
         "the outbox row is marked published",
         Duration::from_secs(5),
-        || {
-            let url = ctx.db.url.clone();
-            async move {
-                let mut conn = zimmer_testkit::connect(&url).await;
-                count(
-                    &mut conn,
-                    "SELECT count(*) AS n FROM outbox WHERE published_at IS NOT NULL",
-                )
-                .await
-                    == 1
-            }
+        || async {
+            db_count(
+                &ctx,
+                "SELECT count(*) AS n FROM outbox WHERE published_at IS NOT NULL",
+            )
+            .await
+                == 1
         },
     )
     .await;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use zimmer_config::DEV_INTERNAL_TOKEN;
 use zimmer_jwt::Role;
-use zimmer_testkit::count;
+use zimmer_testkit::{assert_db_count, db_count};
 
 fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
@@ -194,15 +194,12 @@ async fn a_stolen_refresh_token_replayed_after_rotation_kills_the_session_everyw
         || async { market_status(&market, &victim_access).await == StatusCode::UNAUTHORIZED },
     )
     .await;
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM sessions WHERE revoked_reason = 'refresh_token_reuse'"
-        )
-        .await,
-        1
-    );
+    assert_db_count(
+        &ctx,
+        "SELECT count(*) AS n FROM sessions WHERE revoked_reason = 'refresh_token_reuse'",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,8 +323,7 @@ async fn sql_injection_in_every_text_field_is_just_text() {
         ctx.mint_access_token(manager, Role::Manager, Uuid::new_v4())
     );
     let r = register(&app, "victim@example.com", PASSWORD).await;
-    let mut conn = ctx.db.connect().await;
-    let users_before = count(&mut conn, "SELECT count(*) AS n FROM users").await;
+    let users_before = db_count(&ctx, "SELECT count(*) AS n FROM users").await;
 
     for (i, evil) in INJECTIONS.iter().enumerate() {
         // Accepted where the rules allow it, and stored verbatim: a name.
@@ -508,14 +504,16 @@ async fn sql_injection_in_every_text_field_is_just_text() {
         assert_eq!(me["name"], *evil, "{me}");
     }
     // Nothing was dropped, deleted or changed behind the scenes.
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM users").await,
-        users_before + i64::try_from(INJECTIONS.len()).unwrap()
-    );
+    assert_db_count(
+        &ctx,
+        "SELECT count(*) AS n FROM users",
+        users_before + i64::try_from(INJECTIONS.len()).unwrap(),
+    )
+    .await;
     assert_eq!(me_status(&app, &r.access).await, StatusCode::OK);
     assert_eq!(
-        count(
-            &mut conn,
+        db_count(
+            &ctx,
             "SELECT count(*) AS n FROM users WHERE role <> 'customer'"
         )
         .await,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use zimmer_testkit::TestApp;
+use zimmer_testkit::{TestApp, retry_after};
 
 async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Response {
     app.post("/api/auth/login")
@@ -18,14 +18,6 @@ async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Res
         .json(&json!({ "email": email, "password": password }))
         .call()
         .await
-}
-
-fn retry_after(res: &Response) -> u64 {
-    res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use common::*;
 use diesel_async::RunQueryDsl;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_testkit::{TestApp, TestContext, binary_path, count};
+use zimmer_testkit::{TestApp, TestContext, assert_db_count, binary_path, db_count};
 
 /// The claims of an access token (the signature is auth's business; here only the content).
 fn claims(access: &str) -> Value {
@@ -168,18 +168,15 @@ async fn turning_two_factor_on_and_off_signs_out_other_sessions_and_mails_the_ow
     let (secret, _) = enable_2fa(&app, &r.access).await;
     assert_eq!(me_status(&app, &other).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me_status(&app, &r.access).await, StatusCode::OK);
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!(
-                "SELECT count(*) AS n FROM outbox WHERE event_type = 'session.revoked' \
-                 AND payload->'data'->>'session_id' = '{other_sid}'"
-            ),
-        )
-        .await,
-        1
-    );
+    assert_db_count(
+        &ctx,
+        &format!(
+            "SELECT count(*) AS n FROM outbox WHERE event_type = 'session.revoked' \
+             AND payload->'data'->>'session_id' = '{other_sid}'"
+        ),
+        1,
+    )
+    .await;
     let on = mail.wait_for(email, 1).await;
     assert!(on["subject"].as_str().unwrap().contains("فعال شد"), "{on}");
     assert!(on["text"].as_str().unwrap().contains("خارج شدید"), "{on}");
@@ -211,14 +208,12 @@ async fn turning_two_factor_on_and_off_signs_out_other_sessions_and_mails_the_ow
         off["subject"].as_str().unwrap().contains("غیرفعال"),
         "{off}"
     );
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM sessions WHERE revoked_reason IN ('twofa_enabled', 'twofa_disabled')",
-        )
-        .await,
-        2
-    );
+    assert_db_count(
+        &ctx,
+        "SELECT count(*) AS n FROM sessions WHERE revoked_reason IN ('twofa_enabled', 'twofa_disabled')",
+        2,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,9 +245,8 @@ async fn a_full_width_look_alike_is_the_same_account_and_other_alphabets_are_ref
         body["detail"].as_str().unwrap().contains("Latin letters"),
         "{body}"
     );
-    let mut conn = ctx.db.connect().await;
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM users").await,
+        db_count(&ctx, "SELECT count(*) AS n FROM users").await,
         1,
         "one account only"
     );
@@ -350,9 +344,8 @@ fn seed_demo(ctx: &TestContext, extra: &[(&str, &str)]) -> std::process::Output 
 }
 
 async fn managers(ctx: &TestContext) -> i64 {
-    let mut conn = ctx.db.connect().await;
-    count(
-        &mut conn,
+    db_count(
+        ctx,
         "SELECT count(*) AS n FROM users WHERE email = 'manager@zimmer.local' AND role = 'manager'",
     )
     .await

@@ -7,7 +7,7 @@ use crate::common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_testkit::{TestApp, ToggleProxy, count};
+use zimmer_testkit::{TestApp, ToggleProxy, assert_db_count, db_count};
 
 async fn verify(app: &TestApp, body: Value) -> (StatusCode, Value) {
     json_of(app.post_json("/api/auth/2fa/verify", &body).await).await
@@ -43,20 +43,17 @@ async fn setup_stores_the_secret_encrypted_and_gives_ten_hashed_recovery_codes()
 
     // At rest: AES-GCM ciphertext (12-byte nonce + 20-byte secret + 16-byte tag), not the
     // secret itself.
-    let mut conn = ctx.db.connect().await;
     let raw = totp_rs::Secret::try_from_base32(&secret).unwrap();
     let hex: String = raw.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(
-        count(
-            &mut conn,
-            &format!(
-                "SELECT count(*) AS n FROM users WHERE length(twofa_secret) = 48 \
-                 AND position(decode('{hex}', 'hex') in twofa_secret) = 0 AND NOT twofa_enabled"
-            ),
-        )
-        .await,
-        1
-    );
+    assert_db_count(
+        &ctx,
+        &format!(
+            "SELECT count(*) AS n FROM users WHERE length(twofa_secret) = 48 \
+             AND position(decode('{hex}', 'hex') in twofa_secret) = 0 AND NOT twofa_enabled"
+        ),
+        1,
+    )
+    .await;
 
     // Activation needs a code, and the right one.
     let (st, body) = app
@@ -88,18 +85,14 @@ async fn setup_stores_the_secret_encrypted_and_gives_ten_hashed_recovery_codes()
     assert_eq!(s["enabled"], true);
     assert_eq!(s["recovery_codes_remaining"], 10);
     // Stored as 32-byte keyed hashes, never as typed.
-    assert_eq!(
-        count(
-            &mut conn,
-            "SELECT count(*) AS n FROM twofa_recovery_codes WHERE length(code_hash) = 32 AND used_at IS NULL"
-        )
-        .await,
-        10
-    );
+    assert_db_count(
+        &ctx,
+        "SELECT count(*) AS n FROM twofa_recovery_codes WHERE length(code_hash) = 32 AND used_at IS NULL",
+        10,
+    )
+    .await;
     for c in &codes {
-        let n = count(
-            &mut conn,
-            &format!(
+        let n = db_count(&ctx, &format!(
                 "SELECT count(*) AS n FROM twofa_recovery_codes WHERE position(convert_to('{}', 'UTF8') in code_hash) > 0",
                 &c[..5]
             ),

@@ -9,6 +9,7 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use zimmer_db::{
+    FilterSome,
     models::billing::{
         DiscountCode, DiscountRedemption, NewDiscountCode, NewDiscountRedemption, Payment,
         payment_status as ps, redemption_status as rs,
@@ -328,15 +329,13 @@ pub async fn list_discounts(
     limit: i64,
 ) -> QueryResult<(Vec<DiscountCode>, i64)> {
     let filtered = || {
-        let mut q = discount_codes::table.into_boxed();
-        if let Some(s) = search {
-            let pattern = zimmer_db::contains_pattern(&s.to_lowercase());
-            q = q.filter(discount_codes::code.like(pattern).escape('\\'));
-        }
-        if let Some(a) = active {
-            q = q.filter(discount_codes::active.eq(a));
-        }
-        q
+        discount_codes::table
+            .into_boxed()
+            .filter_some(search, |s| {
+                let pattern = zimmer_db::contains_pattern(&s.to_lowercase());
+                discount_codes::code.like(pattern).escape('\\')
+            })
+            .filter_some(active, |a| discount_codes::active.eq(a))
     };
     let rows = filtered()
         .order(discount_codes::id.desc())

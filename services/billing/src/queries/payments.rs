@@ -11,6 +11,7 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use zimmer_db::{
+    FilterSome,
     models::billing::{NewPayment, Payment, payment_status as ps},
     schema::{automations, payments},
 };
@@ -170,23 +171,14 @@ pub async fn list_payments(
     limit: i64,
 ) -> QueryResult<(Vec<PaymentWithName>, i64)> {
     let filtered = || {
-        let mut q = payments::table.left_join(automations::table).into_boxed();
-        if let Some(u) = filter.user_id {
-            q = q.filter(payments::user_id.eq(u));
-        }
-        if let Some(a) = filter.automation_id {
-            q = q.filter(payments::automation_id.eq(a));
-        }
-        if let Some(s) = &filter.status {
-            q = q.filter(payments::status.eq(s.clone()));
-        }
-        if let Some(f) = filter.from {
-            q = q.filter(payments::created_at.ge(f));
-        }
-        if let Some(t) = filter.to {
-            q = q.filter(payments::created_at.lt(t));
-        }
-        q
+        payments::table
+            .left_join(automations::table)
+            .into_boxed()
+            .filter_some(filter.user_id, |u| payments::user_id.eq(u))
+            .filter_some(filter.automation_id, |a| payments::automation_id.eq(a))
+            .filter_some(filter.status.clone(), |s| payments::status.eq(s))
+            .filter_some(filter.from, |f| payments::created_at.ge(f))
+            .filter_some(filter.to, |t| payments::created_at.lt(t))
     };
     let ordered = if filter.ascending {
         filtered().order((payments::created_at.asc(), payments::id.asc()))

@@ -233,18 +233,18 @@ async fn concurrent_purchases_never_redeem_past_the_limit() {
         }
     }
     assert_eq!(ok, 3, "exactly the limit");
-    assert_eq!(
-        count(&h.ctx, "SELECT count(*) AS n FROM discount_redemptions WHERE status IN ('reserved', 'confirmed')").await,
-        3
-    );
-    assert_eq!(
-        count(
-            &h.ctx,
-            "SELECT count(*) AS n FROM payments WHERE discount_code = 'few'"
-        )
-        .await,
-        3
-    );
+    assert_count(
+        &h.ctx,
+        "SELECT count(*) AS n FROM discount_redemptions WHERE status IN ('reserved', 'confirmed')",
+        3,
+    )
+    .await;
+    assert_count(
+        &h.ctx,
+        "SELECT count(*) AS n FROM payments WHERE discount_code = 'few'",
+        3,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,18 +444,16 @@ async fn a_code_for_several_automations_applies_to_those_only() {
     assert_eq!(body["code"], "discount_not_applicable", "{body}");
     let res = init_with(&h.app, &cb, b, 2, "pair").await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        count(
-            &h.ctx,
-            &format!(
-                "SELECT count(*) AS n FROM payments WHERE user_id = {} AND amount = 27000 \
-                 AND discount_code = 'pair'",
-                cb.user_id
-            )
-        )
-        .await,
-        1
-    );
+    assert_count(
+        &h.ctx,
+        &format!(
+            "SELECT count(*) AS n FROM payments WHERE user_id = {} AND amount = 27000 \
+             AND discount_code = 'pair'",
+            cb.user_id
+        ),
+        1,
+    )
+    .await;
 
     // The set changes as a whole; `[]` (or null) makes it a code for every automation.
     let put = |body: Value| {
@@ -506,17 +504,15 @@ async fn a_code_for_several_automations_applies_to_those_only() {
         .execute(&mut conn)
         .await
         .unwrap();
-    assert_eq!(
-        count(
-            &h.ctx,
-            &format!(
-                "SELECT count(*) AS n FROM discount_codes WHERE id = {}",
-                only["id"]
-            )
-        )
-        .await,
-        0
-    );
+    assert_count(
+        &h.ctx,
+        &format!(
+            "SELECT count(*) AS n FROM discount_codes WHERE id = {}",
+            only["id"]
+        ),
+        0,
+    )
+    .await;
     let left: Value = h
         .app
         .get(&format!("/internal/discounts/{}", both["id"]))
@@ -550,8 +546,8 @@ async fn the_migration_moves_old_codes_into_the_set() {
     .unwrap();
     conn.batch_execute(down).await.unwrap();
     assert_eq!(
-        zimmer_testkit::count(
-            &mut conn,
+        count(
+            &ctx,
             &format!("SELECT count(*) AS n FROM discount_codes WHERE code = 'many' AND automation_id = {a}")
         )
         .await,
@@ -566,20 +562,18 @@ async fn the_migration_moves_old_codes_into_the_set() {
     .await
     .unwrap();
     conn.batch_execute(up).await.unwrap();
+    assert_count(
+        &ctx,
+        &format!(
+            "SELECT count(*) AS n FROM discount_code_automations l JOIN discount_codes d \
+             ON d.id = l.discount_id WHERE l.automation_id = {a} AND d.code IN ('old-one', 'many')"
+        ),
+        2,
+    )
+    .await;
     assert_eq!(
-        zimmer_testkit::count(
-            &mut conn,
-            &format!(
-                "SELECT count(*) AS n FROM discount_code_automations l JOIN discount_codes d \
-                 ON d.id = l.discount_id WHERE l.automation_id = {a} AND d.code IN ('old-one', 'many')"
-            )
-        )
-        .await,
-        2
-    );
-    assert_eq!(
-        zimmer_testkit::count(
-            &mut conn,
+        count(
+            &ctx,
             "SELECT count(*) AS n FROM discount_code_automations l JOIN discount_codes d \
              ON d.id = l.discount_id WHERE d.code = 'old-all'"
         )

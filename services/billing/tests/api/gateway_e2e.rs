@@ -13,7 +13,9 @@ use diesel_async::RunQueryDsl;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use zimmer_db::schema::automations;
-use zimmer_testkit::{Call, Gateway, Process, TempDir, TestContext, Upstreams, eventually};
+use zimmer_testkit::{
+    Call, Gateway, Process, TempDir, TestContext, Upstreams, assert_db_count, eventually,
+};
 
 const PANEL: &str = "http://localhost:3000";
 /// The public callback address billing gives the gateway. The test's gateway port is only
@@ -153,23 +155,12 @@ async fn buy_tokens_through_the_gateway_and_the_balance_rises_by_exactly_n() {
     )
     .await;
     assert_eq!(balance().await, before + TOKENS, "{}", logs_of());
-    let mut conn = ctx.db.connect().await;
-    assert_eq!(
-        zimmer_testkit::count(
-            &mut conn,
-            "SELECT count(*) AS n FROM token_ledger WHERE kind = 'purchase'"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        zimmer_testkit::count(
-            &mut conn,
-            "SELECT count(*) AS n FROM outbox WHERE event_type = 'payment.verified'"
-        )
-        .await,
-        1
-    );
+    for sql in [
+        "SELECT count(*) AS n FROM token_ledger WHERE kind = 'purchase'",
+        "SELECT count(*) AS n FROM outbox WHERE event_type = 'payment.verified'",
+    ] {
+        assert_db_count(&ctx, sql, 1).await;
+    }
 
     // A forged callback: 404, nothing changes.
     assert_eq!(http

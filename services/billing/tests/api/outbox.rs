@@ -57,14 +57,12 @@ async fn a_broker_outage_delays_the_credit_but_loses_nothing() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], "succeeded");
     assert_eq!(payment(&ctx, id_of(&init)).await.status, "succeeded");
-    assert_eq!(
-        count(
-            &ctx,
-            "SELECT count(*) AS n FROM outbox WHERE event_type = 'payment.verified' AND published_at IS NULL"
-        )
-        .await,
-        1
-    );
+    assert_count(
+        &ctx,
+        "SELECT count(*) AS n FROM outbox WHERE event_type = 'payment.verified' AND published_at IS NULL",
+        1,
+    )
+    .await;
     assert!(
         observer.next(Duration::from_millis(500)).await.is_none(),
         "nothing can have been published yet"
@@ -96,15 +94,13 @@ async fn a_broker_outage_delays_the_credit_but_loses_nothing() {
         "published exactly once"
     );
     assert_eq!(balance().await, before + 7, "credited exactly once");
-    assert_eq!(
-        count(
-            &ctx,
-            &format!(
-                "SELECT count(*) AS n FROM token_ledger WHERE source_key = 'payment:{}'",
-                id_of(&init)
-            )
-        )
-        .await,
-        1
-    );
+    assert_count(
+        &ctx,
+        &format!(
+            "SELECT count(*) AS n FROM token_ledger WHERE source_key = 'payment:{}'",
+            id_of(&init)
+        ),
+        1,
+    )
+    .await;
 }

@@ -70,7 +70,7 @@ async fn only_the_owner_of_an_automation_can_buy_for_it() {
         .json(&json!({ "automation_id": a, "tokens": 3 }))
         .expect_status(StatusCode::UNAUTHORIZED)
         .await;
-    assert_eq!(count(&h.ctx, "SELECT count(*) AS n FROM payments").await, 0);
+    assert_count(&h.ctx, "SELECT count(*) AS n FROM payments", 0).await;
     assert!(
         h.fake.sessions().is_empty(),
         "no gateway session was opened"
@@ -137,7 +137,7 @@ async fn bad_input_and_out_of_range_amounts_are_clear_4xx() {
     let res = init(&h.app, &c, json!("three tokens please")).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
-    assert_eq!(count(&h.ctx, "SELECT count(*) AS n FROM payments").await, 0);
+    assert_count(&h.ctx, "SELECT count(*) AS n FROM payments", 0).await;
     assert!(h.fake.sessions().is_empty());
 
     // At the lower bound exactly: accepted.
@@ -158,28 +158,24 @@ async fn gateway_refusals_and_outages_close_the_payment_with_a_clear_error() {
     let err = init_expecting(&h.app, &c, body.clone(), StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(err["code"], "gateway_unavailable");
 
-    assert_eq!(
-        count(
-            &h.ctx,
-            "SELECT count(*) AS n FROM payments WHERE status = 'failed' AND authority IS NULL"
-        )
-        .await,
-        2
-    );
+    assert_count(
+        &h.ctx,
+        "SELECT count(*) AS n FROM payments WHERE status = 'failed' AND authority IS NULL",
+        2,
+    )
+    .await;
 
     // The gateway unreachable: indeterminate, still a clean 503 and nothing left pending.
     let ctx = &h.ctx;
     let down = spawn_billing_at(ctx, "http://127.0.0.1:9").await;
     let res = init(&down, &c, body).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        count(
-            &h.ctx,
-            "SELECT count(*) AS n FROM payments WHERE status = 'pending'"
-        )
-        .await,
-        0
-    );
+    assert_count(
+        &h.ctx,
+        "SELECT count(*) AS n FROM payments WHERE status = 'pending'",
+        0,
+    )
+    .await;
 }
 
 async fn spawn_billing_at(

@@ -349,11 +349,7 @@ async fn validate_as(app: &TestApp, token: &str, ip: &str) -> reqwest::Response 
 /// A refusal for too many requests: its `Retry-After`, in seconds.
 fn retry_after_429(res: &reqwest::Response) -> u64 {
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
+    zimmer_testkit::retry_after(res)
 }
 
 /// Item 2: validation is limited per user (20 per 10 minutes by default) and, separately, per

@@ -4,7 +4,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use zimmer_db::schema::{automations, user_automations};
+use zimmer_db::{
+    FilterSome,
+    schema::{automations, user_automations},
+};
 
 /// An automation as customers see it (also the cached shape).
 #[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, utoipa::ToSchema)]
@@ -27,19 +30,16 @@ pub struct CatalogueItem {
 type Listed<'a> = automations::BoxedQuery<'a, diesel::pg::Pg>;
 
 fn listed(search: Option<&str>) -> Listed<'static> {
-    let mut query = automations::table
+    automations::table
         .filter(automations::is_listed.eq(true))
         .filter(automations::status.eq("active"))
-        .into_boxed();
-    if let Some(text) = search {
-        let pattern = super::contains_pattern(text);
-        query = query.filter(
+        .into_boxed()
+        .filter_some(search, |text| {
+            let pattern = super::contains_pattern(text);
             automations::name
                 .ilike(pattern.clone())
-                .or(automations::description.ilike(pattern)),
-        );
-    }
-    query
+                .or(automations::description.ilike(pattern))
+        })
 }
 
 /// One page of the catalogue (oldest first, the order of the partial index) and the total.

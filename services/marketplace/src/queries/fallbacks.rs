@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::{pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use zimmer_db::schema::fallback_logs;
+use zimmer_db::{FilterSome, schema::fallback_logs};
 use zimmer_events::contracts::internal::knowledge::{FALLBACK_RESOLVED, Fallback};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -52,11 +52,9 @@ pub struct NewFallback<'a> {
 }
 
 fn filtered(client_id: Option<i64>) -> fallback_logs::BoxedQuery<'static, Pg> {
-    let mut q = fallback_logs::table.into_boxed();
-    if let Some(c) = client_id {
-        q = q.filter(fallback_logs::user_id.eq(c));
-    }
-    q
+    fallback_logs::table
+        .into_boxed()
+        .filter_some(client_id, |c| fallback_logs::user_id.eq(c))
 }
 
 /// A page, newest first; and the whole count.

@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use diesel::{pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use zimmer_db::schema::{kb_templates, knowledge_entries, users};
+use zimmer_db::{
+    FilterSome,
+    schema::{kb_templates, knowledge_entries, users},
+};
 use zimmer_events::contracts::internal::knowledge::{KbTemplate, KnowledgeEntry};
 
 use super::contains_pattern;
@@ -81,14 +84,12 @@ fn entries_filtered(
     client_id: Option<i64>,
     category: Option<&str>,
 ) -> knowledge_entries::BoxedQuery<'static, Pg> {
-    let mut q = knowledge_entries::table.into_boxed();
-    if let Some(c) = client_id {
-        q = q.filter(knowledge_entries::client_id.eq(c));
-    }
-    if let Some(c) = category {
-        q = q.filter(knowledge_entries::category.ilike(contains_pattern(c)));
-    }
-    q
+    knowledge_entries::table
+        .into_boxed()
+        .filter_some(client_id, |c| knowledge_entries::client_id.eq(c))
+        .filter_some(category, |c| {
+            knowledge_entries::category.ilike(contains_pattern(c))
+        })
 }
 
 /// A page of entries, newest first, each with its customer's name; and the whole count.
@@ -153,14 +154,12 @@ fn templates_filtered(
     automation_id: Option<i64>,
     category: Option<&str>,
 ) -> kb_templates::BoxedQuery<'static, Pg> {
-    let mut q = kb_templates::table.into_boxed();
-    if let Some(a) = automation_id {
-        q = q.filter(kb_templates::automation_id.eq(a));
-    }
-    if let Some(c) = category {
-        q = q.filter(kb_templates::category.ilike(contains_pattern(c)));
-    }
-    q
+    kb_templates::table
+        .into_boxed()
+        .filter_some(automation_id, |a| kb_templates::automation_id.eq(a))
+        .filter_some(category, |c| {
+            kb_templates::category.ilike(contains_pattern(c))
+        })
 }
 
 /// A page of templates, newest first; and the whole count.

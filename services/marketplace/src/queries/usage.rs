@@ -8,7 +8,7 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
-use zimmer_db::schema::token_ledger;
+use zimmer_db::{FilterSome, schema::token_ledger};
 
 /// One consumption as the customer sees it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -41,17 +41,12 @@ fn consumption_of(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> token_ledger::BoxedQuery<'static, diesel::pg::Pg> {
-    let mut q = token_ledger::table
+    token_ledger::table
         .filter(token_ledger::user_automation_id.eq(ua_id))
         .filter(token_ledger::kind.eq("consumption"))
-        .into_boxed();
-    if let Some(from) = from {
-        q = q.filter(token_ledger::created_at.ge(from));
-    }
-    if let Some(to) = to {
-        q = q.filter(token_ledger::created_at.lt(to));
-    }
-    q
+        .into_boxed()
+        .filter_some(from, |f| token_ledger::created_at.ge(f))
+        .filter_some(to, |t| token_ledger::created_at.lt(t))
 }
 
 /// A page of one user automation's usage, newest first, in `[from, to)`.

@@ -54,23 +54,19 @@ async fn fifty_concurrent_calls_against_twenty_tokens_accept_exactly_twenty() {
         assert_eq!(refused["remaining_paid_tokens"], 0);
     }
     assert_eq!(balances(&ctx, ua).await.0, 0);
-    assert_eq!(
-        db_count(
-            &ctx,
-            &format!("SELECT count(*) AS n FROM token_ledger WHERE kind = 'consumption' AND user_automation_id = {ua}")
-        )
-        .await,
-        20
-    );
+    assert_db_count(
+        &ctx,
+        &format!("SELECT count(*) AS n FROM token_ledger WHERE kind = 'consumption' AND user_automation_id = {ua}"),
+        20,
+    )
+    .await;
     // The ledger and the balance agree: credits minus spends is what is left.
-    assert_eq!(
-        db_count(
-            &ctx,
-            &format!("SELECT COALESCE(SUM(delta), 0)::bigint AS n FROM token_ledger WHERE user_automation_id = {ua}")
-        )
-        .await,
-        0
-    );
+    assert_db_count(
+        &ctx,
+        &format!("SELECT COALESCE(SUM(delta), 0)::bigint AS n FROM token_ledger WHERE user_automation_id = {ua}"),
+        0,
+    )
+    .await;
     assert_eq!(outbox_count(&ctx, "tokens.depleted").await, 1);
     assert_eq!(outbox_count(&ctx, "tokens.low").await, 1);
     let metrics = app

@@ -217,43 +217,37 @@ async fn concurrent_calls_through_several_writers_and_small_batches_stay_exact()
     assert_eq!(balances(&ctx, ua1).await.0, 0);
     assert_eq!(balances(&ctx, ua2).await.0, 940);
     for (ua, n) in [(ua1, 40), (ua2, 60)] {
-        assert_eq!(
-            db_count(
-                &ctx,
-                &format!(
-                    "SELECT count(*) AS n FROM token_ledger \
-                     WHERE kind = 'consumption' AND user_automation_id = {ua}"
-                )
-            )
-            .await,
-            n
-        );
-        assert_eq!(
-            db_count(
-                &ctx,
-                &format!(
-                    "SELECT COALESCE(SUM(delta), 0)::bigint AS n FROM token_ledger \
-                     WHERE user_automation_id = {ua}"
-                )
-            )
-            .await,
-            balances(&ctx, ua).await.0
-        );
-    }
-    // The running balances in the ledger never go below zero and step down by one.
-    assert_eq!(
-        db_count(
+        assert_db_count(
             &ctx,
             &format!(
-                "SELECT count(*) AS n FROM (SELECT balance_after, \
-                 lag(balance_after) OVER (ORDER BY id) AS before FROM token_ledger \
-                 WHERE user_automation_id = {ua1} AND kind = 'consumption') t \
-                 WHERE balance_after < 0 OR (before IS NOT NULL AND balance_after <> before - 1)"
-            )
+                "SELECT count(*) AS n FROM token_ledger \
+                 WHERE kind = 'consumption' AND user_automation_id = {ua}"
+            ),
+            n,
         )
-        .await,
-        0
-    );
+        .await;
+        assert_db_count(
+            &ctx,
+            &format!(
+                "SELECT COALESCE(SUM(delta), 0)::bigint AS n FROM token_ledger \
+                 WHERE user_automation_id = {ua}"
+            ),
+            balances(&ctx, ua).await.0,
+        )
+        .await;
+    }
+    // The running balances in the ledger never go below zero and step down by one.
+    assert_db_count(
+        &ctx,
+        &format!(
+            "SELECT count(*) AS n FROM (SELECT balance_after, \
+             lag(balance_after) OVER (ORDER BY id) AS before FROM token_ledger \
+             WHERE user_automation_id = {ua1} AND kind = 'consumption') t \
+             WHERE balance_after < 0 OR (before IS NOT NULL AND balance_after <> before - 1)"
+        ),
+        0,
+    )
+    .await;
     // Every key that was answered "accepted" (first or replayed) is one of the charged ones.
     for (_, key, _, accepted) in answers.iter().filter(|(ua, ..)| *ua == ua1) {
         if *accepted {

@@ -31,10 +31,12 @@ async fn adding_grants_demo_tokens_through_the_ledger_once() {
     assert!(ua["telegram_bot_token"].is_null());
     assert_eq!(ua["automation"]["name"], "Adder");
     let ua_id = ua["id"].as_i64().unwrap();
-    assert_eq!(
-        db_count(&ctx, &format!("SELECT count(*) AS n FROM token_ledger WHERE kind = 'demo_grant' AND demo_delta = 7 AND source_key = 'demo:{ua_id}'")).await,
-        1
-    );
+    assert_db_count(
+        &ctx,
+        &format!("SELECT count(*) AS n FROM token_ledger WHERE kind = 'demo_grant' AND demo_delta = 7 AND source_key = 'demo:{ua_id}'"),
+        1,
+    )
+    .await;
     assert_eq!(outbox_count(&ctx, "user_automation.created").await, 1);
     let data = outbox_payload(&ctx, "user_automation.created").await["data"].clone();
     assert_eq!(
@@ -102,10 +104,7 @@ async fn only_listed_active_automations_can_be_added() {
     app.post("/api/user/automations/1")
         .expect_status(StatusCode::UNAUTHORIZED)
         .await;
-    assert_eq!(
-        db_count(&ctx, "SELECT count(*) AS n FROM user_automations").await,
-        0
-    );
+    assert_db_count(&ctx, "SELECT count(*) AS n FROM user_automations", 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,10 +45,7 @@ async fn the_demo_platform_works_through_the_gateway() {
         .output()
         .unwrap();
     assert!(again.status.success());
-    assert_eq!(
-        db_count(&ctx, "SELECT count(*) AS n FROM automations").await,
-        3
-    );
+    assert_db_count(&ctx, "SELECT count(*) AS n FROM automations", 3).await;
 
     let market = Process::start("marketplace", &env, &logs.path).await;
     let gw = Gateway::start(&Upstreams::of(&[&market]), &["http://localhost:3000"]).await;

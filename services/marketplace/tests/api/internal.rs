@@ -234,10 +234,12 @@ async fn adjustments_are_idempotent_audited_and_never_go_below_zero() {
     assert_eq!(body["delta"], 30);
     assert_eq!(body["actor_id"], manager);
     assert_eq!(balances(&ctx, ua).await.0, 30);
-    assert_eq!(
-        db_count(&ctx, &format!("SELECT count(*) AS n FROM token_ledger WHERE kind = 'adjustment' AND actor_id = {manager} AND reason = 'test credit' AND source_key = 'adjust:ticket-17'")).await,
-        1
-    );
+    assert_db_count(
+        &ctx,
+        &format!("SELECT count(*) AS n FROM token_ledger WHERE kind = 'adjustment' AND actor_id = {manager} AND reason = 'test credit' AND source_key = 'adjust:ticket-17'"),
+        1,
+    )
+    .await;
     assert_eq!(outbox_count(&ctx, "tokens.adjusted").await, 1);
     let data = outbox_payload(&ctx, "tokens.adjusted").await["data"].clone();
     assert_eq!(data["user_id"], user_id);

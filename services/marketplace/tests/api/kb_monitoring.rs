@@ -259,14 +259,12 @@ async fn slow_vendors_are_errors_and_the_time_limit_reports_the_rest_as_not_chec
         "{report}"
     );
     // Every customer has its row, the unchecked ones too.
-    assert_eq!(
-        db_count(
-            &ctx,
-            &format!("SELECT count(*) AS n FROM kb_status_history WHERE automation_id = {id}")
-        )
-        .await,
-        6
-    );
+    assert_db_count(
+        &ctx,
+        &format!("SELECT count(*) AS n FROM kb_status_history WHERE automation_id = {id}"),
+        6,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,10 +312,7 @@ async fn status_needs_a_known_automation_with_a_kb_status_url() {
         .call()
         .await;
     assert!(res.status() == StatusCode::UNAUTHORIZED || res.status() == StatusCode::FORBIDDEN);
-    assert_eq!(
-        db_count(&ctx, "SELECT count(*) AS n FROM kb_status_history").await,
-        0
-    );
+    assert_db_count(&ctx, "SELECT count(*) AS n FROM kb_status_history", 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,10 +213,7 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
         StatusCode::NOT_FOUND,
     )
     .await;
-    assert_eq!(
-        db_count(&ctx, "SELECT count(*) AS n FROM knowledge_entries").await,
-        5
-    );
+    assert_db_count(&ctx, "SELECT count(*) AS n FROM knowledge_entries", 5).await;
 
     // Lists: newest first, client exact, category case-insensitive anywhere, blank ignored.
     let all = get(&app, "/internal/knowledge").await;
@@ -360,10 +357,7 @@ async fn kb_templates_are_created_replaced_listed_and_deleted() {
     .call_expecting(StatusCode::OK)
     .await;
     assert_eq!(json_of(res).await["deleted"], true);
-    assert_eq!(
-        db_count(&ctx, "SELECT count(*) AS n FROM kb_templates").await,
-        1
-    );
+    assert_db_count(&ctx, "SELECT count(*) AS n FROM kb_templates", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,10 +442,7 @@ async fn fallbacks_are_reported_once_per_key_listed_and_resolved() {
     }
     let res = report(&app, None, &json!("not an object")).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        db_count(&ctx, "SELECT count(*) AS n FROM fallback_logs").await,
-        0
-    );
+    assert_db_count(&ctx, "SELECT count(*) AS n FROM fallback_logs", 0).await;
 
     // Validation.
     for (body, field) in [
@@ -534,10 +525,7 @@ async fn fallbacks_are_reported_once_per_key_listed_and_resolved() {
         .call_expecting(StatusCode::OK)
         .await;
     assert_eq!(json_of(res).await["id"], first);
-    assert_eq!(
-        db_count(&ctx, "SELECT count(*) AS n FROM fallback_logs").await,
-        3
-    );
+    assert_db_count(&ctx, "SELECT count(*) AS n FROM fallback_logs", 3).await;
 
     // Internal list: newest first, by customer.
     let all = get(&app, "/internal/fallbacks").await;

@@ -107,10 +107,12 @@ async fn a_payment_is_credited_once_however_often_it_is_delivered() {
     })
     .await;
     assert_eq!(balances(&ctx, ua).await.0, 100, "credited exactly once");
-    assert_eq!(
-        db_count(&ctx, "SELECT count(*) AS n FROM token_ledger WHERE kind = 'purchase' AND source_key = 'payment:42'").await,
-        1
-    );
+    assert_db_count(
+        &ctx,
+        "SELECT count(*) AS n FROM token_ledger WHERE kind = 'purchase' AND source_key = 'payment:42'",
+        1,
+    )
+    .await;
     assert_eq!(outbox_count(&ctx, "tokens.credited").await, 1);
     let payload = outbox_payload(&ctx, "tokens.credited").await;
     assert_eq!(payload["data"]["tokens"], 100);

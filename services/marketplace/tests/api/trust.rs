@@ -129,14 +129,12 @@ async fn vendor_urls_that_reach_the_internal_network_are_refused_when_saved() {
         .await,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    assert_eq!(
-        db_count(
-            &ctx,
-            "SELECT count(*) AS n FROM automations WHERE health_check_url IS NOT NULL"
-        )
-        .await,
-        0
-    );
+    assert_db_count(
+        &ctx,
+        "SELECT count(*) AS n FROM automations WHERE health_check_url IS NOT NULL",
+        0,
+    )
+    .await;
     // Clearing a URL needs no check.
     assert_eq!(
         update_automation(
@@ -297,18 +295,16 @@ async fn bot_tokens_are_sealed_at_rest_and_reach_the_vendor_intact() {
         assert!(!stored.windows(8).any(|w| secret.windows(8).any(|s| s == w)));
     }
     assert_eq!(hash.len(), 32);
-    assert_eq!(
-        db_count(
-            &ctx,
-            &format!(
-                "SELECT count(*) AS n FROM user_automations WHERE \
-                 position('{BOT_TOKEN}' in row_to_json(user_automations.*)::text) > 0 \
-                 OR position(convert_to('AAHdqTcv', 'UTF8') in telegram_bot_token_sealed) > 0"
-            )
-        )
-        .await,
-        0
-    );
+    assert_db_count(
+        &ctx,
+        &format!(
+            "SELECT count(*) AS n FROM user_automations WHERE \
+             position('{BOT_TOKEN}' in row_to_json(user_automations.*)::text) > 0 \
+             OR position(convert_to('AAHdqTcv', 'UTF8') in telegram_bot_token_sealed) > 0"
+        ),
+        0,
+    )
+    .await;
 
     // The vendor, which runs the bot, gets it in full.
     eventually("the bot token reached the vendor", WAIT, || async {

@@ -253,39 +253,24 @@ async fn the_notification_api_only_touches_own_notifications() {
     let l = s.read("/api/notifications?read=true", &at).await;
     assert_eq!(l["items"][0]["is_read"], true);
     assert!(l["items"][0]["read_at"].is_string());
-    assert_eq!(
-        s.post(&format!("/api/notifications/mark-read/{}", a_ids[1]), &at)
-            .status()
-            .await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        s.post("/api/notifications/mark-all-read", &at)
-            .status()
-            .await,
-        StatusCode::OK
-    );
+    for path in [
+        format!("/api/notifications/mark-read/{}", a_ids[1]),
+        "/api/notifications/mark-all-read".to_owned(),
+    ] {
+        assert_eq!(s.post(&path, &at).status().await, StatusCode::OK, "{path}");
+    }
     let c = s.read("/api/notifications/unread-count", &at).await;
     assert_eq!(c["count"], 0);
 
-    assert_eq!(
-        s.delete(&format!("/api/notifications/{b_id}"), &at)
-            .status()
-            .await,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        s.delete(&format!("/api/notifications/{}", a_ids[0]), &at)
-            .status()
-            .await,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        s.delete(&format!("/api/notifications/{}", a_ids[0]), &at)
-            .status()
-            .await,
-        StatusCode::NOT_FOUND
-    );
+    // Someone else's, then one's own, then one's own again (already gone).
+    for (id, expected) in [
+        (b_id, StatusCode::NOT_FOUND),
+        (a_ids[0], StatusCode::NO_CONTENT),
+        (a_ids[0], StatusCode::NOT_FOUND),
+    ] {
+        let path = format!("/api/notifications/{id}");
+        assert_eq!(s.delete(&path, &at).status().await, expected, "{path}");
+    }
     assert_eq!(
         s.count(&format!(
             "SELECT count(*) AS n FROM notifications WHERE user_id = {b}"

@@ -43,7 +43,7 @@ async fn a_new_ticket_answers_what_is_stored_and_its_event_carries_its_id() {
     let ua = s.user_automation(customer, "ربات پشتیبانی").await;
 
     // The panel's multipart, with the customer's own automation and a file.
-    let res = Form::new()
+    let (status, created) = Form::new()
         .text("user_id", "999")
         .text("subject", "ربات جواب نمی‌دهد")
         .text("message", "از دیروز پاسخی نمی‌آید")
@@ -52,10 +52,8 @@ async fn a_new_ticket_answers_what_is_stored_and_its_event_carries_its_id() {
         .text("user_automation_id", &ua.to_string())
         .file("attachment", "screen.png", "image/png", &png_bytes())
         .send(s.post("/api/tickets", &ct))
-        .send()
-        .await
-        .unwrap();
-    let (status, created) = json(res).await;
+        .json_or_text()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_i64().unwrap();
     assert_eq!(created["user_id"], customer);
@@ -109,16 +107,14 @@ async fn someone_elses_automation_writes_nothing_not_even_the_file() {
     let (_other, ot) = s.user("other@example.com", Role::Customer).await;
     let ua = s.user_automation(owner, "ربات پشتیبانی").await;
 
-    let res = Form::new()
+    let (status, e) = Form::new()
         .text("subject", "not mine")
         .text("message", "someone else's bot")
         .text("user_automation_id", &ua.to_string())
         .file("attachment", "a.png", "image/png", &png_bytes())
         .send(s.post("/api/tickets", &ot))
-        .send()
-        .await
-        .unwrap();
-    let (status, e) = json(res).await;
+        .json_or_text()
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     assert!(e["detail"].is_string(), "{e}");
     for table in ["tickets", "ticket_messages", "ticket_attachments"] {

@@ -166,8 +166,7 @@ impl World {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        let mut conn = self.ctx.db.connect().await;
-        zimmer_testkit::count(&mut conn, sql).await
+        zimmer_testkit::db_count(&self.ctx, sql).await
     }
 
     /// The `… AS n` of `sql` must be `expected`.

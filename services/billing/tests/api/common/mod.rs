@@ -246,7 +246,7 @@ pub async fn outbox(ctx: &TestContext, event_type: &str) -> Vec<Value> {
 }
 
 #[allow(unused_imports)] // not every test binary uses it
-pub use zimmer_testkit::{Call, db_count as count};
+pub use zimmer_testkit::{Call, assert_db_count as assert_count, db_count as count};
 
 pub fn authority_of(init: &Value) -> String {
     init["authority"].as_str().unwrap().to_owned()

@@ -166,7 +166,7 @@ pub async fn adjust(app: &TestApp, ua_id: i64, delta: i64, key: &str, actor: i64
 }
 
 #[allow(unused_imports)] // not every test binary uses it
-pub use zimmer_testkit::{Call, db_count};
+pub use zimmer_testkit::{Call, assert_db_count, db_count};
 
 /// `(tokens_remaining, demo_tokens, is_demo_active, demo_expired, low_alert_sent)`.
 pub async fn balances(ctx: &TestContext, ua_id: i64) -> (i64, i64, bool, bool, bool) {

@@ -13,7 +13,7 @@ use zimmer_config::Settings;
 use zimmer_events::{Broker, Envelope, topology};
 use zimmer_jwt::Role;
 use zimmer_service::Draining;
-use zimmer_testkit::{TempDir, TestApp, TestContext, count};
+use zimmer_testkit::{TempDir, TestApp, TestContext, db_count};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -81,8 +81,7 @@ impl Support {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        let mut conn = self.ctx.db.connect().await;
-        count(&mut conn, sql).await
+        db_count(&self.ctx, sql).await
     }
 
     /// Files under the attachment directory (recursively).
