@@ -123,20 +123,49 @@ async fn rolled_back_event_is_never_published_and_committed_one_is_published_onc
     assert!(eventually(WAIT, || async { !relay.is_running() }).await);
 }
 
+/// Two relays of the same producer (two replicas, each with its own broker connection) over
+/// one database, and a probe bound to every `test.*` event.
+struct Replicas {
+    db: TestDb,
+    metrics: Metrics,
+    probe: Probe,
+    relay_a: zimmer_events::RelayHandle,
+    relay_b: zimmer_events::RelayHandle,
+}
+
+impl Replicas {
+    async fn start(name: &str) -> Replicas {
+        let db = TestDb::new().await;
+        let settings = amqp_settings();
+        let metrics = Metrics::new("events-test");
+        let broker_a = Broker::start(&settings, &format!("{name}-a"));
+        let broker_b = Broker::start(&settings, &format!("{name}-b"));
+        broker_a.wait_connected(WAIT).await.unwrap();
+        broker_b.wait_connected(WAIT).await.unwrap();
+        let probe = Probe::bind(&settings, "test.#").await;
+        let relay_a = OutboxRelay::spawn(db.pool.clone(), broker_a, PRODUCER, metrics.clone());
+        let relay_b = OutboxRelay::spawn(db.pool.clone(), broker_b, PRODUCER, metrics.clone());
+        Replicas {
+            db,
+            metrics,
+            probe,
+            relay_a,
+            relay_b,
+        }
+    }
+}
+
 /// Two relays for the same producer (two replicas) share the work through
 /// `FOR UPDATE SKIP LOCKED`: every event is published exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_publish_every_event_exactly_once() {
-    let db = TestDb::new().await;
-    let settings = amqp_settings();
-    let metrics = Metrics::new("events-test");
-    let broker_a = Broker::start(&settings, "replica-a");
-    let broker_b = Broker::start(&settings, "replica-b");
-    broker_a.wait_connected(WAIT).await.unwrap();
-    broker_b.wait_connected(WAIT).await.unwrap();
-    let mut probe = Probe::bind(&settings, "test.#").await;
-    let relay_a = OutboxRelay::spawn(db.pool.clone(), broker_a, PRODUCER, metrics.clone());
-    let relay_b = OutboxRelay::spawn(db.pool.clone(), broker_b, PRODUCER, metrics.clone());
+    let Replicas {
+        db,
+        metrics,
+        mut probe,
+        relay_a,
+        relay_b,
+    } = Replicas::start("replica").await;
 
     let mut ids = HashSet::new();
     let mut conn = db.pool.get().await.unwrap();
@@ -217,16 +246,13 @@ async fn insert_leased(
 /// the leased row alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handed_off_event_is_published_once_without_a_claim() {
-    let db = TestDb::new().await;
-    let settings = amqp_settings();
-    let metrics = Metrics::new("events-test");
-    let broker_a = Broker::start(&settings, "handoff-a");
-    let broker_b = Broker::start(&settings, "handoff-b");
-    broker_a.wait_connected(WAIT).await.unwrap();
-    broker_b.wait_connected(WAIT).await.unwrap();
-    let mut probe = Probe::bind(&settings, "test.#").await;
-    let relay_a = OutboxRelay::spawn(db.pool.clone(), broker_a, PRODUCER, metrics.clone());
-    let relay_b = OutboxRelay::spawn(db.pool.clone(), broker_b, PRODUCER, metrics.clone());
+    let Replicas {
+        db,
+        mut probe,
+        relay_a,
+        relay_b,
+        ..
+    } = Replicas::start("handoff").await;
 
     let mut ids = HashSet::new();
     for i in 0..20 {
