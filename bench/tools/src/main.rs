@@ -22,7 +22,10 @@ use std::{
 };
 
 use actix_web::{App, HttpResponse, HttpServer, http::header::ContentType, web};
-use zimmer_auth::domain::password::{Block, hash_with, lower_this_thread_priority};
+use zimmer_auth::{
+    domain::password::{Block, hash_with},
+    workers::hashing::lower_this_thread_priority,
+};
 
 /// About the size of a `/api/me` answer.
 const BODY: &str = r#"{"id":1,"name":"Ceiling","email":"ceiling@example.com","phone_number":null,"role":"customer","is_active":true,"email_verified":true,"twofa_enabled":false,"created_at":"2026-01-01T00:00:00Z"}"#;
@@ -106,10 +109,10 @@ fn main() -> anyhow::Result<()> {
         Some("ceiling") => ceiling(arg(&args, 2, 18990)?, arg(&args, 3, 2)?),
         Some("argon2") => argon2_rate(
             arg(&args, 2, 5.0)?,
-            arg(&args, 3, zimmer_auth::domain::password::default_threads())?,
+            arg(&args, 3, zimmer_auth::workers::hashing::default_threads())?,
         ),
         Some("hash-threads") => {
-            println!("{}", zimmer_auth::domain::password::default_threads());
+            println!("{}", zimmer_auth::workers::hashing::default_threads());
             Ok(())
         }
         _ => anyhow::bail!(

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use zimmer_auth::domain::password::PasswordHasher;
+use zimmer_auth::workers::hashing::PasswordHasher;
 
 #[tokio::main]
 async fn main() {

@@ -12,6 +12,7 @@ pub mod queries;
 pub mod routes;
 pub mod seed;
 mod state;
+pub mod workers;
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use zimmer_service::{Application, Platform, RevocationLoader};
 pub use config::{AuthConfig, FlowSettings};
 pub use state::AppState;
 
-use crate::domain::{password::PasswordHasher, throttle::Throttle};
+use crate::{domain::throttle::Throttle, workers::hashing::PasswordHasher};
 
 /// Auth's live revocations, read from its own database: after a restart its in-memory set
 /// is empty, and a token logged out before the restart must stay rejected. Loaded before

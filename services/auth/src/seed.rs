@@ -11,11 +11,9 @@ use zimmer_db::{AsyncPgConnection, models::NewUser};
 use zimmer_jwt::Role;
 
 use crate::{
-    domain::{
-        address,
-        password::{PasswordHasher, check_new_password},
-    },
+    domain::{address, password::check_new_password},
     queries,
+    workers::hashing::PasswordHasher,
 };
 
 /// The development password of the demo manager (the local start script prints it).

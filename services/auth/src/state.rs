@@ -5,7 +5,8 @@ use crate::{
     cache::UserCache,
     clients::mail::Mailer,
     config::FlowSettings,
-    domain::{password::PasswordHasher, secrets::Secrets, throttle::Throttle},
+    domain::{secrets::Secrets, throttle::Throttle},
+    workers::hashing::PasswordHasher,
 };
 
 /// What auth's handlers need, registered once as app data.
