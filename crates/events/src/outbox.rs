@@ -15,7 +15,7 @@ use diesel::{
     pg::Pg,
     prelude::*,
     query_builder::{AstPass, Query, QueryFragment, QueryId},
-    sql_types::{Array, BigInt, Double, Text, Untyped},
+    sql_types::{BigInt, Double, Text, Untyped},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::StreamExt;
@@ -484,13 +484,20 @@ impl Relay {
         tracing::info!(producer = self.producer(), "outbox relay stopped");
     }
 
+    /// The publishing channel, or `None` while the broker is not connected.
+    async fn channel(&mut self) -> Result<Option<Channel>, BrokerError> {
+        let Some(conn) = self.broker.connected() else {
+            return Ok(None);
+        };
+        self.publisher.channel(&self.broker, &conn).await.map(Some)
+    }
+
     /// Claims, publishes and settles one batch; returns how many rows were claimed.
     async fn relay_batch(&mut self) -> Result<usize, RelayError> {
         // Claiming while the broker is down would only burn attempts and leases.
-        let Some(conn) = self.broker.connected() else {
+        let Some(channel) = self.channel().await? else {
             return Ok(0);
         };
-        let channel = self.publisher.channel(&self.broker, &conn).await?;
         let mut rows = self.claim().await?;
         if rows.is_empty() {
             return Ok(0);
@@ -512,11 +519,7 @@ impl Relay {
                 Err(_) => break,
             }
         }
-        let channel = match self.broker.connected() {
-            Some(conn) => self.publisher.channel(&self.broker, &conn).await.ok(),
-            None => None,
-        };
-        let Some(channel) = channel else {
+        let Ok(Some(channel)) = self.channel().await else {
             let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
             self.release(&ids).await;
             return;
@@ -668,7 +671,12 @@ impl Relay {
             }
             let result: Result<usize, RelayError> = async {
                 let mut conn = self.pool.get().await?;
-                Ok(IdsQuery::<MarkPublished>::new(&ids)
+                Ok(diesel::update(unpublished(&ids))
+                    .set((
+                        outbox::published_at.eq(diesel::dsl::now),
+                        outbox::locked_until.eq(None::<DateTime<Utc>>),
+                        outbox::last_error.eq(None::<String>),
+                    ))
                     .execute(&mut conn)
                     .await?)
             }
@@ -691,7 +699,8 @@ impl Relay {
         let result = async {
             let mut conn = self.pool.get().await?;
             Ok::<_, RelayError>(
-                IdsQuery::<ReleaseLease>::new(ids)
+                diesel::update(unpublished(ids))
+                    .set(outbox::locked_until.eq(None::<DateTime<Utc>>))
                     .execute(&mut conn)
                     .await?,
             )
@@ -771,8 +780,22 @@ impl Relay {
     }
 }
 
+type Unpublished<'a> = diesel::dsl::Filter<
+    diesel::dsl::Filter<outbox::table, diesel::dsl::EqAny<outbox::id, &'a [Uuid]>>,
+    diesel::dsl::IsNull<outbox::published_at>,
+>;
+
+/// The unpublished rows among `ids`. diesel writes `id = ANY($1)` with one array parameter on
+/// PostgreSQL, so the updates built on it stay prepared per connection whatever the batch size.
+fn unpublished(ids: &[Uuid]) -> Unpublished<'_> {
+    outbox::table
+        .filter(outbox::id.eq_any(ids))
+        .filter(outbox::published_at.is_null())
+}
+
 /// The relay's claim, as a statement whose SQL never varies: diesel keeps it prepared per
-/// connection (`sql_query` is never cached: a Parse and a fresh plan on every batch).
+/// connection (`sql_query` is never cached: a Parse and a fresh plan on every batch; the DSL
+/// has no `now() + interval` of a bound number of seconds).
 struct ClaimQuery<'a> {
     producer: &'a str,
     limit: i64,
@@ -810,56 +833,6 @@ impl QueryFragment<Pg> for ClaimQuery<'_> {
             " FOR UPDATE SKIP LOCKED) \
           RETURNING id, event_type, payload, headers, created_at, attempts",
         );
-        Ok(())
-    }
-}
-
-/// An update of some unpublished outbox rows by id, prepared like [`ClaimQuery`]; `S` is the
-/// `SET` clause.
-struct IdsQuery<'a, S> {
-    ids: &'a [Uuid],
-    set: std::marker::PhantomData<S>,
-}
-
-impl<'a, S> IdsQuery<'a, S> {
-    fn new(ids: &'a [Uuid]) -> Self {
-        Self {
-            ids,
-            set: std::marker::PhantomData,
-        }
-    }
-}
-
-trait SetClause: 'static {
-    const SQL: &'static str;
-}
-
-/// Acked by the broker.
-struct MarkPublished;
-
-impl SetClause for MarkPublished {
-    const SQL: &'static str = "published_at = now(), locked_until = NULL, last_error = NULL";
-}
-
-/// Free for any relay's next poll.
-struct ReleaseLease;
-
-impl SetClause for ReleaseLease {
-    const SQL: &'static str = "locked_until = NULL";
-}
-
-impl<S: SetClause> QueryId for IdsQuery<'_, S> {
-    type QueryId = S;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl<S: SetClause> QueryFragment<Pg> for IdsQuery<'_, S> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("UPDATE outbox SET ");
-        out.push_sql(S::SQL);
-        out.push_sql(" WHERE id = ANY(");
-        out.push_bind_param::<Array<diesel::sql_types::Uuid>, _>(&self.ids)?;
-        out.push_sql(") AND published_at IS NULL");
         Ok(())
     }
 }

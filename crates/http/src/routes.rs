@@ -126,6 +126,17 @@ pub struct Body {
     pub optional: bool,
 }
 
+impl Body {
+    /// `T`'s schema as one of these media types, required.
+    const fn of<T: ToSchema>(content_types: &'static [&'static str]) -> Self {
+        Self {
+            schema: schema_ref::<T>,
+            content_types,
+            optional: false,
+        }
+    }
+}
+
 /// Extra, service-specific facts about a route (admin: the capability it needs). They add to
 /// the route's operation in the document; `()` adds nothing.
 pub trait RouteMeta: Copy + Send + Sync + 'static {
@@ -267,48 +278,30 @@ impl<M: Copy> Route<M> {
         panic!("a route reads at most MAX_QUERIES query structs");
     }
 
-    /// Whether the document shows query parameters for it.
-    pub const fn has_query(&self) -> bool {
-        self.queries[0].is_some()
-    }
-
     /// Its JSON request body.
     pub const fn body<T: ToSchema>(mut self) -> Self {
-        self.request = Some(Body {
-            schema: schema_ref::<T>,
-            content_types: &["application/json"],
-            optional: false,
-        });
+        self.request = Some(Body::of::<T>(&["application/json"]));
         self
     }
 
     /// Its JSON request body, which may also be absent (or empty).
     pub const fn optional_body<T: ToSchema>(mut self) -> Self {
         self.request = Some(Body {
-            schema: schema_ref::<T>,
-            content_types: &["application/json"],
             optional: true,
+            ..Body::of::<T>(&["application/json"])
         });
         self
     }
 
     /// Its request body, as JSON or as `multipart/form-data` with the same fields (and a file).
     pub const fn json_or_form<T: ToSchema>(mut self) -> Self {
-        self.request = Some(Body {
-            schema: schema_ref::<T>,
-            content_types: &["application/json", "multipart/form-data"],
-            optional: false,
-        });
+        self.request = Some(Body::of::<T>(&["application/json", "multipart/form-data"]));
         self
     }
 
     /// Its `multipart/form-data` request body (fields as in `T`).
     pub const fn multipart<T: ToSchema>(mut self) -> Self {
-        self.request = Some(Body {
-            schema: schema_ref::<T>,
-            content_types: &["multipart/form-data"],
-            optional: false,
-        });
+        self.request = Some(Body::of::<T>(&["multipart/form-data"]));
         self
     }
 
@@ -324,11 +317,7 @@ impl<M: Copy> Route<M> {
 
     /// Answers `status` with a `T` as JSON.
     pub const fn answers<T: ToSchema>(mut self, status: u16) -> Self {
-        self.response = Some(Body {
-            schema: schema_ref::<T>,
-            content_types: &["application/json"],
-            optional: false,
-        });
+        self.response = Some(Body::of::<T>(&["application/json"]));
         self.status = status;
         self
     }
@@ -352,11 +341,7 @@ impl<M: Copy> Route<M> {
 
     /// Answers `content_type` (an SSE stream, a file) whose body `T` describes.
     pub const fn answers_as<T: ToSchema>(mut self, content_types: &'static [&'static str]) -> Self {
-        self.response = Some(Body {
-            schema: schema_ref::<T>,
-            content_types,
-            optional: false,
-        });
+        self.response = Some(Body::of::<T>(content_types));
         self
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use zimmer_db::models::marketplace::LedgerEntry;
 use zimmer_events::contracts::{
     TokensAdjusted,
-    internal::tokens::{AdjustAnswer, AdjustRequest as AdjustBody},
+    internal::tokens::{AdjustAnswer, AdjustRequest},
 };
 use zimmer_http::ApiError;
 
@@ -35,7 +35,7 @@ fn answer(e: &LedgerEntry) -> AdjustAnswer {
 /// `source_key` the ledger key). The answer, and whether it is a replay of an earlier call.
 pub async fn adjust(
     conn: &mut AsyncPgConnection,
-    body: &AdjustBody,
+    body: &AdjustRequest,
     key: &str,
     reason: &str,
     source_key: &str,
