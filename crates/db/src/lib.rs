@@ -6,6 +6,7 @@ pub mod like;
 pub mod models;
 pub mod paged;
 pub mod pool;
+pub mod queries;
 pub mod schema;
 
 pub use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};

@@ -334,6 +334,29 @@ async fn channel_down(channel: &Channel) {
     }
 }
 
+/// What a session waits on between deliveries: the next item of its delivery stream (an
+/// error once the channel goes down, see [`channel_down`]), or the end of the session when its
+/// consumer is stopped (the channel closed first) or the broker shuts down.
+async fn next_delivery(
+    consumer: &mut lapin::Consumer,
+    channel: &Channel,
+    handle: &ConsumerHandle,
+    broker: &Broker,
+) -> Result<Option<lapin::Result<Delivery>>, SessionEnd> {
+    tokio::select! {
+        d = consumer.next() => Ok(d),
+        _ = channel_down(channel) => Ok(Some(Err(lapin::ErrorKind::InvalidChannelState(
+            lapin::ChannelState::Reconnecting,
+            "channel went down",
+        ).into()))),
+        _ = handle.stopped() => {
+            close_channel(channel).await;
+            Err(SessionEnd::Stop)
+        }
+        _ = broker.shutdown_signal() => Err(SessionEnd::Stop),
+    }
+}
+
 /// After the channel went down: true once lapin has recovered it (the subscription carries
 /// on), false when it will not come back on this connection: closed or failed, the
 /// connection replaced by the supervisor, or taking too long.
@@ -492,16 +515,11 @@ impl Worker {
                     self.sample_queue_depth(&conn).await;
                     continue;
                 }
-                d = consumer.next() => d,
-                _ = channel_down(&channel) => Some(Err(lapin::ErrorKind::InvalidChannelState(
-                    lapin::ChannelState::Reconnecting,
-                    "channel went down",
-                ).into())),
-                _ = handle.stopped() => {
-                    close_channel(&channel).await;
-                    return SessionEnd::Stop;
-                }
-                _ = self.broker.shutdown_signal() => return SessionEnd::Stop,
+                next = next_delivery(&mut consumer, &channel, &handle, &self.broker) => next,
+            };
+            let next = match next {
+                Ok(next) => next,
+                Err(end) => return end,
             };
             match next {
                 Some(Ok(delivery)) => {
@@ -649,15 +667,7 @@ impl Worker {
                 // this is no hot loop) and put the message back.
                 let pause = self.next_db_backoff();
                 tracing::warn!(consumer = self.name(), error = %e, pause_ms = pause.as_millis() as u64, "no database connection; requeueing");
-                tokio::time::sleep(pause).await;
-                let _ = delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    })
-                    .await;
-                self.consumed(event_type, "requeued");
+                self.requeue_after(pause, delivery, event_type).await;
                 return Ok(());
             }
         };
@@ -704,15 +714,8 @@ impl Worker {
                     }
                     Err(pe) => {
                         tracing::warn!(consumer = self.name(), error = format!("{e:#}"), publish_error = %pe, "event handler failed and the retry could not be scheduled; requeueing");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        let _ = delivery
-                            .acker
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                multiple: false,
-                            })
+                        self.requeue_after(Duration::from_secs(1), delivery, event_type)
                             .await;
-                        self.consumed(event_type, "requeued");
                         Err(format!("retry publish failed: {pe}"))
                     }
                 }
@@ -781,6 +784,21 @@ impl Worker {
             // Redelivery follows; the inbox turns it into a no-op.
             tracing::warn!(consumer = self.name(), reason = %reason, "ack failed; the event will be redelivered and skipped");
         }
+    }
+
+    /// `nack(requeue=true)` after `pause`: the message goes back on its queue when the fault
+    /// is not the event's (the database, the broker), and waiting first keeps that from
+    /// becoming a hot loop.
+    async fn requeue_after(&self, pause: Duration, delivery: &Delivery, event_type: &str) {
+        tokio::time::sleep(pause).await;
+        let _ = delivery
+            .acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                multiple: false,
+            })
+            .await;
+        self.consumed(event_type, "requeued");
     }
 
     /// `nack(requeue=false)`: the queue's dead-letter settings route it to `<queue>.dlq`.
@@ -918,17 +936,9 @@ where
     handle.set_consuming(true);
     tracing::info!(queue = %queue, "broadcast listener subscribed");
     loop {
-        let next = tokio::select! {
-            d = consumer.next() => d,
-            _ = channel_down(&channel) => Some(Err(lapin::ErrorKind::InvalidChannelState(
-                lapin::ChannelState::Reconnecting,
-                "channel went down",
-            ).into())),
-            _ = handle.stopped() => {
-                close_channel(&channel).await;
-                return SessionEnd::Stop;
-            }
-            _ = broker.shutdown_signal() => return SessionEnd::Stop,
+        let next = match next_delivery(&mut consumer, &channel, handle, broker).await {
+            Ok(next) => next,
+            Err(end) => return end,
         };
         match next {
             Some(Ok(delivery)) => match serde_json::from_slice::<Envelope>(&delivery.data) {

@@ -285,27 +285,19 @@ mod tests {
         let http = reqwest::Client::new();
         let url = format!("{}/chat/completions", fake.base_url);
         let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1});
+        let chat = async |key: &str, body: &Value| {
+            let request = http.post(&url).bearer_auth(key).json(body);
+            request.send().await.unwrap()
+        };
 
-        let ok = http
-            .post(&url)
-            .bearer_auth("sk-test-valid-1234")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let ok = chat("sk-test-valid-1234", &body).await;
         assert_eq!(ok.status(), 200);
         let v: Value = ok.json().await.unwrap();
         assert_eq!(v["model"], "gpt-4o-mini");
         assert_eq!(v["object"], "chat.completion");
         assert_eq!(v["usage"]["completion_tokens"], 1);
 
-        let bad = http
-            .post(&url)
-            .bearer_auth("sk-test-wrong-9876")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let bad = chat("sk-test-wrong-9876", &body).await;
         assert_eq!(bad.status(), 401);
         let v: Value = bad.json().await.unwrap();
         assert_eq!(v["error"]["code"], "invalid_api_key");
@@ -315,13 +307,11 @@ mod tests {
         let none = http.post(&url).json(&body).send().await.unwrap();
         assert_eq!(none.status(), 401);
 
-        let no_messages = http
-            .post(&url)
-            .bearer_auth("sk-test-valid-1234")
-            .json(&json!({"model": "gpt-4o-mini", "messages": []}))
-            .send()
-            .await
-            .unwrap();
+        let no_messages = chat(
+            "sk-test-valid-1234",
+            &json!({"model": "gpt-4o-mini", "messages": []}),
+        )
+        .await;
         assert_eq!(no_messages.status(), 400);
         assert_eq!(fake.calls(), 4);
     }

@@ -29,7 +29,7 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
+use actix_web::{HttpRequest, HttpResponse, dev::ServerHandle, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::watch;
@@ -208,9 +208,8 @@ impl FakeVendor {
             }),
         });
         let data = web::Data::from(Arc::clone(&shared));
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
+        let server = zimmer_service::fake::server(listener, move |cfg| {
+            cfg.app_data(data.clone())
                 .route("/provision", web::post().to(provision))
                 .route("/health", web::get().to(health))
                 .route("/simulate/consume", web::post().to(simulate_consume))
@@ -220,13 +219,8 @@ impl FakeVendor {
                 .route("/control", web::put().to(control))
                 // For process supervisors (and the test kit's readiness wait).
                 .route("/readyz", web::get().to(HttpResponse::Ok))
-                .route("/healthz", web::get().to(HttpResponse::Ok))
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)?
-        .run();
+                .route("/healthz", web::get().to(HttpResponse::Ok));
+        })?;
         let handle = server.handle();
         let host = if config.host == "0.0.0.0" {
             "127.0.0.1"

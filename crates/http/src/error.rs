@@ -19,6 +19,10 @@ pub struct FieldError {
     pub message: Cow<'static, str>,
 }
 
+/// A 503's `Retry-After`: dependencies that blink (a pool refill, a broker reconnect) are
+/// back within seconds.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 2;
+
 /// The one error type of every service. It renders `{"detail", "code"}` (plus `errors` on 422
 /// and `request_id` on 5xx) with the right status; the cause of a 5xx goes to the log only.
 pub struct ApiError {
@@ -75,8 +79,13 @@ impl ApiError {
         e.retry_after = Some(retry_after_secs.max(1));
         e
     }
+    /// 503: a dependency (database, broker, keys) is out for now. It says when to try again
+    /// (`Retry-After`), as a 429 does, so clients back off instead of hammering a blink
+    /// (docs/operations.md).
     pub fn unavailable(detail: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail);
+        e.retry_after = Some(UNAVAILABLE_RETRY_SECS);
+        e
     }
     /// 422 with one message for the whole body and per-field errors.
     pub fn validation(errors: Vec<FieldError>) -> Self {
@@ -217,5 +226,24 @@ impl From<anyhow::Error> for ApiError {
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         Self::internal(anyhow::anyhow!("{e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_503_says_when_to_retry_and_a_404_does_not() {
+        let res = ApiError::unavailable("down")
+            .with_code("keys_unavailable")
+            .error_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            res.headers().get("Retry-After").map(|v| v.as_bytes()),
+            Some(&b"2"[..])
+        );
+        let res = ApiError::not_found("gone").error_response();
+        assert!(res.headers().get("Retry-After").is_none());
     }
 }

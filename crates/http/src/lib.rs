@@ -3,6 +3,8 @@
 //! trace context, logs, metrics), health/readiness/metrics routes, input validation helpers
 //! and the server bootstrap.
 
+pub mod body;
+mod client;
 mod error;
 mod internal;
 pub mod local_cache;
@@ -14,10 +16,12 @@ mod server;
 mod time_bound;
 pub mod validate;
 
+pub use body::{deserialize_error, json_body, optional_json};
+pub use client::client_ip;
 pub use error::{ApiError, ApiResult, FieldError, request_id};
 pub use internal::InternalCaller;
 pub use middleware::Observability;
-pub use paging::{PageQuery, Paged};
+pub use paging::{PageQuery, Paged, Window, WindowPage};
 pub use probes::{Check, Probes};
 pub use server::{bind, default_service, extractor_configs, probe_routes};
 pub use time_bound::time_bound;

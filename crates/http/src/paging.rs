@@ -55,6 +55,57 @@ impl<T> Paged<T> {
     }
 }
 
+/// Where a page of a list stands, in both vocabularies: `limit`/`offset` (what list UIs send)
+/// and `page`/`page_size` (docs/api.md). Each list decides which one wins when both are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Window {
+    pub limit: i64,
+    pub offset: i64,
+    pub page: i64,
+    pub page_size: i64,
+}
+
+impl Window {
+    /// `limit` items from `offset` (`limit` at least 1), on the page they start in.
+    pub fn at(limit: i64, offset: i64) -> Self {
+        Self {
+            limit,
+            offset,
+            page: offset / limit + 1,
+            page_size: limit,
+        }
+    }
+
+    /// The page `query` asks for.
+    pub fn of(query: &PageQuery) -> Self {
+        Self {
+            limit: query.limit(),
+            offset: query.offset(),
+            page: query.page(),
+            page_size: query.page_size(),
+        }
+    }
+
+    /// The answer `{items, total, page, page_size, limit, offset}`.
+    pub fn answer<T>(self, items: Vec<T>, total: i64) -> WindowPage<T> {
+        WindowPage {
+            items,
+            total,
+            window: self,
+        }
+    }
+}
+
+/// A list page with its [`Window`] in both vocabularies. Also a route's documented answer
+/// (`.ok::<WindowPage<Item>>()`, documented as `WindowPage_Item`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WindowPage<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    #[serde(flatten)]
+    pub window: Window,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +122,17 @@ mod tests {
             page_size: None,
         };
         assert_eq!((q.page(), q.page_size(), q.offset()), (3, 20, 40));
+        assert_eq!(Window::of(&q), Window::at(20, 40));
+    }
+
+    #[test]
+    fn window_answer_carries_both_vocabularies() {
+        let page = Window::at(10, 25).answer(vec![1], 31);
+        assert_eq!(
+            serde_json::to_value(page).unwrap(),
+            serde_json::json!({
+                "items": [1], "total": 31, "page": 3, "page_size": 10, "limit": 10, "offset": 25,
+            })
+        );
     }
 }

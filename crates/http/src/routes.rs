@@ -95,10 +95,27 @@ pub enum Caller {
 pub type SchemaFn = fn(&mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema>;
 
 fn schema_ref<T: ToSchema>(components: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
-    let name = T::name();
-    components.push((name.to_string(), T::schema()));
+    let name = component_name::<T>();
+    components.push((name.clone(), T::schema()));
     T::schemas(components);
     RefOr::Ref(Ref::from_schema_name(name))
+}
+
+/// utoipa names a generic type by its bare name (`WindowPage`), so two lists in one document
+/// would overwrite each other's schema: a generic's name gains its arguments' type names
+/// (`WindowPage_PaymentView`).
+fn component_name<T: ToSchema>() -> String {
+    let base = T::name().into_owned();
+    let full = std::any::type_name::<T>();
+    let Some((_, args)) = full.split_once('<') else {
+        return base;
+    };
+    let args: Vec<&str> = args
+        .split(['<', '>', ','])
+        .map(|a| a.trim().rsplit("::").next().unwrap_or(a))
+        .filter(|a| !a.is_empty())
+        .collect();
+    format!("{base}_{}", args.join("_"))
 }
 
 fn schema_list<T: ToSchema>(components: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
@@ -692,4 +709,22 @@ struct ErrorBody {
 struct FieldErrorBody {
     field: String,
     message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Window, WindowPage};
+
+    #[test]
+    fn generic_schemas_are_named_by_their_arguments() {
+        assert_eq!(component_name::<Window>(), "Window");
+        assert_eq!(component_name::<WindowPage<Window>>(), "WindowPage_Window");
+        let mut components = Vec::new();
+        let RefOr::Ref(r) = schema_ref::<WindowPage<Window>>(&mut components) else {
+            panic!("a reference");
+        };
+        assert_eq!(r.ref_location, "#/components/schemas/WindowPage_Window");
+        assert!(components.iter().any(|(n, _)| n == "Window"));
+    }
 }

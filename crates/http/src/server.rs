@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, error::JsonPayloadError, web};
 use zimmer_config::Settings;
 use zimmer_telemetry::Metrics;
 
-use crate::{ApiError, Probes};
+use crate::{ApiError, Probes, body::deserialize_error};
 
 /// Binds the configured address; port 0 picks a free port (tests).
 pub fn bind(settings: &Settings) -> std::io::Result<TcpListener> {
@@ -44,25 +44,8 @@ fn json_error(err: &JsonPayloadError) -> ApiError {
             "unsupported_media_type",
             "Content-Type must be application/json",
         ),
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            // Right syntax, wrong shape: a missing field or a wrong type.
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_error",
-                format!("Invalid request body: {}", strip_position(e)),
-            )
-        }
-        JsonPayloadError::Deserialize(_) => ApiError::bad_request("Malformed JSON body"),
+        JsonPayloadError::Deserialize(e) => deserialize_error(e),
         _ => ApiError::bad_request("Could not read the request body"),
-    }
-}
-
-/// serde's message without " at line 1 column 23" (noise for a person reading it).
-fn strip_position(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg,
     }
 }
 

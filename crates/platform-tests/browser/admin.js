@@ -67,20 +67,8 @@
     if (json !== undefined) init.body = JSON.stringify(json);
     if (how === 'AX') init.credentials = 'include';
     else init.credentials = 'omit';
-    const call = {
-      page: state.pages[state.pages.length - 1] || null,
-      how,
-      method,
-      path: path.split('?')[0],
-      status: 0,
-      expected: expect,
-      error: null,
-    };
-    state.calls.push(call);
-    const data = await recordedFetch(call, state.api + path, init);
-    show(`${how} ${method} ${path} → ${call.status}${call.error ? ' ' + call.error : ''}`);
-    checkRecorded(call, method, path, expect, data);
-    return data;
+    const page = state.pages[state.pages.length - 1] || null;
+    return recordedCall(state, show, method, path, init, { expect, extra: { page, how }, label: how + ' ' });
   }
 
   async function dashboard() {

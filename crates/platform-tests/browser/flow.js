@@ -72,21 +72,9 @@
     } else if (form) {
       body = form; // the browser sets multipart/form-data with its boundary
     }
-    const call = {
-      step: state.steps[state.steps.length - 1] || null,
-      method,
-      path: path.split('?')[0],
-      status: 0,
-      expected: expect,
-      error: null,
-    };
-    state.calls.push(call);
     const init = { method, headers, body, credentials: 'include' };
-    const data = await recordedFetch(call, state.api + path, init);
-    save();
-    show(`${method} ${path} → ${call.status}${call.error ? ' ' + call.error : ''}`);
-    checkRecorded(call, method, path, expect, data);
-    return data;
+    const step = state.steps[state.steps.length - 1] || null;
+    return recordedCall(state, show, method, path, init, { expect, extra: { step }, after: save });
   }
 
   async function firstVisit() {

@@ -22,6 +22,20 @@ async function recordedFetch(call, url, init) {
   return data;
 }
 
+// One whole recorded call to the gateway (`state.api`): its record pushed on `state.calls`
+// (status 0 until it answers), the fetch, `after` (the page's own bookkeeping), a line for
+// `show`, then checkRecorded. `extra` holds the page's own fields of the record (the step or
+// page, how it calls); `label` starts the shown line.
+async function recordedCall(state, show, method, path, init, { expect, extra = {}, label = '', after }) {
+  const call = { ...extra, method, path: path.split('?')[0], status: 0, expected: expect, error: null };
+  state.calls.push(call);
+  const data = await recordedFetch(call, state.api + path, init);
+  if (after) after();
+  show(`${label}${method} ${path} → ${call.status}${call.error ? ' ' + call.error : ''}`);
+  checkRecorded(call, method, path, expect, data);
+  return data;
+}
+
 // Throws, with the answer's reason, unless the call got one of the `expect`ed statuses.
 function checkRecorded(call, method, path, expect, data) {
   if (call.error || !expect.includes(call.status)) {

@@ -20,7 +20,10 @@ use actix_web::{
 use zimmer_config::Settings;
 use zimmer_db::DbPool;
 use zimmer_events::Broker;
-use zimmer_http::{Check, Observability, Probes};
+use zimmer_http::{
+    Check, Observability, Probes,
+    routes::{DocInfo, Route, RouteMeta},
+};
 use zimmer_jwt::{AuthState, Revocations, Verifier};
 use zimmer_redis::Redis;
 use zimmer_telemetry::Metrics;
@@ -299,6 +302,24 @@ impl Platform {
             platform: self,
             port,
             server,
+        })
+    }
+
+    /// [`Platform::serve`] for a service whose HTTP side is its state (as `web::Data`) and one
+    /// route table with its document ([`zimmer_http::routes::register`]).
+    pub fn serve_table<S, M>(
+        self,
+        state: S,
+        info: DocInfo,
+        table: &'static [Route<M>],
+    ) -> anyhow::Result<Application>
+    where
+        S: Clone + Send + 'static,
+        M: RouteMeta,
+    {
+        self.serve(move |cfg| {
+            cfg.app_data(web::Data::new(state.clone()));
+            zimmer_http::routes::register(cfg, info, table);
         })
     }
 }

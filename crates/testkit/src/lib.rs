@@ -363,6 +363,12 @@ pub trait Call {
     fn json_or_text(self) -> impl Future<Output = (reqwest::StatusCode, serde_json::Value)> + Send;
     /// Sends; the body as JSON, panicking when it is not JSON.
     fn json_body(self) -> impl Future<Output = serde_json::Value> + Send;
+    /// Sends; asserts the status is `expected` (the message shows the body); the body as
+    /// [`json_or_text`] reads it.
+    fn json_expecting(
+        self,
+        expected: reqwest::StatusCode,
+    ) -> impl Future<Output = serde_json::Value> + Send;
     /// Sends; the status only.
     fn status(self) -> impl Future<Output = reqwest::StatusCode> + Send;
     /// Sends; asserts the status is `expected` (the body is not read: a stream may never end).
@@ -386,6 +392,11 @@ impl Call for reqwest::RequestBuilder {
     }
     async fn json_body(self) -> serde_json::Value {
         self.call().await.json().await.expect("JSON body")
+    }
+    async fn json_expecting(self, expected: reqwest::StatusCode) -> serde_json::Value {
+        let (status, body) = self.json_or_text().await;
+        assert_eq!(status, expected, "{body}");
+        body
     }
     async fn status(self) -> reqwest::StatusCode {
         self.call().await.status()
@@ -440,6 +451,13 @@ pub fn metric_sum(text: &str, metric: &str, labels: &[(&str, &str)]) -> u64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
+}
+
+/// The text at `key` of the JSON object `v` (panics, showing `v`, when it is not a string).
+pub fn str_at<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text at `{key}` in {v}"))
 }
 
 /// Whether a 422 body's `errors` (an array, else this panics) name `field`.

@@ -71,5 +71,5 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         flows,
         users,
     };
-    platform.serve(move |cfg| routes::configure(cfg, state.clone()))
+    platform.serve_table(state, routes::DOC, routes::ROUTES)
 }

@@ -1,16 +1,12 @@
-use actix_web::web;
 use zimmer_http::{
     route,
-    routes::{self, DocInfo, Route},
+    routes::{DocInfo, Route},
 };
 
 use zimmer_events::contracts::internal::automations::{PasswordRecheck, PasswordRechecked};
 
-use crate::{
-    AppState,
-    handlers::{
-        TokenAnswer, UserView, account, email, internal, keys, password, recheck, session, twofa,
-    },
+use crate::handlers::{
+    TokenAnswer, UserView, account, email, internal, keys, password, recheck, session, twofa,
 };
 
 /// Every route of auth, as the gateway forwards them (docs/api.md "auth"; aliases from docs/panels.md),
@@ -116,8 +112,3 @@ pub const ROUTES: &[Route] = &[
     route!(POST "/internal/password-recheck" => recheck::password_recheck, "Re-check the acting staff member's own password `{password}` → `{user_id}`; wrong → 403 `wrong_password`, throttled like login (admin)")
         .body::<PasswordRecheck>().ok::<PasswordRechecked>(),
 ];
-
-pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
-    cfg.app_data(web::Data::new(state));
-    routes::register(cfg, DOC, ROUTES);
-}

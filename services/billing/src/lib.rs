@@ -43,5 +43,5 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         platform: platform.clone(),
         billing,
     };
-    platform.serve(move |cfg| routes::configure(cfg, state.clone()))
+    platform.serve_table(state, routes::DOC, routes::ROUTES)
 }

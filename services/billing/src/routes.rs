@@ -1,17 +1,13 @@
-use actix_web::web;
 use utoipa::ToSchema;
 use zimmer_http::{
     route,
-    routes::{self, DocInfo, Route},
+    routes::{DocInfo, Route},
 };
 
 use zimmer_events::contracts::internal::discounts::{DiscountPatch, NewDiscount};
-use zimmer_http::PageQuery;
+use zimmer_http::{PageQuery, WindowPage};
 
-use crate::{
-    AppState,
-    handlers::{PaymentView, callback, discounts, internal, payments},
-};
+use crate::handlers::{PaymentView, callback, discounts, internal, payments};
 
 /// Every route of billing, as the gateway forwards them (docs/api.md "billing", docs/panels.md).
 ///
@@ -47,7 +43,7 @@ pub const ROUTES: &[Route] = &[
         .public().ok::<CallbackAnswer>()
         .query::<callback::CallbackQuery>(),
     route!(GET "/api/user/payments" => payments::list, "The caller's payments, newest first: `limit`/`offset`/`order` or `page`/`page_size`")
-        .ok::<PaymentList>()
+        .ok::<WindowPage<PaymentView>>()
         .query::<payments::ListQuery>(),
     // Before `{id}`, which would otherwise take "summary".
     route!(GET "/api/user/payments/summary" => payments::summary, "Totals and the monthly spend (`months`, default 6)")
@@ -74,11 +70,6 @@ pub const ROUTES: &[Route] = &[
     route!(POST "/internal/reconcile" => internal::reconcile_now, "Run one reconciliation round now"),
 ];
 
-pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
-    cfg.app_data(web::Data::new(state));
-    routes::register(cfg, DOC, ROUTES);
-}
-
 // Shapes the handlers write with `json!`, described here for the document (docs/panels.md
 // "The user panel" reads them; crates/platform-tests checks the panel's fields are in them).
 
@@ -95,18 +86,6 @@ pub struct CallbackAnswer {
     amount: i64,
     tokens_purchased: i64,
     message: String,
-}
-
-/// `GET /api/user/payments`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct PaymentList {
-    items: Vec<PaymentView>,
-    total: i64,
-    page: i64,
-    page_size: i64,
-    limit: i64,
-    offset: i64,
 }
 
 /// One month of `GET /api/user/payments/summary`.

@@ -138,5 +138,5 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         consume,
         consume_total,
     };
-    platform.serve(move |cfg| routes::configure(cfg, state.clone()))
+    platform.serve_table(state, routes::DOC, routes::ROUTES)
 }

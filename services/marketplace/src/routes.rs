@@ -1,9 +1,8 @@
-use actix_web::web;
 use serde::Serialize;
 use utoipa::ToSchema;
 use zimmer_http::{
     route,
-    routes::{self, Caller, DocInfo, Route},
+    routes::{Caller, DocInfo, Route},
 };
 
 use zimmer_events::contracts::internal::{
@@ -16,7 +15,6 @@ use zimmer_events::contracts::internal::{
 };
 
 use crate::{
-    AppState,
     handlers::{
         UserAutomationView, catalogue, consume, fallbacks, internal, kb_monitoring, knowledge,
         mine, usage,
@@ -147,11 +145,6 @@ pub const ROUTES: &[Route] = &[
     route!(GET "/internal/kb/history/stats" => kb_monitoring::stats, "KB history stats").query::<kb_monitoring::KbQuery>(),
     route!(GET "/internal/kb/history/chart-data" => kb_monitoring::chart, "KB history as chart data").query::<kb_monitoring::KbQuery>(),
 ];
-
-pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
-    cfg.app_data(web::Data::new(state));
-    routes::register(cfg, DOC, ROUTES);
-}
 
 // Shapes the handlers write with `json!` or wrap, described here for the document
 // (docs/panels.md "The user panel" reads them; crates/platform-tests checks the panel's fields

@@ -54,5 +54,5 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         hub,
         relay: relay.clone(),
     };
-    platform.serve(move |cfg| routes::configure(cfg, state.clone()))
+    platform.serve_table(state, routes::DOC, routes::ROUTES)
 }

@@ -1,8 +1,7 @@
-use actix_web::web;
 use utoipa::ToSchema;
 use zimmer_http::{
-    route,
-    routes::{self, DocInfo, Route},
+    WindowPage, route,
+    routes::{DocInfo, Route},
 };
 
 use zimmer_events::contracts::internal::notifications::{
@@ -10,7 +9,6 @@ use zimmer_events::contracts::internal::notifications::{
 };
 
 use crate::{
-    AppState,
     domain::views::{MessageView, NotificationView, TicketView},
     handlers::{ListPaging, internal, notifications, stream, tickets},
 };
@@ -53,7 +51,7 @@ pub const ROUTES: &[Route] = &[
     route!(GET "/api/tickets/{id}/messages/{message_id}/attachment" => tickets::attachment, "A message's attachment, as a download")
         .answers_as::<Binary>(&["application/octet-stream"]),
     route!(GET "/api/notifications" => notifications::list, "The caller's notifications, newest first: `limit`/`offset` or paging, `type`, `read`")
-        .ok::<NotificationList>()
+        .ok::<WindowPage<NotificationView>>()
         .query::<notifications::ListQuery>().query::<ListPaging>(),
     route!(GET "/api/notifications/stream" => stream::stream, "Server-Sent Events: one default event per new notification (data = the notification); `?token=` or Bearer")
         .answers_as::<NotificationView>(&["text/event-stream"])
@@ -74,11 +72,6 @@ pub const ROUTES: &[Route] = &[
         .body::<internal::ActingMessage>().created::<MessageView>(),
 ];
 
-pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
-    cfg.app_data(web::Data::new(state));
-    routes::register(cfg, DOC, ROUTES);
-}
-
 // Shapes the handlers write with `json!`, described here for the document (docs/panels.md
 // "The user panel" reads them; crates/platform-tests checks the panel's fields are in them).
 
@@ -90,18 +83,6 @@ pub struct TicketList {
     total: i64,
     page: i64,
     page_size: i64,
-}
-
-/// `GET /api/notifications`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct NotificationList {
-    items: Vec<NotificationView>,
-    total: i64,
-    page: i64,
-    page_size: i64,
-    limit: i64,
-    offset: i64,
 }
 
 #[derive(ToSchema)]

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use zimmer_contracts::internal::automations as contract;
+
 use crate::schema::{automations, token_ledger, user_automations};
 
 /// An automation of the catalogue, as stored (the service token only as its SHA-256).
@@ -32,6 +34,39 @@ pub struct Automation {
     pub dashboard_url: Option<String>,
     /// The token's last four characters (for `service_token_masked`), set with the hash.
     pub service_token_tail: Option<String>,
+}
+
+/// The row as staff see it, in the marketplace's internal API and the admin's own reads alike:
+/// everything but the token hash; the token as `****` + its tail.
+impl From<Automation> for contract::Automation {
+    fn from(a: Automation) -> Self {
+        let has_service_token = a.service_token_hash.is_some();
+        let service_token_masked = has_service_token
+            .then(|| contract::masked(a.service_token_tail.as_deref().unwrap_or_default()));
+        Self {
+            id: a.id,
+            name: a.name,
+            description: a.description,
+            pricing_type: a.pricing_type,
+            price_per_token: a.price_per_token,
+            demo_tokens: a.demo_tokens,
+            status: a.status,
+            is_listed: a.is_listed,
+            health_status: a.health_status,
+            last_health_at: a.last_health_at,
+            provision_url: a.provision_url,
+            health_check_url: a.health_check_url,
+            api_base_url: a.api_base_url,
+            api_usage_url: a.api_usage_url,
+            api_kb_status_url: a.api_kb_status_url,
+            api_kb_reset_url: a.api_kb_reset_url,
+            dashboard_url: a.dashboard_url,
+            has_service_token,
+            service_token_masked,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
 }
 
 #[derive(Debug, Insertable)]
@@ -137,4 +172,49 @@ pub struct NewLedgerEntry<'a> {
     pub meta: &'a serde_json::Value,
     pub actor_id: Option<i64>,
     pub reason: Option<&'a str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(hash: Option<Vec<u8>>, tail: Option<&str>) -> Automation {
+        let now = Utc::now();
+        Automation {
+            id: 7,
+            name: "Bot".into(),
+            description: String::new(),
+            pricing_type: "flat_fee".into(),
+            price_per_token: 5,
+            demo_tokens: 0,
+            status: "active".into(),
+            is_listed: true,
+            health_status: "unknown".into(),
+            last_health_at: None,
+            provision_url: None,
+            health_check_url: None,
+            service_token_hash: hash,
+            created_at: now,
+            updated_at: now,
+            api_base_url: None,
+            api_usage_url: None,
+            api_kb_status_url: None,
+            api_kb_reset_url: None,
+            dashboard_url: None,
+            service_token_tail: tail.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn staff_see_the_token_only_as_its_masked_tail() {
+        let with = contract::Automation::from(row(Some(vec![1; 32]), Some("WXYZ")));
+        assert!(with.has_service_token);
+        assert_eq!(with.service_token_masked.as_deref(), Some("****WXYZ"));
+        // A token issued before tails were stored.
+        let old = contract::Automation::from(row(Some(vec![1; 32]), None));
+        assert_eq!(old.service_token_masked.as_deref(), Some("****"));
+        let without = contract::Automation::from(row(None, Some("WXYZ")));
+        assert!(!without.has_service_token);
+        assert_eq!(without.service_token_masked, None);
+    }
 }

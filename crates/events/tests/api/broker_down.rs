@@ -9,14 +9,15 @@
 
 use crate::common;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use common::{Probe, TestDb, WAIT, amqp_settings, eventually};
 use diesel_async::AsyncConnection;
+use lapin::Connection;
 use serde_json::json;
 use uuid::Uuid;
 use zimmer_config::{AmqpSettings, Secret};
-use zimmer_events::{Broker, BrokerOptions, OutboxRelay, enqueue};
+use zimmer_events::{Broker, BrokerOptions, OutboxRelay, RelayHandle, enqueue};
 use zimmer_telemetry::Metrics;
 
 const PRODUCER: &str = "tester";
@@ -26,6 +27,11 @@ async fn enqueue_committed(db: &TestDb, event_type: &str) -> Uuid {
     conn.transaction(async |c| enqueue(c, PRODUCER, event_type, &json!({"k": "v"})).await)
         .await
         .unwrap()
+}
+
+/// The relay of [`PRODUCER`] on the test's database.
+fn relay(db: &TestDb, broker: &Broker, metrics: &Metrics) -> RelayHandle {
+    OutboxRelay::spawn(db.pool.clone(), broker.clone(), PRODUCER, metrics.clone())
 }
 
 fn unpublished(id: Uuid) -> String {
@@ -80,12 +86,7 @@ async fn unreachable_broker_never_blocks_commits_and_events_go_out_once_it_is_ba
 
     // Starting against a dead broker neither fails nor blocks.
     let broker_down = Broker::start(&unreachable, "events-test");
-    let relay_down = OutboxRelay::spawn(
-        db.pool.clone(),
-        broker_down.clone(),
-        PRODUCER,
-        metrics.clone(),
-    );
+    let relay_down = relay(&db, &broker_down, &metrics);
 
     let id = enqueue_committed(&db, "test.while_down").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -111,98 +112,90 @@ async fn unreachable_broker_never_blocks_commits_and_events_go_out_once_it_is_ba
     // "Back": a relay with a working broker on the same database.
     let mut probe = Probe::bind(&good, "#").await;
     let broker_up = Broker::start(&good, "events-test");
-    let _relay_up = OutboxRelay::spawn(
-        db.pool.clone(),
-        broker_up.clone(),
-        PRODUCER,
-        metrics.clone(),
-    );
+    let _relay_up = relay(&db, &broker_up, &metrics);
 
     assert_published_once(&mut probe, &db, id, WAIT, "the kept event is published").await;
     assert!(broker_up.is_connected() && !broker_down.is_connected());
     assert!(relay_down.is_running());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relay_resumes_by_itself_after_a_broker_outage() {
+/// A relay on the test's database publishing through a proxy the test can take down, and a
+/// probe that talks to RabbitMQ directly, so it sees what arrives during the outage. Fields in
+/// the order they drop: the relay stops before the broker, the database goes last.
+struct Proxied {
+    relay: RelayHandle,
+    probe: Probe,
+    broker: Broker,
+    /// The broker's first connection.
+    first: Arc<Connection>,
+    proxy: common::Proxy,
+    db: TestDb,
+}
+
+async fn proxied_relay(options: BrokerOptions) -> Proxied {
     common::init_telemetry();
     let db = TestDb::new().await;
-    // The probe talks to RabbitMQ directly, so it sees what arrives during the outage.
     let (proxy, settings, direct) = common::proxied().await;
-    let metrics = Metrics::new("events-test");
-    let broker = Broker::start(&settings, "events-test");
-    broker.wait_connected(WAIT).await.unwrap();
-    let mut probe = Probe::bind(&direct, "#").await;
-    let relay = OutboxRelay::spawn(db.pool.clone(), broker.clone(), PRODUCER, metrics.clone());
+    let broker = Broker::start_with(&settings, "events-test", options);
+    let first = broker.wait_connected(WAIT).await.unwrap();
+    let probe = Probe::bind(&direct, "#").await;
+    let relay = relay(&db, &broker, &Metrics::new("events-test"));
+    Proxied {
+        relay,
+        probe,
+        broker,
+        first,
+        proxy,
+        db,
+    }
+}
 
-    let before = enqueue_committed(&db, "test.before").await;
-    assert_delivered(&mut probe, before, WAIT, "published while up").await;
+impl Proxied {
+    /// Takes the broker away for `outage` with an event committed meanwhile, which stays
+    /// unpublished; then brings it back: the event is published once within `within`.
+    async fn outage(&mut self, outage: Duration, within: Duration) {
+        self.proxy.down().await;
+        assert!(
+            eventually(WAIT, || async { !self.broker.is_connected() }).await,
+            "the outage is noticed"
+        );
+        let during = enqueue_committed(&self.db, "test.during").await;
+        tokio::time::sleep(outage).await;
+        assert!(!self.broker.is_connected());
+        assert_eq!(self.db.count(&unpublished(during)).await, 1);
+        self.proxy.up().await;
+        let what = "published after the broker is back";
+        assert_published_once(&mut self.probe, &self.db, during, within, what).await;
+    }
+}
 
-    proxy.down().await;
-    assert!(
-        eventually(WAIT, || async { !broker.is_connected() }).await,
-        "the outage is noticed"
-    );
-    let during = enqueue_committed(&db, "test.during").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(db.count(&unpublished(during)).await, 1);
-
-    proxy.up().await;
-    assert_published_once(
-        &mut probe,
-        &db,
-        during,
-        Duration::from_secs(90),
-        "published after the broker is back",
-    )
-    .await;
-    assert!(broker.is_connected());
-    assert!(relay.is_running());
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_resumes_by_itself_after_a_broker_outage() {
+    let mut rig = proxied_relay(BrokerOptions::default()).await;
+    let before = enqueue_committed(&rig.db, "test.before").await;
+    assert_delivered(&mut rig.probe, before, WAIT, "published while up").await;
+    rig.outage(Duration::from_secs(1), Duration::from_secs(90))
+        .await;
+    assert!(rig.broker.is_connected());
+    assert!(rig.relay.is_running());
 }
 
 /// An outage longer than lapin's own recovery retries: lapin 4.12 then leaves the connection
 /// stuck for ever (see `broker.rs`), so this proves the supervisor replaces it and the relay
-/// carries on by itself on the new connection. Recovery bounds are shortened to keep the test
-/// short; the mechanism is the same as with the defaults.
+/// carries on by itself on the new connection (recovery bounds shortened: `short_recovery`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_resumes_after_an_outage_longer_than_lapin_recovery() {
-    common::init_telemetry();
-    let db = TestDb::new().await;
-    let (proxy, settings, direct) = common::proxied().await;
-    let metrics = Metrics::new("events-test");
-    let options = BrokerOptions {
-        recovery_retries: 1,
-        recovery_max_delay: Duration::from_millis(500),
-        abandon_after: Duration::from_secs(3),
-    };
-    let broker = Broker::start_with(&settings, "events-test", options);
-    let first = broker.wait_connected(WAIT).await.unwrap();
-    let mut probe = Probe::bind(&direct, "#").await;
-    let relay = OutboxRelay::spawn(db.pool.clone(), broker.clone(), PRODUCER, metrics.clone());
-    let before = enqueue_committed(&db, "test.before").await;
-    assert!(probe.next(WAIT).await.is_some());
-    assert!(db.wait_count(&published(before), 1).await);
-
-    proxy.down().await;
-    let during = enqueue_committed(&db, "test.during").await;
+    let mut rig = proxied_relay(common::short_recovery()).await;
+    let before = enqueue_committed(&rig.db, "test.before").await;
+    assert!(rig.probe.next(WAIT).await.is_some());
+    assert!(rig.db.wait_count(&published(before), 1).await);
     // Longer than lapin's retries and than `abandon_after`.
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    assert!(!broker.is_connected());
-    assert_eq!(db.count(&unpublished(during)).await, 1);
-    proxy.up().await;
-
-    assert_published_once(
-        &mut probe,
-        &db,
-        during,
-        Duration::from_secs(60),
-        "published after the outage",
-    )
-    .await;
-    let second = broker.wait_connected(WAIT).await.unwrap();
+    rig.outage(Duration::from_secs(8), Duration::from_secs(60))
+        .await;
+    let second = rig.broker.wait_connected(WAIT).await.unwrap();
     assert!(
-        !std::sync::Arc::ptr_eq(&first, &second),
+        !Arc::ptr_eq(&rig.first, &second),
         "a new connection replaced the stuck one"
     );
-    assert!(relay.is_running());
+    assert!(rig.relay.is_running());
 }

@@ -13,7 +13,7 @@ use common::{
     RecordingHandler, TestDb, WAIT, amqp_settings, connect, eventually, get_one, publish_envelope,
     publish_raw, publisher_channel,
 };
-use lapin::{Channel, Connection};
+use lapin::{Channel, Connection, message::Delivery};
 use serde_json::json;
 use zimmer_config::AmqpSettings;
 use zimmer_events::{
@@ -66,6 +66,16 @@ impl Ctx {
         assert!(consumer.wait_consuming(WAIT).await);
         consumer
     }
+    /// A subscribed consumer `name` of [`EVENT`] with `handler`, and the handler to look at.
+    async fn recording(
+        &self,
+        name: &'static str,
+        handler: RecordingHandler,
+    ) -> (Arc<RecordingHandler>, ConsumerHandle) {
+        let handler = Arc::new(handler);
+        let spec = ConsumerSpec::new(name, [EVENT]);
+        (handler.clone(), self.consuming(spec, handler).await)
+    }
     fn consumed(&self, consumer: &str, outcome: &str) -> u64 {
         self.consumed_type(consumer, EVENT, outcome)
     }
@@ -84,6 +94,18 @@ impl Ctx {
     fn dlq(&self, consumer: &str) -> String {
         topology::dead_letter_queue_name(&topology::queue_name(&self.settings, consumer))
     }
+    /// The next message in `consumer`'s dead-letter queue, waiting up to `within`.
+    async fn dlq_message(&self, consumer: &str, within: Duration) -> Option<Delivery> {
+        get_one(&self.channel, &self.dlq(consumer), within).await
+    }
+    /// The message that must reach `consumer`'s dead-letter queue within [`WAIT`], and the
+    /// envelope it carries.
+    async fn dead_envelope(&self, consumer: &str) -> (Delivery, Envelope) {
+        let dead = self.dlq_message(consumer, WAIT).await;
+        let dead = dead.unwrap_or_else(|| panic!("nothing in {consumer}'s dead-letter queue"));
+        let envelope = serde_json::from_slice(&dead.data).unwrap();
+        (dead, envelope)
+    }
     async fn inbox(&self, consumer: &str) -> i64 {
         self.db
             .count(&format!(
@@ -99,10 +121,7 @@ impl Ctx {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_five_times_has_one_effect() {
     let c = ctx().await;
-    let handler = Arc::new(RecordingHandler::default());
-    let consumer = c
-        .consuming(ConsumerSpec::new("idempotent", [EVENT]), handler.clone())
-        .await;
+    let (handler, consumer) = c.recording("idempotent", RecordingHandler::default()).await;
 
     let envelope = Envelope::new("tester", EVENT, json!({"k": 1}));
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
@@ -143,13 +162,11 @@ async fn the_same_event_five_times_has_one_effect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried_with_backoff_and_applied_once() {
     let c = ctx().await;
-    let handler = Arc::new(RecordingHandler {
+    let flaky = RecordingHandler {
         fail_transient_first: 2,
         ..Default::default()
-    });
-    let _consumer = c
-        .consuming(ConsumerSpec::new("flaky", [EVENT]), handler.clone())
-        .await;
+    };
+    let (handler, _consumer) = c.recording("flaky", flaky).await;
 
     let envelope = Envelope::new("tester", EVENT, json!({}));
     let started = Instant::now();
@@ -169,7 +186,7 @@ async fn transient_failures_are_retried_with_backoff_and_applied_once() {
     assert!(elapsed >= Duration::from_millis(2900), "{elapsed:?}");
     assert_eq!(c.dead_lettered("flaky", EVENT), 0);
     assert!(
-        get_one(&c.channel, &c.dlq("flaky"), Duration::from_millis(500))
+        c.dlq_message("flaky", Duration::from_millis(500))
             .await
             .is_none()
     );
@@ -178,20 +195,15 @@ async fn transient_failures_are_retried_with_backoff_and_applied_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_failure_goes_to_the_dead_letter_queue_at_once() {
     let c = ctx().await;
-    let handler = Arc::new(RecordingHandler {
+    let doomed = RecordingHandler {
         fail_permanently: true,
         ..Default::default()
-    });
-    let consumer = c
-        .consuming(ConsumerSpec::new("doomed", [EVENT]), handler.clone())
-        .await;
+    };
+    let (handler, consumer) = c.recording("doomed", doomed).await;
 
     let envelope = Envelope::new("tester", EVENT, json!({"bad": true}));
     c.publish(&envelope).await;
-    let dead = get_one(&c.channel, &c.dlq("doomed"), WAIT)
-        .await
-        .expect("the message is in the DLQ");
-    let back: Envelope = serde_json::from_slice(&dead.data).unwrap();
+    let (_, back) = c.dead_envelope("doomed").await;
     assert_eq!(back, envelope);
     assert_eq!(c.dead_lettered("doomed", EVENT), 1);
     assert_eq!(c.consumed("doomed", "dead_lettered"), 1);
@@ -222,10 +234,7 @@ async fn retries_are_bounded_then_the_event_is_dead_lettered() {
 
     let envelope = Envelope::new("tester", EVENT, json!({}));
     c.publish(&envelope).await;
-    let dead = get_one(&c.channel, &c.dlq("hopeless"), WAIT)
-        .await
-        .expect("dead-lettered after the retries");
-    let back: Envelope = serde_json::from_slice(&dead.data).unwrap();
+    let (dead, back) = c.dead_envelope("hopeless").await;
     assert_eq!(back.id, envelope.id);
     let retries = dead
         .properties
@@ -242,10 +251,7 @@ async fn retries_are_bounded_then_the_event_is_dead_lettered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unparseable_message_is_dead_lettered_and_counted() {
     let c = ctx().await;
-    let handler = Arc::new(RecordingHandler::default());
-    let _consumer = c
-        .consuming(ConsumerSpec::new("strict", [EVENT]), handler.clone())
-        .await;
+    let (handler, _consumer) = c.recording("strict", RecordingHandler::default()).await;
 
     publish_raw(
         &c.channel,
@@ -255,9 +261,7 @@ async fn an_unparseable_message_is_dead_lettered_and_counted() {
         lapin::BasicProperties::default(),
     )
     .await;
-    let dead = get_one(&c.channel, &c.dlq("strict"), WAIT)
-        .await
-        .expect("in the DLQ");
+    let dead = c.dlq_message("strict", WAIT).await.expect("in the DLQ");
     assert_eq!(dead.data, b"{not json");
     assert_eq!(c.dead_lettered("strict", "unparseable"), 1);
     assert_eq!(handler.calls(), 0);
@@ -271,21 +275,19 @@ async fn an_unparseable_message_is_dead_lettered_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_listener_gets_its_event_types_only() {
     let c = ctx().await;
-    let seen = Arc::new(Mutex::new(Vec::<Envelope>::new()));
-    let sink = seen.clone();
-    let listener = spawn_broadcast_listener(
-        c.broker.clone(),
-        vec!["session.revoked".to_owned()],
-        move |e| sink.lock().unwrap().push(e),
-    );
+    // A listener of `session.revoked` and what it got.
+    let listen = || {
+        let seen = Arc::new(Mutex::new(Vec::<Envelope>::new()));
+        let sink = seen.clone();
+        let bindings = vec!["session.revoked".to_owned()];
+        let listener = spawn_broadcast_listener(c.broker.clone(), bindings, move |e| {
+            sink.lock().unwrap().push(e);
+        });
+        (seen, listener)
+    };
+    let (seen, listener) = listen();
     // A second instance: every instance gets every event.
-    let seen2 = Arc::new(Mutex::new(Vec::<Envelope>::new()));
-    let sink2 = seen2.clone();
-    let listener2 = spawn_broadcast_listener(
-        c.broker.clone(),
-        vec!["session.revoked".to_owned()],
-        move |e| sink2.lock().unwrap().push(e),
-    );
+    let (seen2, listener2) = listen();
     assert!(listener.wait_consuming(WAIT).await);
     assert!(listener2.wait_consuming(WAIT).await);
 
@@ -384,10 +386,7 @@ async fn an_unknown_event_version_is_dead_lettered_not_guessed_at() {
     c.publish(&newer).await;
     c.publish(&known).await;
 
-    let dead = get_one(&c.channel, &c.dlq("versioned"), WAIT)
-        .await
-        .expect("the unknown version is in the DLQ");
-    let back: Envelope = serde_json::from_slice(&dead.data).unwrap();
+    let (_, back) = c.dead_envelope("versioned").await;
     assert_eq!(back.id, newer.id);
     assert_eq!(back.version, 2);
     assert!(
@@ -403,7 +402,7 @@ async fn an_unknown_event_version_is_dead_lettered_not_guessed_at() {
     // Not retried: nothing waits in the retry queue and nothing else reaches the DLQ.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        get_one(&c.channel, &c.dlq("versioned"), Duration::from_millis(300))
+        c.dlq_message("versioned", Duration::from_millis(300))
             .await
             .is_none()
     );

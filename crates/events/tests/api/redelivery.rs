@@ -12,7 +12,9 @@ use common::{
 };
 use futures_util::StreamExt;
 use serde_json::json;
-use zimmer_events::{Broker, BrokerOptions, ConsumerSpec, Envelope, Outcome, apply_once, topology};
+use zimmer_events::{
+    Broker, BrokerOptions, ConsumerHandle, ConsumerSpec, Envelope, Outcome, apply_once, topology,
+};
 use zimmer_telemetry::Metrics;
 
 const EVENT: &str = "test.happened";
@@ -22,6 +24,23 @@ fn consumed(metrics: &Metrics, consumer: &str, outcome: &str) -> u64 {
         .events_consumed
         .with_label_values(&[consumer, EVENT, outcome])
         .get()
+}
+
+/// The real consumer `name` of [`EVENT`], on the test's database and broker.
+fn consumer_of(
+    db: &TestDb,
+    broker: &Broker,
+    metrics: &Metrics,
+    name: &'static str,
+    handler: Arc<RecordingHandler>,
+) -> ConsumerHandle {
+    common::spawn_on(
+        db,
+        broker,
+        metrics,
+        ConsumerSpec::new(name, [EVENT]),
+        handler,
+    )
 }
 
 /// Deterministic: a "first instance" takes the delivery, applies it exactly as the consumer
@@ -70,13 +89,7 @@ async fn redelivery_after_commit_without_ack_is_a_noop() {
     assert_eq!(db.effects(envelope.id).await, 1);
 
     let broker = Broker::start(&settings, "events-test");
-    let consumer = common::spawn_on(
-        &db,
-        &broker,
-        &metrics,
-        ConsumerSpec::new(name, [EVENT]),
-        handler.clone(),
-    );
+    let consumer = consumer_of(&db, &broker, &metrics, name, handler.clone());
     assert!(
         eventually(WAIT, || async {
             consumed(&metrics, name, "duplicate") == 1
@@ -103,12 +116,7 @@ async fn consumer_survives_a_short_broker_outage_and_redelivery_is_a_noop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_survives_a_long_broker_outage_and_redelivery_is_a_noop() {
-    let options = BrokerOptions {
-        recovery_retries: 1,
-        recovery_max_delay: Duration::from_millis(500),
-        abandon_after: Duration::from_secs(3),
-    };
-    crash_between_commit_and_ack(Duration::from_secs(8), options).await;
+    crash_between_commit_and_ack(Duration::from_secs(8), common::short_recovery()).await;
 }
 
 async fn crash_between_commit_and_ack(outage: Duration, options: BrokerOptions) {
@@ -124,13 +132,7 @@ async fn crash_between_commit_and_ack(outage: Duration, options: BrokerOptions) 
     });
     let name = "survivor";
     let broker = Broker::start_with(&settings, "events-test", options);
-    let consumer = common::spawn_on(
-        &db,
-        &broker,
-        &metrics,
-        ConsumerSpec::new(name, [EVENT]),
-        handler.clone(),
-    );
+    let consumer = consumer_of(&db, &broker, &metrics, name, handler.clone());
     assert!(consumer.wait_consuming(WAIT).await);
 
     let conn = connect().await;

@@ -186,6 +186,24 @@ impl Fleet {
         }
     }
 
+    /// Every ERROR line of every instance's log (replaced ones too), named by file: what a
+    /// failed request's 5xx was about.
+    fn error_lines(&self) -> String {
+        let mut out = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(&self.logs.path)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            for line in text.lines().filter(|l| l.contains("ERROR")) {
+                out.push(format!("{}: {line}", name.as_deref().unwrap_or("?")));
+            }
+        }
+        out.join("\n")
+    }
+
     fn base(&self, service: &str) -> String {
         format!("http://127.0.0.1:{}", self.ports[service][0])
     }
@@ -776,7 +794,7 @@ async fn rolling_restarts_and_dependency_blinks_lose_no_request() {
     );
     assert!(
         failures.is_empty(),
-        "{} failed requests:\n{}\nthe gateway's 5xx answers and retries:\n{}",
+        "{} failed requests:\n{}\nthe gateway's 5xx answers and retries:\n{}\nthe services' errors:\n{}",
         failures.len(),
         failures.join("\n"),
         access_log
@@ -786,7 +804,8 @@ async fn rolling_restarts_and_dependency_blinks_lose_no_request() {
                 || l.contains("[warn]")
                 || l.contains("[error]"))
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n"),
+        fleet.error_lines()
     );
     for (i, s) in streams.iter().enumerate() {
         let ids = s.lock().unwrap().ids.clone();

@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use zimmer_db::models::marketplace::Automation as AutomationRow;
 use zimmer_events::contracts::internal::automations::{
     Automation, AutomationDeleted, AutomationInput, IssuedServiceToken, PasswordRecheck,
-    PasswordRechecked, Secret, ServiceTokenRemoved, masked,
+    PasswordRechecked, Secret, ServiceTokenRemoved,
 };
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{Listing, WHOLE_LIST, acting_token, listed, one_of, search_text, to_json};
+use super::{Listing, WHOLE_LIST, acting_token, found, listed, one_of, search_text, to_json};
 use crate::{
     AppState,
     clients::Service,
@@ -88,38 +88,10 @@ fn view(a: Automation, users_count: i64) -> AutomationView {
     }
 }
 
-/// A row read from the catalogue table, as the marketplace's internal API shows it (the same
-/// [`Automation`], so both reads give one view; marketplace's `domain::automations::staff_view`).
-fn from_row(a: AutomationRow) -> Automation {
-    let has_service_token = a.service_token_hash.is_some();
-    Automation {
-        id: a.id,
-        name: a.name,
-        description: a.description,
-        pricing_type: a.pricing_type,
-        price_per_token: a.price_per_token,
-        demo_tokens: a.demo_tokens,
-        status: a.status,
-        is_listed: a.is_listed,
-        health_status: a.health_status,
-        last_health_at: a.last_health_at,
-        provision_url: a.provision_url,
-        health_check_url: a.health_check_url,
-        api_base_url: a.api_base_url,
-        api_usage_url: a.api_usage_url,
-        api_kb_status_url: a.api_kb_status_url,
-        api_kb_reset_url: a.api_kb_reset_url,
-        dashboard_url: a.dashboard_url,
-        has_service_token,
-        service_token_masked: has_service_token
-            .then(|| masked(a.service_token_tail.as_deref().unwrap_or_default())),
-        created_at: a.created_at,
-        updated_at: a.updated_at,
-    }
-}
-
+/// A row read from the catalogue table, shown as the marketplace's internal API shows it (one
+/// row → [`Automation`] conversion in `zimmer_db`, so both reads give one view).
 fn row_view((a, users_count): (AutomationRow, i64)) -> AutomationView {
-    view(from_row(a), users_count)
+    view(Automation::from(a), users_count)
 }
 
 /// A call to the marketplace about automation `id`: `/internal/automations/{id}{rest}`.
@@ -194,9 +166,10 @@ pub async fn list(
 /// `GET /api/admin/automations/{id}`
 pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
     let mut conn = state.platform.pool.get().await?;
-    let row = q::get(&mut conn, path.into_inner())
-        .await?
-        .ok_or_else(|| ApiError::not_found("Automation not found"))?;
+    let row = found(
+        q::get(&mut conn, path.into_inner()).await?,
+        "Automation not found",
+    )?;
     Ok(HttpResponse::Ok().json(row_view(row)))
 }
 
@@ -208,11 +181,10 @@ pub async fn create(staff: Staff, state: web::Data<AppState>, raw: web::Bytes) -
     let body = to_json(&input)?;
     let call = OwnerCall::new(Service::Marketplace, Method::POST, "/internal/automations");
     let reply = call_owner(&state, &staff, call.body(&body).changes_stats(), |reply| {
-        let id = reply.body.get("id").and_then(Value::as_i64);
-        Audit::new(
+        Audit::of_answer(
             "automation.create",
             "automation",
-            id,
+            reply,
             audited_fields(&input),
         )
     })
@@ -290,6 +262,48 @@ fn shown_once(mut res: HttpResponseBuilder, body: impl Serialize) -> HttpResult 
     Ok(res.insert_header(("Cache-Control", "no-store")).json(body))
 }
 
+/// A dashboard button that replaces an automation's service token: the same mechanism as
+/// `/service-token`, audited as `action`, answered 200 with the new token under the button's
+/// own field names.
+struct TokenButton {
+    action: &'static str,
+    token: &'static str,
+    masked: &'static str,
+    /// The field of the issue time, for the button that shows it.
+    issued_at: Option<&'static str>,
+    message: &'static str,
+}
+
+const GENERATE: TokenButton = TokenButton {
+    action: "automation.issue_service_token",
+    token: "service_token",
+    masked: "service_token_masked",
+    issued_at: None,
+    message: "A new service token was issued; the previous one no longer works. It is shown only once.",
+};
+
+const ROTATE: TokenButton = TokenButton {
+    action: "automation.rotate_service_token",
+    token: "new_token",
+    masked: "masked_token",
+    issued_at: Some("rotated_at"),
+    message: "The service token was rotated; the previous one no longer works. It is shown only once.",
+};
+
+/// A new token for automation `id` through `button`, shown this once.
+async fn reissued(state: &AppState, staff: &Staff, id: i64, button: &TokenButton) -> HttpResult {
+    let issued = new_token(state, staff, id, button.action).await?;
+    let mut answer = serde_json::Map::new();
+    answer.insert(button.token.into(), to_json(&issued.service_token)?);
+    answer.insert(button.masked.into(), issued.service_token_masked.into());
+    answer.insert("automation_id".into(), issued.automation_id.into());
+    if let Some(field) = button.issued_at {
+        answer.insert(field.into(), to_json(&issued.issued_at)?);
+    }
+    answer.insert("message".into(), button.message.into());
+    shown_once(HttpResponse::Ok(), answer)
+}
+
 /// `POST /api/admin/automations/{id}/service-token` → 201 `{automation_id, service_token,
 /// service_token_masked, issued_at}`: shown this once (not cacheable); the previous token
 /// stops working.
@@ -316,17 +330,7 @@ pub async fn generate_service_token(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> HttpResult {
-    let id = path.into_inner();
-    let issued = new_token(&state, &staff, id, "automation.issue_service_token").await?;
-    shown_once(
-        HttpResponse::Ok(),
-        json!({
-            "service_token": issued.service_token,
-            "service_token_masked": issued.service_token_masked,
-            "automation_id": issued.automation_id,
-            "message": "A new service token was issued; the previous one no longer works. It is shown only once.",
-        }),
-    )
+    reissued(&state, &staff, path.into_inner(), &GENERATE).await
 }
 
 /// `POST /api/admin/automations/{id}/rotate-token` (no body) → `{new_token, masked_token,
@@ -336,18 +340,7 @@ pub async fn rotate_token(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> HttpResult {
-    let id = path.into_inner();
-    let issued = new_token(&state, &staff, id, "automation.rotate_service_token").await?;
-    shown_once(
-        HttpResponse::Ok(),
-        json!({
-            "new_token": issued.service_token,
-            "masked_token": issued.service_token_masked,
-            "automation_id": issued.automation_id,
-            "rotated_at": issued.issued_at,
-            "message": "The service token was rotated; the previous one no longer works. It is shown only once.",
-        }),
-    )
+    reissued(&state, &staff, path.into_inner(), &ROTATE).await
 }
 
 /// `DELETE /api/admin/automations/{id}/service-token` ("disconnect", no body) → `{message,

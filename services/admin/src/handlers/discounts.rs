@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use zimmer_events::contracts::internal::discounts::{
-    Discount, DiscountList, DiscountPatch, NewDiscount, RedemptionCounts, RedemptionList,
+    Discount, DiscountList, DiscountPatch, NewDiscount, Redemption, RedemptionList,
 };
 use zimmer_http::{ApiError, HttpResult};
 
@@ -27,25 +27,13 @@ use crate::{
 /// dashboard": the pages have no paging).
 const WHOLE_LIST: i64 = 500;
 
-/// A code in both vocabularies.
+/// A code in both vocabularies: billing's fields and the dashboard's names for them.
 #[derive(Debug, Serialize)]
 pub struct DiscountView {
-    pub id: i64,
-    pub code: String,
-    pub percent_off: i32,
-    pub active: bool,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub max_redemptions: Option<i32>,
-    pub per_user_limit: Option<i32>,
-    /// Empty: every automation.
-    pub automation_ids: Vec<i64>,
+    #[serde(flatten)]
+    pub discount: Discount,
     /// Reserved and confirmed redemptions (the ones that count toward the limits).
     pub redemptions_count: i64,
-    pub redemptions: RedemptionCounts,
-    pub description: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
     /// Always "percentage": we have no fixed-amount codes.
     pub discount_type: &'static str,
     pub discount_value: i32,
@@ -58,26 +46,14 @@ pub struct DiscountView {
 impl From<Discount> for DiscountView {
     fn from(d: Discount) -> Self {
         Self {
-            id: d.id,
             redemptions_count: d.redemptions.reserved + d.redemptions.confirmed,
-            redemptions: d.redemptions,
             discount_type: "percentage",
             discount_value: d.percent_off,
             is_active: d.active,
             valid_from: d.starts_at,
             valid_until: d.ends_at,
             max_uses: d.max_redemptions,
-            code: d.code,
-            percent_off: d.percent_off,
-            active: d.active,
-            starts_at: d.starts_at,
-            ends_at: d.ends_at,
-            max_redemptions: d.max_redemptions,
-            per_user_limit: d.per_user_limit,
-            automation_ids: d.automation_ids,
-            description: d.description,
-            created_at: d.created_at,
-            updated_at: d.updated_at,
+            discount: d,
         }
     }
 }
@@ -192,6 +168,12 @@ fn form<T: serde::de::DeserializeOwned>(m: Map<String, Value>) -> Result<T, ApiE
     })
 }
 
+/// A change to code `id` through billing.
+fn on_discount(method: Method, id: i64) -> OwnerCall<'static> {
+    let path = format!("/internal/discounts/{id}");
+    OwnerCall::new(Service::Billing, method, path)
+}
+
 /// Code `id` as billing has it (billing's refusal, as a 404, passed on).
 async fn read_discount(state: &AppState, id: i64) -> Result<Discount, ApiError> {
     let path = format!("/internal/discounts/{id}");
@@ -234,8 +216,7 @@ pub async fn create(
     let body = to_json(&new)?;
     let call = OwnerCall::new(Service::Billing, Method::POST, "/internal/discounts");
     let reply = call_owner(&state, &staff, call.body(&body), |reply| {
-        let id = reply.body.get("id").and_then(Value::as_i64);
-        Audit::new("discount.create", "discount", id, audited(&reply.body))
+        Audit::of_answer("discount.create", "discount", reply, audited(&reply.body))
     })
     .await?;
     let d: Discount = typed(Service::Billing, reply)?;
@@ -255,8 +236,7 @@ pub async fn update(
     let id = path.into_inner();
     let patch: DiscountPatch = form(from_dashboard(body.into_inner())?)?;
     let body = to_json(&patch)?;
-    let path = format!("/internal/discounts/{id}");
-    let call = OwnerCall::new(Service::Billing, Method::PUT, &path);
+    let call = on_discount(Method::PUT, id);
     let reply = call_owner(&state, &staff, call.body(&body), |_| {
         let details = json!({ "changes": audited(&body) });
         Audit::new("discount.update", "discount", Some(id), details)
@@ -270,8 +250,7 @@ pub async fn update(
 /// one (its redemptions are payment history).
 pub async fn delete(staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
     let id = path.into_inner();
-    let path = format!("/internal/discounts/{id}");
-    let call = OwnerCall::new(Service::Billing, Method::DELETE, &path);
+    let call = on_discount(Method::DELETE, id);
     let reply = call_owner(&state, &staff, call, |reply| {
         Audit::new("discount.delete", "discount", Some(id), reply.body.clone())
     })
@@ -282,22 +261,14 @@ pub async fn delete(staff: Staff, state: web::Data<AppState>, path: web::Path<i6
     Ok(HttpResponse::Ok().json(reply.body))
 }
 
-/// One redemption as the dashboard's redemptions page reads it.
+/// One redemption as the dashboard's redemptions page reads it: billing's fields, the code
+/// and the automation bought.
 #[derive(Debug, Serialize)]
 struct RedemptionView {
-    id: i64,
-    discount_id: i64,
-    user_id: i64,
+    #[serde(flatten)]
+    redemption: Redemption,
     automation_id: Option<i64>,
-    payment_id: i64,
     code: String,
-    /// reserved, confirmed, released, over_limit.
-    status: String,
-    amount_before: i64,
-    amount_discount: i64,
-    amount_after: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
 }
 
 /// `GET /api/admin/discounts/{id}/redemptions?page=&page_size=`: a **bare array**, newest
@@ -328,22 +299,13 @@ pub async fn redemptions(
     let rows: Vec<RedemptionView> = list
         .items
         .into_iter()
-        .map(|r| RedemptionView {
+        .map(|redemption| RedemptionView {
             automation_id: bought
                 .iter()
-                .find(|(p, _)| *p == r.payment_id)
+                .find(|(p, _)| *p == redemption.payment_id)
                 .map(|(_, a)| *a),
-            id: r.id,
-            discount_id: r.discount_id,
-            user_id: r.user_id,
-            payment_id: r.payment_id,
             code: code.code.clone(),
-            status: r.status,
-            amount_before: r.amount_before,
-            amount_discount: r.amount_discount,
-            amount_after: r.amount_after,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            redemption,
         })
         .collect();
     Ok(HttpResponse::Ok().json(rows))

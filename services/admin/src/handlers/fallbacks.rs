@@ -22,24 +22,16 @@ use crate::{
     rbac::Staff,
 };
 
-/// A fallback as the dashboard reads it: `client_id`/`client_name` are the customer,
-/// `timestamp` = `created_at`.
+/// A fallback as the dashboard reads it: the contract's fields, `client_id`/`client_name` (the
+/// customer), `automation_name` and `timestamp` = `created_at`.
 #[derive(Debug, Serialize)]
 struct FallbackView {
-    id: i64,
+    #[serde(flatten)]
+    fallback: Fallback,
     client_id: i64,
     client_name: Option<String>,
-    user_id: i64,
-    user_automation_id: i64,
-    automation_id: i64,
     automation_name: Option<String>,
-    message: String,
-    error_type: Option<String>,
-    status: String,
-    created_at: DateTime<Utc>,
     timestamp: DateTime<Utc>,
-    resolved_at: Option<DateTime<Utc>>,
-    resolved_by: Option<i64>,
 }
 
 async fn views(state: &AppState, items: Vec<Fallback>) -> Result<Vec<FallbackView>, ApiError> {
@@ -55,20 +47,11 @@ async fn views(state: &AppState, items: Vec<Fallback>) -> Result<Vec<FallbackVie
     Ok(items
         .into_iter()
         .map(|f| FallbackView {
-            id: f.id,
             client_id: f.user_id,
             client_name: users.get(&f.user_id).map(|u| u.1.clone()),
-            user_id: f.user_id,
-            user_automation_id: f.user_automation_id,
-            automation_id: f.automation_id,
             automation_name: automations.get(&f.automation_id).cloned(),
-            message: f.message,
-            error_type: f.error_type,
-            status: f.status,
-            created_at: f.created_at,
             timestamp: f.created_at,
-            resolved_at: f.resolved_at,
-            resolved_by: f.resolved_by,
+            fallback: f,
         })
         .collect())
 }

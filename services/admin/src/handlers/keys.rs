@@ -14,6 +14,7 @@ use zimmer_db::models::admin::{NewOpenAiKey, OpenAiKey, key_status};
 use zimmer_events::contracts::internal::{nullable, openai::LeaseRequest};
 use zimmer_http::{ApiError, HttpResult, InternalCaller, validate, validate::Validator};
 
+use super::found;
 use crate::{
     AppState,
     crypto::{masked, tail},
@@ -207,9 +208,10 @@ pub async fn list_bare(
 /// `GET /api/admin/openai-keys/{id}`
 pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
     let mut conn = state.platform.pool.get().await?;
-    let key = queries::keys::get(&mut conn, path.into_inner())
-        .await?
-        .ok_or_else(|| ApiError::not_found("Key not found"))?;
+    let key = found(
+        queries::keys::get(&mut conn, path.into_inner()).await?,
+        "Key not found",
+    )?;
     Ok(HttpResponse::Ok().json(KeyView::new(key, Utc::now())))
 }
 
@@ -394,10 +396,8 @@ async fn apply_update(staff: Staff, state: &AppState, id: i64, body: UpdateBody)
     let mut conn = state.platform.pool.get().await?;
     let row = conn
         .transaction(async |conn| {
-            let row = queries::keys::update(conn, id, &changes)
-                .await
-                .map_err(alias_taken)?
-                .ok_or_else(|| ApiError::not_found("Key not found"))?;
+            let updated = queries::keys::update(conn, id, &changes).await;
+            let row = found(updated.map_err(alias_taken)?, "Key not found")?;
             let details = serde_json::Value::Object(details);
             let audit = Audit::new("openai_key.update", "openai_key", Some(id), details);
             ops::record(conn, &staff, audit).await?;
@@ -413,9 +413,7 @@ pub async fn delete(staff: Staff, state: web::Data<AppState>, path: web::Path<i6
     let id = path.into_inner();
     let mut conn = state.platform.pool.get().await?;
     conn.transaction(async |conn| {
-        let row = queries::keys::delete(conn, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("Key not found"))?;
+        let row = found(queries::keys::delete(conn, id).await?, "Key not found")?;
         let details = json!({ "alias": row.alias, "key_tail": row.key_tail });
         let audit = Audit::new("openai_key.delete", "openai_key", Some(id), details);
         ops::record(conn, &staff, audit).await?;

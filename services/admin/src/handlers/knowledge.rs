@@ -4,10 +4,7 @@
 //! other lists do) and changes them through it, auditing every change. The request and answer
 //! types are the shared `zimmer_contracts::internal::knowledge`.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
@@ -16,12 +13,14 @@ use zimmer_events::contracts::internal::knowledge::{
 };
 use zimmer_http::{ApiError, HttpResult};
 
-use super::{ListPage, Listing, WHOLE_LIST, listed, only_view, path_id, query_id, to_json};
+use super::{
+    ListPage, Listing, WHOLE_LIST, listed, only_view, path_id, query_id, to_json,
+    user_automations::automation_names_of,
+};
 use crate::{
     AppState,
     clients::Service,
     ops::{Audit, OwnerCall, call_owner, read_owner, typed},
-    queries::user_automations as names,
     rbac::Staff,
 };
 
@@ -118,10 +117,10 @@ pub async fn create(staff: Staff, state: web::Data<AppState>, raw: web::Bytes) -
         OwnerCall::new(Service::Marketplace, Method::POST, "/internal/knowledge")
             .json(to_json(&new)?),
         |reply| {
-            Audit::new(
+            Audit::of_answer(
                 "knowledge.create",
                 "knowledge_entry",
-                reply.body.get("id").and_then(Value::as_i64),
+                reply,
                 json!({ "client_id": new.client_id, "category": reply.body.get("category") }),
             )
         },
@@ -134,41 +133,24 @@ pub async fn create(staff: Staff, state: web::Data<AppState>, raw: web::Bytes) -
 /// A template as the dashboard reads it: the contract's fields and `automation_name`.
 #[derive(Debug, Serialize)]
 struct TemplateView {
-    id: i64,
-    automation_id: i64,
+    #[serde(flatten)]
+    template: KbTemplate,
     automation_name: Option<String>,
-    category: Option<String>,
-    question: String,
-    answer: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
 }
 
 async fn template_views(
     state: &AppState,
     items: Vec<KbTemplate>,
 ) -> Result<Vec<TemplateView>, ApiError> {
-    let mut ids: Vec<i64> = items.iter().map(|t| t.automation_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let automations: HashMap<i64, String> = {
+    let automations = {
         let mut conn = state.platform.pool.get().await?;
-        names::automation_names(&mut conn, &ids)
-            .await?
-            .into_iter()
-            .collect()
+        automation_names_of(&mut conn, items.iter().map(|t| t.automation_id)).await?
     };
     Ok(items
         .into_iter()
-        .map(|t| TemplateView {
-            id: t.id,
-            automation_name: automations.get(&t.automation_id).cloned(),
-            automation_id: t.automation_id,
-            category: t.category,
-            question: t.question,
-            answer: t.answer,
-            created_at: t.created_at,
-            updated_at: t.updated_at,
+        .map(|template| TemplateView {
+            automation_name: automations.get(&template.automation_id).cloned(),
+            template,
         })
         .collect())
 }
@@ -232,10 +214,10 @@ async fn save_template(
         staff,
         OwnerCall::new(Service::Marketplace, method, &path).json(to_json(input)?),
         |reply| {
-            Audit::new(
+            Audit::of_answer(
                 action,
                 "kb_template",
-                reply.body.get("id").and_then(Value::as_i64),
+                reply,
                 json!({
                     "automation_id": input.automation_id,
                     "category": reply.body.get("category"),
@@ -280,13 +262,11 @@ pub async fn delete_template(
     path: web::Path<String>,
 ) -> HttpResult {
     let id = path_id(&path)?;
-    let owner_path = format!("/internal/kb-templates/{id}");
-    call_owner(
-        &state,
-        &staff,
-        OwnerCall::new(Service::Marketplace, Method::DELETE, &owner_path),
-        |_| Audit::new("kb_template.delete", "kb_template", Some(id), json!({})),
-    )
+    let path = format!("/internal/kb-templates/{id}");
+    let call = OwnerCall::new(Service::Marketplace, Method::DELETE, path);
+    call_owner(&state, &staff, call, |_| {
+        Audit::new("kb_template.delete", "kb_template", Some(id), json!({}))
+    })
     .await?;
     Ok(HttpResponse::NoContent().finish())
 }

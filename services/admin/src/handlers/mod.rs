@@ -260,6 +260,11 @@ pub fn query_id(field: &'static str, raw: Option<&str>) -> Result<Option<i64>, A
     }
 }
 
+/// The row a look-up found, or 404 with `detail` ("User not found").
+pub fn found<T>(row: Option<T>, detail: &'static str) -> Result<T, ApiError> {
+    row.ok_or_else(|| ApiError::not_found(detail))
+}
+
 /// The one view a list's view maker made of one item (`views(vec![item])`): one in is one
 /// out, so none is a bug (500).
 pub fn only_view<T>(mut views: Vec<T>, what: &str) -> Result<T, ApiError> {

@@ -8,15 +8,15 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use zimmer_db::models::billing::payment_status;
+use zimmer_db::models::billing::{Payment, payment_status};
 use zimmer_http::{ApiError, HttpResult, time_bound};
 
-use super::{Listing, WHOLE_LIST, listed, to_json, user_automations::names_of};
+use super::{Listing, WHOLE_LIST, found, listed, to_json, user_automations::names_of};
 use crate::{
     AppState,
     clients::Service,
     ops::{Audit, OwnerCall, call_owner},
-    queries::payments::{self as q, PaymentFilter, PaymentRow},
+    queries::payments::{self as q, PaymentFilter},
     rbac::Staff,
 };
 
@@ -102,7 +102,7 @@ struct PaymentView {
 /// The payment with its customer's email and name and its automation's name, looked up in
 /// what [`names_of`] loaded.
 fn view(
-    p: PaymentRow,
+    p: Payment,
     people: &HashMap<i64, (String, String)>,
     automations: &HashMap<i64, String>,
 ) -> PaymentView {
@@ -177,9 +177,7 @@ pub async fn list(
 pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
     let id = path.into_inner();
     let mut conn = state.platform.pool.get().await?;
-    let p = q::get(&mut conn, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Payment not found"))?;
+    let p = found(q::get(&mut conn, id).await?, "Payment not found")?;
     let redemption = q::redemption_of(&mut conn, id).await?;
     let (people, names) = names_of(&mut conn, [p.user_id], [p.automation_id]).await?;
     drop(conn);
@@ -211,7 +209,7 @@ pub async fn reconcile(
 ) -> HttpResult {
     let id = path.into_inner();
     let path = format!("/internal/payments/{id}/reconcile");
-    let call = OwnerCall::new(Service::Billing, Method::POST, &path).json(json!({}));
+    let call = OwnerCall::new(Service::Billing, Method::POST, path).json(json!({}));
     let reply = call_owner(&state, &staff, call.changes_stats(), |reply| {
         Audit::new(
             "payment.reconcile",

@@ -13,7 +13,7 @@ use zimmer_db::models::support::Ticket;
 use zimmer_http::{ApiError, HttpResult};
 
 use super::{
-    Listing, WHOLE_LIST, listed, not_an_object, one_of, picked, search_text,
+    Listing, WHOLE_LIST, found, listed, not_an_object, one_of, picked, search_text,
     user_automations::people_of,
 };
 use crate::{
@@ -171,9 +171,7 @@ pub async fn list(
 pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
     let id = path.into_inner();
     let mut conn = state.platform.pool.get().await?;
-    let t = q::get(&mut conn, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Ticket not found"))?;
+    let t = found(q::get(&mut conn, id).await?, "Ticket not found")?;
     let (messages, attachments) = q::thread(&mut conn, id).await?;
     let ids = messages.iter().map(|m| m.author_id);
     let ids = ids.chain([t.user_id]).chain(t.assigned_to);
@@ -240,7 +238,7 @@ pub async fn update(
     let id = path.into_inner();
     let body = acting(body.into_inner(), &staff)?;
     let path = format!("/internal/tickets/{id}");
-    let call = OwnerCall::new(Service::Support, Method::PUT, &path);
+    let call = OwnerCall::new(Service::Support, Method::PUT, path);
     let reply = call_owner(&state, &staff, call.body(&body), |_| {
         let mut changes = picked(&body, &["status", "priority", "importance", "assigned_to"]);
         if body.get("message").is_some() {
@@ -268,7 +266,7 @@ pub async fn reply(
 ) -> HttpResult {
     let id = path.into_inner();
     let path = format!("/internal/tickets/{id}/messages");
-    let call = OwnerCall::new(Service::Support, Method::POST, &path)
+    let call = OwnerCall::new(Service::Support, Method::POST, path)
         .json(json!({ "actor_id": staff.id(), "message": body.message }));
     let reply = call_owner(&state, &staff, call, |_| {
         let details = json!({ "chars": body.message.chars().count() });

@@ -11,7 +11,7 @@ use serde_json::json;
 use zimmer_events::contracts::internal::tokens::AdjustRequest;
 use zimmer_http::{ApiError, HttpResult, Paged, time_bound, validate, validate::Validator};
 
-use super::{Listing, PageOnly, WHOLE_LIST, listed, user_automations::names_of};
+use super::{Listing, PageOnly, WHOLE_LIST, found, listed, user_automations::names_of};
 use crate::{
     AppState,
     clients::Service,
@@ -91,9 +91,8 @@ pub async fn adjust(
         return Err(ApiError::bad_request("Invalid request"));
     };
     let mut conn = state.platform.pool.get().await?;
-    let (user_id, automation_id) = owner(&mut conn, body.user_automation_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("User automation not found"))?;
+    let owned = owner(&mut conn, body.user_automation_id).await?;
+    let (user_id, automation_id) = found(owned, "User automation not found")?;
     drop(conn);
     // Separation of duties: nobody credits their own balance, whatever their role. The
     // marketplace refuses it too (actor = owner), so a direct internal call cannot either.

@@ -13,7 +13,9 @@ use zimmer_events::contracts::internal::users::{CreateUser, DeletedUser, UpdateU
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::Role;
 
-use super::{ListPage, Listing, WHOLE_LIST, acting_token, listed, one_of, search_text, to_json};
+use super::{
+    ListPage, Listing, WHOLE_LIST, acting_token, found, listed, one_of, search_text, to_json,
+};
 use crate::{
     AppState,
     clients::{Reply, Service},
@@ -117,9 +119,7 @@ struct UserDetail {
 pub async fn get(staff: Staff, state: web::Data<AppState>, path: web::Path<i64>) -> HttpResult {
     let id = path.into_inner();
     let mut conn = state.platform.pool.get().await?;
-    let user = q::get(&mut conn, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    let user = found(q::get(&mut conn, id).await?, "User not found")?;
     let automations = q::automations_of(&mut conn, id).await?;
     let counters = q::counters(&mut conn, id).await?;
     drop(conn);
@@ -221,9 +221,7 @@ async fn apply_update(
     change: Change,
 ) -> Result<serde_json::Value, ApiError> {
     let mut conn = state.platform.pool.get().await?;
-    let before = q::get(&mut conn, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    let before = found(q::get(&mut conn, id).await?, "User not found")?;
     drop(conn);
     let role_changes = change.role.as_deref().is_some_and(|r| r != before.role);
     let active_changes = change.is_active.is_some_and(|a| a != before.is_active);
@@ -252,8 +250,7 @@ async fn apply_update(
         name: name.clone(),
     })
     .map_err(ApiError::internal)?;
-    let path = format!("/internal/users/{id}");
-    let call = OwnerCall::new(Service::Auth, Method::PUT, &path)
+    let call = OwnerCall::new(Service::Auth, Method::PUT, format!("/internal/users/{id}"))
         .json(body)
         .acting(acting_token(req)?)
         .changes_stats();
@@ -342,13 +339,12 @@ async fn create_user(
 
 /// The audit entry of a new account: never the password.
 fn staff_created(reply: &Reply, invited: bool) -> Audit<'static> {
-    let new_id = reply.body.get("id").and_then(serde_json::Value::as_i64);
     let details = json!({
         "email": reply.body.get("email"),
         "role": reply.body.get("role"),
         "invited": invited,
     });
-    Audit::new("user.create_staff", "user", new_id, details)
+    Audit::of_answer("user.create_staff", "user", reply, details)
 }
 
 /// The managers list of the admin dashboard returns every account at once (README.md).
@@ -459,7 +455,7 @@ pub async fn delete_permanent(
         );
     }
     let path = format!("/internal/users/{id}");
-    let call = OwnerCall::new(Service::Auth, Method::DELETE, &path)
+    let call = OwnerCall::new(Service::Auth, Method::DELETE, path)
         .acting(acting_token(&req)?)
         .changes_stats();
     let reply = call_owner(&state, &staff, call, |_| {

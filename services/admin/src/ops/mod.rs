@@ -57,6 +57,18 @@ impl<'a> Audit<'a> {
             details,
         }
     }
+
+    /// [`Audit::new`] for the row the owner answered with: a new row's id is known only from
+    /// the owner's answer (its `id`).
+    pub fn of_answer(
+        action: &'a str,
+        target_type: &'a str,
+        reply: &Reply,
+        details: serde_json::Value,
+    ) -> Self {
+        let id = reply.body.get("id").and_then(serde_json::Value::as_i64);
+        Self::new(action, target_type, id, details)
+    }
 }
 
 /// A call to the owner's internal API that changes its data, made for a staff member by

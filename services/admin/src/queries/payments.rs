@@ -5,6 +5,7 @@ use diesel::{QueryResult, pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use zimmer_db::{
     FilterSome,
+    models::billing::Payment,
     schema::{discount_redemptions, payments},
 };
 
@@ -19,35 +20,6 @@ pub struct PaymentFilter {
     pub from: Option<DateTime<Utc>>,
     /// Exclusive.
     pub to: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = payments)]
-#[diesel(check_for_backend(Pg))]
-pub struct PaymentRow {
-    pub id: i64,
-    pub user_id: i64,
-    pub automation_id: i64,
-    pub user_automation_id: i64,
-    pub amount: i64,
-    pub tokens_purchased: i64,
-    pub method: String,
-    pub gateway: String,
-    pub description: Option<String>,
-    pub transaction_id: Option<String>,
-    pub authority: Option<String>,
-    pub ref_id: Option<i64>,
-    pub card_pan: Option<String>,
-    pub status: String,
-    pub failure_reason: Option<String>,
-    pub discount_code: Option<String>,
-    pub discount_percent: Option<i32>,
-    pub verify_attempts: i32,
-    pub next_check_at: Option<DateTime<Utc>>,
-    pub last_checked_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub verified_at: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
 }
 
 fn filtered(f: &PaymentFilter) -> payments::BoxedQuery<'static, Pg> {
@@ -67,17 +39,17 @@ pub async fn list(
     f: &PaymentFilter,
     offset: i64,
     limit: i64,
-) -> QueryResult<(Vec<PaymentRow>, i64)> {
+) -> QueryResult<(Vec<Payment>, i64)> {
     let rows = filtered(f)
-        .select(PaymentRow::as_select())
+        .select(Payment::as_select())
         .order((payments::created_at.desc(), payments::id.desc()));
     paged(conn, filtered(f).count(), rows, offset, limit).await
 }
 
-pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<PaymentRow>> {
+pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Payment>> {
     payments::table
         .find(id)
-        .select(PaymentRow::as_select())
+        .select(Payment::as_select())
         .first(conn)
         .await
         .optional()

@@ -96,12 +96,6 @@ pub async fn automation_names(
         .await
 }
 
-/// The owner and automation of a user automation, if it exists.
-pub async fn owner(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<(i64, i64)>> {
-    user_automations::table
-        .find(id)
-        .select((user_automations::user_id, user_automations::automation_id))
-        .first(conn)
-        .await
-        .optional()
-}
+/// The owner and automation of a user automation, if it exists (the marketplace's vendor
+/// routes run the same check).
+pub use zimmer_db::queries::user_automation_owner as owner;

@@ -10,7 +10,7 @@ use common::{Call, With, World, body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
-use zimmer_testkit::TEST_PASSWORD;
+use zimmer_testkit::{TEST_PASSWORD, str_at};
 
 const WITH: With = With {
     auth: true,
@@ -62,6 +62,13 @@ async fn call(
     body(rb.call().await).await
 }
 
+/// Creates an automation from the page's `form`; its id.
+async fn create(w: &World, token: &str, form: Value) -> i64 {
+    let (status, v) = call(w, Method::POST, "/api/admin/automations", token, Some(form)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    v["id"].as_i64().unwrap()
+}
+
 /// The automation as the automations page reads it: from `{automations: [...]}`.
 async fn listed(w: &World, token: &str, id: i64) -> Value {
     let (status, v) = call(w, Method::GET, "/api/admin/automations", token, None).await;
@@ -110,16 +117,7 @@ async fn the_page_reads_every_field_and_edits_in_its_own_words() {
         "api_usage_url": null, "api_kb_status_url": "https://vendor.example/kb/status",
         "api_kb_reset_url": "https://vendor.example/kb/reset", "dashboard_url": "https://vendor.example/dash",
     });
-    let (status, v) = call(
-        &w,
-        Method::POST,
-        "/api/admin/automations",
-        &tech,
-        Some(form),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
-    let id = v["id"].as_i64().unwrap();
+    let id = create(&w, &tech, form).await;
     let a = listed(&w, &tech, id).await;
     assert_eq!(a["status"], true);
     assert_eq!(a["is_listed"], true);
@@ -197,15 +195,7 @@ async fn the_page_reads_every_field_and_edits_in_its_own_words() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert!(v["message"].is_string() && v["unlisted"] == true, "{v}");
     assert_eq!(listed(&w, &tech, id).await["is_listed"], false);
-    let (_, v) = call(
-        &w,
-        Method::POST,
-        "/api/admin/automations",
-        &tech,
-        Some(json!({ "name": "Gone", "price_per_token": 1 })),
-    )
-    .await;
-    let gone = v["id"].as_i64().unwrap();
+    let gone = create(&w, &tech, json!({ "name": "Gone", "price_per_token": 1 })).await;
     let (status, v) = call(
         &w,
         Method::DELETE,
@@ -246,7 +236,7 @@ async fn the_wizard_gets_a_token_for_its_password_and_creates_the_automation_wit
     let (status, v) = generate(json!(TEST_PASSWORD)).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert!(v["message"].is_string() && v["warning"].is_string(), "{v}");
-    let token = v["token"].as_str().unwrap().to_owned();
+    let token = str_at(&v, "token").to_owned();
     assert!(token.len() >= 32, "{token}");
     // Nothing stored yet.
     w.assert_count("SELECT count(*) AS n FROM automations", before)
@@ -259,16 +249,7 @@ async fn the_wizard_gets_a_token_for_its_password_and_creates_the_automation_wit
         "api_usage_url": "", "api_kb_status_url": "", "api_kb_reset_url": "",
         "health_check_url": "", "status": true, "service_token": token,
     });
-    let (status, v) = call(
-        &w,
-        Method::POST,
-        "/api/admin/automations",
-        &tech,
-        Some(wizard.clone()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
-    let id = v["id"].as_i64().unwrap();
+    let id = create(&w, &tech, wizard.clone()).await;
     let a = listed(&w, &tech, id).await;
     assert_eq!(a["has_service_token"], true);
     assert_eq!(
@@ -323,17 +304,13 @@ async fn the_wizard_gets_a_token_for_its_password_and_creates_the_automation_wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn generate_rotate_and_disconnect_share_one_mechanism() {
     let w = World::start(WITH).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
-    let (_, v) = call(
+    let [(_, tech), (_, support)] = w.staff([Role::TechnicalTeam, Role::SupportStaff]).await;
+    let id = create(
         &w,
-        Method::POST,
-        "/api/admin/automations",
         &tech,
-        Some(json!({ "name": "Buttons", "price_per_token": 100 })),
+        json!({ "name": "Buttons", "price_per_token": 100 }),
     )
     .await;
-    let id = v["id"].as_i64().unwrap();
 
     // "generate token" / "connect" (no body).
     let gen_path = format!("/api/admin/automations/{id}/generate-service-token");
@@ -341,7 +318,7 @@ async fn generate_rotate_and_disconnect_share_one_mechanism() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["automation_id"], id);
     assert!(v["message"].is_string());
-    let first = v["service_token"].as_str().unwrap().to_owned();
+    let first = str_at(&v, "service_token").to_owned();
     assert_eq!(consumes(&w, id, &first).await, StatusCode::OK);
     assert_eq!(
         listed(&w, &tech, id).await["service_token_masked"],
@@ -358,7 +335,7 @@ async fn generate_rotate_and_disconnect_share_one_mechanism() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    let second = v["new_token"].as_str().unwrap().to_owned();
+    let second = str_at(&v, "new_token").to_owned();
     assert!(
         v["rotated_at"].is_string() && v["message"].is_string(),
         "{v}"
@@ -390,7 +367,7 @@ async fn generate_rotate_and_disconnect_share_one_mechanism() {
     // api.md's /service-token issues on the same mechanism again.
     let (status, v) = call(&w, Method::POST, &token_path, &tech, None).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
-    let third = v["service_token"].as_str().unwrap().to_owned();
+    let third = str_at(&v, "service_token").to_owned();
     assert_eq!(consumes(&w, id, &third).await, StatusCode::OK);
 
     // Support staff get 403 with `detail` on every automations call of the dashboard.

@@ -15,14 +15,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use zimmer_jwt::Role;
-use zimmer_testkit::TempDir;
+use zimmer_testkit::{TempDir, str_at};
 
 async fn world(dir: &TempDir, extra: &[(&str, &str)]) -> World {
-    let d = dir.path.to_string_lossy().into_owned();
-    let mut env: Vec<(&str, &str)> =
-        vec![("BACKUP_DIR", d.as_str()), ("BACKUP_INTERVAL_HOURS", "0")];
-    env.extend_from_slice(extra);
-    World::start_with(With::NONE, &env).await
+    World::with_backups(With::NONE, dir, extra).await
 }
 
 async fn post(w: &World, path: &str, token: &str) -> (StatusCode, Value) {
@@ -79,7 +75,7 @@ async fn backed_up(w: &World, token: &str, method: &str) -> i64 {
     let (status, answer) = post(w, "/api/admin/backups/trigger", token).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["status"], "success", "{answer}");
-    let message = answer["message"].as_str().unwrap();
+    let message = str_at(&answer, "message");
     assert!(
         message.contains(&format!("verified ({method})")),
         "{answer}"
@@ -109,7 +105,7 @@ async fn a_triggered_backup_is_recorded_checksummed_and_verified_by_listing() {
     assert_eq!(row["verify_method"], "list");
     assert!(row["created_at"].is_string() && row["backup_date"].is_string());
     assert!(row.get("file_path").is_none(), "the path stays internal");
-    let name = row["file_name"].as_str().unwrap();
+    let name = str_at(row, "file_name");
     assert!(name.starts_with("zimmer-") && name.ends_with(&format!("-{}.dump", w.ctx.db.name)));
 
     // The file is the recorded size and checksum, private, and the only file left.
@@ -118,7 +114,7 @@ async fn a_triggered_backup_is_recorded_checksummed_and_verified_by_listing() {
     let bytes = std::fs::read(&path).unwrap();
     assert!(!bytes.is_empty());
     assert_eq!(row["file_size"].as_i64().unwrap(), bytes.len() as i64);
-    assert_eq!(row["checksum_sha256"].as_str().unwrap(), sha256_hex(&bytes));
+    assert_eq!(str_at(row, "checksum_sha256"), sha256_hex(&bytes));
     assert_eq!(
         bytes.get(..5),
         Some(&b"PGDMP"[..]),
@@ -152,7 +148,7 @@ async fn a_triggered_backup_is_recorded_checksummed_and_verified_by_listing() {
     std::fs::write(&path, &damaged).unwrap();
     let (status, v) = post(&w, &format!("/api/admin/backups/verify/{id}"), &tech).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    assert!(v["detail"].as_str().unwrap().contains("checksum"), "{v}");
+    assert!(str_at(&v, "detail").contains("checksum"), "{v}");
 
     // Unknown ids and non-numeric ones: 404 JSON.
     let (status, v) = post(&w, "/api/admin/backups/verify/999999", &tech).await;
@@ -283,8 +279,7 @@ async fn one_backup_job_at_a_time_a_second_trigger_gets_409() {
     let bin = slow_pg_dump(&bin_dir);
     let dir = TempDir::new("admin-backups-lock");
     let w = world(&dir, &[("PG_DUMP_BIN", bin.as_str())]).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
+    let [(_, tech), (_, manager)] = w.staff([Role::TechnicalTeam, Role::Manager]).await;
 
     let first = post(&w, "/api/admin/backups/trigger", &tech);
     let second = async {
@@ -313,7 +308,7 @@ async fn one_backup_job_at_a_time_a_second_trigger_gets_409() {
     assert_eq!(a1["status"], "success");
     assert_eq!(s2, StatusCode::CONFLICT, "{a2}");
     assert_eq!(a2["code"], "backup_running");
-    assert!(a2["detail"].as_str().unwrap().contains("already running"));
+    assert!(str_at(&a2, "detail").contains("already running"));
     assert_eq!(listed, json!([]), "a run in progress is not listed");
     assert_eq!(cleanup, StatusCode::CONFLICT);
     assert_eq!(
@@ -344,10 +339,7 @@ async fn a_failed_dump_leaves_a_failed_row_and_no_file() {
     let (status, answer) = post(&w, "/api/admin/backups/trigger", &tech).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["status"], "failed", "{answer}");
-    assert!(
-        answer["message"].as_str().unwrap().contains("disk full"),
-        "{answer}"
-    );
+    assert!(str_at(&answer, "message").contains("disk full"), "{answer}");
     let rows = w
         .json("/api/admin/backups?status_filter=failed", &tech)
         .await;
@@ -392,27 +384,25 @@ async fn cleanup_removes_old_backups_but_never_the_newest_successful_one() {
 
     for bad in ["0", "366", "abc"] {
         let payload = json!({});
-        let res = w
-            .send(
-                Method::DELETE,
-                &format!("/api/admin/backups/cleanup?retention_days={bad}"),
-                &tech,
-                &payload,
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        w.send_expecting(
+            Method::DELETE,
+            &format!("/api/admin/backups/cleanup?retention_days={bad}"),
+            &tech,
+            &payload,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     let payload = json!({});
-    let res = w
-        .send(
+    let answer = w
+        .send_expecting(
             Method::DELETE,
             "/api/admin/backups/cleanup?retention_days=7",
             &tech,
             &payload,
+            StatusCode::OK,
         )
         .await;
-    let (status, answer) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["deleted_count"], 3, "{answer}");
     assert!(answer["message"].is_string());
     let cleaned: Vec<&str> = answer["cleaned_files"]
@@ -469,8 +459,8 @@ async fn backups_are_for_managers_and_the_technical_team_and_off_without_a_direc
     ];
     for (m, path) in &calls {
         for token in [&customer, &support] {
-            let res = w.send(m.clone(), path, token, &json!({})).await;
-            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{m} {path}");
+            w.send_expecting(m.clone(), path, token, &json!({}), StatusCode::FORBIDDEN)
+                .await;
         }
         let res = w
             .admin
@@ -490,7 +480,7 @@ async fn backups_are_for_managers_and_the_technical_team_and_off_without_a_direc
     assert_eq!(stats["total_backups"], 0);
     let (status, answer) = post(&off, "/api/admin/backups/trigger", &tech).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
-    assert!(answer["detail"].as_str().unwrap().contains("BACKUP_DIR"));
+    assert!(str_at(&answer, "detail").contains("BACKUP_DIR"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

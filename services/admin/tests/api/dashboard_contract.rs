@@ -12,7 +12,7 @@ use common::{Call, With, World};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
-use zimmer_testkit::{Gateway, Upstreams, client};
+use zimmer_testkit::{Gateway, Upstreams, client, str_at};
 
 pub(crate) const ORIGIN: &str = "http://127.0.0.1:3001";
 
@@ -90,6 +90,18 @@ impl Dashboard {
         v
     }
 
+    /// A POST of `body` that must answer `expected`; the body.
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+        expected: StatusCode,
+    ) -> Value {
+        self.expect(Method::POST, path, token, Some(body), expected)
+            .await
+    }
+
     pub(crate) async fn get(&self, path: &str, token: &str) -> Value {
         self.expect(Method::GET, path, token, None, StatusCode::OK)
             .await
@@ -150,17 +162,12 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
     .await;
     let d = Dashboard { gw, http: client() };
 
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
-    let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
+    let [(_, manager), (_, support), (_, tech)] = w
+        .staff([Role::Manager, Role::SupportStaff, Role::TechnicalTeam])
+        .await;
     let (customer, _) = w.user("customer@example.com", Role::Customer).await;
     let (automation, ua) = w.automation_for(customer, "Contract bot", 100).await;
-    w.sql(&format!(
-        "INSERT INTO payments (user_id, automation_id, user_automation_id, amount, \
-         tokens_purchased, status, verified_at) VALUES ({customer}, {automation}, {ua}, 50000, \
-         50, 'succeeded', now())"
-    ))
-    .await;
+    w.paid(customer, automation, ua, 50000, 50).await;
     let ticket = w
         .insert(&format!(
             "INSERT INTO tickets (user_id, title, description, priority) VALUES ({customer}, \
@@ -275,20 +282,18 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
         "email": "new.agent@example.com", "name": "Sara", "password": "Long-enough-pass-2026",
         "role": "support_staff", "is_admin": true, "is_active": true,
     });
-    d.expect(
-        Method::POST,
+    d.post(
         "/api/admin/users/managers",
         &support,
-        Some(form.clone()),
+        form.clone(),
         StatusCode::FORBIDDEN,
     )
     .await;
     let v = d
-        .expect(
-            Method::POST,
+        .post(
             "/api/admin/users/managers",
             &manager,
-            Some(form),
+            form,
             StatusCode::CREATED,
         )
         .await;
@@ -388,11 +393,10 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
     let adjust = json!({"user_automation_id": ua, "delta_tokens": 25, "reason": "goodwill"});
     for expected in [125, 150] {
         let v = d
-            .expect(
-                Method::POST,
+            .post(
                 "/api/admin/tokens/adjust",
                 &tech,
-                Some(adjust.clone()),
+                adjust.clone(),
                 StatusCode::CREATED,
             )
             .await;
@@ -400,11 +404,10 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
         assert_eq!(v["delta_tokens"], 25);
     }
     let v = d
-        .expect(
-            Method::POST,
+        .post(
             "/api/admin/tokens/adjust",
             &tech,
-            Some(json!({"user_automation_id": ua, "delta_tokens": -1000, "reason": "x"})),
+            json!({"user_automation_id": ua, "delta_tokens": -1000, "reason": "x"}),
             StatusCode::CONFLICT,
         )
         .await;
@@ -512,13 +515,7 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
     let mut create = form;
     create["name"] = json!("Wizard bot");
     let v = d
-        .expect(
-            Method::POST,
-            "/api/admin/automations",
-            &tech,
-            Some(create),
-            StatusCode::CREATED,
-        )
+        .post("/api/admin/automations", &tech, create, StatusCode::CREATED)
         .await;
     let created = v["id"].as_i64().unwrap();
     // Tokens: "generate" and "rotate" (no body), one mechanism.
@@ -531,7 +528,7 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
             StatusCode::OK,
         )
         .await;
-    let first = v["service_token"].as_str().unwrap().to_owned();
+    let first = str_at(&v, "service_token").to_owned();
     let v = d
         .expect(
             Method::POST,
@@ -541,9 +538,9 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
             StatusCode::OK,
         )
         .await;
-    let second = v["new_token"].as_str().unwrap();
+    let second = str_at(&v, "new_token");
     assert_ne!(first, second);
-    assert!(v["masked_token"].as_str().unwrap().starts_with("****"));
+    assert!(str_at(&v, "masked_token").starts_with("****"));
     let v = d
         .get(&format!("/api/admin/automations/{created}"), &tech)
         .await;
@@ -585,15 +582,12 @@ async fn the_dashboard_pages_get_what_they_read_through_the_gateway() {
     // Discounts: create with the form's set of automations, list as `{discounts}`, edit in
     // the edit page's vocabulary (zone-less times are UTC).
     let v = d
-        .expect(
-            Method::POST,
+        .post(
             "/api/admin/discounts",
             &manager,
-            Some(
-                json!({"code": "SPRING10", "percent_off": 10, "active": true, "starts_at": null,
+            json!({"code": "SPRING10", "percent_off": 10, "active": true, "starts_at": null,
                 "ends_at": null, "max_redemptions": null, "per_user_limit": null,
                 "automation_ids": [automation]}),
-            ),
             StatusCode::CREATED,
         )
         .await;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use zimmer_fake_openai::FakeOpenAi;
 use zimmer_fake_vendor::KbAnswer;
 use zimmer_jwt::Role;
-use zimmer_testkit::{TEST_PASSWORD, TempDir};
+use zimmer_testkit::{TEST_PASSWORD, TempDir, str_at};
 
 fn str_array(v: &Value) -> bool {
     v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
@@ -71,10 +71,8 @@ async fn dashboard_sign_in_login_refresh_logout_and_signup_through_the_gateway()
     let w = World::start(With::AUTH).await;
     let d = Dashboard::open(&w).await;
     let (manager, _) = w.user("boss@example.com", Role::Manager).await;
-    w.sql(&format!(
-        "UPDATE users SET name = 'Boss', email_verified_at = now() WHERE id = {manager}"
-    ))
-    .await;
+    w.update_user(manager, "name = 'Boss', email_verified_at = now()")
+        .await;
 
     // Login: AX, no Bearer yet.
     let res = d
@@ -102,7 +100,7 @@ async fn dashboard_sign_in_login_refresh_logout_and_signup_through_the_gateway()
         "login user",
     );
     assert_eq!(v["user"]["is_admin"], true);
-    let token = v["access_token"].as_str().unwrap().to_owned();
+    let token = str_at(&v, "access_token").to_owned();
 
     // Refresh: the stored Bearer and the cookie, no body.
     let res = d
@@ -173,8 +171,7 @@ async fn dashboard_sign_in_login_refresh_logout_and_signup_through_the_gateway()
 async fn dashboard_users_page_edits_deactivates_and_deletes_permanently() {
     let w = World::start(With::AUTH).await;
     let d = Dashboard::open(&w).await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
-    let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
+    let [(_, manager), (_, support)] = w.staff([Role::Manager, Role::SupportStaff]).await;
     let (customer, _) = w.user("customer@example.com", Role::Customer).await;
 
     // PUT /users/managers/{id} (the unreachable full form): a customer's name by support.
@@ -230,9 +227,9 @@ async fn dashboard_knowledge_templates_and_kb_monitoring_pages() {
     let w = World::start(With::AUTH.and(With::MARKETPLACE)).await;
     let d = Dashboard::open(&w).await;
     let kb = common::kb_vendor().await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
+    let [(_, manager), (_, tech), (_, support)] = w
+        .staff([Role::Manager, Role::TechnicalTeam, Role::SupportStaff])
+        .await;
     let (customer, _) = w.user("customer@example.com", Role::Customer).await;
     let automation = w.kb_automation(&kb).await;
     let ua = w
@@ -426,18 +423,9 @@ async fn dashboard_backups_page() {
         return;
     }
     let dir = TempDir::new("dashboard-backups");
-    let path = dir.path.to_string_lossy().into_owned();
-    let w = World::start_with(
-        With::NONE,
-        &[
-            ("BACKUP_DIR", path.as_str()),
-            ("BACKUP_INTERVAL_HOURS", "0"),
-        ],
-    )
-    .await;
+    let w = World::with_backups(With::NONE, &dir, &[]).await;
     let d = Dashboard::open(&w).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
+    let [(_, tech), (_, support)] = w.staff([Role::TechnicalTeam, Role::SupportStaff]).await;
 
     let v = d.get("/api/admin/backups?", &tech).await;
     assert_eq!(v, json!([]), "a bare array");
@@ -521,8 +509,7 @@ async fn dashboard_automation_token_buttons_and_api_keys_page() {
     )
     .await;
     let d = Dashboard::open(&w).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
+    let [(_, tech), (_, support)] = w.staff([Role::TechnicalTeam, Role::SupportStaff]).await;
     let (customer, _) = w.user("customer@example.com", Role::Customer).await;
     let (automation, _) = w.automation_for(customer, "Keys bot", 0).await;
 
@@ -571,12 +558,7 @@ async fn dashboard_automation_token_buttons_and_api_keys_page() {
         .get(&format!("/api/admin/automations/{created}"), &tech)
         .await;
     assert_eq!(v["has_service_token"], true);
-    assert!(
-        v["service_token_masked"]
-            .as_str()
-            .unwrap()
-            .starts_with("****")
-    );
+    assert!(str_at(&v, "service_token_masked").starts_with("****"));
     // "Disconnect".
     let v = ok(
         &d,
@@ -607,11 +589,10 @@ async fn dashboard_automation_token_buttons_and_api_keys_page() {
     .await;
     let key = v["id"].as_i64().unwrap();
     let v = d
-        .expect(
-            Method::POST,
+        .post(
             "/api/admin/",
             &tech,
-            Some(json!({"automation_id": 0, "alias": "x", "api_key": "sk-x", "status": "active"})),
+            json!({"automation_id": 0, "alias": "x", "api_key": "sk-x", "status": "active"}),
             StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
@@ -680,9 +661,9 @@ async fn dashboard_automation_token_buttons_and_api_keys_page() {
 async fn dashboard_tickets_discounts_fallbacks_and_notifications() {
     let w = World::start(With::ALL).await;
     let d = Dashboard::open(&w).await;
-    let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
-    let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
+    let [(manager_id, manager), (_, support), (_, tech)] = w
+        .staff([Role::Manager, Role::SupportStaff, Role::TechnicalTeam])
+        .await;
     let (customer, customer_token) = w.user("customer@example.com", Role::Customer).await;
     let (automation, ua) = w.automation_for(customer, "Ticket bot", 10).await;
 
@@ -741,13 +722,7 @@ async fn dashboard_tickets_discounts_fallbacks_and_notifications() {
     let discount = w
         .insert("INSERT INTO discount_codes (code, percent_off) VALUES ('yalda', 10) RETURNING id")
         .await;
-    let pid = w
-        .insert(&format!(
-            "INSERT INTO payments (user_id, automation_id, user_automation_id, amount, \
-             tokens_purchased, status, verified_at) VALUES ({customer}, {automation}, {ua}, \
-             90000, 10, 'succeeded', now()) RETURNING id"
-        ))
-        .await;
+    let pid = w.paid(customer, automation, ua, 90000, 10).await;
     w.sql(&format!(
         "INSERT INTO discount_redemptions (discount_id, user_id, payment_id, status, \
          amount_before, amount_discount, amount_after) VALUES ({discount}, {customer}, {pid}, \
@@ -863,11 +838,10 @@ async fn dashboard_tickets_discounts_fallbacks_and_notifications() {
         Some(json!({"user_ids": [customer], "type": "admin", "title": "t", "body": "b"})),
     )
     .await;
-    d.expect(
-        Method::POST,
+    d.post(
         "/api/admin/notifications/broadcast",
         &support,
-        Some(json!({"type": "system", "title": "t", "body": "b", "role": "admin"})),
+        json!({"type": "system", "title": "t", "body": "b", "role": "admin"}),
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;

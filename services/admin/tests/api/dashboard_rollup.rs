@@ -27,14 +27,10 @@ async fn seed(w: &World) -> i64 {
     let (c4, _) = w.user("c4@example.com", Role::Customer).await;
     let (c5, _) = w.user("c5@example.com", Role::Customer).await;
     w.user("support@example.com", Role::SupportStaff).await;
-    w.sql(&format!(
-        "UPDATE users SET created_at = now() - interval '5 days' WHERE id = {c5}"
-    ))
-    .await;
-    w.sql(&format!(
-        "UPDATE users SET deleted_at = now(), is_active = false WHERE id = {c4}"
-    ))
-    .await;
+    w.update_user(c5, "created_at = now() - interval '5 days'")
+        .await;
+    w.update_user(c4, "deleted_at = now(), is_active = false")
+        .await;
     w.sql(&format!(
         "UPDATE user_automations SET created_at = now() - interval '50 days' WHERE id = {ua2}"
     ))
@@ -298,10 +294,8 @@ async fn figures_with_the_rollup_equal_a_count_from_scratch() {
     ))
     .await;
     let (late_user, _) = w.user("late@example.com", Role::Customer).await;
-    w.sql(&format!(
-        "UPDATE users SET created_at = now() - interval '6 days' WHERE id = {late_user}"
-    ))
-    .await;
+    w.update_user(late_user, "created_at = now() - interval '6 days'")
+        .await;
     w.sql(&format!(
         "INSERT INTO user_automations (user_id, automation_id, created_at) \
          SELECT {late_user}, automation_id, now() - interval '6 days' \

@@ -9,14 +9,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_fake_vendor::KbAnswer;
 use zimmer_jwt::Role;
+use zimmer_testkit::str_at;
 
 /// A customer with a user automation of `automation`; returns the user automation id.
 async fn subscribe(w: &World, email: &str, name: &str, automation: i64) -> i64 {
     let (user, _) = w.user(email, Role::Customer).await;
-    w.sql(&format!(
-        "UPDATE users SET name = '{name}' WHERE id = {user}"
-    ))
-    .await;
+    w.update_user(user, &format!("name = '{name}'")).await;
     w.insert(&format!(
         "INSERT INTO user_automations (user_id, automation_id) VALUES ({user}, {automation}) \
          RETURNING id"
@@ -63,10 +61,7 @@ async fn kb_reset_by_position_resets_exactly_the_row_this_staff_member_was_shown
     // Without a listing: 409, and nobody is reset.
     let (status, body) = post(&w, "/api/admin/kb-reset/2", &m_token).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(
-        body["detail"].as_str().unwrap().contains("reload"),
-        "{body}"
-    );
+    assert!(str_at(&body, "detail").contains("reload"), "{body}");
 
     let report = w
         .json(
@@ -145,7 +140,7 @@ async fn kb_reset_by_position_resets_exactly_the_row_this_staff_member_was_shown
     kb.set_kb_reset(KbAnswer::body(json!({ "detail": "busy" })).http(500));
     let (status, body) = reset_directly(&w, first, &t_token).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("500"), "{body}");
+    assert!(str_at(&body, "detail").contains("500"), "{body}");
 
     // kb-status errors as the marketplace gives them.
     let res = w
@@ -252,10 +247,7 @@ async fn kb_history_stats_and_chart_have_the_dashboard_shapes() {
         .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let (_, body) = common::body(res).await;
-    assert!(
-        body["detail"].as_str().unwrap().contains("YYYY-MM-DD"),
-        "{body}"
-    );
+    assert!(str_at(&body, "detail").contains("YYYY-MM-DD"), "{body}");
     let res = w.get("/api/admin/kb-history/abc", &token).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }

@@ -95,11 +95,14 @@ async fn the_database_never_holds_a_key_in_plaintext_and_the_api_shows_only_its_
 
     // The same key stored again gets a different ciphertext (a fresh nonce per value).
     let payload = json!({ "automation_id": automation, "alias": "secondary", "api_key": SECRET });
-    let res = w
-        .send(Method::POST, "/api/admin/openai-keys", &tech, &payload)
+    let second = w
+        .post(
+            "/api/admin/openai-keys",
+            &tech,
+            &payload,
+            StatusCode::CREATED,
+        )
         .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let second: serde_json::Value = res.json().await.unwrap();
     let r2 = row(&w, second["id"].as_i64().unwrap()).await;
     assert_ne!(r.key_ciphertext, r2.key_ciphertext);
 

@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_fake_openai::FakeOpenAi;
 use zimmer_jwt::Role;
+use zimmer_testkit::str_at;
 
 const VALID: &str = "sk-proj-Valid0000Key1111Secret2222wxyz";
 const WRONG: &str = "sk-proj-Wrong9999Key8888Secret7777abcd";
@@ -32,6 +33,13 @@ async fn create(w: &World, token: &str, b: Value) -> Value {
     v
 }
 
+/// An active key "main" of `automation` with these limits, as the page creates it.
+async fn main_key(w: &World, token: &str, automation: i64, rpm: i64, daily: i64) -> Value {
+    let form = json!({"automation_id": automation, "alias": "main", "api_key": VALID,
+                      "status": "active", "rpm_limit": rpm, "daily_token_limit": daily});
+    create(w, token, form).await
+}
+
 async fn list(w: &World, token: &str, query: &str) -> Vec<Value> {
     let v = w.json(&format!("/api/admin/list{query}"), token).await;
     v.as_array().expect("a bare array").clone()
@@ -47,18 +55,11 @@ fn find(keys: &[Value], id: i64) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads() {
     let w = World::start(With::NONE).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
+    let [(_, tech), (_, support)] = w.staff([Role::TechnicalTeam, Role::SupportStaff]).await;
     let a = automation(&w, "Bot A").await;
     let b = automation(&w, "Bot B").await;
 
-    let k = create(
-        &w,
-        &tech,
-        json!({"automation_id": a, "alias": "main", "api_key": VALID, "status": "active",
-               "rpm_limit": 60, "daily_token_limit": 100000}),
-    )
-    .await;
+    let k = main_key(&w, &tech, a, 60, 100_000).await;
     let id = k["id"].as_i64().unwrap();
     for field in [
         "id",
@@ -93,8 +94,8 @@ async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads()
     // The alias is unique per automation, not globally; an automation must be chosen.
     let payload =
         json!({"automation_id": a, "alias": "main", "api_key": WRONG, "status": "active"});
-    let res = w.send(Method::POST, "/api/admin/", &tech, &payload).await;
-    assert_eq!(res.status(), StatusCode::CONFLICT);
+    w.post("/api/admin/", &tech, &payload, StatusCode::CONFLICT)
+        .await;
     let other = create(
         &w,
         &tech,
@@ -106,16 +107,15 @@ async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads()
     assert_eq!(other["status"], "disabled");
     for automation_id in [json!(0), json!(999_999), Value::Null] {
         let payload = json!({"automation_id": automation_id, "alias": "x", "api_key": VALID, "status": "active"});
-        let res = w.send(Method::POST, "/api/admin/", &tech, &payload).await;
-        let (status, v) = body(res).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        assert!(
-            v["detail"]
-                .as_str()
-                .unwrap()
-                .contains("choose an automation"),
-            "{v}"
-        );
+        let v = w
+            .post(
+                "/api/admin/",
+                &tech,
+                &payload,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        assert!(str_at(&v, "detail").contains("choose an automation"), "{v}");
     }
     for bad in [json!({"rpm_limit": 0}), json!({"daily_token_limit": -5})] {
         let mut b = json!({"automation_id": a, "alias": "y", "api_key": VALID});
@@ -145,15 +145,12 @@ async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads()
         0
     );
     // The same rows as /openai-keys.
-    let ours = w.json("/api/admin/openai-keys", &tech).await;
-    assert_eq!(ours["total"], 2);
+    w.json_total("/api/admin/openai-keys", &tech, 2).await;
 
     // Edit: partial; `api_key: ""` keeps the key; null removes a limit.
     let payload = json!({"alias": "primary", "rpm_limit": null, "daily_token_limit": 500, "status": "active", "api_key": ""});
     let path = format!("/api/admin/keys/{id}");
-    let v = w
-        .send_expecting(Method::PUT, &path, &tech, &payload, StatusCode::OK)
-        .await;
+    let v = w.put(&path, &tech, &payload, StatusCode::OK).await;
     assert_eq!(
         (
             &v["alias"],
@@ -176,8 +173,14 @@ async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads()
     assert_eq!(find(&list(&w, &tech, "").await, id)["status"], "disabled");
     let payload = json!({"status": "broken"});
     let path = format!("/api/admin/keys/{id}/status");
-    let res = w.send(Method::PATCH, &path, &tech, &payload).await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    w.send_expecting(
+        Method::PATCH,
+        &path,
+        &tech,
+        &payload,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 
     // Support staff may not touch keys (403 with detail).
     let (status, v) = body(w.get("/api/admin/list", &support).await).await;
@@ -185,19 +188,12 @@ async fn the_dashboard_paths_serve_the_key_rows_with_the_fields_the_page_reads()
     assert!(v["detail"].is_string());
 
     // Delete through the alias (no body, JSON content type as the page sends it).
-    let res = w
-        .admin
-        .delete(&format!("/api/admin/keys/{other_id}"))
-        .bearer_auth(&tech)
-        .header("content-type", "application/json")
-        .call()
-        .await;
+    let path = format!("/api/admin/keys/{other_id}");
+    let res = w.bare(Method::DELETE, &path, &tech).await;
     assert!(res.status().is_success());
     assert_eq!(list(&w, &tech, "").await.len(), 1);
     let payload = json!({"alias": "z"});
-    let path = format!("/api/admin/keys/{other_id}");
-    let res = w.send(Method::PUT, &path, &tech, &payload).await;
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    w.put(&path, &tech, &payload, StatusCode::NOT_FOUND).await;
 }
 
 /// `POST /internal/openai-keys/lease` as a service.
@@ -220,14 +216,7 @@ async fn every_use_is_counted_and_the_limits_hold() {
     let w = World::start(With::NONE).await;
     let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
     let a = automation(&w, "Bot A").await;
-    let k = create(
-        &w,
-        &tech,
-        json!({"automation_id": a, "alias": "main", "api_key": VALID, "status": "active",
-               "rpm_limit": 2, "daily_token_limit": 100}),
-    )
-    .await;
-    let id = k["id"].as_i64().unwrap();
+    let id = main_key(&w, &tech, a, 2, 100).await["id"].as_i64().unwrap();
 
     // Two requests in a minute; the third is refused (429) until the next minute.
     let (status, g) = lease(&w, a, 30).await;
@@ -363,13 +352,8 @@ async fn the_key_test_asks_openai_and_marks_a_refused_key() {
         let w = &w;
         let tech = tech.clone();
         async move {
-            let res = w
-                .admin
-                .post(&format!("/api/admin/keys/{id}/test"))
-                .bearer_auth(&tech)
-                .header("content-type", "application/json")
-                .call()
-                .await;
+            let path = format!("/api/admin/keys/{id}/test");
+            let res = w.bare(Method::POST, &path, &tech).await;
             let status = res.status();
             let text = res.text().await.unwrap();
             for secret in [VALID, WRONG] {
@@ -392,7 +376,7 @@ async fn the_key_test_asks_openai_and_marks_a_refused_key() {
     let (status, v) = test(bad).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["success"], false);
-    let message = v["error_message"].as_str().unwrap();
+    let message = str_at(&v, "error_message");
     assert!(message.contains("401"), "{message}");
     assert!(!message.contains("sk-"), "{message}");
     assert!(v["latency_ms"].is_number());
@@ -427,10 +411,7 @@ async fn the_key_test_asks_openai_and_marks_a_refused_key() {
     let (status, v) = test(good).await;
     assert_eq!((status, &v["success"]), (StatusCode::OK, &json!(false)));
     assert!(
-        v["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("did not answer"),
+        str_at(&v, "error_message").contains("did not answer"),
         "{v}"
     );
     assert_eq!(find(&list(&w, &tech, "").await, good)["status"], "active");

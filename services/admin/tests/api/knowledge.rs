@@ -17,17 +17,6 @@ async fn market_world() -> World {
     World::start(With::MARKETPLACE).await
 }
 
-/// A bodiless call as the dashboard makes it: `Content-Type: application/json`, empty body.
-async fn bare(w: &World, method: Method, path: &str, token: &str) -> Response {
-    w.admin
-        .client
-        .request(method, w.admin.url(path))
-        .bearer_auth(token)
-        .header("Content-Type", "application/json")
-        .call()
-        .await
-}
-
 fn rows<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
     assert!(
         v["total"].is_i64() && v["total_count"].is_i64(),
@@ -48,20 +37,18 @@ async fn audited(w: &World, action: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn knowledge_entries_as_the_knowledge_page_reads_and_writes_them() {
     let w = market_world().await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
-    let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
+    let [(_, manager), (tech_id, tech), (_, support)] = w
+        .staff([Role::Manager, Role::TechnicalTeam, Role::SupportStaff])
+        .await;
     let (ali, customer) = w.user("ali@example.com", Role::Customer).await;
     let (sara, _) = w.user("sara@example.com", Role::Customer).await;
 
     // The add form: `client_id` a number (a select's string value is accepted too).
     let payload =
         json!({ "client_id": ali, "category": " Billing ", "answer": "پرداخت با کارت شتاب" });
-    let res = w
-        .send(Method::POST, "/api/admin/knowledge", &tech, &payload)
+    let e = w
+        .post("/api/admin/knowledge", &tech, &payload, StatusCode::CREATED)
         .await;
-    let (status, e) = body(res).await;
-    assert_eq!(status, StatusCode::CREATED, "{e}");
     assert_eq!(e["category"], "Billing");
     assert_eq!(e["answer"], "پرداخت با کارت شتاب");
     assert_eq!(e["client_id"], ali);
@@ -69,10 +56,13 @@ async fn knowledge_entries_as_the_knowledge_page_reads_and_writes_them() {
     assert_eq!(e["created_by"], tech_id);
     let payload =
         json!({ "client_id": sara.to_string(), "category": "Shipping", "answer": "2 days" });
-    let res = w
-        .send(Method::POST, "/api/admin/knowledge", &manager, &payload)
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
+    w.post(
+        "/api/admin/knowledge",
+        &manager,
+        &payload,
+        StatusCode::CREATED,
+    )
+    .await;
     assert_eq!(audited(&w, "knowledge.create").await, 2);
 
     // Refusals carry `detail`: unknown customer 404, bad fields 422; nothing audited.
@@ -134,19 +124,17 @@ async fn knowledge_entries_as_the_knowledge_page_reads_and_writes_them() {
     let bill = w.json("/api/admin/knowledge?category=bIL", &manager).await;
     assert_eq!(bill["total_count"], 1);
     assert_eq!(bill["knowledge_entries"][0]["category"], "Billing");
-    let none = w
-        .json(
-            &format!("/api/admin/knowledge?client_id={sara}&category=bil"),
-            &manager,
-        )
-        .await;
-    assert_eq!(none["total"], 0);
+    w.json_total(
+        &format!("/api/admin/knowledge?client_id={sara}&category=bil"),
+        &manager,
+        0,
+    )
+    .await;
     let res = w.get("/api/admin/knowledge?client_id=abc", &manager).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let paged = w
-        .json("/api/admin/knowledge?page=2&page_size=1", &manager)
+        .json_total("/api/admin/knowledge?page=2&page_size=1", &manager, 2)
         .await;
-    assert_eq!(paged["total"], 2);
     assert_eq!(paged["knowledge_entries"][0]["client_id"], ali);
 
     // docs/rbac.md: knowledge base is manager and technical team only.
@@ -156,10 +144,13 @@ async fn knowledge_entries_as_the_knowledge_page_reads_and_writes_them() {
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(v["detail"].is_string());
         let payload = json!({ "client_id": ali, "category": "x", "answer": "y" });
-        let res = w
-            .send(Method::POST, "/api/admin/knowledge", token, &payload)
-            .await;
-        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        w.post(
+            "/api/admin/knowledge",
+            token,
+            &payload,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
     }
     w.assert_count("SELECT count(*) AS n FROM knowledge_entries", 2)
         .await;
@@ -168,26 +159,28 @@ async fn knowledge_entries_as_the_knowledge_page_reads_and_writes_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kb_templates_as_the_templates_page_reads_and_writes_them() {
     let w = market_world().await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
+    let [(_, manager), (_, tech), (_, support)] = w
+        .staff([Role::Manager, Role::TechnicalTeam, Role::SupportStaff])
+        .await;
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
     let (automation, _) = w.automation_for(customer, "FAQ bot", 0).await;
 
     let payload = json!({ "automation_id": automation, "category": "", "question": "ساعت کاری؟", "answer": "۹ تا ۱۷" });
-    let res = w
-        .send(Method::POST, "/api/admin/kb-templates", &tech, &payload)
+    let t = w
+        .post(
+            "/api/admin/kb-templates",
+            &tech,
+            &payload,
+            StatusCode::CREATED,
+        )
         .await;
-    let (status, t) = body(res).await;
-    assert_eq!(status, StatusCode::CREATED, "{t}");
     assert!(t["category"].is_null(), "\"\" is none: {t}");
     assert_eq!(t["automation_name"], "FAQ bot");
     let id = t["id"].as_i64().unwrap();
     let payload =
         json!({ "automation_id": 999_999, "category": "", "question": "q", "answer": "a" });
     let v = w
-        .send_expecting(
-            Method::POST,
+        .post(
             "/api/admin/kb-templates",
             &tech,
             &payload,
@@ -210,25 +203,22 @@ async fn kb_templates_as_the_templates_page_reads_and_writes_them() {
     // The edit form sends the same four fields: a full replace.
     let payload = json!({ "automation_id": automation, "category": "Hours", "question": "Open?", "answer": "9-5" });
     let path = format!("/api/admin/kb-templates/{id}");
-    let res = w.send(Method::PUT, &path, &manager, &payload).await;
-    let (status, t2) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{t2}");
+    let t2 = w.put(&path, &manager, &payload, StatusCode::OK).await;
     assert_eq!(t2["category"], "Hours");
     assert_eq!(t2["question"], "Open?");
     assert_eq!(t2["automation_name"], "FAQ bot");
     let payload = json!({});
-    let res = w
-        .send(
-            Method::PUT,
-            "/api/admin/kb-templates/x1",
-            &manager,
-            &payload,
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::NOT_FOUND, "ids are digits only");
+    // Ids are digits only.
+    w.put(
+        "/api/admin/kb-templates/x1",
+        &manager,
+        &payload,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 
     assert_eq!(
-        bare(&w, Method::GET, "/api/admin/kb-templates", &support)
+        w.bare(Method::GET, "/api/admin/kb-templates", &support)
             .await
             .status(),
         StatusCode::FORBIDDEN
@@ -240,7 +230,7 @@ async fn kb_templates_as_the_templates_page_reads_and_writes_them() {
         ("tech", &tech, StatusCode::NO_CONTENT),
         ("tech again", &tech, StatusCode::NOT_FOUND),
     ] {
-        let res = bare(&w, Method::DELETE, &template, token).await;
+        let res = w.bare(Method::DELETE, &template, token).await;
         assert_eq!(res.status(), expected, "{who}");
     }
     assert_eq!(
@@ -260,9 +250,9 @@ async fn kb_templates_as_the_templates_page_reads_and_writes_them() {
 async fn the_fallback_log_lists_what_vendors_reported_and_any_staff_resolves_it() {
     let w = market_world().await;
     let market = w.market.as_ref().unwrap();
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (support_id, support) = w.user("agent@example.com", Role::SupportStaff).await;
+    let [(_, manager), (_, tech), (support_id, support)] = w
+        .staff([Role::Manager, Role::TechnicalTeam, Role::SupportStaff])
+        .await;
     let (ali, customer) = w.user("ali@example.com", Role::Customer).await;
     let (sara, _) = w.user("sara@example.com", Role::Customer).await;
     let (automation, ua_ali) = w.automation_for(ali, "Chat bot", 0).await;
@@ -326,9 +316,7 @@ async fn the_fallback_log_lists_what_vendors_reported_and_any_staff_resolves_it(
     // Resolve (support staff may), then reopen; bad status 422; unknown 404; customer 403.
     let path = format!("/api/admin/fallbacks/{id}");
     let payload = json!({ "status": "resolved" });
-    let res = w.send(Method::PUT, &path, &support, &payload).await;
-    let (status, f) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{f}");
+    let f = w.put(&path, &support, &payload, StatusCode::OK).await;
     assert_eq!(f["status"], "resolved");
     assert_eq!(f["resolved_by"], support_id);
     assert_eq!(f["client_name"], newest_name(&w, ali).await);
@@ -340,18 +328,24 @@ async fn the_fallback_log_lists_what_vendors_reported_and_any_staff_resolves_it(
         .send(Method::PUT, &path, &tech, &json!({ "status": "open" }))
         .await;
     assert_eq!(body(res).await.1["status"], "open");
-    let res = w
-        .send(Method::PUT, &path, &tech, &json!({ "status": "done" }))
-        .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    w.put(
+        &path,
+        &tech,
+        &json!({ "status": "done" }),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     let payload = json!({ "status": "resolved" });
-    let res = w
-        .send(Method::PUT, "/api/admin/fallbacks/999999", &tech, &payload)
-        .await;
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    w.put(
+        "/api/admin/fallbacks/999999",
+        &tech,
+        &payload,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     let payload = json!({ "status": "resolved" });
-    let res = w.send(Method::PUT, &path, &customer, &payload).await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    w.put(&path, &customer, &payload, StatusCode::FORBIDDEN)
+        .await;
     assert_eq!(
         w.get("/api/admin/fallbacks", &customer).await.status(),
         StatusCode::FORBIDDEN

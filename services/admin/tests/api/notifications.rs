@@ -9,6 +9,7 @@ use common::{Call, WAIT, With, World, body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
+use zimmer_testkit::str_at;
 
 fn with_support() -> With {
     With {
@@ -34,16 +35,12 @@ async fn notifications_of(w: &World, token: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chosen_users_get_one_notification_each_and_the_count_is_exact() {
     let w = World::start(with_support()).await;
-    let (_, agent) = w.user("agent@example.com", Role::SupportStaff).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
+    let [(_, agent), (_, tech)] = w.staff([Role::SupportStaff, Role::TechnicalTeam]).await;
     let (sara, sara_token) = w.user("sara@example.com", Role::Customer).await;
     let (reza, reza_token) = w.user("reza@example.com", Role::Customer).await;
     let (gone, _) = w.user("gone@example.com", Role::Customer).await;
     let (bystander, bystander_token) = w.user("other@example.com", Role::Customer).await;
-    w.sql(&format!(
-        "UPDATE users SET is_active = false WHERE id = {gone}"
-    ))
-    .await;
+    w.update_user(gone, "is_active = false").await;
 
     // Sara's live stream is open before the call.
     let support = w.support.as_ref().unwrap();
@@ -62,13 +59,7 @@ async fn chosen_users_get_one_notification_each_and_the_count_is_exact() {
         "data": {"payment_id": 7}
     });
     let v = w
-        .send_expecting(
-            Method::POST,
-            "/api/admin/notifications",
-            &agent,
-            &payload,
-            StatusCode::OK,
-        )
+        .post("/api/admin/notifications", &agent, &payload, StatusCode::OK)
         .await;
     assert_eq!(
         v["created"], 2,
@@ -141,18 +132,24 @@ async fn chosen_users_get_one_notification_each_and_the_count_is_exact() {
         json!({"user_ids": [sara], "type": "system", "title": "t", "body": "b",
                "data": {"big": "x".repeat(9000)}}),
     ] {
-        let res = w
-            .send(Method::POST, "/api/admin/notifications", &agent, &bad)
+        let v = w
+            .post(
+                "/api/admin/notifications",
+                &agent,
+                &bad,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
             .await;
-        let (status, v) = body(res).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
         assert!(v["detail"].is_string());
     }
     let payload = json!({"user_ids": [sara], "type": "system", "title": "t", "body": "b"});
-    let res = w
-        .send(Method::POST, "/api/admin/notifications", &tech, &payload)
-        .await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    w.post(
+        "/api/admin/notifications",
+        &tech,
+        &payload,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
     assert_eq!(
         w.count(&format!(
             "SELECT count(*) AS n FROM notifications WHERE user_id = {sara}"
@@ -171,10 +168,7 @@ async fn a_broadcast_carries_type_and_data_and_names_the_roles_it_accepts() {
         w.user(&format!("c{i}@example.com"), Role::Customer).await;
     }
     let (off, _) = w.user("off@example.com", Role::Customer).await;
-    w.sql(&format!(
-        "UPDATE users SET is_active = false WHERE id = {off}"
-    ))
-    .await;
+    w.update_user(off, "is_active = false").await;
 
     for role in ["admin", "everyone", "Customer"] {
         let res = w
@@ -187,13 +181,13 @@ async fn a_broadcast_carries_type_and_data_and_names_the_roles_it_accepts() {
             .await;
         let (status, v) = body(res).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{role}: {v}");
-        let detail = v["detail"].as_str().unwrap();
+        let detail = str_at(&v, "detail");
         for name in ["customer", "support_staff", "technical_team", "manager"] {
             assert!(detail.contains(name), "{detail}");
         }
     }
 
-    let v = w.send_expecting(Method::POST, "/api/admin/notifications/broadcast", &manager, &json!({"type": "automation", "title": "نسخه جدید", "body": "", "role": "customer", "data": {"automation_id": 3}}), StatusCode::ACCEPTED).await;
+    let v = w.post("/api/admin/notifications/broadcast", &manager, &json!({"type": "automation", "title": "نسخه جدید", "body": "", "role": "customer", "data": {"automation_id": 3}}), StatusCode::ACCEPTED).await;
     assert_eq!(v["created"], 3, "the active customers: {v}");
     assert!(v["event_id"].is_string());
     let event = w
@@ -217,8 +211,7 @@ async fn a_broadcast_carries_type_and_data_and_names_the_roles_it_accepts() {
     // Without a role, everyone active (the manager included); without a type, `admin`.
     let payload = json!({"title": "همه", "body": "b"});
     let v = w
-        .send_expecting(
-            Method::POST,
+        .post(
             "/api/admin/notifications/broadcast",
             &manager,
             &payload,

@@ -9,6 +9,7 @@ use common::{WAIT, With, World, body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
+use zimmer_testkit::str_at;
 
 async fn audit_actions(w: &World, token: &str) -> Vec<String> {
     let v = w.json("/api/admin/audit-log?page_size=100", token).await;
@@ -16,23 +17,25 @@ async fn audit_actions(w: &World, token: &str) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .map(|e| str_at(e, "action").to_owned())
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn automations_are_managed_through_the_marketplace() {
     let w = World::start(With::MARKETPLACE).await;
-    let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
+    let [(tech_id, tech), (_, manager)] = w.staff([Role::TechnicalTeam, Role::Manager]).await;
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
 
     let payload = json!({ "name": "دستیار تلگرام", "price_per_token": 1500, "demo_tokens": 7, "description": "x" });
-    let res = w
-        .send(Method::POST, "/api/admin/automations", &tech, &payload)
+    let created = w
+        .post(
+            "/api/admin/automations",
+            &tech,
+            &payload,
+            StatusCode::CREATED,
+        )
         .await;
-    let (status, created) = body(res).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_i64().unwrap();
     w.assert_count(
         &format!(
@@ -67,7 +70,7 @@ async fn automations_are_managed_through_the_marketplace() {
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(res.headers()["cache-control"], "no-store");
     let v: Value = res.json().await.unwrap();
-    let token = v["service_token"].as_str().unwrap().to_owned();
+    let token = str_at(&v, "service_token").to_owned();
     let v = w.json(&format!("/api/admin/automations/{id}"), &tech).await;
     assert_eq!(v["has_service_token"], true);
     assert_eq!(v["price_per_token"], 2000);
@@ -81,19 +84,20 @@ async fn automations_are_managed_through_the_marketplace() {
     // Health check now: no URL configured is the owner's clear 409.
     let payload = json!({});
     let path = format!("/api/admin/automations/{id}/health-check");
-    let res = w.send(Method::POST, &path, &tech, &payload).await;
-    assert_eq!(res.status(), StatusCode::CONFLICT);
+    w.post(&path, &tech, &payload, StatusCode::CONFLICT).await;
 
     // Delete: with a customer it is only unlisted; without, gone.
     w.sql(&format!(
         "INSERT INTO user_automations (user_id, automation_id) VALUES ({customer}, {id})"
     ))
     .await;
-    let res = w
-        .delete(&format!("/api/admin/automations/{id}"), &tech)
+    let v = w
+        .delete_expecting(
+            &format!("/api/admin/automations/{id}"),
+            &tech,
+            StatusCode::OK,
+        )
         .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["deleted"], false);
     let v = w.json(&format!("/api/admin/automations/{id}"), &tech).await;
     assert_eq!(v["is_listed"], false);
@@ -139,12 +143,12 @@ async fn automations_are_managed_through_the_marketplace() {
         1
     );
     let v = w
-        .json(
+        .json_total(
             &format!("/api/admin/audit-log?actor_id={tech_id}&action=automation.create"),
             &manager,
+            2,
         )
         .await;
-    assert_eq!(v["total"], 2);
     assert_eq!(v["items"][0]["actor_email"], "tech@example.com");
 }
 
@@ -163,11 +167,14 @@ async fn discounts_and_payments_for_managers() {
 
     // Discounts through billing.
     let payload = json!({ "code": " NOROOZ1405 ", "percent_off": 20, "max_redemptions": 100 });
-    let res = w
-        .send(Method::POST, "/api/admin/discounts", &manager, &payload)
+    let d = w
+        .post(
+            "/api/admin/discounts",
+            &manager,
+            &payload,
+            StatusCode::CREATED,
+        )
         .await;
-    let (status, d) = body(res).await;
-    assert_eq!(status, StatusCode::CREATED, "{d}");
     assert_eq!(d["code"], "norooz1405");
     let id = d["id"].as_i64().unwrap();
     for (refused, expected) in [
@@ -185,12 +192,10 @@ async fn discounts_and_payments_for_managers() {
     }
     let payload = json!({ "active": false, "max_redemptions": null });
     let path = format!("/api/admin/discounts/{id}");
-    let v = w
-        .send_expecting(Method::PUT, &path, &manager, &payload, StatusCode::OK)
-        .await;
+    let v = w.put(&path, &manager, &payload, StatusCode::OK).await;
     assert_eq!(v["active"], false);
-    let v = w.json("/api/admin/discounts?search=norooz", &manager).await;
-    assert_eq!(v["total"], 1);
+    w.json_total("/api/admin/discounts?search=norooz", &manager, 1)
+        .await;
     let v = w
         .json(&format!("/api/admin/discounts/{id}"), &manager)
         .await;
@@ -214,8 +219,7 @@ async fn discounts_and_payments_for_managers() {
          100000, 20000, 80000)"
     ))
     .await;
-    let v = w.json("/api/admin/payments", &manager).await;
-    assert_eq!(v["total"], 3);
+    let v = w.json_total("/api/admin/payments", &manager, 3).await;
     assert_eq!(v["items"][0]["payment_status"], "succeeded", "newest first");
     // The dashboard's vocabulary in `status` (README.md, "admin dashboard").
     assert_eq!(v["items"][0]["status"], "completed");
@@ -233,12 +237,12 @@ async fn discounts_and_payments_for_managers() {
     )
     .await;
     let v = w
-        .json(
+        .json_total(
             "/api/admin/payments?from=2025-01-16T00:00:00Z&page_size=1&page=2",
             &manager,
+            2,
         )
         .await;
-    assert_eq!(v["total"], 2);
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
     let bad = StatusCode::UNPROCESSABLE_ENTITY;
     w.assert_statuses(
@@ -267,17 +271,17 @@ async fn discounts_and_payments_for_managers() {
     // Reconciling a settled payment checks nothing (billing's rule) and is audited.
     let payload = json!({});
     let path = format!("/api/admin/payments/{pid}/reconcile");
-    let v = w
-        .send_expecting(Method::POST, &path, &manager, &payload, StatusCode::OK)
-        .await;
+    let v = w.post(&path, &manager, &payload, StatusCode::OK).await;
     assert_eq!(v["checked"], false);
 
     // A used code is deactivated, not deleted.
-    let res = w
-        .delete(&format!("/api/admin/discounts/{id}"), &manager)
+    let v = w
+        .delete_expecting(
+            &format!("/api/admin/discounts/{id}"),
+            &manager,
+            StatusCode::OK,
+        )
         .await;
-    let (status, v) = body(res).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["deleted"], false);
 
     let actions = audit_actions(&w, &manager).await;
@@ -295,8 +299,7 @@ async fn discounts_and_payments_for_managers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tickets_are_overseen_and_answered_through_support() {
     let w = World::start(With::SUPPORT).await;
-    let (support_id, support) = w.user("agent@example.com", Role::SupportStaff).await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
+    let [(support_id, support), (_, manager)] = w.staff([Role::SupportStaff, Role::Manager]).await;
     let (c1, _) = w.user("c1@example.com", Role::Customer).await;
     let t1 = w
         .insert(&format!(
@@ -314,8 +317,7 @@ async fn tickets_are_overseen_and_answered_through_support() {
     ))
     .await;
 
-    let v = w.json("/api/admin/tickets", &support).await;
-    assert_eq!(v["total"], 2);
+    let v = w.json_total("/api/admin/tickets", &support, 2).await;
     assert_eq!(v["items"][0]["id"], t1, "most recently active first");
     assert_eq!(v["items"][0]["messages_count"], 1);
     assert_eq!(v["items"][0]["user_email"], "c1@example.com");
@@ -340,12 +342,10 @@ async fn tickets_are_overseen_and_answered_through_support() {
     // Assign and change status, then reply, all as the staff member, through support.
     let payload = json!({ "status": "in_progress", "assigned_to": support_id, "actor_id": 1 });
     let path = format!("/api/admin/tickets/{t1}");
-    w.send_expecting(Method::PUT, &path, &support, &payload, StatusCode::OK)
-        .await;
+    w.put(&path, &support, &payload, StatusCode::OK).await;
     let payload = json!({ "message": "در حال بررسی هستیم" });
     let path = format!("/api/admin/tickets/{t1}/messages");
-    w.send_expecting(Method::POST, &path, &support, &payload, StatusCode::CREATED)
-        .await;
+    w.post(&path, &support, &payload, StatusCode::CREATED).await;
     w.assert_count(
         &format!(
             "SELECT count(*) AS n FROM tickets WHERE id = {t1} AND status = 'in_progress' \
@@ -380,15 +380,13 @@ async fn tickets_are_overseen_and_answered_through_support() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broadcast_reaches_every_matching_user_once() {
     let w = World::start(With::SUPPORT).await;
-    let (_, support) = w.user("agent@example.com", Role::SupportStaff).await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
+    let [(_, support), (_, manager)] = w.staff([Role::SupportStaff, Role::Manager]).await;
     for i in 0..3 {
         w.user(&format!("c{i}@example.com"), Role::Customer).await;
     }
     let payload = json!({ "title": "به‌روزرسانی", "body": "سرویس امشب ساعت ۲ به‌روز می‌شود", "role": "customer" });
     let v = w
-        .send_expecting(
-            Method::POST,
+        .post(
             "/api/admin/notifications/broadcast",
             &support,
             &payload,
@@ -415,12 +413,12 @@ async fn a_broadcast_reaches_every_matching_user_once() {
         "Persian kept exactly"
     );
     let log = w
-        .json(
+        .json_total(
             "/api/admin/audit-log?action=notification.broadcast",
             &manager,
+            1,
         )
         .await;
-    assert_eq!(log["total"], 1);
     assert_eq!(log["items"][0]["details"]["role"], "customer");
     for bad in [
         json!({ "title": "", "body": "x" }),
@@ -429,15 +427,13 @@ async fn a_broadcast_reaches_every_matching_user_once() {
         json!({ "title": "x", "body": "y", "role": "everyone" }),
         json!({ "title": "a\u{202E}b", "body": "y" }),
     ] {
-        let res = w
-            .send(
-                Method::POST,
-                "/api/admin/notifications/broadcast",
-                &support,
-                &bad,
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        w.post(
+            "/api/admin/notifications/broadcast",
+            &support,
+            &bad,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     w.assert_count(
         "SELECT count(*) AS n FROM outbox WHERE producer = 'admin'",

@@ -213,15 +213,7 @@ struct Ids {
 async fn every_admin_route_answers_each_role_as_rbac_md_says() {
     // Backups on (a directory of this test's own, no schedule), so a trigger really runs.
     let backups = zimmer_testkit::TempDir::new("admin-rbac-backups");
-    let backup_dir = backups.path.to_string_lossy().into_owned();
-    let w = World::start_with(
-        With::ALL,
-        &[
-            ("BACKUP_DIR", backup_dir.as_str()),
-            ("BACKUP_INTERVAL_HOURS", "0"),
-        ],
-    )
-    .await;
+    let w = World::with_backups(With::ALL, &backups, &[]).await;
     let (customer, customer_token) = w.user("customer@example.com", Role::Customer).await;
     let mut callers: Vec<(Option<Role>, Option<String>)> =
         vec![(None, None), (Some(Role::Customer), Some(customer_token))];

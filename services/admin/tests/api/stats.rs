@@ -22,14 +22,9 @@ pub(crate) async fn base(w: &World) -> Base {
     let (c1, _) = w.user("c1@example.com", Role::Customer).await;
     let (c2, _) = w.user("c2@example.com", Role::Customer).await;
     let (c3, _) = w.user("c3@example.com", Role::Customer).await;
-    w.sql(&format!(
-        "UPDATE users SET is_active = false WHERE id = {c3}"
-    ))
-    .await;
-    w.sql(&format!(
-        "UPDATE users SET created_at = now() - interval '400 days' WHERE id = {c2}"
-    ))
-    .await;
+    w.update_user(c3, "is_active = false").await;
+    w.update_user(c2, "created_at = now() - interval '400 days'")
+        .await;
     let (a1, ua1) = w.automation_for(c1, "Listed bot", 100).await;
     let (_, ua2) = w.automation_for(c2, "Hidden bot", 0).await;
     w.sql(&format!(
@@ -79,8 +74,7 @@ async fn seed(w: &World) -> (i64, i64) {
 async fn dashboard_numbers_are_right_and_revenue_is_for_managers_only() {
     let w = World::start(With::NONE).await;
     seed(&w).await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
-    let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
+    let [(_, manager), (_, support)] = w.staff([Role::Manager, Role::SupportStaff]).await;
 
     let v = w.json("/api/admin/dashboard/stats", &manager).await;
     assert_eq!(v["users"]["total"], 5);
@@ -133,15 +127,13 @@ async fn stats_are_cached_briefly_and_an_admin_action_invalidates_them() {
     assert_eq!(cached["generated_at"], first["generated_at"]);
     // A token adjustment changes the numbers: the cache is dropped.
     let payload = serde_json::json!({ "user_automation_id": ua, "delta": 1, "reason": "r", "idempotency_key": "cache-1" });
-    let res = w
-        .send(
-            reqwest::Method::POST,
-            "/api/admin/tokens/adjust",
-            &tech,
-            &payload,
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
+    w.post(
+        "/api/admin/tokens/adjust",
+        &tech,
+        &payload,
+        StatusCode::CREATED,
+    )
+    .await;
     let fresh = w.json("/api/admin/dashboard/stats", &tech).await;
     assert_eq!(
         fresh["users"]["total"].as_i64().unwrap(),
@@ -153,8 +145,7 @@ async fn stats_are_cached_briefly_and_an_admin_action_invalidates_them() {
 async fn analytics_series_have_one_point_per_day_with_zeros() {
     let w = World::start(With::NONE).await;
     seed(&w).await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
+    let [(_, manager), (_, tech)] = w.staff([Role::Manager, Role::TechnicalTeam]).await;
 
     let v = w
         .json("/api/admin/analytics/revenue?days=7", &manager)

@@ -12,8 +12,7 @@ use zimmer_jwt::Role;
 async fn a_deleted_ticket_leaves_the_admin_lists_and_counts() {
     let w = World::start(With::SUPPORT).await;
     let (customer, _) = w.user("sara@example.com", Role::Customer).await;
-    let (_, agent) = w.user("agent@example.com", Role::SupportStaff).await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
+    let [(_, agent), (_, manager)] = w.staff([Role::SupportStaff, Role::Manager]).await;
     let mut ids = Vec::new();
     for title in ["keep", "delete"] {
         ids.push(

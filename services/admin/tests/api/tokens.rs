@@ -8,13 +8,13 @@ use common::{Call, With, World};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
+use zimmer_testkit::str_at;
 
 const ADJUST: &str = "/api/admin/tokens/adjust";
 
 /// An adjustment as `token` that must answer `expected`; the body.
 async fn adjust_expecting(w: &World, token: &str, body: &Value, expected: StatusCode) -> Value {
-    w.send_expecting(Method::POST, ADJUST, token, body, expected)
-        .await
+    w.post(ADJUST, token, body, expected).await
 }
 
 async fn balance(w: &World, ua: i64) -> i64 {
@@ -28,8 +28,7 @@ async fn balance(w: &World, ua: i64) -> i64 {
 async fn an_adjustment_sent_twice_with_one_key_changes_the_balance_once_and_logs_once() {
     let w = World::start(With::MARKETPLACE).await;
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
-    let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
+    let [(tech_id, tech), (_, manager)] = w.staff([Role::TechnicalTeam, Role::Manager]).await;
     let (_, ua) = w.automation_for(customer, "Ledger bot", 10).await;
     let adjust = json!({
         "user_automation_id": ua,
@@ -122,8 +121,7 @@ async fn an_adjustment_sent_twice_with_one_key_changes_the_balance_once_and_logs
     assert_eq!(balance(&w, ua).await, 30);
 
     // The history shows both adjustments, newest first, with who and why.
-    let v = w.json("/api/admin/tokens/history", &manager).await;
-    assert_eq!(v["total"], 2);
+    let v = w.json_total("/api/admin/tokens/history", &manager, 2).await;
     assert_eq!(v["items"][0]["delta"], -20);
     assert_eq!(v["items"][0]["idempotency_key"], "adj-0003");
     assert_eq!(v["items"][1]["delta"], 40);
@@ -132,17 +130,15 @@ async fn an_adjustment_sent_twice_with_one_key_changes_the_balance_once_and_logs
     assert_eq!(v["items"][1]["actor_email"], "tech@example.com");
     assert_eq!(v["items"][1]["user_id"], customer);
     let v = w
-        .json(
+        .json_total(
             &format!("/api/admin/tokens/history?user_id={customer}&page_size=1"),
             &manager,
+            2,
         )
         .await;
-    assert_eq!(v["total"], 2);
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
-    let v = w
-        .json("/api/admin/tokens/history?actor_id=424242", &manager)
+    w.json_total("/api/admin/tokens/history?actor_id=424242", &manager, 0)
         .await;
-    assert_eq!(v["total"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +150,7 @@ async fn a_marketplace_that_is_down_changes_nothing_and_says_so() {
     let payload =
         json!({ "user_automation_id": ua, "delta": 5, "reason": "x", "idempotency_key": "k1" });
     let v = adjust_expecting(&w, &tech, &payload, StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(v["detail"].as_str().unwrap().contains("marketplace"));
+    assert!(str_at(&v, "detail").contains("marketplace"));
     assert_eq!(balance(&w, ua).await, 10);
     w.assert_count("SELECT count(*) AS n FROM admin_audit_log", 0)
         .await;
@@ -163,8 +159,8 @@ async fn a_marketplace_that_is_down_changes_nothing_and_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_cannot_adjust_the_balance_of_their_own_automation() {
     let w = World::start(With::MARKETPLACE).await;
-    let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
+    let [(tech_id, tech), (manager_id, manager)] =
+        w.staff([Role::TechnicalTeam, Role::Manager]).await;
     let (_, tech_ua) = w.automation_for(tech_id, "Tech bot", 10).await;
     let (_, manager_ua) = w.automation_for(manager_id, "Boss bot", 10).await;
 
@@ -174,13 +170,7 @@ async fn staff_cannot_adjust_the_balance_of_their_own_automation() {
         let payload = json!({ "user_automation_id": ua, "delta": 1000, "reason": "mine", "idempotency_key": key });
         let v = adjust_expecting(&w, token, &payload, StatusCode::FORBIDDEN).await;
         assert_eq!(v["code"], "self_adjustment");
-        assert!(
-            v["detail"]
-                .as_str()
-                .unwrap()
-                .contains("your own automation"),
-            "{v}"
-        );
+        assert!(str_at(&v, "detail").contains("your own automation"), "{v}");
         assert_eq!(balance(&w, ua).await, 10);
     }
     w.assert_count(
@@ -196,8 +186,8 @@ async fn staff_cannot_adjust_the_balance_of_their_own_automation() {
 
     // Another staff member may (the four-eyes way round).
     let payload = json!({ "user_automation_id": tech_ua, "delta": 5, "reason": "outage", "idempotency_key": "other-1" });
-    let res = w.send(Method::POST, ADJUST, &manager, &payload).await;
-    assert_eq!(res.status(), StatusCode::CREATED);
+    w.post(ADJUST, &manager, &payload, StatusCode::CREATED)
+        .await;
     assert_eq!(balance(&w, tech_ua).await, 15);
 }
 

@@ -10,6 +10,7 @@ use common::{Call, With, World, body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zimmer_jwt::Role;
+use zimmer_testkit::str_at;
 
 const PASSWORD: &str = "s3cure-and-long-enough";
 
@@ -26,28 +27,32 @@ async fn sign_up(w: &World, email: &str) -> (i64, String) {
     let v: Value = res.json().await.unwrap();
     (
         v["user"]["id"].as_i64().unwrap(),
-        v["access_token"].as_str().unwrap().to_owned(),
+        str_at(&v, "access_token").to_owned(),
     )
 }
 
 /// `PUT /api/admin/users/{id}` as `token`, which must answer `expected`; the body.
 async fn put_user(w: &World, id: i64, token: &str, body: Value, expected: StatusCode) -> Value {
     let path = format!("/api/admin/users/{id}");
-    w.send_expecting(Method::PUT, &path, token, &body, expected)
-        .await
+    w.put(&path, token, &body, expected).await
+}
+
+/// [`put_user`] of `is_active` alone (the panel's activate/deactivate switch).
+async fn set_active(w: &World, id: i64, token: &str, active: bool, expected: StatusCode) -> Value {
+    put_user(w, id, token, json!({ "is_active": active }), expected).await
 }
 
 /// `POST /api/admin/users` (a staff account) as `token`, which must answer `expected`; the
 /// body.
 async fn create_staff(w: &World, token: &str, form: &Value, expected: StatusCode) -> Value {
-    w.send_expecting(Method::POST, "/api/admin/users", token, form, expected)
-        .await
+    w.post("/api/admin/users", token, form, expected).await
 }
 
-/// The dashboard's role form, `PUT /api/admin/users/managers/{id}/role`: status and body.
-async fn put_role(w: &World, id: i64, token: &str, form: Value) -> (StatusCode, Value) {
+/// The dashboard's role form, `PUT /api/admin/users/managers/{id}/role`, which must answer
+/// `expected`; the body.
+async fn put_role(w: &World, id: i64, token: &str, form: Value, expected: StatusCode) -> Value {
     let path = format!("/api/admin/users/managers/{id}/role");
-    body(w.send(Method::PUT, &path, token, &form).await).await
+    w.put(&path, token, &form, expected).await
 }
 
 async fn login_status(w: &World, email: &str) -> StatusCode {
@@ -83,14 +88,7 @@ async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
     .await;
 
     // Any staff member may deactivate a customer (docs/rbac.md).
-    let v = put_user(
-        &w,
-        customer,
-        &support,
-        json!({ "is_active": false }),
-        StatusCode::OK,
-    )
-    .await;
+    let v = set_active(&w, customer, &support, false, StatusCode::OK).await;
     assert_eq!(v["is_active"], false);
     let deactivated = Instant::now();
 
@@ -135,14 +133,7 @@ async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
         .await;
     assert_eq!(v["is_active"], false);
     assert!(v["deactivated_at"].is_string());
-    put_user(
-        &w,
-        customer,
-        &support,
-        json!({ "is_active": true }),
-        StatusCode::OK,
-    )
-    .await;
+    set_active(&w, customer, &support, true, StatusCode::OK).await;
     assert_eq!(
         login_status(&w, "leaving@example.com").await,
         StatusCode::OK
@@ -153,8 +144,8 @@ async fn deactivating_a_customer_from_admin_locks_them_out_everywhere() {
 async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
     let w = World::start(With::AUTH).await;
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
-    let (tech_id, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
+    let [(tech_id, tech), (manager_id, manager)] =
+        w.staff([Role::TechnicalTeam, Role::Manager]).await;
     // Technical team: no role changes, no staff (de)activation. Bad input is a 422, an
     // unknown user a 404.
     for (id, token, change, expected) in [
@@ -167,8 +158,7 @@ async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
         put_user(&w, id, token, change, expected).await;
     }
     // Nobody changes their own role or deactivates themselves.
-    let payload = json!({ "is_active": false });
-    let v = put_user(&w, manager_id, &manager, payload, StatusCode::FORBIDDEN).await;
+    let v = set_active(&w, manager_id, &manager, false, StatusCode::FORBIDDEN).await;
     assert_eq!(v["code"], "self_change");
     // A manager promotes a customer; auth did it (the row) and admin logged it.
     let payload = json!({ "role": "support_staff", "user_id": 1 });
@@ -182,9 +172,8 @@ async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
     )
     .await;
     let log = w
-        .json("/api/admin/audit-log?action=user.change_role", &manager)
+        .json_total("/api/admin/audit-log?action=user.change_role", &manager, 1)
         .await;
-    assert_eq!(log["total"], 1);
     assert_eq!(log["items"][0]["actor_id"], manager_id);
     assert_eq!(
         log["items"][0]["details"]["changes"]["role"]["to"],
@@ -192,8 +181,7 @@ async fn only_managers_change_roles_or_staff_and_nobody_changes_themselves() {
     );
     // And the technical team member may still deactivate a customer-role user... who is now
     // staff, so no longer.
-    let deactivate = json!({ "is_active": false });
-    put_user(&w, customer, &tech, deactivate, StatusCode::FORBIDDEN).await;
+    set_active(&w, customer, &tech, false, StatusCode::FORBIDDEN).await;
     let _ = tech_id;
 }
 
@@ -233,9 +221,8 @@ async fn managers_create_staff_accounts_through_auth() {
     create_staff(&w, &manager, &payload, StatusCode::UNPROCESSABLE_ENTITY).await;
     // Audited once, without the password.
     let log = w
-        .json("/api/admin/audit-log?action=user.create_staff", &manager)
+        .json_total("/api/admin/audit-log?action=user.create_staff", &manager, 1)
         .await;
-    assert_eq!(log["total"], 1);
     assert_eq!(log["items"][0]["target_id"], id.to_string());
     assert!(!log.to_string().contains("a-long-enough-password"));
 }
@@ -245,17 +232,16 @@ async fn an_unreachable_auth_is_a_clear_503_and_nothing_is_logged() {
     let w = World::start(With::NONE).await;
     let (customer, _) = w.user("c@example.com", Role::Customer).await;
     let (_, manager) = w.user("boss@example.com", Role::Manager).await;
-    let payload = json!({ "is_active": false });
-    let v = put_user(
+    let v = set_active(
         &w,
         customer,
         &manager,
-        payload,
+        false,
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;
     assert_eq!(v["code"], "upstream_unavailable");
-    assert!(v["detail"].as_str().unwrap().contains("auth"));
+    assert!(str_at(&v, "detail").contains("auth"));
     w.assert_count("SELECT count(*) AS n FROM admin_audit_log", 0)
         .await;
 }
@@ -263,25 +249,21 @@ async fn an_unreachable_auth_is_a_clear_503_and_nothing_is_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_are_searched_filtered_paged_and_viewed() {
     let w = World::start(With::NONE).await;
-    let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
-    let (_, manager) = w.user("boss@example.com", Role::Manager).await;
+    let [(_, support), (_, manager)] = w.staff([Role::SupportStaff, Role::Manager]).await;
     for i in 0..25 {
         w.user(&format!("customer{i:02}@shop.example"), Role::Customer)
             .await;
     }
     let (alice, _) = w.user("alice_100%@example.com", Role::Customer).await;
-    w.sql(&format!(
-        "UPDATE users SET is_active = false WHERE id = {alice}"
-    ))
-    .await;
+    w.update_user(alice, "is_active = false").await;
 
     let v = w
-        .json(
+        .json_total(
             "/api/admin/users?role=customer&page_size=10&page=3",
             &support,
+            26,
         )
         .await;
-    assert_eq!(v["total"], 26);
     assert_eq!(v["page"], 3);
     assert_eq!(v["items"].as_array().unwrap().len(), 6);
     w.assert_totals(
@@ -293,8 +275,9 @@ async fn users_are_searched_filtered_paged_and_viewed() {
     )
     .await;
     // LIKE wildcards in a search are literal.
-    let v = w.json("/api/admin/users?search=100%25", &support).await;
-    assert_eq!(v["total"], 1);
+    let v = w
+        .json_total("/api/admin/users?search=100%25", &support, 1)
+        .await;
     assert_eq!(v["items"][0]["id"], alice);
     // Newest first.
     let v = w.json("/api/admin/users", &support).await;
@@ -342,19 +325,17 @@ async fn users_are_searched_filtered_paged_and_viewed() {
 
     // The user-automations overview, filtered.
     let v = w
-        .json(
+        .json_total(
             &format!("/api/admin/user-automations?user_id={alice}"),
             &support,
+            1,
         )
         .await;
-    assert_eq!(v["total"], 1);
     assert_eq!(v["items"][0]["automation_name"], "Viewer bot");
     assert_eq!(v["items"][0]["user_email"], "alice_100%@example.com");
     assert_eq!(v["items"][0]["bot_connected"], false);
-    let v = w
-        .json("/api/admin/user-automations?automation_id=999", &support)
+    w.json_total("/api/admin/user-automations?automation_id=999", &support, 0)
         .await;
-    assert_eq!(v["total"], 0);
     assert_eq!(
         w.get("/api/admin/user-automations?status=weird", &support)
             .await
@@ -428,10 +409,7 @@ async fn auth_checks_the_acting_staff_members_own_token() {
     .await;
     // A token that still says manager for somebody who no longer is one (demoted in the
     // database behind auth's back): admin's guard trusts the claim, auth does not.
-    w.sql(&format!(
-        "UPDATE users SET role = 'support_staff' WHERE id = {manager_id}"
-    ))
-    .await;
+    w.update_user(manager_id, "role = 'support_staff'").await;
     let (st, v) = as_manager("f@example.com").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     w.assert_count(
@@ -447,22 +425,15 @@ async fn auth_checks_the_acting_staff_members_own_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_manager_deletes_a_deactivated_account_permanently() {
     let w = World::start(With::AUTH).await;
-    let (manager_id, manager) = w.user("boss@example.com", Role::Manager).await;
-    let (_, tech) = w.user("tech@example.com", Role::TechnicalTeam).await;
-    let (_, support) = w.user("support@example.com", Role::SupportStaff).await;
+    let [(manager_id, manager), (_, tech), (_, support)] = w
+        .staff([Role::Manager, Role::TechnicalTeam, Role::SupportStaff])
+        .await;
     let (customer, _) = sign_up(&w, "erase.me@example.com").await;
-    w.sql(&format!(
-        "UPDATE users SET phone_number = '+989121234567' WHERE id = {customer}"
-    ))
-    .await;
+    w.update_user(customer, "phone_number = '+989121234567'")
+        .await;
     // History that must keep the id.
     let (automation, ua) = w.automation_for(customer, "Kept bot", 100).await;
-    w.sql(&format!(
-        "INSERT INTO payments (user_id, automation_id, user_automation_id, amount, \
-         tokens_purchased, status, verified_at) VALUES ({customer}, {automation}, {ua}, 50000, \
-         50, 'succeeded', now())"
-    ))
-    .await;
+    w.paid(customer, automation, ua, 50000, 50).await;
     w.sql(&format!(
         "INSERT INTO token_ledger (user_automation_id, kind, delta, balance_after, \
          demo_balance_after, source_key) VALUES ({ua}, 'purchase', 50, 150, 0, 'payment:kept')"
@@ -585,10 +556,8 @@ async fn a_manager_deletes_a_deactivated_account_permanently() {
             "{path}"
         );
     }
-    let v = w
-        .json("/api/admin/users/managers?search=deleted", &manager)
+    w.json_total("/api/admin/users/managers?search=deleted", &manager, 0)
         .await;
-    assert_eq!(v["total"], 0);
     assert_eq!(
         total_users(&w.json("/api/admin/dashboard", &manager).await),
         before - 1
@@ -611,22 +580,22 @@ async fn a_manager_deletes_a_deactivated_account_permanently() {
     let (again, _) = sign_up(&w, "erase.me@example.com").await;
     assert_ne!(again, customer);
     // A deleted account cannot be reactivated or renamed.
-    let (status, v) = put_role(
+    put_role(
         &w,
         customer,
         &manager,
         json!({ "role": "customer", "is_active": true }),
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
     // Audited with the id only.
     let log = w
-        .json(
+        .json_total(
             "/api/admin/audit-log?action=user.delete_permanent",
             &manager,
+            1,
         )
         .await;
-    assert_eq!(log["total"], 1);
     assert_eq!(log["items"][0]["target_id"], customer.to_string());
     assert!(!log.to_string().contains("erase.me"));
     // `user.updated` says so, naming the manager.
@@ -718,22 +687,22 @@ async fn the_dashboard_creates_customers_and_renames_accounts() {
     // Oneself: a name is not a role, and an unchanged form answers 200.
     let (status, v) = rename(&manager, manager_id, "The Boss").await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    let (status, v) = put_role(
+    put_role(
         &w,
         manager_id,
         &manager,
         json!({ "role": "manager", "is_active": true }),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    let (status, v) = put_role(
+    let v = put_role(
         &w,
         manager_id,
         &manager,
         json!({ "role": "customer", "is_active": true }),
+        StatusCode::FORBIDDEN,
     )
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(v["code"], "self_change");
     w.assert_count(
         &format!(
@@ -752,10 +721,8 @@ async fn the_dashboard_creates_customers_and_renames_accounts() {
         1,
     )
     .await;
-    let log = w
-        .json("/api/admin/audit-log?action=user.rename", &manager)
+    w.json_total("/api/admin/audit-log?action=user.rename", &manager, 3)
         .await;
-    assert_eq!(log["total"], 3);
 }
 
 async fn body_of(res: reqwest::Response) -> (StatusCode, Value) {

@@ -9,9 +9,9 @@ use zimmer_http::{ApiError, HttpResult, validate, validate::Validator};
 use zimmer_jwt::{CurrentUser, Role};
 
 use super::{
-    ClientMeta, PRODUCER, TokensFor, UserView, account_disabled, clear_refresh_cookie,
-    enqueue_revoked, finish_login, optional_json, revoke_locally, token_response,
-    twofa::recheck_password,
+    ClientMeta, TokensFor, UserView, account_disabled, clear_refresh_cookie, enqueue_revoked,
+    enqueue_user_updated, finish_login, optional_json, own_account, revoke_locally, token_response,
+    twofa::{password_matches, recheck_password},
 };
 use crate::{
     AppState,
@@ -164,11 +164,7 @@ pub async fn me(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {
         return Ok(json(body));
     }
     let ticket = state.users.ticket();
-    let mut conn = state.platform.pool.get().await?;
-    let found = queries::user_by_id(&mut conn, user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
-    drop(conn);
+    let found = own_account(&state, user.id).await?;
     let body =
         web::Bytes::from(serde_json::to_vec(&UserView::from(found)).map_err(ApiError::internal)?);
     state.users.store(user.id, body.clone(), ticket);
@@ -211,10 +207,9 @@ pub async fn update_profile(
         conn.transaction(async |conn| {
             let updated = queries::update_profile(conn, user.id, &changes).await?;
             if changes.name.is_some() {
-                zimmer_events::enqueue_event(
+                enqueue_user_updated(
                     conn,
-                    PRODUCER,
-                    &UserUpdated {
+                    UserUpdated {
                         user_id: updated.id,
                         name: Some(updated.name.clone()),
                         ..UserUpdated::default()
@@ -263,14 +258,8 @@ pub async fn change_password(
         v.error("confirm_password", "does not match the new password");
     }
     v.finish()?;
-    let mut conn = st.platform.pool.get().await?;
-    let found = queries::user_by_id(&mut conn, user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
-    drop(conn);
-    st.throttle.password_recheck_allowed(user.id).await?;
-    if !st.hasher.verify(current, &found.password_hash).await? {
-        st.throttle.password_recheck_failed(user.id).await;
+    let found = own_account(st, user.id).await?;
+    if !password_matches(st, &found, current).await? {
         return Err(ApiError::invalid(
             "current_password",
             "Current password is incorrect",
@@ -322,11 +311,7 @@ pub async fn delete_account(
         )
         .with_code("password_required"));
     };
-    let mut conn = st.platform.pool.get().await?;
-    let found = queries::user_by_id(&mut conn, user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
-    drop(conn);
+    let found = own_account(st, user.id).await?;
     recheck_password(st, &found, password).await?;
     ops::account::delete(st, user.id).await?;
     tracing::info!(user_id = user.id, "account deleted (anonymised)");

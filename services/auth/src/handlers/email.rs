@@ -7,7 +7,7 @@ use serde::Deserialize;
 use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::{CurrentUser, bearer_token};
 
-use super::{UserView, optional_json, present};
+use super::{UserView, account_not_found, optional_json, own_account, present};
 use crate::{
     AppState,
     clients::mail,
@@ -46,11 +46,7 @@ pub fn code_hash(state: &AppState, user_id: i64, code: &str) -> Vec<u8> {
 pub async fn request(user: CurrentUser, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
     let st = state.get_ref();
     let body: RequestBody = optional_json(&raw)?;
-    let mut conn = st.platform.pool.get().await?;
-    let found = queries::user_by_id(&mut conn, user.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
-    drop(conn);
+    let found = own_account(st, user.id).await?;
     must_be_own_email(body.email.as_deref(), &found.email)?;
     if found.email_verified_at.is_some() {
         return Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -156,7 +152,7 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>, raw: web::Byte
     let mut conn = st.platform.pool.get().await?;
     let found = queries::user_by_id(&mut conn, user.id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("Account not found"))?;
+        .ok_or_else(account_not_found)?;
     must_be_own_email(body.email.as_deref(), &found.email)?;
     if found.email_verified_at.is_some() {
         return Ok(verified(found));

@@ -48,9 +48,13 @@ pub async fn revocations(_caller: InternalCaller, state: web::Data<AppState>) ->
     Ok(HttpResponse::Ok().json(list))
 }
 
-/// A user as admin sees it: the public view plus the deactivation and deletion times.
-async fn internal_view(conn: &mut AsyncPgConnection, user: User) -> Result<InternalUser, ApiError> {
-    let (deactivated_at, deleted_at) = queries::lifecycle(conn, user.id).await?;
+/// User `id` as admin sees it (404 when unknown): the public view plus the deactivation and
+/// deletion times.
+async fn internal_view(conn: &mut AsyncPgConnection, id: i64) -> Result<InternalUser, ApiError> {
+    let user = queries::user_by_id(conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    let (deactivated_at, deleted_at) = queries::lifecycle(conn, id).await?;
     let u = UserView::from(user);
     Ok(InternalUser {
         id: u.id,
@@ -132,20 +136,36 @@ pub(crate) async fn acting_user(
     Ok(user.id)
 }
 
-/// The acting staff member: exists, active, staff.
-async fn actor(conn: &mut AsyncPgConnection, actor_id: i64) -> Result<(User, Role), ApiError> {
-    let actor = queries::user_by_id(conn, actor_id)
+/// The acting staff member's account: it exists and is active (else 403 `invalid_actor`).
+pub async fn active_actor(conn: &mut AsyncPgConnection, actor_id: i64) -> Result<User, ApiError> {
+    queries::user_by_id(conn, actor_id)
         .await?
         .filter(|a| a.is_active)
         .ok_or_else(|| {
             ApiError::forbidden("The acting user does not exist or is deactivated")
                 .with_code("invalid_actor")
-        })?;
-    let role = role_of(&actor)?;
+        })
+}
+
+/// The acting staff member's role: the member exists, is active and is staff.
+async fn actor_role(conn: &mut AsyncPgConnection, actor_id: i64) -> Result<Role, ApiError> {
+    let role = role_of(&active_actor(conn, actor_id).await?)?;
     if !role.is_staff() {
         return Err(ApiError::forbidden("Only staff can manage users"));
     }
-    Ok((actor, role))
+    Ok(role)
+}
+
+/// The acting staff member, who must be a manager for this action (`refused` says which).
+async fn manager(
+    conn: &mut AsyncPgConnection,
+    actor_id: i64,
+    refused: &'static str,
+) -> Result<(), ApiError> {
+    match actor_role(conn, actor_id).await? {
+        Role::Manager => Ok(()),
+        _ => Err(ApiError::forbidden(refused)),
+    }
 }
 
 /// `GET /internal/users/{id}`
@@ -155,10 +175,7 @@ pub async fn get_user(
     path: web::Path<i64>,
 ) -> HttpResult {
     let mut conn = state.platform.pool.get().await?;
-    let user = queries::user_by_id(&mut conn, path.into_inner())
-        .await?
-        .ok_or_else(|| ApiError::not_found("User not found"))?;
-    Ok(HttpResponse::Ok().json(internal_view(&mut conn, user).await?))
+    Ok(HttpResponse::Ok().json(internal_view(&mut conn, path.into_inner()).await?))
 }
 
 /// `PUT /internal/users/{id}` `{role?, is_active?, name?}`: a role change revokes every
@@ -218,7 +235,7 @@ async fn apply_update(
     let mut conn = st.platform.pool.get().await?;
     let (user, revoked, deactivation) = conn
         .transaction(async |conn| {
-            let (_, actor_role) = actor(conn, actor_id).await?;
+            let actor_role = actor_role(conn, actor_id).await?;
             let target = live_target(conn, target_id).await?;
             let target_role = role_of(&target)?;
             let role_changes = new_role.is_some_and(|r| r != target_role);
@@ -277,10 +294,7 @@ async fn apply_update(
                 changes.actor_id = Some(actor_id);
                 enqueue_user_updated(conn, changes).await?;
             }
-            let user = queries::user_by_id(conn, target_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("User not found"))?;
-            let view = internal_view(conn, user).await?;
+            let view = internal_view(conn, target_id).await?;
             Ok::<_, ApiError>((view, revoked, deactivation))
         })
         .await?;
@@ -404,10 +418,7 @@ pub async fn create_staff(
     let deactivated = body.is_active == Some(false);
     let (user, deactivation) = conn
         .transaction(async |conn| {
-            let (_, actor_role) = actor(conn, actor_id).await?;
-            if actor_role != Role::Manager {
-                return Err(ApiError::forbidden("Only a manager can create accounts"));
-            }
+            manager(conn, actor_id, "Only a manager can create accounts").await?;
             let user = insert_registered_in_tx(
                 conn,
                 &NewUser {
@@ -439,11 +450,7 @@ pub async fn create_staff(
             } else {
                 None
             };
-            let id = user.id;
-            let user = queries::user_by_id(conn, id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("User not found"))?;
-            let view = internal_view(conn, user).await?;
+            let view = internal_view(conn, user.id).await?;
             Ok::<_, ApiError>((view, deactivation))
         })
         .await?;
@@ -484,12 +491,12 @@ pub async fn delete_user(
     let mut conn = st.platform.pool.get().await?;
     let erased = conn
         .transaction(async |conn| {
-            let (_, actor_role) = actor(conn, actor_id).await?;
-            if actor_role != Role::Manager {
-                return Err(ApiError::forbidden(
-                    "Only a manager can delete accounts permanently",
-                ));
-            }
+            manager(
+                conn,
+                actor_id,
+                "Only a manager can delete accounts permanently",
+            )
+            .await?;
             if target_id == actor_id {
                 return Err(
                     ApiError::forbidden("You cannot delete your own account from here")

@@ -16,7 +16,7 @@ use actix_web::{
     http::StatusCode,
 };
 use chrono::{DateTime, Utc};
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 use zimmer_db::models::{Session, User};
 use zimmer_http::ApiError;
 use zimmer_jwt::Role;
@@ -93,16 +93,9 @@ impl ClientMeta {
             .get("user-agent")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(512).collect());
-        // The gateway sets X-Real-IP to the client's address; services are not exposed.
-        let ip = req
-            .headers()
-            .get("x-real-ip")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| req.peer_addr().map(|a| a.ip().to_string()));
         Self {
             user_agent,
-            ip,
+            ip: zimmer_http::client_ip(req),
             is_browser: req.headers().contains_key("origin"),
         }
     }
@@ -206,21 +199,19 @@ pub fn check_cookie_origin(req: &HttpRequest, state: &AppState) -> Result<(), Ap
 
 /// A JSON body that may be absent: the panel calls several of these routes with no body at
 /// all, and a missing body must get the route's own clear 422, not a parse error.
-pub fn optional_json<T: DeserializeOwned + Default>(raw: &[u8]) -> Result<T, ApiError> {
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(raw).map_err(|e| {
-        if e.is_data() {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_error",
-                format!("Invalid request body: {e}"),
-            )
-        } else {
-            ApiError::bad_request("Malformed JSON body")
-        }
-    })
+pub use zimmer_http::optional_json;
+
+pub fn account_not_found() -> ApiError {
+    ApiError::unauthorized("Account not found")
+}
+
+/// The signed-in user's account (401 when it is gone), on a pooled connection that is given
+/// back at once: the callers go on to hash a password or send mail without holding one.
+pub async fn own_account(state: &AppState, user_id: i64) -> Result<User, ApiError> {
+    let mut conn = state.platform.pool.get().await?;
+    crate::queries::user_by_id(&mut conn, user_id)
+        .await?
+        .ok_or_else(account_not_found)
 }
 
 /// A non-empty, trimmed optional string field.

@@ -13,8 +13,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use zimmer_events::contracts::internal::automations::{PasswordRecheck, PasswordRechecked};
 use zimmer_http::{ApiError, HttpResult, InternalCaller};
 
-use super::{internal::acting_user, optional_json};
-use crate::{AppState, queries};
+use super::{
+    internal::{acting_user, active_actor},
+    optional_json,
+};
+use crate::AppState;
 
 /// `{password}` → [`PasswordRechecked`].
 pub async fn password_recheck(
@@ -38,13 +41,7 @@ pub async fn password_recheck(
             .with_code("password_required"));
     };
     let mut conn = st.platform.pool.get().await?;
-    let user = queries::user_by_id(&mut conn, user_id)
-        .await?
-        .filter(|u| u.is_active)
-        .ok_or_else(|| {
-            ApiError::forbidden("The acting user does not exist or is deactivated")
-                .with_code("invalid_actor")
-        })?;
+    let user = active_actor(&mut conn, user_id).await?;
     // Never hold a pooled connection across the slow hash.
     drop(conn);
     let counted = st.throttle.recheck_begin(user.id).await?;

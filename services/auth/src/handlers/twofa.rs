@@ -24,7 +24,8 @@ use zimmer_http::{ApiError, HttpResult};
 use zimmer_jwt::CurrentUser;
 
 use super::{
-    ClientMeta, account_disabled, finish_login, invalid_recovery_code, optional_json, present,
+    ClientMeta, account_disabled, account_not_found, finish_login, invalid_recovery_code,
+    optional_json, own_account, present,
 };
 use crate::{
     AppState,
@@ -92,7 +93,15 @@ async fn check_otp_field(
     })
 }
 
-fn hashed_new_codes(state: &AppState, user_id: i64) -> (Vec<String>, Vec<Vec<u8>>) {
+/// Ten new recovery codes (to show) and their hashes (to store), once `code` proves the
+/// authenticator holds the sealed secret: turning 2FA on and regenerating the codes.
+async fn new_codes_after_otp(
+    state: &AppState,
+    user_id: i64,
+    sealed: &[u8],
+    code: &str,
+) -> Result<(Vec<String>, Vec<Vec<u8>>), ApiError> {
+    check_otp_field(state, user_id, sealed, code).await?;
     let codes = twofa::new_recovery_codes();
     let hashes = codes
         .iter()
@@ -101,11 +110,7 @@ fn hashed_new_codes(state: &AppState, user_id: i64) -> (Vec<String>, Vec<Vec<u8>
             twofa::recovery_code_hash(&state.secrets, user_id, &n)
         })
         .collect();
-    (codes, hashes)
-}
-
-fn account_not_found() -> ApiError {
-    ApiError::unauthorized("Account not found")
+    Ok((codes, hashes))
 }
 
 /// The account and its 2FA state, read on one connection.
@@ -157,11 +162,7 @@ pub async fn initiate(
 ) -> HttpResult {
     let st = state.get_ref();
     let body: CodeBody = optional_json(&raw)?;
-    let mut conn = st.platform.pool.get().await?;
-    let found = queries::user_by_id(&mut conn, user.id)
-        .await?
-        .ok_or_else(account_not_found)?;
-    drop(conn);
+    let found = own_account(st, user.id).await?;
     recent_sign_in_or_password(st, &user, &found, &body).await?;
     let mut conn = st.platform.pool.get().await?;
     if found.twofa_enabled {
@@ -196,9 +197,13 @@ pub struct CodeBody {
     pub password: Option<String>,
 }
 
-/// The request's `otp_code`, or a 422 on it that says what the code is for.
-fn required_otp<'a>(body: &'a CodeBody, missing: &'static str) -> Result<&'a str, ApiError> {
-    present(body.otp_code.as_deref()).ok_or_else(|| ApiError::invalid("otp_code", missing))
+/// The request's body and its `otp_code`, or a 422 on it that says what the code is for.
+fn with_otp(raw: &[u8], missing: &'static str) -> Result<(CodeBody, String), ApiError> {
+    let body: CodeBody = optional_json(raw)?;
+    let code = present(body.otp_code.as_deref())
+        .ok_or_else(|| ApiError::invalid("otp_code", missing))?
+        .to_owned();
+    Ok((body, code))
 }
 
 /// 409 `twofa_already_enabled` (found when the secret is written or the code is checked).
@@ -247,9 +252,8 @@ pub async fn activate(
     raw: web::Bytes,
 ) -> HttpResult {
     let st = state.get_ref();
-    let body: CodeBody = optional_json(&raw)?;
-    let code = required_otp(
-        &body,
+    let (body, code) = with_otp(
+        &raw,
         "Enter the 6-digit code from your authenticator app to turn on two-factor authentication",
     )?;
     let (found, s) = user_and_twofa_state(st, user.id).await?;
@@ -264,8 +268,7 @@ pub async fn activate(
             "Start two-factor setup first (initiate), then send a code",
         ));
     };
-    check_otp_field(st, user.id, &sealed, code).await?;
-    let (codes, hashes) = hashed_new_codes(st, user.id);
+    let (codes, hashes) = new_codes_after_otp(st, user.id, &sealed, &code).await?;
     let revoked = ops::twofa::enable(st, user.id, user.session_id, &sealed, &hashes).await?;
     st.users.forget(&user.id);
     st.mailer
@@ -326,13 +329,25 @@ pub async fn recheck_password(
     user: &User,
     password: &str,
 ) -> Result<(), ApiError> {
-    state.throttle.password_recheck_allowed(user.id).await?;
-    if state.hasher.verify(password, &user.password_hash).await? {
+    if password_matches(state, user, password).await? {
         Ok(())
     } else {
-        state.throttle.password_recheck_failed(user.id).await;
         Err(ApiError::invalid("password", "The password is incorrect").with_code("wrong_password"))
     }
+}
+
+/// Whether `password` is the user's, under the re-check lock: a wrong one counts against it.
+pub async fn password_matches(
+    state: &AppState,
+    user: &User,
+    password: &str,
+) -> Result<bool, ApiError> {
+    state.throttle.password_recheck_allowed(user.id).await?;
+    let matches = state.hasher.verify(password, &user.password_hash).await?;
+    if !matches {
+        state.throttle.password_recheck_failed(user.id).await;
+    }
+    Ok(matches)
 }
 
 /// `POST /api/auth/2fa/recovery-codes/regenerate` `{otp_code}` → `{codes, recovery_codes}`;
@@ -343,9 +358,8 @@ pub async fn regenerate(
     raw: web::Bytes,
 ) -> HttpResult {
     let st = state.get_ref();
-    let body: CodeBody = optional_json(&raw)?;
-    let code = required_otp(
-        &body,
+    let (_, code) = with_otp(
+        &raw,
         "Enter a current code from your authenticator app (otp_code) to get new recovery codes",
     )?;
     let mut conn = st.platform.pool.get().await?;
@@ -357,8 +371,7 @@ pub async fn regenerate(
             "Two-factor authentication is not on",
         ));
     };
-    check_otp_field(st, user.id, &sealed, code).await?;
-    let (codes, hashes) = hashed_new_codes(st, user.id);
+    let (codes, hashes) = new_codes_after_otp(st, user.id, &sealed, &code).await?;
     let mut conn = st.platform.pool.get().await?;
     conn.transaction(async |conn| queries::replace_recovery_codes(conn, user.id, &hashes).await)
         .await?;

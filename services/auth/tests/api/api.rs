@@ -6,7 +6,7 @@ use crate::common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_testkit::assert_db_count;
+use zimmer_testkit::{assert_db_count, str_at};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_answers_user_tokens_and_a_safe_cookie() {
@@ -27,7 +27,7 @@ async fn register_answers_user_tokens_and_a_safe_cookie() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["token_type"], "bearer");
     assert_eq!(body["expires_in"], 900);
-    assert!(body["access_token"].as_str().unwrap().split('.').count() == 3);
+    assert!(str_at(&body, "access_token").split('.').count() == 3);
     let user = &body["user"];
     assert_eq!(user["email"], "sara@example.com");
     assert_eq!(user["role"], "customer");
@@ -294,7 +294,7 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     let second_refresh = refresh_cookie(&first).expect("rotated cookie");
     assert_ne!(second_refresh, r.refresh);
     let body: Value = first.json().await.unwrap();
-    let new_access = body["access_token"].as_str().unwrap().to_owned();
+    let new_access = str_at(&body, "access_token").to_owned();
     assert_eq!(me_status(&app, &new_access).await, StatusCode::OK);
 
     // The old token again: reuse. The whole session ends.
@@ -552,7 +552,7 @@ async fn csrf_jwks_and_internal_revocations() {
     assert_eq!(key["kty"], "OKP");
     assert_eq!(key["crv"], "Ed25519");
     assert_eq!(key["alg"], "EdDSA");
-    assert_eq!(key["kid"].as_str().unwrap(), ctx.signer.jwk().kid);
+    assert_eq!(str_at(key, "kid"), ctx.signer.jwk().kid);
     assert!(key.get("d").is_none(), "no private part");
 
     let a = register(&app, "rev@example.com", PASSWORD).await;

@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use reqwest::{Response, StatusCode, header::SET_COOKIE};
 use serde_json::{Value, json};
-use zimmer_testkit::{TempDir, TestApp, TestContext};
+use zimmer_testkit::{TempDir, TestApp, TestContext, str_at};
 
 pub async fn auth() -> (TestContext, TestApp) {
     let (ctx, app, _mail) = auth_with(&[]).await;
@@ -80,7 +80,7 @@ impl Mailbox {
 
 /// The token of the link to `path` (e.g. `/reset-password`) in a mail.
 pub fn link_token(mail: &Value, path: &str) -> String {
-    let text = mail["text"].as_str().unwrap();
+    let text = str_at(mail, "text");
     let marker = format!("{path}?token=");
     let start = text
         .find(&marker)
@@ -94,7 +94,7 @@ pub fn link_token(mail: &Value, path: &str) -> String {
 
 /// The 6-digit verification code of a verification mail.
 pub fn mailed_code(mail: &Value) -> String {
-    let text = mail["text"].as_str().unwrap();
+    let text = str_at(mail, "text");
     let line = text
         .lines()
         .find(|l| l.contains("وارد کنید:"))
@@ -138,7 +138,7 @@ pub async fn register(app: &TestApp, email: &str, password: &str) -> Registered 
     let body: Value = res.json().await.unwrap();
     Registered {
         user_id: body["user"]["id"].as_i64().unwrap(),
-        access: body["access_token"].as_str().unwrap().to_owned(),
+        access: str_at(&body, "access_token").to_owned(),
         refresh,
         body,
     }
@@ -157,7 +157,7 @@ pub async fn login_access(app: &TestApp, email: &str, password: &str) -> String 
     let res = login(app, email, password).await;
     assert_eq!(res.status(), StatusCode::OK, "login {email}");
     let body: Value = res.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    str_at(&body, "access_token").to_owned()
 }
 
 pub async fn me_status(app: &TestApp, access: &str) -> StatusCode {
@@ -210,7 +210,7 @@ pub async fn enable_2fa(app: &TestApp, access: &str) -> (String, Vec<String>) {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{init}");
-    let secret = init["secret"].as_str().unwrap().to_owned();
+    let secret = str_at(&init, "secret").to_owned();
     let (status, act) = json_of(
         app.post("/api/auth/2fa/activate")
             .bearer_auth(access)
@@ -238,5 +238,5 @@ pub async fn login_challenge(app: &TestApp, email: &str, password: &str) -> Stri
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["otp_required"], true, "{body}");
     assert!(body.get("access_token").is_none(), "{body}");
-    body["challenge_token"].as_str().unwrap().to_owned()
+    str_at(&body, "challenge_token").to_owned()
 }

@@ -7,7 +7,7 @@ use crate::common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_testkit::{assert_db_count, db_count, retry_after};
+use zimmer_testkit::{assert_db_count, db_count, retry_after, str_at};
 
 async fn request_verification(
     app: &zimmer_testkit::TestApp,
@@ -51,10 +51,7 @@ async fn verification_by_link_is_single_use_and_stored_hashed() {
     let m = mail.wait_for("verify@example.com", 1).await;
     assert_eq!(m["subject"], "تأیید ایمیل حساب زیمر");
     assert!(
-        m["text"]
-            .as_str()
-            .unwrap()
-            .contains("http://localhost:3000/verify-email?token="),
+        str_at(&m, "text").contains("http://localhost:3000/verify-email?token="),
         "{m}"
     );
     let token = link_token(&m, "/verify-email");
@@ -141,18 +138,12 @@ async fn verification_by_code_needs_the_bearer_and_allows_five_attempts() {
         .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // Nothing usable: 422 with a clear detail.
-    let (status, body) = app
+    let body = app
         .post("/api/auth/verify-email")
         .bearer_auth(&r.access)
-        .json_of()
+        .json_expecting(StatusCode::UNPROCESSABLE_ENTITY)
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("verification_code")
-    );
+    assert!(str_at(&body, "detail").contains("verification_code"));
 
     let attempt = |c: String| {
         app.post("/api/auth/verify-email")
@@ -165,10 +156,7 @@ async fn verification_by_code_needs_the_bearer_and_allows_five_attempts() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(body["code"], "invalid_code");
         assert!(
-            body["detail"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("{left} attempt")),
+            str_at(&body, "detail").contains(&format!("{left} attempt")),
             "{body}"
         );
     }

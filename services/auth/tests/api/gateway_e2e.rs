@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::{StatusCode, header::SET_COOKIE};
 use serde_json::{Value, json};
-use zimmer_testkit::{Call, Gateway, TempDir, TestContext, Upstreams};
+use zimmer_testkit::{Call, Gateway, TempDir, TestContext, Upstreams, str_at};
 
 const PANEL: &str = "http://localhost:3000";
 
@@ -81,7 +81,7 @@ async fn register_login_me_refresh_logout_through_the_gateway() {
         .await;
     let refresh = cookie(&res);
     let body: Value = res.json().await.unwrap();
-    let access = body["access_token"].as_str().unwrap().to_owned();
+    let access = str_at(&body, "access_token").to_owned();
 
     // /api/me and an authenticated route of another service.
     let me = http
@@ -109,7 +109,7 @@ async fn register_login_me_refresh_logout_through_the_gateway() {
         .call_expecting(StatusCode::OK)
         .await;
     let refreshed: Value = res.json().await.unwrap();
-    let access2 = refreshed["access_token"].as_str().unwrap().to_owned();
+    let access2 = str_at(&refreshed, "access_token").to_owned();
     assert_ne!(access2, access);
 
     // Log out: the token of this session is rejected by auth and, within a second, by marketplace.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use zimmer_config::{DEV_INTERNAL_TOKEN, dev_internal_token};
 use zimmer_jwt::{Claims, Role};
-use zimmer_testkit::{TestApp, TestContext, assert_db_count, db_count};
+use zimmer_testkit::{TestApp, TestContext, assert_db_count, db_count, str_at};
 
 /// A call with `credential` (a service's `X-Internal-Token`) and, if given, the acting staff
 /// member's access token.
@@ -35,6 +35,20 @@ async fn call(
         req = req.header("X-Acting-User-Token", format!("Bearer {token}"));
     }
     json_of(req.call().await).await
+}
+
+/// `GET /internal/revocations` with `credential` (the list services load at start).
+async fn revocations(app: &TestApp, credential: &str) -> (StatusCode, Value) {
+    let get = reqwest::Method::GET;
+    call(
+        app,
+        credential,
+        None,
+        get,
+        "/internal/revocations",
+        json!({}),
+    )
+    .await
 }
 
 /// What the admin service sends: its own credential, acting for the holder of `acting`.
@@ -76,6 +90,12 @@ fn token(ctx: &TestContext, id: i64, role: Role) -> String {
     ctx.mint_access_token(id, role, Uuid::new_v4())
 }
 
+/// The manager boss@example.com and one more staff member; their ids.
+async fn manager_and(ctx: &TestContext, email: &str, role: Role) -> (i64, i64) {
+    let manager = ctx.create_user("boss@example.com", Role::Manager).await;
+    (manager, ctx.create_user(email, role).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_routes_need_the_service_credential() {
     let (ctx, app) = auth().await;
@@ -109,10 +129,7 @@ async fn internal_routes_need_the_service_credential() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_change_revokes_the_sessions_and_follows_rbac() {
     let (ctx, app) = auth().await;
-    let manager = ctx.create_user("boss@example.com", Role::Manager).await;
-    let support = ctx
-        .create_user("helper@example.com", Role::SupportStaff)
-        .await;
+    let (manager, support) = manager_and(&ctx, "helper@example.com", Role::SupportStaff).await;
     let r = register(&app, "promote@example.com", PASSWORD).await;
     let as_manager = token(&ctx, manager, Role::Manager);
     let as_support = token(&ctx, support, Role::SupportStaff);
@@ -224,15 +241,7 @@ async fn deactivation_blocks_login_and_tokens_everywhere_and_can_be_undone() {
     assert_eq!(events(&ctx, "user.deactivated", &of_the_user).await, 1);
     assert_eq!(events(&ctx, "session.revoked", "TRUE").await, 1);
     // The live list other services load at start has the user.
-    let (st, list) = call(
-        &app,
-        &dev_internal_token("marketplace"),
-        None,
-        reqwest::Method::GET,
-        "/internal/revocations",
-        json!({}),
-    )
-    .await;
+    let (st, list) = revocations(&app, &dev_internal_token("marketplace")).await;
     assert_eq!(st, StatusCode::OK);
     assert!(
         list["users"]
@@ -268,10 +277,7 @@ async fn deactivation_blocks_login_and_tokens_everywhere_and_can_be_undone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_manager_creates_staff_with_a_password_or_an_invitation() {
     let (ctx, app, mail) = auth_with(&[]).await;
-    let manager = ctx.create_user("boss@example.com", Role::Manager).await;
-    let tech = ctx
-        .create_user("tech@example.com", Role::TechnicalTeam)
-        .await;
+    let (manager, tech) = manager_and(&ctx, "tech@example.com", Role::TechnicalTeam).await;
     let app = &app;
     let create = |actor: i64, body: Value| {
         let role = if actor == manager {
@@ -372,10 +378,7 @@ async fn deleting_an_account_needs_the_password_and_anonymises_it() {
     .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("password is required"),
+        str_at(&body, "detail").contains("password is required"),
         "{body}"
     );
     let (st, body) = json_of(
@@ -457,10 +460,7 @@ async fn managers(ctx: &TestContext) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_admin_acting_for_a_manager_creates_a_manager() {
     let (ctx, app) = auth().await;
-    let manager = ctx.create_user("boss@example.com", Role::Manager).await;
-    let support = ctx
-        .create_user("helper@example.com", Role::SupportStaff)
-        .await;
+    let (manager, support) = manager_and(&ctx, "helper@example.com", Role::SupportStaff).await;
     let as_manager = token(&ctx, manager, Role::Manager);
     let as_support = token(&ctx, support, Role::SupportStaff);
     let new_manager = json!({
@@ -589,15 +589,7 @@ async fn each_service_has_its_own_internal_credential() {
     let (ctx, app) = auth().await;
     let user = ctx.create_user("someone@example.com", Role::Customer).await;
     for caller in ["marketplace", "billing", "support", "admin"] {
-        let (st, _) = call(
-            &app,
-            &dev_internal_token(caller),
-            None,
-            reqwest::Method::GET,
-            "/internal/revocations",
-            json!({}),
-        )
-        .await;
+        let (st, _) = revocations(&app, &dev_internal_token(caller)).await;
         assert_eq!(st, StatusCode::OK, "{caller}");
     }
     let (st, body) = call(
@@ -611,15 +603,7 @@ async fn each_service_has_its_own_internal_credential() {
     .await;
     assert_eq!(st, StatusCode::OK, "{body}");
     // The old shared development token is nobody's credential any more.
-    let (st, _) = call(
-        &app,
-        "dev-internal-token-change-me",
-        None,
-        reqwest::Method::GET,
-        "/internal/revocations",
-        json!({}),
-    )
-    .await;
+    let (st, _) = revocations(&app, "dev-internal-token-change-me").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 
     // With explicit INTERNAL_CALLERS, only the listed callers get in.
@@ -635,15 +619,7 @@ async fn each_service_has_its_own_internal_credential() {
         (DEV_INTERNAL_TOKEN, StatusCode::UNAUTHORIZED),
         ("admins-own-secreT", StatusCode::UNAUTHORIZED),
     ] {
-        let (st, _) = call(
-            &strict,
-            credential,
-            None,
-            reqwest::Method::GET,
-            "/internal/revocations",
-            json!({}),
-        )
-        .await;
+        let (st, _) = revocations(&strict, credential).await;
         assert_eq!(st, expected, "{credential}");
     }
 }

@@ -36,8 +36,7 @@ async fn registration_survives_a_broker_outage_and_the_event_goes_out_once() {
     assert_eq!(res.status(), StatusCode::CREATED);
     // The outbox keeps writes safe, so a broker outage degrades the instance without
     // taking it out of the load balancer.
-    let (status, ready) = app.get("/readyz").json_of().await;
-    assert_eq!(status, StatusCode::OK);
+    let ready = app.get("/readyz").json_expecting(StatusCode::OK).await;
     assert_eq!(ready["status"], "degraded", "{ready}");
     assert!(ready["degraded"].get("broker").is_some(), "{ready}");
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use zimmer_config::DEV_INTERNAL_TOKEN;
 use zimmer_jwt::Role;
-use zimmer_testkit::{assert_db_count, db_count};
+use zimmer_testkit::{assert_db_count, db_count, str_at};
 
 fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
@@ -213,7 +213,7 @@ async fn a_totp_code_is_accepted_once_even_across_flows() {
         .bearer_auth(&r.access)
         .json_body()
         .await;
-    let secret = init["secret"].as_str().unwrap().to_owned();
+    let secret = str_at(&init, "secret").to_owned();
     let code = totp_code(&secret, now);
     app.post("/api/auth/2fa/activate")
         .bearer_auth(&r.access)
@@ -349,7 +349,7 @@ async fn sql_injection_in_every_text_field_is_just_text() {
         assert_eq!(st, StatusCode::CREATED, "{evil}: {body}");
         assert_eq!(body["user"]["name"], name.as_str());
         assert_eq!(body["user"]["email"], email.as_str());
-        let access = body["access_token"].as_str().unwrap().to_owned();
+        let access = str_at(&body, "access_token").to_owned();
         // And it logs in with exactly those strings, not with a tautology.
         let (st, _) = json_of(login(&app, &email, &password).await).await;
         assert_eq!(st, StatusCode::OK, "{evil}");

@@ -13,7 +13,7 @@ use common::*;
 use diesel_async::RunQueryDsl;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_testkit::{TestApp, TestContext, assert_db_count, binary_path, db_count};
+use zimmer_testkit::{TestApp, TestContext, assert_db_count, binary_path, db_count, str_at};
 
 /// The claims of an access token (the signature is auth's business; here only the content).
 fn claims(access: &str) -> Value {
@@ -42,13 +42,23 @@ async fn post(app: &TestApp, path: &str, access: &str, body: Option<Value>) -> (
     req.json_of().await
 }
 
+/// [`post`] that must answer `expected`; the body.
+async fn post_expecting(
+    app: &TestApp,
+    path: &str,
+    access: &str,
+    body: Option<Value>,
+    expected: StatusCode,
+) -> Value {
+    let (status, v) = post(app, path, access, body).await;
+    assert_eq!(status, expected, "POST {path}: {v}");
+    v
+}
+
 fn assert_reauth_required(status: StatusCode, body: &Value) {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["code"], "reauth_required", "{body}");
-    assert!(
-        body["detail"].as_str().unwrap().contains("sign in again"),
-        "{body}"
-    );
+    assert!(str_at(body, "detail").contains("sign in again"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,24 +70,24 @@ async fn a_stale_session_cannot_set_up_two_factor_without_the_password() {
     // A token alone (a thief's, say) cannot start binding an authenticator.
     let (st, body) = post(&app, "/api/auth/2fa/initiate", &r.access, None).await;
     assert_reauth_required(st, &body);
-    let (st, body) = post(
+    post_expecting(
         &app,
         "/api/auth/2fa/initiate",
         &r.access,
         Some(json!({ "password": "not the password at all" })),
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     // With the password it goes ahead.
-    let (st, init) = post(
+    let init = post_expecting(
         &app,
         "/api/auth/2fa/initiate",
         &r.access,
         Some(json!({ "password": PASSWORD })),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(st, StatusCode::OK, "{init}");
-    let secret = init["secret"].as_str().unwrap().to_owned();
+    let secret = str_at(&init, "secret").to_owned();
 
     // Activation is held to the same rule: the code of the new secret is no proof.
     let code = totp_code(&secret, now_unix());
@@ -89,41 +99,41 @@ async fn a_stale_session_cannot_set_up_two_factor_without_the_password() {
     )
     .await;
     assert_reauth_required(st, &body);
-    let (st, body) = post(
+    let body = post_expecting(
         &app,
         "/api/auth/2fa/activate",
         &r.access,
         Some(json!({ "otp_code": code, "password": PASSWORD })),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["recovery_codes"].as_array().unwrap().len(), 10);
 
     // Regenerate and disable carry a current code (or the password): proof enough at any age.
-    let (st, body) = post(
+    post_expecting(
         &app,
         "/api/auth/2fa/recovery-codes/regenerate",
         &r.access,
         None,
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let (st, body) = post(
+    post_expecting(
         &app,
         "/api/auth/2fa/recovery-codes/regenerate",
         &r.access,
         Some(json!({ "otp_code": totp_code(&secret, now_unix() + 30) })),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(st, StatusCode::OK, "{body}");
-    let (st, body) = post(
+    post_expecting(
         &app,
         "/api/auth/2fa/disable",
         &r.access,
         Some(json!({ "otp_code": totp_code(&secret, now_unix() - 30) })),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(st, StatusCode::OK, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +151,7 @@ async fn a_refresh_keeps_the_sign_in_time_and_a_fresh_login_keeps_the_panel_flow
     let res = refresh_with_cookie(&app, &r.refresh).await;
     assert_eq!(res.status(), StatusCode::OK);
     let refreshed: Value = res.json().await.unwrap();
-    let access = refreshed["access_token"].as_str().unwrap();
+    let access = str_at(&refreshed, "access_token");
     // A refresh is not a sign-in: the token says when the session's sign-in was.
     let after = claims(access);
     assert_eq!(after["sid"], first["sid"]);
@@ -178,8 +188,8 @@ async fn turning_two_factor_on_and_off_signs_out_other_sessions_and_mails_the_ow
     )
     .await;
     let on = mail.wait_for(email, 1).await;
-    assert!(on["subject"].as_str().unwrap().contains("فعال شد"), "{on}");
-    assert!(on["text"].as_str().unwrap().contains("خارج شدید"), "{on}");
+    assert!(str_at(&on, "subject").contains("فعال شد"), "{on}");
+    assert!(str_at(&on, "text").contains("خارج شدید"), "{on}");
 
     // A new device signs in with a code; turning 2FA off from the first one ends it.
     let challenge = login_challenge(&app, email, PASSWORD).await;
@@ -192,22 +202,19 @@ async fn turning_two_factor_on_and_off_signs_out_other_sessions_and_mails_the_ow
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{body}");
-    let third = body["access_token"].as_str().unwrap().to_owned();
-    let (st, body) = post(
+    let third = str_at(&body, "access_token").to_owned();
+    post_expecting(
         &app,
         "/api/auth/2fa/disable",
         &r.access,
         Some(json!({ "password": PASSWORD })),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(me_status(&app, &third).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me_status(&app, &r.access).await, StatusCode::OK);
     let off = mail.wait_for(email, 2).await;
-    assert!(
-        off["subject"].as_str().unwrap().contains("غیرفعال"),
-        "{off}"
-    );
+    assert!(str_at(&off, "subject").contains("غیرفعال"), "{off}");
     assert_db_count(
         &ctx,
         "SELECT count(*) AS n FROM sessions WHERE revoked_reason IN ('twofa_enabled', 'twofa_disabled')",
@@ -241,10 +248,7 @@ async fn a_full_width_look_alike_is_the_same_account_and_other_alphabets_are_ref
     .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["errors"][0]["field"], "email", "{body}");
-    assert!(
-        body["detail"].as_str().unwrap().contains("Latin letters"),
-        "{body}"
-    );
+    assert!(str_at(&body, "detail").contains("Latin letters"), "{body}");
     assert_eq!(
         db_count(&ctx, "SELECT count(*) AS n FROM users").await,
         1,

@@ -7,10 +7,20 @@ use crate::common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_testkit::{TestApp, ToggleProxy, assert_db_count, db_count};
+use zimmer_testkit::{TestApp, ToggleProxy, assert_db_count, db_count, str_at};
 
 async fn verify(app: &TestApp, body: Value) -> (StatusCode, Value) {
     json_of(app.post_json("/api/auth/2fa/verify", &body).await).await
+}
+
+/// A bodiless `POST /api/auth/2fa/{step}` (no code): 422 with a `detail` naming `field`.
+async fn refused_without_a_code(app: &TestApp, access: &str, step: &str, field: &str) {
+    let body = app
+        .post(&format!("/api/auth/2fa/{step}"))
+        .bearer_auth(access)
+        .json_expecting(StatusCode::UNPROCESSABLE_ENTITY)
+        .await;
+    assert!(str_at(&body, "detail").contains(field), "{step}: {body}");
 }
 
 async fn status(app: &TestApp, access: &str) -> Value {
@@ -26,14 +36,13 @@ async fn setup_stores_the_secret_encrypted_and_gives_ten_hashed_recovery_codes()
     let r = register(&app, "setup@example.com", PASSWORD).await;
     assert_eq!(status(&app, &r.access).await["enabled"], false);
 
-    let (st, init) = app
+    let init = app
         .post("/api/auth/2fa/initiate")
         .bearer_auth(&r.access)
-        .json_of()
+        .json_expecting(StatusCode::OK)
         .await;
-    assert_eq!(st, StatusCode::OK);
-    let secret = init["secret"].as_str().unwrap().to_owned();
-    let uri = init["otpauth_uri"].as_str().unwrap();
+    let secret = str_at(&init, "secret").to_owned();
+    let uri = str_at(&init, "otpauth_uri");
     assert!(
         uri.starts_with("otpauth://totp/Zimmer:setup%40example.com?"),
         "{uri}"
@@ -56,29 +65,20 @@ async fn setup_stores_the_secret_encrypted_and_gives_ten_hashed_recovery_codes()
     .await;
 
     // Activation needs a code, and the right one.
-    let (st, body) = app
-        .post("/api/auth/2fa/activate")
-        .bearer_auth(&r.access)
-        .json_of()
-        .await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body["detail"].as_str().unwrap().contains("code"), "{body}");
+    refused_without_a_code(&app, &r.access, "activate", "code").await;
     let now = now_unix();
     let wrong = totp_code(&secret, now + 300);
-    let (st, _) = app
-        .post("/api/auth/2fa/activate")
+    app.post("/api/auth/2fa/activate")
         .bearer_auth(&r.access)
         .json(&json!({ "otp_code": wrong }))
-        .json_of()
+        .json_expecting(StatusCode::UNPROCESSABLE_ENTITY)
         .await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    let (st, body) = app
+    let body = app
         .post("/api/auth/2fa/activate")
         .bearer_auth(&r.access)
         .json(&json!({ "otp_code": totp_code(&secret, now) }))
-        .json_of()
+        .json_expecting(StatusCode::OK)
         .await;
-    assert_eq!(st, StatusCode::OK, "{body}");
     let codes = recovery_codes(&body["recovery_codes"]);
     assert_eq!(codes.len(), 10);
     let s = status(&app, &r.access).await;
@@ -152,7 +152,7 @@ async fn login_with_2fa_answers_a_challenge_and_a_code_works_once() {
     assert_eq!(body["token_type"], "bearer");
     assert_eq!(body["user"]["email"], "otp@example.com");
     assert_eq!(body["user"]["twofa_enabled"], true);
-    let access = body["access_token"].as_str().unwrap();
+    let access = str_at(&body, "access_token");
     assert_eq!(me_status(&app, access).await, StatusCode::OK);
 
     // The same challenge cannot be used again, and the same code not on a new challenge.
@@ -204,23 +204,13 @@ async fn recovery_codes_are_single_use_and_regenerate_replaces_them() {
     assert_eq!(st, StatusCode::OK);
 
     // Regenerate needs a code (the panel sends none: 422 with a detail).
-    let (st, body) = app
-        .post("/api/auth/2fa/recovery-codes/regenerate")
-        .bearer_auth(&r.access)
-        .json_of()
-        .await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        body["detail"].as_str().unwrap().contains("otp_code"),
-        "{body}"
-    );
-    let (st, body) = app
+    refused_without_a_code(&app, &r.access, "recovery-codes/regenerate", "otp_code").await;
+    let body = app
         .post("/api/auth/2fa/recovery-codes/regenerate")
         .bearer_auth(&r.access)
         .json(&json!({ "otp_code": totp_code(&secret, now_unix() + 30) }))
-        .json_of()
+        .json_expecting(StatusCode::OK)
         .await;
-    assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["codes"], body["recovery_codes"]);
     let fresh = recovery_codes(&body["codes"]);
     assert_eq!(fresh.len(), 10);
@@ -257,10 +247,7 @@ async fn disable_needs_a_code_or_the_password() {
     };
     let (st, body) = json_of(disable(None).await.unwrap()).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        body["detail"].as_str().unwrap().contains("password"),
-        "{body}"
-    );
+    assert!(str_at(&body, "detail").contains("password"), "{body}");
     let (st, body) = json_of(
         disable(Some(json!({ "password": "not my password" })))
             .await
@@ -363,7 +350,7 @@ async fn without_redis_totp_fails_closed_while_passwords_and_recovery_codes_work
     )
     .await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("recovery code"));
+    assert!(str_at(&body, "detail").contains("recovery code"));
     // A recovery code still works: its single use lives in the database.
     let (st, body) = verify(
         &app,

@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
-use zimmer_http::{ApiError, HttpResult, validate::Validator};
+use zimmer_http::{ApiError, HttpResult, client_ip, validate::Validator};
 use zimmer_jwt::CurrentUser;
 
 use super::int_value;
@@ -32,17 +32,6 @@ pub struct ValidateBody {
     /// The panel may send the amount it shows instead of tokens; it only feeds the preview.
     #[serde(default)]
     pub amount: Option<Value>,
-}
-
-/// The client's address as the gateway saw it (it sets `X-Real-IP`; services are reachable
-/// only through it), else the peer.
-fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get("x-real-ip")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().chars().take(64).collect::<String>())
-        .filter(|s| !s.is_empty())
-        .or_else(|| req.peer_addr().map(|a| a.ip().to_string()))
 }
 
 /// Counts this check against the caller's and the IP's budgets; 429 when either is spent.

@@ -9,11 +9,11 @@ use zimmer_db::models::billing::{Payment, payment_status as ps};
 use zimmer_events::contracts::internal::discounts::{
     DiscountList, DiscountPatch, NewDiscount, Redemption, RedemptionList,
 };
-use zimmer_http::{ApiError, HttpResult, InternalCaller, PageQuery, time_bound};
+use zimmer_http::{ApiError, HttpResult, InternalCaller, PageQuery, Window, time_bound};
 
 use super::{
     PaymentView,
-    payments::{ListQuery, parse_order, parse_status, window},
+    payments::{parse_order, parse_status, payments_page, window},
 };
 use crate::{
     AppState,
@@ -56,12 +56,9 @@ pub async fn list_discounts(
         page: query.page,
         page_size: query.page_size,
     };
-    let (offset, limit, page_no, page_size) = match query.limit {
-        Some(l) => {
-            let l = l.clamp(1, WHOLE_LIST);
-            (0, l, 1, l)
-        }
-        None => (page.offset(), page.limit(), page.page(), page.page_size()),
+    let window = match query.limit {
+        Some(l) => Window::at(l.clamp(1, WHOLE_LIST), 0),
+        None => Window::of(&page),
     };
     let search = query
         .search
@@ -70,13 +67,14 @@ pub async fn list_discounts(
         .filter(|s| !s.is_empty());
     let mut conn = state.billing.pool.get().await?;
     let (rows, total) =
-        queries::list_discounts(&mut conn, search, query.active, offset, limit).await?;
+        queries::list_discounts(&mut conn, search, query.active, window.offset, window.limit)
+            .await?;
     let items = ops::views(&mut conn, rows).await?;
     Ok(HttpResponse::Ok().json(DiscountList {
         items,
         total,
-        page: page_no,
-        page_size,
+        page: window.page,
+        page_size: window.page_size,
     }))
 }
 
@@ -181,23 +179,8 @@ pub async fn list_payments(
         to: time_bound("to", q.to.as_deref(), false)?,
         ascending: parse_order(q.order.as_deref())?,
     };
-    let (offset, limit, page, page_size) = window(&ListQuery {
-        limit: q.limit,
-        offset: q.offset,
-        page: q.page,
-        page_size: q.page_size,
-        order: None,
-        status: None,
-    });
-    let mut conn = state.billing.pool.get().await?;
-    let (rows, total) = queries::list_payments(&mut conn, &filter, offset, limit).await?;
-    let items: Vec<serde_json::Value> = rows
-        .into_iter()
-        .map(|(p, name)| admin_listed(p, name))
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": items, "total": total, "page": page, "page_size": page_size,
-    })))
+    let window = window(q.limit, q.offset, q.page, q.page_size);
+    payments_page(&state, &filter, window, admin_listed).await
 }
 
 pub async fn get_payment(

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use zimmer_db::models::billing::{Payment, payment_status as ps};
 use zimmer_http::{
-    ApiError, HttpResult,
+    ApiError, HttpResult, Window,
     paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
     validate::Validator,
 };
@@ -254,18 +254,22 @@ pub struct ListQuery {
     pub status: Option<String>,
 }
 
-/// `(offset, limit, page, page_size)` from either style.
-pub fn window(q: &ListQuery) -> (i64, i64, i64, i64) {
-    let size = q
-        .limit
-        .or(q.page_size)
+/// The page either style asks for: `limit`/`offset` win over `page_size`/`page`.
+pub fn window(
+    limit: Option<i64>,
+    offset: Option<i64>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+) -> Window {
+    let size = limit
+        .or(page_size)
         .unwrap_or(DEFAULT_PAGE_SIZE)
         .clamp(1, MAX_PAGE_SIZE);
-    let offset = match q.offset {
+    let offset = match offset {
         Some(o) => o.max(0),
-        None => (q.page.unwrap_or(1).max(1) - 1).saturating_mul(size),
+        None => (page.unwrap_or(1).max(1) - 1).saturating_mul(size),
     };
-    (offset, size, offset / size + 1, size)
+    Window::at(size, offset)
 }
 
 pub fn parse_status(s: Option<&str>) -> Result<Option<String>, ApiError> {
@@ -295,21 +299,23 @@ pub async fn list(
         ascending: parse_order(query.order.as_deref())?,
         ..PaymentFilter::default()
     };
-    let (offset, limit, page, page_size) = window(&query);
+    let window = window(query.limit, query.offset, query.page, query.page_size);
+    payments_page(&state, &filter, window, PaymentView::new).await
+}
+
+/// The page `window` of the payments `filter` selects, each as `view` shows it (with its
+/// automation's name), answered with the page in both vocabularies.
+pub async fn payments_page<T: Serialize>(
+    state: &AppState,
+    filter: &PaymentFilter,
+    window: Window,
+    view: impl Fn(Payment, Option<String>) -> T,
+) -> HttpResult {
     let mut conn = state.billing.pool.get().await?;
-    let (rows, total) = queries::list_payments(&mut conn, &filter, offset, limit).await?;
-    let items: Vec<PaymentView> = rows
-        .into_iter()
-        .map(|(p, name)| PaymentView::new(p, name))
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": items,
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-        "limit": limit,
-        "offset": offset,
-    })))
+    let (rows, total) =
+        queries::list_payments(&mut conn, filter, window.offset, window.limit).await?;
+    let items: Vec<T> = rows.into_iter().map(|(p, name)| view(p, name)).collect();
+    Ok(HttpResponse::Ok().json(window.answer(items, total)))
 }
 
 pub async fn get(

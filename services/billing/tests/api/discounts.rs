@@ -10,14 +10,24 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use zimmer_testkit::{TestApp, TestContext};
 
-async fn validate(app: &TestApp, c: &Customer, body: Value) -> Value {
-    let res = app
-        .post("/api/discounts/validate")
-        .bearer_auth(&c.token)
-        .json(&body)
+/// `POST /api/discounts/validate` of `body` as `c`, which must answer `expected`.
+async fn validate_expecting(
+    app: &TestApp,
+    c: &Customer,
+    body: &Value,
+    expected: StatusCode,
+) -> Response {
+    let res = c
+        .post(app, "/api/discounts/validate")
+        .json(body)
         .call()
         .await;
-    assert_eq!(res.status(), StatusCode::OK, "validate {body}");
+    assert_eq!(res.status(), expected, "validate {body}");
+    res
+}
+
+async fn validate(app: &TestApp, c: &Customer, body: Value) -> Value {
+    let res = validate_expecting(app, c, &body, StatusCode::OK).await;
     res.json().await.unwrap()
 }
 
@@ -132,14 +142,7 @@ async fn validate_answers_the_amounts_or_the_reason() {
         json!({ "code": "nowruz", "automation_id": a }),
         json!({ "code": "nowruz", "automation_id": a, "tokens": "x" }),
     ] {
-        let res = h
-            .app
-            .post("/api/discounts/validate")
-            .bearer_auth(&c.token)
-            .json(&body)
-            .call()
-            .await;
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        validate_expecting(&h.app, &c, &body, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
 }
 
@@ -190,12 +193,7 @@ async fn a_redemption_is_reserved_at_init_then_confirmed_or_released() {
 
     let v = validate_for(&h.app, &c, "once", a, 1).await;
     assert_eq!(v["reason"], "per_user_limit");
-    let stats: Value = h
-        .app
-        .get(&format!("/internal/discounts/{}", code["id"]))
-        .header("X-Internal-Token", INTERNAL_TOKEN)
-        .json_body()
-        .await;
+    let stats = code_view(&h.app, &code["id"]).await;
     assert_eq!(stats["redemptions"]["confirmed"], 1);
     assert_eq!(stats["redemptions"]["released"], 1);
 }
@@ -281,10 +279,7 @@ async fn a_full_discount_succeeds_at_once_without_the_gateway() {
 async fn admin_manages_codes_through_the_internal_api() {
     let (h, a, c) = shop("crud@example.com").await;
     let call = |method: reqwest::Method, path: &str| {
-        h.app
-            .client
-            .request(method, h.app.url(path))
-            .header("X-Internal-Token", INTERNAL_TOKEN)
+        internal(h.app.client.request(method, h.app.url(path)))
     };
 
     // Without the service credential: 401.
@@ -457,9 +452,7 @@ async fn a_code_for_several_automations_applies_to_those_only() {
 
     // The set changes as a whole; `[]` (or null) makes it a code for every automation.
     let put = |body: Value| {
-        h.app
-            .put(&format!("/internal/discounts/{id}"))
-            .header("X-Internal-Token", INTERNAL_TOKEN)
+        internal(h.app.put(&format!("/internal/discounts/{id}")))
             .json(&body)
             .send()
     };
@@ -513,12 +506,7 @@ async fn a_code_for_several_automations_applies_to_those_only() {
         0,
     )
     .await;
-    let left: Value = h
-        .app
-        .get(&format!("/internal/discounts/{}", both["id"]))
-        .header("X-Internal-Token", INTERNAL_TOKEN)
-        .json_body()
-        .await;
+    let left = code_view(&h.app, &both["id"]).await;
     assert_eq!(left["automation_ids"], json!([a]));
 }
 

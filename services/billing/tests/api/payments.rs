@@ -125,9 +125,7 @@ async fn bad_input_and_out_of_range_amounts_are_clear_4xx() {
 
     // Malformed JSON and a non-object body.
     assert_eq!(
-        h.app
-            .post("/api/payments/zarinpal/init")
-            .bearer_auth(&c.token)
+        c.post(&h.app, "/api/payments/zarinpal/init")
             .header("content-type", "application/json")
             .body("{not json")
             .status()
@@ -215,10 +213,8 @@ async fn history_one_payment_and_summary_are_the_customers_own() {
     let theirs = buy(&h.app, &other, 7).await;
 
     // The panel's style: limit/offset/order.
-    let list: Value = h
-        .app
-        .get("/api/user/payments?limit=10&offset=0&order=desc")
-        .bearer_auth(&c.token)
+    let list: Value = c
+        .get(&h.app, "/api/user/payments?limit=10&offset=0&order=desc")
         .json_body()
         .await;
     assert_eq!(list["total"], 2);
@@ -246,28 +242,27 @@ async fn history_one_payment_and_summary_are_the_customers_own() {
     assert_eq!(items[1]["automation_name"], "دستیار فروش");
     assert!(items[1]["ref_id"].is_i64());
     // docs/api.md's style and a status filter.
-    let page: Value = h
-        .app
-        .get("/api/user/payments?page=1&page_size=1&status=succeeded")
-        .bearer_auth(&c.token)
+    let page: Value = c
+        .get(
+            &h.app,
+            "/api/user/payments?page=1&page_size=1&status=succeeded",
+        )
         .json_body()
         .await;
     assert_eq!(page["total"], 1);
     assert_eq!(page["items"][0]["id"], first["payment_id"]);
-    h.app
-        .get("/api/user/payments?status=stolen")
-        .bearer_auth(&c.token)
+    c.get(&h.app, "/api/user/payments?status=stolen")
         .expect_status(StatusCode::UNPROCESSABLE_ENTITY)
         .await;
 
     // One payment: own only.
-    let (status, one) = h
-        .app
-        .get(&format!("/api/user/payments/{}", first["payment_id"]))
-        .bearer_auth(&c.token)
-        .json_of()
+    let one = c
+        .get(
+            &h.app,
+            &format!("/api/user/payments/{}", first["payment_id"]),
+        )
+        .json_expecting(StatusCode::OK)
         .await;
-    assert_eq!(status, StatusCode::OK);
     assert_eq!(one["tokens_purchased"], 2);
     assert_eq!(one["amount"], 20_000);
     assert!(one["verified_at"].is_string());
@@ -277,17 +272,15 @@ async fn history_one_payment_and_summary_are_the_customers_own() {
         "/api/user/payments/abc".to_owned(),
     ] {
         assert_eq!(
-            h.app.get(&path).bearer_auth(&c.token).status().await,
+            c.get(&h.app, &path).status().await,
             StatusCode::NOT_FOUND,
             "{path}"
         );
     }
 
     // Summary: totals and the monthly points the panel charts.
-    let s: Value = h
-        .app
-        .get("/api/user/payments/summary?months=6")
-        .bearer_auth(&c.token)
+    let s: Value = c
+        .get(&h.app, "/api/user/payments/summary?months=6")
         .json_body()
         .await;
     assert_eq!(s["total_spent"], 20_000);

@@ -218,12 +218,7 @@ async fn admin_can_reconcile_a_payment_or_a_round_on_demand() {
     let second = buy(&h.app, &c, 4).await;
     assert!(h.fake.pay(&authority_of(&first)));
     assert!(h.fake.pay(&authority_of(&second)));
-    let post = |path: String| {
-        h.app
-            .post(&path)
-            .header("X-Internal-Token", INTERNAL_TOKEN)
-            .send()
-    };
+    let post = |path: String| internal(h.app.post(&path)).send();
 
     let res = post(format!("/internal/payments/{}/reconcile", id_of(&first)))
         .await

@@ -17,12 +17,7 @@ use zimmer_testkit::{TestApp, TestContext, eventually};
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn code_stats(app: &TestApp, id: &Value) -> Value {
-    let body: Value = app
-        .get(&format!("/internal/discounts/{id}"))
-        .header("X-Internal-Token", INTERNAL_TOKEN)
-        .json_body()
-        .await;
-    body["redemptions"].clone()
+    code_view(app, id).await["redemptions"].clone()
 }
 
 async fn redemption_status(ctx: &TestContext, payment_id: i64) -> String {
@@ -85,11 +80,12 @@ async fn a_forged_nok_keeps_the_payment_pending_and_its_discount_reserved() {
 
     // The payer pays after all: credited once, the redemption confirmed.
     assert!(h.fake.pay(&authority));
-    h.app
-        .post(&format!("/internal/payments/{}/reconcile", p.id))
-        .header("X-Internal-Token", INTERNAL_TOKEN)
-        .expect_status(StatusCode::OK)
-        .await;
+    internal(
+        h.app
+            .post(&format!("/internal/payments/{}/reconcile", p.id)),
+    )
+    .expect_status(StatusCode::OK)
+    .await;
     assert_eq!(payment(&h.ctx, p.id).await.status, "succeeded");
     assert_eq!(redemption_status(&h.ctx, p.id).await, "confirmed");
     assert_eq!(outbox(&h.ctx, "payment.verified").await.len(), 1);
@@ -322,17 +318,14 @@ async fn the_json_callback_tells_details_only_to_the_owner() {
     assert!(mine.get("card_pan").is_none(), "{mine}");
 
     // The card only in the owner's own payment.
-    let res = h
-        .app
-        .get(&format!("/api/user/payments/{}", p.id))
-        .bearer_auth(&owner.token)
+    let res = owner
+        .get(&h.app, &format!("/api/user/payments/{}", p.id))
         .call()
         .await;
     let own: Value = res.json().await.unwrap();
     assert_eq!(own["card_pan"], "502229******5995");
-    h.app
-        .get(&format!("/api/user/payments/{}", p.id))
-        .bearer_auth(&stranger.token)
+    stranger
+        .get(&h.app, &format!("/api/user/payments/{}", p.id))
         .expect_status(StatusCode::NOT_FOUND)
         .await;
 }

@@ -3,12 +3,10 @@
 //! `api_kb_status_url` `{user_id, user_automation_id}`, POST `api_kb_reset_url`
 //! `{user_automation_id}`, each with its own timeout and never following redirects.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::{
-    clients::vendor::{CallError, VendorClient},
+    clients::vendor::{CallError, VendorCall, VendorClient},
     domain::kb_monitoring::{KbCheck, read_status_answer},
 };
 
@@ -24,18 +22,12 @@ fn reason(e: &CallError) -> String {
 /// a non-2xx is an `error` row with the reason.
 pub async fn status(
     vendor: &VendorClient,
-    url: &str,
-    automation_id: i64,
-    token_hash: Option<&[u8]>,
+    call: VendorCall<'_>,
     user_id: i64,
     user_automation_id: i64,
-    timeout: Duration,
 ) -> KbCheck {
     let body = json!({ "user_id": user_id, "user_automation_id": user_automation_id });
-    match vendor
-        .post_json(url, automation_id, token_hash, &body, timeout)
-        .await
-    {
+    match vendor.post_json(call, &body).await {
         Ok((status, answer)) if status.is_success() => read_status_answer(&answer),
         Ok((status, _)) => KbCheck::failed(format!("vendor answered {status}")),
         Err(e) => KbCheck::failed(reason(&e)),
@@ -46,17 +38,11 @@ pub async fn status(
 /// else why not.
 pub async fn reset(
     vendor: &VendorClient,
-    url: &str,
-    automation_id: i64,
-    token_hash: Option<&[u8]>,
+    call: VendorCall<'_>,
     user_automation_id: i64,
-    timeout: Duration,
 ) -> Result<Option<String>, String> {
     let body = json!({ "user_automation_id": user_automation_id });
-    match vendor
-        .post_json(url, automation_id, token_hash, &body, timeout)
-        .await
-    {
+    match vendor.post_json(call, &body).await {
         Ok((status, answer)) if status.is_success() => Ok(answer
             .get("status")
             .and_then(Value::as_str)

@@ -6,7 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use reqwest::{Client, StatusCode, Url, redirect::Policy};
+use reqwest::{Client, Method, StatusCode, Url, redirect::Policy};
 
 use crate::{
     clients::outbound::{GuardedResolver, OutboundPolicy, Refused, refusal_in},
@@ -38,6 +38,16 @@ impl std::fmt::Display for CallError {
             Self::Refused(e) => write!(f, "refused: {e}"),
         }
     }
+}
+
+/// Where one vendor call goes, as which automation (signed with its service token when it
+/// has one), and how long it may take.
+#[derive(Debug, Clone, Copy)]
+pub struct VendorCall<'a> {
+    pub url: &'a str,
+    pub automation_id: i64,
+    pub token_hash: Option<&'a [u8]>,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,15 +93,20 @@ impl VendorClient {
         Ok(url)
     }
 
+    /// `call`'s request (`method` to its URL, with its timeout), signed over `body`.
     fn signed(
         &self,
-        builder: reqwest::RequestBuilder,
-        automation_id: i64,
-        token_hash: Option<&[u8]>,
+        method: Method,
+        url: Url,
+        call: VendorCall<'_>,
         body: &[u8],
     ) -> reqwest::RequestBuilder {
-        let builder = builder.header(AUTOMATION_HEADER, automation_id.to_string());
-        match token_hash {
+        let builder = self
+            .http
+            .request(method, url)
+            .timeout(call.timeout)
+            .header(AUTOMATION_HEADER, call.automation_id.to_string());
+        match call.token_hash {
             Some(key) => {
                 let ts = chrono::Utc::now().timestamp();
                 builder
@@ -105,15 +120,10 @@ impl VendorClient {
     /// `POST provision_url` with the JSON body; Ok on any 2xx.
     pub async fn provision(
         &self,
-        url: &str,
-        automation_id: i64,
-        token_hash: &[u8],
+        call: VendorCall<'_>,
         body: &serde_json::Value,
-        timeout: Duration,
     ) -> Result<(), CallError> {
-        let response = self
-            .post_signed(url, automation_id, Some(token_hash), body, timeout)
-            .await?;
+        let response = self.post_signed(call, body).await?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -133,16 +143,11 @@ impl VendorClient {
     /// `Err`: refused by the outbound policy (not called) or no answer in `timeout`.
     pub async fn post_json(
         &self,
-        url: &str,
-        automation_id: i64,
-        token_hash: Option<&[u8]>,
+        call: VendorCall<'_>,
         body: &serde_json::Value,
-        timeout: Duration,
     ) -> Result<(StatusCode, serde_json::Value), CallError> {
         const MAX_ANSWER: usize = 64 * 1024;
-        let mut response = self
-            .post_signed(url, automation_id, token_hash, body, timeout)
-            .await?;
+        let mut response = self.post_signed(call, body).await?;
         let status = response.status();
         let mut answer = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(call_error)? {
@@ -160,20 +165,13 @@ impl VendorClient {
     /// `POST url` with the JSON body, signed (with the service token when there is one).
     async fn post_signed(
         &self,
-        url: &str,
-        automation_id: i64,
-        token_hash: Option<&[u8]>,
+        call: VendorCall<'_>,
         body: &serde_json::Value,
-        timeout: Duration,
     ) -> Result<reqwest::Response, CallError> {
-        let url = self.target(url).map_err(|r| CallError::Refused(r.0))?;
+        let url = self.target(call.url).map_err(|r| CallError::Refused(r.0))?;
         let raw = serde_json::to_vec(body).map_err(|e| CallError::Permanent(e.to_string()))?;
-        let request = self
-            .http
-            .post(url)
-            .timeout(timeout)
-            .header("content-type", "application/json");
-        self.signed(request, automation_id, token_hash, &raw)
+        self.signed(Method::POST, url, call, &raw)
+            .header("content-type", "application/json")
             .body(raw)
             .send()
             .await
@@ -183,26 +181,19 @@ impl VendorClient {
     /// `GET health_check_url`: a 2xx is healthy unless its JSON `status` says `degraded`
     /// (or down); anything else, including no answer in time, is down. `Err`: the URL is
     /// refused by the outbound policy and was not called.
-    pub async fn health(
-        &self,
-        url: &str,
-        automation_id: i64,
-        token_hash: Option<&[u8]>,
-        timeout: Duration,
-    ) -> Result<Health, Refused> {
-        let url = self.target(url)?;
-        let request = self.http.get(url).timeout(timeout);
-        let response = match self
-            .signed(request, automation_id, token_hash, b"")
-            .send()
-            .await
-        {
+    pub async fn health(&self, call: VendorCall<'_>) -> Result<Health, Refused> {
+        let url = self.target(call.url)?;
+        let response = match self.signed(Method::GET, url, call, b"").send().await {
             Ok(r) => r,
             Err(e) => {
                 if let Some(refused) = refusal_in(&e) {
                     return Err(refused);
                 }
-                tracing::info!(automation_id, error = %without_url(&e), "health check failed");
+                tracing::info!(
+                    automation_id = call.automation_id,
+                    error = %without_url(&e),
+                    "health check failed"
+                );
                 return Ok(Health::Down);
             }
         };

@@ -1,11 +1,12 @@
 //! The rules of an automation as staff edit it (docs/panels.md "Automations and service
-//! tokens", "Automations: vendor URLs"): which fields, which values, and how the stored row is
-//! shown to staff. The SSRF check of the URLs needs DNS and lives in `clients::outbound`.
+//! tokens", "Automations: vendor URLs"): which fields and which values (how the stored row is
+//! shown to staff is `zimmer_db`'s row → contract conversion, shared with admin). The SSRF
+//! check of the URLs needs DNS and lives in `clients::outbound`.
 
 use chrono::Utc;
-use zimmer_db::models::marketplace::{Automation, AutomationChanges};
+use zimmer_db::models::marketplace::AutomationChanges;
 use zimmer_events::contracts::internal::automations::{
-    self as contract, AutomationInput, service_token_is_well_formed, service_token_tail,
+    AutomationInput, service_token_is_well_formed, service_token_tail,
 };
 use zimmer_http::{ApiError, validate};
 
@@ -146,36 +147,6 @@ pub fn check(input: AutomationInput, creating: bool) -> Result<Checked, ApiError
     };
     v.finish()?;
     Ok(Checked { changes, token })
-}
-
-/// The row as staff see it: everything but the token hash; the token as `****` + its tail.
-pub fn staff_view(a: Automation) -> contract::Automation {
-    let has_service_token = a.service_token_hash.is_some();
-    let service_token_masked = has_service_token
-        .then(|| contract::masked(a.service_token_tail.as_deref().unwrap_or_default()));
-    contract::Automation {
-        id: a.id,
-        name: a.name,
-        description: a.description,
-        pricing_type: a.pricing_type,
-        price_per_token: a.price_per_token,
-        demo_tokens: a.demo_tokens,
-        status: a.status,
-        is_listed: a.is_listed,
-        health_status: a.health_status,
-        last_health_at: a.last_health_at,
-        provision_url: a.provision_url,
-        health_check_url: a.health_check_url,
-        api_base_url: a.api_base_url,
-        api_usage_url: a.api_usage_url,
-        api_kb_status_url: a.api_kb_status_url,
-        api_kb_reset_url: a.api_kb_reset_url,
-        dashboard_url: a.dashboard_url,
-        has_service_token,
-        service_token_masked,
-        created_at: a.created_at,
-        updated_at: a.updated_at,
-    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use super::json_body;
 use crate::{
     AppState,
     domain::tokens::{SERVICE_TOKEN_HEADER, token_hash},
-    ops::consume::{Call, Checked, Outcome, unauthorized},
-    queries::automations,
+    ops::consume::{Call, Checked, Outcome, not_for_user_automation, unauthorized},
+    queries::{automations, knowledge},
 };
 
 const KEY_MAX: usize = 200;
@@ -157,6 +157,20 @@ pub async fn vendor_automation(
     automations::by_token_hash(conn, &hash)
         .await?
         .ok_or_else(invalid_token)
+}
+
+/// The customer who owns user automation `user_automation_id`, when it is one of the vendor's
+/// `automation_id` (from [`vendor_automation`]); else 401, as for consumption.
+pub async fn vendor_customer(
+    conn: &mut AsyncPgConnection,
+    automation_id: i64,
+    user_automation_id: i64,
+) -> Result<i64, ApiError> {
+    let (user_id, _) = knowledge::user_automation_owner(conn, user_automation_id)
+        .await?
+        .filter(|(_, a)| *a == automation_id)
+        .ok_or_else(not_for_user_automation)?;
+    Ok(user_id)
 }
 
 pub async fn consume(req: HttpRequest, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {

@@ -10,15 +10,16 @@ use zimmer_events::contracts::internal::knowledge::{
 };
 use zimmer_http::{ApiError, HttpResult, InternalCaller};
 
-use super::{consume::vendor_automation, json_body, knowledge::window};
+use super::{
+    consume::{vendor_automation, vendor_customer},
+    json_body,
+    knowledge::window,
+};
 use crate::{
     AppState,
     domain::knowledge as rules,
-    ops::{
-        consume::not_for_user_automation,
-        fallbacks::{self as ops, Stored},
-    },
-    queries::{fallbacks as q, knowledge::user_automation_owner},
+    ops::fallbacks::{self as ops, Stored},
+    queries::fallbacks as q,
 };
 
 /// `GET /internal/fallbacks?client_id=&offset=&limit=`: newest first.
@@ -100,10 +101,7 @@ pub async fn report(req: HttpRequest, state: web::Data<AppState>, raw: web::Byte
         body.error_type.as_deref(),
         body_key.or(header_key),
     )?;
-    let (user_id, _) = user_automation_owner(&mut conn, checked.user_automation_id)
-        .await?
-        .filter(|(_, a)| *a == automation_id)
-        .ok_or_else(not_for_user_automation)?;
+    let user_id = vendor_customer(&mut conn, automation_id, checked.user_automation_id).await?;
     match ops::report(&mut conn, &checked, user_id, automation_id).await? {
         Stored::Created(row) => Ok(HttpResponse::Created().json(ReportAnswer { id: row.id })),
         Stored::Replayed(row) => Ok(HttpResponse::Ok()

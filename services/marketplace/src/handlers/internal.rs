@@ -17,7 +17,7 @@ use super::json_body;
 use crate::{
     AppState,
     domain::{
-        automations::{self as rules, staff_view},
+        automations as rules,
         tokens::{new_service_token, token_hash},
     },
     ops,
@@ -30,7 +30,7 @@ pub async fn list(_: InternalCaller, state: web::Data<AppState>) -> HttpResult {
     let all: Vec<Automation> = automations::all(&mut conn)
         .await?
         .into_iter()
-        .map(staff_view)
+        .map(Automation::from)
         .collect();
     Ok(HttpResponse::Ok().json(all))
 }
@@ -44,7 +44,7 @@ pub async fn get(
     let a = automations::get(&mut conn, path.into_inner())
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(staff_view(a)))
+    Ok(HttpResponse::Ok().json(Automation::from(a)))
 }
 
 fn not_found() -> ApiError {
@@ -145,7 +145,7 @@ async fn written(
     a: zimmer_db::models::marketplace::Automation,
 ) -> HttpResult {
     state.cache.invalidate().await;
-    Ok(answer.json(staff_view(a)))
+    Ok(answer.json(Automation::from(a)))
 }
 
 /// Deletes an automation nobody has (and nothing else refers to); otherwise unlists it, so
@@ -193,7 +193,7 @@ pub async fn delete(
             unlisted: true,
             message: "Customers still use this automation: it was unlisted instead of deleted"
                 .to_owned(),
-            automation: Some(staff_view(a)),
+            automation: Some(Automation::from(a)),
         }
     };
     drop(conn);

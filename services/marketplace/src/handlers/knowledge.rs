@@ -12,14 +12,14 @@ use zimmer_events::contracts::internal::knowledge::{
 };
 use zimmer_http::{ApiError, HttpResult, InternalCaller};
 
-use super::{consume::vendor_automation, json_body};
+use super::{
+    consume::{vendor_automation, vendor_customer},
+    json_body,
+};
 use crate::{
     AppState,
     domain::knowledge as rules,
-    ops::{
-        consume::not_for_user_automation,
-        knowledge::{self as ops, TemplateFields},
-    },
+    ops::knowledge::{self as ops, TemplateFields},
     queries::knowledge as q,
 };
 
@@ -213,10 +213,7 @@ pub async fn vendor_read(
     let mut conn = state.platform.pool.get().await?;
     let (automation_id, _status) = vendor_automation(&req, &mut conn).await?;
     let ua_id = query_id("user_automation_id", query.user_automation_id.as_deref())?;
-    let (user_id, _) = q::user_automation_owner(&mut conn, ua_id)
-        .await?
-        .filter(|(_, a)| *a == automation_id)
-        .ok_or_else(not_for_user_automation)?;
+    let user_id = vendor_customer(&mut conn, automation_id, ua_id).await?;
     let entries = q::entries_of(&mut conn, user_id, VENDOR_MAX_ROWS)
         .await?
         .into_iter()

@@ -12,7 +12,6 @@ pub mod usage;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use zimmer_db::models::marketplace::UserAutomation;
-use zimmer_http::ApiError;
 
 use crate::{domain::bot_token::BotTokenVault, queries::catalogue::CatalogueItem};
 
@@ -64,27 +63,6 @@ impl UserAutomationView {
     }
 }
 
-/// A JSON body that may be absent (the panel POSTs and PUTs without one): empty → default.
-/// Malformed JSON is 400, the wrong shape 422, as for actix's own extractor.
-pub fn optional_json<T: serde::de::DeserializeOwned + Default>(raw: &[u8]) -> Result<T, ApiError> {
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    json_body(raw)
-}
-
-pub fn json_body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(raw).map_err(|e| {
-        if e.is_data() {
-            let msg = e.to_string();
-            let msg = msg.rfind(" at line ").map_or(msg.as_str(), |i| &msg[..i]);
-            ApiError::new(
-                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_error",
-                format!("Invalid request body: {msg}"),
-            )
-        } else {
-            ApiError::bad_request("Malformed JSON body")
-        }
-    })
-}
+/// Bodies read by hand: malformed JSON is 400, the wrong shape 422, as for actix's own
+/// extractor; an absent optional body is the default (the panel POSTs and PUTs without one).
+pub use zimmer_http::{json_body, optional_json};

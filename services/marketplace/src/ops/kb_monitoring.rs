@@ -14,7 +14,10 @@ use zimmer_events::contracts::internal::kb_monitoring::{
 use zimmer_http::ApiError;
 
 use crate::{
-    clients::{kb, vendor::VendorClient},
+    clients::{
+        kb,
+        vendor::{VendorCall, VendorClient},
+    },
     config::KbConfig,
     domain::kb_monitoring::{self as rules, KbCheck, NOT_CHECKED},
     queries::kb_monitoring::{self as q, HistoryFilter, NewCheck},
@@ -38,23 +41,18 @@ pub async fn status(
         let customers = q::customers(&mut conn, automation_id).await?;
         (target, customers)
     };
-    let url = kb_url(target.kb_status_url.as_deref(), "status")?;
-    let hash = target.token_hash.as_deref();
+    let call = VendorCall {
+        url: kb_url(target.kb_status_url.as_deref(), "status")?,
+        automation_id,
+        token_hash: target.token_hash.as_deref(),
+        timeout: config.call_timeout,
+    };
 
     let mut answers: HashMap<i64, (KbCheck, DateTime<Utc>)> = HashMap::new();
     {
         let mut calls = futures_util::stream::iter(customers.iter())
             .map(|c| async move {
-                let check = kb::status(
-                    vendor,
-                    url,
-                    automation_id,
-                    hash,
-                    c.user_id,
-                    c.user_automation_id,
-                    config.call_timeout,
-                )
-                .await;
+                let check = kb::status(vendor, call, c.user_id, c.user_automation_id).await;
                 (c.user_automation_id, check, Utc::now())
             })
             .buffer_unordered(config.concurrency);
@@ -119,23 +117,21 @@ pub async fn reset(
             .await?
             .ok_or_else(|| ApiError::not_found("User automation not found"))?
     };
-    let url = kb_url(target.kb_reset_url.as_deref(), "reset")?;
-    let reset_status = kb::reset(
-        vendor,
-        url,
-        target.automation_id,
-        target.token_hash.as_deref(),
-        target.user_automation_id,
-        config.call_timeout,
-    )
-    .await
-    .map_err(|reason| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "vendor_error",
-            format!("The vendor did not reset the knowledge base: {reason}"),
-        )
-    })?;
+    let call = VendorCall {
+        url: kb_url(target.kb_reset_url.as_deref(), "reset")?,
+        automation_id: target.automation_id,
+        token_hash: target.token_hash.as_deref(),
+        timeout: config.call_timeout,
+    };
+    let reset_status = kb::reset(vendor, call, target.user_automation_id)
+        .await
+        .map_err(|reason| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "vendor_error",
+                format!("The vendor did not reset the knowledge base: {reason}"),
+            )
+        })?;
     tracing::info!(
         user_automation_id = target.user_automation_id,
         user_id = target.user_id,

@@ -251,16 +251,6 @@ pub async fn automation_exists(conn: &mut AsyncPgConnection, id: i64) -> QueryRe
         .await
 }
 
-/// `(user_id, automation_id)` of a user automation, for the vendor routes' ownership check.
-pub async fn user_automation_owner(
-    conn: &mut AsyncPgConnection,
-    id: i64,
-) -> QueryResult<Option<(i64, i64)>> {
-    use zimmer_db::schema::user_automations;
-    user_automations::table
-        .find(id)
-        .select((user_automations::user_id, user_automations::automation_id))
-        .first(conn)
-        .await
-        .optional()
-}
+/// `(user_id, automation_id)` of a user automation, for the vendor routes' ownership check
+/// (admin's token adjustments run the same check).
+pub use zimmer_db::queries::user_automation_owner;

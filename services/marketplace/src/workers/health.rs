@@ -15,7 +15,7 @@ use zimmer_http::ApiError;
 use super::TaskHandle;
 use crate::{
     PRODUCER,
-    clients::vendor::{Health, VendorClient},
+    clients::vendor::{Health, VendorCall, VendorClient},
     config::HealthConfig,
     queries::automations,
     queries::cache::CatalogueCache,
@@ -103,7 +103,13 @@ impl HealthChecker {
         hash: Option<&[u8]>,
     ) -> Result<Option<HealthReport>, ApiError> {
         let timeout = self.config.timeout.max(Duration::from_millis(1));
-        let (status, refused) = match self.vendor.health(url, id, hash, timeout).await {
+        let call = VendorCall {
+            url,
+            automation_id: id,
+            token_hash: hash,
+            timeout,
+        };
+        let (status, refused) = match self.vendor.health(call).await {
             Ok(health) => (health.as_str(), None),
             Err(refused) => {
                 tracing::warn!(

@@ -23,16 +23,6 @@ impl EventHandler for PaymentCredits {
         conn: &'a mut AsyncPgConnection,
         event: &'a Envelope,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move { self.credit(conn, event).await })
-    }
-}
-
-impl PaymentCredits {
-    async fn credit(
-        &self,
-        conn: &mut AsyncPgConnection,
-        event: &Envelope,
-    ) -> Result<(), HandlerError> {
-        ops::credit::credit(conn, event, self.low_threshold).await
+        Box::pin(ops::credit::credit(conn, event, self.low_threshold))
     }
 }

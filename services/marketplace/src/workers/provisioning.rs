@@ -29,7 +29,7 @@ use zimmer_redis::Redis;
 
 use super::TaskHandle;
 use crate::{
-    clients::vendor::{CallError, VendorClient},
+    clients::vendor::{CallError, VendorCall, VendorClient},
     config::ProvisionConfig,
     domain::bot_token::BotTokenVault,
     queries::provisioning::{self, Job},
@@ -254,11 +254,13 @@ impl Provisioner {
         });
         let mut last = String::new();
         for attempt in 0..self.config.attempts {
-            match self
-                .vendor
-                .provision(url, job.automation_id, hash, &body, self.config.timeout)
-                .await
-            {
+            let call = VendorCall {
+                url,
+                automation_id: job.automation_id,
+                token_hash: Some(hash),
+                timeout: self.config.timeout,
+            };
+            match self.vendor.provision(call, &body).await {
                 Ok(()) => return Ok(()),
                 Err(e @ (CallError::Permanent(_) | CallError::Refused(_))) => return Err(e),
                 Err(CallError::Retryable(e)) => {

@@ -62,9 +62,7 @@ async fn consumes(
     let email = format!("c{}@example.com", uuid::Uuid::new_v4().simple());
     let (_, access) = customer(ctx, &email).await;
     let ua = add(app, &access, id).await;
-    consume(app, token, &json!({ "user_automation_id": ua, "units": 1 }))
-        .await
-        .status()
+    consume(app, token, &usage(ua, 1)).await.status()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

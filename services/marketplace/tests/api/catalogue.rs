@@ -7,6 +7,7 @@ use crate::common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use zimmer_testkit::str_at;
 
 async fn names(app: &zimmer_testkit::TestApp, path: &str) -> (Vec<String>, Value) {
     let res = app.get(path).call().await;
@@ -18,7 +19,7 @@ async fn names(app: &zimmer_testkit::TestApp, path: &str) -> (Vec<String>, Value
         .and_then(Value::as_array)
         .unwrap()
         .iter()
-        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .map(|a| str_at(a, "name").to_owned())
         .collect();
     (list, body)
 }
@@ -199,17 +200,7 @@ async fn the_catalogue_is_cached_and_invalidated_when_an_automation_changes() {
     assert_eq!(price(detail_path.clone()).await, 1000);
 
     // Behind the service's back: the cached answers do not see it ...
-    let mut conn = ctx.db.connect().await;
-    {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        use zimmer_db::schema::automations;
-        diesel::update(automations::table.find(id))
-            .set(automations::price_per_token.eq(2000))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
+    set_price_in_db(&ctx, id, 2000).await;
     assert_eq!(
         price("/api/automations/marketplace".to_owned()).await,
         1000,

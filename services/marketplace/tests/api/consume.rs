@@ -36,12 +36,7 @@ async fn fifty_concurrent_calls_against_twenty_tokens_accept_exactly_twenty() {
         let app = &app;
         let token = token.clone();
         async move {
-            let res = consume(
-                app,
-                &token,
-                &json!({ "user_automation_id": ua, "units": 1 }),
-            )
-            .await;
+            let res = consume(app, &token, &usage(ua, 1)).await;
             assert_eq!(res.status(), StatusCode::OK);
             res.json::<Value>().await.unwrap()
         }
@@ -121,19 +116,12 @@ async fn the_same_idempotency_key_ten_times_at_once_is_charged_once_and_answers_
         .post("/api/automation-usage/consume")
         .header("X-Zimmer-Service-Token", &token)
         .header("Idempotency-Key", "msg-42")
-        .json(&json!({ "user_automation_id": ua, "units": 3 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .json(&usage(ua, 3))
+        .call_expecting(StatusCode::OK)
+        .await;
     assert_eq!(&res.json::<Value>().await.unwrap(), first);
     // Reusing a key for a different request is a conflict, not a silent replay.
-    let res = consume(
-        &app,
-        &token,
-        &json!({ "user_automation_id": ua, "units": 4, "idempotency_key": "msg-42" }),
-    )
-    .await;
+    let res = consume(&app, &token, &usage_keyed(ua, 4, "msg-42")).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert_eq!(json_of(res).await["code"], "idempotency_conflict");
     assert_eq!(balances(&ctx, ua).await.0, 17);
@@ -150,12 +138,7 @@ async fn demo_tokens_go_first_then_paid_and_the_demo_expires_when_they_run_out()
     let manager = staff(&ctx, "m@example.com").await;
     adjust(&app, ua, 10, "credit-10", manager).await;
 
-    let body = consume_json(
-        &app,
-        &token,
-        &json!({ "user_automation_id": ua, "units": 3 }),
-    )
-    .await;
+    let body = consume_json(&app, &token, &usage(ua, 3)).await;
     assert_eq!(
         (
             body["accepted"].clone(),
@@ -167,36 +150,21 @@ async fn demo_tokens_go_first_then_paid_and_the_demo_expires_when_they_run_out()
     assert!(body["message"].is_string());
     assert_eq!(balances(&ctx, ua).await, (10, 2, true, false, false));
 
-    let body = consume_json(
-        &app,
-        &token,
-        &json!({ "user_automation_id": ua, "units": 4 }),
-    )
-    .await;
+    let body = consume_json(&app, &token, &usage(ua, 4)).await;
     assert_eq!(body["remaining_demo_tokens"], 0);
     assert_eq!(body["remaining_paid_tokens"], 8);
     let (paid, demo, active, expired, _) = balances(&ctx, ua).await;
     assert_eq!((paid, demo, active, expired), (8, 0, false, true));
 
     // More than is left: refused whole, nothing recorded, nothing spent.
-    let body = consume_json(
-        &app,
-        &token,
-        &json!({ "user_automation_id": ua, "units": 9, "idempotency_key": "big" }),
-    )
-    .await;
+    let body = consume_json(&app, &token, &usage_keyed(ua, 9, "big")).await;
     assert_eq!(body["accepted"], false);
     assert_eq!(body["reason"], "insufficient_tokens");
     assert_eq!(balances(&ctx, ua).await.0, 8);
     assert_eq!(ledger_count(&ctx, "consumption").await, 2);
     // A refusal is not remembered: after a top-up the same key goes through.
     adjust(&app, ua, 1, "credit-1", manager).await;
-    let body = consume_json(
-        &app,
-        &token,
-        &json!({ "user_automation_id": ua, "units": 9, "idempotency_key": "big" }),
-    )
-    .await;
+    let body = consume_json(&app, &token, &usage_keyed(ua, 9, "big")).await;
     assert_eq!(body["accepted"], true);
     assert_eq!(body["remaining_paid_tokens"], 0);
 
@@ -226,12 +194,7 @@ async fn low_fires_once_per_crossing_and_depleted_at_zero() {
     let spend = |units: i64| {
         let (app, token) = (&app, token.clone());
         async move {
-            let body = consume_json(
-                app,
-                &token,
-                &json!({ "user_automation_id": ua, "units": units }),
-            )
-            .await;
+            let body = consume_json(app, &token, &usage(ua, units)).await;
             assert_eq!(body["accepted"], true, "{body}");
         }
     };
@@ -260,15 +223,13 @@ async fn the_service_token_must_belong_to_the_user_automations_automation() {
     let (ua, token) = funded(&ctx, &app, 5).await;
     let other = create_automation(&app, json!({ "name": "Other vendor" })).await;
     let other_token = issue_token(&app, other["id"].as_i64().unwrap()).await;
-    let body = json!({ "user_automation_id": ua, "units": 1 });
+    let body = usage(ua, 1);
 
     let res = app
         .post("/api/automation-usage/consume")
         .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        .call_expecting(StatusCode::UNAUTHORIZED)
+        .await;
     assert_eq!(json_of(res).await["code"], "service_token_required");
     let res = consume(&app, "zst_not-a-real-token", &body).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -280,12 +241,7 @@ async fn the_service_token_must_belong_to_the_user_automations_automation() {
     assert_eq!(err["code"], "token_not_for_user_automation");
     assert!(err["detail"].is_string());
     // An id that does not exist answers the same (no probing of other vendors' customers).
-    let res = consume(
-        &app,
-        &token,
-        &json!({ "user_automation_id": 999_999, "units": 1 }),
-    )
-    .await;
+    let res = consume(&app, &token, &usage(999_999, 1)).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json_of(res).await["code"], "token_not_for_user_automation");
     // A rotated token stops working at once.
@@ -330,12 +286,8 @@ async fn bad_units_and_bodies_are_clear_4xx() {
         json!(1e20),
         json!(null),
     ] {
-        let res = consume(
-            &app,
-            &token,
-            &json!({ "user_automation_id": ua, "units": units }),
-        )
-        .await;
+        let body = json!({ "user_automation_id": ua, "units": units });
+        let res = consume(&app, &token, &body).await;
         assert_eq!(
             res.status(),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -348,7 +300,7 @@ async fn bad_units_and_bodies_are_clear_4xx() {
     for body in [
         json!({ "units": 1 }),
         json!({ "user_automation_id": ua, "units": 1, "meta": [1, 2] }),
-        json!({ "user_automation_id": ua, "units": 1, "idempotency_key": "has space" }),
+        usage_keyed(ua, 1, "has space"),
         json!({ "user_automation_id": ua, "units": 1, "usage_type": "bad type!" }),
         json!({ "user_automation_id": ua, "units": 1, "meta": { "blob": "x".repeat(5000) } }),
     ] {
@@ -360,10 +312,8 @@ async fn bad_units_and_bodies_are_clear_4xx() {
         .header("X-Zimmer-Service-Token", &token)
         .header("Content-Type", "application/json")
         .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        .call_expecting(StatusCode::BAD_REQUEST)
+        .await;
     assert_eq!(json_of(res).await["code"], "bad_request");
     // Unauthenticated callers hear 401 before anything about their body.
     let res = consume(&app, "wrong", &json!({ "units": -5 })).await;

@@ -184,12 +184,7 @@ async fn concurrent_calls_through_several_writers_and_small_batches_stay_exact()
             } else {
                 (token2, ua2, format!("two-{i}"))
             };
-            let res = consume(
-                app,
-                &token,
-                &json!({ "user_automation_id": ua, "units": 1, "idempotency_key": key }),
-            )
-            .await;
+            let res = consume(app, &token, &usage_keyed(ua, 1, &key)).await;
             assert_eq!(res.status(), StatusCode::OK);
             let replayed = res.headers().contains_key("idempotent-replayed");
             let body: Value = res.json().await.unwrap();

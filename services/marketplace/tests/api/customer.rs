@@ -8,6 +8,13 @@ use common::*;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use zimmer_testkit::{TestApp, str_at};
+
+/// A customer's list (a bare array) at `path`.
+async fn listed(app: &TestApp, path: &str, access: &str) -> Vec<Value> {
+    let list = app.get(path).bearer_auth(access).json_body().await;
+    list.as_array().expect("a bare array").clone()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_grants_demo_tokens_through_the_ledger_once() {
@@ -15,12 +22,7 @@ async fn adding_grants_demo_tokens_through_the_ledger_once() {
     let id = automation_with(&app, json!({ "name": "Adder", "demo_tokens": 7 })).await;
     let (user_id, access) = customer(&ctx, "adder@example.com").await;
 
-    let res = app
-        .post(&format!("/api/user/automations/{id}"))
-        .bearer_auth(&access)
-        .call_expecting(StatusCode::CREATED)
-        .await;
-    let ua = json_of(res).await["user_automation"].clone();
+    let ua = add_json(&app, &access, id).await;
     assert_eq!(ua["automation_id"], id);
     assert_eq!(ua["demo_tokens"], 7);
     assert_eq!(ua["tokens_remaining"], 0);
@@ -37,8 +39,7 @@ async fn adding_grants_demo_tokens_through_the_ledger_once() {
         1,
     )
     .await;
-    assert_eq!(outbox_count(&ctx, "user_automation.created").await, 1);
-    let data = outbox_payload(&ctx, "user_automation.created").await["data"].clone();
+    let data = only_event_data(&ctx, "user_automation.created").await;
     assert_eq!(
         data,
         json!({ "user_automation_id": ua_id, "user_id": user_id, "automation_id": id, "demo_tokens": 7 })
@@ -51,7 +52,7 @@ async fn adding_grants_demo_tokens_through_the_ledger_once() {
         .await;
     let err = json_of(res).await;
     assert_eq!(err["code"], "already_added");
-    assert!(err["detail"].as_str().unwrap().len() > 5);
+    assert!(str_at(&err, "detail").len() > 5);
 
     // Five at once for another customer: one wins, four hear 409, one demo grant.
     let (_, other) = customer(&ctx, "racer@example.com").await;
@@ -119,12 +120,7 @@ async fn customers_see_their_own_automations_and_never_anothers() {
     add(&app, &alice, b_id).await;
     add(&app, &bob, a_id).await;
 
-    let list = app
-        .get("/api/user/automations")
-        .bearer_auth(&alice)
-        .json_body()
-        .await;
-    let items = list.as_array().expect("a bare array");
+    let items = listed(&app, "/api/user/automations", &alice).await;
     assert_eq!(items.len(), 2);
     for field in [
         "id",
@@ -142,12 +138,12 @@ async fn customers_see_their_own_automations_and_never_anothers() {
         assert!(items[0].get(field).is_some(), "missing {field}");
     }
     assert_eq!(items[0]["name"], "Also Mine", "newest first");
-    let active = app
-        .get("/api/user/automations/active")
-        .bearer_auth(&alice)
-        .json_body()
-        .await;
-    assert_eq!(active.as_array().unwrap().len(), 2);
+    assert_eq!(
+        listed(&app, "/api/user/automations/active", &alice)
+            .await
+            .len(),
+        2
+    );
 
     let view = user_view(&app, &alice, a_id).await;
     let ua = &view["user_automation"];
@@ -181,12 +177,7 @@ async fn customers_see_their_own_automations_and_never_anothers() {
         connect_bot(&app, &bob, b_id, BOT_TOKEN).await,
         StatusCode::NOT_FOUND
     );
-    let bob_list = app
-        .get("/api/user/automations")
-        .bearer_auth(&bob)
-        .json_body()
-        .await;
-    assert_eq!(bob_list.as_array().unwrap().len(), 1);
+    assert_eq!(listed(&app, "/api/user/automations", &bob).await.len(), 1);
     app.get("/api/user/automations")
         .expect_status(StatusCode::UNAUTHORIZED)
         .await;
@@ -319,15 +310,7 @@ async fn usage_per_day_per_month_and_per_automation() {
     let ua_b = add(&app, &access, b_id).await;
     add(&app, &access, c["id"].as_i64().unwrap()).await;
     for (token, ua, units) in [(&ta, ua_a, 2), (&ta, ua_a, 3), (&tb, ua_b, 1)] {
-        let body = json_of(
-            consume(
-                &app,
-                token,
-                &json!({ "user_automation_id": ua, "units": units }),
-            )
-            .await,
-        )
-        .await;
+        let body = json_of(consume(&app, token, &usage(ua, units)).await).await;
         assert_eq!(body["accepted"], true);
     }
     // An older usage (three days ago), as if recorded then.

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use common::*;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use zimmer_testkit::{Gateway, Process, TempDir, TestContext, Upstreams, binary_path, eventually};
 
 const DEMO_TOKEN: &str = "e2e-demo-token";
@@ -105,7 +105,7 @@ async fn the_demo_platform_works_through_the_gateway() {
             "X-Zimmer-Service-Token",
             format!("{DEMO_TOKEN}.support-bot"),
         )
-        .json(&json!({ "user_automation_id": ua, "units": 2, "idempotency_key": "e2e-1" }))
+        .json(&usage_keyed(ua, 2, "e2e-1"))
         .call_expecting(StatusCode::OK)
         .await;
     let answer: Value = res.json().await.unwrap();

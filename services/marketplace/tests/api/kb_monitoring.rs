@@ -9,7 +9,7 @@ use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use zimmer_fake_vendor::{FakeVendor, FakeVendorConfig, KbAnswer};
-use zimmer_testkit::{TestApp, TestContext};
+use zimmer_testkit::{TestApp, TestContext, str_at};
 
 async fn sql(ctx: &TestContext, sql: &str) {
     use diesel_async::RunQueryDsl;
@@ -78,10 +78,15 @@ async fn post(app: &TestApp, path: &str) -> (StatusCode, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-fn row(report: &Value, ua: i64) -> &Value {
+/// The rows of a status report (panics when it has none).
+fn rows(report: &Value) -> &Vec<Value> {
     report["kb_statuses"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no kb_statuses in {report}"))
+}
+
+fn row(report: &Value, ua: i64) -> &Value {
+    rows(report)
         .iter()
         .find(|r| r["user_automation_id"] == ua)
         .unwrap_or_else(|| panic!("no row for {ua} in {report}"))
@@ -242,20 +247,14 @@ async fn slow_vendors_are_errors_and_the_time_limit_reports_the_rest_as_not_chec
             .contains("timed out"),
         "{slow}"
     );
-    let not_checked: Vec<&Value> = report["kb_statuses"]
-        .as_array()
-        .unwrap()
+    let not_checked: Vec<&Value> = rows(&report)
         .iter()
         .filter(|r| r["error_logs"] == json!(["not checked: time limit"]))
         .collect();
     assert!(!not_checked.is_empty(), "{report}");
     assert!(not_checked.iter().all(|r| r["kb_health"] == "error"));
     assert!(
-        report["kb_statuses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["kb_health"] == "healthy"),
+        rows(&report).iter().any(|r| r["kb_health"] == "healthy"),
         "{report}"
     );
     // Every customer has its row, the unchecked ones too.
@@ -279,11 +278,7 @@ async fn status_calls_run_at_most_kb_concurrency_at_a_time() {
     let (status, report) = get(&app, &format!("/internal/kb/status?automation_id={id}")).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert!(
-        report["kb_statuses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["kb_health"] == "healthy"),
+        rows(&report).iter().all(|r| r["kb_health"] == "healthy"),
         "{report}"
     );
     // 7 calls of 300 ms, 3 at a time: three rounds, never more than 3 at once.
@@ -299,7 +294,7 @@ async fn status_needs_a_known_automation_with_a_kb_status_url() {
         .unwrap();
     let (status, body) = get(&app, &format!("/internal/kb/status?automation_id={plain}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("KB status URL"));
+    assert!(str_at(&body, "detail").contains("KB status URL"));
     let (status, _) = get(&app, "/internal/kb/status?automation_id=999999").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = get(&app, "/internal/kb/status").await;
@@ -339,15 +334,12 @@ async fn reset_reaches_exactly_one_user_automation_and_vendor_failures_are_502()
     let (status, body) = post(&app, &format!("/internal/kb/reset/{a}")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["code"], "vendor_error");
-    assert!(body["detail"].as_str().unwrap().contains("503"), "{body}");
+    assert!(str_at(&body, "detail").contains("503"), "{body}");
 
     vendor.set_kb_reset(KbAnswer::body(json!({ "status": "ok" })).slow(2_000));
     let (status, body) = post(&app, &format!("/internal/kb/reset/{a}")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert!(
-        body["detail"].as_str().unwrap().contains("timed out"),
-        "{body}"
-    );
+    assert!(str_at(&body, "detail").contains("timed out"), "{body}");
 
     let (status, _) = post(&app, "/internal/kb/reset/999999").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -358,7 +350,7 @@ async fn reset_reaches_exactly_one_user_automation_and_vendor_failures_are_502()
     .await;
     let (status, body) = post(&app, &format!("/internal/kb/reset/{a}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("KB reset URL"));
+    assert!(str_at(&body, "detail").contains("KB reset URL"));
     assert_eq!(
         vendor.kb_resets().len(),
         3,
@@ -430,12 +422,9 @@ async fn history_lists_counts_and_charts_with_filters() {
     assert_eq!(first["kb_health"], "healthy");
     assert_eq!(first["backup_status"], true);
     assert_eq!(first["error_logs"], json!(["line"]));
-    assert!(first["timestamp"].as_str().unwrap().starts_with(&day(0)));
+    assert!(str_at(first, "timestamp").starts_with(&day(0)));
     assert!(first["id"].is_i64() && first["user_id"] == u1 && first["automation_id"] == a1);
-    let stamps: Vec<&str> = list
-        .iter()
-        .map(|r| r["timestamp"].as_str().unwrap())
-        .collect();
+    let stamps: Vec<&str> = list.iter().map(|r| str_at(r, "timestamp")).collect();
     let mut sorted = stamps.clone();
     sorted.sort_unstable_by(|x, y| y.cmp(x));
     assert_eq!(stamps, sorted, "newest first");
@@ -493,10 +482,7 @@ async fn history_lists_counts_and_charts_with_filters() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert!(body["detail"].is_string() && body["code"].is_string());
         if bad.contains("date") {
-            assert!(
-                body["detail"].as_str().unwrap().contains("YYYY-MM-DD"),
-                "{body}"
-            );
+            assert!(str_at(&body, "detail").contains("YYYY-MM-DD"), "{body}");
         }
     }
 

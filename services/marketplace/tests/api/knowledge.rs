@@ -413,12 +413,7 @@ async fn vendors_read_their_customers_knowledge_with_their_own_token() {
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{q}");
     }
     // The consumption route still answers the same way (its check is the shared one).
-    let res = consume(
-        &app,
-        &token_b,
-        &json!({ "user_automation_id": ua, "units": 1 }),
-    )
-    .await;
+    let res = consume(&app, &token_b, &usage(ua, 1)).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json_of(res).await["code"], "token_not_for_user_automation");
 }

@@ -9,7 +9,7 @@ use crate::common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use zimmer_testkit::{TestApp, TestContext, eventually};
+use zimmer_testkit::{TestApp, TestContext, eventually, str_at};
 
 /// A short bound, so the polls below end quickly; the default is 1000 ms.
 const BOUND_MS: &str = "300";
@@ -133,16 +133,12 @@ async fn with_the_memory_and_redis_off_every_answer_is_read_afresh() {
     };
     assert_eq!(list().await[0]["tokens_remaining"], 0);
 
+    set_price_in_db(&ctx, id, 3000).await;
     let mut conn = ctx.db.connect().await;
     {
         use diesel::prelude::*;
         use diesel_async::RunQueryDsl;
-        use zimmer_db::schema::{automations, user_automations};
-        diesel::update(automations::table.find(id))
-            .set(automations::price_per_token.eq(3000))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        use zimmer_db::schema::user_automations;
         diesel::update(user_automations::table.filter(user_automations::automation_id.eq(id)))
             .set(user_automations::tokens_remaining.eq(42))
             .execute(&mut conn)
@@ -160,7 +156,7 @@ fn names(list: &Value) -> Vec<String> {
     list.as_array()
         .expect("a bare array")
         .iter()
-        .map(|i| i["name"].as_str().unwrap().to_owned())
+        .map(|i| str_at(i, "name").to_owned())
         .collect()
 }
 
@@ -235,12 +231,7 @@ async fn a_customers_list_in_memory_is_theirs_and_shows_changes_within_the_bound
 
     // A vendor's consumption (no event per call): within the bound on both instances.
     let service_token = issue_token(&a, x).await;
-    let res = consume(
-        &a,
-        &service_token,
-        &json!({ "user_automation_id": alice_x, "units": 2, "idempotency_key": "mem-1" }),
-    )
-    .await;
+    let res = consume(&a, &service_token, &usage_keyed(alice_x, 2, "mem-1")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let (paid, demo, ..) = balances(&ctx, alice_x).await;
     for app in [&a, &b] {

@@ -113,12 +113,11 @@ async fn a_payment_is_credited_once_however_often_it_is_delivered() {
         1,
     )
     .await;
-    assert_eq!(outbox_count(&ctx, "tokens.credited").await, 1);
-    let payload = outbox_payload(&ctx, "tokens.credited").await;
-    assert_eq!(payload["data"]["tokens"], 100);
-    assert_eq!(payload["data"]["balance"], 100);
-    assert_eq!(payload["data"]["source"], "payment");
-    assert_eq!(payload["data"]["user_id"], user_id);
+    let data = only_event_data(&ctx, "tokens.credited").await;
+    assert_eq!(data["tokens"], 100);
+    assert_eq!(data["balance"], 100);
+    assert_eq!(data["source"], "payment");
+    assert_eq!(data["user_id"], user_id);
 
     // A different payment is a different credit, delivered through the running consumer.
     let ev = verified(43, user_id, automation_id, ua, 7);
@@ -130,8 +129,11 @@ async fn a_payment_is_credited_once_however_often_it_is_delivered() {
     // The customer sees paid tokens next to the untouched demo tokens.
     let access = ctx.mint_access_token(user_id, zimmer_jwt::Role::Customer, uuid::Uuid::new_v4());
     let path = format!("/api/user/automations/{automation_id}");
-    let (status, view) = app.get(&path).bearer_auth(&access).json_of().await;
-    assert_eq!(status, StatusCode::OK);
+    let view = app
+        .get(&path)
+        .bearer_auth(&access)
+        .json_expecting(StatusCode::OK)
+        .await;
     assert_eq!(view["user_automation"]["tokens_remaining"], 107);
     assert_eq!(view["user_automation"]["demo_tokens"], 5);
 }

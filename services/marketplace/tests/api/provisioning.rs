@@ -79,7 +79,7 @@ async fn a_new_automation_and_a_new_bot_token_are_provisioned_with_signed_calls(
     let res = app
         .client
         .post(format!("{}/simulate/consume", vendor.address))
-        .json(&json!({ "user_automation_id": ua, "units": 2 }))
+        .json(&usage(ua, 2))
         .call_expecting(StatusCode::OK)
         .await;
     let body: Value = res.json().await.unwrap();
@@ -96,14 +96,7 @@ async fn vendor_down_fails_after_the_retries_and_a_later_retry_succeeds_without_
 
     // The vendor holds the provisioning call unanswered: the customer's request is done
     // anyway, with the work pending.
-    let res = app
-        .post(&format!("/api/user/automations/{id}"))
-        .bearer_auth(&access)
-        .call_expecting(StatusCode::CREATED)
-        .await;
-    let ua = json_of(res).await["user_automation"]["id"]
-        .as_i64()
-        .unwrap();
+    let ua = add(&app, &access, id).await;
     eventually("the vendor is holding the call", WAIT, || async {
         vendor.held() == 1
     })

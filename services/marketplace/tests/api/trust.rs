@@ -11,7 +11,7 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use zimmer_fake_vendor::{FakeVendor, FakeVendorConfig};
-use zimmer_testkit::{TestApp, TestContext, eventually};
+use zimmer_testkit::{TestApp, TestContext, eventually, str_at};
 
 /// Internal addresses are refused (the default outside development).
 const STRICT: &[(&str, &str)] = &[("VENDOR_URL_ALLOW_PRIVATE", "false")];
@@ -104,7 +104,7 @@ async fn vendor_urls_that_reach_the_internal_network_are_refused_when_saved() {
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{url}");
         let body = json_of(res).await;
         assert_eq!(body["errors"][0]["field"], field, "{body}");
-        let detail = body["detail"].as_str().unwrap();
+        let detail = str_at(&body, "detail");
         assert!(detail.contains(says), "{url}: {detail}");
         assert!(
             detail.contains("must point at a public address"),
@@ -208,10 +208,7 @@ async fn the_workers_never_call_an_internal_address_stored_in_the_database() {
     let report = json_of(res).await;
     assert_eq!(report["health_status"], "down");
     assert!(
-        report["refused"]
-            .as_str()
-            .unwrap()
-            .contains("localhost resolves to 127.0.0.1"),
+        str_at(&report, "refused").contains("localhost resolves to 127.0.0.1"),
         "{report}"
     );
 
@@ -416,12 +413,7 @@ async fn staff_cannot_adjust_their_own_balance_even_through_the_internal_api() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let body = json_of(res).await;
     assert_eq!(body["code"], "self_adjustment");
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("your own automation")
-    );
+    assert!(str_at(&body, "detail").contains("your own automation"));
     assert_eq!(balances(&ctx, ua).await.0, 0);
     assert_eq!(outbox_count(&ctx, "tokens.adjusted").await, 0);
     // Someone else may.

@@ -17,12 +17,27 @@ pub const STATUSES: [&str; 5] = ["open", "pending", "in_progress", "resolved", "
 pub const PRIORITIES: [&str; 4] = ["low", "medium", "high", "urgent"];
 pub const CLOSED: &str = "closed";
 
-pub fn is_status(s: &str) -> bool {
-    STATUSES.contains(&s)
+/// A status as a client may write it (any case, spaces around).
+pub fn parse_status(raw: &str) -> Result<String, &'static str> {
+    one_of(
+        raw,
+        &STATUSES,
+        "must be one of open, pending, in_progress, resolved, closed",
+    )
 }
 
-pub fn is_priority(s: &str) -> bool {
-    PRIORITIES.contains(&s)
+/// A priority (or importance) as a client may write it.
+pub fn parse_priority(raw: &str) -> Result<String, &'static str> {
+    one_of(raw, &PRIORITIES, "must be one of low, medium, high, urgent")
+}
+
+fn one_of(raw: &str, allowed: &[&str], refused: &'static str) -> Result<String, &'static str> {
+    let value = raw.trim().to_ascii_lowercase();
+    if allowed.contains(&value.as_str()) {
+        Ok(value)
+    } else {
+        Err(refused)
+    }
 }
 
 /// Who changes a ticket.

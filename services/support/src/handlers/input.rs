@@ -137,18 +137,7 @@ fn parse_json(raw: &[u8]) -> Result<Body, ApiError> {
 
 /// A JSON object into a typed body: wrong types answer 422 like the JSON extractor does.
 pub fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(value).map_err(|e| {
-        let msg = e.to_string();
-        let msg = match msg.rfind(" at line ") {
-            Some(i) => msg[..i].to_owned(),
-            None => msg,
-        };
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_error",
-            format!("Invalid request body: {msg}"),
-        )
-    })
+    serde_json::from_value(value).map_err(|e| zimmer_http::deserialize_error(&e))
 }
 
 fn multipart_error(e: impl std::fmt::Display) -> ApiError {

@@ -43,11 +43,8 @@ pub async fn get(
     query: web::Query<ThreadQuery>,
 ) -> HttpResult {
     let page = query.page(ops::MAX_MESSAGES_PER_TICKET)?;
-    let mut conn = state.platform.pool.get().await?;
-    let ticket = tq::ticket_by_id(&mut conn, path.into_inner())
-        .await?
-        .ok_or_else(ops::not_found)?;
-    Ok(HttpResponse::Ok().json(ops::detail_page(&mut conn, ticket, page).await?))
+    let view = ops::ticket_page(&state, path.into_inner(), page, |_| true).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

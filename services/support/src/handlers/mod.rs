@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use zimmer_http::{
-    ApiError, PageQuery,
+    ApiError, PageQuery, Window,
     paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
 };
 
@@ -59,21 +59,17 @@ pub struct ListPaging {
 }
 
 impl ListPaging {
-    /// `(limit, offset, page, page_size)`; `limit`/`offset` win when either is sent.
-    pub fn window(&self) -> (i64, i64, i64, i64) {
+    /// `limit`/`offset` win when either is sent.
+    pub fn window(&self) -> Window {
         match (self.limit, self.offset) {
-            (None, None) => {
-                let q = PageQuery {
-                    page: self.page,
-                    page_size: self.page_size,
-                };
-                (q.limit(), q.offset(), q.page(), q.page_size())
-            }
-            (limit, offset) => {
-                let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
-                let offset = offset.unwrap_or(0).max(0);
-                (limit, offset, offset / limit + 1, limit)
-            }
+            (None, None) => Window::of(&PageQuery {
+                page: self.page,
+                page_size: self.page_size,
+            }),
+            (limit, offset) => Window::at(
+                limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
+                offset.unwrap_or(0).max(0),
+            ),
         }
     }
 }

@@ -59,18 +59,11 @@ pub async fn list(
         .filter(|s| !s.is_empty())
         .collect();
     let filter = NotificationFilter { kinds, read };
-    let (limit, offset, page, page_size) = paging.window();
+    let window = paging.window();
     let mut conn = state.platform.pool.get().await?;
-    let (rows, total) = nq::list(&mut conn, user.id, &filter, limit, offset).await?;
+    let (rows, total) = nq::list(&mut conn, user.id, &filter, window.limit, window.offset).await?;
     let items: Vec<NotificationView> = rows.into_iter().map(Into::into).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": items,
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-        "limit": limit,
-        "offset": offset,
-    })))
+    Ok(HttpResponse::Ok().json(window.answer(items, total)))
 }
 
 pub async fn unread_count(user: CurrentUser, state: web::Data<AppState>) -> HttpResult {

@@ -24,7 +24,10 @@ use super::{
 use crate::{
     AppState,
     domain::views::{MessagePage, TicketView},
-    domain::{attachment::content_disposition, status},
+    domain::{
+        attachment::content_disposition,
+        status::{parse_priority, parse_status},
+    },
     ops::{self, Actor, NewTicketInput, TicketUpdate},
     queries::tickets::{self as tq, Assigned, TicketFilter},
 };
@@ -99,7 +102,7 @@ impl CreateBody {
         );
         let importance = match self.importance.or(self.priority) {
             None => Some("medium".to_owned()),
-            Some(p) => v.check("importance", priority(&p)),
+            Some(p) => v.check("importance", parse_priority(&p)),
         };
         let category = match self.category.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -119,30 +122,18 @@ impl CreateBody {
     }
 }
 
-fn priority(raw: &str) -> Result<String, &'static str> {
-    let p = raw.trim().to_ascii_lowercase();
-    if status::is_priority(&p) {
-        Ok(p)
-    } else {
-        Err("must be one of low, medium, high, urgent")
-    }
-}
-
-fn ticket_status(raw: &str) -> Result<String, &'static str> {
-    let s = raw.trim().to_ascii_lowercase();
-    if status::is_status(&s) {
-        Ok(s)
-    } else {
-        Err("must be one of open, pending, in_progress, resolved, closed")
-    }
-}
-
 fn actor(user: &CurrentUser) -> Actor {
     Actor::new(user.id, user.role)
 }
 
-fn json_limit(state: &AppState) -> usize {
-    state.config.json_limit
+/// A new ticket's or a reply's body: JSON, or multipart with at most one attachment.
+async fn read_body(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Body, ApiError> {
+    let limits = &state.config;
+    input::read_body(req, payload, limits.json_limit, limits.max_attachment_bytes).await
 }
 
 pub async fn create(
@@ -159,13 +150,7 @@ pub async fn create(
         Duration::from_secs(3600),
     )
     .await?;
-    let body = input::read_body(
-        &req,
-        payload,
-        json_limit(st),
-        st.config.max_attachment_bytes,
-    )
-    .await?;
+    let body = read_body(st, &req, payload).await?;
     let (fields, file) = match body {
         Body::Json(v) => (input::from_json::<CreateBody>(v)?, None),
         Body::Form { fields, file } => (CreateBody::from_form(&fields)?, file),
@@ -218,8 +203,8 @@ pub async fn list(
     let actor = actor(&user);
     let mut v = Validator::new();
     let mut filter = TicketFilter {
-        statuses: comma_list(&mut v, "status", q.status.as_deref(), ticket_status),
-        priorities: comma_list(&mut v, "priority", q.priority.as_deref(), priority),
+        statuses: comma_list(&mut v, "status", q.status.as_deref(), parse_status),
+        priorities: comma_list(&mut v, "priority", q.priority.as_deref(), parse_priority),
         ..Default::default()
     };
     if actor.ticket_staff {
@@ -240,9 +225,10 @@ pub async fn list(
         filter.owner = Some(user.id);
     }
     v.finish()?;
-    let (limit, offset, page, page_size) = paging.window();
+    let window = paging.window();
     let mut conn = state.platform.pool.get().await?;
-    let (tickets, total) = tq::list_tickets(&mut conn, &filter, limit, offset).await?;
+    let (tickets, total) =
+        tq::list_tickets(&mut conn, &filter, window.limit, window.offset).await?;
     let ids: Vec<i64> = tickets.iter().map(|t| t.id).collect();
     let items = if actor.ticket_staff {
         // Staff lists span every customer's tickets: the last message and the count only
@@ -260,8 +246,8 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "tickets": items,
         "total": total,
-        "page": page,
-        "page_size": page_size,
+        "page": window.page,
+        "page_size": window.page_size,
     })))
 }
 
@@ -309,12 +295,7 @@ pub async fn get(
 ) -> HttpResult {
     let page = query.page(ops::DEFAULT_MESSAGES_PAGE)?;
     let actor = actor(&user);
-    let mut conn = state.platform.pool.get().await?;
-    let ticket = tq::ticket_by_id(&mut conn, path.into_inner())
-        .await?
-        .filter(|t| actor.can_see(t))
-        .ok_or_else(ops::not_found)?;
-    let view = ops::detail_page(&mut conn, ticket, page).await?;
+    let view = ops::ticket_page(&state, path.into_inner(), page, |t| actor.can_see(t)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -341,15 +322,15 @@ impl UpdateBody {
             status: self
                 .status
                 .as_deref()
-                .and_then(|s| v.check("status", ticket_status(s))),
+                .and_then(|s| v.check("status", parse_status(s))),
             priority: self
                 .priority
                 .as_deref()
-                .and_then(|p| v.check("priority", priority(p))),
+                .and_then(|p| v.check("priority", parse_priority(p))),
             importance: self
                 .importance
                 .as_deref()
-                .and_then(|p| v.check("importance", priority(p))),
+                .and_then(|p| v.check("importance", parse_priority(p))),
             assigned_to: self.assigned_to,
             message: self
                 .message
@@ -443,13 +424,7 @@ pub async fn add_message(
     if !actor.ticket_staff {
         message_rate_limit(st, user.id).await?;
     }
-    let body = input::read_body(
-        &req,
-        payload,
-        json_limit(st),
-        st.config.max_attachment_bytes,
-    )
-    .await?;
+    let body = read_body(st, &req, payload).await?;
     let (text, file): (Option<String>, Option<RawFile>) = match body {
         Body::Json(v) => {
             let b = input::from_json::<MessageBody>(v)?;

@@ -132,8 +132,24 @@ pub async fn detail(conn: &mut AsyncPgConnection, ticket: Ticket) -> Result<Tick
     detail_page(conn, ticket, DEFAULT_PAGE).await
 }
 
+/// Ticket `id` with one page of its messages, when `visible` lets the caller see it (404
+/// otherwise, as for a ticket that does not exist).
+pub async fn ticket_page(
+    state: &AppState,
+    id: i64,
+    page: MessagePage,
+    visible: impl Fn(&Ticket) -> bool,
+) -> Result<TicketView, ApiError> {
+    let mut conn = state.platform.pool.get().await?;
+    let ticket = tq::ticket_by_id(&mut conn, id)
+        .await?
+        .filter(|t| visible(t))
+        .ok_or_else(not_found)?;
+    detail_page(&mut conn, ticket, page).await
+}
+
 /// The ticket view with one page of its messages.
-pub async fn detail_page(
+async fn detail_page(
     conn: &mut AsyncPgConnection,
     ticket: Ticket,
     page: MessagePage,

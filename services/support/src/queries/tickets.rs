@@ -8,7 +8,8 @@ use diesel::{
     query_builder::{AstPass, Query, QueryFragment, QueryId},
     sql_types::{BigInt, Double, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, methods::LoadQuery};
+use futures_util::future::BoxFuture;
 use uuid::Uuid;
 use zimmer_db::{
     models::support::{
@@ -333,17 +334,12 @@ pub async fn messages_of(
     conn: &mut AsyncPgConnection,
     ticket_ids: &[i64],
 ) -> QueryResult<Vec<(TicketMessage, String)>> {
-    if ticket_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    with_authors(ticket_ids)
-        .order((
-            ticket_messages::ticket_id,
-            ticket_messages::created_at,
-            ticket_messages::id,
-        ))
-        .load(conn)
-        .await
+    let messages = with_authors(ticket_ids).order((
+        ticket_messages::ticket_id,
+        ticket_messages::created_at,
+        ticket_messages::id,
+    ));
+    load_for_ids(conn, ticket_ids, messages).await
 }
 
 /// The messages of some tickets, each with its author's name.
@@ -374,15 +370,11 @@ pub async fn message_counts(
     conn: &mut AsyncPgConnection,
     ticket_ids: &[i64],
 ) -> QueryResult<Vec<(i64, i64)>> {
-    if ticket_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    ticket_messages::table
+    let counts = ticket_messages::table
         .filter(ticket_messages::ticket_id.eq_any(ticket_ids))
         .group_by(ticket_messages::ticket_id)
-        .select((ticket_messages::ticket_id, diesel::dsl::count_star()))
-        .load(conn)
-        .await
+        .select((ticket_messages::ticket_id, diesel::dsl::count_star()));
+    load_for_ids(conn, ticket_ids, counts).await
 }
 
 /// The last message of each of some tickets, with its author's name (one row per ticket,
@@ -391,18 +383,14 @@ pub async fn last_messages(
     conn: &mut AsyncPgConnection,
     ticket_ids: &[i64],
 ) -> QueryResult<Vec<(TicketMessage, String)>> {
-    if ticket_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    with_authors(ticket_ids)
+    let last = with_authors(ticket_ids)
         .distinct_on(ticket_messages::ticket_id)
         .order((
             ticket_messages::ticket_id,
             ticket_messages::created_at.desc(),
             ticket_messages::id.desc(),
-        ))
-        .load(conn)
-        .await
+        ));
+    load_for_ids(conn, ticket_ids, last).await
 }
 
 /// One page of a ticket's messages in conversation order, with their authors' names.
@@ -427,15 +415,25 @@ pub async fn attachments_of(
     conn: &mut AsyncPgConnection,
     message_ids: &[i64],
 ) -> QueryResult<Vec<TicketAttachment>> {
-    if message_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    ticket_attachments::table
+    let attachments = ticket_attachments::table
         .filter(ticket_attachments::message_id.eq_any(message_ids))
         .order(ticket_attachments::id)
-        .select(TicketAttachment::as_select())
-        .load(conn)
-        .await
+        .select(TicketAttachment::as_select());
+    load_for_ids(conn, message_ids, attachments).await
+}
+
+/// The rows `query` loads for a batch of ids: none, without a round trip, when the batch is
+/// empty (a page without tickets, messages without attachments). Boxed so that callers
+/// inside a transaction's closure need no proof about the query's borrows to stay `Send`.
+fn load_for_ids<'a, T: Send + 'static>(
+    conn: &'a mut AsyncPgConnection,
+    ids: &[i64],
+    query: impl LoadQuery<'a, AsyncPgConnection, T> + Send + 'a,
+) -> BoxFuture<'a, QueryResult<Vec<T>>> {
+    if ids.is_empty() {
+        return Box::pin(std::future::ready(Ok(Vec::new())));
+    }
+    Box::pin(query.load(conn))
 }
 
 /// The attachment of a message, only if that message belongs to that ticket.

@@ -43,7 +43,7 @@ async fn tickets_attachments_and_the_stream_through_the_gateway() {
         .text("subject", "اسکرین‌شات خطا")
         .text("message", "تصویر پیوست شد")
         .text("importance", "urgent")
-        .file("attachment", "error.png", "image/png", &png_bytes())
+        .png("error.png")
         .send(http.post(gw.url("/api/tickets")).bearer_auth(&ct))
         .json_or_text()
         .await;
@@ -57,10 +57,8 @@ async fn tickets_attachments_and_the_stream_through_the_gateway() {
     let res = http
         .get(gw.url(&url))
         .bearer_auth(&ct)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     assert_eq!(res.headers()["content-type"], "image/png");
     assert!(
         res.headers()["content-disposition"]
@@ -74,10 +72,8 @@ async fn tickets_attachments_and_the_stream_through_the_gateway() {
     let res = http
         .get(gw.url(&format!("/api/notifications/stream?token={ct}")))
         .header("Origin", "http://localhost:3000")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     assert_eq!(
         res.headers()["access-control-allow-origin"],
         "http://localhost:3000"
@@ -150,8 +146,10 @@ async fn the_gateway_bounds_open_streams_per_client_address() {
         .user_with_token("one-more@example.com", Role::Customer)
         .await;
     let url = gw.url(&format!("/api/notifications/stream?token={token}"));
-    let (status, body) = http.get(&url).json_or_text().await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let body = http
+        .get(&url)
+        .json_expecting(StatusCode::TOO_MANY_REQUESTS)
+        .await;
     assert_eq!(body["code"], "rate_limited");
 
     streams.pop();

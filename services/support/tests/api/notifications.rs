@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use zimmer_events::Envelope;
 use zimmer_jwt::Role;
-use zimmer_testkit::eventually;
+use zimmer_testkit::{eventually, str_at};
 
 async fn wait_count(s: &Support, what: &str, sql: &str, n: i64) {
     eventually(what, WAIT, || async { s.count(sql).await == n }).await;
@@ -68,7 +68,7 @@ async fn payment_verified_delivered_three_times_notifies_once() {
         .unwrap();
     assert_eq!(receipt["type"], "payment");
     assert_eq!(receipt["title"], "پرداخت موفق");
-    let text = receipt["body"].as_str().unwrap();
+    let text = str_at(receipt, "body");
     assert!(
         text.contains("۱٬۵۰۰٬۰۰۰ ریال") && text.contains("۱۰۰ توکن") && text.contains("A1B2C3"),
         "{text}"
@@ -172,17 +172,11 @@ async fn each_event_type_notifies_the_right_people() {
     );
     let low = by_title("موجودی توکن رو به اتمام است");
     assert_eq!(low["type"], "automation");
-    assert!(
-        low["body"].as_str().unwrap().contains("«ربات فروش»"),
-        "{low}"
-    );
+    assert!(str_at(low, "body").contains("«ربات فروش»"), "{low}");
     assert_eq!(low["data"]["user_automation_id"], ua);
     assert!(low["data"]["automation_id"].is_i64());
     let adjusted = by_title("کاهش موجودی توکن");
-    assert!(
-        adjusted["body"].as_str().unwrap().contains("۵ توکن"),
-        "{adjusted}"
-    );
+    assert!(str_at(adjusted, "body").contains("۵ توکن"), "{adjusted}");
     assert_eq!(by_title("به‌روزرسانی")["type"], "admin");
     assert!(
         by_title("توکن‌ها افزوده شد")["body"]
@@ -359,10 +353,8 @@ async fn streams_authenticate_keep_alive_with_comments_and_replay_what_was_misse
     // Bearer works too; keep-alives are comments and nothing else arrives.
     let res = s
         .get("/api/notifications/stream", &token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     let mut bearer = Sse::new(res);
     let mut pings = 0;
     while pings < 2 {
@@ -484,7 +476,7 @@ async fn a_reply_on_one_instance_reaches_a_stream_on_another() {
             .await
             .expect("both notifications cross instances");
         assert_eq!(n["data"]["ticket_id"], id);
-        titles.push(n["title"].as_str().unwrap().to_owned());
+        titles.push(str_at(&n, "title").to_owned());
     }
     titles.sort();
     let mut expected = vec!["پاسخ جدید به تیکت شما", "تیکت شما حل شد"];

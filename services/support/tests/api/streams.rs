@@ -9,7 +9,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{Sse, Support, WAIT, json, spawn_support, stream_path};
+use common::{Call, Sse, Support, WAIT, json, spawn_support, stream_path};
 use reqwest::StatusCode;
 use zimmer_jwt::Role;
 
@@ -134,8 +134,11 @@ async fn draining_ends_every_stream_and_a_reconnect_elsewhere_loses_nothing() {
     }
     // A stream opened on the draining instance is served and ended at once, so its client
     // reconnects (elsewhere) instead of failing.
-    let res = s.app.get(&stream_path(&ct)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    let res = s
+        .app
+        .get(&stream_path(&ct))
+        .call_expecting(StatusCode::OK)
+        .await;
     assert!(Sse::new(res).ends_within(Duration::from_secs(5)).await);
 
     // Written while no stream is open.
@@ -146,10 +149,8 @@ async fn draining_ends_every_stream_and_a_reconnect_elsewhere_loses_nothing() {
         let res = other
             .get(&stream_path(&ct))
             .header("Last-Event-ID", seen_id.clone().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
+            .call_expecting(StatusCode::OK)
+            .await;
         let mut again = Sse::new(res);
         let (_, missed) = again
             .next_event(WAIT)

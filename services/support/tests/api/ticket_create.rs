@@ -43,18 +43,17 @@ async fn a_new_ticket_answers_what_is_stored_and_its_event_carries_its_id() {
     let ua = s.user_automation(customer, "ربات پشتیبانی").await;
 
     // The panel's multipart, with the customer's own automation and a file.
-    let (status, created) = Form::new()
+    let created = Form::new()
         .text("user_id", "999")
         .text("subject", "ربات جواب نمی‌دهد")
         .text("message", "از دیروز پاسخی نمی‌آید")
         .text("importance", "urgent")
         .text("category", "bots")
         .text("user_automation_id", &ua.to_string())
-        .file("attachment", "screen.png", "image/png", &png_bytes())
+        .png("screen.png")
         .send(s.post("/api/tickets", &ct))
-        .json_or_text()
+        .json_expecting(StatusCode::CREATED)
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_i64().unwrap();
     assert_eq!(created["user_id"], customer);
     assert_eq!(created["user_automation_id"], ua);
@@ -78,8 +77,7 @@ async fn a_new_ticket_answers_what_is_stored_and_its_event_carries_its_id() {
     let read = s.read(&format!("/api/tickets/{id}"), &ct).await;
     assert_eq!(read, created);
     let url = m["attachment"]["url"].as_str().unwrap();
-    let file = s.get(url, &ct).send().await.unwrap();
-    assert_eq!(file.status(), StatusCode::OK);
+    let file = s.get(url, &ct).call_expecting(StatusCode::OK).await;
     assert_eq!(file.bytes().await.unwrap().to_vec(), png_bytes());
 
     // One event, with the new ticket's id, and the relay publishes it.
@@ -107,15 +105,12 @@ async fn someone_elses_automation_writes_nothing_not_even_the_file() {
     let (_other, ot) = s.user("other@example.com", Role::Customer).await;
     let ua = s.user_automation(owner, "ربات پشتیبانی").await;
 
-    let (status, e) = Form::new()
-        .text("subject", "not mine")
-        .text("message", "someone else's bot")
+    let e = Form::ticket("not mine", "someone else's bot")
         .text("user_automation_id", &ua.to_string())
-        .file("attachment", "a.png", "image/png", &png_bytes())
+        .png("a.png")
         .send(s.post("/api/tickets", &ot))
-        .json_or_text()
+        .json_expecting(StatusCode::UNPROCESSABLE_ENTITY)
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     assert!(e["detail"].is_string(), "{e}");
     for table in ["tickets", "ticket_messages", "ticket_attachments"] {
         assert_eq!(

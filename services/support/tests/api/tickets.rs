@@ -141,25 +141,21 @@ async fn customers_never_see_each_others_tickets() {
     let (_m, mt) = s.user("boss@example.com", Role::Manager).await;
 
     // A's ticket, with an attachment on its first message.
-    let (status, t) = Form::new()
-        .text("subject", "Invoice")
-        .text("message", "see attached")
-        .file("attachment", "shot.png", "image/png", &png_bytes())
+    let t = Form::ticket("Invoice", "see attached")
+        .png("shot.png")
         .send(s.post("/api/tickets", &at))
-        .json_or_text()
+        .json_expecting(StatusCode::CREATED)
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{t}");
     let id = t["id"].as_i64().unwrap();
     let message_id = t["messages"][0]["id"].as_i64().unwrap();
     let file = format!("/api/tickets/{id}/messages/{message_id}/attachment");
     let b_ticket = s.ticket(&bt, "B's own", "mine").await;
 
     for token in [&bt, &tt] {
-        let (status, e) = s
+        let e = s
             .get(&format!("/api/tickets/{id}"), token)
-            .json_or_text()
+            .json_expecting(StatusCode::NOT_FOUND)
             .await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
         assert_eq!(e["code"], "not_found");
         for (what, req) in [
             (
@@ -185,7 +181,7 @@ async fn customers_never_see_each_others_tickets() {
         assert_eq!(
             Form::new()
                 .text("message", "x")
-                .file("attachment", "x.png", "image/png", &png_bytes())
+                .png("x.png")
                 .send(s.post(&format!("/api/tickets/{id}/messages"), token))
                 .status()
                 .await,
@@ -222,8 +218,7 @@ async fn customers_never_see_each_others_tickets() {
 
     // The owner and staff download it: the checked type and a safe attachment disposition.
     for token in [&at, &mt] {
-        let res = s.get(&file, token).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
+        let res = s.get(&file, token).call_expecting(StatusCode::OK).await;
         assert_eq!(res.headers()["content-type"], "image/png");
         assert_eq!(res.headers()["x-content-type-options"], "nosniff");
         assert_eq!(
@@ -338,9 +333,7 @@ async fn bad_attachments_are_refused_and_nothing_is_stored() {
 
     // Two files in one message are refused too.
     assert_eq!(
-        Form::new()
-            .text("subject", "two")
-            .text("message", "two files")
+        Form::ticket("two", "two files")
             .file("a", "a.png", "image/png", &png_bytes())
             .file("b", "b.png", "image/png", &png_bytes())
             .send(s.post("/api/tickets", &at))
@@ -351,13 +344,12 @@ async fn bad_attachments_are_refused_and_nothing_is_stored() {
 
     // What is allowed goes through: a Persian-named text file, stored under a generated key.
     let text = "گزارش خطا: ربات متوقف شد\n".repeat(20);
-    let (status, m) = Form::new()
+    let m = Form::new()
         .text("message", "")
         .file("attachment", "گزارش.txt", "text/plain", text.as_bytes())
         .send(s.post(&format!("/api/tickets/{existing}/messages"), &at))
-        .json_or_text()
+        .json_expecting(StatusCode::CREATED)
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{m}");
     assert_eq!(m["attachment"]["filename"], "گزارش.txt");
     assert_eq!(m["attachment"]["content_type"], "text/plain; charset=utf-8");
     let key: String = {
@@ -375,10 +367,8 @@ async fn bad_attachments_are_refused_and_nothing_is_stored() {
     assert_eq!(s.stored_files(), 1);
     let res = s
         .get(m["attachment"]["url"].as_str().unwrap(), &at)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+        .call_expecting(StatusCode::OK)
+        .await;
     assert_eq!(
         res.headers()["content-disposition"],
         "attachment; filename=\"_____.txt\"; filename*=UTF-8''%DA%AF%D8%B2%D8%A7%D8%B1%D8%B4.txt"
@@ -568,8 +558,9 @@ async fn the_internal_api_acts_as_a_named_staff_member() {
             .await,
         StatusCode::UNAUTHORIZED
     );
-    let (status, t) = internal(s.app.get(&path)).json_or_text().await;
-    assert_eq!(status, StatusCode::OK);
+    let t = internal(s.app.get(&path))
+        .json_expecting(StatusCode::OK)
+        .await;
     assert_eq!(t["user_id"], c);
 
     for actor in [c, tech] {
@@ -580,21 +571,19 @@ async fn the_internal_api_acts_as_a_named_staff_member() {
         );
     }
     let change = json!({"actor_id": agent, "assigned_to": agent, "priority": "urgent"});
-    let (status, t) = internal(s.app.put(&path))
+    let t = internal(s.app.put(&path))
         .json(&change)
-        .json_or_text()
+        .json_expecting(StatusCode::OK)
         .await;
-    assert_eq!(status, StatusCode::OK, "{t}");
     assert_eq!(
         (t["assigned_to"].as_i64(), t["priority"].as_str()),
         (Some(agent), Some("urgent"))
     );
     let reply = json!({"actor_id": agent, "message": "از داشبورد"});
-    let (status, m) = internal(s.app.post(&format!("{path}/messages")))
+    let m = internal(s.app.post(&format!("{path}/messages")))
         .json(&reply)
-        .json_or_text()
+        .json_expecting(StatusCode::CREATED)
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{m}");
     assert_eq!(
         (m["is_staff"].as_bool(), m["author_id"].as_i64()),
         (Some(true), Some(agent))

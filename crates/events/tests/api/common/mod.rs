@@ -28,8 +28,8 @@ use uuid::Uuid;
 use zimmer_config::{AmqpSettings, DatabaseSettings, Secret};
 use zimmer_db::DbPool;
 use zimmer_events::{
-    BoxFuture, Broker, ConsumerHandle, ConsumerSpec, Envelope, EventHandler, HandlerError,
-    spawn_consumer,
+    BoxFuture, Broker, BrokerOptions, ConsumerHandle, ConsumerSpec, Envelope, EventHandler,
+    HandlerError, spawn_consumer,
 };
 use zimmer_telemetry::Metrics;
 
@@ -459,6 +459,17 @@ pub struct Proxy {
     target: SocketAddr,
     accept: Mutex<Option<JoinHandle<()>>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+/// Broker options with lapin's recovery bounds shortened, so an outage "longer than lapin's
+/// own recovery" (after which the supervisor replaces the connection) takes seconds; the
+/// mechanism is the same as with the defaults.
+pub fn short_recovery() -> BrokerOptions {
+    BrokerOptions {
+        recovery_retries: 1,
+        recovery_max_delay: Duration::from_millis(500),
+        abandon_after: Duration::from_secs(3),
+    }
 }
 
 /// A proxy in front of RabbitMQ and settings for an exchange of the test's own: the first

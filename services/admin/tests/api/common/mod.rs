@@ -140,9 +140,53 @@ impl World {
         }
     }
 
+    /// As [`World::start_with`], with backups on in `dir` and no schedule (a trigger really
+    /// runs; nothing runs on its own), `extra` on top.
+    pub async fn with_backups(with: With, dir: &TempDir, extra: &[(&str, &str)]) -> Self {
+        let d = dir.path.to_string_lossy().into_owned();
+        let mut env: Vec<(&str, &str)> =
+            vec![("BACKUP_DIR", d.as_str()), ("BACKUP_INTERVAL_HOURS", "0")];
+        env.extend_from_slice(extra);
+        Self::start_with(with, &env).await
+    }
+
     /// A user row and an access token for them (what auth would issue).
     pub async fn user(&self, email: &str, role: Role) -> (i64, String) {
         self.ctx.user_with_token(email, role).await
+    }
+
+    /// One user of each of `roles`, in that order, at the role's usual address
+    /// ([`staff_email`]; some tests assert on it), with their tokens.
+    pub async fn staff<const N: usize>(&self, roles: [Role; N]) -> [(i64, String); N] {
+        let mut users = Vec::with_capacity(N);
+        for role in roles {
+            users.push(self.user(staff_email(role), role).await);
+        }
+        users.try_into().expect("one user per role")
+    }
+
+    /// `UPDATE users SET {set}` of the user `id` (ageing, deactivating, deleting a row).
+    pub async fn update_user(&self, id: i64, set: &str) {
+        self.sql(&format!("UPDATE users SET {set} WHERE id = {id}"))
+            .await;
+    }
+
+    /// A succeeded, verified payment of `amount` for `tokens` tokens of the user
+    /// automation `ua` (of `automation`, owned by `user_id`); its id.
+    pub async fn paid(
+        &self,
+        user_id: i64,
+        automation: i64,
+        ua: i64,
+        amount: i64,
+        tokens: i64,
+    ) -> i64 {
+        self.insert(&format!(
+            "INSERT INTO payments (user_id, automation_id, user_automation_id, amount, \
+             tokens_purchased, status, verified_at) VALUES ({user_id}, {automation}, {ua}, \
+             {amount}, {tokens}, 'succeeded', now()) RETURNING id"
+        ))
+        .await
     }
 
     pub async fn sql(&self, sql: &str) {
@@ -213,10 +257,17 @@ impl World {
         res.json().await.unwrap()
     }
 
+    /// [`World::json`] whose `total` must be `expected`; the body, for further checks.
+    pub async fn json_total(&self, path: &str, token: &str, expected: i64) -> Value {
+        let v = self.json(path, token).await;
+        assert_eq!(v["total"], expected, "{path}");
+        v
+    }
+
     /// Each list's `total` as `token` reads it: `(path, expected)`.
     pub async fn assert_totals(&self, token: &str, cases: &[(&str, i64)]) {
         for (path, total) in cases {
-            assert_eq!(self.json(path, token).await["total"], *total, "{path}");
+            self.json_total(path, token, *total).await;
         }
     }
 
@@ -225,6 +276,17 @@ impl World {
         for (path, status) in cases {
             assert_eq!(self.get(path, token).await.status(), *status, "GET {path}");
         }
+    }
+
+    /// A bodiless call as the dashboard makes it: `Content-Type: application/json`, no body.
+    pub async fn bare(&self, method: reqwest::Method, path: &str, token: &str) -> Response {
+        self.admin
+            .client
+            .request(method, self.admin.url(path))
+            .bearer_auth(token)
+            .header("Content-Type", "application/json")
+            .call()
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Response {
@@ -246,6 +308,25 @@ impl World {
         v
     }
 
+    /// A POST of `body` that must answer `expected`; the body as JSON (`Null` when none).
+    pub async fn post(&self, path: &str, token: &str, body: &Value, expected: StatusCode) -> Value {
+        self.send_expecting(reqwest::Method::POST, path, token, body, expected)
+            .await
+    }
+
+    /// A PUT of `body` that must answer `expected`; the body as JSON (`Null` when none).
+    pub async fn put(&self, path: &str, token: &str, body: &Value, expected: StatusCode) -> Value {
+        self.send_expecting(reqwest::Method::PUT, path, token, body, expected)
+            .await
+    }
+
+    /// A bodiless DELETE that must answer `expected`; the body as JSON (`Null` when none).
+    pub async fn delete_expecting(&self, path: &str, token: &str, expected: StatusCode) -> Value {
+        let (status, v) = zimmer_testkit::json_of(self.delete(path, token).await).await;
+        assert_eq!(status, expected, "DELETE {path}: {v}");
+        v
+    }
+
     pub async fn send(
         &self,
         method: reqwest::Method,
@@ -260,6 +341,16 @@ impl World {
             .json(body)
             .call()
             .await
+    }
+}
+
+/// The address of the user [`World::staff`] makes for `role`.
+pub fn staff_email(role: Role) -> &'static str {
+    match role {
+        Role::Manager => "boss@example.com",
+        Role::TechnicalTeam => "tech@example.com",
+        Role::SupportStaff => "agent@example.com",
+        Role::Customer => panic!("customers are made with World::user, at an address of their own"),
     }
 }
 

@@ -10,7 +10,7 @@ use zimmer_db::{
 };
 use zimmer_fake_zarinpal::FakeZarinpal;
 use zimmer_jwt::Role;
-use zimmer_testkit::{TestApp, TestContext};
+use zimmer_testkit::{TestApp, TestContext, str_at};
 
 pub const FRONTEND: &str = "http://panel.test";
 pub const INTERNAL_TOKEN: &str = "test-internal-token";
@@ -60,11 +60,21 @@ pub fn job(min_age: &'static str) -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+/// `rb` with the admin's internal credential.
+pub fn internal(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    rb.header("X-Internal-Token", INTERNAL_TOKEN)
+}
+
+/// A discount code as the admin's internal API shows it (`id` as the code's JSON id).
+pub async fn code_view(app: &TestApp, id: &Value) -> Value {
+    internal(app.get(&format!("/internal/discounts/{id}")))
+        .json_body()
+        .await
+}
+
 /// A discount code made through the admin's internal API (201 expected).
 pub async fn create_code(app: &TestApp, body: Value) -> Value {
-    let res = app
-        .post("/internal/discounts")
-        .header("X-Internal-Token", INTERNAL_TOKEN)
+    let res = internal(app.post("/internal/discounts"))
         .json(&body)
         .call()
         .await;
@@ -97,6 +107,18 @@ pub struct Customer {
     pub token: String,
     pub automation_id: i64,
     pub user_automation_id: i64,
+}
+
+impl Customer {
+    /// A GET of `path` on `app` as this customer.
+    pub fn get(&self, app: &TestApp, path: &str) -> reqwest::RequestBuilder {
+        app.get(path).bearer_auth(&self.token)
+    }
+
+    /// A POST to `path` on `app` as this customer.
+    pub fn post(&self, app: &TestApp, path: &str) -> reqwest::RequestBuilder {
+        app.post(path).bearer_auth(&self.token)
+    }
 }
 
 /// A customer who has added `automation_id`.
@@ -249,11 +271,11 @@ pub async fn outbox(ctx: &TestContext, event_type: &str) -> Vec<Value> {
 pub use zimmer_testkit::{Call, assert_db_count as assert_count, db_count as count};
 
 pub fn authority_of(init: &Value) -> String {
-    init["authority"].as_str().unwrap().to_owned()
+    str_at(init, "authority").to_owned()
 }
 
 pub fn payment_url_of(init: &Value) -> String {
-    init["payment_url"].as_str().unwrap().to_owned()
+    str_at(init, "payment_url").to_owned()
 }
 
 pub fn id_of(init: &Value) -> i64 {

@@ -125,15 +125,20 @@ pub async fn staff(ctx: &TestContext, email: &str) -> i64 {
     ctx.create_user(email, Role::Manager).await
 }
 
-/// Adds the automation for the customer; returns the user automation id.
-pub async fn add(app: &TestApp, access: &str, automation_id: i64) -> i64 {
+/// Adds the automation for the customer; returns the new user automation as answered.
+pub async fn add_json(app: &TestApp, access: &str, automation_id: i64) -> Value {
     let res = app
         .post(&format!("/api/user/automations/{automation_id}"))
         .bearer_auth(access)
         .call()
         .await;
     assert_eq!(res.status(), StatusCode::CREATED, "add automation");
-    json_of(res).await["user_automation"]["id"]
+    json_of(res).await["user_automation"].clone()
+}
+
+/// Adds the automation for the customer; returns the user automation id.
+pub async fn add(app: &TestApp, access: &str, automation_id: i64) -> i64 {
+    add_json(app, access, automation_id).await["id"]
         .as_i64()
         .unwrap()
 }
@@ -144,6 +149,16 @@ pub async fn consume(app: &TestApp, service_token: &str, body: &Value) -> Respon
         .json(body)
         .call()
         .await
+}
+
+/// The usage body of `units` on the user automation `ua`, as vendors send it.
+pub fn usage(ua: i64, units: i64) -> Value {
+    json!({ "user_automation_id": ua, "units": units })
+}
+
+/// [`usage`] with an idempotency key in the body.
+pub fn usage_keyed(ua: i64, units: i64, key: &str) -> Value {
+    json!({ "user_automation_id": ua, "units": units, "idempotency_key": key })
 }
 
 /// [`consume`]'s answer as JSON.
@@ -188,6 +203,20 @@ pub async fn balances(ctx: &TestContext, ua_id: i64) -> (i64, i64, bool, bool, b
         .unwrap()
 }
 
+/// Sets an automation's price straight in the database, behind the service's back (the
+/// cache tests look at what a cached answer does and does not see).
+pub async fn set_price_in_db(ctx: &TestContext, id: i64, price: i64) {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use zimmer_db::schema::automations;
+    let mut conn = ctx.db.connect().await;
+    diesel::update(automations::table.find(id))
+        .set(automations::price_per_token.eq(price))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
 pub async fn integration_status(ctx: &TestContext, ua_id: i64) -> String {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
@@ -213,6 +242,16 @@ pub async fn outbox_count(ctx: &TestContext, event_type: &str) -> i64 {
         &format!("SELECT count(*) AS n FROM outbox WHERE event_type = '{event_type}'"),
     )
     .await
+}
+
+/// The `data` of the one `event_type` event in the outbox (there must be exactly one).
+pub async fn only_event_data(ctx: &TestContext, event_type: &str) -> Value {
+    assert_eq!(
+        outbox_count(ctx, event_type).await,
+        1,
+        "{event_type} events"
+    );
+    outbox_payload(ctx, event_type).await["data"].clone()
 }
 
 /// The payload of an `event_type` event in the outbox (the tests check there is one).

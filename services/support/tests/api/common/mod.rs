@@ -146,15 +146,11 @@ impl Support {
 
     /// A JSON ticket; answers its id.
     pub async fn ticket(&self, token: &str, subject: &str, message: &str) -> i64 {
-        let res = self
+        let body = self
             .post("/api/tickets", token)
             .json(&serde_json::json!({ "subject": subject, "message": message }))
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+            .json_expecting(StatusCode::CREATED)
+            .await;
         body["id"].as_i64().unwrap()
     }
 
@@ -257,6 +253,13 @@ impl Form {
         }
     }
 
+    /// The start of a new ticket as the panel sends it: its subject and first message.
+    pub fn ticket(subject: &str, message: &str) -> Self {
+        Self::new()
+            .text("subject", subject)
+            .text("message", message)
+    }
+
     pub fn text(mut self, name: &str, value: &str) -> Self {
         self.body.extend_from_slice(
             format!(
@@ -279,6 +282,11 @@ impl Form {
         self.body.extend_from_slice(bytes);
         self.body.extend_from_slice(b"\r\n");
         self
+    }
+
+    /// The panel's one attachment: a small PNG ([`png_bytes`]) named `filename`.
+    pub fn png(self, filename: &str) -> Self {
+        self.file("attachment", filename, "image/png", &png_bytes())
     }
 
     pub fn send(mut self, req: RequestBuilder) -> RequestBuilder {
