@@ -332,7 +332,23 @@ impl Gateway {
         format!("{}{}", self.address, path)
     }
 
-    /// The access log so far (JSON lines).
+    /// `GET path` through the gateway as the browser page at `origin` asks it: expects 200 and
+    /// that the gateway's CORS answer lets that page read it.
+    pub async fn get_from_origin(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        origin: &str,
+    ) -> reqwest::Response {
+        let res = crate::Call::call_expecting(
+            http.get(self.url(path)).header("Origin", origin),
+            reqwest::StatusCode::OK,
+        )
+        .await;
+        assert_eq!(res.headers()["access-control-allow-origin"], origin);
+        res
+    }
+
     /// Asserts that none of `paths` is reachable through the gateway (each a 404, as the
     /// gateway answers for what it does not route) and returns their bodies as JSON (`null`
     /// when not JSON), in order, for further checks.
@@ -347,6 +363,7 @@ impl Gateway {
         bodies
     }
 
+    /// The access log so far (JSON lines).
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self._dir.path.join("nginx.log")).unwrap_or_default()
     }

@@ -11,7 +11,10 @@ use serde_json::json;
 use zimmer_db::models::billing::{Payment, payment_status};
 use zimmer_http::{ApiError, HttpResult, time_bound};
 
-use super::{Listing, WHOLE_LIST, found, listed, to_json, user_automations::names_of};
+use super::{
+    Listing, WHOLE_LIST, found, listed, to_json,
+    user_automations::{Named, names_of},
+};
 use crate::{
     AppState,
     clients::Service,
@@ -66,11 +69,8 @@ fn status_filter(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
 #[derive(Debug, Serialize)]
 struct PaymentView {
     id: i64,
-    user_id: i64,
-    user_email: Option<String>,
-    user_name: Option<String>,
-    automation_id: i64,
-    automation_name: Option<String>,
+    #[serde(flatten)]
+    named: Named,
     user_automation_id: i64,
     /// Rials.
     amount: i64,
@@ -106,15 +106,9 @@ fn view(
     people: &HashMap<i64, (String, String)>,
     automations: &HashMap<i64, String>,
 ) -> PaymentView {
-    let (email, name) = people.get(&p.user_id).cloned().unzip();
-    let automation = automations.get(&p.automation_id).cloned();
     PaymentView {
         id: p.id,
-        user_id: p.user_id,
-        user_email: email,
-        user_name: name,
-        automation_id: p.automation_id,
-        automation_name: automation,
+        named: Named::of(p.user_id, p.automation_id, people, automations),
         user_automation_id: p.user_automation_id,
         amount: p.amount,
         tokens_purchased: p.tokens_purchased,

@@ -25,14 +25,40 @@ pub struct ListQuery {
     pub integration_status: Option<String>,
 }
 
+/// The customer and automation a row names, with their email, name and automation name as
+/// the lists show them next to the ids (looked up in what [`names_of`] loaded).
 #[derive(Debug, Serialize)]
-struct Item {
-    id: i64,
+pub(crate) struct Named {
     user_id: i64,
     user_email: Option<String>,
     user_name: Option<String>,
     automation_id: i64,
     automation_name: Option<String>,
+}
+
+impl Named {
+    pub(crate) fn of(
+        user_id: i64,
+        automation_id: i64,
+        people: &HashMap<i64, (String, String)>,
+        automations: &HashMap<i64, String>,
+    ) -> Self {
+        let (user_email, user_name) = people.get(&user_id).cloned().unzip();
+        Self {
+            user_id,
+            user_email,
+            user_name,
+            automation_id,
+            automation_name: automations.get(&automation_id).cloned(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Item {
+    id: i64,
+    #[serde(flatten)]
+    named: Named,
     tokens_remaining: i64,
     demo_tokens: i64,
     is_demo_active: bool,
@@ -78,26 +104,19 @@ pub async fn list(
     drop(conn);
     let items: Vec<Item> = rows
         .into_iter()
-        .map(|(r, bot_connected)| {
-            let user = users.get(&r.user_id);
-            Item {
-                id: r.id,
-                user_id: r.user_id,
-                user_email: user.map(|u| u.0.clone()),
-                user_name: user.map(|u| u.1.clone()),
-                automation_id: r.automation_id,
-                automation_name: automations.get(&r.automation_id).cloned(),
-                tokens_remaining: r.tokens_remaining,
-                demo_tokens: r.demo_tokens,
-                is_demo_active: r.is_demo_active,
-                demo_expired: r.demo_expired,
-                status: r.status,
-                integration_status: r.integration_status,
-                bot_connected,
-                provisioned_at: r.provisioned_at,
-                created_at: r.created_at,
-                updated_at: r.updated_at,
-            }
+        .map(|(r, bot_connected)| Item {
+            id: r.id,
+            named: Named::of(r.user_id, r.automation_id, &users, &automations),
+            tokens_remaining: r.tokens_remaining,
+            demo_tokens: r.demo_tokens,
+            is_demo_active: r.is_demo_active,
+            demo_expired: r.demo_expired,
+            status: r.status,
+            integration_status: r.integration_status,
+            bot_connected,
+            provisioned_at: r.provisioned_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
         })
         .collect();
     listed("user_automations", items, total, &page)
