@@ -202,12 +202,38 @@ impl From<diesel::result::Error> for ApiError {
             Error::DatabaseError(Kind::SerializationFailure, _) => {
                 Self::unavailable("Busy; please retry").with_cause(e)
             }
-            Error::DatabaseError(Kind::ClosedConnection, _) => {
+            // No SQLSTATE at all (diesel-async's `UnableToSendCommand`: the connection broke
+            // mid-request) or a closed connection: the database blinked, retry. A break during
+            // COMMIT leaves the outcome unknown; the writes that move money or tokens carry an
+            // idempotency key, so their retry is answered from the first outcome.
+            Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _) => {
                 Self::unavailable("Database unavailable").with_cause(e)
+            }
+            // The server rolled the transaction back for a reason that is not the request's
+            // fault; diesel names no kind for these, so their (stable, English) messages tell.
+            Error::DatabaseError(Kind::Unknown, info) if transient(info.message()) => {
+                Self::unavailable("Busy; please retry").with_cause(e)
             }
             _ => Self::internal(e),
         }
     }
+}
+
+/// PostgreSQL errors after which the same request may simply be sent again: a deadlock
+/// (40P01), the server shutting down or starting (57P01-57P03), out of connection slots
+/// (53300), a lock or statement timeout (55P03, 57014).
+fn transient(message: &str) -> bool {
+    const TRANSIENT: [&str; 8] = [
+        "deadlock detected",
+        "terminating connection due to administrator command",
+        "terminating connection due to crash",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "too many clients already",
+        "canceling statement due to",
+        "could not obtain lock",
+    ];
+    TRANSIENT.iter().any(|t| message.contains(t))
 }
 
 impl From<zimmer_db::PoolError> for ApiError {
@@ -245,5 +271,31 @@ mod tests {
         );
         let res = ApiError::not_found("gone").error_response();
         assert!(res.headers().get("Retry-After").is_none());
+    }
+
+    #[test]
+    fn a_database_blink_is_a_503_and_a_bug_stays_a_500() {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        let db = |kind, message: &str| Error::DatabaseError(kind, Box::new(message.to_owned()));
+        for e in [
+            db(Kind::UnableToSendCommand, "connection closed"),
+            db(Kind::ClosedConnection, "closed"),
+            db(Kind::Unknown, "deadlock detected"),
+            db(
+                Kind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            db(
+                Kind::Unknown,
+                "canceling statement due to statement timeout",
+            ),
+        ] {
+            assert_eq!(ApiError::from(e).status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        let bug = db(Kind::Unknown, "column \"nope\" does not exist");
+        assert_eq!(
+            ApiError::from(bug).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }
