@@ -51,7 +51,7 @@ pub struct ContentBody {
 }
 
 impl ContentBody {
-    /// Checked as both calls check it: `type` defaults to `admin` (api.md's broadcast had
+    /// Checked as both calls check it: `type` defaults to `admin` (docs/api.md's broadcast had
     /// none), the body may be empty. `None` when `v` has an error.
     fn check(&self, v: &mut Validator) -> Option<Content> {
         let kind = match self

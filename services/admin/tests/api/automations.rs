@@ -159,7 +159,7 @@ async fn the_page_reads_every_field_and_edits_in_its_own_words() {
     ] {
         assert_eq!(b[f], a[f], "{f} kept");
     }
-    // api.md's strings still work; null and "" clear a URL; absent ones stay.
+    // docs/api.md's strings still work; null and "" clear a URL; absent ones stay.
     let (status, v) = call(
         &w,
         Method::PUT,
@@ -364,7 +364,7 @@ async fn generate_rotate_and_disconnect_share_one_mechanism() {
     assert_eq!(a["service_token_masked"], Value::Null);
     assert_eq!(a["is_listed"], true);
     assert_eq!(consumes(&w, id, &second).await, StatusCode::UNAUTHORIZED);
-    // api.md's /service-token issues on the same mechanism again.
+    // docs/api.md's /service-token issues on the same mechanism again.
     let (status, v) = call(&w, Method::POST, &token_path, &tech, None).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let third = str_at(&v, "service_token").to_owned();
