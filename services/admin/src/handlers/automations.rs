@@ -13,7 +13,7 @@ use zimmer_events::contracts::internal::automations::{
     Automation, AutomationDeleted, AutomationInput, IssuedServiceToken, PasswordRecheck,
     PasswordRechecked, Secret, ServiceTokenRemoved,
 };
-use zimmer_http::{ApiError, HttpResult};
+use zimmer_http::{ApiError, HttpResult, optional_json};
 
 use super::{Listing, WHOLE_LIST, acting_token, found, listed, one_of, search_text, to_json};
 use crate::{
@@ -105,15 +105,6 @@ fn automation_audit(action: &str, id: i64, details: Value) -> Audit<'_> {
     Audit::new(action, "automation", Some(id), details)
 }
 
-/// The request body as JSON (an empty body is `null`, refused by the caller as "not an
-/// object"); malformed JSON is 400.
-fn json_of(raw: &[u8]) -> Result<Value, ApiError> {
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(raw).map_err(|_| ApiError::bad_request("Malformed JSON body"))
-}
-
 /// Fields worth keeping in the audit log (the URLs and prices; never the token).
 fn audited_fields(input: &AutomationInput) -> Value {
     let mut v = serde_json::to_value(input).unwrap_or(Value::Null);
@@ -177,7 +168,7 @@ pub async fn get(_staff: Staff, state: web::Data<AppState>, path: web::Path<i64>
 /// the automation as the dashboard reads it. The marketplace validates and stores it: a chosen
 /// token is kept as its hash and tail, 409 when it is some automation's token already.
 pub async fn create(staff: Staff, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
-    let input = input_from_dashboard(json_of(&raw)?, true)?;
+    let input = input_from_dashboard(optional_json::<Value>(&raw)?, true)?;
     let body = to_json(&input)?;
     let call = OwnerCall::new(Service::Marketplace, Method::POST, "/internal/automations");
     let reply = call_owner(&state, &staff, call.body(&body).changes_stats(), |reply| {
@@ -203,7 +194,7 @@ pub async fn update(
     raw: web::Bytes,
 ) -> HttpResult {
     let id = path.into_inner();
-    let input = input_from_dashboard(json_of(&raw)?, false)?;
+    let input = input_from_dashboard(optional_json::<Value>(&raw)?, false)?;
     let body = to_json(&input)?;
     let call = on_automation(Method::PUT, id, "");
     let reply = call_owner(&state, &staff, call.body(&body).changes_stats(), |_| {
@@ -386,7 +377,7 @@ pub async fn generate_token(
     state: web::Data<AppState>,
     raw: web::Bytes,
 ) -> HttpResult {
-    let body: GenerateTokenBody = match json_of(&raw)? {
+    let body: GenerateTokenBody = match optional_json::<Value>(&raw)? {
         Value::Null => GenerateTokenBody::default(),
         v => serde_json::from_value(v)
             .map_err(|_| ApiError::invalid("password", "must be a string"))?,

@@ -46,13 +46,12 @@ fn body_text(v: Option<&Value>) -> Result<Option<String>, ApiError> {
 
 /// The body as a JSON object (422 otherwise); unknown fields are ignored.
 fn object(raw: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(raw) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::invalid(
+    match zimmer_http::json_body::<Value>(raw)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::invalid(
             "body",
             "the request body must be a JSON object",
         )),
-        Err(_) => Err(ApiError::bad_request("Malformed JSON body")),
     }
 }
 

@@ -123,8 +123,7 @@ fn parse_json(raw: &[u8]) -> Result<Body, ApiError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(Body::Json(serde_json::Value::Object(Default::default())));
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(raw).map_err(|_| ApiError::bad_request("Malformed JSON body"))?;
+    let value = zimmer_http::json_body::<serde_json::Value>(raw)?;
     if !value.is_object() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
