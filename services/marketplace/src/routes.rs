@@ -9,7 +9,7 @@ use zimmer_events::contracts::internal::{
     automations::{Automation, AutomationInput},
     knowledge::{
         Fallback, FallbackQuery, FallbackStatusChange, KbTemplate, KnowledgeEntry, KnowledgeQuery,
-        NewKnowledgeEntry, TemplateInput, TemplateQuery,
+        ListWindow, NewKnowledgeEntry, TemplateInput, TemplateQuery,
     },
     tokens::{AdjustAnswer, AdjustRequest},
 };
@@ -129,13 +129,13 @@ pub const ROUTES: &[Route] = &[
     route!(POST "/internal/automations/{id}/service-token" => internal::issue_service_token, "Issue a new service token, shown once (201); the previous one stops working"),
     route!(DELETE "/internal/automations/{id}/service-token" => internal::remove_service_token, "Remove the service token"),
     route!(POST "/internal/automations/{id}/health-check" => internal::health_check, "Check the automation's health now"),
-    route!(GET "/internal/knowledge" => knowledge::list_entries, "Knowledge base entries").query::<KnowledgeQuery>(),
+    route!(GET "/internal/knowledge" => knowledge::list_entries, "Knowledge base entries").query::<KnowledgeQuery>().query::<ListWindow>(),
     route!(POST "/internal/knowledge" => knowledge::create_entry, "Create a knowledge base entry").body::<NewKnowledgeEntry>().created::<KnowledgeEntry>(),
-    route!(GET "/internal/kb-templates" => knowledge::list_templates, "KB templates").query::<TemplateQuery>(),
+    route!(GET "/internal/kb-templates" => knowledge::list_templates, "KB templates").query::<TemplateQuery>().query::<ListWindow>(),
     route!(POST "/internal/kb-templates" => knowledge::create_template, "Create a KB template").body::<TemplateInput>().created::<KbTemplate>(),
     route!(PUT "/internal/kb-templates/{id}" => knowledge::replace_template, "Replace a KB template").body::<TemplateInput>().ok::<KbTemplate>(),
     route!(DELETE "/internal/kb-templates/{id}" => knowledge::delete_template, "Delete a KB template"),
-    route!(GET "/internal/fallbacks" => fallbacks::list, "The fallback log").query::<FallbackQuery>(),
+    route!(GET "/internal/fallbacks" => fallbacks::list, "The fallback log").query::<FallbackQuery>().query::<ListWindow>(),
     route!(PUT "/internal/fallbacks/{id}" => fallbacks::set_status, "Set a fallback's status").body::<FallbackStatusChange>().ok::<Fallback>(),
     route!(POST "/internal/tokens/adjust" => internal::adjust, "Adjust a balance through the ledger, once per idempotency key; emits `tokens.adjusted`")
         .body::<AdjustRequest>().created::<AdjustAnswer>(),

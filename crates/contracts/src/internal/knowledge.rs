@@ -21,6 +21,29 @@ use super::List;
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 500;
 
+/// `?offset=&limit=` of the three lists below, read beside each list's own filters (a second
+/// query extractor on the same query string), so the paging rule is stated once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "schema", into_params(parameter_in = Query))]
+pub struct ListWindow {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+impl ListWindow {
+    /// `(offset, limit)` with the rule above applied: out-of-range values are clamped, not
+    /// refused (the caller is our own admin service).
+    pub fn bounds(&self) -> (i64, i64) {
+        (
+            self.offset.unwrap_or(0).max(0),
+            self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
+        )
+    }
+}
+
 // ---------------------------------------------------------------- knowledge base entries
 
 /// The query of `GET /internal/knowledge`: `client_id` exact, `category` a case-insensitive
@@ -33,10 +56,6 @@ pub struct KnowledgeQuery {
     pub client_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offset: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<i64>,
 }
 
 /// `POST /internal/knowledge`: `client_id` must name an existing, not deleted account (404);
@@ -83,10 +102,6 @@ pub struct TemplateQuery {
     pub automation_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offset: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<i64>,
 }
 
 /// `POST /internal/kb-templates` and `PUT /internal/kb-templates/{id}` (a full replace of the
@@ -126,10 +141,6 @@ pub type TemplateList = List<KbTemplate>;
 pub struct FallbackQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offset: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<i64>,
 }
 
 /// Fallback statuses.
@@ -163,4 +174,18 @@ pub struct FallbackStatusChange {
     pub status: String,
     /// The staff member (admin's caller).
     pub actor_id: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_defaults_and_clamps() {
+        let window = |offset, limit| ListWindow { offset, limit }.bounds();
+        assert_eq!(window(None, None), (0, DEFAULT_LIMIT));
+        assert_eq!(window(Some(-3), Some(0)), (0, 1));
+        assert_eq!(window(Some(40), Some(MAX_LIMIT + 1)), (40, MAX_LIMIT));
+        assert_eq!(window(Some(7), Some(25)), (7, 25));
+    }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use zimmer_http::{ApiError, HttpResult};
+use zimmer_http::{ApiError, HttpResult, optional_json};
 use zimmer_jwt::{CurrentUser, bearer_token};
 
 use super::{
@@ -33,13 +33,10 @@ pub struct RefreshBody {
 fn presented_refresh_token(
     req: &HttpRequest,
     state: &AppState,
-    body: Option<&RefreshBody>,
+    from_body: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
-    if let Some(token) = body
-        .and_then(|b| b.refresh_token.clone())
-        .filter(|t| !t.is_empty())
-    {
-        return Ok(Some(token));
+    if let Some(token) = from_body.filter(|t| !t.is_empty()) {
+        return Ok(Some(token.to_owned()));
     }
     match req.cookie(REFRESH_COOKIE) {
         Some(c) if !c.value().is_empty() => {
@@ -50,20 +47,11 @@ fn presented_refresh_token(
     }
 }
 
-/// The panel sends no body (cookies only); a native client sends `{refresh_token}`.
-fn optional_body(raw: &web::Bytes) -> Result<Option<RefreshBody>, ApiError> {
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice(raw)
-        .map(Some)
-        .map_err(|_| ApiError::bad_request("Malformed JSON body"))
-}
-
 pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, raw: web::Bytes) -> HttpResult {
     let st = state.get_ref();
-    let body = optional_body(&raw)?;
-    let token = presented_refresh_token(&req, st, body.as_ref())?
+    // The panel sends no body (cookies only); a native client sends `{refresh_token}`.
+    let body: RefreshBody = optional_json(&raw)?;
+    let token = presented_refresh_token(&req, st, body.refresh_token.as_deref())?
         .ok_or_else(|| ApiError::unauthorized("Refresh token required"))?;
     let new_refresh = new_refresh_token();
     let old_hash = token_hash(&token);

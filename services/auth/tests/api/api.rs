@@ -282,6 +282,23 @@ async fn bad_bodies_are_4xx_never_500() {
     let wrong_method = app.get("/api/auth/login").call().await;
     assert!(wrong_method.status().is_client_error());
     assert!(wrong_method.json::<Value>().await.unwrap()["detail"].is_string());
+    // The refresh body is optional, but when sent it follows the same 400/422 rule.
+    for (body, status) in [
+        ("{\"refresh_token\": ", StatusCode::BAD_REQUEST),
+        ("{\"refresh_token\": 5}", StatusCode::UNPROCESSABLE_ENTITY),
+        ("  ", StatusCode::UNAUTHORIZED),
+    ] {
+        let res = app
+            .post("/api/auth/refresh")
+            .header("Content-Type", "application/json")
+            .body(body)
+            .call_expecting(status)
+            .await;
+        assert!(
+            res.json::<Value>().await.unwrap()["detail"].is_string(),
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,14 +6,13 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use zimmer_events::contracts::internal::knowledge::{
-    Fallback, FallbackList, FallbackQuery, FallbackStatusChange,
+    Fallback, FallbackList, FallbackQuery, FallbackStatusChange, ListWindow,
 };
 use zimmer_http::{ApiError, HttpResult, InternalCaller};
 
 use super::{
     consume::{vendor_automation, vendor_customer},
     json_body,
-    knowledge::window,
 };
 use crate::{
     AppState,
@@ -27,8 +26,9 @@ pub async fn list(
     _: InternalCaller,
     state: web::Data<AppState>,
     query: web::Query<FallbackQuery>,
+    window: web::Query<ListWindow>,
 ) -> HttpResult {
-    let (offset, limit) = window(query.offset, query.limit);
+    let (offset, limit) = window.bounds();
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::list(&mut conn, query.client_id, offset, limit).await?;
     let items: Vec<Fallback> = rows.into_iter().map(Fallback::from).collect();

@@ -7,8 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zimmer_events::contracts::internal::knowledge::{
-    DEFAULT_LIMIT, KbTemplate, KnowledgeEntry, KnowledgeList, KnowledgeQuery, MAX_LIMIT,
-    NewKnowledgeEntry, TemplateInput, TemplateList, TemplateQuery,
+    KbTemplate, KnowledgeEntry, KnowledgeList, KnowledgeQuery, ListWindow, NewKnowledgeEntry,
+    TemplateInput, TemplateList, TemplateQuery,
 };
 use zimmer_http::{ApiError, HttpResult, InternalCaller};
 
@@ -26,23 +26,16 @@ use crate::{
 /// Rows a vendor gets at most of each kind (entries, templates) in one read.
 const VENDOR_MAX_ROWS: i64 = 5000;
 
-/// `(offset, limit)` of an internal list: offset ≥ 0, limit 1–500 (default 100).
-pub(crate) fn window(offset: Option<i64>, limit: Option<i64>) -> (i64, i64) {
-    (
-        offset.unwrap_or(0).max(0),
-        limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
-    )
-}
-
 /// `GET /internal/knowledge?client_id=&category=&offset=&limit=`
 pub async fn list_entries(
     _: InternalCaller,
     state: web::Data<AppState>,
     query: web::Query<KnowledgeQuery>,
+    window: web::Query<ListWindow>,
 ) -> HttpResult {
     let query = query.into_inner();
     let category = rules::filter_text("category", query.category.as_deref())?;
-    let (offset, limit) = window(query.offset, query.limit);
+    let (offset, limit) = window.bounds();
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::entries(
         &mut conn,
@@ -87,10 +80,11 @@ pub async fn list_templates(
     _: InternalCaller,
     state: web::Data<AppState>,
     query: web::Query<TemplateQuery>,
+    window: web::Query<ListWindow>,
 ) -> HttpResult {
     let query = query.into_inner();
     let category = rules::filter_text("category", query.category.as_deref())?;
-    let (offset, limit) = window(query.offset, query.limit);
+    let (offset, limit) = window.bounds();
     let mut conn = state.platform.pool.get().await?;
     let (rows, total) = q::templates(
         &mut conn,

@@ -249,6 +249,18 @@ async fn knowledge_entries_are_validated_filtered_and_paged() {
     assert_eq!(page["total"], 5);
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert_eq!(page["items"][0]["id"], ids[1]);
+    // The window and the filters are read from the same query string.
+    let page = get(
+        &app,
+        &format!("/internal/knowledge?client_id={ali}&limit=1"),
+    )
+    .await;
+    assert_eq!(page["total"], mine["total"]);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    // Out of range is clamped, not refused: offset < 0 is 0, limit < 1 is 1.
+    let page = get(&app, "/internal/knowledge?offset=-3&limit=0").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["id"], ids[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,6 +325,13 @@ async fn kb_templates_are_created_replaced_listed_and_deleted() {
         get(&app, "/internal/kb-templates?category=bil").await["total"],
         1
     );
+    let page = get(
+        &app,
+        &format!("/internal/kb-templates?automation_id={a}&limit=1"),
+    )
+    .await;
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
 
     // PUT replaces all four fields (a category not sent is none).
     let res = internal(
@@ -535,6 +554,14 @@ async fn fallbacks_are_reported_once_per_key_listed_and_resolved() {
     assert_eq!(f["status"], "open");
     let sara_list = get(&app, &format!("/internal/fallbacks?client_id={sara}")).await;
     assert_eq!(sara_list["total"], 2);
+    let page = get(
+        &app,
+        &format!("/internal/fallbacks?client_id={sara}&offset=1&limit=1"),
+    )
+    .await;
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["id"], sara_list["items"][1]["id"]);
     assert!(
         sara_list["items"]
             .as_array()
