@@ -3,15 +3,16 @@
 //! The machine's RabbitMQ cannot be stopped from a test, so "down" is simulated two ways:
 //! - a Broker pointed at a closed port (never reachable), then a relay with a working Broker on
 //!   the same database standing for "the broker came back";
-//! - a TCP proxy in front of RabbitMQ that the test takes down (port closed, connections cut)
-//!   and brings back up: the same Broker and relay must reconnect on their own.
+//! - a TCP proxy in front of RabbitMQ that the test closes (connections cut, port closed, so a
+//!   connect is refused as by a stopped broker) and reopens on the same port: the same Broker
+//!   and relay must reconnect on their own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 
 use std::{sync::Arc, time::Duration};
 
-use common::{Probe, TestDb, WAIT, amqp_settings, eventually};
+use common::{Db, Probe, WAIT, amqp_settings};
 use diesel_async::AsyncConnection;
 use lapin::Connection;
 use serde_json::json;
@@ -19,10 +20,11 @@ use uuid::Uuid;
 use zimmer_config::{AmqpSettings, Secret};
 use zimmer_events::{Broker, BrokerOptions, OutboxRelay, RelayHandle, enqueue};
 use zimmer_telemetry::Metrics;
+use zimmer_testkit::{ToggleProxy, eventually, free_port};
 
 const PRODUCER: &str = "tester";
 
-async fn enqueue_committed(db: &TestDb, event_type: &str) -> Uuid {
+async fn enqueue_committed(db: &Db, event_type: &str) -> Uuid {
     let mut conn = db.pool.get().await.unwrap();
     conn.transaction(async |c| enqueue(c, PRODUCER, event_type, &json!({"k": "v"})).await)
         .await
@@ -30,7 +32,7 @@ async fn enqueue_committed(db: &TestDb, event_type: &str) -> Uuid {
 }
 
 /// The relay of [`PRODUCER`] on the test's database.
-fn relay(db: &TestDb, broker: &Broker, metrics: &Metrics) -> RelayHandle {
+fn relay(db: &Db, broker: &Broker, metrics: &Metrics) -> RelayHandle {
     OutboxRelay::spawn(db.pool.clone(), broker.clone(), PRODUCER, metrics.clone())
 }
 
@@ -52,15 +54,9 @@ async fn assert_delivered(probe: &mut Probe, id: Uuid, within: Duration, what: &
 }
 
 /// The event `id` reaches the probe within `within`, is marked published, and comes only once.
-async fn assert_published_once(
-    probe: &mut Probe,
-    db: &TestDb,
-    id: Uuid,
-    within: Duration,
-    what: &str,
-) {
+async fn assert_published_once(probe: &mut Probe, db: &Db, id: Uuid, within: Duration, what: &str) {
     assert_delivered(probe, id, within, what).await;
-    assert!(db.wait_count(&published(id), 1).await);
+    db.wait_count("marked published", &published(id), 1).await;
     assert!(
         probe.next(Duration::from_secs(3)).await.is_none(),
         "exactly once"
@@ -73,13 +69,10 @@ async fn unreachable_broker_never_blocks_commits_and_events_go_out_once_it_is_ba
     // "task was cancelled" panic: it is still retrying its TCP connect when the test's runtime
     // shuts down. Harmless, and only ever at runtime shutdown.
     common::init_telemetry();
-    let db = TestDb::new().await;
+    let db = Db::new().await;
     let good = amqp_settings();
     let unreachable = AmqpSettings {
-        url: Secret::new(format!(
-            "amqp://guest:guest@127.0.0.1:{}/%2f",
-            common::closed_port().await
-        )),
+        url: Secret::new(format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port())),
         ..good.clone()
     };
     let metrics = Metrics::new("events-test");
@@ -102,12 +95,10 @@ async fn unreachable_broker_never_blocks_commits_and_events_go_out_once_it_is_ba
         1,
         "nothing claimed while the broker is unreachable"
     );
-    assert!(
-        eventually(WAIT, || async {
-            metrics.outbox_pending.with_label_values(&[PRODUCER]).get() == 1
-        })
-        .await
-    );
+    eventually("the pending gauge counts the kept event", WAIT, || async {
+        metrics.outbox_pending.with_label_values(&[PRODUCER]).get() == 1
+    })
+    .await;
 
     // "Back": a relay with a working broker on the same database.
     let mut probe = Probe::bind(&good, "#").await;
@@ -128,13 +119,13 @@ struct Proxied {
     broker: Broker,
     /// The broker's first connection.
     first: Arc<Connection>,
-    proxy: common::Proxy,
-    db: TestDb,
+    proxy: ToggleProxy,
+    db: Db,
 }
 
 async fn proxied_relay(options: BrokerOptions) -> Proxied {
     common::init_telemetry();
-    let db = TestDb::new().await;
+    let db = Db::new().await;
     let (proxy, settings, direct) = common::proxied().await;
     let broker = Broker::start_with(&settings, "events-test", options);
     let first = broker.wait_connected(WAIT).await.unwrap();
@@ -154,16 +145,16 @@ impl Proxied {
     /// Takes the broker away for `outage` with an event committed meanwhile, which stays
     /// unpublished; then brings it back: the event is published once within `within`.
     async fn outage(&mut self, outage: Duration, within: Duration) {
-        self.proxy.down().await;
-        assert!(
-            eventually(WAIT, || async { !self.broker.is_connected() }).await,
-            "the outage is noticed"
-        );
+        self.proxy.close().await;
+        eventually("the outage is noticed", WAIT, || async {
+            !self.broker.is_connected()
+        })
+        .await;
         let during = enqueue_committed(&self.db, "test.during").await;
         tokio::time::sleep(outage).await;
         assert!(!self.broker.is_connected());
         assert_eq!(self.db.count(&unpublished(during)).await, 1);
-        self.proxy.up().await;
+        self.proxy.reopen().await;
         let what = "published after the broker is back";
         assert_published_once(&mut self.probe, &self.db, during, within, what).await;
     }
@@ -188,7 +179,9 @@ async fn relay_resumes_after_an_outage_longer_than_lapin_recovery() {
     let mut rig = proxied_relay(common::short_recovery()).await;
     let before = enqueue_committed(&rig.db, "test.before").await;
     assert!(rig.probe.next(WAIT).await.is_some());
-    assert!(rig.db.wait_count(&published(before), 1).await);
+    rig.db
+        .wait_count("published while up", &published(before), 1)
+        .await;
     // Longer than lapin's retries and than `abandon_after`.
     rig.outage(Duration::from_secs(8), Duration::from_secs(60))
         .await;

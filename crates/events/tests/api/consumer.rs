@@ -10,8 +10,8 @@ use std::{
 };
 
 use common::{
-    RecordingHandler, TestDb, WAIT, amqp_settings, connect, eventually, get_one, publish_envelope,
-    publish_raw, publisher_channel,
+    Db, RecordingHandler, WAIT, amqp_settings, connect, get_one, publish_envelope, publish_raw,
+    publisher_channel,
 };
 use lapin::{Channel, Connection, message::Delivery};
 use serde_json::json;
@@ -21,11 +21,12 @@ use zimmer_events::{
     spawn_broadcast_listener, topology,
 };
 use zimmer_telemetry::Metrics;
+use zimmer_testkit::eventually;
 
 const EVENT: &str = "test.happened";
 
 struct Ctx {
-    db: TestDb,
+    db: Db,
     settings: AmqpSettings,
     broker: Broker,
     metrics: Metrics,
@@ -35,7 +36,7 @@ struct Ctx {
 
 async fn ctx() -> Ctx {
     common::init_telemetry();
-    let db = TestDb::new().await;
+    let db = Db::new().await;
     db.create_effects_table().await;
     let settings = amqp_settings();
     let broker = Broker::start(&settings, "events-test");
@@ -133,12 +134,10 @@ async fn the_same_event_five_times_has_one_effect() {
         publish_envelope(&c.channel, &c.settings, &envelope, &headers).await;
     }
 
-    assert!(
-        eventually(WAIT, || async {
-            c.consumed("idempotent", "applied") + c.consumed("idempotent", "duplicate") == 5
-        })
-        .await
-    );
+    eventually("all five deliveries handled", WAIT, || async {
+        c.consumed("idempotent", "applied") + c.consumed("idempotent", "duplicate") == 5
+    })
+    .await;
     assert_eq!(c.consumed("idempotent", "applied"), 1);
     assert_eq!(c.consumed("idempotent", "duplicate"), 4);
     assert_eq!(c.db.effects(envelope.id).await, 1, "effect exactly once");
@@ -171,10 +170,10 @@ async fn transient_failures_are_retried_with_backoff_and_applied_once() {
     let envelope = Envelope::new("tester", EVENT, json!({}));
     let started = Instant::now();
     c.publish(&envelope).await;
-    assert!(
-        eventually(WAIT, || async { c.consumed("flaky", "applied") == 1 }).await,
-        "applied after the retries"
-    );
+    eventually("applied after the retries", WAIT, || async {
+        c.consumed("flaky", "applied") == 1
+    })
+    .await;
     let elapsed = started.elapsed();
 
     assert_eq!(handler.calls(), 3, "two failures, then success");
@@ -269,7 +268,10 @@ async fn an_unparseable_message_is_dead_lettered_and_counted() {
     // And the consumer goes on with good events.
     let envelope = Envelope::new("tester", EVENT, json!({}));
     c.publish(&envelope).await;
-    assert!(eventually(WAIT, || async { c.consumed("strict", "applied") == 1 }).await);
+    eventually("the good event is applied", WAIT, || async {
+        c.consumed("strict", "applied") == 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,18 +297,19 @@ async fn broadcast_listener_gets_its_event_types_only() {
     let revoked = Envelope::new("auth", "session.revoked", json!({"session_id": "s1"}));
     c.publish(&other).await;
     c.publish(&revoked).await;
-    assert!(
-        eventually(WAIT, || async {
-            seen.lock().unwrap().len() == 1 && seen2.lock().unwrap().len() == 1
-        })
-        .await
-    );
+    eventually("each listener got its one event", WAIT, || async {
+        seen.lock().unwrap().len() == 1 && seen2.lock().unwrap().len() == 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(*seen.lock().unwrap(), vec![revoked.clone()]);
     assert_eq!(*seen2.lock().unwrap(), vec![revoked]);
 
     listener.stop();
-    assert!(eventually(WAIT, || async { !listener.is_running() }).await);
+    eventually("the stopped listener ends", WAIT, || async {
+        !listener.is_running()
+    })
+    .await;
     assert!(listener2.is_running());
 }
 
@@ -329,12 +332,10 @@ async fn broker_shutdown_stops_every_loop() {
     assert!(c.broker.ping().await.is_ok());
 
     c.broker.shutdown().await;
-    assert!(
-        eventually(WAIT, || async {
-            !consumer.is_running() && !listener.is_running() && !relay.is_running()
-        })
-        .await
-    );
+    eventually("every loop ends", WAIT, || async {
+        !consumer.is_running() && !listener.is_running() && !relay.is_running()
+    })
+    .await;
     assert!(!c.broker.is_connected());
     assert!(c.broker.ping().await.is_err());
 }
@@ -389,13 +390,10 @@ async fn an_unknown_event_version_is_dead_lettered_not_guessed_at() {
     let (_, back) = c.dead_envelope("versioned").await;
     assert_eq!(back.id, newer.id);
     assert_eq!(back.version, 2);
-    assert!(
-        eventually(WAIT, || async {
-            c.consumed_type("versioned", "payment.failed", "applied") == 1
-        })
-        .await,
-        "the known version is applied"
-    );
+    eventually("the known version is applied", WAIT, || async {
+        c.consumed_type("versioned", "payment.failed", "applied") == 1
+    })
+    .await;
     assert_eq!(c.dead_lettered("versioned", "payment.failed"), 1);
     assert_eq!(c.db.effects(newer.id).await, 0, "no effect from version 2");
     assert_eq!(c.db.effects(known.id).await, 1);

@@ -5,20 +5,21 @@ use crate::common;
 
 use std::{collections::HashSet, time::Duration};
 
-use common::{Probe, TestDb, WAIT, amqp_settings, eventually};
+use common::{Db, Probe, WAIT, amqp_settings};
 use diesel_async::AsyncConnection;
 use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 use zimmer_events::{Broker, Envelope, OutboxRelay, enqueue, string_headers};
 use zimmer_telemetry::Metrics;
+use zimmer_testkit::eventually;
 
 const PRODUCER: &str = "tester";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolled_back_event_is_never_published_and_committed_one_is_published_once() {
     common::init_telemetry();
-    let db = TestDb::new().await;
+    let db = Db::new().await;
     let settings = amqp_settings();
     let metrics = Metrics::new("events-test");
     let broker = Broker::start(&settings, "events-test");
@@ -91,10 +92,8 @@ async fn rolled_back_event_is_never_published_and_committed_one_is_published_onc
         "SELECT count(*) AS n FROM outbox WHERE id = '{id}' AND published_at IS NOT NULL \
          AND attempts = 1 AND locked_until IS NULL"
     );
-    assert!(
-        db.wait_count(&sql, 1).await,
-        "published_at set after the ack"
-    );
+    db.wait_count("published_at set after the ack", &sql, 1)
+        .await;
 
     // Exactly once, and never the rolled-back one.
     assert!(probe.next(Duration::from_secs(3)).await.is_none());
@@ -112,21 +111,19 @@ async fn rolled_back_event_is_never_published_and_committed_one_is_published_onc
             .get(),
         0
     );
-    assert!(
-        eventually(WAIT, || async {
-            metrics.outbox_pending.with_label_values(&[PRODUCER]).get() == 0
-        })
-        .await
-    );
+    eventually("nothing pending", WAIT, || async {
+        metrics.outbox_pending.with_label_values(&[PRODUCER]).get() == 0
+    })
+    .await;
     assert!(relay.is_running());
     relay.stop();
-    assert!(eventually(WAIT, || async { !relay.is_running() }).await);
+    eventually("the relay stops", WAIT, || async { !relay.is_running() }).await;
 }
 
 /// Two relays of the same producer (two replicas, each with its own broker connection) over
 /// one database, and a probe bound to every `test.*` event.
 struct Replicas {
-    db: TestDb,
+    db: Db,
     metrics: Metrics,
     probe: Probe,
     relay_a: zimmer_events::RelayHandle,
@@ -135,7 +132,7 @@ struct Replicas {
 
 impl Replicas {
     async fn start(name: &str) -> Replicas {
-        let db = TestDb::new().await;
+        let db = Db::new().await;
         let settings = amqp_settings();
         let metrics = Metrics::new("events-test");
         let broker_a = Broker::start(&settings, &format!("{name}-a"));
@@ -205,13 +202,12 @@ async fn two_relays_publish_every_event_exactly_once() {
         probe.next(Duration::from_secs(3)).await.is_none(),
         "no duplicates"
     );
-    assert!(
-        db.wait_count(
-            "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL",
-            0
-        )
-        .await
-    );
+    db.wait_count(
+        "every event marked published",
+        "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL",
+        0,
+    )
+    .await;
     assert_eq!(
         metrics
             .events_published
@@ -226,7 +222,7 @@ async fn two_relays_publish_every_event_exactly_once() {
 /// already leased for `lease_secs` (`HandoffSlot::lease_secs`). Returns the stored payload
 /// and headers.
 async fn insert_leased(
-    db: &TestDb,
+    db: &Db,
     envelope: &Envelope,
     lease_secs: f64,
 ) -> (serde_json::Value, serde_json::Value) {
@@ -277,15 +273,13 @@ async fn handed_off_event_is_published_once_without_a_claim() {
         probe.next(Duration::from_secs(2)).await.is_none(),
         "no duplicates"
     );
-    assert!(
-        db.wait_count(
-            "SELECT count(*) AS n FROM outbox \
-             WHERE published_at IS NOT NULL AND attempts = 0 AND locked_until IS NULL",
-            20
-        )
-        .await,
-        "marked published, never claimed"
-    );
+    db.wait_count(
+        "marked published, never claimed",
+        "SELECT count(*) AS n FROM outbox \
+         WHERE published_at IS NOT NULL AND attempts = 0 AND locked_until IS NULL",
+        20,
+    )
+    .await;
     relay_a.stop();
     relay_b.stop();
 }
@@ -294,7 +288,7 @@ async fn handed_off_event_is_published_once_without_a_claim() {
 /// and the hand-off) is published by the poll once its lease runs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leased_row_whose_hand_off_never_came_is_published_after_its_lease() {
-    let db = TestDb::new().await;
+    let db = Db::new().await;
     let settings = amqp_settings();
     let metrics = Metrics::new("events-test");
     let broker = Broker::start(&settings, "handoff-lost");
@@ -320,16 +314,15 @@ async fn leased_row_whose_hand_off_never_came_is_published_after_its_lease() {
         "not before the lease ran out ({:?})",
         started.elapsed()
     );
-    assert!(
-        db.wait_count(
-            &format!(
-                "SELECT count(*) AS n FROM outbox WHERE id = '{}' \
-                 AND published_at IS NOT NULL AND attempts = 1",
-                envelope.id
-            ),
-            1
-        )
-        .await
-    );
+    db.wait_count(
+        "marked published after one claim",
+        &format!(
+            "SELECT count(*) AS n FROM outbox WHERE id = '{}' \
+             AND published_at IS NOT NULL AND attempts = 1",
+            envelope.id
+        ),
+        1,
+    )
+    .await;
     relay.stop();
 }

@@ -7,8 +7,7 @@ use crate::common;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use common::{
-    Gate, RecordingHandler, TestDb, WAIT, amqp_settings, connect, eventually, publish_envelope,
-    publisher_channel,
+    Db, Gate, RecordingHandler, WAIT, amqp_settings, connect, publish_envelope, publisher_channel,
 };
 use futures_util::StreamExt;
 use serde_json::json;
@@ -16,6 +15,7 @@ use zimmer_events::{
     Broker, BrokerOptions, ConsumerHandle, ConsumerSpec, Envelope, Outcome, apply_once, topology,
 };
 use zimmer_telemetry::Metrics;
+use zimmer_testkit::eventually;
 
 const EVENT: &str = "test.happened";
 
@@ -28,7 +28,7 @@ fn consumed(metrics: &Metrics, consumer: &str, outcome: &str) -> u64 {
 
 /// The real consumer `name` of [`EVENT`], on the test's database and broker.
 fn consumer_of(
-    db: &TestDb,
+    db: &Db,
     broker: &Broker,
     metrics: &Metrics,
     name: &'static str,
@@ -49,7 +49,7 @@ fn consumer_of(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivery_after_commit_without_ack_is_a_noop() {
     common::init_telemetry();
-    let db = TestDb::new().await;
+    let db = Db::new().await;
     db.create_effects_table().await;
     let settings = amqp_settings();
     let metrics = Metrics::new("events-test");
@@ -90,13 +90,10 @@ async fn redelivery_after_commit_without_ack_is_a_noop() {
 
     let broker = Broker::start(&settings, "events-test");
     let consumer = consumer_of(&db, &broker, &metrics, name, handler.clone());
-    assert!(
-        eventually(WAIT, || async {
-            consumed(&metrics, name, "duplicate") == 1
-        })
-        .await,
-        "the redelivery is recognised"
-    );
+    eventually("the redelivery is recognised", WAIT, || async {
+        consumed(&metrics, name, "duplicate") == 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(db.effects(envelope.id).await, 1, "effect still once");
     assert_eq!(handler.calls(), 1, "the handler did not run again");
@@ -121,7 +118,7 @@ async fn consumer_survives_a_long_broker_outage_and_redelivery_is_a_noop() {
 
 async fn crash_between_commit_and_ack(outage: Duration, options: BrokerOptions) {
     common::init_telemetry();
-    let db = TestDb::new().await;
+    let db = Db::new().await;
     db.create_effects_table().await;
     let (proxy, settings, direct) = common::proxied().await;
     let metrics = Metrics::new("events-test");
@@ -144,22 +141,24 @@ async fn crash_between_commit_and_ack(outage: Duration, options: BrokerOptions) 
     tokio::time::timeout(WAIT, gate.entered.notified())
         .await
         .expect("handler entered");
-    proxy.down().await;
-    assert!(eventually(WAIT, || async { !broker.is_connected() }).await);
+    proxy.close().await;
+    eventually("the outage is noticed", WAIT, || async {
+        !broker.is_connected()
+    })
+    .await;
     // Commit happens now; the ack has nowhere to go.
     gate.release.notify_one();
     tokio::time::sleep(outage).await;
     assert!(!consumer.is_consuming());
     assert_eq!(db.effects(first.id).await, 1, "committed during the outage");
-    proxy.up().await;
+    proxy.reopen().await;
 
-    assert!(
-        eventually(Duration::from_secs(60), || async {
-            consumed(&metrics, name, "duplicate") == 1
-        })
-        .await,
-        "redelivered after the outage and recognised"
-    );
+    eventually(
+        "redelivered after the outage and recognised",
+        Duration::from_secs(60),
+        || async { consumed(&metrics, name, "duplicate") == 1 },
+    )
+    .await;
     assert_eq!(db.effects(first.id).await, 1, "effect still once");
     assert_eq!(handler.calls(), 1);
 
@@ -167,7 +166,10 @@ async fn crash_between_commit_and_ack(outage: Duration, options: BrokerOptions) 
     assert!(consumer.wait_consuming(WAIT).await);
     let second = Envelope::new("tester", EVENT, json!({"n": 2}));
     publish_envelope(&publisher, &direct, &second, &HashMap::new()).await;
-    assert!(eventually(WAIT, || async { db.effects(second.id).await == 1 }).await);
+    eventually("the new event is handled", WAIT, || async {
+        db.effects(second.id).await == 1
+    })
+    .await;
     assert_eq!(handler.calls(), 2);
     assert!(consumer.is_running());
 }

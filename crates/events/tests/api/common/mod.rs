@@ -1,10 +1,9 @@
-//! Test helpers: a database of its own per test, an exchange of its own per test, a probe
-//! queue to see what reaches the broker, and a TCP proxy to take the broker "down" and back.
+//! The events tests' own helpers on top of the test kit's database, proxy and polling: a pool
+//! on the test's database, an exchange of its own per test, a probe queue to see what reaches
+//! the broker, publishing, and a recording handler.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::{
-    future::Future,
-    net::SocketAddr,
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicU32, Ordering},
@@ -12,8 +11,8 @@ use std::{
     time::Duration,
 };
 
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel::sql_types::Text;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties,
     message::Delivery,
@@ -23,7 +22,6 @@ use lapin::{
     },
     types::{AMQPValue, FieldTable},
 };
-use tokio::{net::TcpSocket, task::JoinHandle};
 use uuid::Uuid;
 use zimmer_config::{AmqpSettings, DatabaseSettings, Secret};
 use zimmer_db::DbPool;
@@ -32,40 +30,15 @@ use zimmer_events::{
     HandlerError, spawn_consumer,
 };
 use zimmer_telemetry::Metrics;
+use zimmer_testkit::ToggleProxy;
 
 pub const WAIT: Duration = Duration::from_secs(30);
-
-pub fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/zimmer".to_owned())
-}
 
 pub fn amqp_url() -> String {
     std::env::var("AMQP_URL")
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-/// `url` with its database name replaced.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{db}", &base[..host_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
 }
 
 /// Installs tracing + OpenTelemetry once per test process, so spans carry trace context as
@@ -93,30 +66,19 @@ pub fn init_telemetry() {
     });
 }
 
-/// A freshly created and migrated database, dropped WITH (FORCE) when this value drops
-/// (also when the test panics).
-pub struct TestDb {
-    pub name: String,
-    pub url: String,
+/// The test kit's database of the test's own, with a pool on it as the services build theirs.
+pub struct Db {
     pub pool: DbPool,
+    /// Dropped after the pool: the database goes last.
+    database: zimmer_testkit::TestDb,
 }
 
-impl TestDb {
-    pub async fn new() -> TestDb {
-        let name = format!("zimmer_test_events_{}", Uuid::new_v4().simple());
-        let admin = with_database(&database_url(), "postgres");
-        let mut conn = AsyncPgConnection::establish(&admin)
-            .await
-            .expect("connect to PostgreSQL (DATABASE_URL)");
-        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let url = with_database(&database_url(), &name);
-        zimmer_db::migrate(&url).await.expect("migrate");
+impl Db {
+    pub async fn new() -> Db {
+        let database = zimmer_testkit::TestDb::new().await;
         let pool = zimmer_db::connect_pool(
             &DatabaseSettings {
-                url: Secret::new(url.clone()),
+                url: Secret::new(database.url.clone()),
                 pool_size: 8,
                 wait_timeout: Duration::from_secs(5),
                 statement_timeout: Duration::from_secs(15),
@@ -124,7 +86,7 @@ impl TestDb {
             "zimmer-events-test",
         )
         .expect("pool");
-        TestDb { name, url, pool }
+        Db { pool, database }
     }
 
     pub async fn exec(&self, sql: &str) {
@@ -133,22 +95,13 @@ impl TestDb {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = BigInt)]
-            n: i64,
-        }
-        let mut conn = self.pool.get().await.unwrap();
-        diesel::sql_query(sql)
-            .get_result::<N>(&mut conn)
-            .await
-            .unwrap()
-            .n
+        zimmer_testkit::count(&mut self.pool.get().await.unwrap(), sql).await
     }
 
-    /// Waits (up to [`WAIT`]) until the count query returns `expected`.
-    pub async fn wait_count(&self, sql: &str, expected: i64) -> bool {
-        eventually(WAIT, || async { self.count(sql).await == expected }).await
+    /// Waits (up to [`WAIT`]) until the count query returns `expected`; panics with `what`.
+    pub async fn wait_count(&self, what: &str, sql: &str, expected: i64) {
+        zimmer_testkit::eventually(what, WAIT, || async { self.count(sql).await == expected })
+            .await;
     }
 
     /// The table the test handlers write their effect to.
@@ -168,31 +121,6 @@ impl TestDb {
     }
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let admin = with_database(&database_url(), "postgres");
-        // Drop cannot await: do it on a thread with its own runtime.
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let mut conn = AsyncPgConnection::establish(&admin).await?;
-                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await?;
-                Ok::<_, anyhow::Error>(())
-            })
-        })
-        .join();
-        if !matches!(done, Ok(Ok(()))) {
-            eprintln!("warning: could not drop test database {}", self.name);
-        }
-    }
-}
-
 /// Settings with an exchange of the test's own; transient so the broker forgets it all.
 pub fn amqp_settings() -> AmqpSettings {
     amqp_settings_with_url(amqp_url())
@@ -208,7 +136,7 @@ pub fn amqp_settings_with_url(url: String) -> AmqpSettings {
 
 /// `spawn_consumer` of `spec` and `handler` on the test's database, broker and metrics.
 pub fn spawn_on(
-    db: &TestDb,
+    db: &Db,
     broker: &Broker,
     metrics: &Metrics,
     spec: ConsumerSpec,
@@ -240,24 +168,6 @@ pub async fn connect() -> Connection {
     Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
         .expect("connect to RabbitMQ (AMQP_URL)")
-}
-
-/// Polls `check` until it is true or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A test-side queue bound to the test exchange: shows exactly what the broker routed.
@@ -452,15 +362,6 @@ impl EventHandler for RecordingHandler {
     }
 }
 
-/// A TCP proxy in front of RabbitMQ that a test can take down (connections cut, port closed)
-/// and bring back up on the same port: a broker restart we can cause from a test.
-pub struct Proxy {
-    pub port: u16,
-    target: SocketAddr,
-    accept: Mutex<Option<JoinHandle<()>>>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
 /// Broker options with lapin's recovery bounds shortened, so an outage "longer than lapin's
 /// own recovery" (after which the supervisor replaces the connection) takes seconds; the
 /// mechanism is the same as with the defaults.
@@ -474,119 +375,19 @@ pub fn short_recovery() -> BrokerOptions {
 
 /// A proxy in front of RabbitMQ and settings for an exchange of the test's own: the first
 /// through the proxy (for the code under test), the second straight to RabbitMQ (for the test's
-/// own probe and publisher, which see and send across the outage).
-pub async fn proxied() -> (Proxy, AmqpSettings, AmqpSettings) {
-    let proxy = Proxy::start().await;
-    let settings = amqp_settings_with_url(proxy.url());
+/// own probe and publisher, which see and send across the outage). The test takes the broker
+/// "down" with [`ToggleProxy::close`] (connections cut, port closed: a broker stopped) and
+/// back with [`ToggleProxy::reopen`] (same port). Not `disable`: lapin takes a connect that is
+/// accepted and hung up on as a failed handshake and ends the connection in an error, so a
+/// long outage would never reach the stuck reconnect the supervisor exists for.
+pub async fn proxied() -> (ToggleProxy, AmqpSettings, AmqpSettings) {
+    let uri: lapin::uri::AMQPUri = amqp_url().parse().unwrap();
+    let upstream = format!("{}:{}", uri.authority.host, uri.authority.port);
+    let proxy = ToggleProxy::start(&upstream, true).await;
+    let settings = amqp_settings_with_url(proxy.url_via(&amqp_url()));
     let direct = AmqpSettings {
         url: Secret::new(amqp_url()),
         ..settings.clone()
     };
     (proxy, settings, direct)
-}
-
-impl Proxy {
-    pub async fn start() -> Proxy {
-        let uri: lapin::uri::AMQPUri = amqp_url().parse().unwrap();
-        let target = tokio::net::lookup_host((uri.authority.host.as_str(), uri.authority.port))
-            .await
-            .unwrap()
-            .next()
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let proxy = Proxy {
-            port,
-            target,
-            accept: Mutex::new(None),
-            conns: Arc::new(Mutex::new(Vec::new())),
-        };
-        proxy.serve(listener);
-        proxy
-    }
-
-    /// The broker's URL through the proxy.
-    pub fn url(&self) -> String {
-        let uri: lapin::uri::AMQPUri = amqp_url().parse().unwrap();
-        let vhost = if uri.vhost == "/" {
-            "%2f".to_owned()
-        } else {
-            uri.vhost.clone()
-        };
-        format!(
-            "amqp://{}:{}@127.0.0.1:{}/{vhost}",
-            uri.authority.userinfo.username, uri.authority.userinfo.password, self.port
-        )
-    }
-
-    fn serve(&self, listener: tokio::net::TcpListener) {
-        let target = self.target;
-        let conns = self.conns.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                conns.lock().unwrap().push(conn);
-            }
-        });
-        *self.accept.lock().unwrap() = Some(task);
-    }
-
-    /// Broker "down": the port refuses connections and every open connection is cut.
-    pub async fn down(&self) {
-        if let Some(task) = self.accept.lock().unwrap().take() {
-            task.abort();
-        }
-        for conn in self.conns.lock().unwrap().drain(..) {
-            conn.abort();
-        }
-        // Let the aborted tasks drop their sockets.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    /// Broker "back": accept again on the same port.
-    pub async fn up(&self) {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.set_reuseaddr(true).unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        let mut attempts = 0;
-        loop {
-            match socket.bind(addr) {
-                Ok(()) => break,
-                Err(_) if attempts < 50 => {
-                    attempts += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("cannot rebind proxy port: {e}"),
-            }
-        }
-        let listener = socket.listen(128).unwrap();
-        self.serve(listener);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(task) = self.accept.lock().unwrap().take() {
-            task.abort();
-        }
-        for conn in self.conns.lock().unwrap().drain(..) {
-            conn.abort();
-        }
-    }
-}
-
-/// A port nothing listens on.
-pub async fn closed_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    port
 }
