@@ -326,3 +326,54 @@ async fn leased_row_whose_hand_off_never_came_is_published_after_its_lease() {
     .await;
     relay.stop();
 }
+
+/// A steady stream of hand-offs, arriving faster than the poll interval, must not starve the
+/// poll: a row nobody handed off and nobody woke the relay for is still claimed and published.
+/// (A guard for any relay that skips its claim after hand-offs: tried and measured, not
+/// adopted, docs/performance.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_hand_offs_does_not_starve_the_poll() {
+    let db = Db::new().await;
+    let settings = amqp_settings();
+    let broker = Broker::start(&settings, "handoff-stream");
+    broker.wait_connected(WAIT).await.unwrap();
+    let mut probe = Probe::bind(&settings, "test.#").await;
+    let options = zimmer_events::RelayOptions {
+        poll_interval: Duration::from_millis(400),
+        ..Default::default()
+    };
+    let metrics = Metrics::new("events-test");
+    let relay = OutboxRelay::spawn_with(db.pool.clone(), broker, PRODUCER, metrics, options);
+    // Let the relay finish its first drain, so the row below is only found by a later poll.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Committed without a lease, a hand-off or a wake (no pg_notify either).
+    let quiet = Envelope::new(PRODUCER, "test.quiet", json!({ "n": 0 }));
+    let (payload, headers) = zimmer_events::outbox_json(&quiet).unwrap();
+    db.exec(&format!(
+        "INSERT INTO outbox (id, producer, event_type, payload, headers) \
+         VALUES ('{}', '{PRODUCER}', 'test.quiet', '{payload}'::jsonb, '{headers}'::jsonb)",
+        quiet.id
+    ))
+    .await;
+
+    // Hand-offs every 100 ms for up to 5 s (twelve poll intervals), until the quiet row is out.
+    let mut handed = 0;
+    let mut quiet_seen = false;
+    while handed < 50 && !quiet_seen {
+        let slot = relay.reserve().expect("room");
+        let envelope = Envelope::new(PRODUCER, "test.handed", json!({ "i": handed }));
+        let (payload, headers) = insert_leased(&db, &envelope, slot.lease_secs()).await;
+        slot.send(envelope.id, &envelope.event_type, payload, headers);
+        handed += 1;
+        while let Some(d) = probe.next(Duration::from_millis(100)).await {
+            let published: Envelope = serde_json::from_slice(&d.data).unwrap();
+            quiet_seen |= published.id == quiet.id;
+        }
+    }
+    assert!(
+        quiet_seen,
+        "the quiet row was not published during {handed} hand-offs"
+    );
+    relay.stop();
+}
